@@ -1,0 +1,1 @@
+"""Core: the Detector contract, registry, thresholds, persistence and errors."""

@@ -1,0 +1,73 @@
+"""Saving and loading detectors without pickle: one safetensors file, JSON in its header.
+
+The file holds the learned arrays as safetensors tensors and, under the header metadata key
+"oddity", a JSON document with the detector name, its constructor parameters, its thresholds
+and the format version. Loading parses JSON and raw tensors only, so a model file can never
+execute code. Writes go to a temporary file in the same folder and are renamed into place, so
+an interrupted save never leaves a half-written model behind.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file, save_file
+from safetensors import safe_open
+
+from oddity.core.errors import ModelFileError
+
+FORMAT_VERSION = 1
+_META_KEY = "oddity"
+
+
+def atomic_write(path: str | os.PathLike, write: Any) -> None:
+    """Call `write(tmp_path)` and move the result onto `path` only if it succeeded."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def save_model(path: str | os.PathLike, document: dict, arrays: dict[str, np.ndarray]) -> None:
+    """Write `arrays` as safetensors and `document` (JSON-serialisable) into its header."""
+    document = {**document, "format_version": FORMAT_VERSION}
+    metadata = {_META_KEY: json.dumps(document)}
+    contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
+    atomic_write(path, lambda tmp: save_file(contiguous, tmp, metadata=metadata))
+
+
+def load_model(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
+    """Read a model file written by `save_model`: (JSON document, arrays)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: no such model file (create one with `oddity fit`)")
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+        arrays = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not a readable oddity model file ({exc})") from None
+    if _META_KEY not in metadata:
+        raise ModelFileError(f"{path}: a safetensors file, but not an oddity model (no metadata)")
+    try:
+        document = json.loads(metadata[_META_KEY])
+    except json.JSONDecodeError as exc:
+        raise ModelFileError(f"{path}: model metadata is not valid JSON ({exc})") from None
+    version = document.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path}: model format version {version!r}, this oddity reads version "
+            f"{FORMAT_VERSION}; refit the model with this version"
+        )
+    return document, arrays

@@ -1,0 +1,1 @@
+"""Image anomaly detection: readers, geometry, the ImageDetector base and its methods."""

@@ -1,0 +1,255 @@
+"""Image readers: single files, plain folders and the MVTec AD layout.
+
+Every reader returns `ImageSample`s that load lazily. Pixels come back as RGB float32 in
+[0, 1], shape (H, W, 3), whatever the file held: grayscale and palette images are expanded,
+alpha is dropped (the colour channels are kept as stored), 16-bit images are divided by 65535.
+A file that cannot be decoded raises a `DataError` naming it; callers that pass
+`skip_bad=True` get a warning and the file is left out instead.
+
+Layouts
+- MVTec AD: `ROOT/train/good/*`, `ROOT/test/<defect>/*`, masks in
+  `ROOT/ground_truth/<defect>/<stem>_mask.png`; `good` is normal, every other folder anomalous.
+- Plain folder to fit on: every image below the folder (recursively).
+- Plain folder to score: every image below it; if it has a `good/` sub-folder, images in
+  `good/` are labelled normal and images in any other sub-folder anomalous.
+"""
+from __future__ import annotations
+
+import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Sequence, TypeVar
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from oddity.core.errors import DataError
+
+IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+NORMAL_FOLDER = "good"
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+def _open(path: Path) -> Image.Image:
+    if not path.is_file():
+        raise DataError(f"{path}: no such image file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{path}: the file is empty (0 bytes); replace it or pass --skip-bad")
+    try:
+        image = Image.open(path)
+        image.load()
+    except UnidentifiedImageError:
+        raise DataError(
+            f"{path}: not an image oddity can read (PNG, JPEG, BMP or TIFF expected); "
+            "remove it or pass --skip-bad"
+        ) from None
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise DataError(f"{path}: corrupt or truncated image ({exc}); replace it or pass --skip-bad") from None
+    return image
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """Decode an image file to RGB float32 in [0, 1], shape (H, W, 3)."""
+    path = Path(path)
+    image = _open(path)
+    if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        pixels = np.asarray(image, dtype=np.float32)
+        scale = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
+        gray = np.clip(pixels / scale, 0.0, 1.0)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode == "F":
+        gray = np.clip(np.asarray(image, dtype=np.float32), 0.0, 1.0)
+        return np.repeat(gray[:, :, None], 3, axis=2)
+    if image.mode == "P" and "transparency" in image.info:
+        image = image.convert("RGBA")
+    rgb = image.convert("RGB")
+    return np.asarray(rgb, dtype=np.float32) / 255.0
+
+
+def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
+    """Decode a ground-truth mask to bool (H, W): any non-zero pixel is anomalous."""
+    path = Path(path)
+    mask = np.asarray(_open(path).convert("L")) > 0
+    if expected_hw is not None and mask.shape != tuple(expected_hw):
+        raise DataError(
+            f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
+            f"{expected_hw[1]}x{expected_hw[0]}; masks must match their image's size"
+        )
+    return mask
+
+
+def read_size(path: str | Path) -> tuple[int, int]:
+    """(H, W) of an image file, read from its header only."""
+    path = Path(path)
+    try:
+        with Image.open(path) as image:
+            width, height = image.size
+    except (UnidentifiedImageError, OSError) as exc:
+        raise DataError(f"{path}: cannot read the image header ({exc})") from None
+    return height, width
+
+
+@dataclass(frozen=True)
+class ImageSample:
+    """One image to fit on or score: where it is and, when known, its label and mask."""
+
+    path: Path
+    label: int | None = None
+    defect: str | None = None
+    mask_path: Path | None = None
+
+    @property
+    def name(self) -> str:
+        return str(self.path)
+
+    def load(self) -> np.ndarray:
+        return read_image(self.path)
+
+    def load_mask(self, hw: tuple[int, int]) -> np.ndarray:
+        """The ground-truth mask, all False for a sample without one."""
+        if self.mask_path is None:
+            return np.zeros(hw, dtype=bool)
+        return read_mask(self.mask_path, hw)
+
+
+@dataclass(frozen=True)
+class ArraySample:
+    """An in-memory image given to the Python API (H, W, 3) or (H, W), float [0,1] or uint8."""
+
+    pixels: np.ndarray
+    name: str
+
+    def load(self) -> np.ndarray:
+        return as_rgb_float(self.pixels, self.name)
+
+
+def as_rgb_float(pixels: np.ndarray, name: str = "array") -> np.ndarray:
+    """Convert an (H, W), (H, W, 1|3|4) uint8/uint16/float array to RGB float32 [0, 1]."""
+    array = np.asarray(pixels)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
+        raise DataError(f"{name}: expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    array = array[:, :, :3] if array.shape[2] == 4 else array
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    if array.dtype == np.uint8:
+        return array.astype(np.float32) / 255.0
+    if array.dtype == np.uint16:
+        return array.astype(np.float32) / 65535.0
+    if np.issubdtype(array.dtype, np.floating):
+        if not np.all(np.isfinite(array)) or array.min() < 0.0 or array.max() > 1.0:
+            raise DataError(f"{name}: float images must hold finite values in [0, 1]")
+        return array.astype(np.float32)
+    raise DataError(f"{name}: unsupported pixel type {array.dtype}; use uint8, uint16 or float in [0, 1]")
+
+
+def _is_image(path: Path) -> bool:
+    return path.is_file() and path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
+
+
+def _images_below(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if _is_image(p))
+
+
+def is_mvtec_category(root: str | Path) -> bool:
+    """True if `root` looks like an MVTec AD category (has train/good and test/)."""
+    root = Path(root)
+    return (root / "train" / NORMAL_FOLDER).is_dir() and (root / "test").is_dir()
+
+
+def training_samples(root: str | Path) -> list[ImageSample]:
+    """Normal images to fit on: `train/good` of an MVTec category, else every image below `root`."""
+    root = Path(root)
+    if not root.exists():
+        raise DataError(f"{root}: no such folder")
+    folder = root / "train" / NORMAL_FOLDER if is_mvtec_category(root) else root
+    paths = [folder] if _is_image(folder) else _images_below(folder)
+    if not paths:
+        raise DataError(f"{folder}: no images found (extensions: {', '.join(sorted(IMAGE_EXTENSIONS))})")
+    return [ImageSample(path=p, label=0, defect=NORMAL_FOLDER) for p in paths]
+
+
+def test_samples(root: str | Path) -> list[ImageSample]:
+    """Labelled images to evaluate on: `test/` of an MVTec category (with masks), or a folder
+    whose `good/` sub-folder holds normal images and other sub-folders anomalous ones."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"{root}: no such folder")
+    test_root = root / "test" if is_mvtec_category(root) else root
+    if not (test_root / NORMAL_FOLDER).is_dir():
+        raise DataError(
+            f"{test_root}: cannot tell normal from anomalous images; expected a '{NORMAL_FOLDER}/' "
+            "sub-folder of normal images beside one sub-folder per defect type"
+        )
+    samples = []
+    for path in _images_below(test_root):
+        defect = path.relative_to(test_root).parts[0]
+        if defect == path.name:
+            raise DataError(f"{path}: images directly in {test_root} have no label; move it into a sub-folder")
+        mask_path = None
+        if defect != NORMAL_FOLDER:
+            candidate = root / "ground_truth" / defect / f"{path.stem}_mask.png"
+            mask_path = candidate if candidate.is_file() else None
+        samples.append(ImageSample(path, int(defect != NORMAL_FOLDER), defect, mask_path))
+    if not samples:
+        raise DataError(f"{test_root}: no images found")
+    return samples
+
+
+def unlabelled_samples(inputs: Sequence[str | Path]) -> list[ImageSample]:
+    """Images to score from files and/or folders (folders are searched recursively)."""
+    samples: list[ImageSample] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found = _images_below(path)
+            if not found:
+                raise DataError(f"{path}: no images found in this folder")
+            samples.extend(ImageSample(p) for p in found)
+        elif path.is_file():
+            samples.append(ImageSample(path))
+        else:
+            raise DataError(f"{path}: no such file or folder")
+    return samples
+
+
+def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 4) -> Iterator[tuple[T, R]]:
+    """Yield (item, load(item)) in order while up to `depth` loads run ahead in threads.
+
+    Decoding (PIL releases the GIL) overlaps with model compute; the bounded queue keeps
+    memory flat however many images there are."""
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        pending: deque = deque()
+        iterator = iter(items)
+        for item in iterator:
+            pending.append((item, pool.submit(load, item)))
+            if len(pending) >= depth:
+                break
+        while pending:
+            item, future = pending.popleft()
+            nxt = next(iterator, None)
+            if nxt is not None:
+                pending.append((nxt, pool.submit(load, nxt)))
+            yield item, future.result()
+
+
+def load_all(samples: Sequence, skip_bad: bool) -> Iterator[tuple[object, np.ndarray]]:
+    """Decode samples in order with prefetching; on `skip_bad`, warn about and skip bad files."""
+
+    def safe_load(sample):
+        try:
+            return sample.load()
+        except DataError as exc:
+            if not skip_bad:
+                raise
+            warnings.warn(f"skipped: {exc}", stacklevel=2)
+            return None
+
+    for sample, pixels in prefetch(samples, safe_load):
+        if pixels is not None:
+            yield sample, pixels

@@ -1,0 +1,220 @@
+"""Shared machinery of image detectors: input handling, tiling, calibration, maps.
+
+A method subclasses `ImageDetector` and writes two hooks, nothing else:
+- `_fit_images(images)`: learn normal from an `ImageStream` of (1, 3, h, w) tensors (RGB in
+  [0, 1], already resized; re-iterable, so a method may take several passes);
+- `_score_image(x)`: return (image score, 2-D map of patch scores) for one such tensor.
+This class turns user input (folders, files, arrays) into those tensors, holds out normal
+images to calibrate thresholds (see `oddity.core.thresholds`), and brings maps back to each
+image's original size (see `oddity.image.geometry`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, ClassVar, Iterator, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from oddity.core.detector import Detector
+from oddity.core.errors import ConfigError, DataError
+from oddity.core.results import ImagePrediction, ImageScores
+from oddity.core.thresholds import Threshold, calibrate_threshold
+from oddity.image import geometry
+from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, training_samples,
+                               unlabelled_samples)
+
+ImageInput = Any  # folder/file path(s), ImageSample list, array(s) or an (N, 3, H, W) tensor
+
+
+def as_samples(data: ImageInput, for_fit: bool) -> list:
+    """Normalise what a user passes to fit/score into a list of lazily loaded samples."""
+    if isinstance(data, (str, os.PathLike)):
+        return training_samples(data) if for_fit else unlabelled_samples([data])
+    if isinstance(data, torch.Tensor):
+        if data.ndim != 4 or data.shape[1] != 3:
+            raise DataError(f"image tensor must have shape (N, 3, H, W), got {tuple(data.shape)}")
+        data = data.permute(0, 2, 3, 1).cpu().numpy()
+    if isinstance(data, np.ndarray):
+        if data.ndim not in (3, 4):
+            raise DataError(f"image array must have shape (N, H, W) or (N, H, W, C), got {data.shape}")
+        return [ArraySample(pixels, f"array[{i}]") for i, pixels in enumerate(data)]
+    items = list(data)
+    if not items:
+        raise DataError("no images given")
+    if all(isinstance(i, (ImageSample, ArraySample)) for i in items):
+        return items
+    if all(isinstance(i, (str, os.PathLike)) for i in items):
+        return unlabelled_samples(items)
+    if all(isinstance(i, np.ndarray) for i in items):
+        return [ArraySample(pixels, f"array[{i}]") for i, pixels in enumerate(items)]
+    raise DataError("images must be paths, ImageSample objects or numpy arrays, not a mix")
+
+
+def _sample_hw(sample) -> tuple[int, int]:
+    if isinstance(sample, ArraySample):
+        return tuple(np.shape(sample.pixels)[:2])  # type: ignore[return-value]
+    return read_size(sample.path)
+
+
+class ImageStream:
+    """Re-iterable stream of model-ready (1, 3, h, w) tensors over training images (tiles
+    included), with a progress bar per pass."""
+
+    def __init__(self, detector: "ImageDetector", samples: list, verbose: bool, desc: str):
+        self.detector, self.samples, self.verbose, self.desc = detector, samples, verbose, desc
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        bar = tqdm(total=len(self.samples), desc=self.desc, unit="img", disable=not self.verbose)
+        with bar:
+            for _, pixels in load_all(self.samples, self.detector.skip_bad):
+                for part in self.detector._parts(pixels):
+                    yield geometry.to_tensor(part, self.detector._input_shape(part.shape[:2]))
+                bar.update(1)
+
+
+class ImageDetector(Detector):
+    """Base of all image detectors (see module docstring for the two hooks to write)."""
+
+    modality: ClassVar[str] = "image"
+    needs_fixed_shape: ClassVar[bool] = False
+
+    pixel_threshold_: Threshold | None = None
+    input_shape_: tuple[int, int] | None = None
+
+    def __init__(self, *, image_size: int = 256, tile: int | None = None,
+                 smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
+                 calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False):
+        if image_size < 32:
+            raise ConfigError(f"image_size must be at least 32 pixels, got {image_size}")
+        if tile is not None and tile < 32:
+            raise ConfigError(f"tile must be at least 32 pixels (or None for no tiling), got {tile}")
+        if not 0.0 <= calibration_fraction < 1.0:
+            raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
+        self.image_size = image_size
+        self.tile = tile
+        self.smoothing_sigma = smoothing_sigma
+        self.target_fpr = target_fpr
+        self.calibration_fraction = calibration_fraction
+        self.seed = seed
+        self.skip_bad = skip_bad
+
+    # --- hooks for subclasses --------------------------------------------------------------
+    def _fit_images(self, images: ImageStream) -> None:
+        raise NotImplementedError
+
+    def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
+        raise NotImplementedError
+
+    # --- input handling --------------------------------------------------------------------
+    def _parts(self, pixels: np.ndarray) -> list[np.ndarray]:
+        if self.tile is None:
+            return [pixels]
+        return [pixels[t:b, l:r] for t, l, b, r in geometry.tile_boxes(pixels.shape[:2], self.tile)]
+
+    def _input_shape(self, hw: tuple[int, int]) -> tuple[int, int]:
+        if self.needs_fixed_shape:
+            assert self.input_shape_ is not None
+            return self.input_shape_
+        return geometry.keep_aspect_shape(hw, self.image_size)
+
+    def _split_calibration(self, samples: list) -> tuple[list, list]:
+        count = round(len(samples) * self.calibration_fraction)
+        if self.calibration_fraction > 0 and len(samples) >= 2:
+            count = max(1, count)
+        if count == 0:
+            return samples, []
+        order = np.random.default_rng(self.seed).permutation(len(samples))
+        held_out = set(order[:count].tolist())
+        fit = [s for i, s in enumerate(samples) if i not in held_out]
+        return fit, [s for i, s in enumerate(samples) if i in held_out]
+
+    # --- public API ------------------------------------------------------------------------
+    def fit(self, data: ImageInput, *, verbose: bool = True) -> "ImageDetector":
+        """Learn normal from images of normal items, then calibrate thresholds on held-out ones.
+
+        A `calibration_fraction` of the images (at least one when there are two or more) is
+        held out, scored, and used to set the image threshold (target false-positive rate
+        `target_fpr`) and the pixel threshold (same rate, on each held-out image's map maximum,
+        so a normal image gets an empty mask with the same confidence). With no image held out
+        (`calibration_fraction=0` or a single image) the thresholds come from the training
+        images themselves and are optimistic; set one with `set_threshold` in that case."""
+        samples = as_samples(data, for_fit=True)
+        torch.manual_seed(self.seed)
+        fit_samples, calibration_samples = self._split_calibration(samples)
+        if self.needs_fixed_shape:
+            sizes = [_sample_hw(s) for s in fit_samples]
+            if self.tile is not None:
+                sizes = [(min(h, self.tile), min(w, self.tile)) for h, w in sizes]
+            self.input_shape_ = geometry.fixed_shape(sizes, self.image_size)
+        self._fit_images(ImageStream(self, fit_samples, verbose, f"fit {self.name}"))
+        calibration = self.score(calibration_samples or fit_samples, verbose=verbose,
+                                 desc="calibrate", _calibrating=True)
+        self.threshold_ = calibrate_threshold(calibration.scores, self.target_fpr)
+        self.pixel_threshold_ = calibrate_threshold(
+            np.array([m.max() for m in calibration.maps]), self.target_fpr)
+        if not calibration_samples:
+            self.threshold_ = Threshold(**{**self.threshold_.to_dict(), "method": "in-sample"})
+            self.pixel_threshold_ = Threshold(**{**self.pixel_threshold_.to_dict(), "method": "in-sample"})
+        return self
+
+    def score(self, data: ImageInput, *, verbose: bool = True, desc: str = "score",
+              _calibrating: bool = False) -> ImageScores:
+        """Anomaly score per image and an anomaly map per image at its original size."""
+        if not _calibrating:
+            self._check_fitted()
+        samples = as_samples(data, for_fit=False)
+        scores, maps, names = [], [], []
+        bar = tqdm(total=len(samples), desc=desc, unit="img", disable=not verbose)
+        with bar, torch.inference_mode():
+            for sample, pixels in load_all(samples, self.skip_bad):
+                score, score_map = self._score_pixels(pixels)
+                scores.append(score)
+                maps.append(score_map)
+                names.append(sample.name)
+                bar.update(1)
+        if not scores:
+            raise DataError("none of the given images could be read")
+        return ImageScores(scores=np.asarray(scores, dtype=np.float64), maps=maps, paths=names)
+
+    def predict(self, data: ImageInput, *, verbose: bool = True) -> ImagePrediction:
+        """Scores and maps plus labels (score above the calibrated threshold) and masks."""
+        self._check_fitted()
+        assert self.threshold_ is not None and self.pixel_threshold_ is not None
+        result = self.score(data, verbose=verbose, desc="predict")
+        return ImagePrediction(
+            scores=result.scores, maps=result.maps, paths=result.paths,
+            labels=result.scores > self.threshold_.value,
+            masks=[m > self.pixel_threshold_.value for m in result.maps],
+            threshold=self.threshold_.value, pixel_threshold=self.pixel_threshold_.value,
+        )
+
+    def _score_pixels(self, pixels: np.ndarray) -> tuple[float, np.ndarray]:
+        hw = pixels.shape[:2]
+        if self.tile is None:
+            return self._score_part(pixels)
+        boxes = geometry.tile_boxes(hw, self.tile)
+        results = [self._score_part(pixels[t:b, l:r]) for t, l, b, r in boxes]
+        return max(s for s, _ in results), geometry.stitch([m for _, m in results], boxes, hw)
+
+    def _score_part(self, pixels: np.ndarray) -> tuple[float, np.ndarray]:
+        hw = pixels.shape[:2]
+        input_hw = self._input_shape(hw)
+        score, patch_map = self._score_image(geometry.to_tensor(pixels, input_hw))
+        return float(score), geometry.patch_map_to_image(patch_map, input_hw, hw, self.smoothing_sigma)
+
+    # --- persistence -----------------------------------------------------------------------
+    def _thresholds(self) -> dict[str, Threshold]:
+        return {**super()._thresholds(), "pixel_threshold_": self.pixel_threshold_}
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None}, {}
+
+    def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        shape = values.get("input_shape_")
+        self.input_shape_ = tuple(shape) if shape else None

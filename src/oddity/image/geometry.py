@@ -1,0 +1,99 @@
+"""Image geometry: model input sizes that keep the aspect ratio, tiles, and maps back at the
+original resolution.
+
+Resizing: the short side is scaled to `image_size` and the long side by the same factor, so a
+600x250 magnetic-tile crop becomes 614x256 rather than being squashed to a square (squashing
+distorts defects and the texture statistics the backbone was trained on). Nothing is padded or
+cropped, so a map maps back to the original image by a plain resize. The long side is capped at
+`MAX_ASPECT * image_size`, beyond which the whole image is scaled down further (it keeps its
+aspect ratio, only its short side shrinks below `image_size`); use tiling for such images.
+Detectors that model each position separately (PaDiM) need one input shape: they use
+`fixed_shape`, the median training aspect ratio at the same short side, for every image.
+
+Tiling: `tile` splits an image (in original pixels) into square tiles of that size that overlap
+by a quarter; each tile is then treated as an image. Tile maps are averaged where tiles overlap.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.ndimage import gaussian_filter
+
+MAX_ASPECT = 4.0
+TILE_OVERLAP = 0.25
+
+
+def keep_aspect_shape(hw: tuple[int, int], image_size: int) -> tuple[int, int]:
+    """Model input (H, W): short side `image_size`, aspect ratio kept, long side capped."""
+    height, width = hw
+    scale = image_size / min(height, width)
+    scale = min(scale, MAX_ASPECT * image_size / max(height, width))
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def fixed_shape(sizes: list[tuple[int, int]], image_size: int) -> tuple[int, int]:
+    """One input (H, W) for a set of images: short side `image_size`, median aspect ratio."""
+    ratios = np.array([w / h for h, w in sizes], dtype=np.float64)
+    ratio = float(np.median(ratios))
+    ratio = min(max(ratio, 1.0 / MAX_ASPECT), MAX_ASPECT)
+    if ratio >= 1.0:
+        return image_size, max(image_size, round(image_size * ratio))
+    return max(image_size, round(image_size / ratio)), image_size
+
+
+def to_tensor(pixels: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
+    """RGB float (H, W, 3) array to a (1, 3, h, w) tensor resized (antialiased) to `shape`."""
+    tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
+    if tuple(tensor.shape[-2:]) == tuple(shape):
+        return tensor
+    return F.interpolate(tensor, size=shape, mode="bilinear", align_corners=False, antialias=True)
+
+
+def resize_map(score_map: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
+    """Bilinear resize of a 2-D float map to (H, W)."""
+    if score_map.shape == tuple(hw):
+        return score_map.astype(np.float32, copy=False)
+    tensor = torch.from_numpy(np.ascontiguousarray(score_map, dtype=np.float32))[None, None]
+    return F.interpolate(tensor, size=tuple(hw), mode="bilinear", align_corners=False)[0, 0].numpy()
+
+
+def patch_map_to_image(patch_map: np.ndarray, input_hw: tuple[int, int],
+                       original_hw: tuple[int, int], sigma: float) -> np.ndarray:
+    """Patch scores (h, w) -> map at the model input size, Gaussian-smoothed with `sigma`
+    there (as PatchCore and PaDiM do, sigma = 4 at their 224-256 px inputs), then resized to
+    the original image size."""
+    upsampled = resize_map(patch_map, input_hw)
+    if sigma > 0:
+        upsampled = gaussian_filter(upsampled, sigma=sigma, mode="nearest", truncate=4.0)
+    return resize_map(upsampled, original_hw)
+
+
+def tile_boxes(hw: tuple[int, int], tile: int) -> list[tuple[int, int, int, int]]:
+    """(top, left, bottom, right) of overlapping square tiles covering an (H, W) image."""
+
+    def starts(length: int) -> list[int]:
+        if length <= tile:
+            return [0]
+        step = tile * (1.0 - TILE_OVERLAP)
+        count = math.ceil((length - tile) / step) + 1
+        return [round(i * (length - tile) / (count - 1)) for i in range(count)]
+
+    height, width = hw
+    return [
+        (top, left, min(top + tile, height), min(left + tile, width))
+        for top in starts(height)
+        for left in starts(width)
+    ]
+
+
+def stitch(maps: list[np.ndarray], boxes: list[tuple[int, int, int, int]], hw: tuple[int, int]) -> np.ndarray:
+    """Average tile maps into one (H, W) map."""
+    total = np.zeros(hw, dtype=np.float32)
+    count = np.zeros(hw, dtype=np.float32)
+    for tile_map, (top, left, bottom, right) in zip(maps, boxes):
+        total[top:bottom, left:right] += tile_map
+        count[top:bottom, left:right] += 1.0
+    return total / count
