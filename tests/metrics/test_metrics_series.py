@@ -119,3 +119,5 @@ def test_pate_rejects_bad_arguments():
         pate(LABELS, np.linspace(0, 1, 10), binary_scores=True)
     with pytest.raises(MetricError, match=">= 0"):
         pate(LABELS, PREDICTED, early=-1)
+    with pytest.raises(MetricError, match=">= 1 or None"):
+        pate(LABELS, PREDICTED, num_thresholds=0)

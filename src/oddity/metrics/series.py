@@ -213,6 +213,8 @@ def pate(labels: ArrayLike, scores: ArrayLike, early: int = 100, delay: int = 10
     """
     if early < 0 or delay < 0:
         raise MetricError(f"`early` and `delay` must be >= 0; got {early} and {delay}.")
+    if num_thresholds is not None and num_thresholds < 1:
+        raise MetricError(f"`num_thresholds` must be >= 1 or None; got {num_thresholds}.")
     y, s = _labels_with_events(labels, scores)
     starts, ends = events(y)
     pairs = [(e, d) for e in (0, int(early)) for d in (0, int(delay))]
