@@ -30,7 +30,7 @@ def maps_for(rng, masks, decimals=None, dtype=np.float64):
 def brute_aupro(maps, masks, limit):
     """MVTec AD's PRO curve at every distinct score, trapezoid up to `limit` (bisect + lerp)."""
     regions = []
-    for image, mask in zip(maps, masks):
+    for image, mask in zip(maps, masks, strict=True):
         components, count = label(mask, connectivity=2, return_num=True)
         regions += [(image, components == k) for k in range(1, count + 1)]
     normal = maps[~masks]

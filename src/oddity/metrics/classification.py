@@ -80,8 +80,14 @@ class F1Max:
 
 def f1_max(labels: ArrayLike, scores: ArrayLike) -> F1Max:
     """Highest F1 score reachable by thresholding `scores`, and the (lowest) threshold giving it."""
-    y, s = labels_and_scores(labels, scores)
-    precision, recall, thresholds = precision_recall_curve(y, s)
+    return best_f1(*labels_and_scores(labels, scores))
+
+
+def best_f1(truth: np.ndarray, scores: np.ndarray,
+            sample_weight: np.ndarray | None = None) -> F1Max:
+    """Best F1 over all thresholds of already validated (optionally weighted) items."""
+    precision, recall, thresholds = precision_recall_curve(truth, scores,
+                                                           sample_weight=sample_weight)
     precision, recall = precision[:-1], recall[:-1]  # the last point (P=1, R=0) has no threshold
     denom = precision + recall
     f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)

@@ -9,10 +9,15 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.metrics import precision_recall_curve
 
 from oddity.core.errors import MetricError
-from oddity.metrics.classification import as_binary, image_aupr, image_auroc, labels_and_scores
+from oddity.metrics.classification import (
+    as_binary,
+    best_f1,
+    image_aupr,
+    image_auroc,
+    labels_and_scores,
+)
 
 
 def point_auroc(labels: ArrayLike, scores: ArrayLike) -> float:
@@ -43,7 +48,8 @@ def _labels_with_events(labels: ArrayLike, scores: ArrayLike) -> tuple[np.ndarra
     """Validate 1-D labels/scores and require at least one anomalous event."""
     y, s = labels_and_scores(labels, scores, need_both=False)
     if not y.any():
-        raise MetricError("`labels` has no anomalous time step; the metric needs at least one event.")
+        raise MetricError("`labels` has no anomalous time step; the metric needs at least one "
+                          "event.")
     return y, s
 
 
@@ -68,6 +74,7 @@ class DetectionF1:
 
 
 def _f1(precision: float, recall: float) -> float:
+    """Harmonic mean of precision and recall, 0 when both are 0."""
     return 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
 
 
@@ -94,16 +101,11 @@ def point_adjusted_f1(labels: ArrayLike, scores_or_predictions: ArrayLike,
         return DetectionF1(_f1(precision, recall), precision, recall, threshold)
     # Best over thresholds: an event is one item scored by its maximum, weighted by its length.
     event_max = per_event(np.maximum, s, starts, ends)
-    items = np.concatenate((event_max, s[~y]))
-    truth = np.concatenate((np.ones(starts.size, bool), np.zeros(int((~y).sum()), bool)))
-    weight = np.concatenate((lengths, np.ones(int((~y).sum()), np.int64))).astype(np.float64)
-    precision, recall, thresholds = precision_recall_curve(truth, items, sample_weight=weight)
-    precision, recall = precision[:-1], recall[:-1]
-    denom = precision + recall
-    f1 = np.divide(2 * precision * recall, denom, out=np.zeros_like(denom), where=denom > 0)
-    best = int(np.argmax(f1))
-    return DetectionF1(float(f1[best]), float(precision[best]), float(recall[best]),
-                       float(thresholds[best]))
+    normal = int((~y).sum())
+    best = best_f1(np.concatenate((np.ones(starts.size, bool), np.zeros(normal, bool))),
+                   np.concatenate((event_max, s[~y])),
+                   np.concatenate((lengths, np.ones(normal, lengths.dtype))))
+    return DetectionF1(best.f1, best.precision, best.recall, best.threshold)
 
 
 def event_f1(labels: ArrayLike, scores_or_predictions: ArrayLike,
