@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 from safetensors import SafetensorError
@@ -37,6 +40,41 @@ def atomic_write(path: str | os.PathLike, write: Any) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def staged_directory(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield an empty staging folder beside `path`; when the block succeeds, move each of its
+    entries into `path` (created if missing), replacing same-named entries and leaving others
+    alone; when it fails or is interrupted, delete the staging folder. Output written this way
+    is all there or not there at all; SIGINT is held back during the few renames at the end."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise OSError(f"{path}: exists and is not a folder")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    try:
+        yield stage
+        blockable = hasattr(signal, "pthread_sigmask")
+        if blockable:
+            previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            if not path.exists():
+                os.replace(stage, path)
+                return
+            trash = Path(tempfile.mkdtemp(prefix=".old.", dir=stage))
+            for entry in sorted(stage.iterdir()):
+                if entry == trash:
+                    continue
+                target = path / entry.name
+                if target.exists() or target.is_symlink():
+                    os.replace(target, trash / entry.name)
+                os.replace(entry, target)
+        finally:
+            if blockable:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def save_model(path: str | os.PathLike, document: dict, arrays: dict[str, np.ndarray]) -> None:

@@ -1,0 +1,279 @@
+"""Synthetic inspection data: procedural textures with drawn defects and exact masks.
+
+Used by `oddity demo` and by tests, so that the whole pipeline runs offline on data whose
+ground truth is known pixel for pixel. One data set is one "product": a texture family
+(`woven` cloth, `marble` stone, wood-like `stripes`) whose colours and scale are drawn once
+from the seed; every image then gets its own noise and phase, so normal images differ the way
+real parts do. Defects are painted into a copy of a normal image and the mask is exactly the
+set of pixels painted (`result = where(mask, painted, image)`), so masks cover every changed
+pixel and nothing else. Everything is drawn from `numpy.random.default_rng([seed, index])`:
+same seed, same images, whatever the order they are generated in.
+
+Sections: noise (Perlin and fractal noise, reusable for anomaly-mask generation), textures,
+defects, and the MVTec-layout writer.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+from PIL import Image
+from scipy.ndimage import distance_transform_edt, map_coordinates
+
+from oddity.core.errors import ConfigError
+from oddity.core.persistence import staged_directory
+
+TEXTURES = ("woven", "marble", "stripes")
+DEFECTS = ("scratch", "spot", "cut")
+
+
+# --- noise ------------------------------------------------------------------------------
+def _fade(t: np.ndarray) -> np.ndarray:
+    return t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
+
+
+def perlin_noise(shape: tuple[int, int], cells: int | tuple[int, int],
+                 rng: np.random.Generator) -> np.ndarray:
+    """Perlin gradient noise of shape (H, W) in about [-1, 1], with `cells` lattice cells
+    along each axis (more cells, finer noise): random unit gradients at the lattice corners,
+    blended with the quintic fade curve (Perlin, "Improving Noise", SIGGRAPH 2002)."""
+    height, width = shape
+    cells_y, cells_x = (cells, cells) if isinstance(cells, int) else cells
+    angles = rng.uniform(0.0, 2.0 * np.pi, size=(cells_y + 1, cells_x + 1))
+    grad_y, grad_x = np.sin(angles), np.cos(angles)
+    ys = np.arange(height) * (cells_y / height)
+    xs = np.arange(width) * (cells_x / width)
+    y0, x0 = ys.astype(int)[:, None], xs.astype(int)[None, :]
+    fy, fx = (ys - np.floor(ys))[:, None], (xs - np.floor(xs))[None, :]
+
+    def corner(dy: int, dx: int) -> np.ndarray:
+        return grad_y[y0 + dy, x0 + dx] * (fy - dy) + grad_x[y0 + dy, x0 + dx] * (fx - dx)
+
+    u, v = _fade(fx), _fade(fy)
+    top = corner(0, 0) + u * (corner(0, 1) - corner(0, 0))
+    bottom = corner(1, 0) + u * (corner(1, 1) - corner(1, 0))
+    return (np.sqrt(2.0) * (top + v * (bottom - top))).astype(np.float32)
+
+
+def fractal_noise(shape: tuple[int, int], cells: int, rng: np.random.Generator,
+                  octaves: int = 4, persistence: float = 0.5) -> np.ndarray:
+    """Sum of `octaves` Perlin noises, each with twice the cells and `persistence` times the
+    amplitude of the previous one, normalised back to about [-1, 1]."""
+    total = np.zeros(shape, dtype=np.float32)
+    amplitude, norm = 1.0, 0.0
+    for octave in range(octaves):
+        total += amplitude * perlin_noise(shape, cells * 2**octave, rng)
+        norm += amplitude
+        amplitude *= persistence
+    return total / norm
+
+
+# --- textures ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class TextureStyle:
+    """What all images of one synthetic product share: texture family, two colours that the
+    pattern blends between, pattern period (fraction of the image size) and orientation."""
+
+    kind: str
+    colour_a: tuple[float, float, float]
+    colour_b: tuple[float, float, float]
+    period: float
+    angle: float
+
+
+def texture_style(kind: str, rng: np.random.Generator) -> TextureStyle:
+    """Draw the colours, scale and orientation of a product of texture family `kind`."""
+    if kind not in TEXTURES:
+        raise ConfigError(f"unknown texture {kind!r}; choose one of: {', '.join(TEXTURES)}")
+    hue = rng.uniform(0.0, 1.0)
+    base = 0.5 + 0.35 * np.cos(2.0 * np.pi * (hue + np.array([0.0, 1 / 3, 2 / 3])))
+    dark = tuple(float(c) for c in 0.45 * base)
+    light = tuple(float(c) for c in 0.3 + 0.6 * base)
+    return TextureStyle(kind, dark, light, period=float(rng.uniform(0.05, 0.09)),
+                        angle=float(rng.uniform(0.0, np.pi)))
+
+
+def _woven(style: TextureStyle, grid: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    y, x = grid
+    period = style.period
+    y = y + rng.uniform(0, period)
+    x = x + rng.uniform(0, period)
+    over = (np.floor(y / period) + np.floor(x / period)) % 2 == 0
+    warp = np.abs(np.sin(np.pi * x / period))
+    weft = np.abs(np.sin(np.pi * y / period))
+    return np.where(over, warp, weft) ** 0.6
+
+
+def _marble(style: TextureStyle, grid: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    shape = grid[0].shape
+    veins = np.sin(2.0 * np.pi * (grid[1] * np.cos(style.angle) + grid[0] * np.sin(style.angle))
+                   / (3 * style.period) + 6.0 * fractal_noise(shape, 3, rng))
+    return 0.5 + 0.5 * veins
+
+
+def _stripes(style: TextureStyle, grid: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    shape = grid[0].shape
+    across = grid[1] * np.cos(style.angle) + grid[0] * np.sin(style.angle)
+    warp = 0.6 * style.period * fractal_noise(shape, 2, rng, octaves=2)
+    return 0.5 + 0.5 * np.sin(2.0 * np.pi * (across + warp) / style.period + rng.uniform(0, 2 * np.pi))
+
+
+_PATTERNS: dict[str, Callable[[TextureStyle, tuple[np.ndarray, np.ndarray], np.random.Generator], np.ndarray]] = {
+    "woven": _woven, "marble": _marble, "stripes": _stripes,
+}
+
+
+def render_texture(style: TextureStyle, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """One normal image of the product `style`: RGB float32 (H, W, 3) in [0, 1]. The pattern
+    (in [0, 1]) blends the two colours; fine grain noise is added on top."""
+    height, width = shape
+    scale = float(max(height, width))
+    grid = np.meshgrid(np.arange(height) / scale, np.arange(width) / scale, indexing="ij")
+    pattern = _PATTERNS[style.kind](style, grid, rng)
+    pattern = pattern + 0.08 * fractal_noise(shape, max(2, round(scale / 16)), rng, octaves=2)
+    a, b = np.array(style.colour_a, np.float32), np.array(style.colour_b, np.float32)
+    image = a + np.clip(pattern, 0.0, 1.0)[:, :, None].astype(np.float32) * (b - a)
+    return np.clip(image, 0.0, 1.0).astype(np.float32)
+
+
+# --- defects ----------------------------------------------------------------------------
+def _contrast_colour(region: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A colour far from the mean of `region`: dark on light material, light on dark."""
+    tint = rng.uniform(0.0, 0.25, size=3)
+    return (tint if region.mean() > 0.45 else 1.0 - tint).astype(np.float32)
+
+
+def _scratch(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A thin curved line: a quadratic Bezier curve, 1-3 px wide at 128 px, light or dark."""
+    height, width = image.shape[:2]
+    size = min(height, width)
+    start = rng.uniform(0.2, 0.8, 2) * (height, width)
+    direction = rng.uniform(0, 2 * np.pi)
+    length = rng.uniform(0.3, 0.5) * size
+    end = start + length * np.array([np.sin(direction), np.cos(direction)])
+    bend = (start + end) / 2 + rng.uniform(-0.25, 0.25, 2) * length
+    t = np.linspace(0.0, 1.0, int(4 * length))[:, None]
+    points = (1 - t) ** 2 * start + 2 * (1 - t) * t * bend + t**2 * end
+    points = np.round(points).astype(int)
+    inside = (points[:, 0] >= 0) & (points[:, 0] < height) & (points[:, 1] >= 0) & (points[:, 1] < width)
+    line = np.zeros((height, width), dtype=bool)
+    line[points[inside, 0], points[inside, 1]] = True
+    half_width = rng.uniform(0.5, 1.2) * max(1.0, size / 128)
+    mask = distance_transform_edt(~line) <= half_width
+    painted = np.broadcast_to(_contrast_colour(image[mask], rng), image.shape)
+    return painted, mask
+
+
+def _spot(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A stain: a blob with a wavy outline, filled with a contrasting colour over a trace of
+    the texture below it."""
+    height, width = image.shape[:2]
+    size = min(height, width)
+    centre = rng.uniform(0.2, 0.8, 2) * (height, width)
+    radius = rng.uniform(0.05, 0.1) * size
+    yy, xx = np.mgrid[:height, :width]
+    angle = np.arctan2(yy - centre[0], xx - centre[1])
+    wobble = sum(rng.uniform(0.05, 0.15) * np.sin(k * angle + rng.uniform(0, 2 * np.pi)) for k in (2, 3, 5))
+    mask = np.hypot(yy - centre[0], xx - centre[1]) <= radius * (1.0 + wobble)
+    colour = _contrast_colour(image[mask], rng)
+    return 0.25 * image + 0.75 * colour, mask
+
+
+def _cut(image: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A cut: a thin straight slot in which the material is dark and displaced, as if the
+    strip had been pushed along the cut."""
+    height, width = image.shape[:2]
+    size = min(height, width)
+    centre = rng.uniform(0.25, 0.75, 2) * (height, width)
+    direction = rng.uniform(0, np.pi)
+    along_axis = np.array([np.sin(direction), np.cos(direction)])
+    yy, xx = np.mgrid[:height, :width].astype(np.float32)
+    along = (yy - centre[0]) * along_axis[0] + (xx - centre[1]) * along_axis[1]
+    across = -(yy - centre[0]) * along_axis[1] + (xx - centre[1]) * along_axis[0]
+    half_length = rng.uniform(0.12, 0.25) * size
+    half_width = rng.uniform(0.015, 0.03) * size + 0.75
+    mask = (np.abs(along) <= half_length) & (np.abs(across) <= half_width)
+    shift = rng.uniform(0.05, 0.1) * size * along_axis
+    shifted = np.stack([map_coordinates(image[:, :, c], [yy - shift[0], xx - shift[1]], order=1, mode="reflect")
+                        for c in range(3)], axis=2)
+    return 0.35 * shifted, mask
+
+
+_DEFECT_PAINTERS: dict[str, Callable[[np.ndarray, np.random.Generator], tuple[np.ndarray, np.ndarray]]] = {
+    "scratch": _scratch, "spot": _spot, "cut": _cut,
+}
+
+
+def draw_defect(image: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Paint a defect of `kind` (scratch, spot or cut) on a copy of an (H, W, 3) float image:
+    (defective image, bool mask of exactly the painted pixels)."""
+    if kind not in _DEFECT_PAINTERS:
+        raise ConfigError(f"unknown defect {kind!r}; choose from: {', '.join(DEFECTS)}")
+    painted, mask = _DEFECT_PAINTERS[kind](image, rng)
+    result = np.where(mask[:, :, None], np.clip(painted, 0.0, 1.0), image).astype(np.float32)
+    return result, mask
+
+
+# --- data sets --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SynthImage:
+    """One generated image: its split ('train'/'test'), folder ('good' or the defect name),
+    file stem, RGB float pixels and, for defects, the bool mask."""
+
+    split: str
+    folder: str
+    stem: str
+    pixels: np.ndarray
+    mask: np.ndarray | None = None
+
+
+def inspection_images(*, n_train: int = 40, n_test_good: int = 10, n_test_defect: int = 5,
+                      size: int = 128, seed: int = 0, texture: str = "woven",
+                      defects: Sequence[str] = DEFECTS) -> Iterator[SynthImage]:
+    """Generate a synthetic product in memory: `n_train` normal training images, `n_test_good`
+    normal test images and `n_test_defect` test images per defect kind, all `size` x `size`."""
+    for name, count in (("n_train", n_train), ("n_test_good", n_test_good), ("n_test_defect", n_test_defect)):
+        if count < 0:
+            raise ConfigError(f"{name} must be >= 0, got {count}")
+    if size < 32:
+        raise ConfigError(f"size must be at least 32 pixels, got {size}")
+    style = texture_style(texture, np.random.default_rng([seed, 0]))
+    plan = ([("train", "good")] * n_train + [("test", "good")] * n_test_good
+            + [("test", kind) for kind in defects for _ in range(n_test_defect)])
+    counters: dict[tuple[str, str], int] = {}
+    for index, (split, folder) in enumerate(plan, start=1):
+        rng = np.random.default_rng([seed, index])
+        number = counters[split, folder] = counters.get((split, folder), -1) + 1
+        pixels = render_texture(style, (size, size), rng)
+        mask = None
+        if folder != "good":
+            pixels, mask = draw_defect(pixels, folder, rng)
+        yield SynthImage(split, folder, f"{number:03d}", pixels, mask)
+
+
+def _save_png(array: np.ndarray, path: Path) -> None:
+    Image.fromarray(array).save(path, format="PNG")
+
+
+def make_inspection_set(root: str | os.PathLike, *, n_train: int = 40, n_test_good: int = 10,
+                        n_test_defect: int = 5, size: int = 128, seed: int = 0,
+                        texture: str = "woven", defects: Sequence[str] = DEFECTS) -> Path:
+    """Write a synthetic product in the MVTec AD layout under `root` (train/good, test/good,
+    test/<defect>, ground_truth/<defect>/<stem>_mask.png) and return `root`. The set is
+    staged and moved into place at the end, so an interrupted run leaves no partial set."""
+    root = Path(root)
+    with staged_directory(root) as stage:
+        for item in inspection_images(n_train=n_train, n_test_good=n_test_good,
+                                      n_test_defect=n_test_defect, size=size, seed=seed,
+                                      texture=texture, defects=defects):
+            folder = stage / item.split / item.folder
+            folder.mkdir(parents=True, exist_ok=True)
+            _save_png(np.round(item.pixels * 255).astype(np.uint8), folder / f"{item.stem}.png")
+            if item.mask is not None:
+                mask_folder = stage / "ground_truth" / item.folder
+                mask_folder.mkdir(parents=True, exist_ok=True)
+                _save_png(item.mask.astype(np.uint8) * 255, mask_folder / f"{item.stem}_mask.png")
+    return root
