@@ -27,18 +27,23 @@ class Detector:
 
     threshold_: Threshold | None = None
 
-    def get_params(self) -> dict[str, Any]:
-        """Constructor parameters by name, gathered over the class hierarchy (each class's
-        `__init__` names its own and passes the rest on) and read back from attributes."""
+    @classmethod
+    def param_names(cls) -> list[str]:
+        """Constructor parameter names, gathered over the class hierarchy (each class's
+        `__init__` names its own and passes the rest on); the CLI checks options against them."""
         named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-        params: dict[str, Any] = {}
-        for cls in type(self).__mro__:
-            if "__init__" not in vars(cls) or cls is object:
+        names: list[str] = []
+        for klass in cls.__mro__:
+            if "__init__" not in vars(klass) or klass is object:
                 continue
-            for name, parameter in inspect.signature(cls.__init__).parameters.items():
-                if name != "self" and parameter.kind in named and name not in params:
-                    params[name] = getattr(self, name)
-        return params
+            for name, parameter in inspect.signature(klass.__init__).parameters.items():
+                if name != "self" and parameter.kind in named and name not in names:
+                    names.append(name)
+        return names
+
+    def get_params(self) -> dict[str, Any]:
+        """Constructor parameters by name, read back from the attributes that hold them."""
+        return {name: getattr(self, name) for name in self.param_names()}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

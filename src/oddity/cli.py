@@ -1,0 +1,276 @@
+"""The `oddity` command: fit, predict, eval, demo and list.
+
+Every command takes `--quiet` (no progress bars) and `--help`. Errors oddity raises on purpose
+(`OddityError`: bad data, bad options, unreadable model) print one line `error: ...` on stderr
+and exit with status 2, as do usage errors; other I/O failures (disk full, permission denied)
+print `error: ...` and exit 1; Ctrl-C prints one line and exits 130. Every output (model,
+JSON, prediction folder, report, demo data) is written atomically or staged and moved into
+place at the end, so an interrupted command leaves no partial output behind.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Any, Sequence
+
+import oddity
+from oddity.core.errors import ConfigError, OddityError
+from oddity.core.persistence import atomic_write
+from oddity.core.registry import get_detector_class
+from oddity.core.thresholds import Threshold
+from oddity.image.data import training_samples, unlabelled_samples
+from oddity.image.detector import ImageDetector
+from oddity.image.evaluate import Evaluation, evaluate, metric_rows
+from oddity.image.predictions import write_predictions
+from oddity.image.synth import make_inspection_set
+from oddity.report import write_report
+
+DEMO_IMAGE_SIZE = 128
+DEMO_SEED = 0
+
+
+# --- helpers ------------------------------------------------------------------------------
+def _parse_assignment(text: str) -> tuple[str, Any]:
+    """`key=value` with value read as JSON (numbers, true/false, null, lists, quoted strings);
+    a value that is not JSON is kept as a plain string."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set coreset_ratio=0.05")
+    try:
+        return key.strip(), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.strip(), raw
+
+
+def _detector_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    """Constructor parameters from the options given (defaults left to the detector), checked
+    against what the detector accepts."""
+    accepted = get_detector_class(name).param_names()
+    params: dict[str, Any] = {}
+    for option in ("image_size", "backbone", "seed", "tile", "target_fpr"):
+        if getattr(args, option) is not None:
+            params[option] = getattr(args, option)
+    if args.skip_bad:
+        params["skip_bad"] = True
+    params.update(_parse_assignment(item) for item in args.set)
+    if "backbone" in params and "backbone" not in accepted:
+        raise ConfigError(f"--backbone: detector {name!r} takes no backbone")
+    unknown = sorted(set(params) - set(accepted))
+    if unknown:
+        raise ConfigError(f"detector {name!r} has no parameter {', '.join(map(repr, unknown))}; "
+                          f"its parameters are: {', '.join(accepted)}")
+    return params
+
+
+def _load_image_detector(path: str) -> ImageDetector:
+    detector = oddity.load(path)
+    if not isinstance(detector, ImageDetector):
+        raise ConfigError(f"{path}: a {detector.modality} model ({detector.name}); this command "
+                          "needs an image model")
+    return detector
+
+
+def _check_apart(outputs: Sequence[str | Path], inputs: Sequence[str | Path]) -> None:
+    """Refuse an output that is, or lies inside, an input folder, or that contains an input:
+    outputs must never overwrite (or be read back as) inputs."""
+    for output in outputs:
+        out = Path(output).resolve()
+        for item in inputs:
+            source = Path(item).resolve()
+            if out == source or (source.is_dir() and source in out.parents) or out in source.parents:
+                raise ConfigError(f"{output}: output would be written into the input {item}; "
+                                  "choose an output location outside the inputs")
+
+
+def _describe(threshold: Threshold | None) -> str:
+    if threshold is None:
+        return "none"
+    return (f"{threshold.value:.6g} ({threshold.method}, target FPR {threshold.target_fpr:g}, "
+            f"achievable {threshold.achievable_fpr:.3g}, {threshold.n_calibration} held-out images)")
+
+
+def _print_metrics(evaluation: Evaluation) -> None:
+    rows = metric_rows(evaluation.metrics)
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"  {label:<{width}}  {value}")
+    for note in evaluation.notes:
+        print(f"  note: {note}")
+
+
+def _model_config(detector: ImageDetector, model: str, data: str) -> dict[str, Any]:
+    return {"model": model, "data": data, "detector": detector.name, **detector.get_params(),
+            "image threshold": _describe(detector.threshold_),
+            "pixel threshold": _describe(detector.pixel_threshold_)}
+
+
+def _write_json(path: str | Path, document: dict[str, Any]) -> None:
+    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+# --- commands -----------------------------------------------------------------------------
+def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbose: bool) -> ImageDetector:
+    """Create, fit, save and describe a detector (shared by `fit` and `demo`)."""
+    detector = oddity.create(detector_name, **params)
+    if not isinstance(detector, ImageDetector):
+        raise ConfigError(f"detector {detector_name!r} is not an image detector")
+    samples = training_samples(data)
+    start = time.perf_counter()
+    detector.fit(samples, verbose=verbose)
+    seconds = time.perf_counter() - start
+    detector.save(out)
+    print(f"fitted {detector_name} on {len(samples)} images from {data} in {seconds:.1f} s")
+    print(f"image threshold: {_describe(detector.threshold_)}")
+    print(f"pixel threshold: {_describe(detector.pixel_threshold_)}")
+    print(f"model saved to {out}")
+    return detector
+
+
+def cmd_fit(args: argparse.Namespace) -> None:
+    _fit(args.detector, args.data, args.out, _detector_params(args.detector, args), not args.quiet)
+
+
+def cmd_predict(args: argparse.Namespace) -> None:
+    _check_apart([args.out], args.inputs)
+    detector = _load_image_detector(args.model)
+    detector.skip_bad = args.skip_bad
+    prediction = detector.predict(unlabelled_samples(args.inputs), verbose=not args.quiet)
+    csv_path = write_predictions(args.out, prediction)
+    flagged = int(prediction.labels.sum())
+    print(f"{len(prediction)} images: {flagged} anomalous, {len(prediction) - flagged} normal "
+          f"(image threshold {prediction.threshold:.6g})")
+    print(f"scores: {csv_path}; overlays: {Path(args.out) / 'overlays'}; masks: {Path(args.out) / 'masks'}")
+
+
+def cmd_eval(args: argparse.Namespace) -> None:
+    _check_apart([p for p in (args.json, args.report) if p], [args.data])
+    detector = _load_image_detector(args.model)
+    evaluation = evaluate(detector, args.data, verbose=not args.quiet)
+    print(f"{detector.name} on {args.data}:")
+    _print_metrics(evaluation)
+    if args.json:
+        _write_json(args.json, evaluation.metrics)
+        print(f"metrics written to {args.json}")
+    if args.report:
+        page = write_report(args.report, evaluation, _model_config(detector, args.model, args.data))
+        print(f"report written to {page}")
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    out = Path(args.out)
+    verbose = not args.quiet
+    data, model = out / "data", out / "model.oddity"
+    print(f"generating a synthetic inspection set in {data}")
+    make_inspection_set(data, seed=DEMO_SEED, size=DEMO_IMAGE_SIZE)
+    detector = _fit(args.detector, str(data), str(model),
+                    {"image_size": DEMO_IMAGE_SIZE, "seed": DEMO_SEED}, verbose)
+    prediction = detector.predict(unlabelled_samples([data / "test"]), verbose=verbose)
+    scores = write_predictions(out / "predictions", prediction)
+    evaluation = evaluate(detector, data, verbose=verbose)
+    _write_json(out / "metrics.json", evaluation.metrics)
+    page = write_report(out / "report", evaluation, _model_config(detector, str(model), str(data)),
+                        title=f"oddity demo: {args.detector} on synthetic woven fabric")
+    print(f"\n{args.detector} on the synthetic test set:")
+    _print_metrics(evaluation)
+    print(f"\ndata:        {data}\nmodel:       {model}\npredictions: {scores}\n"
+          f"metrics:     {out / 'metrics.json'}\nreport:      {page}")
+
+
+def cmd_list(args: argparse.Namespace) -> None:
+    for name in oddity.list_detectors():
+        cls = get_detector_class(name)
+        summary = (cls.__doc__ or "").strip().splitlines()
+        print(f"{name:<16} {cls.modality:<8} {summary[0] if summary else ''}".rstrip())
+
+
+# --- parser -------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the `oddity` command and its sub-commands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser = argparse.ArgumentParser(prog="oddity", description="Offline, CPU-first anomaly detection.")
+    parser.add_argument("--version", action="version", version=f"oddity {oddity.__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    fit = commands.add_parser("fit", parents=[common], help="learn normal from images and save a model",
+                              description="Fit a detector on normal images and save it with its "
+                                          "calibrated thresholds.")
+    fit.add_argument("detector", metavar="DETECTOR", help="detector name (see `oddity list`)")
+    fit.add_argument("--data", required=True, metavar="DIR",
+                     help="MVTec AD category (uses train/good) or a folder of normal images")
+    fit.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
+    fit.add_argument("--image-size", type=int, metavar="N", help="short side of the model input in pixels")
+    fit.add_argument("--backbone", metavar="NAME", help="feature extractor (detectors that take one)")
+    fit.add_argument("--seed", type=int, metavar="S", help="random seed")
+    fit.add_argument("--tile", type=int, metavar="N", help="split images into overlapping N-pixel tiles")
+    fit.add_argument("--target-fpr", type=float, metavar="F",
+                     help="false-positive rate the thresholds are calibrated for")
+    fit.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
+    fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                     help="other detector parameter, value read as JSON (repeatable), "
+                          "e.g. --set coreset_ratio=0.05")
+    fit.set_defaults(run=cmd_fit)
+
+    predict = commands.add_parser("predict", parents=[common], help="score images with a model",
+                                  description="Score image files and folders; write scores.csv, "
+                                              "overlays/ and masks/ into the output folder.")
+    predict.add_argument("model", metavar="MODEL", help="model file written by `oddity fit`")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    predict.add_argument("--out", required=True, metavar="DIR", help="output folder (not one of the inputs)")
+    predict.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
+    predict.set_defaults(run=cmd_predict)
+
+    evaluate_ = commands.add_parser("eval", parents=[common], help="measure a model on a labelled test set",
+                                    description="Compute image and pixel metrics on a labelled test set.")
+    evaluate_.add_argument("model", metavar="MODEL", help="model file written by `oddity fit`")
+    evaluate_.add_argument("--data", required=True, metavar="DIR",
+                           help="MVTec AD category (uses test/ and ground_truth/) or a folder with "
+                                "good/ and one sub-folder per defect")
+    evaluate_.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
+    evaluate_.add_argument("--report", metavar="DIR", help="write an HTML report into this folder")
+    evaluate_.set_defaults(run=cmd_eval)
+
+    demo = commands.add_parser("demo", parents=[common], help="run the whole pipeline on synthetic data",
+                               description="Generate a synthetic inspection set, fit, predict, "
+                                           "evaluate and write an HTML report.")
+    demo.add_argument("--out", default="oddity-demo", metavar="DIR", help="output folder (default: oddity-demo)")
+    demo.add_argument("--detector", default="patchcore", metavar="NAME", help="detector to fit (default: patchcore)")
+    demo.set_defaults(run=cmd_demo)
+
+    list_ = commands.add_parser("list", parents=[common], help="list the registered detectors",
+                                description="List the registered detectors.")
+    list_.set_defaults(run=cmd_list)
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"warning: {message}", file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the `oddity` command with `argv` (default: the process arguments); return the exit
+    status (0 success, 1 I/O failure, 2 error in input or usage, 130 interrupted)."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:
+        return int(exit_.code or 0)
+    try:
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            args.run(args)
+    except OddityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted: no partial output was left behind", file=sys.stderr)
+        return 130
+    return 0

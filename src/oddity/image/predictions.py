@@ -1,0 +1,65 @@
+"""Write an image prediction to a folder: scores.csv, heat-map overlays and binary masks.
+
+Layout of the folder (what `oddity predict` produces):
+- `scores.csv`: one row per image, columns `path` (as given), `score` (raw anomaly score,
+  higher = more anomalous), `label` (`anomalous` if the score is above the calibrated image
+  threshold, else `normal`), `overlay` and `mask` (the two files below, relative to the folder);
+- `overlays/<name>.png`: the image with its heat map blended in (colour scale shared by all
+  images, pixel threshold in the middle, see `oddity.viz.centred_range`) and the predicted
+  anomalous regions outlined in white;
+- `masks/<name>_mask.png`: the predicted mask (255 = anomalous pixel), at the image's size.
+`<name>` is the image's path relative to the deepest folder holding all inputs, folders joined
+by `__` and extension dropped (`a/b/x.png` -> `a__b__x`), with `-2`, `-3`... appended on a
+clash, so images with the same file name in different folders never overwrite each other.
+"""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+from typing import Sequence
+
+from oddity.core.persistence import staged_directory
+from oddity.core.results import ImagePrediction
+from oddity.image.data import read_image
+from oddity.viz import WHITE, centred_range, outline, overlay, save_png
+
+CSV_COLUMNS = ("path", "score", "label", "overlay", "mask")
+
+
+def output_names(paths: Sequence[str]) -> list[str]:
+    """Unique, flat file stems for image paths (see the module docstring)."""
+    resolved = [Path(p).resolve() for p in paths]
+    base = Path(os.path.commonpath([str(p.parent) for p in resolved]))
+    names: list[str] = []
+    taken: set[str] = set()
+    for path in resolved:
+        stem = "__".join(path.relative_to(base).with_suffix("").parts)
+        name, copy = stem, 1
+        while name in taken:
+            copy += 1
+            name = f"{stem}-{copy}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def write_predictions(folder: str | os.PathLike, prediction: ImagePrediction) -> Path:
+    """Write scores.csv, overlays/ and masks/ for `prediction` into `folder` (staged, so an
+    interrupted run leaves no partial output); return the path of scores.csv."""
+    folder = Path(folder)
+    value_range = centred_range(prediction.maps, prediction.pixel_threshold)
+    with staged_directory(folder) as stage:
+        with open(stage / "scores.csv", "w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(CSV_COLUMNS)
+            for i, name in enumerate(output_names(prediction.paths)):
+                overlay_path, mask_path = f"overlays/{name}.png", f"masks/{name}_mask.png"
+                image = read_image(prediction.paths[i])
+                heat = overlay(image, prediction.maps[i], value_range)
+                save_png(stage / overlay_path, outline(heat, prediction.masks[i], WHITE))
+                save_png(stage / mask_path, prediction.masks[i])
+                label = "anomalous" if prediction.labels[i] else "normal"
+                writer.writerow([prediction.paths[i], f"{prediction.scores[i]:.6g}", label,
+                                 overlay_path, mask_path])
+    return folder / "scores.csv"

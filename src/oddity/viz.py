@@ -1,0 +1,92 @@
+"""Pictures of anomaly maps: heat-map overlays, mask outlines, side-by-side panels, PNG files.
+
+A map is shown through a colormap (turbo by default) after normalising it to a value range
+chosen by the caller. `centred_range` puts a threshold in the middle of the scale, from the
+lowest map value up to as far above the threshold, so colours mean the same in every image
+of a batch: blue is clearly normal, green-yellow is near the threshold, red is well above it.
+Images are RGB float (H, W, 3) in [0, 1] throughout; PNGs are written atomically.
+"""
+from __future__ import annotations
+
+import os
+from typing import Sequence
+
+import matplotlib
+import numpy as np
+from PIL import Image
+from scipy.ndimage import binary_dilation
+
+from oddity.core.persistence import atomic_write
+
+WHITE = (1.0, 1.0, 1.0)
+
+
+def centred_range(maps: Sequence[np.ndarray], threshold: float) -> tuple[float, float]:
+    """(low, high) for a batch of maps with `threshold` in the middle: low is the smallest map
+    value, high = 2 * threshold - low. Falls back to the maps' min and max when the threshold
+    is not finite or lies below every value."""
+    low = float(min(np.min(m) for m in maps))
+    high = float(max(np.max(m) for m in maps))
+    if np.isfinite(threshold) and threshold > low:
+        return low, 2.0 * threshold - low
+    return low, high if high > low else low + 1.0
+
+
+def colorize(score_map: np.ndarray, value_range: tuple[float, float], cmap: str = "turbo") -> np.ndarray:
+    """Map values to RGB through the colormap `cmap`, `value_range` stretched over its ends."""
+    low, high = value_range
+    normalised = np.clip((np.asarray(score_map, np.float32) - low) / max(high - low, 1e-12), 0.0, 1.0)
+    lookup = matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3].astype(np.float32)
+    return lookup[np.round(normalised * 255).astype(np.intp)]
+
+
+def overlay(image: np.ndarray, score_map: np.ndarray, value_range: tuple[float, float], *,
+            alpha: float = 0.5, cmap: str = "turbo") -> np.ndarray:
+    """Blend the colorized map over the image: (1 - alpha) * image + alpha * colours."""
+    return (1.0 - alpha) * np.asarray(image, np.float32) + alpha * colorize(score_map, value_range, cmap)
+
+
+def outline(image: np.ndarray, mask: np.ndarray, colour: tuple[float, float, float] = WHITE,
+            width: int | None = None) -> np.ndarray:
+    """A copy of the image with a line of `colour` drawn just outside each region of `mask`
+    (the region itself stays visible); `width` defaults to 1 px per 256 px of the short side."""
+    mask = np.asarray(mask, bool)
+    width = width or max(1, round(min(mask.shape) / 256))
+    border = binary_dilation(mask, iterations=width) & ~mask
+    result = np.array(image, dtype=np.float32, copy=True)
+    result[border] = colour
+    return result
+
+
+def side_by_side(*images: np.ndarray, gap: int = 4) -> np.ndarray:
+    """Images of the same height next to each other, separated by white columns."""
+    height = images[0].shape[0]
+    spacer = np.ones((height, gap, 3), np.float32)
+    parts: list[np.ndarray] = []
+    for image in images:
+        parts.extend([spacer, image] if parts else [image])
+    return np.concatenate(parts, axis=1)
+
+
+def thumbnail(image: np.ndarray, max_side: int) -> np.ndarray:
+    """Shrink (never enlarge) an RGB float image so that its long side is at most `max_side`."""
+    height, width = image.shape[:2]
+    scale = max_side / max(height, width)
+    if scale >= 1.0:
+        return image
+    size = (max(1, round(width * scale)), max(1, round(height * scale)))
+    return np.asarray(Image.fromarray(to_uint8(image)).resize(size, Image.LANCZOS), np.float32) / 255.0
+
+
+def to_uint8(image: np.ndarray) -> np.ndarray:
+    """Float image in [0, 1] (or bool mask) to uint8 with 0-255 values; uint8 passes through."""
+    array = np.asarray(image)
+    if array.dtype == np.uint8:
+        return array
+    return np.round(np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+    """Write an RGB (H, W, 3) or grey (H, W) image as PNG, atomically."""
+    pixels = Image.fromarray(to_uint8(image))
+    atomic_write(path, lambda tmp: pixels.save(tmp, format="PNG"))
