@@ -1,0 +1,51 @@
+"""Shared test fixtures: a tiny synthetic inspection set and a test-only image detector.
+
+`MeanDifference` (registered as `test-meandiff`, in tests only) scores each pixel by its
+squared difference to the mean training image: crude, but fast and good enough on the
+synthetic sets to check that fit, predict and eval plumbing produce sensible numbers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from oddity.core.registry import register
+from oddity.image.detector import ImageDetector
+from oddity.image.synth import make_inspection_set
+
+
+@register("test-meandiff")
+class MeanDifference(ImageDetector):
+    """Test-only detector: squared difference to the mean training image."""
+
+    needs_fixed_shape = True
+    mean_: np.ndarray | None = None
+
+    def _fit_images(self, images) -> None:
+        total = None
+        for x in images:
+            total = x[0].clone() if total is None else total + x[0]
+        self.mean_ = (total / len(images)).numpy()
+
+    def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
+        diff = ((x[0].numpy() - self.mean_) ** 2).mean(axis=0)
+        return float(diff.max()), diff
+
+    def _get_state(self):
+        values, arrays = super()._get_state()
+        return values, {**arrays, "mean": self.mean_}
+
+    def _set_state(self, values, arrays) -> None:
+        super()._set_state(values, arrays)
+        self.mean_ = arrays["mean"]
+
+
+@pytest.fixture(scope="session")
+def inspection_set(tmp_path_factory) -> Path:
+    """A small synthetic MVTec-layout set (stripes texture, 64 px), shared by all tests."""
+    root = tmp_path_factory.mktemp("synth") / "stripes"
+    return make_inspection_set(root, n_train=12, n_test_good=4, n_test_defect=2, size=64,
+                               seed=1, texture="stripes")

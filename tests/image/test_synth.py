@@ -1,0 +1,85 @@
+"""Synthetic inspection data: determinism, exact masks, layout on disk, speed."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from oddity.core.errors import ConfigError
+from oddity.image import data
+from oddity.image.data import read_image, read_mask, training_samples
+from oddity.image.synth import (DEFECTS, TEXTURES, draw_defect, fractal_noise, inspection_images,
+                                make_inspection_set, perlin_noise, render_texture, texture_style)
+
+
+def test_noise_is_deterministic_bounded_and_any_shape():
+    a = perlin_noise((37, 50), (3, 4), np.random.default_rng(5))
+    b = perlin_noise((37, 50), (3, 4), np.random.default_rng(5))
+    assert a.shape == (37, 50) and np.array_equal(a, b)
+    assert np.abs(a).max() <= 1.0 + 1e-6 and a.std() > 0.05
+    fractal = fractal_noise((64, 64), 2, np.random.default_rng(0))
+    assert np.abs(fractal).max() <= 1.0 + 1e-6
+    # More lattice cells give finer noise: neighbouring pixels decorrelate.
+    coarse, fine = perlin_noise((128, 128), 2, np.random.default_rng(1)), perlin_noise((128, 128), 32, np.random.default_rng(1))
+    assert np.abs(np.diff(fine, axis=1)).mean() > 4 * np.abs(np.diff(coarse, axis=1)).mean()
+
+
+def test_same_seed_same_images_other_seed_other_images():
+    def generate(seed):
+        return list(inspection_images(n_train=3, n_test_good=1, n_test_defect=1, size=48, seed=seed))
+
+    first, again, other = generate(7), generate(7), generate(8)
+    assert [(i.split, i.folder, i.stem) for i in first] == [(i.split, i.folder, i.stem) for i in again]
+    for a, b in zip(first, again):
+        assert np.array_equal(a.pixels, b.pixels)
+        assert (a.mask is None) == (b.mask is None) and (a.mask is None or np.array_equal(a.mask, b.mask))
+    assert not np.array_equal(first[0].pixels, other[0].pixels)
+    # Normal images of one product differ from each other.
+    assert not np.array_equal(first[0].pixels, first[1].pixels)
+
+
+@pytest.mark.parametrize("texture", TEXTURES)
+@pytest.mark.parametrize("kind", DEFECTS)
+def test_mask_is_exactly_the_painted_pixels(texture, kind):
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        clean = render_texture(texture_style(texture, rng), (96, 80), rng)
+        assert clean.dtype == np.float32 and clean.min() >= 0 and clean.max() <= 1
+        defective, mask = draw_defect(clean, kind, rng)
+        changed = np.abs(defective - clean).max(axis=2) > 0
+        assert mask.any() and mask.mean() < 0.2
+        assert not (changed & ~mask).any(), "a pixel outside the mask was changed"
+        visible = np.abs(defective - clean).max(axis=2) > 0.1
+        assert visible[mask].mean() > 0.5, "most masked pixels should visibly change"
+
+
+def test_unknown_names_are_config_errors():
+    with pytest.raises(ConfigError, match="texture"):
+        texture_style("velvet", np.random.default_rng(0))
+    with pytest.raises(ConfigError, match="defect"):
+        draw_defect(np.zeros((32, 32, 3), np.float32), "dent", np.random.default_rng(0))
+
+
+def test_written_set_has_mvtec_layout_and_matching_masks(tmp_path):
+    root = make_inspection_set(tmp_path / "cloth", n_train=5, n_test_good=2, n_test_defect=2, size=48, seed=3)
+    assert len(training_samples(root)) == 5
+    samples = data.test_samples(root)
+    assert sorted({s.defect for s in samples}) == sorted({"good", *DEFECTS})
+    assert len(samples) == 2 + 2 * len(DEFECTS)
+    in_memory = {(i.folder, i.stem): i for i in inspection_images(
+        n_train=5, n_test_good=2, n_test_defect=2, size=48, seed=3) if i.split == "test"}
+    for sample in samples:
+        expected = in_memory[sample.defect, sample.path.stem]
+        assert np.abs(read_image(sample.path) - expected.pixels).max() <= 0.5 / 255 + 1e-6
+        if sample.defect == "good":
+            assert sample.mask_path is None
+        else:
+            assert np.array_equal(read_mask(sample.mask_path, (48, 48)), expected.mask)
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "staging folder left behind"
+
+
+def test_sixty_images_in_a_couple_of_seconds(tmp_path):
+    start = time.perf_counter()
+    make_inspection_set(tmp_path / "set", n_train=40, n_test_good=5, n_test_defect=5, size=128)
+    assert time.perf_counter() - start < 4.0
