@@ -68,8 +68,10 @@ def _card(context: ReportContext, rank: int, index: int, value_range: tuple[floa
     evaluation = context.evaluation
     path, score, truth = evaluation.paths[index], float(evaluation.scores[index]), evaluation.masks[index]
     image = read_image(path)
-    shown = outline(image, truth) if truth is not None and truth.any() else image
-    panel = side_by_side(shown, overlay(image, evaluation.maps[index], value_range))
+    heat = overlay(image, evaluation.maps[index], value_range)
+    if truth is not None and truth.any():
+        image, heat = outline(image, truth), outline(heat, truth)
+    panel = side_by_side(image, heat)
     source = context.save_image(f"{rank:04d}", thumbnail(panel, 2 * THUMBNAIL_SIDE))
     anomalous = bool(evaluation.labels[index])
     flagged = score > evaluation.threshold
@@ -83,7 +85,7 @@ def _card(context: ReportContext, rank: int, index: int, value_range: tuple[floa
 
 def heatmap_section(context: ReportContext) -> tuple[str, str]:
     """Image and heat-map overlay side by side for the highest-scoring images first, the
-    ground truth outlined in white; cards of wrong decisions (at the calibrated threshold) are
+    ground truth outlined in white on both; cards of wrong decisions (at the calibrated threshold) are
     framed red (missed defect) or orange (false alarm)."""
     evaluation = context.evaluation
     order = np.argsort(-evaluation.scores, kind="stable")[: context.max_images]
