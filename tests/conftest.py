@@ -6,6 +6,11 @@ synthetic sets to check that fit, predict and eval plumbing produce sensible num
 """
 from __future__ import annotations
 
+import os
+
+# As in oddity.cli: sleeping OpenMP threads keep torch fast when other processes share the CPUs.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 from pathlib import Path
 
 import numpy as np

@@ -224,12 +224,32 @@ def test_demo_runs_end_to_end(capsys, tmp_path):
     assert "image AUROC" in stdout
 
 
-@pytest.mark.skipif("patchcore" not in oddity.list_detectors(), reason="patchcore not available yet")
+needs_patchcore = pytest.mark.skipif("patchcore" not in oddity.list_detectors(), reason="patchcore not available")
+
+
+@needs_patchcore
 def test_demo_with_patchcore_detects_the_synthetic_defects(capsys, tmp_path):
-    code, _, err = run(capsys, "demo", "--out", tmp_path / "demo", "--quiet")
+    code, out, err = run(capsys, "demo", "--out", tmp_path / "demo", "--quiet")
     assert code == 0, err
     metrics = json.loads((tmp_path / "demo" / "metrics.json").read_text())
-    assert metrics["image_auroc"] > 0.9 and metrics["pixel_auroc"] > 0.9
+    assert metrics["image_auroc"] > 0.95 and metrics["pixel_auroc"] > 0.95 and metrics["aupro"] > 0.8
+    assert "20 held-out images" in out
+
+
+@needs_patchcore
+def test_patchcore_fit_predict_eval_with_backbone_and_set(capsys, inspection_set, tmp_path):
+    model = tmp_path / "pc.oddity"
+    code, _, err = run(capsys, "fit", "patchcore", "--data", inspection_set, "--out", model, "--image-size", "64",
+                       "--backbone", "efficientnet_lite0", "--set", "coreset_ratio=0.05",
+                       "--set", 'layers=["stage3", "stage5"]', "--quiet")
+    assert code == 0, err
+    params = oddity.load(model).get_params()
+    assert params["coreset_ratio"] == 0.05 and list(params["layers"]) == ["stage3", "stage5"]
+    code, _, err = run(capsys, "predict", model, inspection_set / "test", "--out", tmp_path / "pred", "--quiet")
+    assert code == 0, err
+    code, _, err = run(capsys, "eval", model, "--data", inspection_set, "--json", tmp_path / "m.json", "--quiet")
+    assert code == 0, err
+    assert json.loads((tmp_path / "m.json").read_text())["image_auroc"] > 0.8
 
 
 def test_console_script_exits_2_with_one_error_line(tmp_path):
