@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oddity.viz import centred_range, colorize, outline, overlay, save_png, side_by_side, thumbnail
+from oddity.viz import (centred_range, colorize, outline, overlay, save_png, shrink_mask, side_by_side,
+                        thumbnail)
 
 
 def test_colorize_stretches_the_range_over_the_colormap():
@@ -56,3 +57,11 @@ def test_save_png_round_trips_and_leaves_no_temporary_file(tmp_path, shape):
     assert [p.name for p in (tmp_path / "sub").iterdir()] == ["x.png"]
     read = np.asarray(Image.open(tmp_path / "sub" / "x.png"), np.float32) / 255
     assert np.abs(read - image).max() <= 0.5 / 255 + 1e-6
+
+
+def test_shrink_mask_keeps_thin_defects():
+    mask = np.zeros((90, 90), bool)
+    mask[40, 10:80] = True  # a 1-pixel scratch
+    small = shrink_mask(mask, (30, 30))
+    assert small.shape == (30, 30) and small[13, 4:26].all() and small.sum() == small[13].sum()
+    assert np.array_equal(shrink_mask(mask, (90, 90)), mask)

@@ -19,9 +19,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from oddity.core.persistence import staged_directory
+from oddity.image import geometry
 from oddity.image.data import read_image
 from oddity.image.evaluate import Evaluation, metric_rows
-from oddity.viz import centred_range, outline, overlay, save_png, side_by_side, thumbnail
+from oddity.viz import centred_range, outline, overlay, save_png, shrink_mask, side_by_side, thumbnail
 
 IMAGE_FOLDER = "images"
 THUMBNAIL_SIDE = 256
@@ -67,12 +68,12 @@ def config_section(context: ReportContext) -> tuple[str, str]:
 def _card(context: ReportContext, rank: int, index: int, value_range: tuple[float, float]) -> str:
     evaluation = context.evaluation
     path, score, truth = evaluation.paths[index], float(evaluation.scores[index]), evaluation.masks[index]
-    image = read_image(path)
-    heat = overlay(image, evaluation.maps[index], value_range)
+    image = thumbnail(read_image(path), THUMBNAIL_SIDE)
+    heat = overlay(image, geometry.resize_map(evaluation.maps[index], image.shape[:2]), value_range)
     if truth is not None and truth.any():
-        image, heat = outline(image, truth), outline(heat, truth)
-    panel = side_by_side(image, heat)
-    source = context.save_image(f"{rank:04d}", thumbnail(panel, 2 * THUMBNAIL_SIDE))
+        small_truth = shrink_mask(truth, image.shape[:2])
+        image, heat = outline(image, small_truth), outline(heat, small_truth)
+    source = context.save_image(f"{rank:04d}", side_by_side(image, heat))
     anomalous = bool(evaluation.labels[index])
     flagged = score > evaluation.threshold
     verdict = "correct" if flagged == anomalous else ("false-positive" if flagged else "missed")
