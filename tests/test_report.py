@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import html
+import os
 import re
+import stat
 
 import pytest
 
@@ -65,3 +67,14 @@ def test_failure_leaves_no_partial_report(evaluation, tmp_path):
     with pytest.raises(KeyboardInterrupt):
         write_report(tmp_path / "r", evaluation, {}, sections=[*SECTIONS, broken])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_outputs_get_the_usual_permissions(evaluation, tmp_path):
+    mask = os.umask(0o022)
+    try:
+        page = write_report(tmp_path / "r", evaluation, {}, max_images=1)
+    finally:
+        os.umask(mask)
+    assert stat.S_IMODE(page.parent.stat().st_mode) == 0o755
+    assert stat.S_IMODE(page.stat().st_mode) == 0o644
+    assert all(stat.S_IMODE(p.stat().st_mode) == 0o644 for p in (page.parent / "images").iterdir())

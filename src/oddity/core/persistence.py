@@ -28,11 +28,19 @@ FORMAT_VERSION = 1
 _META_KEY = "oddity"
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write(path: str | os.PathLike, write: Any) -> None:
-    """Call `write(tmp_path)` and move the result onto `path` only if it succeeded."""
+    """Call `write(tmp_path)` and move the result onto `path` only if it succeeded. The file
+    gets the usual permissions (0666 less the umask), not the 0600 of a temporary file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, 0o666 & ~_umask())
     os.close(fd)
     try:
         write(tmp)
@@ -53,6 +61,7 @@ def staged_directory(path: str | os.PathLike) -> Iterator[Path]:
         raise OSError(f"{path}: exists and is not a folder")
     path.parent.mkdir(parents=True, exist_ok=True)
     stage = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    stage.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; it may become `path` itself
     try:
         yield stage
         blockable = hasattr(signal, "pthread_sigmask")
