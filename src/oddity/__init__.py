@@ -9,11 +9,17 @@ explanations.
 """
 from __future__ import annotations
 
-from typing import Any
+import os
 
-from oddity.core.detector import Detector, load
-from oddity.core.errors import OddityError
-from oddity.core.registry import get_detector_class, list_detectors
+# Idle OpenMP threads sleep instead of spinning: on a small CPU shared with other processes,
+# spinning threads made torch up to 40x slower here. Must be set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from typing import Any  # noqa: E402
+
+from oddity.core.detector import Detector, load  # noqa: E402
+from oddity.core.errors import OddityError  # noqa: E402
+from oddity.core.registry import get_detector_class, list_detectors  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -5,7 +5,9 @@ Every command takes `--quiet` (no progress bars) and `--help`. Errors oddity rai
 and exit with status 2, as do usage errors; other I/O failures (disk full, permission denied)
 print `error: ...` and exit 1; Ctrl-C prints one line and exits 130. Every output (model,
 JSON, prediction folder, report, demo data) is written atomically or staged and moved into
-place at the end, so an interrupted command leaves no partial output behind.
+place at the end, so an interrupted command leaves no partial output behind. Modules that
+pull in torch, scipy or matplotlib are imported inside the commands, so `--help` answers at
+once and a Ctrl-C during start-up is handled like any other.
 """
 from __future__ import annotations
 
@@ -22,19 +24,18 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import oddity
 from oddity.core.errors import ConfigError, OddityError
 from oddity.core.persistence import atomic_write
 from oddity.core.registry import get_detector_class
 from oddity.core.thresholds import Threshold
-from oddity.image.data import training_samples, unlabelled_samples
-from oddity.image.detector import ImageDetector
-from oddity.image.evaluate import Evaluation, evaluate, metric_rows
-from oddity.image.predictions import write_predictions
-from oddity.image.synth import make_inspection_set
-from oddity.report import write_report
+
+if TYPE_CHECKING:
+    from oddity.core.detector import Detector
+    from oddity.image.detector import ImageDetector
+    from oddity.image.evaluate import Evaluation
 
 # The demo set: small enough to run in seconds, with a quarter of the 80 normal training images
 # held out so that the calibrated thresholds rest on 20 images (achievable FPR 1/21).
@@ -75,11 +76,12 @@ def _detector_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
     return params
 
 
-def _load_image_detector(path: str) -> ImageDetector:
-    detector = oddity.load(path)
+def _as_image_detector(detector: Detector, source: str) -> ImageDetector:
+    from oddity.image.detector import ImageDetector
+
     if not isinstance(detector, ImageDetector):
-        raise ConfigError(f"{path}: a {detector.modality} model ({detector.name}); this command "
-                          "needs an image model")
+        raise ConfigError(f"{source}: a {detector.modality} detector ({detector.name}); this "
+                          "command needs an image detector")
     return detector
 
 
@@ -103,6 +105,8 @@ def _describe(threshold: Threshold | None) -> str:
 
 
 def _print_metrics(evaluation: Evaluation) -> None:
+    from oddity.image.evaluate import metric_rows
+
     rows = metric_rows(evaluation.metrics)
     width = max(len(label) for label, _ in rows)
     for label, value in rows:
@@ -125,9 +129,9 @@ def _write_json(path: str | Path, document: dict[str, Any]) -> None:
 # --- commands -----------------------------------------------------------------------------
 def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbose: bool) -> ImageDetector:
     """Create, fit, save and describe a detector (shared by `fit` and `demo`)."""
-    detector = oddity.create(detector_name, **params)
-    if not isinstance(detector, ImageDetector):
-        raise ConfigError(f"detector {detector_name!r} is not an image detector")
+    from oddity.image.data import training_samples
+
+    detector = _as_image_detector(oddity.create(detector_name, **params), f"detector {detector_name!r}")
     samples = training_samples(data)
     start = time.perf_counter()
     detector.fit(samples, verbose=verbose)
@@ -145,8 +149,11 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from oddity.image.data import unlabelled_samples
+    from oddity.image.predictions import write_predictions
+
     _check_apart([args.out], args.inputs)
-    detector = _load_image_detector(args.model)
+    detector = _as_image_detector(oddity.load(args.model), args.model)
     detector.skip_bad = args.skip_bad
     prediction = detector.predict(unlabelled_samples(args.inputs), verbose=not args.quiet)
     csv_path = write_predictions(args.out, prediction)
@@ -157,8 +164,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    from oddity.image.evaluate import evaluate
+    from oddity.report import write_report
+
     _check_apart([p for p in (args.json, args.report) if p], [args.data])
-    detector = _load_image_detector(args.model)
+    detector = _as_image_detector(oddity.load(args.model), args.model)
     evaluation = evaluate(detector, args.data, verbose=not args.quiet)
     print(f"{detector.name} on {args.data}:")
     _print_metrics(evaluation)
@@ -171,6 +181,12 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    from oddity.image.data import unlabelled_samples
+    from oddity.image.evaluate import evaluate
+    from oddity.image.predictions import write_predictions
+    from oddity.image.synth import make_inspection_set
+    from oddity.report import write_report
+
     out = Path(args.out)
     verbose = not args.quiet
     data, model = out / "data", out / "model.oddity"

@@ -64,7 +64,7 @@ def test_unknown_names_are_config_errors():
 def test_written_set_has_mvtec_layout_and_matching_masks(tmp_path):
     root = make_inspection_set(tmp_path / "cloth", n_train=5, n_test_good=2, n_test_defect=2, size=48, seed=3)
     assert len(training_samples(root)) == 5
-    samples = data.test_samples(root)
+    samples = data.evaluation_samples(root)
     assert sorted({s.defect for s in samples}) == sorted({"good", *DEFECTS})
     assert len(samples) == 2 + 2 * len(DEFECTS)
     in_memory = {(i.folder, i.stem): i for i in inspection_images(

@@ -174,7 +174,7 @@ def training_samples(root: str | Path) -> list[ImageSample]:
     return [ImageSample(path=p, label=0, defect=NORMAL_FOLDER) for p in paths]
 
 
-def test_samples(root: str | Path) -> list[ImageSample]:
+def evaluation_samples(root: str | Path) -> list[ImageSample]:
     """Labelled images to evaluate on: `test/` of an MVTec category (with masks), or a folder
     whose `good/` sub-folder holds normal images and other sub-folders anomalous ones."""
     root = Path(root)

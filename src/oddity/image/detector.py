@@ -26,6 +26,7 @@ from oddity.image import geometry
 from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, training_samples,
                                unlabelled_samples)
 
+MIN_CALIBRATION = 10
 ImageInput = Any  # folder/file path(s), ImageSample list, array(s) or an (N, 3, H, W) tensor
 
 
@@ -124,11 +125,12 @@ class ImageDetector(Detector):
         return geometry.keep_aspect_shape(hw, self.image_size)
 
     def _split_calibration(self, samples: list) -> tuple[list, list]:
-        count = round(len(samples) * self.calibration_fraction)
-        if self.calibration_fraction > 0 and len(samples) >= 2:
-            count = max(1, count)
-        if count == 0:
+        """Hold out `calibration_fraction` of the images, and at least a quarter of them up
+        to MIN_CALIBRATION images, so a small training set still gets a usable threshold."""
+        if self.calibration_fraction == 0 or len(samples) < 2:
             return samples, []
+        count = max(1, round(len(samples) * self.calibration_fraction),
+                    min(MIN_CALIBRATION, len(samples) // 4))
         order = np.random.default_rng(self.seed).permutation(len(samples))
         held_out = set(order[:count].tolist())
         fit = [s for i, s in enumerate(samples) if i not in held_out]
@@ -138,8 +140,8 @@ class ImageDetector(Detector):
     def fit(self, data: ImageInput, *, verbose: bool = True) -> "ImageDetector":
         """Learn normal from images of normal items, then calibrate thresholds on held-out ones.
 
-        A `calibration_fraction` of the images (at least one when there are two or more) is
-        held out, scored, and used to set the image threshold (target false-positive rate
+        A `calibration_fraction` of the images (at least one when there are two or more, and
+        at least a quarter up to 10 images) is held out, scored, and used to set the image threshold (target false-positive rate
         `target_fpr`) and the pixel threshold (same rate, on each held-out image's map maximum,
         so a normal image gets an empty mask with the same confidence). With no image held out
         (`calibration_fraction=0` or a single image) the thresholds come from the training

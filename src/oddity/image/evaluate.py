@@ -23,7 +23,7 @@ import numpy as np
 
 from oddity.core.errors import DataError
 from oddity.image import geometry
-from oddity.image.data import test_samples
+from oddity.image.data import evaluation_samples
 from oddity.image.detector import ImageDetector
 from oddity.metrics import aupro, f1_max, image_aupr, image_auroc, pixel_auroc
 
@@ -96,9 +96,9 @@ def _pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray], notes: list[
 
 
 def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool = True) -> Evaluation:
-    """Score the labelled test split under `root` (see `oddity.image.data.test_samples`) with
+    """Score the labelled test split under `root` (see `oddity.image.data.evaluation_samples`) with
     a fitted detector and compute image and pixel metrics and throughput."""
-    samples = test_samples(root)
+    samples = evaluation_samples(root)
     start = time.perf_counter()
     result = detector.score(samples, verbose=verbose, desc="evaluate")
     seconds = time.perf_counter() - start

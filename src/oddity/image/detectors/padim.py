@@ -70,16 +70,16 @@ class PaDiM(ImageDetector):
         count, sums, products = 0, None, None
         with torch.inference_mode():
             for x in images:
-                embedding = self._embed(x)[0].double().numpy()
+                embedding = self._embed(x)[0].double()
                 if sums is None:
-                    sums = np.zeros_like(embedding)
-                    products = np.zeros((*embedding.shape, embedding.shape[1]))
+                    sums = torch.zeros_like(embedding)
+                    products = embedding.new_zeros((*embedding.shape, embedding.shape[1]))
                 sums += embedding
-                products += embedding[:, :, None] * embedding[:, None, :]
+                products.baddbmm_(embedding[:, :, None], embedding[:, None, :])
                 count += 1
         if count < 2:
             raise DataError("PaDiM needs at least two normal images to estimate covariances")
-        mean = sums / count
+        mean, products = (sums / count).numpy(), products.numpy()
         covariance = (products - count * mean[:, :, None] * mean[:, None, :]) / (count - 1)
         covariance += REGULARISATION * np.eye(self.n_features)
         self._set_gaussian(mean, covariance)

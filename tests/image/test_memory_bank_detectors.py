@@ -1,0 +1,117 @@
+"""PatchCore and PaDiM learn real normality on generated data, keep maps at each image's size,
+survive a save/load round trip, and keep their documented bounds."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.metrics import roc_auc_score
+
+import oddity
+from oddity.image.data import evaluation_samples
+from oddity.image.detectors.patchcore import greedy_coreset
+from oddity.image.synth import inspection_images, make_inspection_set
+
+SMALL = {"image_size": 64, "seed": 0}
+
+
+@pytest.fixture(scope="module", params=["patchcore", "padim"])
+def fitted(request, inspection_set):
+    detector = oddity.create(request.param, **SMALL)
+    return detector.fit(inspection_set, verbose=False)
+
+
+def test_detects_synthetic_defects(fitted, inspection_set):
+    samples = evaluation_samples(inspection_set)
+    result = fitted.predict(samples, verbose=False)
+    labels = np.array([s.label for s in samples])
+    assert roc_auc_score(labels, result.scores) >= 0.9
+    pixels = np.concatenate([m.ravel() for m in result.maps])
+    truth = np.concatenate([s.load_mask(m.shape).ravel() for s, m in zip(samples, result.maps)])
+    assert roc_auc_score(truth, pixels) >= 0.9
+    assert result.labels.dtype == bool and result.masks[0].shape == result.maps[0].shape
+
+
+def test_save_load_gives_identical_scores(fitted, inspection_set, tmp_path):
+    path = tmp_path / "model.oddity"
+    fitted.save(path)
+    loaded = oddity.load(path)
+    assert type(loaded) is type(fitted) and loaded.get_params() == fitted.get_params()
+    samples = evaluation_samples(inspection_set)[:3]
+    before, after = fitted.score(samples, verbose=False), loaded.score(samples, verbose=False)
+    np.testing.assert_allclose(after.scores, before.scores, rtol=1e-6)
+    np.testing.assert_allclose(after.maps[0], before.maps[0], rtol=1e-5, atol=1e-6)
+    assert loaded.threshold_ == fitted.threshold_
+
+
+@pytest.mark.parametrize("tile", [None, 40])
+def test_maps_come_back_at_the_original_non_square_size(fitted, tile):
+    fitted.tile = tile
+    try:
+        images = [np.random.default_rng(0).random((50, 130, 3)).astype(np.float32),
+                  np.random.default_rng(1).random((97, 61, 3)).astype(np.float32)]
+        result = fitted.score(images, verbose=False)
+    finally:
+        fitted.tile = None
+    assert [m.shape for m in result.maps] == [(50, 130), (97, 61)]
+    assert np.all(np.isfinite(result.scores))
+
+
+@pytest.mark.parametrize("name", ["patchcore", "padim"])
+def test_calibrated_threshold_passes_most_normal_images(name, tmp_path):
+    root = make_inspection_set(tmp_path / "normal", n_train=40, n_test_good=20, n_test_defect=0,
+                               size=64, seed=5, texture="stripes")
+    detector = oddity.create(name, **SMALL).fit(root, verbose=False)
+    assert detector.threshold_.method == "conformal" and detector.threshold_.n_calibration == 10
+    normal = [s for s in evaluation_samples(root) if s.label == 0]
+    # 10 held-out images bound the false-positive rate by 1/11 in expectation; 20 test images
+    # leave room for chance, not for a threshold calibrated on the wrong scores.
+    assert detector.predict(normal, verbose=False).labels.mean() <= 0.3
+
+
+def test_greedy_coreset_picks_the_farthest_points():
+    points = torch.tensor([[0.0, 0.0], [0.1, 0.0], [10.0, 0.0], [0.0, 10.0], [0.05, 0.05]])
+    chosen = greedy_coreset(points, 3, seed=0)
+    assert len(set(chosen.tolist())) == 3
+    # Whatever the start, the three chosen points must cover the three clusters.
+    clusters = {0: 0, 1: 0, 4: 0, 2: 1, 3: 2}
+    assert {clusters[i] for i in chosen.tolist()} == {0, 1, 2}
+
+
+def test_patchcore_bank_respects_ratio_and_hard_cap(inspection_set):
+    capped = oddity.create("patchcore", max_bank_size=50, **SMALL).fit(inspection_set, verbose=False)
+    assert capped.memory_bank_.shape[0] == 50
+    ratio = oddity.create("patchcore", coreset_ratio=0.02, **SMALL).fit(inspection_set, verbose=False)
+    patches_per_image = 8 * 8  # 64 px input, stride 8
+    n_fit = 12 - 3  # a quarter of the 12 images is held out for calibration
+    assert ratio.memory_bank_.shape[0] == round(0.02 * n_fit * patches_per_image)
+
+
+def test_padim_distance_is_the_mahalanobis_distance(inspection_set):
+    detector = oddity.create("padim", **SMALL).fit(inspection_set, verbose=False)
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        embedding, grid = detector._embed(x)
+        _, score_map = detector._score_image(x)
+    whitening = detector.whitening_[0].double().numpy()
+    covariance = np.linalg.inv(whitening.T @ whitening)
+    delta = embedding[0].double().numpy() - detector.mean_[0].double().numpy()
+    expected = np.sqrt(delta @ np.linalg.solve(covariance, delta))
+    assert score_map.shape == grid
+    assert score_map[0, 0] == pytest.approx(expected, rel=1e-4)
+
+
+def test_unfitted_detector_refuses_to_score():
+    with pytest.raises(oddity.OddityError, match="not fitted"):
+        oddity.create("patchcore").score([np.zeros((32, 32, 3), np.float32)])
+
+
+def test_detectors_are_registered():
+    assert {"patchcore", "padim"} <= set(oddity.list_detectors())
+
+
+def test_padim_accepts_in_memory_images():
+    images = [item.pixels for item in inspection_images(n_train=6, n_test_good=0, n_test_defect=0,
+                                                        size=48, seed=3)]
+    detector = oddity.create("padim", image_size=48).fit(np.stack(images), verbose=False)
+    assert detector.input_shape_ == (48, 48)
