@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import os
 
-# As in oddity.cli: sleeping OpenMP threads keep torch fast when other processes share the CPUs.
+# As `import oddity` does, but torch is imported here first: idle OpenMP threads sleep, which
+# keeps torch fast when other processes share the CPUs.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from pathlib import Path

@@ -11,13 +11,6 @@ once and a Ctrl-C during start-up is handled like any other.
 """
 from __future__ import annotations
 
-import os
-
-# OpenMP threads (torch's and faiss's) spin while waiting by default. On a machine shared with
-# other busy processes that made the backbone 30x slower here (1021 vs 33 ms per 256 px image
-# on 2 cores); sleeping threads avoid it. Set before torch loads; a user's setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-
 import argparse
 import json
 import sys
