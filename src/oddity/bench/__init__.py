@@ -1,0 +1,1 @@
+"""Benchmark runner: fit and evaluate detectors on datasets, write tables users can trust."""
