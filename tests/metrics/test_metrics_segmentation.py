@@ -7,7 +7,7 @@ from skimage.measure import label
 from sklearn.metrics import roc_auc_score
 
 from oddity.core.errors import MetricError
-from oddity.metrics import aupimo, aupro, pixel_auroc
+from oddity.metrics import aupimo, aupro, pixel_auroc, pro_curve
 
 
 def blob_masks(rng, n, size, normal_images=0):
@@ -28,14 +28,15 @@ def maps_for(rng, masks, decimals=None, dtype=np.float64):
 
 
 def brute_aupro(maps, masks, limit):
-    """MVTec AD's PRO curve at every distinct score, trapezoid up to `limit` (bisect + lerp)."""
+    """MVTec AD's PRO curve at every distinct score, trapezoid up to `limit` (bisect + lerp).
+    Maps and masks: (N, H, W) arrays or lists of (H, W) arrays of any sizes."""
     regions = []
     for image, mask in zip(maps, masks, strict=True):
         components, count = label(mask, connectivity=2, return_num=True)
         regions += [(image, components == k) for k in range(1, count + 1)]
-    normal = maps[~masks]
+    normal = np.concatenate([image[~mask] for image, mask in zip(maps, masks)])
     x, y = [0.0], [0.0]
-    for t in np.unique(maps)[::-1]:
+    for t in np.unique(np.concatenate([np.ravel(image) for image in maps]))[::-1]:
         x.append(np.mean(normal >= t))
         y.append(np.mean([np.mean(image[region] >= t) for image, region in regions]))
     x, y = np.array(x), np.array(y)
@@ -50,10 +51,10 @@ def brute_aupro(maps, masks, limit):
 
 
 def brute_aupimo(maps, masks, num_thresholds, bounds):
-    """AUPIMO with explicit loops over thresholds and images."""
-    anomalous = masks.reshape(len(masks), -1).any(axis=1)
-    normal = maps[~anomalous]
-    thresholds = np.linspace(normal.min(), normal.max(), num_thresholds)
+    """AUPIMO with explicit loops over thresholds and images (arrays or lists of (H, W))."""
+    anomalous = np.array([mask.any() for mask in masks])
+    normal = [image for image, bad in zip(maps, anomalous) if not bad]
+    thresholds = np.linspace(min(map(np.min, normal)), max(map(np.max, normal)), num_thresholds)
     shared = np.mean([[np.mean(image >= t) for t in thresholds] for image in normal], axis=0)
     first = int(np.argmin(np.abs(shared - bounds[1])))
     last = int(np.argmin(np.abs(shared - bounds[0])))
@@ -172,3 +173,95 @@ def test_aupimo_rejects_degenerate_input(normal_images, images, kwargs, message)
     masks = blob_masks(rng, images, 16, normal_images=normal_images)
     with pytest.raises(MetricError, match=message):
         aupimo(maps_for(rng, masks), masks, **kwargs)
+
+
+def mixed_size_set(rng, sizes, normal_images, decimals=None):
+    """Maps and masks as lists of (H, W) arrays of the given sizes, the first ones normal."""
+    maps, masks = [], []
+    for i, (height, width) in enumerate(sizes):
+        mask = np.zeros((height, width), bool)
+        if i >= normal_images:
+            for _ in range(rng.integers(1, 4)):
+                r, c = rng.integers(0, height - 3), rng.integers(0, width - 3)
+                mask[r:r + rng.integers(1, 5), c:c + rng.integers(1, 5)] = True
+        maps.append(maps_for(rng, mask, decimals))
+        masks.append(mask)
+    return maps, masks
+
+
+@pytest.mark.parametrize("seed, decimals", [(0, None), (1, 2)])
+def test_list_input_equals_array_input_when_sizes_agree(seed, decimals):
+    rng = np.random.default_rng(seed)
+    masks = blob_masks(rng, 8, 24, normal_images=3)
+    maps = maps_for(rng, masks, decimals, np.float32)
+    as_lists = list(maps), [mask.astype(np.uint8) for mask in masks]
+    assert pixel_auroc(*as_lists) == pixel_auroc(maps, masks)
+    assert aupro(*as_lists, 0.2) == pytest.approx(aupro(maps, masks, 0.2), abs=1e-12)
+    for a, b in zip(pro_curve(*as_lists), pro_curve(maps, masks)):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+    # Nested Python lists are (N, H, W) too.
+    assert aupro(maps.tolist(), masks.tolist()) == pytest.approx(aupro(maps, masks), abs=1e-12)
+    bounds = (1e-2, 1e-1)
+    from_lists = aupimo(*as_lists, num_thresholds=20_000, fpr_bounds=bounds)
+    from_array = aupimo(maps, masks, num_thresholds=20_000, fpr_bounds=bounds)
+    np.testing.assert_allclose(from_lists.per_image, from_array.per_image, atol=1e-12)
+    np.testing.assert_array_equal(from_lists.shared_fpr, from_array.shared_fpr)
+
+
+@pytest.mark.parametrize("seed, decimals, limit", [(0, None, 0.3), (1, 2, 0.3), (2, 1, 0.12), (3, None, 1.0)])
+def test_mixed_sizes_match_brute_force(seed, decimals, limit):
+    rng = np.random.default_rng(seed)
+    sizes = [(16, 16), (12, 20), (9, 7), (16, 16), (20, 11), (8, 30)]
+    maps, masks = mixed_size_set(rng, sizes, normal_images=2, decimals=decimals)
+    flat_maps = np.concatenate([m.ravel() for m in maps])
+    flat_masks = np.concatenate([m.ravel() for m in masks])
+    assert pixel_auroc(maps, masks) == pytest.approx(roc_auc_score(flat_masks, flat_maps), abs=1e-12)
+    assert aupro(maps, masks, limit) == pytest.approx(brute_aupro(maps, masks, limit), abs=1e-9)
+    x, y = pro_curve(maps, masks, limit)
+    assert np.trapezoid(y, x) / limit == pytest.approx(aupro(maps, masks, limit), abs=1e-12)
+
+
+def test_regions_do_not_join_across_images_of_different_sizes():
+    # Two one-pixel regions at the end of image 0 and start of image 1: adjacent in memory.
+    masks = [np.zeros((2, 3), bool), np.zeros((3, 2), bool)]
+    masks[0][1, 2] = masks[1][0, 0] = True
+    maps = [np.zeros((2, 3)), np.zeros((3, 2))]
+    maps[0][1, 2] = 1.0  # one of the two regions found: PRO 0.5 at FPR 0
+    assert aupro(maps, masks, 1.0) == pytest.approx((0.5 + 1.0) / 2)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_aupimo_of_mixed_sizes_matches_brute_force(seed):
+    rng = np.random.default_rng(seed)
+    sizes = [(24, 24), (20, 30), (30, 16), (24, 24), (18, 28), (26, 20), (24, 24), (16, 40)]
+    maps, masks = mixed_size_set(rng, sizes, normal_images=4)
+    bounds = (1e-3, 1e-1)
+    with pytest.warns(UserWarning, match="only"):
+        result = aupimo(maps, masks, num_thresholds=400, fpr_bounds=bounds)
+    np.testing.assert_allclose(result.per_image, brute_aupimo(maps, masks, 400, bounds), atol=1e-6)
+    assert np.isnan(result.per_image[:4]).all() and not np.isnan(result.per_image[4:]).any()
+
+
+def test_pro_curve_is_the_integrated_curve():
+    rng = np.random.default_rng(5)
+    masks = blob_masks(rng, 5, 16, normal_images=2)
+    maps = maps_for(rng, masks, 2)
+    for limit in (0.05, 0.3, 1.0):
+        x, y = pro_curve(maps, masks, limit)
+        assert x[0] == y[0] == 0.0 and x[-1] == pytest.approx(limit) and np.all(np.diff(x) >= 0)
+        assert np.all(np.diff(y) >= -1e-12) and y.max() <= 1.0 + 1e-12
+        assert np.trapezoid(y, x) / limit == pytest.approx(brute_aupro(maps, masks, limit), abs=1e-9)
+
+
+@pytest.mark.parametrize("maps, masks, message", [
+    ([np.zeros((4, 4)), np.zeros((4, 5))], [np.zeros((4, 4)), np.zeros((5, 4))], r"image 1: .* differ in shape"),
+    ([np.zeros((4, 4))] * 2, [np.zeros((4, 4))] * 3, "2 images and `masks` 3"),
+    ([np.zeros((4, 4)), np.zeros((2, 4, 4))], [np.zeros((4, 4))] * 2, r"item 1 has shape \(2, 4, 4\)"),
+    ([], [], "empty"),
+    ([np.zeros((0, 4)), np.zeros((4, 4))], [np.zeros((0, 4)), np.ones((4, 4))], "no pixel"),
+    ([np.zeros((4, 4)), np.full((3, 3), np.nan)], [np.ones((4, 4)), np.zeros((3, 3))], "NaN"),
+])
+def test_list_input_is_validated(maps, masks, message):
+    for metric in (pixel_auroc, aupro, aupimo):
+        with pytest.raises(MetricError, match=message):
+            metric(maps, masks)

@@ -4,7 +4,7 @@ Every function validates its input and raises `oddity.core.errors.MetricError` f
 cases (one class only, shape mismatch, NaN scores, non-binary masks or labels).
 """
 from oddity.metrics.classification import F1Max, f1_max, image_aupr, image_auroc
-from oddity.metrics.segmentation import AUPIMOResult, aupimo, aupro, pixel_auroc
+from oddity.metrics.segmentation import AUPIMOResult, aupimo, aupro, pixel_auroc, pro_curve
 from oddity.metrics.series import (
     DetectionF1,
     event_f1,
@@ -26,6 +26,7 @@ __all__ = [
     "image_auroc",
     "pate",
     "pixel_auroc",
+    "pro_curve",
     "point_adjusted_f1",
     "point_aupr",
     "point_auroc",
