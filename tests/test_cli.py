@@ -16,7 +16,7 @@ from oddity.cli import main
 from oddity.core.registry import get_detector_class
 
 COMMANDS = ["fit", "predict", "eval", "demo", "list"]
-METRIC_KEYS = {"image_auroc", "image_aupr", "image_f1max", "pixel_auroc", "aupro",
+METRIC_KEYS = {"image_auroc", "image_aupr", "image_f1max", "pixel_auroc", "aupro", "aupimo",
                "images_per_second", "test_images", "seconds"}
 
 
@@ -182,8 +182,14 @@ def test_eval_prints_table_and_writes_json_and_report(capsys, model, inspection_
     metrics = json.loads((tmp_path / "m.json").read_text())
     assert set(metrics) == METRIC_KEYS and metrics["test_images"] == 10
     assert "image AUROC" in out and "AUPRO" in out and f"{metrics['image_auroc']:.4f}" in out
+    assert "image F1-max" in out and f"{metrics['image_f1max']:.4f}" in out
+    # The tiny set cannot reach AUPIMO's FPR range: n/a in the table, null in JSON, a note why.
+    assert metrics["aupimo"] is None and "AUPIMO (mean, FPR 1e-5 to 1e-4)" in out
+    assert "note: AUPIMO not computed" in out
     page = (tmp_path / "report" / "index.html").read_text()
     assert "Heat maps" in page and "test-meandiff" in page
+    for name in ("roc", "pro", "scores"):
+        assert f"images/{name}.png" in page and (tmp_path / "report" / "images" / f"{name}.png").is_file()
 
 
 def test_eval_refuses_report_inside_data(capsys, model, inspection_set):

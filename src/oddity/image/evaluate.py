@@ -1,31 +1,30 @@
 """Evaluate a fitted image detector on a labelled test set: the standard MVTec AD metrics.
 
 Image level: AUROC, AUPR and the best F1 over thresholds, from one score per image. Pixel
-level: pixel AUROC and AUPRO (FPR limit 0.3), over the images whose ground truth is known:
-normal images (known to be all normal) and anomalous images that have a mask file; an
-anomalous image without a mask counts for the image metrics only. Pixel metrics are None when
-no mask marks any pixel. Scoring is timed, so the same run gives throughput.
+level: pixel AUROC, AUPRO (FPR limit 0.3) and AUPIMO (mean over anomalous images, shared FPR
+1e-5 to 1e-4), over the images whose ground truth is known: normal images (known to be all
+normal) and anomalous images that have a mask file; an anomalous image without a mask counts
+for the image metrics only. Pixel metrics are None when no mask marks any pixel; AUPIMO is
+also None when the test set cannot reach its FPR range (too few normal pixels), with a note
+saying why. Scoring is timed, so the same run gives throughput.
 
-Masks are read at each image's own size, like the maps. When test images differ in size, the
-pixel AUROC is exact (pixels are pooled whatever their image) but AUPRO, whose regions are
-connected components per image, is computed after resizing every map and mask to the most
-common image size (maps bilinear, masks nearest); `Evaluation.notes` says so.
+Masks are read at each image's own size, like the maps, and the pixel metrics take the maps
+and masks as lists, so images of different sizes are evaluated exactly (no resizing).
 """
 from __future__ import annotations
 
 import os
 import time
-from collections import Counter
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from oddity.core.errors import DataError
-from oddity.image import geometry
+from oddity.core.errors import DataError, MetricError
 from oddity.image.data import evaluation_samples
 from oddity.image.detector import ImageDetector
-from oddity.metrics import aupro, f1_max, image_aupr, image_auroc, pixel_auroc
+from oddity.metrics import aupimo, aupro, f1_max, image_aupr, image_auroc, pixel_auroc
 
 # Metric keys in display order, with how a person reads them.
 METRIC_LABELS: dict[str, str] = {
@@ -34,6 +33,7 @@ METRIC_LABELS: dict[str, str] = {
     "image_f1max": "image F1-max",
     "pixel_auroc": "pixel AUROC",
     "aupro": "AUPRO (FPR <= 0.3)",
+    "aupimo": "AUPIMO (mean, FPR 1e-5 to 1e-4)",
     "images_per_second": "images / second",
     "test_images": "test images",
     "seconds": "scoring seconds",
@@ -44,7 +44,8 @@ METRIC_LABELS: dict[str, str] = {
 class Evaluation:
     """Metrics (keys of `METRIC_LABELS`, None where not computable) and, per scored image in
     test-set order, what reports need: path, defect folder, label (1 = anomalous), score, map,
-    ground-truth mask (None when unknown), plus the detector's thresholds."""
+    ground-truth mask (None when unknown), AUPIMO (NaN for normal images and images without a
+    mask; None when AUPIMO was not computed), plus the detector's thresholds."""
 
     metrics: dict[str, Any]
     paths: list[str]
@@ -56,6 +57,7 @@ class Evaluation:
     threshold: float = float("nan")
     pixel_threshold: float = float("nan")
     notes: list[str] = field(default_factory=list)
+    aupimo: np.ndarray | None = None
 
 
 def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
@@ -75,24 +77,20 @@ def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _common_shape(shapes: list[tuple[int, int]]) -> tuple[int, int]:
-    return Counter(shapes).most_common(1)[0][0]
-
-
-def _pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray], notes: list[str]) -> tuple[float, float]:
-    """(pixel AUROC, AUPRO) over maps and masks of possibly different sizes."""
-    shapes = [m.shape for m in maps]
-    if len(set(shapes)) == 1:
-        stacked_maps, stacked_masks = np.stack(maps), np.stack(masks)
-        return pixel_auroc(stacked_maps, stacked_masks), aupro(stacked_maps, stacked_masks)
-    pooled = pixel_auroc(np.concatenate([m.ravel() for m in maps])[None, None],
-                         np.concatenate([m.ravel() for m in masks])[None, None])
-    shape = _common_shape(shapes)
-    resized_maps = np.stack([geometry.resize_map(m, shape) for m in maps])
-    resized_masks = np.stack([geometry.resize_map(m.astype(np.float32), shape) >= 0.5 for m in masks])
-    notes.append(f"test images differ in size; AUPRO computed on maps and masks resized to "
-                 f"{shape[1]}x{shape[0]} (WxH)")
-    return pooled, aupro(resized_maps, resized_masks)
+def _pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray],
+                   notes: list[str]) -> tuple[float, float, np.ndarray | None]:
+    """(pixel AUROC, AUPRO, per-image AUPIMO or None) over maps and masks of any sizes; why
+    AUPIMO is missing, or may be inaccurate, goes to `notes`."""
+    auroc, pro = pixel_auroc(maps, masks), aupro(maps, masks)
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            per_image = aupimo(maps, masks).per_image
+    except MetricError as exc:
+        notes.append(f"AUPIMO not computed: {exc}")
+        return auroc, pro, None
+    notes.extend(f"AUPIMO: {w.message}" for w in caught if issubclass(w.category, UserWarning))
+    return auroc, pro, per_image
 
 
 def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool = True) -> Evaluation:
@@ -113,17 +111,27 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool 
              for sample, score_map in zip(scored, result.maps)]
     known = [i for i, mask in enumerate(masks) if mask is not None]
     notes: list[str] = []
-    pixel_values: tuple[float | None, float | None] = (None, None)
+    pixel_auroc_value = aupro_value = per_image_aupimo = None
     if any(masks[i].any() for i in known):
-        pixel_values = _pixel_metrics([result.maps[i] for i in known], [masks[i] for i in known], notes)
+        empty = [i for i in known if labels[i] == 1 and not masks[i].any()]
+        if empty:
+            notes.append(f"{len(empty)} anomalous image(s) have an empty mask (e.g. "
+                         f"{result.paths[empty[0]]}): pixel metrics count their pixels as "
+                         "normal, AUPIMO counts them as normal images")
+        pixel_auroc_value, aupro_value, known_aupimo = _pixel_metrics(
+            [result.maps[i] for i in known], [masks[i] for i in known], notes)
+        if known_aupimo is not None:
+            per_image_aupimo = np.full(len(scored), np.nan)
+            per_image_aupimo[known] = known_aupimo
     else:
         notes.append("no ground-truth masks: pixel metrics not computed")
     metrics = {
         "image_auroc": image_auroc(labels, result.scores),
         "image_aupr": image_aupr(labels, result.scores),
         "image_f1max": f1_max(labels, result.scores).f1,
-        "pixel_auroc": pixel_values[0],
-        "aupro": pixel_values[1],
+        "pixel_auroc": pixel_auroc_value,
+        "aupro": aupro_value,
+        "aupimo": float(np.nanmean(per_image_aupimo)) if per_image_aupimo is not None else None,
         "images_per_second": len(scored) / seconds if seconds > 0 else None,
         "test_images": len(scored),
         "seconds": seconds,
@@ -132,4 +140,5 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool 
     pixel_threshold = detector.pixel_threshold_.value if detector.pixel_threshold_ else float("nan")
     return Evaluation(metrics=metrics, paths=list(result.paths), defects=[s.defect or "" for s in scored],
                       labels=labels, scores=result.scores, maps=result.maps, masks=masks,
-                      threshold=threshold, pixel_threshold=pixel_threshold, notes=notes)
+                      threshold=threshold, pixel_threshold=pixel_threshold, notes=notes,
+                      aupimo=per_image_aupimo)

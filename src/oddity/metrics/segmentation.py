@@ -209,7 +209,7 @@ def aupro(anomaly_maps: ArrayLike | Sequence[ArrayLike], masks: ArrayLike | Sequ
     if not inside.all():  # the last segment crosses the limit: interpolate the curve there
         y_lim = _at_limit(fpr_before, fpr, pro_above, pro_at, fpr_limit)
         area += 0.5 * (pro_above[-1] + y_lim) * (fpr_limit - fpr_before[-1])
-    return area / fpr_limit
+    return float(area / fpr_limit)
 
 
 def pro_curve(anomaly_maps: ArrayLike | Sequence[ArrayLike], masks: ArrayLike | Sequence[ArrayLike],
