@@ -1,5 +1,6 @@
 """`make bench`: fit and evaluate the image detectors on every MVTec-layout dataset found under
-$ODDITY_DATA (default ../shared/data/images) and write benchmarks/results/image.{md,json}.
+$ODDITY_DATA (default ../shared/data/images) and write benchmarks/results/image.{md,json},
+with each run's plots and light report in benchmarks/results/plots/<dataset>-<detector>/.
 
 Usage: python benchmarks/run_image.py [--detectors patchcore padim] [--data DIR] [--timeout S]
 """
@@ -7,10 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import sys
 from pathlib import Path
 
-from oddity.bench.image import find_datasets, run_one, write_results
+from oddity.bench.image import find_datasets, report_folder_name, run_one, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Benchmark settings per detector: the defaults unless a row says otherwise.
@@ -31,15 +33,20 @@ def main() -> int:
     if not datasets:
         print(f"no MVTec-layout datasets under {args.data}; set ODDITY_DATA", file=sys.stderr)
         return 2
+    # What image.md says to run: `make bench`, or this script with the options given.
+    command = ("make bench" if len(sys.argv) == 1 else
+               "python benchmarks/run_image.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     runs = []
     for dataset in datasets:
         for detector in args.detectors:
             for params in CONFIGS.get(detector, [{}]):
                 print(f"{dataset.name} / {detector} {params or ''} ...", flush=True)
-                run = run_one(dataset, detector, params, args.timeout)
-                print(f"  {run.error or run.metrics}  fit {run.fit_seconds}s  rss {run.peak_rss_gb} GB", flush=True)
+                report_dir = RESULTS / "plots" / report_folder_name(dataset, detector, params)
+                run = run_one(dataset, detector, params, args.timeout, report_dir)
+                print(f"  {run.error or run.metrics}  fit {run.fit_seconds}s  rss {run.peak_rss_gb} GB"
+                      f"  report {run.report} ({run.report_seconds}s)", flush=True)
                 runs.append(run)
-                write_results(runs, RESULTS, "make bench")
+                write_results(runs, RESULTS, command)
     return 0
 
 

@@ -108,6 +108,11 @@ def test_save_figure_writes_png_atomically(labelled_scores, tmp_path):
     def broken(*args, **kwargs):
         raise RuntimeError("disk full")
 
+    save_figure(figure, tmp_path / "sub" / "small.png", colours=64)
+    with Image.open(tmp_path / "sub" / "small.png") as image:
+        assert image.mode == "P" and len(image.getcolors()) <= 64 and image.size == (500, 360)
+    assert (tmp_path / "sub" / "small.png").stat().st_size < (tmp_path / "sub" / "roc.png").stat().st_size
+
     figure.savefig = broken
     with pytest.raises(RuntimeError):
         save_figure(figure, tmp_path / "other.png")

@@ -59,6 +59,20 @@ def test_save_png_round_trips_and_leaves_no_temporary_file(tmp_path, shape):
     assert np.abs(read - image).max() <= 0.5 / 255 + 1e-6
 
 
+def test_save_png_with_a_palette_keeps_few_colours_close_to_the_image(tmp_path):
+    rng = np.random.default_rng(0)
+    image = np.repeat(np.linspace(0, 1, 64, dtype=np.float32)[None, :, None], 32, axis=0) * [1.0, 0.5, 0.2]
+    image = np.clip(image + rng.normal(0, 0.01, image.shape), 0, 1).astype(np.float32)
+    save_png(tmp_path / "p.png", image, colours=16)
+    with Image.open(tmp_path / "p.png") as saved:
+        assert saved.mode == "P" and len(saved.getcolors()) <= 16
+        read = np.asarray(saved.convert("RGB"), np.float32) / 255
+    assert read.shape == image.shape and np.abs(read - image).mean() < 0.03
+    with pytest.raises(ValueError, match="colours"):
+        save_png(tmp_path / "q.png", image, colours=1000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p.png"]
+
+
 def test_shrink_mask_keeps_thin_defects():
     mask = np.zeros((90, 90), bool)
     mask[40, 10:80] = True  # a 1-pixel scratch

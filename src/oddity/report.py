@@ -40,7 +40,8 @@ PRO_FPR_LIMIT = 0.3  # the FPR limit of the AUPRO in `evaluate`
 class ReportContext:
     """What a section may use: the evaluation, the configuration to show, the folder the page
     is written to, how many images the heat-map grid may hold, how many images of each kind of
-    error the error grid may hold, and the long side of image thumbnails in pixels."""
+    error the error grid may hold, the long side of image thumbnails in pixels, and the number
+    of palette colours PNGs are reduced to (None: full colour)."""
 
     evaluation: Evaluation
     config: dict[str, Any]
@@ -48,11 +49,12 @@ class ReportContext:
     max_images: int
     max_errors: int = 12
     thumbnail_side: int = THUMBNAIL_SIDE
+    png_colours: int | None = None
 
     def save_image(self, name: str, image: np.ndarray) -> str:
         """Save an RGB float image as images/<name>.png; return its path relative to the page."""
         relative = f"{IMAGE_FOLDER}/{name}.png"
-        save_png(self.folder / relative, image)
+        save_png(self.folder / relative, image, self.png_colours)
         return relative
 
     def save_figure(self, name: str, figure: Figure) -> str:
@@ -60,7 +62,7 @@ class ReportContext:
         from oddity.plots import save_figure
 
         relative = f"{IMAGE_FOLDER}/{name}.png"
-        save_figure(figure, self.folder / relative)
+        save_figure(figure, self.folder / relative, colours=self.png_colours)
         return relative
 
 
@@ -263,14 +265,17 @@ figcaption { font-size: 0.85em; margin-top: 4px; word-break: break-all; }
 
 def write_report(folder: str | os.PathLike, evaluation: Evaluation, config: dict[str, Any], *,
                  title: str = "oddity evaluation", max_images: int = 120, max_errors: int = 12,
-                 thumbnail_side: int = THUMBNAIL_SIDE, sections: Sequence[Section] = SECTIONS) -> Path:
+                 thumbnail_side: int = THUMBNAIL_SIDE, png_colours: int | None = None,
+                 sections: Sequence[Section] = SECTIONS) -> Path:
     """Write the report into `folder` (index.html and images/) and return the page's path.
     `max_images`: cards in the heat-map grid (0 leaves the grid out); `max_errors`: cards of
     each kind of error (false negatives, false positives); `thumbnail_side`: long side of the
-    images on the cards, in pixels."""
+    images on the cards, in pixels; `png_colours`: reduce every PNG to a palette of this many
+    colours (about 3x smaller files, for reports that get committed)."""
     folder = Path(folder)
     with staged_directory(folder) as stage:
-        context = ReportContext(evaluation, config, stage, max_images, max_errors, thumbnail_side)
+        context = ReportContext(evaluation, config, stage, max_images, max_errors, thumbnail_side,
+                                png_colours)
         parts = []
         for section in sections:
             made = section(context)

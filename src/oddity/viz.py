@@ -94,8 +94,23 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray) -> None:
+def save_png(path: str | os.PathLike, image: np.ndarray, colours: int | None = None) -> None:
     """Write an RGB (H, W, 3) or grey (H, W) image as PNG, atomically. Compression level 3:
-    3x faster than PIL's default 6 for about 8% larger files on heat-map overlays."""
+    3x faster than PIL's default 6 for about 8% larger files on heat-map overlays. With
+    `colours`, the image is first reduced to a palette of at most that many colours (median
+    cut, no dithering): a 128-colour overlay card is about 3x smaller, for files meant to be
+    committed or mailed."""
     pixels = Image.fromarray(to_uint8(image))
+    if colours is not None:
+        save_palette_png(path, pixels, colours)
+        return
     atomic_write(path, lambda tmp: pixels.save(tmp, format="PNG", compress_level=3))
+
+
+def save_palette_png(path: str | os.PathLike, pixels: Image.Image, colours: int) -> None:
+    """Write a PIL image as a PNG of at most `colours` (2-256) palette colours, atomically."""
+    if not 2 <= colours <= 256:
+        raise ValueError(f"colours must be in 2..256; got {colours}")
+    palette = pixels.convert("RGB").quantize(colours, method=Image.Quantize.MEDIANCUT,
+                                             dither=Image.Dither.NONE)
+    atomic_write(path, lambda tmp: palette.save(tmp, format="PNG", optimize=True))

@@ -2,13 +2,19 @@
 
 A fresh process per run makes peak RSS (the child's `ru_maxrss`) and timings belong to that
 run alone. Results go to `image.json` (all numbers) and `image.md` (a table beside the
-published figure of each method and the anomalib peer measured on this machine).
+published figure of each method and the anomalib peer measured on this machine). Each run's
+child also writes the light evaluation report (`oddity.report.write_report` without the
+heat-map grid: ROC, PRO, AUPIMO and score plots and the worst errors, at most
+`REPORT_ERRORS` of each kind on `REPORT_THUMBNAIL`-pixel cards, palette PNGs of
+`REPORT_COLOURS` colours, so that the committed files stay small) into its own folder, linked
+from `image.md`; peak RSS is read before the report, so it measures fit and evaluation only.
 """
 from __future__ import annotations
 
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -45,9 +51,19 @@ REFERENCES: dict[tuple[str, str], list[Reference]] = {
 }
 
 
+# The light report of a benchmark run: no heat-map grid; cards of the 12 worst false negatives
+# and 12 worst false positives at 128 px; every PNG a 128-colour palette. On MVTec bottle a card
+# is about 15 KB and a plot 8 KB: at most about 0.4 MB per run.
+REPORT_ERRORS = 12
+REPORT_THUMBNAIL = 128
+REPORT_COLOURS = 128
+REPORT_PLOTS = ("roc", "pro", "aupimo", "scores")  # shown inline in image.md when present
+
+
 @dataclass
 class Run:
-    """One benchmark cell: what was run and what it measured."""
+    """One benchmark cell: what was run and what it measured; `report` is the path of the
+    run's report page (index.html) when one was written."""
 
     dataset: str
     detector: str
@@ -56,6 +72,8 @@ class Run:
     fit_seconds: float | None = None
     peak_rss_gb: float | None = None
     error: str | None = None
+    report: str | None = None
+    report_seconds: float | None = None
 
 
 def find_datasets(data_root: str | os.PathLike) -> list[Path]:
@@ -64,8 +82,18 @@ def find_datasets(data_root: str | os.PathLike) -> list[Path]:
     return sorted({p.parent.parent for p in root.rglob("train/good") if is_mvtec_category(p.parent.parent)})
 
 
-def _worker(dataset: str, detector: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Run in the child process: fit, evaluate, report metrics and this process's peak RSS."""
+def report_folder_name(dataset: str | os.PathLike, detector: str, params: dict[str, Any]) -> str:
+    """`<dataset>-<detector>` for default settings, followed by the settings otherwise (e.g.
+    `bottle-patchcore-coreset_ratio=0.01`); characters other than letters, digits and `._=-`
+    become `_`."""
+    parts = [Path(dataset).name, detector, *(f"{k}={v}" for k, v in sorted(params.items()))]
+    return re.sub(r"[^A-Za-z0-9._=-]+", "_", "-".join(parts))
+
+
+def _worker(dataset: str, detector: str, params: dict[str, Any],
+            report_dir: str | None = None) -> dict[str, Any]:
+    """Run in the child process: fit, evaluate, report metrics and this process's peak RSS,
+    then write the light report into `report_dir` (when given) and time it."""
     import oddity
     from oddity.image.evaluate import evaluate
 
@@ -75,16 +103,32 @@ def _worker(dataset: str, detector: str, params: dict[str, Any]) -> dict[str, An
     fit_seconds = time.perf_counter() - start
     evaluation = evaluate(model, dataset, verbose=False)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB -> GiB
-    return {"metrics": evaluation.metrics, "fit_seconds": fit_seconds, "peak_rss_gb": peak}
+    result = {"metrics": evaluation.metrics, "fit_seconds": fit_seconds, "peak_rss_gb": peak}
+    if report_dir is not None:
+        from oddity.report import write_report
+
+        start = time.perf_counter()
+        config = {"dataset": dataset, "detector": detector, **model.get_params(),
+                  "image threshold": model.threshold_.to_dict() if model.threshold_ else None,
+                  "fit seconds": round(fit_seconds, 1)}
+        page = write_report(report_dir, evaluation, config,
+                            title=f"oddity benchmark: {detector} on {Path(dataset).name}",
+                            max_images=0, max_errors=REPORT_ERRORS, thumbnail_side=REPORT_THUMBNAIL,
+                            png_colours=REPORT_COLOURS)
+        result.update(report=str(page), report_seconds=time.perf_counter() - start)
+    return result
 
 
-def run_one(dataset: Path, detector: str, params: dict[str, Any], timeout: float) -> Run:
-    """Fit and evaluate in a fresh Python process; failures are recorded, not raised."""
+def run_one(dataset: Path, detector: str, params: dict[str, Any], timeout: float,
+            report_dir: str | os.PathLike | None = None) -> Run:
+    """Fit and evaluate in a fresh Python process, writing the run's light report into
+    `report_dir` when given; failures are recorded, not raised."""
     run = Run(dataset=str(dataset), detector=detector, params=params)
     code = ("import json, sys; from oddity.bench.image import _worker; "
             "print('@@' + json.dumps(_worker(*json.loads(sys.argv[1]))))")
+    arguments = [str(dataset), detector, params, None if report_dir is None else str(report_dir)]
     try:
-        done = subprocess.run([sys.executable, "-c", code, json.dumps([str(dataset), detector, params])],
+        done = subprocess.run([sys.executable, "-c", code, json.dumps(arguments)],
                               capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
         run.error = f"timed out after {timeout:.0f} s"
@@ -95,6 +139,7 @@ def run_one(dataset: Path, detector: str, params: dict[str, Any], timeout: float
         return run
     result = json.loads(lines[-1][2:])
     run.metrics, run.fit_seconds, run.peak_rss_gb = result["metrics"], result["fit_seconds"], result["peak_rss_gb"]
+    run.report, run.report_seconds = result.get("report"), result.get("report_seconds")
     return run
 
 
@@ -104,40 +149,67 @@ def _cell(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
-def markdown_table(runs: list[Run], command: str) -> str:
-    """The results as markdown, each of our rows followed by its reference rows."""
+def _relative(path: str | None, base: Path | None) -> str | None:
+    """`path` relative to `base` with forward slashes (links in markdown and JSON that hold
+    on any machine); unchanged when there is no base."""
+    if path is None or base is None:
+        return path
+    return Path(os.path.relpath(Path(path).resolve(), base.resolve())).as_posix()
+
+
+def markdown_table(runs: list[Run], command: str, base: Path | None = None) -> str:
+    """The results as markdown, each of our rows followed by its reference rows, then the plots
+    of each run that has a report (links relative to `base`, the folder of the markdown file)."""
     lines = [
         "# Image benchmark",
         "",
         f"Reproduce: `{command}` (machine: {platform.machine()}, {os.cpu_count()} CPU cores; "
         "MVTec bottle here is the 512 px copy in ../shared/data, published figures are at full size).",
         "",
-        "| dataset | detector | settings | image AUROC | image AUPR | image F1-max | pixel AUROC | AUPRO | AUPIMO | fit s | predict img/s | peak RSS GB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| dataset | detector | settings | image AUROC | image AUPR | image F1-max | pixel AUROC | AUPRO | AUPIMO | fit s | predict img/s | peak RSS GB | report |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         name = Path(run.dataset).name
         settings = ", ".join(f"{k}={v}" for k, v in run.params.items()) or "defaults"
         if run.error:
-            lines.append(f"| {name} | {run.detector} | {settings} | failed: {run.error} |||||||||")
+            lines.append(f"| {name} | {run.detector} | {settings} | failed: {run.error} ||||||||||")
             continue
         m = run.metrics
+        report = _relative(run.report, base)
+        link = f"[plots]({report})" if report else "–"
         lines.append(
             f"| {name} | **{run.detector}** | {settings} | {_cell(m.get('image_auroc'))} | "
             f"{_cell(m.get('image_aupr'))} | {_cell(m.get('image_f1max'))} | {_cell(m.get('pixel_auroc'))} | "
             f"{_cell(m.get('aupro'))} | {_cell(m.get('aupimo'))} | {_cell(run.fit_seconds, 1)} | "
-            f"{_cell(m.get('images_per_second'), 1)} | {_cell(run.peak_rss_gb, 2)} |")
+            f"{_cell(m.get('images_per_second'), 1)} | {_cell(run.peak_rss_gb, 2)} | {link} |")
         for ref in REFERENCES.get((name, run.detector), []):
             lines.append(f"| {name} | {run.detector}: {ref.source} | | {_cell(ref.image_auroc)} | | | "
-                         f"{_cell(ref.pixel_auroc)} | {_cell(ref.aupro)} | | | {_cell(ref.images_per_second, 1)} | |")
-    return "\n".join(lines) + "\n"
+                         f"{_cell(ref.pixel_auroc)} | {_cell(ref.aupro)} | | | {_cell(ref.images_per_second, 1)} | | |")
+    reported = [run for run in runs if run.report and not run.error]
+    if reported:
+        lines += ["", "## Plots", "",
+                  "Per run: image-level ROC, PRO curve (FPR <= 0.3), AUPIMO per anomalous image and "
+                  "image scores with the calibrated threshold; the linked report adds the metric "
+                  "table and the worst false negatives and false positives with heat maps.", ""]
+    for run in reported:
+        report = _relative(run.report, base)
+        folder = Path(report).parent
+        settings = ", ".join(f"{k}={v}" for k, v in run.params.items())
+        lines += [f"### {Path(run.dataset).name} / {run.detector}{f' ({settings})' if settings else ''}",
+                  "", f"[report]({report})", ""]
+        shown = [name for name in REPORT_PLOTS
+                 if base is None or (base / folder / "images" / f"{name}.png").is_file()]
+        lines += [" ".join(f"![{name}]({(folder / 'images' / f'{name}.png').as_posix()})" for name in shown), ""]
+    return "\n".join(lines).rstrip("\n") + "\n"
 
 
 def write_results(runs: list[Run], out_dir: str | os.PathLike, command: str) -> None:
-    """Write image.json and image.md into `out_dir` atomically."""
+    """Write image.json and image.md into `out_dir` atomically (report paths relative to it)."""
     out = Path(out_dir)
-    document = {"command": command, "cpu_count": os.cpu_count(), "runs": [run.__dict__ for run in runs]}
+    records = [{**run.__dict__, "report": _relative(run.report, out)} for run in runs]
+    document = {"command": command, "cpu_count": os.cpu_count(), "runs": records}
     text = json.dumps(document, indent=2, default=float)
     atomic_write(out / "image.json", lambda tmp: Path(tmp).write_text(text))
-    table = markdown_table(runs, command)
+    table = markdown_table(runs, command, out)
     atomic_write(out / "image.md", lambda tmp: Path(tmp).write_text(table))
