@@ -132,7 +132,10 @@ def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbos
     detector.save(out)
     print(f"fitted {detector_name} on {len(samples)} images from {data} in {seconds:.1f} s")
     print(f"image threshold: {_describe(detector.threshold_)}")
-    print(f"pixel threshold: {_describe(detector.pixel_threshold_)}")
+    if detector.localises:
+        print(f"pixel threshold: {_describe(detector.pixel_threshold_)}")
+    else:
+        print(f"pixel threshold: none ({detector_name} scores whole images, no anomaly maps)")
     print(f"model saved to {out}")
     return detector
 
@@ -153,7 +156,10 @@ def cmd_predict(args: argparse.Namespace) -> None:
     flagged = int(prediction.labels.sum())
     print(f"{len(prediction)} images: {flagged} anomalous, {len(prediction) - flagged} normal "
           f"(image threshold {prediction.threshold:.6g})")
-    print(f"scores: {csv_path}; overlays: {Path(args.out) / 'overlays'}; masks: {Path(args.out) / 'masks'}")
+    if prediction.maps is None:
+        print(f"scores: {csv_path} ({detector.name} scores whole images: no overlays or masks)")
+    else:
+        print(f"scores: {csv_path}; overlays: {Path(args.out) / 'overlays'}; masks: {Path(args.out) / 'masks'}")
 
 
 def cmd_eval(args: argparse.Namespace) -> None:

@@ -88,15 +88,19 @@ def config_section(context: ReportContext) -> tuple[str, str]:
 
 def _card(context: ReportContext, name: str, index: int, value_range: tuple[float, float]) -> str:
     """A figure with image and heat-map overlay side by side (saved as images/<name>.png), the
-    ground truth outlined, and a caption: defect, score, decision, AUPIMO if known, path."""
+    ground truth outlined, and a caption: defect, score, decision, AUPIMO if known, path. The
+    image alone when the detector gives no maps (`evaluation.maps` is None)."""
     evaluation = context.evaluation
     path, score, truth = evaluation.paths[index], float(evaluation.scores[index]), evaluation.masks[index]
     image = thumbnail(read_image(path), context.thumbnail_side)
-    heat = overlay(image, geometry.resize_map(evaluation.maps[index], image.shape[:2]), value_range)
-    if truth is not None and truth.any():
-        small_truth = shrink_mask(truth, image.shape[:2])
-        image, heat = outline(image, small_truth), outline(heat, small_truth)
-    source = context.save_image(name, side_by_side(image, heat))
+    if evaluation.maps is None:
+        source = context.save_image(name, image)
+    else:
+        heat = overlay(image, geometry.resize_map(evaluation.maps[index], image.shape[:2]), value_range)
+        if truth is not None and truth.any():
+            small_truth = shrink_mask(truth, image.shape[:2])
+            image, heat = outline(image, small_truth), outline(heat, small_truth)
+        source = context.save_image(name, side_by_side(image, heat))
     anomalous = bool(evaluation.labels[index])
     flagged = score > evaluation.threshold
     verdict = "correct" if flagged == anomalous else ("false-positive" if flagged else "missed")
@@ -112,9 +116,10 @@ def _card(context: ReportContext, name: str, index: int, value_range: tuple[floa
 def heatmap_section(context: ReportContext) -> tuple[str, str] | None:
     """Image and heat-map overlay side by side for the highest-scoring images first, the
     ground truth outlined in white on both; cards of wrong decisions (at the calibrated threshold) are
-    framed red (missed defect) or orange (false alarm). Left out when `max_images` is 0."""
+    framed red (missed defect) or orange (false alarm). Left out when `max_images` is 0 or the
+    detector gives no maps."""
     evaluation = context.evaluation
-    if context.max_images <= 0:
+    if context.max_images <= 0 or evaluation.maps is None:
         return None
     order = np.argsort(-evaluation.scores, kind="stable")[: context.max_images]
     value_range = centred_range(evaluation.maps, evaluation.pixel_threshold)
@@ -225,7 +230,8 @@ def errors_section(context: ReportContext) -> tuple[str, str] | None:
         return None
     missed, false_alarms = worst_errors(evaluation.labels, evaluation.scores, evaluation.threshold,
                                         context.max_errors)
-    value_range = centred_range(evaluation.maps, evaluation.pixel_threshold)
+    value_range = (centred_range(evaluation.maps, evaluation.pixel_threshold)
+                   if evaluation.maps is not None else (0.0, 1.0))
     labels = evaluation.labels.astype(bool)
     flagged = evaluation.scores > evaluation.threshold
     parts = [f"<p>At the calibrated image threshold {evaluation.threshold:.4g}: "

@@ -8,10 +8,11 @@ import numpy as np
 
 @dataclass
 class ImageScores:
-    """Raw anomaly scores: one per image, and a map per image at that image's own size."""
+    """Raw anomaly scores: one per image, and a map per image at that image's own size
+    (`maps` is None when the detector does not localise, see `ImageDetector.localises`)."""
 
     scores: np.ndarray
-    maps: list[np.ndarray]
+    maps: list[np.ndarray] | None
     paths: list[str] = field(default_factory=list)
 
     def __len__(self) -> int:
@@ -20,9 +21,10 @@ class ImageScores:
 
 @dataclass
 class ImagePrediction(ImageScores):
-    """Scores plus decisions: `labels` (True = anomalous) and binary `masks` per image."""
+    """Scores plus decisions: `labels` (True = anomalous) and binary `masks` per image
+    (`masks` is None, and `pixel_threshold` NaN, when there are no maps)."""
 
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
-    masks: list[np.ndarray] = field(default_factory=list)
+    masks: list[np.ndarray] | None = field(default_factory=list)
     threshold: float = float("nan")
     pixel_threshold: float = float("nan")

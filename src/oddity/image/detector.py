@@ -7,6 +7,14 @@ A method subclasses `ImageDetector` and writes two hooks, nothing else:
 This class turns user input (folders, files, arrays) into those tensors, holds out normal
 images to calibrate thresholds (see `oddity.core.thresholds`), and brings maps back to each
 image's original size (see `oddity.image.geometry`).
+
+Image-level detectors (no localisation, e.g. Gaussian-AD) set the class attribute
+`localises = False` and return (image score, None) from `_score_image`. For them `score` and
+`predict` give `maps = None` and `masks = None`, no pixel threshold is calibrated
+(`pixel_threshold_` stays None), `evaluate` reports no pixel metrics (with a note saying why),
+`write_predictions` writes scores only and the report leaves out its heat-map section.
+A detector whose model implies a threshold (a distributional assumption rather than held-out
+images) returns it from `_model_threshold()`; it then replaces the conformal image threshold.
 """
 from __future__ import annotations
 
@@ -84,6 +92,7 @@ class ImageDetector(Detector):
 
     modality: ClassVar[str] = "image"
     needs_fixed_shape: ClassVar[bool] = False
+    localises: ClassVar[bool] = True  # False: image-level only, no anomaly maps (see module doc)
 
     pixel_threshold_: Threshold | None = None
     input_shape_: tuple[int, int] | None = None
@@ -109,8 +118,14 @@ class ImageDetector(Detector):
     def _fit_images(self, images: ImageStream) -> None:
         raise NotImplementedError
 
-    def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
+    def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray | None]:
         raise NotImplementedError
+
+    def _model_threshold(self) -> Threshold | None:
+        """Called after `_fit_images`: an image threshold derived from the fitted model itself
+        (e.g. a chi-squared quantile), used instead of calibration on held-out images; None
+        (the default) calibrates on held-out images."""
+        return None
 
     # --- input handling --------------------------------------------------------------------
     def _parts(self, pixels: np.ndarray) -> list[np.ndarray]:
@@ -145,7 +160,9 @@ class ImageDetector(Detector):
         `target_fpr`) and the pixel threshold (same rate, on each held-out image's map maximum,
         so a normal image gets an empty mask with the same confidence). With no image held out
         (`calibration_fraction=0` or a single image) the thresholds come from the training
-        images themselves and are optimistic; set one with `set_threshold` in that case."""
+        images themselves and are optimistic; set one with `set_threshold` in that case.
+        A detector that does not localise gets no pixel threshold; one whose model gives an
+        image threshold (`_model_threshold`) uses it instead of the held-out images."""
         samples = as_samples(data, for_fit=True)
         torch.manual_seed(self.seed)
         fit_samples, calibration_samples = self._split_calibration(samples)
@@ -155,19 +172,30 @@ class ImageDetector(Detector):
                 sizes = [(min(h, self.tile), min(w, self.tile)) for h, w in sizes]
             self.input_shape_ = geometry.fixed_shape(sizes, self.image_size)
         self._fit_images(ImageStream(self, fit_samples, verbose, f"fit {self.name}"))
+        model_threshold = self._model_threshold()
+        self.threshold_, self.pixel_threshold_ = model_threshold, None
+        if model_threshold is not None and not self.localises:
+            return self
         calibration = self.score(calibration_samples or fit_samples, verbose=verbose,
                                  desc="calibrate", _calibrating=True)
-        self.threshold_ = calibrate_threshold(calibration.scores, self.target_fpr)
-        self.pixel_threshold_ = calibrate_threshold(
-            np.array([m.max() for m in calibration.maps]), self.target_fpr)
-        if not calibration_samples:
-            self.threshold_ = Threshold(**{**self.threshold_.to_dict(), "method": "in-sample"})
-            self.pixel_threshold_ = Threshold(**{**self.pixel_threshold_.to_dict(), "method": "in-sample"})
+
+        def calibrated(scores: np.ndarray) -> Threshold:
+            threshold = calibrate_threshold(scores, self.target_fpr)
+            if not calibration_samples:
+                threshold = Threshold(**{**threshold.to_dict(), "method": "in-sample"})
+            return threshold
+
+        if model_threshold is None:
+            self.threshold_ = calibrated(calibration.scores)
+        if self.localises:
+            assert calibration.maps is not None
+            self.pixel_threshold_ = calibrated(np.array([m.max() for m in calibration.maps]))
         return self
 
     def score(self, data: ImageInput, *, verbose: bool = True, desc: str = "score",
               _calibrating: bool = False) -> ImageScores:
-        """Anomaly score per image and an anomaly map per image at its original size."""
+        """Anomaly score per image and an anomaly map per image at its original size
+        (`maps` is None for a detector that does not localise)."""
         if not _calibrating:
             self._check_fitted()
         samples = as_samples(data, for_fit=False)
@@ -182,37 +210,52 @@ class ImageDetector(Detector):
                 bar.update(1)
         if not scores:
             raise DataError("none of the given images could be read")
-        return ImageScores(scores=np.asarray(scores, dtype=np.float64), maps=maps, paths=names)
+        return ImageScores(scores=np.asarray(scores, dtype=np.float64),
+                           maps=maps if self.localises else None, paths=names)
 
     def predict(self, data: ImageInput, *, verbose: bool = True) -> ImagePrediction:
-        """Scores and maps plus labels (score above the calibrated threshold) and masks."""
+        """Scores and maps plus labels (score above the calibrated threshold) and masks
+        (`maps` and `masks` are None for a detector that does not localise)."""
         self._check_fitted()
-        assert self.threshold_ is not None and self.pixel_threshold_ is not None
+        assert self.threshold_ is not None
         result = self.score(data, verbose=verbose, desc="predict")
+        masks, pixel_threshold = None, float("nan")
+        if result.maps is not None:
+            assert self.pixel_threshold_ is not None
+            pixel_threshold = self.pixel_threshold_.value
+            masks = [m > pixel_threshold for m in result.maps]
         return ImagePrediction(
             scores=result.scores, maps=result.maps, paths=result.paths,
-            labels=result.scores > self.threshold_.value,
-            masks=[m > self.pixel_threshold_.value for m in result.maps],
-            threshold=self.threshold_.value, pixel_threshold=self.pixel_threshold_.value,
+            labels=result.scores > self.threshold_.value, masks=masks,
+            threshold=self.threshold_.value, pixel_threshold=pixel_threshold,
         )
 
-    def _score_pixels(self, pixels: np.ndarray) -> tuple[float, np.ndarray]:
+    def _score_pixels(self, pixels: np.ndarray) -> tuple[float, np.ndarray | None]:
         hw = pixels.shape[:2]
         if self.tile is None:
             return self._score_part(pixels)
         boxes = geometry.tile_boxes(hw, self.tile)
         results = [self._score_part(pixels[t:b, l:r]) for t, l, b, r in boxes]
-        return max(s for s, _ in results), geometry.stitch([m for _, m in results], boxes, hw)
+        score = max(s for s, _ in results)
+        if not self.localises:
+            return score, None
+        return score, geometry.stitch([m for _, m in results], boxes, hw)  # type: ignore[misc]
 
-    def _score_part(self, pixels: np.ndarray) -> tuple[float, np.ndarray]:
+    def _score_part(self, pixels: np.ndarray) -> tuple[float, np.ndarray | None]:
         hw = pixels.shape[:2]
         input_hw = self._input_shape(hw)
         score, patch_map = self._score_image(geometry.to_tensor(pixels, input_hw))
+        if not self.localises:
+            return float(score), None
+        assert patch_map is not None, f"{type(self).__name__} localises but returned no map"
         return float(score), geometry.patch_map_to_image(patch_map, input_hw, hw, self.smoothing_sigma)
 
     # --- persistence -----------------------------------------------------------------------
     def _thresholds(self) -> dict[str, Threshold]:
-        return {**super()._thresholds(), "pixel_threshold_": self.pixel_threshold_}
+        thresholds = super()._thresholds()
+        if self.pixel_threshold_ is not None:
+            thresholds["pixel_threshold_"] = self.pixel_threshold_
+        return thresholds
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None}, {}

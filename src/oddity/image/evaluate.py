@@ -9,7 +9,9 @@ also None when the test set cannot reach its FPR range (too few normal pixels), 
 saying why. Scoring is timed, so the same run gives throughput.
 
 Masks are read at each image's own size, like the maps, and the pixel metrics take the maps
-and masks as lists, so images of different sizes are evaluated exactly (no resizing).
+and masks as lists, so images of different sizes are evaluated exactly (no resizing). A
+detector that does not localise (`localises = False`) gives no maps: `Evaluation.maps` is None,
+masks are not read, pixel metrics are None and a note says why.
 """
 from __future__ import annotations
 
@@ -44,15 +46,16 @@ METRIC_LABELS: dict[str, str] = {
 class Evaluation:
     """Metrics (keys of `METRIC_LABELS`, None where not computable) and, per scored image in
     test-set order, what reports need: path, defect folder, label (1 = anomalous), score, map,
-    ground-truth mask (None when unknown), AUPIMO (NaN for normal images and images without a
-    mask; None when AUPIMO was not computed), plus the detector's thresholds."""
+    ground-truth mask (None when unknown or not read), AUPIMO (NaN for normal images and images
+    without a mask; None when AUPIMO was not computed), plus the detector's thresholds. `maps`
+    is None for a detector that does not localise."""
 
     metrics: dict[str, Any]
     paths: list[str]
     defects: list[str]
     labels: np.ndarray
     scores: np.ndarray
-    maps: list[np.ndarray]
+    maps: list[np.ndarray] | None
     masks: list[np.ndarray | None]
     threshold: float = float("nan")
     pixel_threshold: float = float("nan")
@@ -107,12 +110,16 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool 
         kind = "anomalous" if labels[0] else "normal"
         raise DataError(f"{root}: every scored test image is {kind}; evaluation needs normal images "
                         "in a 'good/' folder and anomalous ones in defect folders")
-    masks = [sample.load_mask(score_map.shape) if sample.label == 0 or sample.mask_path else None
-             for sample, score_map in zip(scored, result.maps)]
-    known = [i for i, mask in enumerate(masks) if mask is not None]
     notes: list[str] = []
     pixel_auroc_value = aupro_value = per_image_aupimo = None
-    if any(masks[i].any() for i in known):
+    if result.maps is None:
+        masks: list[np.ndarray | None] = [None] * len(scored)
+        notes.append(f"{detector.name} scores whole images (no anomaly maps): pixel metrics not computed")
+    else:
+        masks = [sample.load_mask(score_map.shape) if sample.label == 0 or sample.mask_path else None
+                 for sample, score_map in zip(scored, result.maps)]
+    known = [i for i, mask in enumerate(masks) if mask is not None]
+    if result.maps is not None and any(masks[i].any() for i in known):
         empty = [i for i in known if labels[i] == 1 and not masks[i].any()]
         if empty:
             notes.append(f"{len(empty)} anomalous image(s) have an empty mask (e.g. "
@@ -123,7 +130,7 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool 
         if known_aupimo is not None:
             per_image_aupimo = np.full(len(scored), np.nan)
             per_image_aupimo[known] = known_aupimo
-    else:
+    elif result.maps is not None:
         notes.append("no ground-truth masks: pixel metrics not computed")
     metrics = {
         "image_auroc": image_auroc(labels, result.scores),

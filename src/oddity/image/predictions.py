@@ -8,6 +8,8 @@ Layout of the folder (what `oddity predict` produces):
   images, pixel threshold in the middle, see `oddity.viz.centred_range`) and the predicted
   anomalous regions outlined in white;
 - `masks/<name>_mask.png`: the predicted mask (255 = anomalous pixel), at the image's size.
+For a detector that does not localise (no maps, `prediction.maps` is None) only scores.csv is
+written, with empty `overlay` and `mask` columns.
 `<name>` is the image's path relative to the deepest folder holding all inputs, folders joined
 by `__` and extension dropped (`a/b/x.png` -> `a__b__x`), with `-2`, `-3`... appended on a
 clash, so images with the same file name in different folders never overwrite each other.
@@ -48,17 +50,20 @@ def write_predictions(folder: str | os.PathLike, prediction: ImagePrediction) ->
     """Write scores.csv, overlays/ and masks/ for `prediction` into `folder` (staged, so an
     interrupted run leaves no partial output); return the path of scores.csv."""
     folder = Path(folder)
-    value_range = centred_range(prediction.maps, prediction.pixel_threshold)
+    maps, masks = prediction.maps, prediction.masks
+    value_range = centred_range(maps, prediction.pixel_threshold) if maps is not None else None
     with staged_directory(folder) as stage:
         with open(stage / "scores.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(CSV_COLUMNS)
             for i, name in enumerate(output_names(prediction.paths)):
-                overlay_path, mask_path = f"overlays/{name}.png", f"masks/{name}_mask.png"
-                image = read_image(prediction.paths[i])
-                heat = overlay(image, prediction.maps[i], value_range)
-                save_png(stage / overlay_path, outline(heat, prediction.masks[i], WHITE))
-                save_png(stage / mask_path, prediction.masks[i])
+                overlay_path, mask_path = "", ""
+                if maps is not None and masks is not None and value_range is not None:
+                    overlay_path, mask_path = f"overlays/{name}.png", f"masks/{name}_mask.png"
+                    image = read_image(prediction.paths[i])
+                    heat = overlay(image, maps[i], value_range)
+                    save_png(stage / overlay_path, outline(heat, masks[i], WHITE))
+                    save_png(stage / mask_path, masks[i])
                 label = "anomalous" if prediction.labels[i] else "normal"
                 writer.writerow([prediction.paths[i], f"{prediction.scores[i]:.6g}", label,
                                  overlay_path, mask_path])
