@@ -79,7 +79,7 @@ def test_greedy_coreset_picks_the_farthest_points():
 
 
 def test_patchcore_bank_respects_ratio_and_hard_cap(inspection_set):
-    capped = oddity.create("patchcore", max_bank_size=50, **SMALL).fit(inspection_set, verbose=False)
+    capped = oddity.create("patchcore", coreset_ratio=0.5, max_bank_size=50, **SMALL).fit(inspection_set, verbose=False)
     assert capped.memory_bank_.shape[0] == 50
     ratio = oddity.create("patchcore", coreset_ratio=0.02, **SMALL).fit(inspection_set, verbose=False)
     patches_per_image = 8 * 8  # 64 px input, stride 8
@@ -115,3 +115,12 @@ def test_padim_accepts_in_memory_images():
                                                         size=48, seed=3)]
     detector = oddity.create("padim", image_size=48).fit(np.stack(images), verbose=False)
     assert detector.input_shape_ == (48, 48)
+
+
+def test_per_image_contrast_removes_exposure_differences():
+    from oddity.image.geometry import standardise_contrast
+
+    image = np.random.default_rng(0).random((20, 30, 3)).astype(np.float32) * 0.2
+    darker = image * 0.5
+    np.testing.assert_allclose(standardise_contrast(image), standardise_contrast(darker), atol=1e-5)
+    assert standardise_contrast(image).mean() == pytest.approx(0.45, abs=0.02)

@@ -83,7 +83,7 @@ class ImageStream:
         with bar:
             for _, pixels in load_all(self.samples, self.detector.skip_bad):
                 for part in self.detector._parts(pixels):
-                    yield geometry.to_tensor(part, self.detector._input_shape(part.shape[:2]))
+                    yield self.detector._model_input(part)
                 bar.update(1)
 
 
@@ -99,7 +99,8 @@ class ImageDetector(Detector):
 
     def __init__(self, *, image_size: int = 256, tile: int | None = None,
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
-                 calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False):
+                 calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False,
+                 per_image_contrast: bool = False):
         if image_size < 32:
             raise ConfigError(f"image_size must be at least 32 pixels, got {image_size}")
         if tile is not None and tile < 32:
@@ -113,6 +114,7 @@ class ImageDetector(Detector):
         self.calibration_fraction = calibration_fraction
         self.seed = seed
         self.skip_bad = skip_bad
+        self.per_image_contrast = per_image_contrast
 
     # --- hooks for subclasses --------------------------------------------------------------
     def _fit_images(self, images: ImageStream) -> None:
@@ -132,6 +134,12 @@ class ImageDetector(Detector):
         if self.tile is None:
             return [pixels]
         return [pixels[t:b, l:r] for t, l, b, r in geometry.tile_boxes(pixels.shape[:2], self.tile)]
+
+    def _model_input(self, pixels: np.ndarray) -> torch.Tensor:
+        """The (1, 3, h, w) tensor a method sees for one image or tile."""
+        if self.per_image_contrast:
+            pixels = geometry.standardise_contrast(pixels)
+        return geometry.to_tensor(pixels, self._input_shape(pixels.shape[:2]))
 
     def _input_shape(self, hw: tuple[int, int]) -> tuple[int, int]:
         if self.needs_fixed_shape:
@@ -244,7 +252,7 @@ class ImageDetector(Detector):
     def _score_part(self, pixels: np.ndarray) -> tuple[float, np.ndarray | None]:
         hw = pixels.shape[:2]
         input_hw = self._input_shape(hw)
-        score, patch_map = self._score_image(geometry.to_tensor(pixels, input_hw))
+        score, patch_map = self._score_image(self._model_input(pixels))
         if not self.localises:
             return float(score), None
         assert patch_map is not None, f"{type(self).__name__} localises but returned no map"

@@ -44,6 +44,15 @@ def fixed_shape(sizes: list[tuple[int, int]], image_size: int) -> tuple[int, int
     return max(image_size, round(image_size / ratio)), image_size
 
 
+def standardise_contrast(pixels: np.ndarray) -> np.ndarray:
+    """Map an image's intensities to one mean (0.45) and spread (std 0.225), all channels
+    together so colours keep their relations. Removes illumination and exposure differences
+    between images (useful for dark, low-contrast grayscale parts such as magnetic tiles), at a
+    price: an anomaly that is only a global change of brightness becomes invisible."""
+    mean, std = float(pixels.mean()), float(pixels.std())
+    return np.clip(0.45 + (pixels - mean) * (0.225 / max(std, 1e-6)), 0.0, 1.0).astype(np.float32)
+
+
 def to_tensor(pixels: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
     """RGB float (H, W, 3) array to a (1, 3, h, w) tensor resized (antialiased) to `shape`."""
     tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]

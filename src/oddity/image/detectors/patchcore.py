@@ -18,6 +18,10 @@ Deviations, with reasons:
   it is the pretrained network that installs offline, and it is several times faster on a CPU.
   Its features are small (40 + 112 channels), so the paper's adaptive-average-pooling to a
   common dimension is not needed: features are concatenated as they are.
+- Coreset: 1% by default (the paper's headline runs keep 10-25%; its own ablation and anomalib
+  on this machine lose about 0.001 AUROC at 1%), because greedy selection costs bank size x
+  patches and search time grows with the bank: 1% keeps fit under a minute and predict fast on
+  a CPU. `coreset_ratio=0.1` restores the paper's setting.
 - Bank size: besides `coreset_ratio` a hard `max_bank_size` bounds memory and search time
   whatever the number or size of training images; the greedy selection stops there.
 """
@@ -69,7 +73,7 @@ class PatchCore(ImageDetector):
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
-                 coreset_ratio: float = 0.1, max_bank_size: int = 16_384,
+                 coreset_ratio: float = 0.01, max_bank_size: int = 16_384,
                  reweight_neighbours: int = 9, **common: Any):
         super().__init__(**common)
         if not 0.0 < coreset_ratio <= 1.0:
