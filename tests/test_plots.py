@@ -57,6 +57,21 @@ def test_histogram_draws_both_classes_on_shared_bins_and_the_threshold(labelled_
     # A threshold outside the scores widens the axis so that the line stays visible.
     wide = score_histogram_figure(labels, scores, threshold=scores.max() + 5)
     assert wide.axes[0].get_xlim()[1] >= scores.max() + 5
+    assert figure.axes[0].get_xscale() == "linear"  # scores of both signs
+
+
+def test_histogram_of_scores_spanning_decades_uses_log_bins():
+    labels = np.r_[np.zeros(20, int), np.ones(10, int)]
+    scores = np.r_[np.linspace(30, 60, 20), 80, 90, 100, 120, 150, 200, 250, 700, 900, 1250]
+    figure = score_histogram_figure(labels, scores, threshold=56.0, bins=20)
+    assert figure.axes[0].get_xscale() == "log"
+    assert list(artist(figure, "threshold").get_xdata()) == [56.0, 56.0]
+    edges = np.geomspace(30, 1250, 21)
+    heights = [p.get_height() for p in figure.axes[0].patches if p.get_gid() == "hist:normal"]
+    np.testing.assert_array_equal(heights, np.histogram(scores[:20], edges)[0])
+    assert score_histogram_figure(labels, scores, 56.0, log=False).axes[0].get_xscale() == "linear"
+    with pytest.raises(ValueError, match="positive"):
+        score_histogram_figure(labels, scores - 100, log=True)
 
 
 def test_thin_curve_keeps_ends_and_shape():

@@ -143,15 +143,24 @@ def aupimo_figure(values: Mapping[str, np.ndarray]) -> Figure:
     return figure
 
 
-def score_histogram_figure(labels: np.ndarray, scores: np.ndarray,
-                           threshold: float = float("nan"), bins: int = 40) -> Figure:
+def score_histogram_figure(labels: np.ndarray, scores: np.ndarray, threshold: float = float("nan"),
+                           bins: int = 40, log: bool | None = None) -> Figure:
     """Histograms of the image scores of normal and anomalous test images on the same bins,
-    and the image threshold (`score > threshold` is flagged) as a vertical line."""
+    and the image threshold (`score > threshold` is flagged) as a vertical line. `log`: bins
+    spaced evenly on a log axis; by default when every score is positive and the largest is
+    more than 10 times the smallest, so that a few very high scores do not squash the rest
+    (where normal and anomalous scores meet) into one or two bins."""
     labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, np.float64)
     low, high = float(scores.min()), float(scores.max())
     if np.isfinite(threshold):
         low, high = min(low, threshold), max(high, threshold)
-    edges = np.linspace(low, high if high > low else low + 1.0, bins + 1)
+    if log is None:
+        log = low > 0 and high > 10 * low
+    if log and not low > 0:
+        raise ValueError("a log axis needs positive scores (and threshold)")
+    if high <= low:
+        high = low + 1.0
+    edges = np.geomspace(low, high, bins + 1) if log else np.linspace(low, high, bins + 1)
     figure, ax = _figure()
     for mask, colour, name in ((~labels, NORMAL_COLOUR, "normal"), (labels, ANOMALOUS_COLOUR, "anomalous")):
         ax.hist(scores[mask], bins=edges, color=colour, alpha=0.55, label=f"{name} ({int(mask.sum())})",
@@ -159,7 +168,10 @@ def score_histogram_figure(labels: np.ndarray, scores: np.ndarray,
     if np.isfinite(threshold):
         ax.axvline(threshold, color=THRESHOLD_COLOUR, linestyle="--", linewidth=1.4,
                    label=f"threshold {threshold:.4g}", gid="threshold")
-    ax.set(xlabel="image anomaly score", ylabel="test images", title="Score distribution")
+    if log:
+        ax.set_xscale("log")
+    ax.set(xlabel="image anomaly score" + (" (log scale)" if log else ""), ylabel="test images",
+           title="Score distribution")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
