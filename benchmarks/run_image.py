@@ -12,7 +12,8 @@ import shlex
 import sys
 from pathlib import Path
 
-from oddity.bench.image import find_datasets, report_folder_name, run_one, write_results
+from oddity.bench.image import (find_datasets, merge_runs, read_results, report_folder_name, run_one,
+                                write_results)
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Benchmark settings per detector: the defaults unless a row says otherwise.
@@ -29,6 +30,8 @@ def main() -> int:
     default_data = Path(os.environ.get("ODDITY_DATA", "../shared/data")) / "images"
     parser.add_argument("--data", default=str(default_data), help="folder searched for MVTec-layout datasets")
     parser.add_argument("--detectors", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the other rows already in results/image.json (re-measure only these)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per (dataset, detector) run")
     args = parser.parse_args()
     datasets = find_datasets(args.data)
@@ -38,17 +41,19 @@ def main() -> int:
     # What image.md says to run: `make bench`, or this script with the options given.
     command = ("make bench" if len(sys.argv) == 1 else
                "python benchmarks/run_image.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
-    runs = []
+    previous = read_results(RESULTS) if args.keep else []
+    runs: list = []
     for dataset in datasets:
         for detector in args.detectors:
             for params in CONFIGS.get(detector, [{}]):
                 print(f"{dataset.name} / {detector} {params or ''} ...", flush=True)
                 report_dir = RESULTS / "plots" / report_folder_name(dataset, detector, params)
                 run = run_one(dataset, detector, params, args.timeout, report_dir)
+                run.command = command
                 print(f"  {run.error or run.metrics}  fit {run.fit_seconds}s  rss {run.peak_rss_gb} GB"
                       f"  report {run.report} ({run.report_seconds}s)", flush=True)
                 runs.append(run)
-                write_results(runs, RESULTS, command)
+                write_results(merge_runs(previous, runs), RESULTS, command)
     return 0
 
 

@@ -71,3 +71,14 @@ def test_run_one_writes_the_report_from_a_fresh_process(inspection_set, tmp_path
     assert run.report == str(report_dir / "index.html") and (report_dir / "images" / "roc.png").is_file()
     assert run.metrics["image_auroc"] > 0.8 and "aupimo" in run.metrics
     assert run.peak_rss_gb > 0 and run.report_seconds > 0
+
+
+def test_merge_runs_replaces_re_measured_rows_and_keeps_the_rest():
+    from oddity.bench.image import Run, merge_runs
+
+    old = [Run("data/bottle", "patchcore", {}, {"image_auroc": 0.5}), Run("data/bottle", "padim", {})]
+    new = [Run("data/bottle", "patchcore", {}, {"image_auroc": 0.9}), Run("data/tile", "padim", {})]
+    merged = merge_runs(old, new)
+    assert [(Path(r.dataset).name, r.detector) for r in merged] == [
+        ("bottle", "patchcore"), ("bottle", "padim"), ("tile", "padim")]
+    assert merged[0].metrics["image_auroc"] == 0.9

@@ -83,6 +83,11 @@ class Run:
     error: str | None = None
     report: str | None = None
     report_seconds: float | None = None
+    command: str = ""
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return Path(self.dataset).name, self.detector, json.dumps(self.params, sort_keys=True)
 
 
 def find_datasets(data_root: str | os.PathLike) -> list[Path]:
@@ -169,10 +174,11 @@ def _relative(path: str | None, base: Path | None) -> str | None:
 def markdown_table(runs: list[Run], command: str, base: Path | None = None) -> str:
     """The results as markdown, each of our rows followed by its reference rows, then the plots
     of each run that has a report (links relative to `base`, the folder of the markdown file)."""
+    commands = list(dict.fromkeys(run.command or command for run in runs)) or [command]
     lines = [
         "# Image benchmark",
         "",
-        f"Reproduce: `{command}` (machine: {platform.machine()}, {os.cpu_count()} CPU cores; "
+        f"Reproduce: {' then '.join(f'`{c}`' for c in commands)} (machine: {platform.machine()}, {os.cpu_count()} CPU cores; "
         "MVTec bottle here is the 512 px copy in ../shared/data, published figures are at full size).",
         "",
         "| dataset | detector | settings | image AUROC | image AUPR | image F1-max | pixel AUROC | AUPRO | AUPIMO | fit s | predict img/s | peak RSS GB | report |",
@@ -211,6 +217,23 @@ def markdown_table(runs: list[Run], command: str, base: Path | None = None) -> s
                  if base is None or (base / folder / "images" / f"{name}.png").is_file()]
         lines += [" ".join(f"![{name}]({(folder / 'images' / f'{name}.png').as_posix()})" for name in shown), ""]
     return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def read_results(out_dir: str | os.PathLike) -> list[Run]:
+    """Runs recorded in `out_dir`/image.json (none if there is no such file)."""
+    out = Path(out_dir)
+    if not (out / "image.json").is_file():
+        return []
+    records = json.loads((out / "image.json").read_text())["runs"]
+    return [Run(**{**r, "report": str(out / r["report"]) if r.get("report") else None}) for r in records]
+
+
+def merge_runs(previous: list[Run], new: list[Run]) -> list[Run]:
+    """`previous` with each run replaced by a new run of the same dataset, detector and
+    settings, and the other new runs appended, so one row can be re-measured alone."""
+    fresh = {run.key: run for run in new}
+    kept = [fresh.pop(run.key, run) for run in previous]
+    return kept + list(fresh.values())
 
 
 def write_results(runs: list[Run], out_dir: str | os.PathLike, command: str) -> None:
