@@ -110,7 +110,7 @@ def test_predict_writes_scores_overlays_and_masks(capsys, model, inspection_set,
     with open(out / "scores.csv", newline="") as handle:
         rows = list(csv.DictReader(handle))
     assert list(rows[0]) == ["path", "score", "label", "overlay", "mask"]
-    assert len(rows) == 10 and f"10 images: " in stdout
+    assert len(rows) == 10 and "10 images: " in stdout
     assert {r["label"] for r in rows} <= {"anomalous", "normal"}
     threshold = oddity.load(model).threshold_.value
     for row in rows:

@@ -5,7 +5,6 @@ import json
 import re
 from pathlib import Path
 
-import pytest
 from PIL import Image
 
 from oddity.bench.image import (REPORT_COLOURS, REPORT_ERRORS, REPORT_THUMBNAIL, Run, _worker,

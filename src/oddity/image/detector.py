@@ -19,8 +19,7 @@ images) returns it from `_model_threshold()`; it then replaces the conformal ima
 from __future__ import annotations
 
 import os
-from pathlib import Path
-from typing import Any, ClassVar, Iterator, Sequence
+from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import torch
