@@ -1,0 +1,1 @@
+"""Time-series anomaly detection: readers, windows and detectors."""

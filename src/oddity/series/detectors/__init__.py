@@ -1,0 +1,1 @@
+"""Time-series detectors, one method per file; each registers itself by name."""
