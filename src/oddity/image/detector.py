@@ -26,10 +26,11 @@ import torch
 from tqdm.auto import tqdm
 
 from oddity.core.detector import Detector
-from oddity.core.errors import ConfigError, DataError
+from oddity.core.errors import ConfigError, DataError, ModelFileError
 from oddity.core.results import ImagePrediction, ImageScores
 from oddity.core.thresholds import Threshold, calibrate_threshold
 from oddity.image import geometry
+from oddity.image.border import BorderStandardiser
 from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, training_samples,
                                unlabelled_samples)
 
@@ -59,6 +60,14 @@ def as_samples(data: ImageInput, for_fit: bool) -> list:
     if all(isinstance(i, np.ndarray) for i in items):
         return [ArraySample(pixels, f"array[{i}]") for i, pixels in enumerate(items)]
     raise DataError("images must be paths, ImageSample objects or numpy arrays, not a mix")
+
+
+def _halves(samples: list) -> tuple[list, list]:
+    """Split held-out images into two halves, or use all of them twice when fewer than 4."""
+    if len(samples) < 4:
+        return samples, samples
+    middle = len(samples) // 2
+    return samples[:middle], samples[middle:]
 
 
 def _sample_hw(sample) -> tuple[int, int]:
@@ -95,15 +104,18 @@ class ImageDetector(Detector):
 
     pixel_threshold_: Threshold | None = None
     input_shape_: tuple[int, int] | None = None
+    border_: BorderStandardiser | None = None
 
     def __init__(self, *, image_size: int = 256, tile: int | None = None,
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
                  calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False,
-                 per_image_contrast: bool = False):
+                 per_image_contrast: bool = False, border_rings: int = 0):
         if image_size < 32:
             raise ConfigError(f"image_size must be at least 32 pixels, got {image_size}")
         if tile is not None and tile < 32:
             raise ConfigError(f"tile must be at least 32 pixels (or None for no tiling), got {tile}")
+        if border_rings < 0:
+            raise ConfigError(f"border_rings must be 0 (off) or positive, got {border_rings}")
         if not 0.0 <= calibration_fraction < 1.0:
             raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
         self.image_size = image_size
@@ -114,6 +126,7 @@ class ImageDetector(Detector):
         self.seed = seed
         self.skip_bad = skip_bad
         self.per_image_contrast = per_image_contrast
+        self.border_rings = border_rings
 
     # --- hooks for subclasses --------------------------------------------------------------
     def _fit_images(self, images: ImageStream) -> None:
@@ -168,6 +181,9 @@ class ImageDetector(Detector):
         so a normal image gets an empty mask with the same confidence). With no image held out
         (`calibration_fraction=0` or a single image) the thresholds come from the training
         images themselves and are optimistic; set one with `set_threshold` in that case.
+        With `border_rings` > 0 the first half of the held-out images (all of them when fewer
+        than 4) learns the border standardisation of maps (`oddity.image.border`) and the
+        other half calibrates the thresholds.
         A detector that does not localise gets no pixel threshold; one whose model gives an
         image threshold (`_model_threshold`) uses it instead of the held-out images."""
         samples = as_samples(data, for_fit=True)
@@ -179,16 +195,22 @@ class ImageDetector(Detector):
                 sizes = [(min(h, self.tile), min(w, self.tile)) for h, w in sizes]
             self.input_shape_ = geometry.fixed_shape(sizes, self.image_size)
         self._fit_images(ImageStream(self, fit_samples, verbose, f"fit {self.name}"))
+        self.border_ = None
+        held_out, calibration_samples = bool(calibration_samples), calibration_samples or fit_samples
+        if self.border_rings and self.localises:
+            border_samples, calibration_samples = _halves(calibration_samples)
+            self.border_ = BorderStandardiser.fit(self._patch_maps(border_samples, verbose),
+                                                  self.border_rings)
         model_threshold = self._model_threshold()
         self.threshold_, self.pixel_threshold_ = model_threshold, None
         if model_threshold is not None and not self.localises:
             return self
-        calibration = self.score(calibration_samples or fit_samples, verbose=verbose,
+        calibration = self.score(calibration_samples, verbose=verbose,
                                  desc="calibrate", _calibrating=True)
 
         def calibrated(scores: np.ndarray) -> Threshold:
             threshold = calibrate_threshold(scores, self.target_fpr)
-            if not calibration_samples:
+            if not held_out:
                 threshold = Threshold(**{**threshold.to_dict(), "method": "in-sample"})
             return threshold
 
@@ -198,6 +220,16 @@ class ImageDetector(Detector):
             assert calibration.maps is not None
             self.pixel_threshold_ = calibrated(np.array([m.max() for m in calibration.maps]))
         return self
+
+    def _patch_maps(self, samples: list, verbose: bool) -> list[np.ndarray]:
+        """The raw patch maps of the method for these images (every tile of each)."""
+        maps = []
+        bar = tqdm(total=len(samples), desc="border statistics", unit="img", disable=not verbose)
+        with bar, torch.inference_mode():
+            for _, pixels in load_all(samples, self.skip_bad):
+                maps.extend(self._score_image(self._model_input(part))[1] for part in self._parts(pixels))
+                bar.update(1)
+        return maps
 
     def score(self, data: ImageInput, *, verbose: bool = True, desc: str = "score",
               _calibrating: bool = False) -> ImageScores:
@@ -255,6 +287,9 @@ class ImageDetector(Detector):
         if not self.localises:
             return float(score), None
         assert patch_map is not None, f"{type(self).__name__} localises but returned no map"
+        if self.border_ is not None:
+            patch_map = self.border_(patch_map)
+            score = float(patch_map.max())
         return float(score), geometry.patch_map_to_image(patch_map, input_hw, hw, self.smoothing_sigma)
 
     # --- persistence -----------------------------------------------------------------------
@@ -265,8 +300,16 @@ class ImageDetector(Detector):
         return thresholds
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None}, {}
+        arrays = {}
+        if self.border_ is not None:
+            arrays = {"border_mean": self.border_.mean, "border_std": self.border_.std}
+        return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None}, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         shape = values.get("input_shape_")
         self.input_shape_ = tuple(shape) if shape else None
+        self.border_ = None
+        if self.border_rings and self.localises:
+            if "border_mean" not in arrays or "border_std" not in arrays:
+                raise ModelFileError(f"model has border_rings={self.border_rings} but no border statistics")
+            self.border_ = BorderStandardiser(arrays["border_mean"], arrays["border_std"])
