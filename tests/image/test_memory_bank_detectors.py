@@ -15,9 +15,12 @@ from oddity.image.synth import inspection_images, make_inspection_set
 SMALL = {"image_size": 64, "seed": 0}
 
 
-@pytest.fixture(scope="module", params=["patchcore", "padim"])
+@pytest.fixture(scope="module", params=[("patchcore", {}), ("padim", {}),
+                                        ("patchcore", {"border_rings": 2})],
+                ids=["patchcore", "padim", "patchcore-border"])
 def fitted(request, inspection_set):
-    detector = oddity.create(request.param, **SMALL)
+    name, extra = request.param
+    detector = oddity.create(name, **SMALL, **extra)
     return detector.fit(inspection_set, verbose=False)
 
 
