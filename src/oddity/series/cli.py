@@ -96,7 +96,7 @@ HEADERS = {"point_auroc": "AUROC", "point_aupr": "AUPR", "pa_f1": "PA-F1", "even
            "pate": "PATE", "fpr": "FPR", "series": "series", "seconds_per_series": "s/series"}
 
 
-def _format(value: float | int | None) -> str:
+def _format(value: float | None) -> str:
     if value is None:
         return "n/a"
     return f"{value:.3f}" if isinstance(value, float) else str(value)

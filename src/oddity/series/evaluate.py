@@ -19,7 +19,13 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from oddity.core.registry import get_detector_class
-from oddity.metrics.series import event_f1, pate, point_adjusted_f1, point_aupr, point_auroc
+from oddity.metrics.series import (
+    event_f1,
+    pate,
+    point_adjusted_f1,
+    point_aupr,
+    point_auroc,
+)
 from oddity.series.data import NabSeries
 
 METRICS = ("point_auroc", "point_aupr", "pa_f1", "event_f1", "pate", "fpr")
