@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from oddity.core.errors import DataError
-from oddity.series.data import read_nab, read_series
+from oddity.series.data import read_nab, read_series, split_series
 
 
 def _table(n=50):
@@ -98,3 +98,9 @@ def test_read_nab_errors(tmp_path, nab_root):
     (nab_root / "labels" / "combined_windows.json").write_text("{}")
     with pytest.raises(DataError, match="no entry for artificialNoAnomaly/flat.csv"):
         read_nab(nab_root)
+
+
+def test_split_series_keeps_time_order():
+    frame = pd.DataFrame({"value": np.arange(10.0)})
+    head, tail = split_series(frame, 0.15)
+    assert list(head["value"]) == [0.0] and list(tail["value"]) == list(np.arange(1.0, 10.0))
