@@ -23,6 +23,9 @@ def test_csv_and_parquet_give_the_same_frame(tmp_path):
     assert report.median_step == pd.Timedelta("5min")
     assert isinstance(from_csv.index, pd.DatetimeIndex) and list(from_csv.columns) == ["cpu", "mem"]
     pd.testing.assert_frame_equal(from_csv, from_parquet, check_freq=False)
+    table.set_index("timestamp").to_parquet(tmp_path / "indexed.parquet")
+    from_index, _ = read_series(tmp_path / "indexed.parquet")
+    pd.testing.assert_frame_equal(from_index, from_csv, check_freq=False)
     only_cpu, _ = read_series(tmp_path / "s.csv", value_columns=["cpu"])
     assert list(only_cpu.columns) == ["cpu"]
 

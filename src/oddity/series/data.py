@@ -52,7 +52,8 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: no such file")
     try:
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+            table = pd.read_parquet(path)  # a time index saved with the frame becomes a column
+            return table.reset_index() if isinstance(table.index, pd.DatetimeIndex) else table
         if suffix in (".csv", ".txt", ".tsv"):
             return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     except (OSError, ValueError, pd.errors.ParserError) as exc:
