@@ -1,0 +1,144 @@
+"""Shared machinery of time-series detectors: input checks, calibration, results.
+
+A method subclasses `SeriesDetector` and writes two hooks, nothing else:
+- `_fit_series(values)`: learn normal from a float64 (T, C) array (validated, NaN filled);
+- `_score_series(values)`: return (per-step scores (T,), per-channel scores (T, C) or None),
+  higher = more anomalous, never NaN. A method whose first steps have no score of their own
+  (before a full window or lag) fills them with the lowest score it produced and says so.
+It may override the `min_length` property (steps needed to fit or score; default 1) and
+extend `_get_state` / `_set_state` with its learned arrays (calling super()).
+
+`fit` holds out the last `calibration_fraction` of the history (the most recent part, never
+a random subset: time order matters), fits the method on the rest and calibrates the
+threshold on the held-out part's scores (`oddity.core.thresholds`, split-conformal at
+`target_fpr` per time step). The held-out tail is scored together with the `min_length - 1`
+steps before it, so a windowed method sees full context at the first held-out step.
+"""
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from oddity.core.detector import Detector
+from oddity.core.errors import ConfigError, DataError
+from oddity.core.thresholds import Threshold, calibrate_threshold
+from oddity.series.frames import as_frame
+from oddity.series.results import SeriesPrediction, SeriesScores
+from oddity.series.windows import labels_to_spans
+
+SeriesInput = Any  # pandas DataFrame / Series, or a 1-D (T,) / 2-D (T, C) numpy array
+MIN_CALIBRATION = 10  # fewer held-out steps than this: calibrate in-sample instead
+
+
+class SeriesDetector(Detector):
+    """Base of all time-series detectors (see the module docstring for the hooks)."""
+
+    modality: ClassVar[str] = "series"
+
+    columns_: list[str] | None = None
+
+    def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
+                 seed: int = 0, verbose: bool = True):
+        if not 0.0 <= calibration_fraction < 1.0:
+            raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
+        if not 0.0 < target_fpr < 1.0:
+            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
+        self.target_fpr = target_fpr
+        self.calibration_fraction = calibration_fraction
+        self.seed = seed
+        self.verbose = verbose
+
+    # --- hooks for subclasses --------------------------------------------------------------
+    @property
+    def min_length(self) -> int:
+        """How many time steps the method needs to fit or to score a series."""
+        return 1
+
+    def _fit_series(self, values: np.ndarray) -> None:
+        raise NotImplementedError
+
+    def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+    # --- input handling --------------------------------------------------------------------
+    def _frame(self, data: SeriesInput, source: str) -> pd.DataFrame:
+        frame = as_frame(data, source)
+        if len(frame) < self.min_length:
+            raise DataError(f"{source}: series of {len(frame)} steps is shorter than the "
+                            f"{self.min_length} steps {self.name} needs (its window/lags)")
+        return frame
+
+    def _aligned(self, frame: pd.DataFrame, source: str, from_array: bool) -> pd.DataFrame:
+        """`frame` with the fitted channels in the fitted order."""
+        assert self.columns_ is not None
+        if list(frame.columns) == self.columns_:
+            return frame
+        if set(frame.columns) >= set(self.columns_):
+            return frame[self.columns_]
+        if from_array and frame.shape[1] == len(self.columns_):
+            return frame.set_axis(self.columns_, axis=1)
+        missing = sorted(set(self.columns_) - set(frame.columns))
+        raise DataError(f"{source}: the model was fitted on columns {self.columns_}; "
+                        f"missing {missing}")
+
+    def _score_values(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        scores, channel_scores = self._score_series(values)
+        scores = np.asarray(scores, dtype=np.float64)
+        assert scores.shape == (len(values),), f"{self.name}: scores of shape {scores.shape}"
+        assert np.isfinite(scores).all(), f"{self.name} produced NaN or infinite scores"
+        if channel_scores is not None:
+            channel_scores = np.asarray(channel_scores, dtype=np.float64)
+            assert channel_scores.shape == values.shape
+        return scores, channel_scores
+
+    # --- public API ------------------------------------------------------------------------
+    def fit(self, data: SeriesInput) -> SeriesDetector:
+        """Learn normal from a (mostly) normal history, then calibrate the threshold on its
+        held-out tail (see the module docstring). With fewer than MIN_CALIBRATION held-out
+        steps (or `calibration_fraction=0`) the threshold is calibrated on the fitted steps
+        themselves; it is then optimistic and marked 'in-sample'."""
+        frame = self._frame(data, "fit data")
+        self.columns_ = list(frame.columns)
+        values = frame.to_numpy(dtype=np.float64)
+        held_out = round(len(values) * self.calibration_fraction)
+        if held_out < MIN_CALIBRATION or len(values) - held_out < self.min_length:
+            held_out = 0
+        fit_part = values[: len(values) - held_out]
+        self._fit_series(fit_part)
+        if held_out:
+            context = min(self.min_length - 1, len(fit_part))
+            scores, _ = self._score_values(values[len(fit_part) - context:])
+            self.threshold_ = calibrate_threshold(scores[context:], self.target_fpr)
+        else:
+            scores, _ = self._score_values(fit_part)
+            threshold = calibrate_threshold(scores, self.target_fpr)
+            self.threshold_ = Threshold(**{**threshold.to_dict(), "method": "in-sample"})
+        return self
+
+    def score(self, data: SeriesInput) -> SeriesScores:
+        """Anomaly score per time step (and per channel when the method gives them)."""
+        self._check_fitted()
+        frame = self._aligned(self._frame(data, "score data"), "score data",
+                              from_array=not isinstance(data, (pd.DataFrame, pd.Series)))
+        scores, channel_scores = self._score_values(frame.to_numpy(dtype=np.float64))
+        return SeriesScores(index=frame.index, scores=scores, channel_scores=channel_scores,
+                            columns=list(frame.columns))
+
+    def predict(self, data: SeriesInput) -> SeriesPrediction:
+        """Scores plus labels (score above the threshold) and anomalous spans of index values."""
+        result = self.score(data)
+        assert self.threshold_ is not None
+        labels = result.scores > self.threshold_.value
+        spans = [(result.index[s], result.index[e]) for s, e in labels_to_spans(labels)]
+        return SeriesPrediction(index=result.index, scores=result.scores,
+                                channel_scores=result.channel_scores, columns=result.columns,
+                                threshold=self.threshold_.value, labels=labels, spans=spans)
+
+    # --- persistence -----------------------------------------------------------------------
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        return {"columns_": self.columns_}, {}
+
+    def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        self.columns_ = list(values["columns_"])

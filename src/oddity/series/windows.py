@@ -1,0 +1,58 @@
+"""Sliding windows over a (T, C) series, and the way back from window scores to step scores."""
+from __future__ import annotations
+
+import numpy as np
+
+from oddity.core.errors import ConfigError, DataError
+from oddity.metrics.series import events
+
+
+def _check(width: int, stride: int) -> None:
+    if width < 1:
+        raise ConfigError(f"window width must be at least 1, got {width}")
+    if stride < 1:
+        raise ConfigError(f"window stride must be at least 1, got {stride}")
+
+
+def sliding_windows(values: np.ndarray, width: int, stride: int = 1) -> np.ndarray:
+    """Read-only (N, width, C) view of the windows values[i*stride : i*stride + width],
+    N = (T - width) // stride + 1; no copy is made."""
+    _check(width, stride)
+    if values.ndim != 2:
+        raise DataError(f"sliding_windows needs a (T, C) array, got shape {values.shape}")
+    if len(values) < width:
+        raise DataError(f"series of {len(values)} steps is shorter than the window ({width})")
+    view = np.lib.stride_tricks.sliding_window_view(values, width, axis=0)  # (T-w+1, C, w)
+    return view[::stride].transpose(0, 2, 1)
+
+
+def window_scores_to_steps(window_scores: np.ndarray, length: int, width: int,
+                           stride: int = 1) -> np.ndarray:
+    """Per-step scores (length,) from per-window scores (N,) or (N, C): each step gets the
+    mean score of the windows that cover it. Steps no window covers (the tail left over when
+    `stride` does not divide length - width) take the score of the last window. Sums window
+    offset by offset (`width` vectorised additions), not by prefix sums, which would lose small
+    scores after a huge one."""
+    _check(width, stride)
+    scores = np.asarray(window_scores, dtype=np.float64)
+    count = scores.shape[0]
+    if count == 0 or (count - 1) * stride + width > length:
+        raise DataError(f"{count} windows of width {width}, stride {stride} do not fit in "
+                        f"{length} steps")
+    starts = np.arange(count) * stride
+    totals = np.zeros((length,) + scores.shape[1:])
+    covers = np.zeros(length)
+    for offset in range(width):  # starts + offset are distinct, so += adds each window once
+        totals[starts + offset] += scores
+        covers[starts + offset] += 1.0
+    covered = covers > 0
+    steps = np.empty_like(totals)
+    steps[covered] = totals[covered] / covers[covered].reshape((-1,) + (1,) * (scores.ndim - 1))
+    steps[~covered] = scores[-1]
+    return steps
+
+
+def labels_to_spans(labels: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) step index, both inclusive, of every run of True in a 1-D bool array."""
+    starts, ends = events(np.asarray(labels, dtype=bool))
+    return [(int(s), int(e)) for s, e in zip(starts, ends)]
