@@ -62,14 +62,6 @@ def as_samples(data: ImageInput, for_fit: bool) -> list:
     raise DataError("images must be paths, ImageSample objects or numpy arrays, not a mix")
 
 
-def _halves(samples: list) -> tuple[list, list]:
-    """Split held-out images into two halves, or use all of them twice when fewer than 4."""
-    if len(samples) < 4:
-        return samples, samples
-    middle = len(samples) // 2
-    return samples[:middle], samples[middle:]
-
-
 def _sample_hw(sample) -> tuple[int, int]:
     if isinstance(sample, ArraySample):
         return tuple(np.shape(sample.pixels)[:2])  # type: ignore[return-value]
@@ -181,9 +173,10 @@ class ImageDetector(Detector):
         so a normal image gets an empty mask with the same confidence). With no image held out
         (`calibration_fraction=0` or a single image) the thresholds come from the training
         images themselves and are optimistic; set one with `set_threshold` in that case.
-        With `border_rings` > 0 the first half of the held-out images (all of them when fewer
-        than 4) learns the border standardisation of maps (`oddity.image.border`) and the
-        other half calibrates the thresholds.
+        With `border_rings` > 0 the held-out images first learn the border standardisation
+        of maps (`oddity.image.border`), then calibrate the thresholds on standardised maps;
+        the ring statistics pool thousands of patches, so reusing the images barely moves an
+        image's own standardised maximum (halving the few held-out images would cost more).
         A detector that does not localise gets no pixel threshold; one whose model gives an
         image threshold (`_model_threshold`) uses it instead of the held-out images."""
         samples = as_samples(data, for_fit=True)
@@ -198,8 +191,7 @@ class ImageDetector(Detector):
         self.border_ = None
         held_out, calibration_samples = bool(calibration_samples), calibration_samples or fit_samples
         if self.border_rings and self.localises:
-            border_samples, calibration_samples = _halves(calibration_samples)
-            self.border_ = BorderStandardiser.fit(self._patch_maps(border_samples, verbose),
+            self.border_ = BorderStandardiser.fit(self._patch_maps(calibration_samples, verbose),
                                                   self.border_rings)
         model_threshold = self._model_threshold()
         self.threshold_, self.pixel_threshold_ = model_threshold, None

@@ -22,6 +22,14 @@ Deviations, with reasons:
   on this machine lose about 0.001 AUROC at 1%), because greedy selection costs bank size x
   patches and search time grows with the bank: 1% keeps fit under a minute and predict fast on
   a CPU. `coreset_ratio=0.1` restores the paper's setting.
+- Border standardisation (`border_rings=4`, ours, `oddity.image.border`): patch distances are
+  standardised by their normal mean and spread at each distance from the image border (rings
+  of the patch grid, learned from the held-out normal images), and the image score is
+  the largest standardised patch score instead of Eq. 7 (which `border_rings=0` restores).
+  Near the border a CNN sees padding and the part's edge, so normal patches there are farther
+  from the bank: on magnetic tile every normal test image peaked on the border ring, and the
+  standardisation lifted image AUROC from 0.77 to 0.88 (a third of the training images); on
+  MVTec bottle it changed nothing (1.000 / 0.987 / AUPRO 0.937 either way).
 - Bank size: besides `coreset_ratio` a hard `max_bank_size` bounds memory and search time
   whatever the number or size of training images; the greedy selection stops there.
 """
@@ -74,8 +82,8 @@ class PatchCore(ImageDetector):
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
                  coreset_ratio: float = 0.01, max_bank_size: int = 16_384,
-                 reweight_neighbours: int = 9, **common: Any):
-        super().__init__(**common)
+                 reweight_neighbours: int = 9, border_rings: int = 4, **common: Any):
+        super().__init__(border_rings=border_rings, **common)
         if not 0.0 < coreset_ratio <= 1.0:
             raise ConfigError(f"coreset_ratio must lie in (0, 1], got {coreset_ratio}")
         if max_bank_size < 1:
