@@ -1,0 +1,243 @@
+"""Reading time series from CSV and Parquet files, and the Numenta Anomaly Benchmark layout.
+
+`read_series` returns a float DataFrame (DatetimeIndex when the file has a time column, else
+a RangeIndex; one column per channel) and a `SeriesReport` saying what was done to the data:
+rows sorted or de-duplicated, NaN filled (`oddity.series.frames.fill_missing`), the sampling
+step, irregular steps and gaps. Detectors treat rows as equally spaced steps; pass
+`resample=True` to put an irregular series on a regular grid (median step, values
+interpolated in time) first. Bad input raises DataError naming the file and column.
+
+`read_nab` reads NAB (Lavin and Ahmad, "Evaluating Real-time Anomaly Detection Algorithms -
+the Numenta Anomaly Benchmark", IEEE ICMLA 2015, https://arxiv.org/abs/1510.03336):
+`data/<group>/<name>.csv` (timestamp, value) and `labels/combined_windows.json` (anomaly
+windows, both ends inclusive); the probationary period is the first 15% of each series,
+floor(0.15 * length), as in NAB's scorer.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from oddity.core.errors import DataError
+from oddity.series.frames import fill_missing
+
+TIME_NAMES = ("timestamp", "time", "datetime", "date", "ds")
+GAP_FACTOR = 5.0  # a step longer than this many median steps is reported as a gap
+NAB_PROBATION = 0.15
+
+
+@dataclass
+class SeriesReport:
+    """What `read_series` found and did; `notes` lists it in words, one line each."""
+
+    source: str
+    length: int
+    columns: list[str]
+    time_column: str | None
+    median_step: pd.Timedelta | None = None
+    gaps: list[tuple[pd.Timestamp, pd.Timestamp]] = field(default_factory=list)
+    filled: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    suffix = path.suffix.lower()
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    try:
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix in (".csv", ".txt", ".tsv"):
+            return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
+    except (OSError, ValueError, pd.errors.ParserError) as exc:
+        raise DataError(f"{path}: not a readable {suffix[1:]} table ({exc})") from None
+    raise DataError(f"{path}: unknown file type {suffix!r}; use .csv, .tsv or .parquet")
+
+
+def _find_time_column(table: pd.DataFrame, given: str | None, source: str) -> str | None:
+    """The time column: `given`, else a column with a usual time name, else a first column
+    of datetime type or of text that is not numbers; None when there is none."""
+    if given is not None:
+        if given not in table.columns:
+            raise DataError(f"{source}: no time column {given!r}; columns are {list(table.columns)}")
+        return given
+    for column in table.columns:
+        if str(column).strip().lower() in TIME_NAMES:
+            return column
+    first = table.columns[0]
+    if pd.api.types.is_datetime64_any_dtype(table[first]):
+        return first
+    if not pd.api.types.is_numeric_dtype(table[first]) and pd.to_numeric(table[first], errors="coerce").isna().all():
+        return first
+    return None
+
+
+def _parse_times(values: pd.Series, column: str, source: str) -> pd.DatetimeIndex:
+    if pd.api.types.is_datetime64_any_dtype(values):
+        times = pd.to_datetime(values)
+    else:
+        times = pd.to_datetime(values, errors="coerce", format="mixed")
+    bad = times.isna() & values.notna()
+    missing = values.isna()
+    if bad.any() or missing.any():
+        row = int(np.flatnonzero((bad | missing).to_numpy())[0])
+        raise DataError(f"{source}: column {column!r}, row {row + 1}: cannot parse "
+                        f"{values.iloc[row]!r} as a timestamp; fix the value or pass time_column")
+    return pd.DatetimeIndex(times, name=column)
+
+
+def _numeric(table: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
+    frame = pd.DataFrame(index=table.index)
+    for column in columns:
+        values = table[column]
+        if pd.api.types.is_bool_dtype(values) or pd.api.types.is_numeric_dtype(values):
+            frame[str(column)] = values.astype(np.float64)
+            continue
+        numbers = pd.to_numeric(values, errors="coerce")
+        bad = numbers.isna() & values.notna() & (values.astype(str).str.strip() != "")
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(f"{source}: column {column!r} is not numeric (row {row + 1}: "
+                            f"{values.iloc[row]!r}); drop it or choose value_columns")
+        frame[str(column)] = numbers.astype(np.float64)
+    return frame
+
+
+def _sampling(frame: pd.DataFrame, report: SeriesReport) -> None:
+    """Median step, irregular steps and gaps of a time-indexed frame, into the report."""
+    steps = frame.index.to_series().diff().iloc[1:]
+    if steps.empty:
+        return
+    median = steps.median()
+    report.median_step = median
+    if median <= pd.Timedelta(0):
+        return
+    irregular = int((steps != median).sum())
+    if irregular:
+        report.notes.append(f"irregular sampling: {irregular} of {len(steps)} steps differ from "
+                            f"the median step {median} (detectors treat rows as equal steps; "
+                            "resample=True puts them on a regular grid)")
+    long = steps > GAP_FACTOR * median
+    report.gaps = [(frame.index[i], frame.index[i + 1]) for i in np.flatnonzero(long.to_numpy())]
+    if report.gaps:
+        report.notes.append(f"{len(report.gaps)} gaps longer than {GAP_FACTOR:g}x the median "
+                            f"step; the longest is {steps.max()}")
+
+
+def _regular_grid(frame: pd.DataFrame, step: pd.Timedelta) -> pd.DataFrame:
+    """`frame` interpolated in time onto a regular grid of `step` from its first time."""
+    grid = pd.date_range(frame.index[0], frame.index[-1], freq=step, name=frame.index.name)
+    union = frame.reindex(frame.index.union(grid)).interpolate(method="time")
+    return union.reindex(grid)
+
+
+def read_series(path: str | os.PathLike, time_column: str | None = None,
+                value_columns: list[str] | None = None, *, resample: bool = False,
+                min_length: int = 2) -> tuple[pd.DataFrame, SeriesReport]:
+    """Read a CSV/TSV/Parquet series: (frame, report); see the module docstring."""
+    path = Path(path)
+    source = str(path)
+    table = _read_table(path)
+    if table.empty or len(table.columns) == 0:
+        raise DataError(f"{source}: the file has no rows")
+    time_name = _find_time_column(table, time_column, source)
+    if value_columns is None:
+        value_columns = [c for c in table.columns if c != time_name]
+    else:
+        absent = [c for c in value_columns if c not in table.columns]
+        if absent:
+            raise DataError(f"{source}: no column {absent[0]!r}; columns are {list(table.columns)}")
+    if not value_columns:
+        raise DataError(f"{source}: no value column besides the time column {time_name!r}")
+    frame = _numeric(table, list(value_columns), source)
+    report = SeriesReport(source, len(frame), list(frame.columns), time_name)
+    if time_name is not None:
+        frame.index = _parse_times(table[time_name], str(time_name), source)
+        if not frame.index.is_monotonic_increasing:
+            frame = frame.sort_index(kind="stable")
+            report.notes.append("rows were not in time order: sorted by time")
+        duplicated = frame.index.duplicated()
+        if duplicated.any():
+            frame = frame[~duplicated]
+            report.notes.append(f"{int(duplicated.sum())} rows with a repeated timestamp dropped "
+                                "(the first row of each timestamp kept)")
+    else:
+        frame = frame.reset_index(drop=True)
+        report.notes.append("no time column: rows are numbered steps")
+    report.filled = {c: int(n) for c, n in frame.isna().sum().items() if n}
+    frame, fill_notes = fill_missing(frame, source)
+    report.notes.extend(fill_notes)
+    if time_name is not None:
+        _sampling(frame, report)
+        if resample and report.median_step is not None and report.median_step > pd.Timedelta(0):
+            before = len(frame)
+            frame = _regular_grid(frame, report.median_step)
+            report.notes.append(f"resampled to a regular {report.median_step} grid: "
+                                f"{before} rows -> {len(frame)} rows")
+    report.length = len(frame)
+    if len(frame) < min_length:
+        raise DataError(f"{source}: {len(frame)} rows; at least {min_length} are needed")
+    infinite = [c for c in frame.columns if np.isinf(frame[c].to_numpy()).any()]
+    if infinite:
+        raise DataError(f"{source}: column {infinite[0]!r} contains infinite values")
+    return frame, report
+
+
+@dataclass
+class NabSeries:
+    """One NAB series with its labels. `name` is 'group/file.csv' as in NAB's label files;
+    `labels` marks the steps inside an anomaly window; the first `probationary` steps are the
+    history detectors may fit on."""
+
+    name: str
+    group: str
+    frame: pd.DataFrame
+    windows: list[tuple[pd.Timestamp, pd.Timestamp]]
+    labels: np.ndarray
+    probationary: int
+
+    @property
+    def history(self) -> pd.DataFrame:
+        """The probationary period: the part a detector fits on."""
+        return self.frame.iloc[: self.probationary]
+
+
+def window_labels(index: pd.DatetimeIndex, windows: list[tuple[pd.Timestamp, pd.Timestamp]]) -> np.ndarray:
+    """Per-step labels: True where the time lies inside a window (both ends inclusive)."""
+    labels = np.zeros(len(index), bool)
+    for start, end in windows:
+        labels |= np.asarray((index >= start) & (index <= end))
+    return labels
+
+
+def read_nab(root: str | os.PathLike) -> list[NabSeries]:
+    """All series of a NAB folder, sorted by name (see the module docstring)."""
+    root = Path(root)
+    labels_path = root / "labels" / "combined_windows.json"
+    if not (root / "data").is_dir() or not labels_path.is_file():
+        raise DataError(f"{root}: not a NAB folder (needs data/<group>/<name>.csv and "
+                        "labels/combined_windows.json)")
+    try:
+        all_windows = json.loads(labels_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DataError(f"{labels_path}: unreadable ({exc})") from None
+    series = []
+    for path in sorted((root / "data").glob("*/*.csv")):
+        name = f"{path.parent.name}/{path.name}"
+        if name not in all_windows:
+            raise DataError(f"{labels_path}: no entry for {name}; add one (an empty list if the "
+                            "series has no anomaly)")
+        frame, _ = read_series(path, time_column="timestamp", value_columns=["value"])
+        windows = [(pd.Timestamp(start), pd.Timestamp(end)) for start, end in all_windows[name]]
+        series.append(NabSeries(name=name, group=path.parent.name, frame=frame, windows=windows,
+                                labels=window_labels(frame.index, windows),
+                                probationary=math.floor(NAB_PROBATION * len(frame))))
+    if not series:
+        raise DataError(f"{root / 'data'}: no CSV files in any group folder")
+    return series
