@@ -47,6 +47,7 @@ from oddity.series.neural import (
     window_split,
     windows_tensor,
 )
+from oddity.series.pooling import covering_mean
 from oddity.series.scaling import robust_scaling, standardise
 
 SCORE_BATCH = 4096  # windows per forward pass when scoring
@@ -64,18 +65,6 @@ class SparseAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code = torch.relu(self.encode(x))
         return self.decode(code), code
-
-
-def step_errors(errors: np.ndarray, length: int) -> np.ndarray:
-    """(length, C) mean over covering windows of per-window squared errors (N, width, C):
-    window i covers steps i .. i + width - 1 with its rows 0 .. width - 1."""
-    count, width, channels = errors.shape
-    totals = np.zeros((length, channels))
-    covers = np.zeros(length)
-    for j in range(width):
-        totals[j:j + count] += errors[:, j]
-        covers[j:j + count] += 1.0
-    return totals / covers[:, None]
 
 
 @register("window_autoencoder")
@@ -155,7 +144,7 @@ class WindowAutoencoder(SeriesDetector):
                 x = windows[first:first + SCORE_BATCH]
                 reconstruction = self.network_(x.flatten(1))[0].view_as(x)
                 errors[first:first + len(x)] = ((reconstruction - x) ** 2).numpy()
-        per_step = step_errors(errors, len(values))
+        per_step = covering_mean(errors, len(values))
         return np.sqrt(per_step.mean(axis=1)), np.sqrt(per_step)
 
     # --- persistence ---------------------------------------------------------------------------

@@ -34,6 +34,14 @@ Deviations, with reasons:
   here every other column is a covariate and the features are plain lags, because a general
   toolkit cannot know which columns are physically related. `targets` restricts the forecast
   (and the score) to some columns, the others then only serve as covariates.
+- Pooling (`window`, default 32): the squared standardised residuals are averaged over
+  sliding windows of `window` steps and each step gets the mean over the windows covering it
+  (`oddity.series.pooling`), then the square root. A forecast follows a level shift or a
+  changed pattern after a few steps, so raw residuals flag only its first steps, while
+  anomalies are periods; pooling turns residual spikes into periods, as residual smoothing
+  does in Hundman et al. (Telemanom, KDD 2018). 32 is the window of oddity's other window
+  detectors (window_iforest, window_autoencoder, hypad), so all of them judge the same
+  context; `window=1` gives the raw per-step residuals.
 - Trees cannot extrapolate: a level never seen in the fit history is forecast at the nearest
   seen level and so scores high. That is the method's nature and is kept (it flags new regimes).
 - Defaults (`lags=10`, 100 trees of depth 4, learning rate 0.1, early stopping after 10 rounds)
@@ -52,6 +60,7 @@ from oddity.core.errors import ConfigError, DataError, NotFittedError
 from oddity.core.registry import register
 from oddity.series.detector import SeriesDetector
 from oddity.series.scaling import robust_scaling
+from oddity.series.pooling import pooled_window_mean
 
 MAD_TO_STD = 1.4826  # MAD of a normal distribution times this is its standard deviation
 CALENDAR_FEATURES = ("hour", "day_of_week")
@@ -102,10 +111,11 @@ class XGBForecast(SeriesDetector):
     def __init__(self, *, lags: int = 10, targets: tuple[str, ...] | None = None,
                  calendar: bool = True, n_estimators: int = 100, max_depth: int = 4,
                  learning_rate: float = 0.1, validation_fraction: float = 0.2,
-                 early_stopping_rounds: int = 10, min_scale: float = 0.1, n_jobs: int = 1,
-                 **common: Any):
+                 early_stopping_rounds: int = 10, min_scale: float = 0.1, window: int = 32,
+                 n_jobs: int = 1, **common: Any):
         super().__init__(**common)
-        for name, value in {"lags": lags, "n_estimators": n_estimators, "max_depth": max_depth,
+        for name, value in {"lags": lags, "window": window, "n_estimators": n_estimators,
+                            "max_depth": max_depth,
                             "early_stopping_rounds": early_stopping_rounds, "n_jobs": n_jobs}.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -124,6 +134,7 @@ class XGBForecast(SeriesDetector):
         self.validation_fraction = validation_fraction
         self.early_stopping_rounds = early_stopping_rounds
         self.min_scale = min_scale
+        self.window = window
         self.n_jobs = n_jobs
         self.feature_names_: list[str] | None = None
         self.target_columns_: list[int] | None = None
@@ -137,7 +148,7 @@ class XGBForecast(SeriesDetector):
     @property
     def min_length(self) -> int:
         # lags for the first row, and enough rows that the validation tail has a few of them
-        return self.lags + max(10, int(np.ceil(5 / self.validation_fraction)))
+        return self.lags + max(self.window, 10, int(np.ceil(5 / self.validation_fraction)))
 
     def fit(self, data: Any) -> "XGBForecast":
         """See `SeriesDetector.fit`; a refit forgets the previous model, anomaly model included."""
@@ -232,13 +243,15 @@ class XGBForecast(SeriesDetector):
         return z
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        z = self._standardised_residuals(values, self._hook_index(len(values), head=False))
-        step = np.sqrt(np.mean(z ** 2, axis=1))
-        low = float(step.min()) if len(step) else 0.0
-        scores = np.concatenate([np.full(self.lags, low), step])
+        squared = self._standardised_residuals(
+            values, self._hook_index(len(values), head=False)) ** 2
+        if self.window > 1:
+            squared = pooled_window_mean(squared, self.window)
+        step = np.sqrt(squared.mean(axis=1))
+        scores = np.concatenate([np.full(self.lags, float(step.min())), step])
         channel_scores = np.zeros((len(values), values.shape[1]))
         assert self.target_columns_ is not None
-        channel_scores[self.lags:, self.target_columns_] = np.abs(z)
+        channel_scores[self.lags:, self.target_columns_] = np.sqrt(squared)
         return scores, channel_scores
 
     # --- second model: anomalies from covariates ------------------------------------------------
