@@ -141,7 +141,14 @@ def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbos
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
-    _fit(args.detector, args.data, args.out, _detector_params(args.detector, args), not args.quiet)
+    params = _detector_params(args.detector, args)
+    if get_detector_class(args.detector).modality == "series":
+        from oddity.series import cli as series_cli
+
+        series_cli.fit(args.detector, args.data, args.out, params, not args.quiet,
+                       args.time_column, args.value_columns)
+        return
+    _fit(args.detector, args.data, args.out, params, not args.quiet)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -149,7 +156,13 @@ def cmd_predict(args: argparse.Namespace) -> None:
     from oddity.image.predictions import write_predictions
 
     _check_apart([args.out], args.inputs)
-    detector = _as_image_detector(oddity.load(args.model), args.model)
+    model = oddity.load(args.model)
+    if model.modality == "series":
+        from oddity.series import cli as series_cli
+
+        series_cli.predict(model, args.inputs, args.out)  # type: ignore[arg-type]
+        return
+    detector = _as_image_detector(model, args.model)
     detector.skip_bad = args.skip_bad
     prediction = detector.predict(unlabelled_samples(args.inputs), verbose=not args.quiet)
     csv_path = write_predictions(args.out, prediction)
@@ -167,7 +180,15 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from oddity.report import write_report
 
     _check_apart([p for p in (args.json, args.report) if p], [args.data])
-    detector = _as_image_detector(oddity.load(args.model), args.model)
+    model = oddity.load(args.model)
+    if model.modality == "series":
+        from oddity.series import cli as series_cli
+
+        if args.report:
+            raise ConfigError("--report: not available for series models; use --json")
+        series_cli.evaluate(model, args.data, args.json, not args.quiet)  # type: ignore[arg-type]
+        return
+    detector = _as_image_detector(model, args.model)
     evaluation = evaluate(detector, args.data, verbose=not args.quiet)
     print(f"{detector.name} on {args.data}:")
     _print_metrics(evaluation)
@@ -225,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
                                           "calibrated thresholds.")
     fit.add_argument("detector", metavar="DETECTOR", help="detector name (see `oddity list`)")
     fit.add_argument("--data", required=True, metavar="DIR",
-                     help="MVTec AD category (uses train/good) or a folder of normal images")
+                     help="MVTec AD category (uses train/good) or a folder of normal images; "
+                          "for a series detector, a CSV or Parquet file")
     fit.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
     fit.add_argument("--image-size", type=int, metavar="N", help="short side of the model input in pixels")
     fit.add_argument("--backbone", metavar="NAME", help="feature extractor (detectors that take one)")
@@ -234,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--target-fpr", type=float, metavar="F",
                      help="false-positive rate the thresholds are calibrated for")
     fit.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
+    fit.add_argument("--time-column", metavar="NAME", help="series: the time column (default: detected)")
+    fit.add_argument("--value-columns", nargs="+", metavar="NAME",
+                     help="series: the value columns (default: all but the time column)")
     fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="other detector parameter, value read as JSON (repeatable), "
                           "e.g. --set coreset_ratio=0.05")
@@ -253,7 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_.add_argument("model", metavar="MODEL", help="model file written by `oddity fit`")
     evaluate_.add_argument("--data", required=True, metavar="DIR",
                            help="MVTec AD category (uses test/ and ground_truth/) or a folder with "
-                                "good/ and one sub-folder per defect")
+                                "good/ and one sub-folder per defect; for a series model, a NAB "
+                                "folder (refits per series)")
     evaluate_.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
     evaluate_.add_argument("--report", metavar="DIR", help="write an HTML report into this folder")
     evaluate_.set_defaults(run=cmd_eval)

@@ -1,8 +1,11 @@
 """Generated series shared by the series tests: a noisy seasonal signal with injected
-anomalies (spikes and a level shift) at known steps."""
+anomalies (spikes and a level shift) at known steps, and a tiny NAB-layout folder."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
+import pandas as pd
 import pytest
 
 
@@ -30,3 +33,34 @@ def injected() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         test[start:start + length, 1] += size
         labels[start:start + length] = True
     return history, test, labels
+
+
+def write_nab(root, lengths=(400, 300), seed=0):
+    """A tiny NAB-layout folder: group 'realTest' with one series per length, each with one
+    anomaly window (a spike) after the probationary period, and 'artificialNoAnomaly' with
+    one normal series. Returns the windows by name."""
+    rng = np.random.default_rng(seed)
+    windows = {}
+    specs = [("realTest", f"s{i}.csv", n, True) for i, n in enumerate(lengths)]
+    specs.append(("artificialNoAnomaly", "flat.csv", 200, False))
+    for group, name, length, anomalous in specs:
+        times = pd.date_range("2024-01-01", periods=length, freq="5min")
+        values = np.sin(np.arange(length) / 8) + 0.05 * rng.normal(size=length)
+        windows[f"{group}/{name}"] = []
+        if anomalous:
+            at = int(length * 0.7)
+            values[at:at + 4] += 4.0
+            windows[f"{group}/{name}"] = [[str(times[at - 5]), str(times[at + 8])]]
+        (root / "data" / group).mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"timestamp": times, "value": values}).to_csv(
+            root / "data" / group / name, index=False)
+    (root / "labels").mkdir(exist_ok=True)
+    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
+    return windows
+
+
+@pytest.fixture
+def nab_root(tmp_path):
+    """A tiny NAB-layout folder (see `write_nab`)."""
+    write_nab(tmp_path / "nab")
+    return tmp_path / "nab"

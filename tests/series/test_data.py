@@ -1,6 +1,4 @@
 """Readers: CSV and Parquet, the gaps/NaN report, each bad-input error, the NAB layout."""
-import json
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -84,33 +82,8 @@ def test_missing_columns_and_files(tmp_path):
         read_series(tmp_path / "absent.csv")
 
 
-def write_nab(root, lengths=(400, 300), seed=0):
-    """A tiny NAB-layout folder: group 'realTest' with one series per length, each with one
-    anomaly window (a spike) after the probationary period, and 'artificialNoAnomaly' with
-    one normal series. Returns the windows by name."""
-    rng = np.random.default_rng(seed)
-    windows = {}
-    specs = [("realTest", f"s{i}.csv", n, True) for i, n in enumerate(lengths)]
-    specs.append(("artificialNoAnomaly", "flat.csv", 200, False))
-    for group, name, length, anomalous in specs:
-        times = pd.date_range("2024-01-01", periods=length, freq="5min")
-        values = np.sin(np.arange(length) / 8) + 0.05 * rng.normal(size=length)
-        windows[f"{group}/{name}"] = []
-        if anomalous:
-            at = int(length * 0.7)
-            values[at:at + 4] += 4.0
-            windows[f"{group}/{name}"] = [[str(times[at - 5]), str(times[at + 8])]]
-        (root / "data" / group).mkdir(parents=True, exist_ok=True)
-        pd.DataFrame({"timestamp": times, "value": values}).to_csv(
-            root / "data" / group / name, index=False)
-    (root / "labels").mkdir(exist_ok=True)
-    (root / "labels" / "combined_windows.json").write_text(json.dumps(windows))
-    return windows
-
-
-def test_read_nab(tmp_path):
-    write_nab(tmp_path)
-    series = read_nab(tmp_path)
+def test_read_nab(nab_root):
+    series = read_nab(nab_root)
     assert [s.name for s in series] == ["artificialNoAnomaly/flat.csv", "realTest/s0.csv",
                                         "realTest/s1.csv"]
     s0 = series[1]
@@ -119,10 +92,9 @@ def test_read_nab(tmp_path):
     assert not series[0].labels.any()
 
 
-def test_read_nab_errors(tmp_path):
+def test_read_nab_errors(tmp_path, nab_root):
     with pytest.raises(DataError, match="not a NAB folder"):
-        read_nab(tmp_path)
-    write_nab(tmp_path)
-    (tmp_path / "labels" / "combined_windows.json").write_text("{}")
+        read_nab(tmp_path / "empty")
+    (nab_root / "labels" / "combined_windows.json").write_text("{}")
     with pytest.raises(DataError, match="no entry for artificialNoAnomaly/flat.csv"):
-        read_nab(tmp_path)
+        read_nab(nab_root)

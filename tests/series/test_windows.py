@@ -3,7 +3,11 @@ import pytest
 
 from oddity.core.errors import ConfigError, DataError
 from oddity.series.scaling import robust_scaling
-from oddity.series.windows import labels_to_spans, sliding_windows, window_scores_to_steps
+from oddity.series.windows import (
+    labels_to_spans,
+    sliding_windows,
+    window_scores_to_steps,
+)
 
 
 def test_sliding_windows_shape_content_and_stride():

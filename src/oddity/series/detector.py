@@ -94,7 +94,7 @@ class SeriesDetector(Detector):
         return scores, channel_scores
 
     # --- public API ------------------------------------------------------------------------
-    def fit(self, data: SeriesInput) -> "SeriesDetector":
+    def fit(self, data: SeriesInput) -> SeriesDetector:
         """Learn normal from a (mostly) normal history, then calibrate the threshold on its
         held-out tail (see the module docstring). With fewer than MIN_CALIBRATION held-out
         steps (or `calibration_fraction=0`) the threshold is calibrated on the fitted steps
@@ -102,7 +102,7 @@ class SeriesDetector(Detector):
         frame = self._frame(data, "fit data")
         self.columns_ = list(frame.columns)
         values = frame.to_numpy(dtype=np.float64)
-        held_out = int(round(len(values) * self.calibration_fraction))
+        held_out = round(len(values) * self.calibration_fraction)
         if held_out < MIN_CALIBRATION or len(values) - held_out < self.min_length:
             held_out = 0
         fit_part = values[: len(values) - held_out]

@@ -45,7 +45,7 @@ def as_frame(data: pd.DataFrame | np.ndarray, source: str = "data") -> pd.DataFr
     NaN are filled with a warning per column; bad input raises DataError naming `source`."""
     if isinstance(data, pd.Series):
         data = data.to_frame(name=data.name if data.name is not None else "value")
-    if isinstance(data, np.ndarray) or isinstance(data, list):
+    if isinstance(data, (np.ndarray, list)):
         array = np.asarray(data)
         if array.ndim == 1:
             array = array[:, None]
