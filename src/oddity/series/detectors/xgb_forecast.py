@@ -41,7 +41,9 @@ Deviations, with reasons:
   anomalies are periods; pooling turns residual spikes into periods, as residual smoothing
   does in Hundman et al. (Telemanom, KDD 2018). 32 is the window of oddity's other window
   detectors (window_iforest, window_autoencoder, hypad), so all of them judge the same
-  context; `window=1` gives the raw per-step residuals.
+  context; `window=1` gives the raw per-step residuals. Pooled scores are smooth, so the
+  held-out calibration tail holds few independent windows: give a history whose last
+  `calibration_fraction` spans many windows (hundreds of steps), or the threshold is noisy.
 - Trees cannot extrapolate: a level never seen in the fit history is forecast at the nearest
   seen level and so scores high. That is the method's nature and is kept (it flags new regimes).
 - Defaults (`lags=10`, 100 trees of depth 4, learning rate 0.1, early stopping after 10 rounds)
@@ -88,7 +90,7 @@ def calendar_matrix(index: pd.Index) -> np.ndarray | None:
     """Hour of day and day of week for a DatetimeIndex (float columns), else None."""
     if not isinstance(index, pd.DatetimeIndex):
         return None
-    return np.column_stack([index.hour + index.minute / 60.0, index.dayofweek]).astype(np.float64)
+    return np.column_stack([index.hour + index.minute / 60.0, index.day_of_week]).astype(np.float64)
 
 
 def _booster_bytes(booster: xgb.Booster) -> np.ndarray:
