@@ -24,6 +24,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	ODDITY_DATA=$(ODDITY_DATA) $(BIN)/python benchmarks/run_image.py
+	ODDITY_DATA=$(ODDITY_DATA) $(BIN)/python benchmarks/run_series.py
 
 clean:
 	rm -rf $(VENV) oddity-demo

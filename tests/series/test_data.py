@@ -4,7 +4,7 @@ import pandas as pd
 import pytest
 
 from oddity.core.errors import DataError
-from oddity.series.data import read_nab, read_series
+from oddity.series.data import read_nab, read_series, split_series
 
 
 def _table(n=50):
@@ -23,6 +23,9 @@ def test_csv_and_parquet_give_the_same_frame(tmp_path):
     assert report.median_step == pd.Timedelta("5min")
     assert isinstance(from_csv.index, pd.DatetimeIndex) and list(from_csv.columns) == ["cpu", "mem"]
     pd.testing.assert_frame_equal(from_csv, from_parquet, check_freq=False)
+    table.set_index("timestamp").to_parquet(tmp_path / "indexed.parquet")
+    from_index, _ = read_series(tmp_path / "indexed.parquet")
+    pd.testing.assert_frame_equal(from_index, from_csv, check_freq=False)
     only_cpu, _ = read_series(tmp_path / "s.csv", value_columns=["cpu"])
     assert list(only_cpu.columns) == ["cpu"]
 
@@ -98,3 +101,9 @@ def test_read_nab_errors(tmp_path, nab_root):
     (nab_root / "labels" / "combined_windows.json").write_text("{}")
     with pytest.raises(DataError, match="no entry for artificialNoAnomaly/flat.csv"):
         read_nab(nab_root)
+
+
+def test_split_series_keeps_time_order():
+    frame = pd.DataFrame({"value": np.arange(10.0)})
+    head, tail = split_series(frame, 0.15)
+    assert list(head["value"]) == [0.0] and list(tail["value"]) == list(np.arange(1.0, 10.0))

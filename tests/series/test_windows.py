@@ -31,6 +31,12 @@ def test_window_scores_to_steps_is_mean_of_covering_windows():
     np.testing.assert_allclose(steps, [1.0, 1.5, 2.0, 2.5, 3.0])
 
 
+def test_window_scores_to_steps_keeps_small_scores_after_a_huge_one():
+    scores = np.array([1e20, 1.0, 2.0, 3.0, 4.0])
+    steps = window_scores_to_steps(scores, length=6, width=2)
+    np.testing.assert_allclose(steps[2:], [1.5, 2.5, 3.5, 4.0])
+
+
 def test_window_scores_to_steps_stride_tail_and_channels():
     # windows start at 0 and 3 (width 3) over 7 steps: step 6 is uncovered -> last window
     steps = window_scores_to_steps(np.array([[1.0, 10.0], [2.0, 20.0]]), 7, 3, stride=3)

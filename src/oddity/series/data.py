@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from oddity.core.errors import DataError
+from oddity.core.errors import ConfigError, DataError
 from oddity.series.frames import fill_missing
 
 TIME_NAMES = ("timestamp", "time", "datetime", "date", "ds")
@@ -52,7 +52,8 @@ def _read_table(path: Path) -> pd.DataFrame:
         raise DataError(f"{path}: no such file")
     try:
         if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
+            table = pd.read_parquet(path)  # a time index saved with the frame becomes a column
+            return table.reset_index() if isinstance(table.index, pd.DatetimeIndex) else table
         if suffix in (".csv", ".txt", ".tsv"):
             return pd.read_csv(path, sep="\t" if suffix == ".tsv" else ",")
     except (OSError, ValueError, pd.errors.ParserError) as exc:
@@ -189,6 +190,14 @@ def read_series(path: str | os.PathLike, time_column: str | None = None,
     return frame, report
 
 
+def split_series(frame: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(first floor(fraction * T) steps, the rest): a time-ordered train/test split."""
+    if not 0.0 < fraction < 1.0:
+        raise ConfigError(f"split fraction must lie in (0, 1), got {fraction}")
+    cut = math.floor(fraction * len(frame))
+    return frame.iloc[:cut], frame.iloc[cut:]
+
+
 @dataclass
 class NabSeries:
     """One NAB series with its labels. `name` is 'group/file.csv' as in NAB's label files;
@@ -205,7 +214,7 @@ class NabSeries:
     @property
     def history(self) -> pd.DataFrame:
         """The probationary period: the part a detector fits on."""
-        return self.frame.iloc[: self.probationary]
+        return split_series(self.frame, NAB_PROBATION)[0]
 
 
 def window_labels(index: pd.DatetimeIndex, windows: list[tuple[pd.Timestamp, pd.Timestamp]]) -> np.ndarray:
@@ -237,7 +246,7 @@ def read_nab(root: str | os.PathLike) -> list[NabSeries]:
         windows = [(pd.Timestamp(start), pd.Timestamp(end)) for start, end in all_windows[name]]
         series.append(NabSeries(name=name, group=path.parent.name, frame=frame, windows=windows,
                                 labels=window_labels(frame.index, windows),
-                                probationary=math.floor(NAB_PROBATION * len(frame))))
+                                probationary=len(split_series(frame, NAB_PROBATION)[0])))
     if not series:
         raise DataError(f"{root / 'data'}: no CSV files in any group folder")
     return series

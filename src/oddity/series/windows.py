@@ -30,7 +30,9 @@ def window_scores_to_steps(window_scores: np.ndarray, length: int, width: int,
                            stride: int = 1) -> np.ndarray:
     """Per-step scores (length,) from per-window scores (N,) or (N, C): each step gets the
     mean score of the windows that cover it. Steps no window covers (the tail left over when
-    `stride` does not divide length - width) take the score of the last window."""
+    `stride` does not divide length - width) take the score of the last window. Sums window
+    offset by offset (`width` vectorised additions), not by prefix sums, which would lose small
+    scores after a huge one."""
     _check(width, stride)
     scores = np.asarray(window_scores, dtype=np.float64)
     count = scores.shape[0]
@@ -38,14 +40,12 @@ def window_scores_to_steps(window_scores: np.ndarray, length: int, width: int,
         raise DataError(f"{count} windows of width {width}, stride {stride} do not fit in "
                         f"{length} steps")
     starts = np.arange(count) * stride
-    totals = np.zeros((length + 1,) + scores.shape[1:])
-    covers = np.zeros(length + 1)
-    np.add.at(totals, starts, scores)
-    np.add.at(totals, starts + width, -scores)
-    np.add.at(covers, starts, 1.0)
-    np.add.at(covers, starts + width, -1.0)
-    totals, covers = np.cumsum(totals, axis=0)[:length], np.cumsum(covers)[:length]
-    covered = covers > 0.5
+    totals = np.zeros((length,) + scores.shape[1:])
+    covers = np.zeros(length)
+    for offset in range(width):  # starts + offset are distinct, so += adds each window once
+        totals[starts + offset] += scores
+        covers[starts + offset] += 1.0
+    covered = covers > 0
     steps = np.empty_like(totals)
     steps[covered] = totals[covered] / covers[covered].reshape((-1,) + (1,) * (scores.ndim - 1))
     steps[~covered] = scores[-1]

@@ -1,0 +1,167 @@
+"""Series benchmark: every registered series detector on every NAB series, one fresh process
+per (detector, settings), so that peak RSS (`ru_maxrss` of the child) and timings belong to
+that run alone.
+
+Protocol (`oddity.series.evaluate`): refit per series on its first 15% (NAB's probationary
+period), score the whole series, measure the rest. Results go to `series.json` (every number,
+per series too) and `series.md` (the mean over all series per detector, then one table per
+metric with the NAB groups as rows), with the load average of the machine during each run,
+since the timings of a shared machine depend on it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from oddity.core.persistence import atomic_write
+
+METRIC_NAMES = {"event_f1": "event-wise F1 (at the calibrated threshold)",
+                "pate": "PATE (threshold-free, early = delay = 100 steps)",
+                "point_aupr": "point AUPR", "point_auroc": "point AUROC",
+                "pa_f1": "point-adjusted F1 (at the calibrated threshold)",
+                "fpr": "fraction of normal test steps flagged (false-positive rate)"}
+
+
+@dataclass
+class SeriesRun:
+    """One benchmark row: a detector with its settings over all NAB series."""
+
+    detector: str
+    params: dict[str, Any]
+    evaluation: dict[str, Any] = field(default_factory=dict)
+    total_seconds: float | None = None
+    peak_rss_gb: float | None = None
+    load_average: list[float] = field(default_factory=list)  # 1-min load at start and end
+    error: str | None = None
+    command: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return self.detector, json.dumps(self.params, sort_keys=True)
+
+
+def _worker(nab_root: str, detector: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Run in the child process: evaluate on all series, report this process's peak RSS."""
+    from oddity.series.data import read_nab
+    from oddity.series.evaluate import evaluate_nab
+
+    start = time.perf_counter()
+    evaluation = evaluate_nab(detector, params, read_nab(nab_root), verbose=False)
+    return {"evaluation": evaluation.to_dict(), "total_seconds": time.perf_counter() - start,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}
+
+
+def run_one(nab_root: str | os.PathLike, detector: str, params: dict[str, Any],
+            timeout: float) -> SeriesRun:
+    """Evaluate one configuration in a fresh Python process; failures are recorded."""
+    run = SeriesRun(detector=detector, params=params, load_average=[os.getloadavg()[0]])
+    code = ("import json, sys; from oddity.bench.series import _worker; "
+            "print('@@' + json.dumps(_worker(*json.loads(sys.argv[1]))))")
+    try:
+        done = subprocess.run([sys.executable, "-c", code,
+                               json.dumps([str(nab_root), detector, params])],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        run.error = f"timed out after {timeout:.0f} s"
+        return run
+    finally:
+        run.load_average.append(os.getloadavg()[0])
+    lines = [line for line in done.stdout.splitlines() if line.startswith("@@")]
+    if done.returncode != 0 or not lines:
+        run.error = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        return run
+    result = json.loads(lines[-1][2:])
+    run.evaluation, run.total_seconds = result["evaluation"], result["total_seconds"]
+    run.peak_rss_gb = result["peak_rss_gb"]
+    return run
+
+
+def _cell(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def _settings(run: SeriesRun) -> str:
+    return ", ".join(f"{k}={v}" for k, v in run.params.items()) or "defaults"
+
+
+def markdown(runs: list[SeriesRun], command: str) -> str:
+    """series.md: the overall table, then one table per metric with a row per NAB group."""
+    commands = list(dict.fromkeys(run.command or command for run in runs)) or [command]
+    done = [run for run in runs if not run.error]
+    lines = [
+        "# Time-series benchmark (NAB, 58 series)",
+        "",
+        f"Reproduce: {' then '.join(f'`{c}`' for c in commands)} (machine: {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, shared with other jobs: see the load average per row).",
+        "",
+        "Protocol: each detector is refitted on the first 15% of every series (NAB's "
+        "probationary period; its last 20% calibrates the threshold at a 1% per-step "
+        "false-positive rate) and measured on the remaining 85%. F1 figures use the "
+        "detector's own calibrated threshold, not the best threshold in hindsight. Means are "
+        "over the series where a metric is defined (the 5 artificialNoAnomaly series only "
+        "have a false-positive rate). NAB's own score (its scoreboard) is not computed, so no "
+        "published figure is directly comparable.",
+        "",
+        "| detector | settings | AUROC | AUPR | PA-F1 | event-F1 | PATE | FPR | s/series (fit+score) "
+        "| total s (with metrics) | peak RSS GB | load avg (start-end) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        load = "-".join(f"{v:.1f}" for v in run.load_average)
+        if run.error:
+            lines.append(f"| {run.detector} | {_settings(run)} | failed: {run.error} |||||||||{load} |")
+            continue
+        m = run.evaluation["overall"]
+        lines.append(
+            f"| **{run.detector}** | {_settings(run)} | {_cell(m['point_auroc'])} | "
+            f"{_cell(m['point_aupr'])} | {_cell(m['pa_f1'])} | {_cell(m['event_f1'])} | "
+            f"{_cell(m['pate'])} | {_cell(m['fpr'])} | {_cell(m['seconds_per_series'], 2)} | "
+            f"{_cell(run.total_seconds, 0)} | {_cell(run.peak_rss_gb, 2)} | {load} |")
+    groups = sorted({g for run in done for g in run.evaluation["groups"]})
+    for metric, title in METRIC_NAMES.items():
+        lines += ["", f"## {title} per NAB group", "",
+                  "| group | " + " | ".join(run.detector for run in done) + " |",
+                  "|---|" + "---|" * len(done)]
+        for group in [*groups, "mean"]:
+            cells = [_cell((run.evaluation["overall"] if group == "mean" else
+                            run.evaluation["groups"].get(group, {})).get(metric)) for run in done]
+            name = "**mean**" if group == "mean" else group
+            lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def read_results(out_dir: str | os.PathLike) -> list[SeriesRun]:
+    """Runs recorded in `out_dir`/series.json (none if there is no such file)."""
+    path = Path(out_dir) / "series.json"
+    if not path.is_file():
+        return []
+    return [SeriesRun(**record) for record in json.loads(path.read_text())["runs"]]
+
+
+def merge_runs(previous: list[SeriesRun], new: list[SeriesRun]) -> list[SeriesRun]:
+    """`previous` with each run replaced by a new one of the same detector and settings, and
+    the other new runs appended, so one detector can be re-measured alone."""
+    fresh = {run.key: run for run in new}
+    kept = [fresh.pop(run.key, run) for run in previous]
+    return kept + list(fresh.values())
+
+
+def write_results(runs: list[SeriesRun], out_dir: str | os.PathLike, command: str) -> None:
+    """Write series.json and series.md into `out_dir` atomically."""
+    out = Path(out_dir)
+    document = {"command": command, "cpu_count": os.cpu_count(),
+                "runs": [asdict(run) for run in runs]}
+    text = json.dumps(document, indent=1, allow_nan=False)
+    atomic_write(out / "series.json", lambda tmp: Path(tmp).write_text(text))
+    table = markdown(runs, command)
+    atomic_write(out / "series.md", lambda tmp: Path(tmp).write_text(table))

@@ -1,0 +1,28 @@
+"""The series benchmark runner on a tiny NAB folder: a fresh process per detector, results
+written, read back and merged."""
+from oddity.bench.series import (
+    SeriesRun,
+    merge_runs,
+    read_results,
+    run_one,
+    write_results,
+)
+
+
+def test_run_write_read_merge(tmp_path, nab_root):
+    run = run_one(nab_root, "rolling_zscore", {"window": 16}, timeout=300)
+    assert run.error is None, run.error
+    assert run.evaluation["overall"]["series"] == 3 and run.peak_rss_gb > 0
+    assert len(run.load_average) == 2
+    failed = run_one(nab_root, "window_iforest", {}, timeout=0.01)
+    assert failed.error == "timed out after 0 s"
+    write_results([run, failed], tmp_path, "make bench")
+    table = (tmp_path / "series.md").read_text()
+    assert "| **rolling_zscore** | window=16 |" in table and "failed: timed out" in table
+    assert "| realTest |" in table
+    again = read_results(tmp_path)
+    assert [r.key for r in again] == [run.key, failed.key]
+    redone = SeriesRun("window_iforest", {}, error="re-measured")
+    merged = merge_runs(again, [redone, SeriesRun("hypad", {})])
+    assert [r.detector for r in merged] == ["rolling_zscore", "window_iforest", "hypad"]
+    assert merged[1].error == "re-measured"
