@@ -37,7 +37,7 @@ Deviations, with reasons:
   std) come from the time-ordered validation tail of the fit history, not from the test
   series itself as in the official code (oddity scores new data one series at a time).
 - Step scores: per-window scores are spread to steps by the mean over covering windows
-  (`oddity.series.pooling.covering_mean`), instead of TadGAN's KDE mode of the critic and smoothing.
+  (`window_scores_to_steps`), instead of TadGAN's KDE mode of the critic and smoothing.
 - The official code runs its LSTMs over a batch of windows as one sequence; here each window
   is a sequence of `window` steps with C features (the TadGAN paper's design).
 - CPU-sized defaults: window 32 (paper 100), latent 8 (paper 20), LSTM width 16 (paper 50/64),
@@ -64,8 +64,8 @@ from oddity.series.neural import (
     window_split,
     windows_tensor,
 )
-from oddity.series.pooling import covering_mean
 from oddity.series.scaling import robust_scaling, standardise
+from oddity.series.windows import window_scores_to_steps
 
 MAX_NORM = 1.0 - 1e-5  # points are kept strictly inside the unit ball
 GP_WEIGHT = 10.0  # TadGAN's gradient-penalty weight
@@ -287,8 +287,7 @@ class HypAD(SeriesDetector):
                                  0.0, None) + 1.0
         critic_score = np.abs(critic - stats["critic_mean"]) / stats["critic_std"] + 1.0
         window_scores = critic_score * reconstruction * certainty
-        spread = np.broadcast_to(window_scores[:, None], (len(window_scores), self.window))
-        return covering_mean(spread, len(values)), None
+        return window_scores_to_steps(window_scores, len(values), self.window), None
 
     # --- persistence ---------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -47,7 +47,6 @@ from oddity.series.neural import (
     window_split,
     windows_tensor,
 )
-from oddity.series.pooling import covering_mean
 from oddity.series.scaling import robust_scaling, standardise
 
 SCORE_BATCH = 4096  # windows per forward pass when scoring
@@ -65,6 +64,19 @@ class SparseAutoencoder(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         code = torch.relu(self.encode(x))
         return self.decode(code), code
+
+
+def step_errors(errors: np.ndarray, length: int) -> np.ndarray:
+    """(length, C) mean, over the windows covering each step, of that step's squared error:
+    `errors` (N, width, C) holds window i's error at steps i .. i + width - 1. Summed offset by
+    offset, like `window_scores_to_steps`, but each window contributes its own value per step."""
+    count, width = errors.shape[:2]
+    totals = np.zeros((length, errors.shape[2]))
+    covers = np.zeros(length)
+    for offset in range(width):
+        totals[offset:offset + count] += errors[:, offset]
+        covers[offset:offset + count] += 1.0
+    return totals / covers[:, None]
 
 
 @register("window_autoencoder")
@@ -144,7 +156,7 @@ class WindowAutoencoder(SeriesDetector):
                 x = windows[first:first + SCORE_BATCH]
                 reconstruction = self.network_(x.flatten(1))[0].view_as(x)
                 errors[first:first + len(x)] = ((reconstruction - x) ** 2).numpy()
-        per_step = covering_mean(errors, len(values))
+        per_step = step_errors(errors, len(values))
         return np.sqrt(per_step.mean(axis=1)), np.sqrt(per_step)
 
     # --- persistence ---------------------------------------------------------------------------

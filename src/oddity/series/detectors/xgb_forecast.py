@@ -36,7 +36,7 @@ Deviations, with reasons:
   (and the score) to some columns, the others then only serve as covariates.
 - Pooling (`window`, default 32): the squared standardised residuals are averaged over
   sliding windows of `window` steps and each step gets the mean over the windows covering it
-  (`oddity.series.pooling`), then the square root. A forecast follows a level shift or a
+  (`window_scores_to_steps`), then the square root. A forecast follows a level shift or a
   changed pattern after a few steps, so raw residuals flag only its first steps, while
   anomalies are periods; pooling turns residual spikes into periods, as residual smoothing
   does in Hundman et al. (Telemanom, KDD 2018). 32 is the window of oddity's other window
@@ -62,7 +62,7 @@ from oddity.core.errors import ConfigError, DataError, NotFittedError
 from oddity.core.registry import register
 from oddity.series.detector import SeriesDetector
 from oddity.series.scaling import robust_scaling
-from oddity.series.pooling import pooled_window_mean
+from oddity.series.windows import sliding_windows, window_scores_to_steps
 
 MAD_TO_STD = 1.4826  # MAD of a normal distribution times this is its standard deviation
 CALENDAR_FEATURES = ("hour", "day_of_week")
@@ -248,7 +248,8 @@ class XGBForecast(SeriesDetector):
         squared = self._standardised_residuals(
             values, self._hook_index(len(values), head=False)) ** 2
         if self.window > 1:
-            squared = pooled_window_mean(squared, self.window)
+            window_means = sliding_windows(squared, self.window).mean(axis=1)
+            squared = window_scores_to_steps(window_means, len(squared), self.window)
         step = np.sqrt(squared.mean(axis=1))
         scores = np.concatenate([np.full(self.lags, float(step.min())), step])
         channel_scores = np.zeros((len(values), values.shape[1]))
