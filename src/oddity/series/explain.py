@@ -2,7 +2,7 @@
 
 Reads a series file, asks a fitted model with SHAP explanations (`xgb_forecast`) for the top
 contributors in [start, end], prints them as a table and, on request, writes a plot: the
-explained channel with the range shaded, over a bar chart of mean |SHAP| per feature
+explained channel around the range (shaded), over a bar chart of mean |SHAP| per feature
 (red: the feature raised the output on average, blue: lowered it).
 """
 from __future__ import annotations
@@ -22,6 +22,7 @@ from oddity.series.detector import SeriesDetector
 
 RAISES_COLOUR, LOWERS_COLOUR = ANOMALOUS_COLOUR, NORMAL_COLOUR
 RANGE_COLOUR = "tab:orange"
+CONTEXT = 3  # the series panel shows the range and 3 times its length on either side
 
 
 def parse_bound(text: str | None, index: pd.Index, name: str) -> Any:
@@ -39,17 +40,19 @@ def parse_bound(text: str | None, index: pd.Index, name: str) -> Any:
 
 
 def explanation_figure(frame: pd.DataFrame, table: pd.DataFrame, start: Any, end: Any) -> Figure:
-    """The explained channel (or all channels for the anomaly model) with [start, end] shaded,
-    over horizontal bars of mean |SHAP| per feature, coloured by direction."""
+    """The explained channel (or all channels for the anomaly model) around [start, end], the
+    range shaded, over horizontal bars of mean |SHAP| per feature, coloured by direction."""
     figure = Figure(figsize=(8.0, 5.0), layout="constrained")
     top, bottom = figure.subplots(2, 1, height_ratios=(2, 3))
     target = str(table["target"].iloc[0])
     columns = [target] if target in frame.columns else list(frame.columns)
+    inside = np.arange(len(frame))[frame.index.slice_indexer(start, end)]
+    margin = max(CONTEXT * len(inside), 50)
+    shown = frame.iloc[max(0, inside[0] - margin): inside[-1] + margin + 1]
     for column in columns:
-        top.plot(frame.index, frame[column], linewidth=0.7, label=column, gid="series")
-    low = frame.index[0] if start is None else start
-    high = frame.index[-1] if end is None else end
-    top.axvspan(low, high, color=RANGE_COLOUR, alpha=0.3, gid="range")
+        top.plot(shown.index, shown[column], linewidth=0.8, label=column, gid="series")
+    top.axvspan(frame.index[inside[0]], frame.index[inside[-1]], color=RANGE_COLOUR, alpha=0.3,
+                gid="range")
     top.set_title(f"{target}: top {len(table)} contributors in the shaded range", fontsize=9)
     top.legend(fontsize=7, loc="upper left")
     top.tick_params(labelsize=7)
