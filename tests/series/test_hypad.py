@@ -26,8 +26,7 @@ def test_detects_injected_anomalies_and_round_trips(injected, tmp_path):
     detector = oddity.create("hypad", **SMALL).fit(history)
     result = detector.predict(test)
     assert point_auroc(labels, result.scores) > 0.9
-    assert set(detector.score_stats_) == {"distance_median", "distance_scale", "critic_mean",
-                                          "critic_std"}
+    assert len(detector.losses_) <= SMALL["epochs"]
     detector.save(tmp_path / "hypad.oddity")
     loaded = oddity.load(tmp_path / "hypad.oddity")
     np.testing.assert_array_equal(loaded.score(test).scores, result.scores)

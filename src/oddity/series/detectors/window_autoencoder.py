@@ -38,6 +38,7 @@ from torch import nn
 
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
+from oddity.series.checks import check_fraction, check_positive, check_positive_ints
 from oddity.series.detector import SeriesDetector
 from oddity.series.neural import (
     batches,
@@ -87,17 +88,14 @@ class WindowAutoencoder(SeriesDetector):
                  epochs: int = 30, patience: int = 3, batch_size: int = 64, lr: float = 1e-3,
                  validation_fraction: float = 0.2, **common: Any):
         super().__init__(**common)
-        for name, value in {"window": window, "epochs": epochs, "patience": patience,
-                            "batch_size": batch_size}.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        check_positive_ints(window=window, epochs=epochs, patience=patience,
+                            batch_size=batch_size)
+        check_positive(hidden_factor=hidden_factor, lr=lr)
+        check_fraction("validation_fraction", validation_fraction)
         if window < 2:
             raise ConfigError(f"window must be at least 2 steps, got {window}")
-        if not hidden_factor > 0 or not lr > 0 or l1 < 0:
-            raise ConfigError(f"hidden_factor and lr must be positive and l1 non-negative, got "
-                              f"hidden_factor={hidden_factor}, lr={lr}, l1={l1}")
-        if not 0.0 < validation_fraction < 1.0:
-            raise ConfigError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
+        if l1 < 0:
+            raise ConfigError(f"l1 must be non-negative, got {l1}")
         self.window = window
         self.hidden_factor = hidden_factor
         self.l1 = l1

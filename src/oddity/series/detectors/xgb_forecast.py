@@ -60,6 +60,7 @@ import xgboost as xgb
 
 from oddity.core.errors import ConfigError, DataError, NotFittedError
 from oddity.core.registry import register
+from oddity.series.checks import check_fraction, check_positive, check_positive_ints
 from oddity.series.detector import SeriesDetector
 from oddity.series.scaling import robust_scaling
 from oddity.series.windows import sliding_windows, window_scores_to_steps
@@ -116,17 +117,14 @@ class XGBForecast(SeriesDetector):
                  early_stopping_rounds: int = 10, min_scale: float = 0.1, window: int = 32,
                  n_jobs: int = 1, **common: Any):
         super().__init__(**common)
-        for name, value in {"lags": lags, "window": window, "n_estimators": n_estimators,
-                            "max_depth": max_depth,
-                            "early_stopping_rounds": early_stopping_rounds, "n_jobs": n_jobs}.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if not 0.0 < learning_rate <= 1.0:
+        check_positive_ints(lags=lags, window=window, n_estimators=n_estimators,
+                            max_depth=max_depth, early_stopping_rounds=early_stopping_rounds,
+                            n_jobs=n_jobs)
+        check_positive(min_scale=min_scale)
+        check_fraction("validation_fraction", validation_fraction)
+        if learning_rate > 1.0:
             raise ConfigError(f"learning_rate must lie in (0, 1], got {learning_rate}")
-        if not 0.0 < validation_fraction < 1.0:
-            raise ConfigError(f"validation_fraction must lie in (0, 1), got {validation_fraction}")
-        if not min_scale > 0:
-            raise ConfigError(f"min_scale must be positive, got {min_scale}")
+        check_positive(learning_rate=learning_rate)
         self.lags = lags
         self.targets = tuple(targets) if targets is not None else None
         self.calendar = calendar
