@@ -4,7 +4,7 @@ numpy arrays for `save` / `oddity.load` (safetensors, no pickle)."""
 from __future__ import annotations
 
 import copy
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -20,7 +20,7 @@ def window_split(values: np.ndarray, width: int, validation_fraction: float
     """(training windows, validation windows) as float32 (N, width, C) tensors. The last
     `validation_fraction` of the steps form the validation windows and no training window
     overlaps them, so early stopping sees data the network did not train on."""
-    split = len(values) - max(width + 1, int(round(len(values) * validation_fraction)))
+    split = len(values) - max(width + 1, round(len(values) * validation_fraction))
     if split < width + 1:
         raise DataError(f"the fit history of {len(values)} steps is too short for windows of "
                         f"{width} steps plus a validation part; pass more data or a smaller window")

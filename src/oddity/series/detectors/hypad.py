@@ -44,8 +44,8 @@ Deviations, with reasons:
   is a sequence of `window` steps with C features (the TadGAN paper's design).
 - CPU-sized defaults: window 32 (paper 100), latent 8 (paper 20), LSTM width 16 (paper 50/64),
   one critic update per autoencoder update (paper 5), at most 20 epochs with early stopping
-  on the validation reconstruction loss (paper 2000 epochs), batches of 128, Adam lr 1e-3. They were
-  chosen so that a NAB series trains in seconds on one core, not tuned on NAB.
+  on the validation reconstruction loss (paper 2000 epochs), batches of 128, Adam lr 1e-3.
+  They were chosen so that a NAB series trains in seconds on one core, not tuned on NAB.
 """
 from __future__ import annotations
 

@@ -115,7 +115,7 @@ class WindowAutoencoder(SeriesDetector):
 
     def _network(self, channels: int) -> SparseAutoencoder:
         inputs = self.window * channels
-        return SparseAutoencoder(inputs, max(1, int(round(self.hidden_factor * inputs))))
+        return SparseAutoencoder(inputs, max(1, round(self.hidden_factor * inputs)))
 
     def _fit_series(self, values: np.ndarray) -> None:
         self.centre_, self.scale_ = robust_scaling(values)

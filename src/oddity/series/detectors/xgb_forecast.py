@@ -52,7 +52,8 @@ Deviations, with reasons:
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -150,7 +151,7 @@ class XGBForecast(SeriesDetector):
         # lags for the first row, and enough rows that the validation tail has a few of them
         return self.lags + max(self.window, 10, int(np.ceil(5 / self.validation_fraction)))
 
-    def fit(self, data: Any) -> "XGBForecast":
+    def fit(self, data: Any) -> XGBForecast:
         """See `SeriesDetector.fit`; a refit forgets the previous model, anomaly model included."""
         self.uses_calendar_, self.anomaly_booster_ = None, None
         super().fit(data)
@@ -207,7 +208,7 @@ class XGBForecast(SeriesDetector):
         names = lag_feature_names([str(c) for c in self.columns_], self.lags)
         self.feature_names_ = names + (list(CALENDAR_FEATURES) if self.uses_calendar_ else [])
         features = self._features(values, index)
-        split = len(features) - max(5, int(round(len(features) * self.validation_fraction)))
+        split = len(features) - max(5, round(len(features) * self.validation_fraction))
         if split < 5:
             raise DataError(f"xgb_forecast needs at least {self.min_length} steps to fit, got "
                             f"{len(values)}; pass a longer history or lower lags")
@@ -257,7 +258,7 @@ class XGBForecast(SeriesDetector):
 
     # --- second model: anomalies from covariates ------------------------------------------------
     def fit_anomaly_model(self, data: Any, labels: Sequence[bool] | np.ndarray | None = None
-                          ) -> "XGBForecast":
+                          ) -> XGBForecast:
         """Train an XGBoost classifier that predicts flagged anomalies from the lag/calendar
         features of `data`. `labels`: one 0/1 per step of `data` (e.g. known incidents); by
         default this detector's own `predict(data).labels`. Returns self; save() keeps it."""
