@@ -14,19 +14,23 @@ What the paper does and what we keep:
   (`oddity.series.scaling`: median / IQR, robust to anomalies in the history).
 
 Deviations, with reasons:
-- Input: the paper feeds one time step of ~160 node metrics; a generic series may have one
+- Input: the paper feeds one time step of a node's many metrics; a generic series may have one
   channel, so the input here is a flattened window of `window` steps of all channels (as the
   issue asks). Each step's error is the mean, over every window covering it, of that step's
   squared reconstruction error, per channel; `channel_scores` holds its square root and the
   step score is the root-mean-square over channels. The first steps are covered by fewer
   windows but all have a score, so no filling is needed.
 - Training: Adam with early stopping on a time-ordered validation tail of the fit history
-  (`validation_fraction`, `patience`); the paper trained for a fixed number of epochs.
-- Threshold: the paper picks the error percentile that maximises F-score on labelled data;
-  oddity calibrates on held-out normal steps instead (`SeriesDetector`), needing no labels.
+  (`validation_fraction`, `patience`), so that training stays cheap and stops before the
+  network memorises the history.
+- Threshold: calibrated on held-out normal steps (`SeriesDetector`), as for every oddity
+  detector, instead of the threshold the paper set for its own data.
 - Defaults (window 32, 20% validation, batch 64, lr 1e-3, at most 30 epochs, patience 3,
-  l1 1e-4) are CPU-small; window and l1 were checked on the generated series of
-  tests/series (injected spikes and level shifts), not tuned on NAB.
+  l1 1e-4) are CPU-small and were not tuned on NAB. On the generated series of tests/series
+  (spikes and a level shift in one of two sine channels) window 16 or 32, l1 0 to 1e-3 and
+  hidden_factor 0.25 or 10 all reach a point AUROC of 0.999 or more; a bottleneck
+  (hidden_factor 0.25) flagged fewer neighbours of the anomalies, but we keep the paper's
+  over-complete layer as the default.
 """
 from __future__ import annotations
 
