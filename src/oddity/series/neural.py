@@ -1,17 +1,22 @@
-"""Torch plumbing shared by the neural time-series detectors: windows as tensors, a
-time-ordered train/validation split, an early-stopping loop, and module weights as named
-numpy arrays for `save` / `oddity.load` (safetensors, no pickle)."""
+"""Torch plumbing shared by the neural time-series detectors: a base class for detectors that
+train a network on standardised sliding windows (its common hyper-parameters, scaling and
+persistence), windows as tensors, a time-ordered train/validation split, an early-stopping
+loop, and module weights as named numpy arrays for `save` / `oddity.load` (no pickle)."""
 from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from oddity.core.errors import DataError, ModelFileError
+from oddity.core.errors import ConfigError, DataError, ModelFileError
+from oddity.series.checks import check_fraction, check_positive, check_positive_ints
+from oddity.series.detector import SeriesDetector
+from oddity.series.scaling import robust_scaling, standardise
 from oddity.series.windows import sliding_windows
 
 
@@ -86,3 +91,57 @@ def load_module_arrays(prefix: str, module: nn.Module, arrays: dict[str, np.ndar
     except RuntimeError as exc:
         raise ModelFileError(f"model file has no valid {prefix} weights ({exc}); refit it") from None
     module.eval()
+
+
+class WindowNetworkDetector(SeriesDetector):
+    """Base of detectors that train a torch network on sliding windows of the series, after
+    robust per-channel standardisation learned on the fit history (`oddity.series.scaling`).
+    Holds the training hyper-parameters they share, the scaling and the per-epoch validation
+    losses, and saves them; subclasses add their networks."""
+
+    def __init__(self, *, window: int, epochs: int, patience: int, batch_size: int, lr: float,
+                 validation_fraction: float, **common: Any):
+        super().__init__(**common)
+        check_positive_ints(window=window, epochs=epochs, patience=patience,
+                            batch_size=batch_size)
+        check_positive(lr=lr)
+        check_fraction("validation_fraction", validation_fraction)
+        if window < 2:
+            raise ConfigError(f"window must be at least 2 steps, got {window}")
+        self.window = window
+        self.epochs = epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.lr = lr
+        self.validation_fraction = validation_fraction
+        self.centre_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
+        self.losses_: list[float] = []
+
+    @property
+    def min_length(self) -> int:
+        return self.window
+
+    def _training_windows(self, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Learn the scaling from `values`, then (training, validation) windows of the
+        standardised series (`window_split`)."""
+        self.centre_, self.scale_ = robust_scaling(values)
+        return window_split(standardise(values, self.centre_, self.scale_), self.window,
+                            self.validation_fraction)
+
+    def _windows(self, values: np.ndarray) -> torch.Tensor:
+        """All windows of the standardised series, (T - window + 1, window, C)."""
+        assert self.centre_ is not None and self.scale_ is not None
+        return windows_tensor(standardise(values, self.centre_, self.scale_), self.window)
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        values, arrays = super()._get_state()
+        assert self.centre_ is not None and self.scale_ is not None
+        arrays.update(centre=self.centre_, scale=self.scale_)
+        return {**values, "losses_": self.losses_}, arrays
+
+    def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        super()._set_state(values, arrays)
+        self.centre_ = np.asarray(arrays["centre"], dtype=np.float64)
+        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
+        self.losses_ = list(values.get("losses_", []))

@@ -55,19 +55,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from oddity.core.errors import ConfigError
 from oddity.core.registry import register
-from oddity.series.checks import check_fraction, check_positive, check_positive_ints
-from oddity.series.detector import SeriesDetector
+from oddity.series.checks import check_positive_ints
 from oddity.series.neural import (
+    WindowNetworkDetector,
     batches,
     load_module_arrays,
     module_arrays,
     train_with_early_stopping,
-    window_split,
-    windows_tensor,
 )
-from oddity.series.scaling import robust_scaling, standardise
 from oddity.series.windows import window_scores_to_steps
 
 MAX_NORM = 1.0 - 1e-5  # points are kept strictly inside the unit ball
@@ -134,36 +130,19 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 
 
 @register("hypad")
-class HypAD(SeriesDetector):
+class HypAD(WindowNetworkDetector):
     """TadGAN autoencoder + critics, hyperbolic head; score = critic x distance x certainty."""
 
     def __init__(self, *, window: int = 32, latent: int = 8, hidden: int = 16,
                  epochs: int = 20, patience: int = 3, batch_size: int = 128, lr: float = 1e-3,
                  n_critic: int = 1, validation_fraction: float = 0.2, **common: Any):
-        super().__init__(**common)
-        check_positive_ints(window=window, latent=latent, hidden=hidden, epochs=epochs,
-                            patience=patience, batch_size=batch_size, n_critic=n_critic)
-        check_positive(lr=lr)
-        check_fraction("validation_fraction", validation_fraction)
-        if window < 2:
-            raise ConfigError(f"window must be at least 2 steps, got {window}")
-        self.window = window
+        super().__init__(window=window, epochs=epochs, patience=patience, batch_size=batch_size,
+                         lr=lr, validation_fraction=validation_fraction, **common)
+        check_positive_ints(latent=latent, hidden=hidden, n_critic=n_critic)
         self.latent = latent
         self.hidden = hidden
-        self.epochs = epochs
-        self.patience = patience
-        self.batch_size = batch_size
-        self.lr = lr
         self.n_critic = n_critic
-        self.validation_fraction = validation_fraction
-        self.centre_: np.ndarray | None = None
-        self.scale_: np.ndarray | None = None
         self.networks_: dict[str, nn.Module] | None = None
-        self.losses_: list[float] = []
-
-    @property
-    def min_length(self) -> int:
-        return self.window
 
     def _build(self, channels: int) -> dict[str, nn.Module]:
         inputs = self.window * channels
@@ -191,9 +170,7 @@ class HypAD(SeriesDetector):
 
     # --- training ------------------------------------------------------------------------------
     def _fit_series(self, values: np.ndarray) -> None:
-        self.centre_, self.scale_ = robust_scaling(values)
-        train, validation = window_split(standardise(values, self.centre_, self.scale_),
-                                         self.window, self.validation_fraction)
+        train, validation = self._training_windows(values)
         torch.manual_seed(self.seed)
         self.networks_ = nets = self._build(values.shape[1])
         generator = torch.Generator().manual_seed(self.seed)
@@ -262,8 +239,7 @@ class HypAD(SeriesDetector):
         return out[:, 0], out[:, 1], out[:, 2]
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, None]:
-        assert self.centre_ is not None and self.scale_ is not None
-        windows = windows_tensor(standardise(values, self.centre_, self.scale_), self.window)
+        windows = self._windows(values)
         distance, certainty, critic = self._window_parts(windows)
         reconstruction = np.clip((distance - distance.mean()) / max(distance.std(), 1e-12),
                                  0.0, None) + 1.0
@@ -276,17 +252,14 @@ class HypAD(SeriesDetector):
     # --- persistence ---------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
-        assert self.networks_ is not None and self.centre_ is not None and self.scale_ is not None
+        assert self.networks_ is not None
         for name in NETWORKS:
             arrays.update(module_arrays(name, self.networks_[name]))
-        arrays.update(centre=self.centre_, scale=self.scale_)
-        return {**values, "losses_": self.losses_}, arrays
+        return values, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
-        self.centre_ = np.asarray(arrays["centre"], dtype=np.float64)
-        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
-        self.losses_ = list(values.get("losses_", []))
+        assert self.centre_ is not None
         self.networks_ = self._build(len(self.centre_))
         for name in NETWORKS:
             load_module_arrays(name, self.networks_[name], arrays)

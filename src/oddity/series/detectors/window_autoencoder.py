@@ -42,17 +42,14 @@ from torch import nn
 
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
-from oddity.series.checks import check_fraction, check_positive, check_positive_ints
-from oddity.series.detector import SeriesDetector
+from oddity.series.checks import check_positive
 from oddity.series.neural import (
+    WindowNetworkDetector,
     batches,
     load_module_arrays,
     module_arrays,
     train_with_early_stopping,
-    window_split,
-    windows_tensor,
 )
-from oddity.series.scaling import robust_scaling, standardise
 
 SCORE_BATCH = 4096  # windows per forward pass when scoring
 
@@ -85,46 +82,27 @@ def step_errors(errors: np.ndarray, length: int) -> np.ndarray:
 
 
 @register("window_autoencoder")
-class WindowAutoencoder(SeriesDetector):
+class WindowAutoencoder(WindowNetworkDetector):
     """Sparse over-complete dense autoencoder of standardised sliding windows."""
 
     def __init__(self, *, window: int = 32, hidden_factor: float = 10.0, l1: float = 1e-4,
                  epochs: int = 30, patience: int = 3, batch_size: int = 64, lr: float = 1e-3,
                  validation_fraction: float = 0.2, **common: Any):
-        super().__init__(**common)
-        check_positive_ints(window=window, epochs=epochs, patience=patience,
-                            batch_size=batch_size)
-        check_positive(hidden_factor=hidden_factor, lr=lr)
-        check_fraction("validation_fraction", validation_fraction)
-        if window < 2:
-            raise ConfigError(f"window must be at least 2 steps, got {window}")
+        super().__init__(window=window, epochs=epochs, patience=patience, batch_size=batch_size,
+                         lr=lr, validation_fraction=validation_fraction, **common)
+        check_positive(hidden_factor=hidden_factor)
         if l1 < 0:
             raise ConfigError(f"l1 must be non-negative, got {l1}")
-        self.window = window
         self.hidden_factor = hidden_factor
         self.l1 = l1
-        self.epochs = epochs
-        self.patience = patience
-        self.batch_size = batch_size
-        self.lr = lr
-        self.validation_fraction = validation_fraction
-        self.centre_: np.ndarray | None = None
-        self.scale_: np.ndarray | None = None
         self.network_: SparseAutoencoder | None = None
-        self.losses_: list[float] = []
-
-    @property
-    def min_length(self) -> int:
-        return self.window
 
     def _network(self, channels: int) -> SparseAutoencoder:
         inputs = self.window * channels
         return SparseAutoencoder(inputs, max(1, round(self.hidden_factor * inputs)))
 
     def _fit_series(self, values: np.ndarray) -> None:
-        self.centre_, self.scale_ = robust_scaling(values)
-        train, validation = window_split(standardise(values, self.centre_, self.scale_),
-                                         self.window, self.validation_fraction)
+        train, validation = self._training_windows(values)
         train, validation = train.flatten(1), validation.flatten(1)
         torch.manual_seed(self.seed)
         network = self._network(values.shape[1])
@@ -150,8 +128,8 @@ class WindowAutoencoder(SeriesDetector):
         self.network_ = network
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        assert self.network_ is not None and self.centre_ is not None and self.scale_ is not None
-        windows = windows_tensor(standardise(values, self.centre_, self.scale_), self.window)
+        assert self.network_ is not None
+        windows = self._windows(values)
         errors = np.empty(tuple(windows.shape), dtype=np.float64)
         with torch.no_grad():
             for first in range(0, len(windows), SCORE_BATCH):
@@ -164,15 +142,12 @@ class WindowAutoencoder(SeriesDetector):
     # --- persistence ---------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
-        assert self.network_ is not None and self.centre_ is not None and self.scale_ is not None
-        arrays.update(module_arrays("network", self.network_), centre=self.centre_,
-                      scale=self.scale_)
-        return {**values, "losses_": self.losses_}, arrays
+        assert self.network_ is not None
+        arrays.update(module_arrays("network", self.network_))
+        return values, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
-        self.centre_ = np.asarray(arrays["centre"], dtype=np.float64)
-        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
-        self.losses_ = list(values.get("losses_", []))
+        assert self.centre_ is not None
         self.network_ = self._network(len(self.centre_))
         load_module_arrays("network", self.network_, arrays)
