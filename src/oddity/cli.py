@@ -225,6 +225,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
           f"metrics:     {out / 'metrics.json'}\nreport:      {page}")
 
 
+def cmd_explain(args: argparse.Namespace) -> None:
+    from oddity.series.explain import explain_file
+
+    explain_file(args.model, args.data, args.start, args.end, args.top, args.target, args.plot)
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     for name in oddity.list_detectors():
         cls = get_detector_class(name)
@@ -290,6 +296,21 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--out", default="oddity-demo", metavar="DIR", help="output folder (default: oddity-demo)")
     demo.add_argument("--detector", default="patchcore", metavar="NAME", help="detector to fit (default: patchcore)")
     demo.set_defaults(run=cmd_demo)
+
+    explain = commands.add_parser("explain", parents=[common],
+                                  help="top lags/covariates behind a series model's forecasts",
+                                  description="SHAP contributions of the lags and covariates to "
+                                              "an xgb_forecast model's forecasts over a time range.")
+    explain.add_argument("model", metavar="MODEL", help="xgb_forecast model written by `oddity fit`")
+    explain.add_argument("data", metavar="FILE", help="CSV or Parquet series file")
+    explain.add_argument("--start", metavar="S", help="first step or timestamp (default: the start)")
+    explain.add_argument("--end", metavar="E", help="last step or timestamp, inclusive (default: the end)")
+    explain.add_argument("--top", type=int, default=10, metavar="N", help="contributors shown (default 10)")
+    explain.add_argument("--target", metavar="NAME",
+                         help="channel to explain, or 'anomaly' for the anomaly model "
+                              "(default: the channel with the highest score in the range)")
+    explain.add_argument("--plot", metavar="PNG", help="also write a plot of the contributors")
+    explain.set_defaults(run=cmd_explain)
 
     list_ = commands.add_parser("list", parents=[common], help="list the registered detectors",
                                 description="List the registered detectors.")

@@ -1,0 +1,153 @@
+"""Dense autoencoder over sliding windows; reconstruction error per time step and per channel.
+
+Borghesi, Bartolini, Lombardi, Milano and Benini, "Anomaly Detection using Autoencoders in High
+Performance Computing Systems", AAAI 2019 (IAAI track), https://arxiv.org/abs/1811.05269
+
+What the paper does and what we keep:
+- A fully connected autoencoder is trained on normal data only (healthy node states) to
+  reproduce its input; an input it reconstructs badly is anomalous. The error is computed per
+  input feature, so a user sees which measurements are off.
+- The paper's network has one hidden layer larger than its input with an L1 penalty on the
+  hidden activations (a sparse, over-complete autoencoder); here `hidden_factor` (default 10)
+  sets the hidden width as a multiple of the input size and `l1` the activity penalty.
+- Inputs are standardised per channel with statistics of the normal data
+  (`oddity.series.scaling`: median / IQR, robust to anomalies in the history).
+
+Deviations, with reasons:
+- Input: the paper feeds one time step of a node's many metrics; a generic series may have one
+  channel, so the input here is a flattened window of `window` steps of all channels (as the
+  issue asks). Each step's error is the mean, over every window covering it, of that step's
+  squared reconstruction error, per channel; `channel_scores` holds its square root and the
+  step score is the root-mean-square over channels. The first steps are covered by fewer
+  windows but all have a score, so no filling is needed.
+- Training: Adam with early stopping on a time-ordered validation tail of the fit history
+  (`validation_fraction`, `patience`), so that training stays cheap and stops before the
+  network memorises the history.
+- Threshold: calibrated on held-out normal steps (`SeriesDetector`), as for every oddity
+  detector, instead of the threshold the paper set for its own data.
+- Defaults (window 32, 20% validation, batch 64, lr 1e-3, at most 30 epochs, patience 3,
+  l1 1e-4) are CPU-small and were not tuned on NAB. On the generated series of tests/series
+  (spikes and a level shift in one of two sine channels) window 16 or 32, l1 0 to 1e-3 and
+  hidden_factor 0.25 or 10 all reach a point AUROC of 0.999 or more; a bottleneck
+  (hidden_factor 0.25) flagged fewer neighbours of the anomalies, but we keep the paper's
+  over-complete layer as the default.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from oddity.core.errors import ConfigError
+from oddity.core.registry import register
+from oddity.series.checks import check_positive
+from oddity.series.neural import (
+    WindowNetworkDetector,
+    batches,
+    load_module_arrays,
+    module_arrays,
+    train_with_early_stopping,
+)
+
+SCORE_BATCH = 4096  # windows per forward pass when scoring
+
+
+class SparseAutoencoder(nn.Module):
+    """input -> ReLU(hidden) -> input; `forward` also returns the hidden activations so the
+    training loss can penalise their L1 norm."""
+
+    def __init__(self, inputs: int, hidden: int):
+        super().__init__()
+        self.encode = nn.Linear(inputs, hidden)
+        self.decode = nn.Linear(hidden, inputs)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        code = torch.relu(self.encode(x))
+        return self.decode(code), code
+
+
+def step_errors(errors: np.ndarray, length: int) -> np.ndarray:
+    """(length, C) mean, over the windows covering each step, of that step's squared error:
+    `errors` (N, width, C) holds window i's error at steps i .. i + width - 1. Summed offset by
+    offset, like `window_scores_to_steps`, but each window contributes its own value per step."""
+    count, width = errors.shape[:2]
+    totals = np.zeros((length, errors.shape[2]))
+    covers = np.zeros(length)
+    for offset in range(width):
+        totals[offset:offset + count] += errors[:, offset]
+        covers[offset:offset + count] += 1.0
+    return totals / covers[:, None]
+
+
+@register("window_autoencoder")
+class WindowAutoencoder(WindowNetworkDetector):
+    """Sparse over-complete dense autoencoder of standardised sliding windows."""
+
+    def __init__(self, *, window: int = 32, hidden_factor: float = 10.0, l1: float = 1e-4,
+                 epochs: int = 30, patience: int = 3, batch_size: int = 64, lr: float = 1e-3,
+                 validation_fraction: float = 0.2, **common: Any):
+        super().__init__(window=window, epochs=epochs, patience=patience, batch_size=batch_size,
+                         lr=lr, validation_fraction=validation_fraction, **common)
+        check_positive(hidden_factor=hidden_factor)
+        if l1 < 0:
+            raise ConfigError(f"l1 must be non-negative, got {l1}")
+        self.hidden_factor = hidden_factor
+        self.l1 = l1
+        self.network_: SparseAutoencoder | None = None
+
+    def _network(self, channels: int) -> SparseAutoencoder:
+        inputs = self.window * channels
+        return SparseAutoencoder(inputs, max(1, round(self.hidden_factor * inputs)))
+
+    def _fit_series(self, values: np.ndarray) -> None:
+        train, validation = self._training_windows(values)
+        train, validation = train.flatten(1), validation.flatten(1)
+        torch.manual_seed(self.seed)
+        network = self._network(values.shape[1])
+        optimiser = torch.optim.Adam(network.parameters(), lr=self.lr)
+        generator = torch.Generator().manual_seed(self.seed)
+
+        def loss_of(x: torch.Tensor) -> torch.Tensor:
+            reconstruction, code = network(x)
+            return ((reconstruction - x) ** 2).mean() + self.l1 * code.abs().mean()
+
+        def run_epoch() -> None:
+            for rows in batches(len(train), self.batch_size, generator):
+                optimiser.zero_grad()
+                loss_of(train[rows]).backward()
+                optimiser.step()
+
+        def validation_loss() -> float:
+            return float(((network(validation)[0] - validation) ** 2).mean())
+
+        self.losses_ = train_with_early_stopping(run_epoch, validation_loss, [network],
+                                                 self.epochs, self.patience,
+                                                 "train window_autoencoder", self.verbose)
+        self.network_ = network
+
+    def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        assert self.network_ is not None
+        windows = self._windows(values)
+        errors = np.empty(tuple(windows.shape), dtype=np.float64)
+        with torch.no_grad():
+            for first in range(0, len(windows), SCORE_BATCH):
+                x = windows[first:first + SCORE_BATCH]
+                reconstruction = self.network_(x.flatten(1))[0].view_as(x)
+                errors[first:first + len(x)] = ((reconstruction - x) ** 2).numpy()
+        per_step = step_errors(errors, len(values))
+        return np.sqrt(per_step.mean(axis=1)), np.sqrt(per_step)
+
+    # --- persistence ---------------------------------------------------------------------------
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        values, arrays = super()._get_state()
+        assert self.network_ is not None
+        arrays.update(module_arrays("network", self.network_))
+        return values, arrays
+
+    def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        super()._set_state(values, arrays)
+        assert self.centre_ is not None
+        self.network_ = self._network(len(self.centre_))
+        load_module_arrays("network", self.network_, arrays)

@@ -1,0 +1,147 @@
+"""Torch plumbing shared by the neural time-series detectors: a base class for detectors that
+train a network on standardised sliding windows (its common hyper-parameters, scaling and
+persistence), windows as tensors, a time-ordered train/validation split, an early-stopping
+loop, and module weights as named numpy arrays for `save` / `oddity.load` (no pickle)."""
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from oddity.core.errors import ConfigError, DataError, ModelFileError
+from oddity.series.checks import check_fraction, check_positive, check_positive_ints
+from oddity.series.detector import SeriesDetector
+from oddity.series.scaling import robust_scaling, standardise
+from oddity.series.windows import sliding_windows
+
+
+def window_split(values: np.ndarray, width: int, validation_fraction: float
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(training windows, validation windows) as float32 (N, width, C) tensors. The last
+    `validation_fraction` of the steps form the validation windows and no training window
+    overlaps them, so early stopping sees data the network did not train on."""
+    split = len(values) - max(width + 1, round(len(values) * validation_fraction))
+    if split < width + 1:
+        raise DataError(f"the fit history of {len(values)} steps is too short for windows of "
+                        f"{width} steps plus a validation part; pass more data or a smaller window")
+    train = sliding_windows(values[:split], width)
+    validation = sliding_windows(values[split:], width)
+    return (torch.from_numpy(np.ascontiguousarray(train, dtype=np.float32)),
+            torch.from_numpy(np.ascontiguousarray(validation, dtype=np.float32)))
+
+
+def windows_tensor(values: np.ndarray, width: int) -> torch.Tensor:
+    """All (T - width + 1, width, C) windows of `values` as a float32 tensor."""
+    return torch.from_numpy(np.ascontiguousarray(sliding_windows(values, width), dtype=np.float32))
+
+
+def batches(count: int, size: int, generator: torch.Generator) -> list[torch.Tensor]:
+    """A seeded random partition of range(count) into index batches of at most `size`."""
+    return list(torch.randperm(count, generator=generator).split(size))
+
+
+def train_with_early_stopping(run_epoch: Callable[[], None], validation_loss: Callable[[], float],
+                              modules: Sequence[nn.Module], epochs: int, patience: int,
+                              desc: str, verbose: bool) -> list[float]:
+    """Call `run_epoch` up to `epochs` times; after each, measure `validation_loss` and stop
+    once it has not improved for `patience` epochs. The modules end with the weights of the
+    best epoch, in eval mode. Returns the validation loss of every epoch run."""
+    best, best_states, stale, history = float("inf"), None, 0, []
+    bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not verbose, leave=False)
+    for _ in bar:
+        for module in modules:
+            module.train()
+        run_epoch()
+        for module in modules:
+            module.eval()
+        with torch.no_grad():
+            loss = float(validation_loss())
+        history.append(loss)
+        bar.set_postfix(val=f"{loss:.4f}")
+        if best_states is None or loss < best - 1e-6 * abs(best):
+            best, stale = loss, 0
+            best_states = [copy.deepcopy(module.state_dict()) for module in modules]
+        else:
+            stale += 1
+            if stale >= patience:
+                break
+    if best_states is not None:
+        for module, state in zip(modules, best_states):
+            module.load_state_dict(state)
+    return history
+
+
+def module_arrays(prefix: str, module: nn.Module) -> dict[str, np.ndarray]:
+    """The module's state dict as `prefix.key` -> numpy array."""
+    return {f"{prefix}.{key}": tensor.detach().cpu().numpy()
+            for key, tensor in module.state_dict().items()}
+
+
+def load_module_arrays(prefix: str, module: nn.Module, arrays: dict[str, np.ndarray]) -> None:
+    """Restore what `module_arrays(prefix, module)` saved (strict: every weight must be there)."""
+    state = {key[len(prefix) + 1:]: torch.from_numpy(np.array(value))
+             for key, value in arrays.items() if key.startswith(prefix + ".")}
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise ModelFileError(f"model file has no valid {prefix} weights ({exc}); refit it") from None
+    module.eval()
+
+
+class WindowNetworkDetector(SeriesDetector):
+    """Base of detectors that train a torch network on sliding windows of the series, after
+    robust per-channel standardisation learned on the fit history (`oddity.series.scaling`).
+    Holds the training hyper-parameters they share, the scaling and the per-epoch validation
+    losses, and saves them; subclasses add their networks."""
+
+    def __init__(self, *, window: int, epochs: int, patience: int, batch_size: int, lr: float,
+                 validation_fraction: float, **common: Any):
+        super().__init__(**common)
+        check_positive_ints(window=window, epochs=epochs, patience=patience,
+                            batch_size=batch_size)
+        check_positive(lr=lr)
+        check_fraction("validation_fraction", validation_fraction)
+        if window < 2:
+            raise ConfigError(f"window must be at least 2 steps, got {window}")
+        self.window = window
+        self.epochs = epochs
+        self.patience = patience
+        self.batch_size = batch_size
+        self.lr = lr
+        self.validation_fraction = validation_fraction
+        self.centre_: np.ndarray | None = None
+        self.scale_: np.ndarray | None = None
+        self.losses_: list[float] = []
+
+    @property
+    def min_length(self) -> int:
+        return self.window
+
+    def _training_windows(self, values: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Learn the scaling from `values`, then (training, validation) windows of the
+        standardised series (`window_split`)."""
+        self.centre_, self.scale_ = robust_scaling(values)
+        return window_split(standardise(values, self.centre_, self.scale_), self.window,
+                            self.validation_fraction)
+
+    def _windows(self, values: np.ndarray) -> torch.Tensor:
+        """All windows of the standardised series, (T - window + 1, window, C)."""
+        assert self.centre_ is not None and self.scale_ is not None
+        return windows_tensor(standardise(values, self.centre_, self.scale_), self.window)
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        values, arrays = super()._get_state()
+        assert self.centre_ is not None and self.scale_ is not None
+        arrays.update(centre=self.centre_, scale=self.scale_)
+        return {**values, "losses_": self.losses_}, arrays
+
+    def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        super()._set_state(values, arrays)
+        self.centre_ = np.asarray(arrays["centre"], dtype=np.float64)
+        self.scale_ = np.asarray(arrays["scale"], dtype=np.float64)
+        self.losses_ = list(values.get("losses_", []))
