@@ -133,14 +133,27 @@ def rescore(scores: np.ndarray, embeddings: np.ndarray, windows: tuple[int, ...]
     (similarity-weighted), then averaged over the windows k."""
     span = scores.max() - scores.min()
     normalised = (scores - scores.min()) / span if span > 0 else np.zeros_like(scores)
-    k_max = min(max(windows), len(scores))
-    similarity, neighbours = faiss.knn(embeddings, embeddings, k_max, metric=faiss.METRIC_INNER_PRODUCT)
-    similarity = np.maximum(similarity.astype(np.float64), 1e-12)
+    n = len(scores)
+    k_max = min(max(windows), n)
+    similarity, neighbours = _neighbourhoods(embeddings, k_max)
     result = np.zeros_like(normalised)
     for k in windows:
         weights = similarity[:, :min(k, k_max)]
         result += (weights * normalised[neighbours[:, :weights.shape[1]]]).sum(1) / weights.sum(1)
     return result / len(windows)
+
+
+def _neighbourhoods(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(similarities, indices) of each image's k most similar images by inner product, the image
+    itself first (even when another image is an exact duplicate of it)."""
+    n = len(embeddings)
+    similarity, neighbours = faiss.knn(embeddings, embeddings, min(k + 1, n), metric=faiss.METRIC_INNER_PRODUCT)
+    order = np.argsort(neighbours == np.arange(n)[:, None], axis=1, kind="stable")  # others first
+    others = np.take_along_axis(neighbours, order, 1)[:, :k - 1]
+    self_similarity = (embeddings * embeddings).sum(1, keepdims=True)
+    similarity = np.hstack([self_similarity, np.take_along_axis(similarity, order, 1)[:, :k - 1]])
+    indices = np.hstack([np.arange(n)[:, None], others])
+    return np.maximum(similarity.astype(np.float64), 1e-12), indices
 
 
 @register("musc")
