@@ -25,8 +25,9 @@ The method, as implemented:
   mean of the smallest `interval` fraction (30%) of those N - 1 distances (the paper's interval
   average with its default [0, 30%]). Scores are averaged over stages and r, each stage's grid
   upsampled to the finest one.
-- Maps and image scores: the patch map is upsampled, Gaussian-smoothed and resized to the
-  original image as for every oddity detector; the raw image score is the map's maximum.
+- Maps and image scores: the patch map is upsampled, Gaussian-smoothed (sigma 4 at the model
+  input) and resized to the original image as for every oddity detector; the raw image score
+  is that map's maximum (the reference code takes the maximum of the unsmoothed map).
 - RsCIN (re-scoring with constrained image-level neighbourhoods): raw image scores are min-max
   normalised; for each window k in `windows` = (1, 2, 3) every image keeps its k most similar
   images (itself included; cosine similarity of global image features, found with faiss), the
@@ -37,12 +38,12 @@ The method, as implemented:
 
 Other deviations, with reasons:
 - Stages are scored on their own grids and the score maps (not the features) are upsampled, so
-  the stride-16 stages cost 1/4 of the patch pairs; the reference code upsamples features, but
+  a stride-16 stage costs 1/16 of the patch pairs of a stride-8 one; the reference code upsamples features, but
   its ViT layers all share one grid so the question does not arise there.
 - Memory is bounded instead of the reference's all-pairs tensor: query images are processed in
-  chunks whose (patches x N) distance matrix stays under `chunk_mb` megabytes (at least one
+  chunks whose (patches x reference images) distance matrix stays under `chunk_mb` megabytes (at least one
   image per chunk). Peak memory is then about: stage features of the whole batch
-  (4 bytes x sum over stages of patches x channels: ~0.36 MB per 256 x 256 image with the
+  (4 bytes x sum over stages of patches x channels: ~0.2 MB per 256 x 256 image with the
   default stages, twice that while one (stage, r) is aggregated) + the chunk matrix
   (`chunk_mb`) + the maps at each image's original size (4 bytes per pixel) + the backbone.
   500 images of 256 px stay well under 2 GB (measured: see the README's Zero-shot section).
