@@ -45,7 +45,7 @@ Other deviations, with reasons:
   image per chunk). Peak memory is then about: stage features of the whole batch
   (4 bytes x sum over stages of patches x channels: ~0.2 MB per 256 x 256 image with the
   default stages, twice that while one (stage, r) is aggregated) + the chunk matrix
-  (`chunk_mb`) + the maps at each image's original size (4 bytes per pixel) + the backbone.
+  (`chunk_mb`, twice while it is partitioned) + the maps at each image's original size (4 bytes per pixel) + the backbone.
   500 images of 256 px stay well under 2 GB (measured: see the README's Zero-shot section).
 - Reference cap: in a batch of more than `max_references` (100) images, every image is scored
   against the same random subset of that many images (chosen with `seed`) instead of all
