@@ -46,7 +46,8 @@ Other deviations, with reasons:
   (4 bytes x sum over stages of patches x channels: ~0.2 MB per 256 x 256 image with the
   default stages, twice that while one (stage, r) is aggregated) + the chunk matrix
   (`chunk_mb`, twice while it is partitioned) + the maps at each image's original size (4 bytes per pixel) + the backbone.
-  500 images of 256 px stay well under 2 GB (measured: see the README's Zero-shot section).
+  Measured: the 582 magnetic-tile test images (short side 256 px, long side up to ~630) peak at
+  1.83 GB RSS, backbone and Python included (benchmarks/results/image.md).
 - Reference cap: in a batch of more than `max_references` (100) images, every image is scored
   against the same random subset of that many images (chosen with `seed`) instead of all
   others, so time grows as N x 100 rather than N^2; below the cap the scores are exactly the
