@@ -1,4 +1,4 @@
-"""The `oddity` command: fit, predict, eval, demo and list.
+"""The `oddity` command: fit, predict, eval, zeroshot, demo and list.
 
 Every command takes `--quiet` (no progress bars) and `--help`. Errors oddity raises on purpose
 (`OddityError`: bad data, bad options, unreadable model) print one line `error: ...` on stderr
@@ -27,6 +27,7 @@ from oddity.core.thresholds import Threshold
 
 if TYPE_CHECKING:
     from oddity.core.detector import Detector
+    from oddity.core.results import ImagePrediction
     from oddity.image.detector import ImageDetector
     from oddity.image.evaluate import Evaluation
 
@@ -55,7 +56,7 @@ def _detector_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
     accepted = get_detector_class(name).param_names()
     params: dict[str, Any] = {}
     for option in ("image_size", "backbone", "seed", "tile", "target_fpr"):
-        if getattr(args, option) is not None:
+        if getattr(args, option, None) is not None:
             params[option] = getattr(args, option)
     if args.skip_bad:
         params["skip_bad"] = True
@@ -125,6 +126,11 @@ def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbos
     from oddity.image.data import training_samples
 
     detector = _as_image_detector(oddity.create(detector_name, **params), f"detector {detector_name!r}")
+    if detector.zero_shot:
+        detector.fit(verbose=verbose).save(out)
+        print(f"{detector_name} is zero-shot: nothing to learn, {data} was not read; configuration "
+              f"saved to {out} (score a batch with `oddity eval {out} --data DIR` or `oddity zeroshot`)")
+        return detector
     samples = training_samples(data)
     start = time.perf_counter()
     detector.fit(samples, verbose=verbose)
@@ -153,7 +159,6 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 def cmd_predict(args: argparse.Namespace) -> None:
     from oddity.image.data import unlabelled_samples
-    from oddity.image.predictions import write_predictions
 
     _check_apart([args.out], args.inputs)
     model = oddity.load(args.model)
@@ -165,14 +170,36 @@ def cmd_predict(args: argparse.Namespace) -> None:
     detector = _as_image_detector(model, args.model)
     detector.skip_bad = args.skip_bad
     prediction = detector.predict(unlabelled_samples(args.inputs), verbose=not args.quiet)
-    csv_path = write_predictions(args.out, prediction)
+    _write_prediction(detector, prediction, args.out)
+
+
+def _write_prediction(detector: ImageDetector, prediction: ImagePrediction, out: str) -> None:
+    """Write a prediction folder (`oddity.image.predictions`) and say what is in it."""
+    from oddity.image.predictions import write_predictions
+
+    csv_path = write_predictions(out, prediction)
     flagged = int(prediction.labels.sum())
     print(f"{len(prediction)} images: {flagged} anomalous, {len(prediction) - flagged} normal "
           f"(image threshold {prediction.threshold:.6g})")
     if prediction.maps is None:
         print(f"scores: {csv_path} ({detector.name} scores whole images: no overlays or masks)")
     else:
-        print(f"scores: {csv_path}; overlays: {Path(args.out) / 'overlays'}; masks: {Path(args.out) / 'masks'}")
+        print(f"scores: {csv_path}; overlays: {Path(out) / 'overlays'}; masks: {Path(out) / 'masks'}")
+
+
+def cmd_zeroshot(args: argparse.Namespace) -> None:
+    from oddity.image.data import unlabelled_samples
+
+    _check_apart([args.out], args.inputs)
+    detector = _as_image_detector(oddity.create(args.detector, **_detector_params(args.detector, args)),
+                                  f"--detector {args.detector!r}")
+    if not detector.zero_shot:
+        zero_shot = [n for n in oddity.list_detectors() if getattr(get_detector_class(n), "zero_shot", False)]
+        raise ConfigError(f"--detector {args.detector!r} needs training (use `oddity fit`); "
+                          f"zero-shot detectors: {', '.join(zero_shot)}")
+    detector.skip_bad = args.skip_bad
+    prediction = detector.predict(unlabelled_samples(args.inputs), verbose=not args.quiet)
+    _write_prediction(detector, prediction, args.out)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
@@ -289,6 +316,24 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
     evaluate_.add_argument("--report", metavar="DIR", help="write an HTML report into this folder")
     evaluate_.set_defaults(run=cmd_eval)
+
+    zeroshot = commands.add_parser(
+        "zeroshot", parents=[common], help="score a batch of images against each other (no training)",
+        description="Zero-shot: score unlabelled images against each other (no training images); "
+                    "write scores.csv, overlays/ and masks/ as `oddity predict` does. Thresholds "
+                    "come from the batch itself, which assumes most images are normal.")
+    zeroshot.add_argument("inputs", nargs="+", metavar="INPUT_DIR", help="image files or folders (searched recursively)")
+    zeroshot.add_argument("--out", required=True, metavar="DIR", help="output folder (not one of the inputs)")
+    zeroshot.add_argument("--detector", default="musc", metavar="NAME", help="zero-shot detector (default: musc)")
+    zeroshot.add_argument("--image-size", type=int, metavar="N", help="short side of the model input in pixels")
+    zeroshot.add_argument("--backbone", metavar="NAME", help="feature extractor")
+    zeroshot.add_argument("--seed", type=int, metavar="S", help="random seed")
+    zeroshot.add_argument("--target-fpr", type=float, metavar="F",
+                          help="false-positive rate the batch thresholds aim at")
+    zeroshot.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
+    zeroshot.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                          help="other detector parameter, value read as JSON (repeatable), e.g. --set chunk_mb=128")
+    zeroshot.set_defaults(run=cmd_zeroshot)
 
     demo = commands.add_parser("demo", parents=[common], help="run the whole pipeline on synthetic data",
                                description="Generate a synthetic inspection set, fit, predict, "

@@ -82,3 +82,9 @@ def test_merge_runs_replaces_re_measured_rows_and_keeps_the_rest():
     assert [(Path(r.dataset).name, r.detector) for r in merged] == [
         ("bottle", "patchcore"), ("bottle", "padim"), ("tile", "padim")]
     assert merged[0].metrics["image_auroc"] == 0.9
+
+
+def test_worker_scores_a_zero_shot_detector_on_the_test_split_alone(inspection_set):
+    result = _worker(str(inspection_set), "musc", {"image_size": 64})
+    assert result["fit_seconds"] < 0.1  # nothing fitted, train/ never read
+    assert result["metrics"]["test_images"] == 10 and result["metrics"]["pixel_auroc"] is not None

@@ -52,3 +52,26 @@ def manual_threshold(value: float) -> Threshold:
     """A user-set threshold (no calibration behind it)."""
     return Threshold(value=float(value), target_fpr=float("nan"), achievable_fpr=float("nan"),
                      n_calibration=0, method="manual")
+
+
+def batch_threshold(scores: np.ndarray, target_fpr: float = 0.01) -> Threshold:
+    """Threshold for a batch of unlabelled scores with no normal data to calibrate on (zero-shot).
+
+    Assumes most items of the batch are normal and their scores roughly Gaussian: the normal
+    centre and spread are estimated robustly by the median and the scaled median absolute
+    deviation (1.4826 MAD, the Gaussian standard deviation; unaffected by up to half of the
+    items being anomalous), and the threshold is the centre plus the one-sided Gaussian quantile
+    of `1 - target_fpr` spreads. The false-positive rate holds only as far as the assumption does.
+    """
+    from scipy.stats import norm
+
+    if not 0.0 < target_fpr < 1.0:
+        raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
+    values = np.asarray(scores, dtype=np.float64).ravel()
+    if values.size < 2 or not np.all(np.isfinite(values)):
+        raise DataError("cannot set a batch threshold: need at least two finite scores")
+    centre = float(np.median(values))
+    spread = 1.4826 * float(np.median(np.abs(values - centre))) or float(values.std())
+    value = centre + float(norm.ppf(1.0 - target_fpr)) * spread
+    return Threshold(value=value, target_fpr=target_fpr, achievable_fpr=target_fpr,
+                     n_calibration=values.size, method="batch median + MAD")

@@ -15,6 +15,11 @@ Image-level detectors (no localisation, e.g. Gaussian-AD) set the class attribut
 `write_predictions` writes scores only and the report leaves out its heat-map section.
 A detector whose model implies a threshold (a distributional assumption rather than held-out
 images) returns it from `_model_threshold()`; it then replaces the conformal image threshold.
+
+Zero-shot detectors (`zero_shot = True`, e.g. MuSc) learn nothing: they override `score` to
+score a whole batch of images against each other, `fit` only stores their configuration, and
+`decision_thresholds` derives the thresholds of a prediction from the batch itself. `evaluate`
+and the benchmark runner then score the test split alone, with no training image.
 """
 from __future__ import annotations
 
@@ -93,6 +98,7 @@ class ImageDetector(Detector):
     modality: ClassVar[str] = "image"
     needs_fixed_shape: ClassVar[bool] = False
     localises: ClassVar[bool] = True  # False: image-level only, no anomaly maps (see module doc)
+    zero_shot: ClassVar[bool] = False  # True: scores a batch against itself (see module doc)
 
     pixel_threshold_: Threshold | None = None
     input_shape_: tuple[int, int] | None = None
@@ -248,18 +254,24 @@ class ImageDetector(Detector):
         """Scores and maps plus labels (score above the calibrated threshold) and masks
         (`maps` and `masks` are None for a detector that does not localise)."""
         self._check_fitted()
-        assert self.threshold_ is not None
         result = self.score(data, verbose=verbose, desc="predict")
+        threshold, pixel = self.decision_thresholds(result)
+        assert threshold is not None
         masks, pixel_threshold = None, float("nan")
         if result.maps is not None:
-            assert self.pixel_threshold_ is not None
-            pixel_threshold = self.pixel_threshold_.value
+            assert pixel is not None
+            pixel_threshold = pixel.value
             masks = [m > pixel_threshold for m in result.maps]
         return ImagePrediction(
             scores=result.scores, maps=result.maps, paths=result.paths,
-            labels=result.scores > self.threshold_.value, masks=masks,
-            threshold=self.threshold_.value, pixel_threshold=pixel_threshold,
+            labels=result.scores > threshold.value, masks=masks,
+            threshold=threshold.value, pixel_threshold=pixel_threshold,
         )
+
+    def decision_thresholds(self, result: ImageScores) -> tuple[Threshold | None, Threshold | None]:
+        """(image, pixel) thresholds that decide on `result`: the calibrated ones; a zero-shot
+        detector derives them from the scored batch instead."""
+        return self.threshold_, self.pixel_threshold_
 
     def _score_pixels(self, pixels: np.ndarray) -> tuple[float, np.ndarray | None]:
         hw = pixels.shape[:2]

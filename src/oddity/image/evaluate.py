@@ -6,7 +6,8 @@ level: pixel AUROC, AUPRO (FPR limit 0.3) and AUPIMO (mean over anomalous images
 normal) and anomalous images that have a mask file; an anomalous image without a mask counts
 for the image metrics only. Pixel metrics are None when no mask marks any pixel; AUPIMO is
 also None when the test set cannot reach its FPR range (too few normal pixels), with a note
-saying why. Scoring is timed, so the same run gives throughput.
+saying why. Scoring is timed, so the same run gives throughput. A zero-shot detector (see
+`oddity.image.detector`) scores the test images against each other: no training image is read.
 
 Masks are read at each image's own size, like the maps, and the pixel metrics take the maps
 and masks as lists, so images of different sizes are evaluated exactly (no resizing). A
@@ -143,8 +144,12 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool 
         "test_images": len(scored),
         "seconds": seconds,
     }
-    threshold = detector.threshold_.value if detector.threshold_ else float("nan")
-    pixel_threshold = detector.pixel_threshold_.value if detector.pixel_threshold_ else float("nan")
+    if detector.zero_shot:
+        notes.append(f"{detector.name} is zero-shot: the {len(scored)} test images were scored "
+                     "against each other, no training image was used")
+    image_cut, pixel_cut = detector.decision_thresholds(result)
+    threshold = image_cut.value if image_cut else float("nan")
+    pixel_threshold = pixel_cut.value if pixel_cut else float("nan")
     return Evaluation(metrics=metrics, paths=list(result.paths), defects=[s.defect or "" for s in scored],
                       labels=labels, scores=result.scores, maps=result.maps, masks=masks,
                       threshold=threshold, pixel_threshold=pixel_threshold, notes=notes,
