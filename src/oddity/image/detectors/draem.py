@@ -264,8 +264,8 @@ class DRAEM(ImageDetector):
 
     # --- scoring ---------------------------------------------------------------------------
     def _score_window(self) -> int:
-        """The paper's 21 px mean filter at 256 px, scaled to `image_size` and kept odd."""
-        return max(1, round(SCORE_WINDOW_AT_256 * self.image_size / 256 / 2) * 2 + 1)
+        """The paper's 21 px mean filter at 256 px, scaled to `image_size`: the nearest odd size."""
+        return max(1, 2 * round((SCORE_WINDOW_AT_256 * self.image_size / 256 - 1) / 2) + 1)
 
     def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
         assert self.reconstructive_ is not None and self.discriminative_ is not None
