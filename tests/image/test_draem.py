@@ -8,7 +8,8 @@ import torch
 from sklearn.metrics import roc_auc_score
 
 import oddity
-from oddity.core.errors import ConfigError
+from oddity.core.errors import ConfigError, DataError
+from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.image.data import evaluation_samples
 from oddity.image.detectors.draem import DRAEM, focal_loss, ssim
 
@@ -98,3 +99,10 @@ def test_bad_parameters_are_config_errors(params):
 
 def test_detector_is_registered():
     assert "draem" in oddity.list_detectors()
+
+
+def test_networks_that_do_not_fit_the_model_file_are_data_errors():
+    arrays = module_arrays({"reconstructive": torch.nn.Conv2d(3, 4, 3)})
+    load_module_arrays({"reconstructive": torch.nn.Conv2d(3, 4, 3)}, arrays, "recon_width=4")
+    with pytest.raises(DataError, match="reconstructive network does not fit recon_width=8"):
+        load_module_arrays({"reconstructive": torch.nn.Conv2d(3, 8, 3)}, arrays, "recon_width=8")

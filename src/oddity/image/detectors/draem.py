@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
+from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.synth import texture_anomaly
 
@@ -279,10 +280,8 @@ class DRAEM(ImageDetector):
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
         assert self.reconstructive_ is not None and self.discriminative_ is not None
-        for prefix, module in (("reconstructive", self.reconstructive_),
-                               ("discriminative", self.discriminative_)):
-            for key, tensor in module.state_dict().items():
-                arrays[f"{prefix}.{key}"] = tensor.detach().cpu().numpy()
+        arrays.update(module_arrays({"reconstructive": self.reconstructive_,
+                                     "discriminative": self.discriminative_}))
         assert self.losses_ is not None
         arrays["losses"] = self.losses_
         return values, arrays
@@ -290,14 +289,7 @@ class DRAEM(ImageDetector):
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
         reconstructive, discriminative = build_networks(self.recon_width, self.disc_width)
-        for prefix, module in (("reconstructive", reconstructive), ("discriminative", discriminative)):
-            state = {key[len(prefix) + 1:]: torch.from_numpy(np.array(value))
-                     for key, value in arrays.items() if key.startswith(prefix + ".")}
-            try:
-                module.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise DataError(f"model file's DRAEM {prefix} network does not fit recon_width="
-                                f"{self.recon_width}, disc_width={self.disc_width} "
-                                f"({str(exc).splitlines()[0]})") from None
+        load_module_arrays({"reconstructive": reconstructive, "discriminative": discriminative}, arrays,
+                           f"DRAEM recon_width={self.recon_width}, disc_width={self.disc_width}")
         self.losses_ = np.asarray(arrays.get("losses", np.zeros(0)), dtype=np.float32)
         self.reconstructive_, self.discriminative_ = reconstructive.eval(), discriminative.eval()
