@@ -90,7 +90,7 @@ def test_ssim_and_focal_loss():
 
 @pytest.mark.parametrize("params", [
     {"steps": 0}, {"recon_width": 0}, {"disc_width": 2.5}, {"batch_size": -1}, {"lr": 0},
-    {"crop": 16}, {"steps": True},
+    {"crop": 16}, {"crop": 48.0}, {"steps": True},
 ])
 def test_bad_parameters_are_config_errors(params):
     with pytest.raises(ConfigError):

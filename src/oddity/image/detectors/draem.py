@@ -179,10 +179,10 @@ class DRAEM(ImageDetector):
                  smoothing_sigma: float = 2.0, **common: Any):
         super().__init__(image_size=image_size, smoothing_sigma=smoothing_sigma, **common)
         for name, value in {"recon_width": recon_width, "disc_width": disc_width, "steps": steps,
-                            "batch_size": batch_size, "crop": 32 if crop is None else crop}.items():
+                            "batch_size": batch_size}.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if crop is not None and crop < 32:
+        if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 32):
             raise ConfigError(f"crop must be at least 32 pixels (or None for whole images), got {crop}")
         if not lr > 0:
             raise ConfigError(f"lr must be positive, got {lr}")
