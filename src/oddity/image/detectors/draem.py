@@ -16,8 +16,9 @@ surface anomaly detection", ICCV 2021, https://arxiv.org/abs/2108.07610
   channels, trained with the focal loss (gamma 2) against the anomaly mask.
 - Both trained together with Adam, learning rate cut by 5 at 80 % and 90 % of the steps,
   batches of 8; weights drawn as the paper's code (conv N(0, 0.02), BatchNorm scale N(1, 0.02)).
-- Scores: the pixel map is the softmax anomaly channel (then Gaussian-smoothed, as every map
-  here); the image score is the maximum of that map mean-filtered over a 21 x 21 window at
+- Scores: the pixel map is the softmax anomaly channel, Gaussian-smoothed as every map here
+  (`smoothing_sigma` 2 at the default 128 px: the other detectors' sigma 4 at 256 px, scaled;
+  the paper does not smooth its map); the image score is the maximum of that map mean-filtered over a 21 x 21 window at
   256 px (scaled with `image_size`, 11 x 11 at the default 128 px), as the paper.
 
 Deviations, with reasons (the paper trains 700 epochs at 256 px on a GPU, weeks of CPU time):
