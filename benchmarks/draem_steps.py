@@ -32,15 +32,18 @@ def main() -> int:
                      "aupro": m.get("aupro"), "fit_seconds": run.fit_seconds, "error": run.error,
                      "loadavg": Path("/proc/loadavg").read_text().split()[:3]})
         print(rows[-1], flush=True)
+    reproduce = f"python benchmarks/draem_steps.py --steps {' '.join(map(str, args.steps))}"
     lines = [f"# DRAEM: training steps against AUROC on {Path(args.data).name}", "",
-             f"Reproduce: `python benchmarks/draem_steps.py --steps {' '.join(map(str, args.steps))}`"
-             " (other settings at their defaults; load average = /proc/loadavg after each run).", "",
+             f"Reproduce: `{reproduce}` (other settings at their defaults; load average = "
+             "/proc/loadavg after each run).", "",
              "| steps | image AUROC | pixel AUROC | AUPRO | fit s | load average |", "|---|---|---|---|---|---|"]
     for row in rows:
-        cells = [row["image_auroc"], row["pixel_auroc"], row["aupro"], row["fit_seconds"]]
-        text = [row["error"] or "" if value is None else f"{value:.3f}" if i < 3 else f"{value:.0f}"
-                for i, value in enumerate(cells)]
-        lines.append(f"| {row['steps']} | {' | '.join(text)} | {' '.join(row['loadavg'])} |")
+        if row["error"]:
+            cells = [f"failed: {row['error']}", "", "", ""]
+        else:
+            cells = [f"{row[key]:.3f}" for key in ("image_auroc", "pixel_auroc", "aupro")]
+            cells.append(f"{row['fit_seconds']:.0f}")
+        lines.append(f"| {row['steps']} | {' | '.join(cells)} | {' '.join(row['loadavg'])} |")
     for name, text in (("draem_steps.md", "\n".join(lines)), ("draem_steps.json", json.dumps(rows, indent=2))):
         atomic_write(RESULTS / name, lambda tmp, text=text: Path(tmp).write_text(text + "\n"))
     return 0
