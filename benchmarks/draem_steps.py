@@ -34,8 +34,8 @@ def main() -> int:
         print(rows[-1], flush=True)
     reproduce = f"python benchmarks/draem_steps.py --steps {' '.join(map(str, args.steps))}"
     lines = [f"# DRAEM: training steps against AUROC on {Path(args.data).name}", "",
-             f"Reproduce: `{reproduce}` (other settings at their defaults; load average = "
-             "/proc/loadavg after each run).", "",
+             (f"Reproduce: `{reproduce}` (other settings at their defaults; load average = "
+              "/proc/loadavg after each run)."), "",
              "| steps | image AUROC | pixel AUROC | AUPRO | fit s | load average |", "|---|---|---|---|---|---|"]
     for row in rows:
         if row["error"]:
