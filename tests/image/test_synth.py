@@ -9,23 +9,10 @@ import pytest
 from oddity.core.errors import ConfigError
 from oddity.image import data
 from oddity.image.data import read_image, read_mask, training_samples
-from oddity.image.synth import (
-    DEFECTS,
-    TEXTURES,
-    colour_jitter,
-    cut_paste,
-    draw_defect,
-    foreign_texture,
-    fractal_noise,
-    inspection_images,
-    make_inspection_set,
-    perlin_mask,
-    perlin_noise,
-    procedural_texture,
-    render_texture,
-    texture_anomaly,
-    texture_style,
-)
+from oddity.image.synth import (DEFECTS, TEXTURES, colour_jitter, cut_paste, draw_defect, foreign_texture,
+                                fractal_noise, inspection_images, make_inspection_set, perlin_mask,
+                                perlin_noise, procedural_texture, render_texture, texture_anomaly,
+                                texture_style)
 
 
 def test_noise_is_deterministic_bounded_and_any_shape():
