@@ -2,6 +2,7 @@
 (fresh process per run, as `run_image.py`) and write benchmarks/results/draem_steps.{md,json}.
 
 Usage: python benchmarks/draem_steps.py [--data DIR/bottle] [--steps 300 1000]
+(rows of other step counts already in draem_steps.json are kept)
 """
 from __future__ import annotations
 
@@ -24,7 +25,9 @@ def main() -> int:
     parser.add_argument("--steps", nargs="+", type=int, default=[300, 1000])
     parser.add_argument("--timeout", type=float, default=3600.0)
     args = parser.parse_args()
-    rows = []
+    previous = RESULTS / "draem_steps.json"
+    rows = [row for row in (json.loads(previous.read_text()) if previous.exists() else [])
+            if row["steps"] not in args.steps]  # earlier runs of other step counts are kept
     for steps in args.steps:
         run = run_one(Path(args.data), "draem", {"steps": steps}, args.timeout)
         m = run.metrics
@@ -32,7 +35,8 @@ def main() -> int:
                      "aupro": m.get("aupro"), "fit_seconds": run.fit_seconds, "error": run.error,
                      "loadavg": Path("/proc/loadavg").read_text().split()[:3]})
         print(rows[-1], flush=True)
-    reproduce = f"python benchmarks/draem_steps.py --steps {' '.join(map(str, args.steps))}"
+    rows.sort(key=lambda row: row["steps"])
+    reproduce = f"python benchmarks/draem_steps.py --steps {' '.join(str(row['steps']) for row in rows)}"
     lines = [f"# DRAEM: training steps against AUROC on {Path(args.data).name}", "",
              (f"Reproduce: `{reproduce}` (other settings at their defaults; load average = "
               "/proc/loadavg after each run)."), "",
