@@ -23,6 +23,7 @@ CONFIGS: dict[str, list[dict]] = {
     "gaussian_ad": [{}, {"variance_kept": 0.01}],  # defaults; the paper's best setting (NPCA 1%)
     "simplenet": [{}],
     "musc": [{}, {"per_image_contrast": True}],  # zero-shot: the runner scores the test split alone (no fit)
+    "draem": [{}],
 }
 
 

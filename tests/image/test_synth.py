@@ -9,8 +9,10 @@ import pytest
 from oddity.core.errors import ConfigError
 from oddity.image import data
 from oddity.image.data import read_image, read_mask, training_samples
-from oddity.image.synth import (DEFECTS, TEXTURES, draw_defect, fractal_noise, inspection_images,
-                                make_inspection_set, perlin_noise, render_texture, texture_style)
+from oddity.image.synth import (DEFECTS, TEXTURES, colour_jitter, cut_paste, draw_defect, foreign_texture,
+                                fractal_noise, inspection_images, make_inspection_set, perlin_mask,
+                                perlin_noise, procedural_texture, render_texture, texture_anomaly,
+                                texture_style)
 
 
 def test_noise_is_deterministic_bounded_and_any_shape():
@@ -83,3 +85,73 @@ def test_sixty_images_in_a_couple_of_seconds(tmp_path):
     start = time.perf_counter()
     make_inspection_set(tmp_path / "set", n_train=40, n_test_good=5, n_test_defect=5, size=128)
     assert time.perf_counter() - start < 4.0
+
+
+# --- synthetic anomalies for training ---------------------------------------------------
+def _image(seed: int = 0, shape: tuple[int, int] = (64, 80)) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return render_texture(texture_style("woven", rng), shape, rng)
+
+
+def test_perlin_masks_vary_in_scale_and_are_deterministic():
+    masks = [perlin_mask((64, 80), np.random.default_rng(seed)) for seed in range(40)]
+    assert all(m.shape == (64, 80) and m.dtype == bool for m in masks)
+    assert np.array_equal(masks[3], perlin_mask((64, 80), np.random.default_rng(3)))
+    coverage = np.array([m.mean() for m in masks])
+    assert (coverage > 0).mean() > 0.7 and coverage.max() < 0.5  # mostly some anomaly, never most
+    # Blob size varies: count the mask's edges per masked pixel (fine speckle has many).
+    edges = np.array([np.abs(np.diff(m.astype(int), axis=1)).sum() / max(m.sum(), 1) for m in masks])
+    assert edges[coverage > 0].max() > 4 * edges[coverage > 0].min()
+    with pytest.raises(ConfigError, match="max_exponent"):
+        perlin_mask((8, 8), np.random.default_rng(0), max_exponent=0)
+
+
+def test_texture_anomaly_changes_only_the_mask():
+    image = _image()
+    changed_any = 0
+    for seed in range(10):
+        rng = np.random.default_rng(seed)
+        anomalous, mask = texture_anomaly(image, rng, sources=[_image(1)])
+        assert anomalous.dtype == np.float32 and anomalous.shape == image.shape
+        assert 0.0 <= anomalous.min() and anomalous.max() <= 1.0
+        changed = np.abs(anomalous - image).max(axis=2) > 0
+        assert not (changed & ~mask).any()
+        changed_any += int(changed.any())
+        again, mask_again = texture_anomaly(image, np.random.default_rng(seed), sources=[_image(1)])
+        assert np.array_equal(again, anomalous) and np.array_equal(mask_again, mask)
+    assert changed_any >= 7
+    # Full opacity puts the foreign texture itself into the mask: visibly different.
+    anomalous, mask = texture_anomaly(image, np.random.default_rng(11), opacity=(1.0, 1.0))
+    if mask.any():
+        assert np.abs(anomalous - image).max(axis=2)[mask].mean() > 0.05
+
+
+def test_foreign_textures_are_varied_and_unlike_their_source():
+    source = _image(2)
+    rng = np.random.default_rng(0)
+    textures = [foreign_texture((48, 40), rng, sources=[source]) for _ in range(12)]
+    assert all(t.shape == (48, 40, 3) and t.dtype == np.float32 for t in textures)
+    assert all(0.0 <= t.min() and t.max() <= 1.0 for t in textures)
+    means = np.array([t.mean(axis=(0, 1)) for t in textures])
+    assert means.std(axis=0).mean() > 0.05  # different colours
+    procedural = procedural_texture((32, 32), np.random.default_rng(4))
+    assert procedural.shape == (32, 32, 3) and procedural.std() > 0.02
+    jittered = colour_jitter(source, np.random.default_rng(5))
+    assert jittered.shape == source.shape and not np.allclose(jittered, source, atol=0.02)
+
+
+def test_cut_paste_moves_a_jittered_patch():
+    image = _image(3)
+    for seed in range(10):
+        pasted, mask = cut_paste(image, np.random.default_rng(seed))
+        area = mask.mean()
+        assert 0.01 <= area <= 0.16  # the paper's 2-15 % of the image (rounding)
+        rows, cols = np.nonzero(mask)
+        assert mask[rows.min():rows.max() + 1, cols.min():cols.max() + 1].all()  # a rectangle
+        assert np.array_equal(pasted[~mask], image[~mask])
+        again, _ = cut_paste(image, np.random.default_rng(seed))
+        assert np.array_equal(again, pasted)
+    # From another image (of another size): the patch shows that image's colours.
+    other = np.zeros((30, 30, 3), np.float32) + np.array([0.9, 0.1, 0.1], np.float32)
+    pasted, mask = cut_paste(image, np.random.default_rng(0), source=other, jitter=0.0)
+    np.testing.assert_allclose(pasted[mask].mean(axis=0), [0.9, 0.1, 0.1], atol=0.02)

@@ -9,8 +9,17 @@ set of pixels painted (`result = where(mask, painted, image)`), so masks cover e
 pixel and nothing else. Everything is drawn from `numpy.random.default_rng([seed, index])`:
 same seed, same images, whatever the order they are generated in.
 
-Sections: noise (Perlin and fractal noise, reusable for anomaly-mask generation), textures,
-defects, and the MVTec-layout writer.
+Sections: noise (Perlin and fractal noise), textures, defects, synthetic anomalies for
+training self-supervised detectors (DRAEM's Perlin-mask texture anomalies, CutPaste), and the
+MVTec-layout writer.
+
+Foreign textures: DRAEM fills its anomaly masks with images from the Describable Textures
+Dataset, which we cannot download. `foreign_texture` makes them instead, procedurally (one of
+the texture families above in random colours, or a fractal colour cloud) or, when source
+images are given (a detector's own training images), from a randomly flipped and rotated
+source image; either way followed by DRAEM's strong colour augmentation (`colour_jitter`), so
+a texture taken from a normal image no longer looks normal. Training-time generators take a
+`numpy.random.Generator` and draw everything from it: same generator state, same anomaly.
 """
 from __future__ import annotations
 
@@ -19,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+import cv2
 import numpy as np
 from PIL import Image
 from scipy.ndimage import distance_transform_edt, map_coordinates
@@ -214,6 +224,152 @@ def draw_defect(image: np.ndarray, kind: str, rng: np.random.Generator) -> tuple
         raise ConfigError(f"unknown defect {kind!r}; choose from: {', '.join(DEFECTS)}")
     painted, mask = _DEFECT_PAINTERS[kind](image, rng)
     result = np.where(mask[:, :, None], np.clip(painted, 0.0, 1.0), image).astype(np.float32)
+    return result, mask
+
+
+# --- synthetic anomalies for training ----------------------------------------------------
+def _rotate(array: np.ndarray, degrees: float) -> np.ndarray:
+    """Rotate an (H, W) or (H, W, C) float array about its centre, mirroring at the border."""
+    height, width = array.shape[:2]
+    matrix = cv2.getRotationMatrix2D((width / 2.0, height / 2.0), degrees, 1.0)
+    return cv2.warpAffine(array, matrix, (width, height), flags=cv2.INTER_LINEAR,
+                          borderMode=cv2.BORDER_REFLECT_101)
+
+
+def perlin_mask(shape: tuple[int, int], rng: np.random.Generator, *, threshold: float = 0.5,
+                max_exponent: int = 6) -> np.ndarray:
+    """DRAEM's anomaly shape: Perlin noise with 2**a x 2**b lattice cells (a, b drawn from
+    0..max_exponent-1, so blobs from image-sized to fine speckle), rotated by a random angle in
+    [-90, 90] degrees, thresholded at `threshold`. A bool (H, W) mask, which may be empty
+    (the noise can stay below the threshold); DRAEM then trains on a normal sample."""
+    if max_exponent < 1:
+        raise ConfigError(f"max_exponent must be at least 1, got {max_exponent}")
+    cells = tuple(int(2 ** e) for e in rng.integers(0, max_exponent, size=2))
+    noise = perlin_noise(shape, cells, rng)  # type: ignore[arg-type]
+    return _rotate(noise, float(rng.uniform(-90.0, 90.0))) > threshold
+
+
+def _hue_saturation(image: np.ndarray, hue_degrees: float, saturation: float) -> np.ndarray:
+    hsv = cv2.cvtColor(np.ascontiguousarray(image, dtype=np.float32), cv2.COLOR_RGB2HSV)
+    hsv[:, :, 0] = (hsv[:, :, 0] + hue_degrees) % 360.0
+    hsv[:, :, 1] = np.clip(hsv[:, :, 1] * saturation, 0.0, 1.0)
+    return cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+
+
+def _equalize(image: np.ndarray) -> np.ndarray:
+    levels = np.round(np.clip(image, 0.0, 1.0) * 255).astype(np.uint8)
+    return np.stack([cv2.equalizeHist(np.ascontiguousarray(levels[:, :, c])) for c in range(3)],
+                    axis=2).astype(np.float32) / 255.0
+
+
+def _posterize(image: np.ndarray, bits: int) -> np.ndarray:
+    levels = 2**bits
+    return np.floor(np.clip(image, 0.0, 1.0) * (levels - 1e-6)) / (levels - 1)
+
+
+def _autocontrast(image: np.ndarray) -> np.ndarray:
+    low, high = image.min(axis=(0, 1)), image.max(axis=(0, 1))
+    return (image - low) / np.maximum(high - low, 1e-6)
+
+
+# DRAEM's anomaly-source augmentations (imgaug in the paper's code), the colour ones here.
+_COLOUR_OPS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] = {
+    "gamma": lambda im, rng: np.clip(im, 0.0, 1.0) ** rng.uniform(0.5, 2.0),
+    "brightness": lambda im, rng: im * rng.uniform(0.8, 1.2) + rng.uniform(-30, 30) / 255.0,
+    "hue_saturation": lambda im, rng: _hue_saturation(im, rng.uniform(-70, 70), rng.uniform(0.5, 1.5)),
+    "solarize": lambda im, rng: np.where(im > rng.uniform(32, 128) / 255.0, 1.0 - im, im),
+    "posterize": lambda im, rng: _posterize(im, int(rng.integers(1, 6))),
+    "invert": lambda im, rng: 1.0 - im,
+    "autocontrast": lambda im, rng: _autocontrast(im),
+    "equalize": lambda im, rng: _equalize(im),
+}
+
+
+def colour_jitter(image: np.ndarray, rng: np.random.Generator, count: int = 3) -> np.ndarray:
+    """DRAEM's strong augmentation of an anomaly source: `count` distinct operations drawn
+    from gamma, brightness, hue/saturation, solarize, posterize, invert, autocontrast and
+    equalize, applied in random order to an (H, W, 3) float image; result in [0, 1]."""
+    names = list(_COLOUR_OPS)
+    for index in rng.choice(len(names), size=min(count, len(names)), replace=False):
+        image = np.clip(_COLOUR_OPS[names[index]](image, rng), 0.0, 1.0).astype(np.float32)
+    return image
+
+
+def procedural_texture(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
+    """A texture made from nothing: a random texture family (woven, marble, stripes) in
+    random colours, or a fractal colour cloud (independent fractal noise per channel, coarse
+    to fine); RGB float32 (H, W, 3) in [0, 1]."""
+    kind = int(rng.integers(0, len(TEXTURES) + 1))
+    if kind < len(TEXTURES):
+        return render_texture(texture_style(TEXTURES[kind], rng), shape, rng)
+    cells = int(2 ** rng.integers(1, 5))
+    cloud = np.stack([fractal_noise(shape, cells, rng, octaves=3) for _ in range(3)], axis=2)
+    return np.clip(0.5 + 0.6 * cloud, 0.0, 1.0).astype(np.float32)
+
+
+def foreign_texture(shape: tuple[int, int], rng: np.random.Generator,
+                    sources: Sequence[np.ndarray] = ()) -> np.ndarray:
+    """A texture to fill a synthetic anomaly (our stand-in for DTD, see the module doc): with
+    no `sources`, or with probability 1/2, a procedural texture; otherwise a random source
+    image, randomly flipped and turned by a multiple of 90 degrees, resized to `shape`. Then
+    `colour_jitter` (3 operations). RGB float32 (H, W, 3) in [0, 1]."""
+    if not sources or rng.random() < 0.5:
+        texture = procedural_texture(shape, rng)
+    else:
+        texture = np.rot90(sources[int(rng.integers(len(sources)))], k=int(rng.integers(4)))
+        if rng.random() < 0.5:
+            texture = texture[:, ::-1]
+        texture = cv2.resize(np.ascontiguousarray(texture, dtype=np.float32), shape[::-1],
+                             interpolation=cv2.INTER_AREA)
+    return colour_jitter(texture, rng)
+
+
+def texture_anomaly(image: np.ndarray, rng: np.random.Generator, *, sources: Sequence[np.ndarray] = (),
+                    opacity: tuple[float, float] = (0.1, 1.0), max_exponent: int = 6
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """DRAEM's simulated anomaly on an (H, W, 3) float image: a `perlin_mask` M filled with a
+    `foreign_texture` A at opacity beta ~ U(opacity): (1 - M) I + M ((1 - beta) I + beta A).
+    Returns (anomalous image, bool mask M); M may be empty (see `perlin_mask`)."""
+    mask = perlin_mask(image.shape[:2], rng, max_exponent=max_exponent)
+    if not mask.any():
+        return image.astype(np.float32, copy=True), mask
+    texture = foreign_texture(image.shape[:2], rng, sources)
+    beta = rng.uniform(*opacity)
+    blended = (1.0 - beta) * image + beta * texture
+    return np.where(mask[:, :, None], blended, image).astype(np.float32), mask
+
+
+def cut_paste(image: np.ndarray, rng: np.random.Generator, *, source: np.ndarray | None = None,
+              area: tuple[float, float] = (0.02, 0.15), aspect: tuple[float, float] = (0.3, 3.3),
+              jitter: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
+    """CutPaste (Li, Sohn, Yoon and Pfister, "CutPaste: Self-Supervised Learning for Anomaly
+    Detection and Localization", CVPR 2021): a rectangle of `area` (fraction of the image) and
+    `aspect` ratio (log-uniform) is cut from `source` (default: the image itself; another
+    training image works too and is resized to the image's size), colour-jittered (brightness,
+    contrast, saturation and hue, each by up to `jitter`, as the paper's ColorJitter) and
+    pasted at another random place. Returns (image, bool mask of the pasted rectangle)."""
+    height, width = image.shape[:2]
+    if source is None:
+        source = image
+    elif source.shape[:2] != (height, width):
+        source = cv2.resize(np.ascontiguousarray(source, dtype=np.float32), (width, height),
+                            interpolation=cv2.INTER_AREA)
+    ratio = float(np.exp(rng.uniform(np.log(aspect[0]), np.log(aspect[1]))))
+    patch_area = rng.uniform(*area) * height * width
+    patch_h = int(np.clip(round(np.sqrt(patch_area / ratio)), 1, height))
+    patch_w = int(np.clip(round(np.sqrt(patch_area * ratio)), 1, width))
+    top, left = int(rng.integers(height - patch_h + 1)), int(rng.integers(width - patch_w + 1))
+    patch = np.asarray(source[top:top + patch_h, left:left + patch_w], dtype=np.float32)
+    patch = patch * rng.uniform(1 - jitter, 1 + jitter)
+    patch = patch.mean() + (patch - patch.mean()) * rng.uniform(1 - jitter, 1 + jitter)
+    grey = patch.mean(axis=2, keepdims=True)
+    patch = grey + (patch - grey) * rng.uniform(1 - jitter, 1 + jitter)
+    patch = _hue_saturation(np.clip(patch, 0.0, 1.0), rng.uniform(-jitter, jitter) * 360.0, 1.0)
+    top, left = int(rng.integers(height - patch_h + 1)), int(rng.integers(width - patch_w + 1))
+    result = image.astype(np.float32, copy=True)
+    result[top:top + patch_h, left:left + patch_w] = np.clip(patch, 0.0, 1.0)
+    mask = np.zeros((height, width), dtype=bool)
+    mask[top:top + patch_h, left:left + patch_w] = True
     return result, mask
 
 

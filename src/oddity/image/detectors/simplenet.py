@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
+from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.features import concat_on_first_grid, feature_extractor
 
@@ -192,9 +193,7 @@ class SimpleNet(ImageDetector):
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
         assert self.adaptor_ is not None and self.discriminator_ is not None
-        for prefix, module in (("adaptor", self.adaptor_), ("discriminator", self.discriminator_)):
-            for key, tensor in module.state_dict().items():
-                arrays[f"{prefix}.{key}"] = tensor.detach().cpu().numpy()
+        arrays.update(module_arrays({"adaptor": self.adaptor_, "discriminator": self.discriminator_}))
         return {**values, "feature_scale_": self.feature_scale_, "losses_": self.losses_}, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
@@ -202,14 +201,8 @@ class SimpleNet(ImageDetector):
         if "adaptor.weight" not in arrays or "feature_scale_" not in values:
             raise DataError("model file lacks the SimpleNet adaptor weights or feature scale")
         adaptor, discriminator = build_networks(arrays["adaptor.weight"].shape[1], self.hidden)
-        for prefix, module in (("adaptor", adaptor), ("discriminator", discriminator)):
-            state = {key[len(prefix) + 1:]: torch.from_numpy(np.array(value))
-                     for key, value in arrays.items() if key.startswith(prefix + ".")}
-            try:
-                module.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise DataError(f"model file's SimpleNet {prefix} does not fit hidden={self.hidden} "
-                                f"({str(exc).splitlines()[0]})") from None
+        load_module_arrays({"adaptor": adaptor, "discriminator": discriminator}, arrays,
+                           f"SimpleNet hidden={self.hidden}")
         self.feature_scale_ = float(values["feature_scale_"])
         self.losses_ = list(values.get("losses_", []))
         self.adaptor_, self.discriminator_ = adaptor.eval(), discriminator.eval()

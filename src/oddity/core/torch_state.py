@@ -1,0 +1,28 @@
+"""Torch modules to and from the named numpy arrays that a model file stores (see
+`oddity.core.persistence`), for detectors that train networks."""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from oddity.core.errors import DataError
+
+
+def module_arrays(modules: dict[str, nn.Module]) -> dict[str, np.ndarray]:
+    """Every tensor of each module's state dict as an array named `<prefix>.<key>`."""
+    return {f"{prefix}.{key}": tensor.detach().cpu().numpy()
+            for prefix, module in modules.items() for key, tensor in module.state_dict().items()}
+
+
+def load_module_arrays(modules: dict[str, nn.Module], arrays: dict[str, np.ndarray], settings: str) -> None:
+    """Fill each module (strictly) from the arrays under its prefix. A missing or misshapen
+    tensor is a DataError naming the module and the `settings` it must fit."""
+    for prefix, module in modules.items():
+        state = {key[len(prefix) + 1:]: torch.from_numpy(np.array(value))
+                 for key, value in arrays.items() if key.startswith(prefix + ".")}
+        try:
+            module.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise DataError(f"model file's {prefix} network does not fit {settings} "
+                            f"({str(exc).splitlines()[0]})") from None
