@@ -92,6 +92,7 @@ class ImageDetector(Detector):
     modality: ClassVar[str] = "image"
     needs_fixed_shape: ClassVar[bool] = False
     localises: ClassVar[bool] = True  # False: image-level only, no anomaly maps (see module doc)
+    min_shots: ClassVar[int] = 1  # fewest images a few-shot fit accepts (see oddity.image.fewshot)
 
     pixel_threshold_: Threshold | None = None
     input_shape_: tuple[int, int] | None = None
@@ -171,33 +172,40 @@ class ImageDetector(Detector):
         A detector that does not localise gets no pixel threshold; one whose model gives an
         image threshold (`_model_threshold`) uses it instead of the held-out images."""
         samples = as_samples(data, for_fit=True)
-        torch.manual_seed(self.seed)
         fit_samples, calibration_samples = self._split_calibration(samples)
+        self._learn(fit_samples, verbose)
+        if self.threshold_ is None or self.localises:
+            calibration = self.score(calibration_samples or fit_samples, verbose=verbose,
+                                     desc="calibrate", _calibrating=True)
+            self._calibrate(calibration, "conformal" if calibration_samples else "in-sample")
+        return self
+
+    def _learn(self, samples: list, verbose: bool) -> None:
+        """Fit the method on `samples` (no calibration); the image threshold becomes the
+        model's own (`_model_threshold`) or None, the pixel threshold None."""
+        torch.manual_seed(self.seed)
         if self.needs_fixed_shape:
-            sizes = [_sample_hw(s) for s in fit_samples]
+            sizes = [_sample_hw(s) for s in samples]
             if self.tile is not None:
                 sizes = [(min(h, self.tile), min(w, self.tile)) for h, w in sizes]
             self.input_shape_ = geometry.fixed_shape(sizes, self.image_size)
-        self._fit_images(ImageStream(self, fit_samples, verbose, f"fit {self.name}"))
-        model_threshold = self._model_threshold()
-        self.threshold_, self.pixel_threshold_ = model_threshold, None
-        if model_threshold is not None and not self.localises:
-            return self
-        calibration = self.score(calibration_samples or fit_samples, verbose=verbose,
-                                 desc="calibrate", _calibrating=True)
+        self._fit_images(ImageStream(self, samples, verbose, f"fit {self.name}"))
+        self.threshold_, self.pixel_threshold_ = self._model_threshold(), None
+
+    def _calibrate(self, normal: ImageScores, method: str) -> None:
+        """Set the image threshold (unless the model gave one) and, for a detector that
+        localises, the pixel threshold from scores and maps of normal images; `method` names
+        how those images relate to the fitted ones ("conformal": held out)."""
 
         def calibrated(scores: np.ndarray) -> Threshold:
             threshold = calibrate_threshold(scores, self.target_fpr)
-            if not calibration_samples:
-                threshold = Threshold(**{**threshold.to_dict(), "method": "in-sample"})
-            return threshold
+            return threshold if method == "conformal" else Threshold(**{**threshold.to_dict(), "method": method})
 
-        if model_threshold is None:
-            self.threshold_ = calibrated(calibration.scores)
+        if self.threshold_ is None:
+            self.threshold_ = calibrated(normal.scores)
         if self.localises:
-            assert calibration.maps is not None
-            self.pixel_threshold_ = calibrated(np.array([m.max() for m in calibration.maps]))
-        return self
+            assert normal.maps is not None
+            self.pixel_threshold_ = calibrated(np.array([m.max() for m in normal.maps]))
 
     def score(self, data: ImageInput, *, verbose: bool = True, desc: str = "score",
               _calibrating: bool = False) -> ImageScores:
