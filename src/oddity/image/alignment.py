@@ -89,7 +89,7 @@ def _feature_homography(reference: np.ndarray, query: np.ndarray, features: str,
         return None
     source = np.float32([query_points[m.queryIdx].pt for m in good])
     target = np.float32([ref_points[m.trainIdx].pt for m in good])
-    homography, inlier_mask = cv2.findHomography(source, target, cv2.RANSAC, RANSAC_TOLERANCE)
+    homography, inlier_mask = cv2.findHomography(source, target, cv2.USAC_MAGSAC, RANSAC_TOLERANCE)
     if homography is None:
         return None
     result.inliers = int(inlier_mask.sum())

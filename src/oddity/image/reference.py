@@ -77,7 +77,7 @@ class GoldenSample:
     computed once)."""
 
     def __init__(self, reference: str | os.PathLike | np.ndarray, *, image_size: int = 256,
-                 radius: int = 2, margin: int = 4, smoothing_sigma: float = 4.0,
+                 radius: int = 2, margin: int = 8, smoothing_sigma: float = 4.0,
                  backbone: str = "efficientnet_lite0", layers: tuple[str, ...] = ("stage3", "stage5"),
                  features: str = "orb", ecc: bool = True, min_inliers: int = 15):
         if radius < 0:
@@ -127,7 +127,7 @@ class GoldenSample:
                               min_inliers=self.min_inliers)
             if not alignment.ok:
                 raise AlignmentError(f"query not aligned to the reference: {alignment.problem}; "
-                                     "check that both show the same part, or pass align=False", alignment)
+                                     "check that both show the same part, or compare without alignment (align_query=False, --no-align)", alignment)
             warped, covered = warp_to_reference(pixels, alignment, hw)
         else:
             if pixels.shape[:2] != hw:  # the reference's frame, as an alignment would give
