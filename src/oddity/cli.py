@@ -1,4 +1,4 @@
-"""The `oddity` command: fit, predict, eval, zeroshot, demo and list.
+"""The `oddity` command: fit, predict, eval, zeroshot, explain, compare, demo and list.
 
 Every command takes `--quiet` (no progress bars) and `--help`. Errors oddity raises on purpose
 (`OddityError`: bad data, bad options, unreadable model) print one line `error: ...` on stderr
@@ -121,9 +121,12 @@ def _write_json(path: str | Path, document: dict[str, Any]) -> None:
 
 
 # --- commands -----------------------------------------------------------------------------
-def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbose: bool) -> ImageDetector:
-    """Create, fit, save and describe a detector (shared by `fit` and `demo`)."""
+def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbose: bool,
+         shots: int | None = None, augment: str = "none") -> ImageDetector:
+    """Create, fit (on `shots` images when given), save and describe a detector (shared by
+    `fit` and `demo`)."""
     from oddity.image.data import training_samples
+    from oddity.image.fewshot import fit_few_shot
 
     detector = _as_image_detector(oddity.create(detector_name, **params), f"detector {detector_name!r}")
     if detector.zero_shot:
@@ -133,10 +136,14 @@ def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbos
         return detector
     samples = training_samples(data)
     start = time.perf_counter()
-    detector.fit(samples, verbose=verbose)
+    if shots is None:
+        detector.fit(samples, verbose=verbose)
+    else:
+        fit_few_shot(detector, samples, shots, augment=augment, verbose=verbose)
     seconds = time.perf_counter() - start
     detector.save(out)
-    print(f"fitted {detector_name} on {len(samples)} images from {data} in {seconds:.1f} s")
+    used = len(samples) if shots is None else f"{shots} of the {len(samples)}"
+    print(f"fitted {detector_name} on {used} images from {data} in {seconds:.1f} s")
     print(f"image threshold: {_describe(detector.threshold_)}")
     if detector.localises:
         print(f"pixel threshold: {_describe(detector.pixel_threshold_)}")
@@ -151,10 +158,32 @@ def cmd_fit(args: argparse.Namespace) -> None:
     if get_detector_class(args.detector).modality == "series":
         from oddity.series import cli as series_cli
 
+        if args.shots is not None:
+            raise ConfigError("--shots applies to image detectors; a series model learns from one history file")
         series_cli.fit(args.detector, args.data, args.out, params, not args.quiet,
                        args.time_column, args.value_columns)
         return
-    _fit(args.detector, args.data, args.out, params, not args.quiet)
+    if args.shots is None and args.augment != "none":
+        raise ConfigError("--augment applies to few-shot fits only; add --shots K")
+    if args.shots is not None and "coreset_ratio" in get_detector_class(args.detector).param_names():
+        params.setdefault("coreset_ratio", 1.0)  # a few images: keep every patch in the bank
+    _fit(args.detector, args.data, args.out, params, not args.quiet, args.shots, args.augment)
+
+
+def cmd_compare(args: argparse.Namespace) -> None:
+    from oddity.image.reference import GoldenSample, write_comparison
+
+    _check_apart([args.out], [args.reference, args.query])
+    golden = GoldenSample(args.reference, image_size=args.image_size, radius=args.radius,
+                          features=args.features, ecc=not args.no_ecc, min_inliers=args.min_inliers)
+    comparison = golden.compare(args.query, align_query=not args.no_align)
+    path = write_comparison(args.out, comparison, {"reference": args.reference, "query": args.query},
+                            golden.settings())
+    alignment = comparison.alignment
+    if alignment is not None:
+        print(f"aligned by {alignment.method}: {alignment.inliers} inliers of {alignment.matches} matches"
+              + (f", ECC correlation {alignment.ecc_correlation:.3f}" if alignment.ecc_correlation else ""))
+    print(f"score {comparison.score:.6g}; heat map, warped query and {path.name} in {args.out}")
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
@@ -295,6 +324,11 @@ def build_parser() -> argparse.ArgumentParser:
     fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="other detector parameter, value read as JSON (repeatable), "
                           "e.g. --set coreset_ratio=0.05")
+    fit.add_argument("--shots", type=int, metavar="K",
+                     help="few-shot: fit on K normal images chosen with --seed (thresholds by "
+                          "leave-one-shot-out; PatchCore keeps every patch)")
+    fit.add_argument("--augment", default="none", choices=["none", "flips", "rotations", "flips+rotations"],
+                     help="few-shot: add these views of each shot (only where the product allows)")
     fit.set_defaults(run=cmd_fit)
 
     predict = commands.add_parser("predict", parents=[common], help="score images with a model",
@@ -356,6 +390,21 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default: the channel with the highest score in the range)")
     explain.add_argument("--plot", metavar="PNG", help="also write a plot of the contributors")
     explain.set_defaults(run=cmd_explain)
+    compare = commands.add_parser("compare", parents=[common], help="compare a query image with a reference image",
+                                  description="Golden-sample inspection: align QUERY to REFERENCE, then "
+                                              "write heatmap.png, warped.png and comparison.json.")
+    compare.add_argument("reference", metavar="REFERENCE", help="image of a good part")
+    compare.add_argument("query", metavar="QUERY", help="image to inspect")
+    compare.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    compare.add_argument("--features", default="orb", choices=["orb", "akaze", "sift"], help="keypoints to match")
+    compare.add_argument("--no-ecc", action="store_true", help="no ECC refinement of the homography")
+    compare.add_argument("--no-align", action="store_true", help="compare the images as they are")
+    compare.add_argument("--min-inliers", type=int, default=15, metavar="N",
+                         help="fewest RANSAC inliers for a feature alignment (default 15)")
+    compare.add_argument("--radius", type=int, default=2, metavar="R",
+                         help="search radius in feature-grid cells (default 2)")
+    compare.add_argument("--image-size", type=int, default=256, metavar="N", help="short side of the model input")
+    compare.set_defaults(run=cmd_compare)
 
     list_ = commands.add_parser("list", parents=[common], help="list the registered detectors",
                                 description="List the registered detectors.")

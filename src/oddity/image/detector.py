@@ -31,7 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from oddity.core.detector import Detector
-from oddity.core.errors import ConfigError, DataError, ModelFileError
+from oddity.core.errors import ConfigError, DataError
 from oddity.core.results import ImagePrediction, ImageScores
 from oddity.core.thresholds import Threshold, calibrate_threshold
 from oddity.image import geometry
@@ -99,6 +99,7 @@ class ImageDetector(Detector):
     needs_fixed_shape: ClassVar[bool] = False
     localises: ClassVar[bool] = True  # False: image-level only, no anomaly maps (see module doc)
     zero_shot: ClassVar[bool] = False  # True: scores a batch against itself (see module doc)
+    min_shots: ClassVar[int] = 1  # fewest images a few-shot fit accepts (see oddity.image.fewshot)
 
     pixel_threshold_: Threshold | None = None
     input_shape_: tuple[int, int] | None = None
@@ -179,45 +180,52 @@ class ImageDetector(Detector):
         so a normal image gets an empty mask with the same confidence). With no image held out
         (`calibration_fraction=0` or a single image) the thresholds come from the training
         images themselves and are optimistic; set one with `set_threshold` in that case.
+        A detector that does not localise gets no pixel threshold; one whose model gives an
+        image threshold (`_model_threshold`) uses it instead of the held-out images.
         With `border_rings` > 0 the held-out images first learn the border standardisation
         of maps (`oddity.image.border`), then calibrate the thresholds on standardised maps;
         the ring statistics pool thousands of patches, so reusing the images barely moves an
-        image's own standardised maximum (halving the few held-out images would cost more).
-        A detector that does not localise gets no pixel threshold; one whose model gives an
-        image threshold (`_model_threshold`) uses it instead of the held-out images."""
+        image's own standardised maximum (splitting the few held-out images would cost more)."""
         samples = as_samples(data, for_fit=True)
-        torch.manual_seed(self.seed)
         fit_samples, calibration_samples = self._split_calibration(samples)
+        self._learn(fit_samples, verbose)
+        normal = calibration_samples or fit_samples
+        if self.border_rings and self.localises:
+            self.border_ = BorderStandardiser.fit(self._patch_maps(normal, verbose), self.border_rings)
+        if self.threshold_ is None or self.localises:
+            calibration = self.score(normal, verbose=verbose,
+                                     desc="calibrate", _calibrating=True)
+            self._calibrate(calibration, "conformal" if calibration_samples else "in-sample")
+        return self
+
+    def _learn(self, samples: list, verbose: bool) -> None:
+        """Fit the method on `samples` (no calibration); the image threshold becomes the
+        model's own (`_model_threshold`) or None, the pixel threshold None, and maps are
+        not border-standardised until `fit` learns the statistics."""
+        torch.manual_seed(self.seed)
+        self.border_ = None
         if self.needs_fixed_shape:
-            sizes = [_sample_hw(s) for s in fit_samples]
+            sizes = [_sample_hw(s) for s in samples]
             if self.tile is not None:
                 sizes = [(min(h, self.tile), min(w, self.tile)) for h, w in sizes]
             self.input_shape_ = geometry.fixed_shape(sizes, self.image_size)
-        self._fit_images(ImageStream(self, fit_samples, verbose, f"fit {self.name}"))
-        self.border_ = None
-        held_out, calibration_samples = bool(calibration_samples), calibration_samples or fit_samples
-        if self.border_rings and self.localises:
-            self.border_ = BorderStandardiser.fit(self._patch_maps(calibration_samples, verbose),
-                                                  self.border_rings)
-        model_threshold = self._model_threshold()
-        self.threshold_, self.pixel_threshold_ = model_threshold, None
-        if model_threshold is not None and not self.localises:
-            return self
-        calibration = self.score(calibration_samples, verbose=verbose,
-                                 desc="calibrate", _calibrating=True)
+        self._fit_images(ImageStream(self, samples, verbose, f"fit {self.name}"))
+        self.threshold_, self.pixel_threshold_ = self._model_threshold(), None
+
+    def _calibrate(self, normal: ImageScores, method: str) -> None:
+        """Set the image threshold (unless the model gave one) and, for a detector that
+        localises, the pixel threshold from scores and maps of normal images; `method` names
+        how those images relate to the fitted ones ("conformal": held out)."""
 
         def calibrated(scores: np.ndarray) -> Threshold:
             threshold = calibrate_threshold(scores, self.target_fpr)
-            if not held_out:
-                threshold = Threshold(**{**threshold.to_dict(), "method": "in-sample"})
-            return threshold
+            return threshold if method == "conformal" else Threshold(**{**threshold.to_dict(), "method": method})
 
-        if model_threshold is None:
-            self.threshold_ = calibrated(calibration.scores)
+        if self.threshold_ is None:
+            self.threshold_ = calibrated(normal.scores)
         if self.localises:
-            assert calibration.maps is not None
-            self.pixel_threshold_ = calibrated(np.array([m.max() for m in calibration.maps]))
-        return self
+            assert normal.maps is not None
+            self.pixel_threshold_ = calibrated(np.array([m.max() for m in normal.maps]))
 
     def _patch_maps(self, samples: list, verbose: bool) -> list[np.ndarray]:
         """The raw patch maps of the method for these images (every tile of each)."""
@@ -312,8 +320,6 @@ class ImageDetector(Detector):
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         shape = values.get("input_shape_")
         self.input_shape_ = tuple(shape) if shape else None
-        self.border_ = None
-        if self.border_rings and self.localises:
-            if "border_mean" not in arrays or "border_std" not in arrays:
-                raise ModelFileError(f"model has border_rings={self.border_rings} but no border statistics")
+        self.border_ = None  # a few-shot model has no border statistics (too few images)
+        if "border_mean" in arrays and "border_std" in arrays:
             self.border_ = BorderStandardiser(arrays["border_mean"], arrays["border_std"])

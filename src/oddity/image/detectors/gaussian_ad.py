@@ -117,6 +117,7 @@ class GaussianAD(ImageDetector):
     """Summed Mahalanobis distances of pooled features to per-level Gaussians (image-level)."""
 
     localises = False
+    min_shots = 2  # statistics across images: one image has no covariance
 
     def __init__(self, *, backbone: str = "efficientnet_lite0", layers: tuple[str, ...] = ALL_STAGES,
                  variance_kept: float | None = None, threshold_method: str = "conformal",

@@ -40,6 +40,7 @@ class PaDiM(ImageDetector):
     """Mahalanobis distance of each patch to the Gaussian of normal patches at its position."""
 
     needs_fixed_shape = True
+    min_shots = 2  # statistics across images: one image has no covariance
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage2", "stage3", "stage5"),
