@@ -22,6 +22,7 @@ CONFIGS: dict[str, list[dict]] = {
     "padim": [{}],
     "gaussian_ad": [{}, {"variance_kept": 0.01}],  # defaults; the paper's best setting (NPCA 1%)
     "simplenet": [{}],
+    "efficientad": [{}],
 }
 
 

@@ -190,8 +190,8 @@ class EfficientAD(ImageDetector):
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), width: int = 32,
-                 ae_width: int = 32, steps: int = 600, distill_steps: int = 300,
-                 distill_batch: int = 8, lr: float = 1e-4, generic_images: int = 24,
+                 ae_width: int = 32, steps: int = 1000, distill_steps: int = 300,
+                 distill_batch: int = 8, lr: float = 1e-3, generic_images: int = 24,
                  map_fraction: float = 0.1, **common: Any):
         super().__init__(**common)
         if isinstance(layers, str):
