@@ -36,11 +36,15 @@ def _loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3]) if Path("/proc/loadavg").exists() else "?"
 
 
+def _write(path: Path, text: str) -> None:
+    atomic_write(path, lambda tmp: Path(tmp).write_text(text))
+
+
 def _markdown(rows: list[dict]) -> str:
     lines = ["# EfficientAD: training steps against accuracy", "",
-             "Reproduce: `python benchmarks/efficientad_steps.py --steps ...` (2 CPU cores, shared: "
-             "load average given per row). Everything else at its default; the step count was not "
-             "chosen on these test figures.", "",
+             ("Reproduce: `python benchmarks/efficientad_steps.py --steps ...` (2 CPU cores, shared: "
+              "load average given per row). Everything else at its default; the step count was not "
+              "chosen on these test figures."), "",
              "| dataset | settings | steps | image AUROC | pixel AUROC | AUPRO | fit s | fit CPU s | predict img/s | load avg (fit start / end) |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for row in sorted(rows, key=lambda r: (r["dataset"], r["settings"], r["steps"])):
@@ -74,8 +78,8 @@ def main() -> int:
         print(row, flush=True)
         rows = [r for r in rows if (r["dataset"], r["settings"], r["steps"]) != (row["dataset"], settings, steps)]
         rows.append(row)
-        atomic_write(path, lambda tmp: Path(tmp).write_text(json.dumps(rows, indent=1)))
-        atomic_write(RESULTS / f"{NAME}.md", lambda tmp: Path(tmp).write_text(_markdown(rows)))
+        _write(path, json.dumps(rows, indent=1))
+        _write(RESULTS / f"{NAME}.md", _markdown(rows))
     return 0
 
 

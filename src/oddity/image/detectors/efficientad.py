@@ -62,6 +62,7 @@ Deviations, with reasons:
 """
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -112,7 +113,7 @@ class Autoencoder(nn.Module):
         channels = [3, half, half, width, width, width]
         layers: list[nn.Module] = []
         grid = list(input_hw)
-        for c_in, c_out in zip(channels[:-1], channels[1:]):
+        for c_in, c_out in itertools.pairwise(channels):
             layers += [nn.Conv2d(c_in, c_out, 4, stride=2, padding=1), nn.ReLU(inplace=True)]
             grid = [g // 2 for g in grid]
         if min(grid) < 1:
