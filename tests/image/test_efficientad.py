@@ -14,6 +14,8 @@ from oddity.image.detectors.efficientad import (Autoencoder, EfficientAD, hard_f
                                                 pdn_grid, pdn_small)
 
 # Tiny settings for 9 training images of 64 px (8 x 8 PDN cells): narrow networks, few steps.
+# Untrained (1 distillation and 1 training step) the defects are found at image level already
+# (AUROC 1.00) but the maps are poor (pixel AUROC 0.77); these settings give 1.00 / 0.95.
 TINY = {"image_size": 64, "seed": 0, "width": 8, "ae_width": 8, "steps": 100,
         "distill_steps": 50, "distill_batch": 4, "generic_images": 3}
 
@@ -30,7 +32,7 @@ def test_detects_synthetic_defects(fitted, inspection_set):
     assert roc_auc_score(labels, result.scores) >= 0.9
     pixels = np.concatenate([m.ravel() for m in result.maps])
     truth = np.concatenate([s.load_mask(m.shape).ravel() for s, m in zip(samples, result.maps)])
-    assert roc_auc_score(truth, pixels) >= 0.8
+    assert roc_auc_score(truth, pixels) >= 0.9
     assert result.masks[0].shape == result.maps[0].shape == (64, 64)
     assert fitted.distill_losses_[-1] < fitted.distill_losses_[0]  # the teacher learned
 
