@@ -64,7 +64,6 @@ def main() -> int:
     params = {key: _value(value) for key, value in (item.split("=", 1) for item in args.set)}
     settings = ", ".join(f"{k}={v}" for k, v in params.items())
     path = RESULTS / f"{NAME}.json"
-    rows = json.loads(path.read_text()) if path.exists() else []
     for steps in args.steps:
         detector = oddity.create("efficientad", steps=steps, **params)
         load = _loadavg()
@@ -76,6 +75,7 @@ def main() -> int:
                "fit_seconds": fit_seconds, "fit_cpu_seconds": fit_cpu, "loadavg": f"{load} / {_loadavg()}",
                **{k: metrics[k] for k in ("image_auroc", "pixel_auroc", "aupro", "images_per_second")}}
         print(row, flush=True)
+        rows = json.loads(path.read_text()) if path.exists() else []  # re-read: runs may overlap
         rows = [r for r in rows if (r["dataset"], r["settings"], r["steps"]) != (row["dataset"], settings, steps)]
         rows.append(row)
         _write(path, json.dumps(rows, indent=1))

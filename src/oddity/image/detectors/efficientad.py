@@ -77,7 +77,6 @@ from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.features import concat_on_first_grid, feature_extractor
 from oddity.image.synth import TEXTURES, render_texture, texture_style
 
-HARD_QUANTILE = 0.999  # the hard-feature loss keeps differences at or above this quantile
 MAP_QUANTILES = (0.9, 0.995)  # map normalisation: these quantiles of normal maps go to 0 and 0.1
 PDN_STRIDE = 4  # a PDN's output on a window at a multiple of 4 px equals that part of its full output
 MAP_PAD = 4  # cells added around the PDN grid so the map covers the image (the paper's padding)
@@ -201,7 +200,7 @@ class EfficientAD(ImageDetector):
                  layers: tuple[str, ...] = ("stage3", "stage5"), width: int = 32,
                  ae_width: int = 32, steps: int = 1000, distill_steps: int = 300,
                  distill_batch: int = 8, lr: float = 1e-3, generic_images: int = 24,
-                 map_fraction: float = 0.1, **common: Any):
+                 map_fraction: float = 0.1, hard_quantile: float = 0.999, **common: Any):
         super().__init__(**common)
         if isinstance(layers, str):
             layers = (layers,)
@@ -213,6 +212,8 @@ class EfficientAD(ImageDetector):
             _positive_int(name, value)
         if not lr > 0:
             raise ConfigError(f"lr must be positive, got {lr}")
+        if not 0.0 <= hard_quantile < 1.0:
+            raise ConfigError(f"hard_quantile must lie in [0, 1), got {hard_quantile}")
         if not 0.0 < map_fraction < 1.0:
             raise ConfigError(f"map_fraction must lie in (0, 1), got {map_fraction}")
         self.backbone = backbone
@@ -225,6 +226,7 @@ class EfficientAD(ImageDetector):
         self.lr = lr
         self.generic_images = generic_images
         self.map_fraction = map_fraction
+        self.hard_quantile = hard_quantile
         self.teacher_: nn.Sequential | None = None
         self.student_: nn.Sequential | None = None
         self.autoencoder_: Autoencoder | None = None
@@ -333,7 +335,7 @@ class EfficientAD(ImageDetector):
             with torch.no_grad():
                 target = self._teacher(pair)
             out = student(pair)
-            loss_hard = hard_feature_loss(target[:1], out[:1, :channels], HARD_QUANTILE)
+            loss_hard = hard_feature_loss(target[:1], out[:1, :channels], self.hard_quantile)
             loss_penalty = student(penalty_view)[:, :channels].pow(2).mean()
             reconstruction = autoencoder(jittered)[(..., *window)]
             loss_ae = (target[1:] - reconstruction).pow(2).mean()
