@@ -187,6 +187,15 @@ def hard_feature_loss(teacher: torch.Tensor, student: torch.Tensor, quantile: fl
     return distance[distance >= threshold].mean()
 
 
+def _descend(optimiser: torch.optim.Optimizer, loss: torch.Tensor, losses: list[float], bar: tqdm) -> None:
+    """One optimiser step on `loss`, recorded in `losses` and shown on the progress bar."""
+    optimiser.zero_grad()
+    loss.backward()
+    optimiser.step()
+    losses.append(float(loss.detach()))
+    bar.set_postfix(loss=f"{losses[-1]:.3f}")
+
+
 def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer of at least {minimum}, got {value!r}")
@@ -301,12 +310,7 @@ class EfficientAD(ImageDetector):
         bar = tqdm(range(self.distill_steps), desc="distil teacher", unit="step", disable=not verbose)
         for _ in bar:
             views, target = batch()
-            loss = F.mse_loss(teacher(views), (target - mean) / std)
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
+            _descend(optimiser, F.mse_loss(teacher(views), (target - mean) / std), losses, bar)
         self.distill_losses_ = losses
         return teacher.eval().requires_grad_(False)
 
@@ -342,13 +346,8 @@ class EfficientAD(ImageDetector):
             reconstruction = autoencoder(jittered)[(..., *window)]
             loss_ae = (target[1:] - reconstruction).pow(2).mean()
             loss_stae = (reconstruction - out[1:, channels:]).pow(2).mean()
-            loss = loss_hard + loss_penalty + loss_ae + loss_stae
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
+            _descend(optimiser, loss_hard + loss_penalty + loss_ae + loss_stae, losses, bar)
             scheduler.step()
-            losses.append(float(loss.detach()))
-            bar.set_postfix(loss=f"{losses[-1]:.3f}")
         self.losses_ = losses
         student.eval().requires_grad_(False)
         autoencoder.eval().requires_grad_(False)
