@@ -75,6 +75,7 @@ from tqdm.auto import tqdm
 
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
+from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.features import concat_on_first_grid, feature_extractor
 from oddity.image.synth import TEXTURES, render_texture, texture_style
@@ -374,16 +375,14 @@ class EfficientAD(ImageDetector):
         return float(combined.max()), padded
 
     # --- persistence -----------------------------------------------------------------------
-    def _modules(self) -> dict[str, nn.Module | None]:
+    def _modules(self) -> dict[str, nn.Module]:
+        assert self.teacher_ is not None and self.student_ is not None and self.autoencoder_ is not None
         return {"teacher": self.teacher_, "student": self.student_, "autoencoder": self.autoencoder_}
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
         assert self.teacher_mean_ is not None and self.teacher_std_ is not None
-        for prefix, module in self._modules().items():
-            assert module is not None
-            for key, tensor in module.state_dict().items():
-                arrays[f"{prefix}.{key}"] = tensor.detach().cpu().numpy()
+        arrays.update(module_arrays(self._modules()))
         arrays["teacher_mean"] = self.teacher_mean_.numpy()
         arrays["teacher_std"] = self.teacher_std_.numpy()
         return {**values, "map_quantiles_": self.map_quantiles_, "losses_": self.losses_,
@@ -397,15 +396,9 @@ class EfficientAD(ImageDetector):
         self.teacher_ = pdn_small(self.width, channels)
         self.student_ = pdn_small(self.width, 2 * channels)
         self.autoencoder_ = Autoencoder(self.input_shape_, self.ae_width, channels)
-        for prefix, module in self._modules().items():
-            assert module is not None
-            state = {key[len(prefix) + 1:]: torch.from_numpy(np.array(value))
-                     for key, value in arrays.items() if key.startswith(prefix + ".")}
-            try:
-                module.load_state_dict(state, strict=True)
-            except RuntimeError as exc:
-                raise DataError(f"model file's EfficientAD {prefix} does not fit width={self.width}, "
-                                f"ae_width={self.ae_width} ({str(exc).splitlines()[0]})") from None
+        modules = self._modules()
+        load_module_arrays(modules, arrays, f"width={self.width}, ae_width={self.ae_width}")
+        for module in modules.values():
             module.eval().requires_grad_(False)
         self.teacher_mean_ = torch.from_numpy(np.array(arrays["teacher_mean"]))
         self.teacher_std_ = torch.from_numpy(np.array(arrays["teacher_std"]))
