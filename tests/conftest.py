@@ -55,3 +55,25 @@ def inspection_set(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("synth") / "stripes"
     return make_inspection_set(root, n_train=12, n_test_good=4, n_test_defect=2, size=64,
                                seed=1, texture="stripes")
+
+
+@pytest.fixture
+def reloaded(tmp_path):
+    """A function that saves a fitted image detector, loads it back, checks that the copy has
+    the same class, parameters and thresholds and scores `samples` identically (maps too),
+    and returns the copy for method-specific checks."""
+    import oddity
+
+    def check(fitted: ImageDetector, samples: list) -> ImageDetector:
+        path = tmp_path / "model.oddity"
+        fitted.save(path)
+        loaded = oddity.load(path)
+        assert type(loaded) is type(fitted) and loaded.get_params() == fitted.get_params()
+        before, after = fitted.score(samples, verbose=False), loaded.score(samples, verbose=False)
+        np.testing.assert_array_equal(after.scores, before.scores)
+        if fitted.localises:
+            np.testing.assert_array_equal(after.maps[0], before.maps[0])
+        assert loaded.threshold_ == fitted.threshold_ and loaded.pixel_threshold_ == fitted.pixel_threshold_
+        return loaded
+
+    return check
