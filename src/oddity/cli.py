@@ -288,10 +288,12 @@ def cmd_explain(args: argparse.Namespace) -> None:
 
 
 def cmd_list(args: argparse.Namespace) -> None:
-    for name in oddity.list_detectors():
+    names = oddity.list_detectors()
+    width = max(len(name) for name in names)
+    for name in names:
         cls = get_detector_class(name)
         summary = (cls.__doc__ or "").strip().splitlines()
-        print(f"{name:<16} {cls.modality:<8} {summary[0] if summary else ''}".rstrip())
+        print(f"{name:<{width}}  {cls.modality:<8} {summary[0] if summary else ''}".rstrip())
 
 
 # --- parser -------------------------------------------------------------------------------
@@ -303,7 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"oddity {oddity.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    fit = commands.add_parser("fit", parents=[common], help="learn normal from images and save a model",
+    fit = commands.add_parser("fit", parents=[common], help="learn normal from images or a series and save a model",
                               description="Fit a detector on normal images and save it with its "
                                           "calibrated thresholds.")
     fit.add_argument("detector", metavar="DETECTOR", help="detector name (see `oddity list`)")
@@ -331,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="few-shot: add these views of each shot (only where the product allows)")
     fit.set_defaults(run=cmd_fit)
 
-    predict = commands.add_parser("predict", parents=[common], help="score images with a model",
+    predict = commands.add_parser("predict", parents=[common], help="score images or a series with a model",
                                   description="Score image files and folders; write scores.csv, "
                                               "overlays/ and masks/ into the output folder.")
     predict.add_argument("model", metavar="MODEL", help="model file written by `oddity fit`")
