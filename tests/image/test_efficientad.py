@@ -92,14 +92,16 @@ def test_hard_feature_loss_keeps_only_the_largest_differences():
     teacher = torch.zeros(1, 1, 10, 100)
     student = torch.zeros(1, 1, 10, 100)
     student[0, 0, 0, :3] = torch.tensor([3.0, 2.0, 1.0])
-    # 1000 squared differences (9, 4, 1, then zeros): at or above the 0.998 quantile are 9 and 4
-    assert float(hard_feature_loss(teacher, student, 0.998)) == pytest.approx((9 + 4) / 2)
+    # 1000 squared differences (9, 4, 1, then zeros): the 2 largest are 9 and 4
+    assert float(hard_feature_loss(teacher, student, 2)) == pytest.approx((9 + 4) / 2)
+    # a count above the number of differences takes their plain mean
+    assert float(hard_feature_loss(teacher, student, 5000)) == pytest.approx((9 + 4 + 1) / 1000)
 
 
 @pytest.mark.parametrize("params", [
     {"width": 0}, {"ae_width": -1}, {"steps": 0}, {"distill_steps": 2.5}, {"distill_batch": 0},
     {"lr": 0}, {"generic_images": 0}, {"map_fraction": 0.0}, {"map_fraction": 1.0}, {"layers": ()},
-    {"hard_quantile": 1.0}, {"hard_quantile": -0.1},
+    {"hard_count": 0}, {"hard_count": 1.5},
 ])
 def test_bad_parameters_are_config_errors(params):
     with pytest.raises(ConfigError):
