@@ -25,6 +25,8 @@ test: $(STAMP)
 bench: $(STAMP)
 	ODDITY_DATA=$(ODDITY_DATA) $(BIN)/python benchmarks/run_image.py
 	ODDITY_DATA=$(ODDITY_DATA) $(BIN)/python benchmarks/run_series.py
+	ODDITY_DATA=$(ODDITY_DATA) $(BIN)/python benchmarks/run_fewshot.py
+	ODDITY_DATA=$(ODDITY_DATA) $(BIN)/python benchmarks/run_reference.py
 
 clean:
 	rm -rf $(VENV) oddity-demo
