@@ -77,3 +77,18 @@ def reloaded(tmp_path):
         return loaded
 
     return check
+
+
+@pytest.fixture
+def aurocs():
+    """A function giving (image AUROC, pixel AUROC) of a prediction on labelled samples, the
+    pixel one over all maps against the ground-truth masks."""
+    from sklearn.metrics import roc_auc_score
+
+    def measure(samples: list, prediction) -> tuple[float, float]:
+        labels = np.array([s.label for s in samples])
+        pixels = np.concatenate([m.ravel() for m in prediction.maps])
+        truth = np.concatenate([s.load_mask(m.shape).ravel() for s, m in zip(samples, prediction.maps)])
+        return roc_auc_score(labels, prediction.scores), roc_auc_score(truth, pixels)
+
+    return measure
