@@ -8,7 +8,7 @@ import torch
 
 import oddity
 from oddity.image.data import evaluation_samples
-from oddity.image.detectors.patchcore import greedy_coreset
+from oddity.image.detectors.patchcore import greedy_coreset, patch_chunks, streamed_coreset
 from oddity.image.synth import inspection_images, make_inspection_set
 
 SMALL = {"image_size": 64, "seed": 0}
@@ -75,6 +75,28 @@ def test_greedy_coreset_picks_the_farthest_points():
     # Whatever the start, the three chosen points must cover the three clusters.
     clusters = {0: 0, 1: 0, 4: 0, 2: 1, 3: 2}
     assert {clusters[i] for i in chosen.tolist()} == {0, 1, 2}
+
+
+def test_patch_chunks_keep_every_row_in_order_within_the_limit():
+    sets = [torch.full((n, 2), float(i)) for i, n in enumerate([3, 4, 2, 9, 1])]
+    chunks = list(patch_chunks(sets, limit=6))
+    assert [len(c) for c in chunks] == [3, 6, 9, 1]  # a set larger than the limit stands alone
+    assert torch.equal(torch.cat(chunks), torch.cat(sets))
+
+
+def test_streamed_coreset_covers_clusters_spread_over_chunks():
+    generator = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [20.0, 0.0], [0.0, 20.0], [20.0, 20.0]])
+    # each chunk holds two of the four clusters, so no single chunk sees them all
+    chunks = [torch.cat([centres[a] + 0.1 * torch.randn(50, 2, generator=generator),
+                         centres[b] + 0.1 * torch.randn(50, 2, generator=generator)])
+              for a, b in ((0, 1), (2, 3), (1, 2))]
+    kept = streamed_coreset(iter(chunks), ratio=0.02, max_size=4, seed=0)
+    assert kept.shape == (4, 2)  # 2 per chunk = 6, cut to the hard cap by the last pass
+    nearest = torch.cdist(centres, kept).min(dim=1).values
+    assert (nearest < 1.0).all()  # every cluster keeps a representative
+    single = streamed_coreset(iter(chunks[:1]), ratio=0.02, max_size=4, seed=0)
+    assert torch.equal(single, chunks[0][greedy_coreset(chunks[0], 2, seed=0)])
 
 
 def test_patchcore_bank_respects_ratio_and_hard_cap(inspection_set):

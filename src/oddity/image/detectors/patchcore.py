@@ -32,9 +32,20 @@ Deviations, with reasons:
   MVTec bottle it changed nothing (1.000 / 0.987 / AUPRO 0.937 either way).
 - Bank size: besides `coreset_ratio` a hard `max_bank_size` bounds memory and search time
   whatever the number or size of training images; the greedy selection stops there.
+- Streamed coreset (ours, for large training sets): patches are gathered in chunks of at most
+  `CHUNK_PATCHES` (about 260 000, one MVTec category at 256 px fits in one, so there nothing
+  changes); each chunk keeps its `coreset_ratio` share by greedy selection, and if the union
+  of the chunks' picks exceeds `max_bank_size` a last greedy pass reduces it. Greedy k-center
+  is composable this way (Indyk et al., "Composable core-sets for diversity and coverage
+  maximization", PODS 2014: the union of per-part greedy core-sets keeps a constant-factor
+  cover). Fit memory is then bounded by a chunk instead of growing with the data, and time by
+  (chunk x its share) per chunk instead of (all patches x bank): on magnetic tile's 686
+  fitted images (1.7 M patches) one greedy pass over all of them took most of a 12-23 minute
+  fit and 3.4 GB.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import faiss
@@ -48,6 +59,7 @@ from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.features import concat_on_first_grid, feature_extractor
 
 PROJECTION_DIM = 128
+CHUNK_PATCHES = 262_144  # candidates per greedy pass of the streamed coreset (module docstring)
 
 
 def greedy_coreset(features: torch.Tensor, size: int, seed: int, verbose: bool = False) -> np.ndarray:
@@ -73,6 +85,35 @@ def greedy_coreset(features: torch.Tensor, size: int, seed: int, verbose: bool =
         torch.minimum(min_distance, distance, out=min_distance)
         index = int(torch.argmax(min_distance))
     return chosen
+
+
+def streamed_coreset(chunks: Iterable[torch.Tensor], ratio: float, max_size: int, seed: int,
+                     verbose: bool = False) -> torch.Tensor:
+    """Rows kept by a composable greedy coreset: each chunk keeps round(ratio x its rows)
+    (at most `max_size`), and a last greedy pass cuts the union to `max_size` if needed."""
+    kept = []
+    for number, chunk in enumerate(chunks):
+        size = min(max_size, max(1, round(ratio * len(chunk))))
+        kept.append(chunk[greedy_coreset(chunk, size, seed + number, verbose)])
+    union = torch.cat(kept)
+    if len(union) > max_size:
+        union = union[greedy_coreset(union, max_size, seed, verbose)]
+    return union
+
+
+def patch_chunks(patch_sets: Iterable[torch.Tensor], limit: int) -> Iterator[torch.Tensor]:
+    """Concatenate consecutive (n, C) patch sets into chunks of at most `limit` rows (a set
+    larger than `limit` on its own makes one chunk)."""
+    pending: list[torch.Tensor] = []
+    rows = 0
+    for patches in patch_sets:
+        if pending and rows + len(patches) > limit:
+            yield torch.cat(pending)
+            pending, rows = [], 0
+        pending.append(patches)
+        rows += len(patches)
+    if pending:
+        yield torch.cat(pending)
 
 
 @register("patchcore")
@@ -106,10 +147,10 @@ class PatchCore(ImageDetector):
 
     def _fit_images(self, images: ImageStream) -> None:
         with torch.inference_mode():
-            patches = torch.cat([self._patches(x)[0] for x in images])
-        size = min(self.max_bank_size, max(1, round(self.coreset_ratio * len(patches))))
-        chosen = greedy_coreset(patches, size, self.seed, verbose=images.verbose)
-        self._build_index(patches[chosen].numpy())
+            chunks = patch_chunks((self._patches(x)[0] for x in images), CHUNK_PATCHES)
+            bank = streamed_coreset(chunks, self.coreset_ratio, self.max_bank_size, self.seed,
+                                    verbose=images.verbose)
+        self._build_index(bank.numpy())
 
     def _build_index(self, bank: np.ndarray) -> None:
         self.memory_bank_ = np.ascontiguousarray(bank, dtype=np.float32)
