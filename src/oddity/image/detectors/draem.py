@@ -63,6 +63,9 @@ from oddity.image.synth import texture_anomaly
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
 FOCAL_GAMMA = 2.0
 ANOMALY_PROBABILITY = 0.5
+TEXTURE_OPACITY = (0.2, 1.0)  # the paper's code: image weight beta ~ U(0, 0.8), texture 1 - beta
+PERLIN_MAX_EXPONENT = 6  # the paper's code: 2**0 .. 2**5 lattice cells across the whole image
+MIN_CHANGE = 0.02  # a simulated-anomaly pixel that changed less (any channel, ~5/255) is normal
 SCORE_WINDOW_AT_256 = 21
 NETWORK_STRIDE = 32  # the discriminative U-Net pools five times
 
@@ -211,13 +214,17 @@ class DRAEM(ImageDetector):
         clean, anomalous, masks = [], [], []
         for index in rng.integers(len(cache), size=self.batch_size):
             image = cache[index]
+            exponent = PERLIN_MAX_EXPONENT
             if self.crop is not None:
                 height, width = image.shape[:2]
                 crop_h, crop_w = min(self.crop, height), min(self.crop, width)
                 top, left = int(rng.integers(height - crop_h + 1)), int(rng.integers(width - crop_w + 1))
                 image = image[top:top + crop_h, left:left + crop_w]
+                # Perlin cells as large, in image pixels, as the paper's on a whole image.
+                exponent = max(1, exponent - round(np.log2(min(height, width) / min(crop_h, crop_w))))
             if rng.random() < ANOMALY_PROBABILITY:
-                changed, mask = texture_anomaly(image, rng, sources=cache)
+                changed, mask = texture_anomaly(image, rng, sources=cache, opacity=TEXTURE_OPACITY,
+                                                max_exponent=exponent, min_change=MIN_CHANGE)
             else:
                 changed, mask = image, np.zeros(image.shape[:2], dtype=bool)
             clean.append(image)
