@@ -179,7 +179,7 @@ class DRAEM(ImageDetector):
     needs_fixed_shape = True  # training batches stack images of one shape
 
     def __init__(self, *, recon_width: int = 16, disc_width: int = 16, steps: int = 1000,
-                 batch_size: int = 8, crop: int | None = 64, lr: float = 1e-3, image_size: int = 128,
+                 batch_size: int = 4, crop: int | None = None, lr: float = 1e-3, image_size: int = 128,
                  smoothing_sigma: float = 2.0, **common: Any):
         super().__init__(image_size=image_size, smoothing_sigma=smoothing_sigma, **common)
         for name, value in {"recon_width": recon_width, "disc_width": disc_width, "steps": steps,
