@@ -65,6 +65,20 @@ def test_training_is_deterministic_under_a_seed(inspection_set):
     assert not np.array_equal(first.losses_, other.losses_)
 
 
+
+def test_checkpoints_score_the_networks_in_eval_mode_mid_training():
+    detector = DRAEM(**{**TINY, "steps": 4})
+    images = [np.random.default_rng(i).random((64, 64, 3), dtype=np.float32) for i in range(3)]
+    seen = []
+
+    def checkpoint(step, focal):
+        seen.append((step, focal, detector.discriminative_.training, detector.reconstructive_.training))
+
+    detector._train(images, checkpoint=(2, checkpoint))
+    assert [s[0] for s in seen] == [2, 4]
+    assert all(focal > 0 and not d_train and not r_train for _, focal, d_train, r_train in seen)
+    assert not detector.discriminative_.training
+
 def test_ssim_and_focal_loss():
     a = torch.rand(2, 3, 24, 24)
     assert float(ssim(a, a)) == pytest.approx(1.0, abs=1e-5)

@@ -119,6 +119,24 @@ def test_texture_anomaly_changes_only_the_mask():
         assert np.abs(anomalous - image).max(axis=2)[mask].mean() > 0.05
 
 
+
+def test_min_change_keeps_only_visibly_changed_pixels_in_the_mask():
+    # A texture cut from the image itself lands partly on identical pixels (a white background
+    # on a white background): with min_change those leave the mask, the rest stays.
+    image = np.ones((64, 64, 3), np.float32)
+    image[16:48, 16:48] = 0.2
+    dropped = 0
+    for seed in range(10):
+        full_anomalous, full = texture_anomaly(image, np.random.default_rng(seed), sources=[image])
+        anomalous, mask = texture_anomaly(image, np.random.default_rng(seed), sources=[image], min_change=0.02)
+        change = np.abs(anomalous - image).max(axis=2)
+        assert np.array_equal(anomalous[mask], full_anomalous[mask]) and not (mask & ~full).any()
+        full_change = np.abs(full_anomalous - image).max(axis=2)
+        assert (change[mask] > 0.02).all() and (full_change[full & ~mask] <= 0.02).all()
+        assert (change[~mask] == 0).all()
+        dropped += int((full & ~mask).sum())
+    assert dropped > 0
+
 def test_foreign_textures_are_varied_and_unlike_their_source():
     source = _image(2)
     rng = np.random.default_rng(0)

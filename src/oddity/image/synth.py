@@ -325,17 +325,22 @@ def foreign_texture(shape: tuple[int, int], rng: np.random.Generator,
 
 
 def texture_anomaly(image: np.ndarray, rng: np.random.Generator, *, sources: Sequence[np.ndarray] = (),
-                    opacity: tuple[float, float] = (0.1, 1.0), max_exponent: int = 6
-                    ) -> tuple[np.ndarray, np.ndarray]:
+                    opacity: tuple[float, float] = (0.1, 1.0), max_exponent: int = 6,
+                    min_change: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """DRAEM's simulated anomaly on an (H, W, 3) float image: a `perlin_mask` M filled with a
     `foreign_texture` A at opacity beta ~ U(opacity): (1 - M) I + M ((1 - beta) I + beta A).
-    Returns (anomalous image, bool mask M); M may be empty (see `perlin_mask`)."""
+    Returns (anomalous image, bool mask M); M may be empty (see `perlin_mask`). With
+    `min_change` > 0 the mask keeps only the pixels whose largest channel change exceeds it:
+    a texture taken from a training image can match the image where it lands (white
+    background on white background), and a pixel that did not change is no anomaly to learn."""
     mask = perlin_mask(image.shape[:2], rng, max_exponent=max_exponent)
     if not mask.any():
         return image.astype(np.float32, copy=True), mask
     texture = foreign_texture(image.shape[:2], rng, sources)
     beta = rng.uniform(*opacity)
     blended = (1.0 - beta) * image + beta * texture
+    if min_change > 0:
+        mask &= np.abs(blended - image).max(axis=2) > min_change
     return np.where(mask[:, :, None], blended, image).astype(np.float32), mask
 
 
