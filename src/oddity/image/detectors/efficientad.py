@@ -24,6 +24,10 @@ Millisecond-Level Latencies", WACV 2024, https://arxiv.org/abs/2303.14535
 - Maps: local = mean over channels of (teacher - student)^2, global = mean of (AE -
   student)^2; each normalised with its 0.9 and 0.995 quantiles over held-out normal images so
   that q_a -> 0 and q_b -> 0.1, averaged, padded by 4 cells (the PDN crops its border).
+  The padding value is that of zero discrepancy in both maps (what anomalib does by padding
+  the raw maps). The official code pads the normalised map with 0, i.e. with the 0.9
+  quantile of normal maps, which ranks the 16 px image border above 90% of normal pixels:
+  on MVTec bottle that alone cost 0.11 pixel AUROC (0.78 -> 0.90 with the same networks).
   The image score is the largest value of the map.
 
 Deviations, with reasons:
@@ -377,8 +381,11 @@ class EfficientAD(ImageDetector):
     def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
         local, global_ = self._raw_maps(x)
         la, lb, ga, gb = self.map_quantiles_
-        combined = 0.05 * (local - la) / max(lb - la, 1e-12) + 0.05 * (global_ - ga) / max(gb - ga, 1e-12)
-        padded = np.pad(combined, MAP_PAD)
+        local_scale, global_scale = 0.05 / max(lb - la, 1e-12), 0.05 / max(gb - ga, 1e-12)
+        combined = local_scale * (local - la) + global_scale * (global_ - ga)
+        # Padded cells have no outputs, so no discrepancy: they get the value of a zero one
+        # (a plain 0 here would be the 0.9 quantile of normal maps, above most normal cells).
+        padded = np.pad(combined, MAP_PAD, constant_values=-(local_scale * la + global_scale * ga))
         return float(combined.max()), padded
 
     # --- persistence -----------------------------------------------------------------------
