@@ -45,6 +45,19 @@ def test_map_is_padded_and_the_score_is_its_maximum(fitted):
     assert np.ptp(patch_map[border]) == 0 and patch_map[border][0] <= patch_map[~border].min()
 
 
+def test_bfloat16_scoring_gives_nearly_the_float32_maps(fitted):
+    x = torch.rand(1, 3, 64, 64)
+    maps = {}
+    with torch.inference_mode():
+        for precision in ("float32", "bfloat16"):
+            fitted.precision = precision
+            maps[precision] = fitted._raw_maps(x)
+    fitted.precision = "auto"
+    for full, half in zip(maps["float32"], maps["bfloat16"]):
+        assert not np.array_equal(full, half)  # bfloat16 did run
+        assert np.abs(full - half).mean() < 0.05 * np.abs(full).mean()
+
+
 def test_save_load_gives_identical_scores(fitted, inspection_set, reloaded):
     loaded = reloaded(fitted, evaluation_samples(inspection_set))
     assert loaded.map_quantiles_ == fitted.map_quantiles_ and loaded.losses_ == fitted.losses_

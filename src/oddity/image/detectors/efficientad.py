@@ -70,6 +70,12 @@ Deviations, with reasons:
   outputs per step (14x fewer than the paper, on top of 70x fewer steps); k = 1204 there
   means q = 1 - 1204 / 87 552 ~ 0.986. The count, not q, was fixed from the paper; it was
   not tuned on any test set.
+- Scoring precision: with `precision="auto"` (default) the three networks run in bfloat16
+  (torch autocast, channels_last) on CPUs with AMX matrix units, which makes them about 3x
+  faster than float32 there; the maps then differ from float32 ones by about 1% (relative
+  mean absolute difference on MVTec bottle, at most 2% on an image's maximum). Training is
+  float32 always; the map quantiles and thresholds are computed in the scoring precision.
+  `precision="float32"` or `"bfloat16"` forces one.
 - Map normalisation holds out `map_fraction` of the fitted images (the paper: a validation
   split of the training set). The input is resized to one fixed shape (short side
   `image_size`), not a 256 x 256 square, and the map is smoothed like the other detectors'.
@@ -77,7 +83,7 @@ Deviations, with reasons:
 from __future__ import annotations
 
 import itertools
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -102,6 +108,8 @@ PAPER_HARD_COUNT = round((1 - 0.999) * 384 * 56 * 56)  # hard outputs per step i
 MIN_CROP = 64  # smallest distillation / penalty crop that leaves the PDN a grid of cells
 DISTILL_LR = 1e-3
 GREY_DISTILL, GREY_PENALTY = 0.1, 0.3  # probability of a grey image (paper's transforms)
+PRECISIONS = ("auto", "float32", "bfloat16")  # scoring precision; auto: bfloat16 on CPUs with AMX
+ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def pdn_grid(size: int) -> int:
@@ -210,6 +218,12 @@ def _descend(optimiser: torch.optim.Optimizer, loss: torch.Tensor, losses: list[
     bar.set_postfix(loss=f"{losses[-1]:.3f}")
 
 
+def _frozen(module: ModuleT) -> ModuleT:
+    """`module` in inference mode, without gradients, in channels_last layout (about 1.5x
+    faster convolutions on CPU)."""
+    return module.eval().requires_grad_(False).to(memory_format=torch.channels_last)
+
+
 def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{name} must be an integer of at least {minimum}, got {value!r}")
@@ -225,7 +239,8 @@ class EfficientAD(ImageDetector):
                  layers: tuple[str, ...] = ("stage3", "stage5"), width: int = 32,
                  ae_width: int = 32, steps: int = 1000, distill_steps: int = 300,
                  distill_batch: int = 8, lr: float = 1e-3, generic_images: int = 24,
-                 map_fraction: float = 0.1, hard_count: int = PAPER_HARD_COUNT, **common: Any):
+                 map_fraction: float = 0.1, hard_count: int = PAPER_HARD_COUNT,
+                 precision: str = "auto", **common: Any):
         super().__init__(**common)
         if isinstance(layers, str):
             layers = (layers,)
@@ -237,6 +252,8 @@ class EfficientAD(ImageDetector):
             _positive_int(name, value)
         if not lr > 0:
             raise ConfigError(f"lr must be positive, got {lr}")
+        if precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if not 0.0 < map_fraction < 1.0:
             raise ConfigError(f"map_fraction must lie in (0, 1), got {map_fraction}")
         self.backbone = backbone
@@ -250,6 +267,7 @@ class EfficientAD(ImageDetector):
         self.generic_images = generic_images
         self.map_fraction = map_fraction
         self.hard_count = hard_count
+        self.precision = precision
         self.teacher_: nn.Sequential | None = None
         self.student_: nn.Sequential | None = None
         self.autoencoder_: Autoencoder | None = None
@@ -324,7 +342,7 @@ class EfficientAD(ImageDetector):
             views, target = batch()
             _descend(optimiser, F.mse_loss(teacher(views), (target - mean) / std), losses, bar)
         self.distill_losses_ = losses
-        return teacher.eval().requires_grad_(False)
+        return _frozen(teacher)
 
     def _train(self, train: list[torch.Tensor], generic: list[torch.Tensor],
                generator: torch.Generator, verbose: bool) -> None:
@@ -361,8 +379,8 @@ class EfficientAD(ImageDetector):
             _descend(optimiser, loss_hard + loss_penalty + loss_ae + loss_stae, losses, bar)
             scheduler.step()
         self.losses_ = losses
-        student.eval().requires_grad_(False)
-        autoencoder.eval().requires_grad_(False)
+        _frozen(student)
+        _frozen(autoencoder)
 
     # --- scoring ---------------------------------------------------------------------------
     def _teacher(self, x: torch.Tensor) -> torch.Tensor:
@@ -372,11 +390,21 @@ class EfficientAD(ImageDetector):
     def _raw_maps(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Unnormalised local (student-teacher) and global (autoencoder-student) maps."""
         assert self.student_ is not None and self.autoencoder_ is not None
-        teacher, student = self._teacher(x), self.student_(x)
-        channels = teacher.shape[1]
+        assert self.teacher_ is not None
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bfloat16()):
+            teacher, student, reconstruction = self.teacher_(x), self.student_(x), self.autoencoder_(x)
+        teacher = (teacher.float() - self.teacher_mean_) / self.teacher_std_
+        student, channels = student.float(), teacher.shape[1]
         local = (teacher - student[:, :channels]).pow(2).mean(dim=1)[0]
-        global_ = (self.autoencoder_(x) - student[:, channels:]).pow(2).mean(dim=1)[0]
+        global_ = (reconstruction.float() - student[:, channels:]).pow(2).mean(dim=1)[0]
         return local.numpy(), global_.numpy()
+
+    def _bfloat16(self) -> bool:
+        """Whether scoring runs the networks in bfloat16 (see `precision`)."""
+        if self.precision == "auto":
+            return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+        return self.precision == "bfloat16"
 
     def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
         local, global_ = self._raw_maps(x)
@@ -413,7 +441,7 @@ class EfficientAD(ImageDetector):
         modules = self._modules()
         load_module_arrays(modules, arrays, f"width={self.width}, ae_width={self.ae_width}")
         for module in modules.values():
-            module.eval().requires_grad_(False)
+            _frozen(module)
         self.teacher_mean_ = torch.from_numpy(np.array(arrays["teacher_mean"]))
         self.teacher_std_ = torch.from_numpy(np.array(arrays["teacher_std"]))
         self.map_quantiles_ = [float(q) for q in values["map_quantiles_"]]
