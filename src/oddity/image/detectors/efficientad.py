@@ -406,15 +406,21 @@ class EfficientAD(ImageDetector):
             return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
         return self.precision == "bfloat16"
 
+    def _normalised_maps(self, x: torch.Tensor) -> list[np.ndarray]:
+        """Local and global maps, each normalised (its quantiles q_a -> 0, q_b -> 0.1) and
+        padded by MAP_PAD cells with its value for zero discrepancy: padded cells have no
+        outputs (a plain 0 would be the 0.9 quantile of normal maps, above most normal cells)."""
+        maps = []
+        quantiles = self.map_quantiles_
+        for raw, low, high in zip(self._raw_maps(x), quantiles[0::2], quantiles[1::2]):
+            scale = 0.1 / max(high - low, 1e-12)
+            maps.append(np.pad(scale * (raw - low), MAP_PAD, constant_values=-scale * low))
+        return maps
+
     def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
-        local, global_ = self._raw_maps(x)
-        la, lb, ga, gb = self.map_quantiles_
-        local_scale, global_scale = 0.05 / max(lb - la, 1e-12), 0.05 / max(gb - ga, 1e-12)
-        combined = local_scale * (local - la) + global_scale * (global_ - ga)
-        # Padded cells have no outputs, so no discrepancy: they get the value of a zero one
-        # (a plain 0 here would be the 0.9 quantile of normal maps, above most normal cells).
-        padded = np.pad(combined, MAP_PAD, constant_values=-(local_scale * la + global_scale * ga))
-        return float(combined.max()), padded
+        local, global_ = self._normalised_maps(x)
+        combined = 0.5 * (local + global_)
+        return float(combined[MAP_PAD:-MAP_PAD, MAP_PAD:-MAP_PAD].max()), combined
 
     # --- persistence -----------------------------------------------------------------------
     def _modules(self) -> dict[str, nn.Module]:
