@@ -9,8 +9,9 @@ import torch
 import oddity
 from oddity.core.errors import ConfigError
 from oddity.image.data import evaluation_samples
-from oddity.image.detectors.efficientad import (Autoencoder, EfficientAD, hard_feature_loss,
-                                                pdn_grid, pdn_small)
+from oddity.image.detectors.efficientad import (MAP_PAD, Autoencoder, EfficientAD,
+                                                hard_feature_loss, pdn_grid, pdn_small)
+from oddity.image.geometry import patch_map_to_image
 
 # Tiny settings for 9 training images of 64 px (8 x 8 PDN cells): narrow networks, few steps.
 # Untrained (1 distillation and 1 training step) the defects are found at image level already
@@ -39,6 +40,23 @@ def test_map_is_padded_and_the_score_is_its_maximum(fitted):
         score, patch_map = fitted._score_image(x)
     assert patch_map.shape == (8 + 8, 8 + 8)
     assert score == pytest.approx(float(patch_map[4:-4, 4:-4].max()))
+    # the padded border counts as zero discrepancy: never above a computed cell
+    border = np.ones(patch_map.shape, bool)
+    border[4:-4, 4:-4] = False
+    assert np.ptp(patch_map[border]) == 0 and patch_map[border][0] <= patch_map[~border].min()
+
+
+def test_bfloat16_scoring_gives_nearly_the_float32_maps(fitted):
+    x = torch.rand(1, 3, 64, 64)
+    maps = {}
+    with torch.inference_mode():
+        for precision in ("float32", "bfloat16"):
+            fitted.precision = precision
+            maps[precision] = fitted._raw_maps(x)
+    fitted.precision = "auto"
+    for full, half in zip(maps["float32"], maps["bfloat16"]):
+        assert not np.array_equal(full, half)  # bfloat16 did run
+        assert np.abs(full - half).mean() < 0.05 * np.abs(full).mean()
 
 
 def test_save_load_gives_identical_scores(fitted, inspection_set, reloaded):
@@ -65,6 +83,22 @@ def test_networks_share_the_pdn_grid(hw):
     grid = (pdn_grid(hw[0]), pdn_grid(hw[1]))
     assert teacher.shape[-2:] == reconstruction.shape[-2:] == grid
     assert pdn_grid(256) == 56  # the paper's 56 x 56 output at 256 px
+
+
+def test_map_cells_land_where_they_look():
+    """Alignment: after padding and resizing, a cell's value lies within 2 px of the centre of
+    the pixels the cell sees (its receptive field, found by back-propagation)."""
+    torch.manual_seed(0)
+    x = torch.rand(1, 3, 64, 64, requires_grad=True)
+    cell = (3, 5)
+    pdn_small(4, 3)(x)[0, :, cell[0], cell[1]].sum().backward()
+    rows, cols = torch.nonzero(x.grad.abs().sum(dim=(0, 1)), as_tuple=True)
+    seen = np.array([(rows.min() + rows.max()) / 2, (cols.min() + cols.max()) / 2], dtype=float)
+    impulse = np.zeros((8 + 2 * MAP_PAD, 8 + 2 * MAP_PAD), dtype=np.float32)
+    impulse[cell[0] + MAP_PAD, cell[1] + MAP_PAD] = 1.0
+    image_map = patch_map_to_image(impulse, (64, 64), (64, 64), sigma=0.0)
+    landed = np.array([np.average(np.arange(64), weights=image_map.sum(axis=a)) for a in (1, 0)])
+    assert np.abs(landed - seen).max() <= 2.0
 
 
 def test_pdn_on_a_window_at_a_multiple_of_4_equals_that_part_of_the_full_output():
