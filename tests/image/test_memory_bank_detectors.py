@@ -145,3 +145,10 @@ def test_per_image_contrast_removes_exposure_differences():
     darker = image * 0.5
     np.testing.assert_allclose(standardise_contrast(image), standardise_contrast(darker), atol=1e-5)
     assert standardise_contrast(image).mean() == pytest.approx(0.45, abs=0.02)
+
+
+def test_patch_chunks_grow_their_buffer_without_losing_rows():
+    sets = [torch.arange(n * 3, dtype=torch.float32).reshape(n, 3) + 100 * i for i, n in enumerate([5, 7, 2, 6])]
+    chunks = list(patch_chunks(sets, limit=14, initial_rows=4))  # buffer grows 5 -> 12 -> 14
+    assert [len(c) for c in chunks] == [14, 6]
+    assert torch.equal(torch.cat(chunks), torch.cat(sets))

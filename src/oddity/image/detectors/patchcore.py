@@ -97,25 +97,36 @@ def streamed_coreset(chunks: Iterable[torch.Tensor], ratio: float, max_size: int
     for number, chunk in enumerate(chunks):
         size = min(max_size, max(1, round(ratio * len(chunk))))
         kept.append(chunk[greedy_coreset(chunk, size, seed + number, verbose)])
+        del chunk  # not held while the next chunk is gathered
     union = torch.cat(kept)
     if len(union) > max_size:
         union = union[greedy_coreset(union, max_size, seed, verbose)]
     return union
 
 
-def patch_chunks(patch_sets: Iterable[torch.Tensor], limit: int) -> Iterator[torch.Tensor]:
-    """Concatenate consecutive (n, C) patch sets into chunks of at most `limit` rows (a set
-    larger than `limit` on its own makes one chunk)."""
-    pending: list[torch.Tensor] = []
+def patch_chunks(patch_sets: Iterable[torch.Tensor], limit: int,
+                 initial_rows: int = 1 << 16) -> Iterator[torch.Tensor]:
+    """Consecutive (n, C) patch sets gathered into chunks of at most `limit` rows (a set larger
+    than `limit` on its own makes one chunk). Each set is copied into a chunk buffer that
+    doubles as needed and then dropped: keeping the sets and concatenating them would hold
+    a chunk twice, and leaves the allocator holding about a chunk of small blocks after."""
+    buffer: torch.Tensor | None = None
     rows = 0
     for patches in patch_sets:
-        if pending and rows + len(patches) > limit:
-            yield torch.cat(pending)
-            pending, rows = [], 0
-        pending.append(patches)
-        rows += len(patches)
-    if pending:
-        yield torch.cat(pending)
+        count = len(patches)
+        if buffer is not None and rows + count > limit:
+            yield buffer[:rows]
+            buffer, rows = None, 0
+        if buffer is None:
+            buffer = patches.new_empty((max(count, min(limit, initial_rows)), patches.shape[1]))
+        elif rows + count > len(buffer):
+            grown = patches.new_empty((min(limit, max(2 * len(buffer), rows + count)), buffer.shape[1]))
+            grown[:rows] = buffer[:rows]
+            buffer = grown
+        buffer[rows:rows + count] = patches
+        rows += count
+    if buffer is not None:
+        yield buffer[:rows]
 
 
 @register("patchcore")
