@@ -9,7 +9,7 @@ import torch
 import oddity
 from oddity.core.errors import ConfigError
 from oddity.image.data import evaluation_samples
-from oddity.image.detectors.efficientad import (MAP_PAD, Autoencoder, EfficientAD,
+from oddity.image.detectors.efficientad import (MAP_PAD, Autoencoder, EfficientAD, anomalous_copies,
                                                 hard_feature_loss, pdn_grid, pdn_small)
 from oddity.image.geometry import patch_map_to_image
 
@@ -72,6 +72,19 @@ def test_training_is_deterministic_under_a_seed(fitted, inspection_set):
     assert again.losses_ == fitted.losses_
     other = oddity.create("efficientad", **{**TINY, "seed": 1}).fit(inspection_set, verbose=False)
     assert other.losses_ != fitted.losses_
+
+
+def test_anomalous_copies_change_part_of_each_image_deterministically():
+    rng = np.random.default_rng(0)
+    images = [torch.from_numpy(rng.uniform(0.4, 0.6, (1, 3, 64, 64)).astype(np.float32)) for _ in range(6)]
+    copies = anomalous_copies(images, seed=3)
+    assert len(copies) == len(images)
+    for image, copy in zip(images, copies):
+        assert copy.shape == image.shape
+        changed = (copy - image).abs().amax(dim=1) > 1e-6
+        assert 0 < changed.float().mean() < 0.9  # a local anomaly, not a new image
+    again = anomalous_copies(images, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(copies, again))
 
 
 @pytest.mark.parametrize("hw", [(64, 64), (256, 256), (96, 160)])

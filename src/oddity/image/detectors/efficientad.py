@@ -98,7 +98,7 @@ from oddity.core.registry import register
 from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.features import concat_on_first_grid, feature_extractor
-from oddity.image.synth import TEXTURES, render_texture, texture_style
+from oddity.image.synth import TEXTURES, cut_paste, natural_images, render_texture, texture_anomaly, texture_style
 
 MAP_QUANTILES = (0.9, 0.995)  # map normalisation: these quantiles of normal maps go to 0 and 0.1
 PDN_STRIDE = 4  # a PDN's output on a window at a multiple of 4 px equals that part of its full output
@@ -194,14 +194,36 @@ def random_view(x: torch.Tensor, crop: tuple[int, int], grey_probability: float,
     return view.contiguous()
 
 
+def _tensor(image: np.ndarray) -> torch.Tensor:
+    """(H, W, 3) float array -> (1, 3, H, W) tensor."""
+    return torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1), dtype=np.float32))[None]
+
+
 def generic_images(count: int, hw: tuple[int, int], seed: int) -> list[torch.Tensor]:
     """`count` procedural textures (all families, random colours and scales) as (1, 3, H, W)."""
     rng = np.random.default_rng([seed, 4242])
     images = []
     for k in range(count):
         style = texture_style(TEXTURES[k % len(TEXTURES)], rng)
-        images.append(torch.from_numpy(render_texture(style, hw, rng).transpose(2, 0, 1).copy())[None])
+        images.append(_tensor(render_texture(style, hw, rng)))
     return images
+
+
+def anomalous_copies(images: list[torch.Tensor], seed: int) -> list[torch.Tensor]:
+    """One copy of each (1, 3, H, W) image carrying a synthetic anomaly, alternately DRAEM's
+    Perlin-mask foreign texture (sources: every tenth image) and a cut-paste patch from another
+    image: defect-like content for the teacher to learn the backbone's description of."""
+    rng = np.random.default_rng([seed, 4343])
+    arrays = [x[0].permute(1, 2, 0).numpy() for x in images]
+    sources = arrays[::10]
+    copies = []
+    for k, image in enumerate(arrays):
+        if k % 2 == 0:
+            anomalous, _ = texture_anomaly(image, rng, sources=sources)
+        else:
+            anomalous, _ = cut_paste(image, rng, source=arrays[int(rng.integers(len(arrays)))])
+        copies.append(_tensor(anomalous))
+    return copies
 
 
 def hard_feature_loss(teacher: torch.Tensor, student: torch.Tensor, count: int) -> torch.Tensor:
@@ -241,6 +263,7 @@ class EfficientAD(ImageDetector):
                  layers: tuple[str, ...] = ("stage3", "stage5"), width: int = 32,
                  ae_width: int = 32, steps: int = 1000, distill_steps: int = 300,
                  distill_batch: int = 8, lr: float = 1e-3, generic_images: int = 24,
+                 natural_images: bool = True, distill_anomalies: bool = True,
                  map_fraction: float = 0.1, hard_count: int = PAPER_HARD_COUNT,
                  precision: str = "auto", **common: Any):
         super().__init__(**common)
@@ -267,6 +290,8 @@ class EfficientAD(ImageDetector):
         self.distill_batch = distill_batch
         self.lr = lr
         self.generic_images = generic_images
+        self.natural_images = natural_images
+        self.distill_anomalies = distill_anomalies
         self.map_fraction = map_fraction
         self.hard_count = hard_count
         self.precision = precision
@@ -297,8 +322,9 @@ class EfficientAD(ImageDetector):
         count = max(1, round(len(loaded) * self.map_fraction)) if len(loaded) > 1 else 0
         held_out = [loaded[i] for i in order[:count]]
         train = [loaded[i] for i in order[count:]]
-        generic = generic_images(self.generic_images, hw, self.seed)
-        self.teacher_ = self._distill(train + generic, channels, generator, images.verbose)
+        generic = self._generic(hw)
+        self.teacher_ = self._distill(self._distillation_pool(train, generic), channels, generator,
+                                      images.verbose)
         with torch.no_grad():
             outputs = torch.cat([self.teacher_(x) for x in train])
         self.teacher_mean_ = outputs.mean(dim=(0, 2, 3), keepdim=True)
@@ -311,6 +337,18 @@ class EfficientAD(ImageDetector):
         self.map_quantiles_ = [float(q) for part in zip(*maps)
                                for q in np.quantile(np.concatenate([m.ravel() for m in part]),
                                                     MAP_QUANTILES)]
+
+    def _generic(self, hw: tuple[int, int]) -> list[torch.Tensor]:
+        """Generic images (the paper's ImageNet): procedural textures and natural images."""
+        generic = generic_images(self.generic_images, hw, self.seed)
+        if self.natural_images:
+            generic += [_tensor(image) for image in natural_images(hw)]
+        return generic
+
+    def _distillation_pool(self, train: list[torch.Tensor], generic: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Images the teacher is distilled on: training images, their anomalous copies, generic ones."""
+        anomalous = anomalous_copies(train, self.seed) if self.distill_anomalies else []
+        return train + anomalous + generic
 
     def _crop(self, hw: tuple[int, int]) -> tuple[int, int]:
         """Side lengths of distillation and penalty crops: half the image, at least MIN_CROP."""
