@@ -30,14 +30,13 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import oddity
 from oddity.core.persistence import atomic_write
 from oddity.image import geometry
 from oddity.image.data import training_samples
-from oddity.image.detectors.efficientad import LOCAL_POOL, MAP_PAD, _tensor, pdn_grid
-from oddity.image.features import concat_on_first_grid, feature_extractor
+from oddity.image.detectors.efficientad import MAP_PAD, distillation_targets, pdn_grid
+from oddity.image.features import feature_extractor
 from oddity.image.synth import DEFECTS, cut_paste, draw_defect, texture_anomaly
 from oddity.metrics import image_auroc, pixel_auroc
 
@@ -101,23 +100,17 @@ def main() -> int:
     for k, x in enumerate(held_out):
         family = FAMILIES[k % len(FAMILIES)]
         image, mask = anomalous(_array(x), family, k // len(FAMILIES), sources, rng)
-        validation.append(_tensor(image))
+        validation.append(geometry.to_tensor(image, shape))
         masks.append(mask)
         families.append(family)
 
     extractor = feature_extractor(detector.backbone, detector.layers)
     grid = tuple(pdn_grid(s) for s in shape)
 
-    def targets(x: torch.Tensor) -> torch.Tensor:
-        doubled = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
-        target = concat_on_first_grid(extractor(doubled), LOCAL_POOL)
-        top, left = [(t - g) // 2 for t, g in zip(target.shape[-2:], grid)]
-        return target[..., top:top + grid[0], left:left + grid[1]]
-
     start = time.perf_counter()
     correlation = ""
     if args.lite0:
-        features, seconds = targets, 0.0
+        features, seconds = (lambda x: distillation_targets(extractor, x)), 0.0
     else:
         torch.manual_seed(detector.seed)
         generator = torch.Generator().manual_seed(detector.seed)
@@ -126,7 +119,7 @@ def main() -> int:
         features, seconds = teacher, time.perf_counter() - start
         with torch.inference_mode():
             out = torch.cat([teacher(x)[0].flatten(1).T for x in held_out])
-            target = torch.cat([targets(x)[0].flatten(1).T for x in held_out])
+            target = torch.cat([distillation_targets(extractor, x)[0].flatten(1).T for x in held_out])
         standard = [(v - v.mean(0)) / v.std(0).clamp_min(1e-6) for v in (out, target)]
         r2 = ((standard[0] * standard[1]).mean(0) ** 2).numpy()
         bounds = np.cumsum([0, *extractor.channels])

@@ -9,8 +9,15 @@ import torch
 import oddity
 from oddity.core.errors import ConfigError
 from oddity.image.data import evaluation_samples
-from oddity.image.detectors.efficientad import (MAP_PAD, Autoencoder, EfficientAD, anomalous_copies,
-                                                hard_feature_loss, pdn_grid, pdn_small)
+from oddity.image.detectors.efficientad import (
+    MAP_PAD,
+    Autoencoder,
+    EfficientAD,
+    anomalous_copies,
+    hard_feature_loss,
+    pdn_grid,
+    pdn_small,
+)
 from oddity.image.geometry import patch_map_to_image
 
 # Tiny settings for 9 training images of 64 px (8 x 8 PDN cells): narrow networks, few steps.
