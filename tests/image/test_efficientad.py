@@ -81,6 +81,19 @@ def test_training_is_deterministic_under_a_seed(fitted, inspection_set):
     assert other.losses_ != fitted.losses_
 
 
+def test_distillation_pool_with_natural_images_and_anomalous_copies(inspection_set, aurocs):
+    detector = EfficientAD(**{**TINY, "natural_images": True, "distill_anomalies": True})
+    generic = detector._generic((64, 80))
+    assert len(generic) >= TINY["generic_images"] + 15  # scikit-image's photographs joined the textures
+    assert all(x.shape[:2] == (1, 3) and x.shape[2] >= 64 and x.shape[3] >= 80 for x in generic)
+    train = [torch.rand(1, 3, 64, 80) for _ in range(4)]
+    pool = detector._distillation_pool(train, generic)
+    assert len(pool) == 2 * len(train) + len(generic) and all(a is b for a, b in zip(pool, train))
+    samples = evaluation_samples(inspection_set)
+    image_auroc, pixel_auroc = aurocs(samples, detector.fit(inspection_set, verbose=False).predict(samples, verbose=False))
+    assert image_auroc >= 0.9 and pixel_auroc >= 0.9
+
+
 def test_anomalous_copies_change_part_of_each_image_deterministically():
     rng = np.random.default_rng(0)
     images = [torch.from_numpy(rng.uniform(0.4, 0.6, (1, 3, 64, 64)).astype(np.float32)) for _ in range(6)]
