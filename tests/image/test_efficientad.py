@@ -156,7 +156,7 @@ def test_hard_feature_loss_keeps_only_the_largest_differences():
 @pytest.mark.parametrize("params", [
     {"width": 0}, {"ae_width": -1}, {"steps": 0}, {"distill_steps": 2.5}, {"distill_batch": 0},
     {"lr": 0}, {"generic_images": 0}, {"map_fraction": 0.0}, {"map_fraction": 1.0}, {"layers": ()},
-    {"hard_count": 0}, {"hard_count": 1.5},
+    {"hard_count": 0}, {"hard_count": 1.5}, {"natural_images": "yes"}, {"distill_anomalies": 1},
 ])
 def test_bad_parameters_are_config_errors(params):
     with pytest.raises(ConfigError):

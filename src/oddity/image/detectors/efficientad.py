@@ -318,6 +318,9 @@ class EfficientAD(ImageDetector):
             _positive_int(name, value)
         if not lr > 0:
             raise ConfigError(f"lr must be positive, got {lr}")
+        for name, flag in {"natural_images": natural_images, "distill_anomalies": distill_anomalies}.items():
+            if not isinstance(flag, bool):
+                raise ConfigError(f"{name} must be true or false, got {flag!r}")
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
         if not 0.0 < map_fraction < 1.0:
