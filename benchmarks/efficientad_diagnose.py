@@ -80,7 +80,8 @@ def main() -> int:
     labels = np.array([s.label for s in samples])
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     settings = ", ".join(f"{k}={v}" for k, v in detector.get_params().items()
-                         if k in ("width", "steps", "distill_steps", "lr", "precision"))
+                         if k in ("width", "steps", "distill_steps", "lr", "precision", "natural_images",
+                                   "distill_anomalies"))
     rows = [f"| {Path(args.data).name} | {Path(args.model).name} | {settings} | {name} | "
             f"{image_auroc(labels, np.array(scores)):.3f} | {pixel_auroc(maps, masks):.3f} | {load} |\n"
             for name, (scores, maps) in parts.items()]

@@ -9,8 +9,15 @@ import torch
 import oddity
 from oddity.core.errors import ConfigError
 from oddity.image.data import evaluation_samples
-from oddity.image.detectors.efficientad import (MAP_PAD, Autoencoder, EfficientAD,
-                                                hard_feature_loss, pdn_grid, pdn_small)
+from oddity.image.detectors.efficientad import (
+    MAP_PAD,
+    Autoencoder,
+    EfficientAD,
+    anomalous_copies,
+    hard_feature_loss,
+    pdn_grid,
+    pdn_small,
+)
 from oddity.image.geometry import patch_map_to_image
 
 # Tiny settings for 9 training images of 64 px (8 x 8 PDN cells): narrow networks, few steps.
@@ -74,6 +81,32 @@ def test_training_is_deterministic_under_a_seed(fitted, inspection_set):
     assert other.losses_ != fitted.losses_
 
 
+def test_distillation_pool_with_natural_images_and_anomalous_copies(inspection_set, aurocs):
+    detector = EfficientAD(**{**TINY, "natural_images": True, "distill_anomalies": True})
+    generic = detector._generic((64, 80))
+    assert len(generic) >= TINY["generic_images"] + 15  # scikit-image's photographs joined the textures
+    assert all(x.shape[:2] == (1, 3) and x.shape[2] >= 64 and x.shape[3] >= 80 for x in generic)
+    train = [torch.rand(1, 3, 64, 80) for _ in range(4)]
+    pool = detector._distillation_pool(train, generic)
+    assert len(pool) == 2 * len(train) + len(generic) and all(a is b for a, b in zip(pool, train))
+    samples = evaluation_samples(inspection_set)
+    image_auroc, pixel_auroc = aurocs(samples, detector.fit(inspection_set, verbose=False).predict(samples, verbose=False))
+    assert image_auroc >= 0.9 and pixel_auroc >= 0.9
+
+
+def test_anomalous_copies_change_part_of_each_image_deterministically():
+    rng = np.random.default_rng(0)
+    images = [torch.from_numpy(rng.uniform(0.4, 0.6, (1, 3, 64, 64)).astype(np.float32)) for _ in range(6)]
+    copies = anomalous_copies(images, seed=3)
+    assert len(copies) == len(images)
+    for image, copy in zip(images, copies):
+        assert copy.shape == image.shape
+        changed = (copy - image).abs().amax(dim=1) > 1e-6
+        assert 0 < changed.float().mean() < 0.9  # a local anomaly, not a new image
+    again = anomalous_copies(images, seed=3)
+    assert all(torch.equal(a, b) for a, b in zip(copies, again))
+
+
 @pytest.mark.parametrize("hw", [(64, 64), (256, 256), (96, 160)])
 def test_networks_share_the_pdn_grid(hw):
     x = torch.rand(1, 3, *hw)
@@ -123,7 +156,7 @@ def test_hard_feature_loss_keeps_only_the_largest_differences():
 @pytest.mark.parametrize("params", [
     {"width": 0}, {"ae_width": -1}, {"steps": 0}, {"distill_steps": 2.5}, {"distill_batch": 0},
     {"lr": 0}, {"generic_images": 0}, {"map_fraction": 0.0}, {"map_fraction": 1.0}, {"layers": ()},
-    {"hard_count": 0}, {"hard_count": 1.5},
+    {"hard_count": 0}, {"hard_count": 1.5}, {"natural_images": "yes"}, {"distill_anomalies": 1},
 ])
 def test_bad_parameters_are_config_errors(params):
     with pytest.raises(ConfigError):

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 
+import importlib.util
+
 import numpy as np
 import pytest
 
@@ -9,7 +11,8 @@ from oddity.core.errors import ConfigError
 from oddity.image import data
 from oddity.image.data import read_image, read_mask, training_samples
 from oddity.image.synth import (DEFECTS, TEXTURES, colour_jitter, cut_paste, draw_defect, foreign_texture,
-                                fractal_noise, inspection_images, make_inspection_set, perlin_mask,
+                                fractal_noise, inspection_images, make_inspection_set, natural_images,
+                                perlin_mask,
                                 perlin_noise, procedural_texture, render_texture, texture_anomaly,
                                 texture_style)
 
@@ -166,3 +169,15 @@ def test_cut_paste_moves_a_jittered_patch():
     other = np.zeros((30, 30, 3), np.float32) + np.array([0.9, 0.1, 0.1], np.float32)
     pasted, mask = cut_paste(image, np.random.default_rng(0), source=other, jitter=0.0)
     np.testing.assert_allclose(pasted[mask].mean(axis=0), [0.9, 0.1, 0.1], atol=0.02)
+
+
+def test_natural_images_ship_offline_and_cover_the_asked_shape(monkeypatch):
+    images = natural_images((40, 100))
+    assert len(images) >= 15  # read from scikit-image's own files, no downloader
+    for image in images:
+        assert image.dtype == np.float32 and image.ndim == 3 and image.shape[2] == 3
+        assert image.shape[0] >= 40 and image.shape[1] >= 100 and min(image.shape[0] - 40, image.shape[1] - 100) <= 1
+        assert 0.0 <= image.min() and image.max() <= 1.0
+    assert np.mean([image.std() for image in images]) > 0.1  # real content, not blank
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    assert natural_images((40, 100)) == []  # without scikit-image: none, no error

@@ -10,8 +10,8 @@ pixel and nothing else. Everything is drawn from `numpy.random.default_rng([seed
 same seed, same images, whatever the order they are generated in.
 
 Sections: noise (Perlin and fractal noise), textures, defects, synthetic anomalies for
-training self-supervised detectors (DRAEM's Perlin-mask texture anomalies, CutPaste), and the
-MVTec-layout writer.
+training self-supervised detectors (DRAEM's Perlin-mask texture anomalies, CutPaste), natural
+images that ship offline, and the MVTec-layout writer.
 
 Foreign textures: DRAEM fills its anomaly masks with images from the Describable Textures
 Dataset, which we cannot download. `foreign_texture` makes them instead, procedurally (one of
@@ -23,6 +23,7 @@ a texture taken from a normal image no longer looks normal. Training-time genera
 """
 from __future__ import annotations
 
+import importlib.util
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from scipy.ndimage import distance_transform_edt, map_coordinates
 
 from oddity.core.errors import ConfigError
 from oddity.core.persistence import staged_directory
+from oddity.image.data import read_image
 
 TEXTURES = ("woven", "marble", "stripes")
 DEFECTS = ("scratch", "spot", "cut")
@@ -376,6 +378,37 @@ def cut_paste(image: np.ndarray, rng: np.random.Generator, *, source: np.ndarray
     mask = np.zeros((height, width), dtype=bool)
     mask[top:top + patch_h, left:left + patch_w] = True
     return result, mask
+
+
+# --- natural images -----------------------------------------------------------------------
+# Photographs, micrographs and material textures inside scikit-image's wheel (skimage/data/);
+# the module's other images need pooch and a download, so they are never asked for.
+NATURAL_IMAGES = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "camera.png",
+                  "coins.png", "hubble_deep_field.jpg", "ihc.png", "moon.png", "page.png",
+                  "text.png", "clock_motion.png", "brick.png", "grass.png", "gravel.png",
+                  "cell.png", "color.png", "retina.jpg", "horse.png", "logo.png",
+                  "microaneurysms.png", "motorcycle_left.png")
+
+
+def natural_images(cover: tuple[int, int]) -> list[np.ndarray]:
+    """The NATURAL_IMAGES found in the installed scikit-image (read from its files, never
+    through its downloader), RGB float32 (H, W, 3) in [0, 1], each resized (aspect kept) to
+    the smallest size that covers `cover` = (height, width). Missing files, or no
+    scikit-image at all, give fewer images or none."""
+    spec = importlib.util.find_spec("skimage")
+    if spec is None or spec.origin is None:
+        return []
+    folder = Path(spec.origin).parent / "data"
+    images = []
+    for name in NATURAL_IMAGES:
+        if not (folder / name).is_file():
+            continue
+        image = read_image(folder / name)
+        scale = max(c / s for c, s in zip(cover, image.shape[:2]))
+        size = tuple(max(c, round(s * scale)) for c, s in zip(cover, image.shape[:2]))
+        resized = cv2.resize(image, size[::-1], interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        images.append(np.clip(resized, 0.0, 1.0))
+    return images
 
 
 # --- data sets --------------------------------------------------------------------------
