@@ -65,7 +65,7 @@ under 30 minutes on 2 cores): at the default lr 3e-4, image / pixel AUROC 0.912 
 does not foretell the real defects' figures within a few points: one run's test figure carries
 that much chance (benchmarks/results/draem_synthetic_val.md). The whole benchmark run (fit,
 scoring, report) took 886 CPU-seconds (user + system) on one thread, 59 minutes of wall time
-at load average ~10 on the 2 shared cores: on a quiet core the fit takes about 14 minutes.
+at load average ~10 on the 2 shared cores: on a quiet core the fit takes under 15 minutes.
 """
 from __future__ import annotations
 
