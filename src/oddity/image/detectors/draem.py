@@ -64,7 +64,7 @@ under 30 minutes on 2 cores): at the default lr 3e-4, image / pixel AUROC 0.912 
 0.714; the former lr 1e-3 gave 0.929 / 0.927 / 0.796. Synthetic validation, which chose 3e-4,
 does not foretell the real defects' figures within a few points: one run's test figure carries
 that much chance (benchmarks/results/draem_synthetic_val.md; at 3e-4, from step 400 to 1000,
-test image AUROC 0.89-0.94 and pixel AUROC 0.66-0.89 between checkpoints while synthetic
+test image AUROC 0.82-0.94 and pixel AUROC 0.58-0.89 between checkpoints while synthetic
 pixel AUROC stays 0.89-0.98). 300 steps give 0.878 / 0.868 (benchmarks/results/draem_steps.md).
 A re-run at load ~4 reproduced the figures exactly; its fit took 1530 s of wall time. The whole benchmark run (fit,
 scoring, report) took 886 CPU-seconds (user + system) on one thread, 59 minutes of wall time
