@@ -60,8 +60,9 @@ Deviations, with reasons (the paper trains 700 epochs at 256 px on a GPU, weeks 
   poolings) and the output cropped back, so any aspect ratio works.
 
 Measured on MVTec bottle (benchmarks/results/image.md; targets 0.95 image and pixel AUROC, fit
-under 30 minutes on 2 cores): at the default lr 3e-4, image / pixel AUROC 0.912 / 0.866, AUPRO
-0.714; the former lr 1e-3 gave 0.929 / 0.927 / 0.796. Synthetic validation, which chose 3e-4,
+under 30 minutes on 2 cores): at the default lr 3e-4, image / pixel AUROC 0.899 / 0.924, AUPRO
+0.794, fit 716 s on a quiet machine (2 threads); the same settings on 1 thread under load gave
+0.912 / 0.866 / 0.714 (only the floating-point order differs); the former lr 1e-3 gave 0.929 / 0.927 / 0.796. Synthetic validation, which chose 3e-4,
 does not foretell the real defects' figures within a few points: one run's test figure carries
 that much chance (benchmarks/results/draem_synthetic_val.md; at 3e-4, from step 400 to 1000,
 test image AUROC 0.82-0.94 and pixel AUROC 0.58-0.89 between checkpoints while synthetic
