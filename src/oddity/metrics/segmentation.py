@@ -117,7 +117,7 @@ def pixel_auroc(anomaly_maps: ArrayLike | Sequence[ArrayLike],
     ties counting one half (equal to scikit-learn's `roc_auc_score` on the flattened arrays).
     Maps and masks: (N, H, W) arrays, or lists of (H, W) arrays of any sizes (pixels pooled)."""
     normal, anomalous = _split(_maps_and_masks(anomaly_maps, masks))
-    normal.sort()  # in place: `_split` returns copies, and on large sets a second copy costs GBs
+    normal.sort()  # in place: `_split` returns copies; a second one is 4-8 bytes a pixel
     below = np.searchsorted(normal, anomalous, side="left").sum(dtype=np.int64)
     below_or_tied = np.searchsorted(normal, anomalous, side="right").sum(dtype=np.int64)
     return float((int(below) + int(below_or_tied)) / (2 * normal.size * anomalous.size))
@@ -165,11 +165,12 @@ def _pro_points(pixels: _PixelSet, fpr_limit: float) -> tuple[np.ndarray, ...]:
     weights = _region_weights(pixels)
 
     # Only the normal scores down to the first distinct value whose FPR passes the limit matter:
-    # the one at descending position floor(limit * n) and all its ties. Working on that head
-    # alone keeps memory near one copy of the scores on tens of millions of pixels.
+    # the one at descending position floor(limit * n) and its ties (one position more is taken
+    # against rounding; `stop` below cuts the surplus). Working on that head alone keeps memory
+    # near one copy of the scores on tens of millions of pixels.
     count = normal.size
     normal.sort()  # in place: `_split` returns a copy
-    past = min(int(fpr_limit * count), count - 1)
+    past = min(int(fpr_limit * count) + 1, count - 1)
     head = normal[np.searchsorted(normal, normal[count - 1 - past], side="left"):][::-1]
     # Distinct normal scores u_1 > u_2 > ... and the FPR x_j = #(normal >= u_j) / #normal.
     last_of_group = np.flatnonzero(np.append(head[1:] != head[:-1], True))
