@@ -43,7 +43,7 @@ Deviations, with reasons:
   chunk instead of (all patches x bank). Magnetic tile (686 fitted images, 1.7 M patches, two
   chunks): fit 700 s instead of 1368 s, image AUROC 0.855 against 0.847. Patches are copied
   into a chunk buffer as they come (not kept per image and concatenated): the benchmark's peak
-  RSS on magnetic tile fell from 3.37 (one pass) and 3.27 GB to 2.65 GB. The price of small
+  RSS on magnetic tile fell from 3.37 (one pass) and 3.27 GB to 2.5-2.7 GB. The price of small
   chunks: with 2^18 on a third of magnetic tile image AUROC fell by 0.01-0.03 (two seeds)
   against one pass, pixel AUROC did not; hence the large default.
 """
