@@ -165,6 +165,22 @@ def test_predict_names_a_bad_file_and_skip_bad_skips_it(capsys, model, inspectio
         assert [r["path"] for r in csv.DictReader(handle)] == [str(folder / "good.png")]
 
 
+def test_fit_skip_bad_skips_unreadable_training_files_and_counts_only_the_rest(capsys, inspection_set, tmp_path):
+    folder = tmp_path / "train"
+    folder.mkdir()
+    for index, image in enumerate(sorted((inspection_set / "train" / "good").iterdir())[:4]):
+        (folder / f"{index}.png").write_bytes(image.read_bytes())
+    (folder / "broken.png").write_bytes(b"this is not a png")
+    out_path = tmp_path / "m.oddity"
+    code, _, err = run(capsys, "fit", "test-meandiff", "--data", folder, "--out", out_path, "--quiet")
+    assert_error(code, err, "broken.png")
+    assert not out_path.exists()
+    code, out, err = run(capsys, "fit", "test-meandiff", "--data", folder, "--out", out_path, "--quiet",
+                         "--skip-bad", "--image-size", "64")
+    assert code == 0 and "broken.png" in err
+    assert "fitted test-meandiff on 4 images" in out and "(1 unreadable file skipped)" in out
+
+
 def test_missing_model_and_missing_input_are_errors(capsys, model, tmp_path):
     code, _, err = run(capsys, "predict", tmp_path / "none.oddity", model.parent, "--out", tmp_path / "o")
     assert_error(code, err, "none.oddity")

@@ -142,8 +142,10 @@ def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbos
         fit_few_shot(detector, samples, shots, augment=augment, verbose=verbose)
     seconds = time.perf_counter() - start
     detector.save(out)
-    used = len(samples) if shots is None else f"{shots} of the {len(samples)}"
-    print(f"fitted {detector_name} on {used} images from {data} in {seconds:.1f} s")
+    skipped = len(detector.skipped_ or ())
+    used = len(samples) - skipped if shots is None else f"{shots} of the {len(samples)}"
+    note = f" ({skipped} unreadable file{'s' * (skipped != 1)} skipped)" if skipped else ""
+    print(f"fitted {detector_name} on {used} images from {data} in {seconds:.1f} s{note}")
     print(f"image threshold: {_describe(detector.threshold_)}")
     if detector.localises:
         print(f"pixel threshold: {_describe(detector.pixel_threshold_)}")

@@ -238,8 +238,10 @@ def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 4) -> Iter
             yield item, future.result()
 
 
-def load_all(samples: Sequence, skip_bad: bool) -> Iterator[tuple[object, np.ndarray]]:
-    """Decode samples in order with prefetching; on `skip_bad`, warn about and skip bad files."""
+def load_all(samples: Sequence, skip_bad: bool,
+             skipped: set[str] | None = None) -> Iterator[tuple[object, np.ndarray]]:
+    """Decode samples in order with prefetching; on `skip_bad`, warn about and skip bad files
+    (their names are added to `skipped` when given)."""
 
     def safe_load(sample):
         try:
@@ -248,6 +250,8 @@ def load_all(samples: Sequence, skip_bad: bool) -> Iterator[tuple[object, np.nda
             if not skip_bad:
                 raise
             warnings.warn(f"skipped: {exc}", stacklevel=2)
+            if skipped is not None:
+                skipped.add(sample.name)
             return None
 
     for sample, pixels in prefetch(samples, safe_load):

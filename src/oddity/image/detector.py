@@ -24,6 +24,7 @@ and the benchmark runner then score the test split alone, with no training image
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, ClassVar, Iterator
 
 import numpy as np
@@ -86,7 +87,7 @@ class ImageStream:
     def __iter__(self) -> Iterator[torch.Tensor]:
         bar = tqdm(total=len(self.samples), desc=self.desc, unit="img", disable=not self.verbose)
         with bar:
-            for _, pixels in load_all(self.samples, self.detector.skip_bad):
+            for _, pixels in load_all(self.samples, self.detector.skip_bad, self.detector.skipped_):
                 for part in self.detector._parts(pixels):
                     yield self.detector._model_input(part)
                 bar.update(1)
@@ -104,6 +105,7 @@ class ImageDetector(Detector):
     pixel_threshold_: Threshold | None = None
     input_shape_: tuple[int, int] | None = None
     border_: BorderStandardiser | None = None
+    skipped_: set[str] | None = None  # files skipped as unreadable by the last fit (not saved)
 
     def __init__(self, *, image_size: int = 256, tile: int | None = None,
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
@@ -187,6 +189,7 @@ class ImageDetector(Detector):
         the ring statistics pool thousands of patches, so reusing the images barely moves an
         image's own standardised maximum (splitting the few held-out images would cost more)."""
         samples = as_samples(data, for_fit=True)
+        self.skipped_ = set()
         fit_samples, calibration_samples = self._split_calibration(samples)
         self._learn(fit_samples, verbose)
         normal = calibration_samples or fit_samples
@@ -205,12 +208,31 @@ class ImageDetector(Detector):
         torch.manual_seed(self.seed)
         self.border_ = None
         if self.needs_fixed_shape:
-            sizes = [_sample_hw(s) for s in samples]
+            samples, sizes = self._readable_sizes(samples)
             if self.tile is not None:
                 sizes = [(min(h, self.tile), min(w, self.tile)) for h, w in sizes]
             self.input_shape_ = geometry.fixed_shape(sizes, self.image_size)
         self._fit_images(ImageStream(self, samples, verbose, f"fit {self.name}"))
         self.threshold_, self.pixel_threshold_ = self._model_threshold(), None
+
+    def _readable_sizes(self, samples: list) -> tuple[list, list[tuple[int, int]]]:
+        """(height, width) of each sample from its header; under `skip_bad` a file whose header
+        cannot be read is skipped with a warning (recorded in `skipped_`) instead of failing."""
+        kept, sizes = [], []
+        for sample in samples:
+            try:
+                sizes.append(_sample_hw(sample))
+            except DataError as exc:
+                if not self.skip_bad:
+                    raise
+                warnings.warn(f"skipped: {exc}", stacklevel=3)
+                if self.skipped_ is not None:
+                    self.skipped_.add(sample.name)
+                continue
+            kept.append(sample)
+        if not kept:
+            raise DataError("none of the training images could be read")
+        return kept, sizes
 
     def _calibrate(self, normal: ImageScores, method: str) -> None:
         """Set the image threshold (unless the model gave one) and, for a detector that
@@ -232,7 +254,7 @@ class ImageDetector(Detector):
         maps = []
         bar = tqdm(total=len(samples), desc="border statistics", unit="img", disable=not verbose)
         with bar, torch.inference_mode():
-            for _, pixels in load_all(samples, self.skip_bad):
+            for _, pixels in load_all(samples, self.skip_bad, self.skipped_):
                 maps.extend(self._score_image(self._model_input(part))[1] for part in self._parts(pixels))
                 bar.update(1)
         return maps
@@ -247,7 +269,8 @@ class ImageDetector(Detector):
         scores, maps, names = [], [], []
         bar = tqdm(total=len(samples), desc=desc, unit="img", disable=not verbose)
         with bar, torch.inference_mode():
-            for sample, pixels in load_all(samples, self.skip_bad):
+            skipped = self.skipped_ if _calibrating else None
+            for sample, pixels in load_all(samples, self.skip_bad, skipped):
                 score, score_map = self._score_pixels(pixels)
                 scores.append(score)
                 maps.append(score_map)
