@@ -238,6 +238,16 @@ def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 4) -> Iter
             yield item, future.result()
 
 
+def skip_bad_file(sample, error: DataError, skip_bad: bool, skipped: set[str] | None) -> None:
+    """Raise `error` about `sample`, or under `skip_bad` warn that it is skipped (recording its
+    name in `skipped` when given)."""
+    if not skip_bad:
+        raise error
+    warnings.warn(f"skipped: {error}", stacklevel=3)
+    if skipped is not None:
+        skipped.add(sample.name)
+
+
 def load_all(samples: Sequence, skip_bad: bool,
              skipped: set[str] | None = None) -> Iterator[tuple[object, np.ndarray]]:
     """Decode samples in order with prefetching; on `skip_bad`, warn about and skip bad files
@@ -247,11 +257,7 @@ def load_all(samples: Sequence, skip_bad: bool,
         try:
             return sample.load()
         except DataError as exc:
-            if not skip_bad:
-                raise
-            warnings.warn(f"skipped: {exc}", stacklevel=2)
-            if skipped is not None:
-                skipped.add(sample.name)
+            skip_bad_file(sample, exc, skip_bad, skipped)
             return None
 
     for sample, pixels in prefetch(samples, safe_load):

@@ -24,7 +24,6 @@ and the benchmark runner then score the test split alone, with no training image
 from __future__ import annotations
 
 import os
-import warnings
 from typing import Any, ClassVar, Iterator
 
 import numpy as np
@@ -37,8 +36,8 @@ from oddity.core.results import ImagePrediction, ImageScores
 from oddity.core.thresholds import Threshold, calibrate_threshold
 from oddity.image import geometry
 from oddity.image.border import BorderStandardiser
-from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, training_samples,
-                               unlabelled_samples)
+from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, skip_bad_file,
+                               training_samples, unlabelled_samples)
 
 MIN_CALIBRATION = 10
 ImageInput = Any  # folder/file path(s), ImageSample list, array(s) or an (N, 3, H, W) tensor
@@ -223,11 +222,7 @@ class ImageDetector(Detector):
             try:
                 sizes.append(_sample_hw(sample))
             except DataError as exc:
-                if not self.skip_bad:
-                    raise
-                warnings.warn(f"skipped: {exc}", stacklevel=3)
-                if self.skipped_ is not None:
-                    self.skipped_.add(sample.name)
+                skip_bad_file(sample, exc, self.skip_bad, self.skipped_)
                 continue
             kept.append(sample)
         if not kept:
