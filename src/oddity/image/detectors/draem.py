@@ -73,12 +73,13 @@ at load average ~10 on the 2 shared cores: on a quiet core the fit takes under 1
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.swa_utils import AveragedModel, update_bn
 from tqdm.auto import tqdm
 
 from oddity.core.errors import ConfigError, DataError
@@ -95,6 +96,7 @@ PERLIN_MAX_EXPONENT = 6  # the paper's code: 2**0 .. 2**5 lattice cells across t
 MIN_CHANGE = 0.02  # a simulated-anomaly pixel that changed less (any channel, ~5/255) is normal
 SCORE_WINDOW_AT_256 = 21
 NETWORK_STRIDE = 32  # the discriminative U-Net pools five times
+BATCHNORM_BATCHES = 50  # training batches that re-estimate the averaged networks' BatchNorm statistics
 
 
 def _double_conv(c_in: int, c_mid: int, c_out: int) -> nn.Sequential:
@@ -157,6 +159,38 @@ class DiscriminativeNetwork(nn.Module):
         return self.head(x)
 
 
+def segment(x: torch.Tensor, reconstructive: nn.Module, discriminative: nn.Module
+            ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Reconstruction and segmentation logits of an (N, 3, H, W) batch, reflect-padded to a
+    multiple of the networks' stride and cropped back."""
+    height, width = x.shape[-2:]
+    pad_h, pad_w = -height % NETWORK_STRIDE, -width % NETWORK_STRIDE
+    if pad_h or pad_w:
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
+    reconstruction = reconstructive(x)
+    logits = discriminative(torch.cat([x, reconstruction], dim=1))
+    return reconstruction[..., :height, :width], logits[..., :height, :width]
+
+
+class NetworkPair(nn.Module):
+    """Both sub-networks as one module, so that weight averaging and the BatchNorm pass of
+    `torch.optim.swa_utils` treat them together."""
+
+    def __init__(self, reconstructive: ReconstructiveNetwork, discriminative: DiscriminativeNetwork):
+        super().__init__()
+        self.reconstructive, self.discriminative = reconstructive, discriminative
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return segment(x, self.reconstructive, self.discriminative)
+
+
+def averaged_networks(average: AveragedModel, batches: Iterable[torch.Tensor]) -> NetworkPair:
+    """The averaged networks in eval mode, their BatchNorm statistics re-estimated on `batches`
+    (the running statistics of the iterates do not belong to their average; SWA's step)."""
+    update_bn(batches, average.module)
+    return average.module.eval()
+
+
 def build_networks(recon_width: int, disc_width: int, generator: torch.Generator | None = None
                    ) -> tuple[ReconstructiveNetwork, DiscriminativeNetwork]:
     """Both sub-networks, initialised as the paper's code when a generator is given."""
@@ -206,7 +240,8 @@ class DRAEM(ImageDetector):
     needs_fixed_shape = True  # training batches stack images of one shape
 
     def __init__(self, *, recon_width: int = 16, disc_width: int = 16, steps: int = 1000,
-                 batch_size: int = 4, crop: int | None = None, lr: float = 3e-4, image_size: int = 128,
+                 batch_size: int = 4, crop: int | None = None, lr: float = 3e-4,
+                 average_from: float | None = None, image_size: int = 128,
                  smoothing_sigma: float = 2.0, **common: Any):
         super().__init__(image_size=image_size, smoothing_sigma=smoothing_sigma, **common)
         for name, value in {"recon_width": recon_width, "disc_width": disc_width, "steps": steps,
@@ -217,12 +252,16 @@ class DRAEM(ImageDetector):
             raise ConfigError(f"crop must be at least 32 pixels (or None for whole images), got {crop}")
         if not lr > 0:
             raise ConfigError(f"lr must be positive, got {lr}")
+        if average_from is not None and (isinstance(average_from, bool) or not 0 <= average_from < 1):
+            raise ConfigError(f"average_from must be a fraction of the steps in [0, 1) (or None for the "
+                              f"last weights), got {average_from!r}")
         self.recon_width = recon_width
         self.disc_width = disc_width
         self.steps = steps
         self.batch_size = batch_size
         self.crop = crop
         self.lr = lr
+        self.average_from = average_from
         self.reconstructive_: ReconstructiveNetwork | None = None
         self.discriminative_: DiscriminativeNetwork | None = None
         self.losses_: np.ndarray | None = None
@@ -264,57 +303,55 @@ class DRAEM(ImageDetector):
 
         return stack(clean), stack(anomalous), stack(masks)
 
+    def _batchnorm_batches(self, cache: list[np.ndarray]) -> list[torch.Tensor]:
+        """BATCHNORM_BATCHES training batches (inputs as in training, anomalies included) from
+        their own random stream, so that averaging leaves the training trajectory unchanged."""
+        rng = np.random.default_rng([self.seed, 3])
+        return [self._batch(cache, rng)[1] for _ in range(BATCHNORM_BATCHES)]
+
     def _train(self, cache: list[np.ndarray], verbose: bool = False,
                checkpoint: tuple[int, Callable[[int, float], None]] | None = None) -> None:
-        """Train both sub-networks on (H, W, 3) float images of one shape. `checkpoint`
-        (every, callback): every `every` steps the networks are set as the fitted ones, in
-        eval mode, and callback(step, mean focal loss since the last call) runs, so that a
-        benchmark can follow what the networks learn (benchmarks/draem_synthetic_val.py)."""
+        """Train both sub-networks on (H, W, 3) float images of one shape; with `average_from`
+        the fitted networks are the uniform average of the weights after each step from that
+        fraction of the schedule on. `checkpoint` (every, callback): every `every` steps the
+        current (not averaged) networks are set as the fitted ones, in eval mode, and
+        callback(step, mean focal loss since the last call) runs, so that a benchmark can follow
+        what the networks learn (benchmarks/draem_synthetic_val.py)."""
         generator = torch.Generator().manual_seed(self.seed)
         rng = np.random.default_rng([self.seed, 1])
-        reconstructive, discriminative = build_networks(self.recon_width, self.disc_width, generator)
-        parameters = [*reconstructive.parameters(), *discriminative.parameters()]
-        optimiser = torch.optim.Adam(parameters, lr=self.lr)
+        networks = NetworkPair(*build_networks(self.recon_width, self.disc_width, generator))
+        optimiser = torch.optim.Adam(networks.parameters(), lr=self.lr)
         milestones = [int(self.steps * 0.8), int(self.steps * 0.9)]
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones, gamma=0.2)
-        reconstructive.train()
-        discriminative.train()
+        average_start = None if self.average_from is None else int(self.steps * self.average_from)
+        average = None if average_start is None else AveragedModel(networks)
+        networks.train()
         losses = np.zeros(self.steps, dtype=np.float32)
         focal = np.zeros(self.steps, dtype=np.float32)
         bar = tqdm(range(self.steps), desc="train draem", unit="step", disable=not verbose)
         for step in bar:
             clean, anomalous, mask = self._batch(cache, rng)
-            reconstruction, logits = self._forward(anomalous, reconstructive, discriminative)
+            reconstruction, logits = networks(anomalous)
             segmentation = focal_loss(logits, mask)
             loss = F.mse_loss(reconstruction, clean) + 1.0 - ssim(reconstruction, clean) + segmentation
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
             schedule.step()
+            if average is not None and step >= average_start:
+                average.update_parameters(networks)
             losses[step], focal[step] = float(loss.detach()), float(segmentation.detach())
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{losses[step]:.4f}")
             if checkpoint is not None and (step + 1) % checkpoint[0] == 0:
-                self.reconstructive_, self.discriminative_ = reconstructive.eval(), discriminative.eval()
+                networks.eval()
+                self.reconstructive_, self.discriminative_ = networks.reconstructive, networks.discriminative
                 with torch.inference_mode():
                     checkpoint[1](step + 1, float(focal[step + 1 - checkpoint[0]:step + 1].mean()))
-                reconstructive.train()
-                discriminative.train()
-        self.reconstructive_, self.discriminative_ = reconstructive.eval(), discriminative.eval()
+                networks.train()
+        fitted = networks.eval() if average is None else averaged_networks(average, self._batchnorm_batches(cache))
+        self.reconstructive_, self.discriminative_ = fitted.reconstructive, fitted.discriminative
         self.losses_ = losses
-
-    @staticmethod
-    def _forward(x: torch.Tensor, reconstructive: nn.Module, discriminative: nn.Module
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Reconstruction and segmentation logits of an (N, 3, H, W) batch, reflect-padded to
-        a multiple of the networks' stride and cropped back."""
-        height, width = x.shape[-2:]
-        pad_h, pad_w = -height % NETWORK_STRIDE, -width % NETWORK_STRIDE
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="reflect")
-        reconstruction = reconstructive(x)
-        logits = discriminative(torch.cat([x, reconstruction], dim=1))
-        return reconstruction[..., :height, :width], logits[..., :height, :width]
 
     # --- scoring ---------------------------------------------------------------------------
     def _score_window(self) -> int:
@@ -323,7 +360,7 @@ class DRAEM(ImageDetector):
 
     def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
         assert self.reconstructive_ is not None and self.discriminative_ is not None
-        _, logits = self._forward(x, self.reconstructive_, self.discriminative_)
+        _, logits = segment(x, self.reconstructive_, self.discriminative_)
         anomaly = torch.softmax(logits, dim=1)[:, 1:]
         window = self._score_window()
         pooled = F.avg_pool2d(anomaly, window, stride=1, padding=window // 2, count_include_pad=False)
