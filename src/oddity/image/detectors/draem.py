@@ -241,7 +241,7 @@ class DRAEM(ImageDetector):
 
     def __init__(self, *, recon_width: int = 16, disc_width: int = 16, steps: int = 1000,
                  batch_size: int = 4, crop: int | None = None, lr: float = 3e-4,
-                 average_from: float | None = None, image_size: int = 128,
+                 average_from: float | None = 0.7, image_size: int = 128,
                  smoothing_sigma: float = 2.0, **common: Any):
         super().__init__(image_size=image_size, smoothing_sigma=smoothing_sigma, **common)
         for name, value in {"recon_width": recon_width, "disc_width": disc_width, "steps": steps,
