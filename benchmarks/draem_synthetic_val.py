@@ -135,7 +135,10 @@ def write(rows: list[dict], label: str) -> None:
     lines = ["# DRAEM: what the segmentation network learns over training", "",
              "Reproduce: `python benchmarks/draem_synthetic_val.py --label LABEL --params PARAMS [--test]` "
              "(bottle; 20 held-out normal images, each clean and with 2 simulated anomalies; test columns "
-             "for diagnosis only; seconds include the scoring at each checkpoint; load = /proc/loadavg).", "",
+             "for diagnosis only; seconds include the scoring at each checkpoint; load = /proc/loadavg). "
+             "Weights: `last` = the current weights; `average from f` = their uniform average after each step "
+             "since f x steps, BatchNorm statistics re-estimated (what DRAEM(average_from=f) fits); "
+             "rows before the averaging label predate it and show the current weights.", "",
              "| label | params | step | weights | focal loss | val image AUROC | val pixel AUROC | test image AUROC "
              "| test pixel AUROC | s | load |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
