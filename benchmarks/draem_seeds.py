@@ -71,7 +71,8 @@ def write(rows: list[dict], dataset: str) -> None:
               "--data ../shared/data/images/mvtec_ad` (seed 0) then "
               f"`python benchmarks/draem_seeds.py --seeds {' '.join(str(r['seed']) for r in rows if r['seed'])}` "
               "(load average = /proc/loadavg after each run; the image.md row records none)."), "",
-             "| seed | image AUROC | pixel AUROC | AUPRO | fit s | from | load average |", "|---|---|---|---|---|---|---|"]
+             "| seed | image AUROC | pixel AUROC | AUPRO | fit s | from | load average |",
+             "|---|---|---|---|---|---|---|"]
     for r in rows:
         cells = ([f"failed: {r['error']}", "", "", ""] if r["error"] else
                  [*(f"{r[key]:.3f}" for key in METRICS), f"{r['fit_seconds']:.0f}"])

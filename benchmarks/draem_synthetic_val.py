@@ -144,9 +144,8 @@ def write(rows: list[dict], label: str) -> None:
     for row in rows:
         cells = [f"{row[k]:.3f}" if k in row else "" for k in
                  ("val_image_auroc", "val_pixel_auroc", "test_image_auroc", "test_pixel_auroc")]
-        lines.append(f"| {row['label']} | `{json.dumps(row['params'])}` | {row['step']} | {row.get('weights', 'last')} | "
-                     f"{row['focal_loss']:.4f} | "
-                     f"{' | '.join(cells)} | {row['seconds']:.0f} | {' '.join(row['loadavg'])} |")
+        lines.append(f"| {row['label']} | `{json.dumps(row['params'])}` | {row['step']} | "
+                     f"{row.get('weights', 'last')} | {row['focal_loss']:.4f} | {' | '.join(cells)} | {row['seconds']:.0f} | {' '.join(row['loadavg'])} |")
     for name, text in (("draem_synthetic_val.md", "\n".join(lines)),
                        ("draem_synthetic_val.json", json.dumps(rows, indent=2))):
         atomic_write(RESULTS / name, lambda tmp, text=text: Path(tmp).write_text(text + "\n"))
