@@ -50,15 +50,17 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=4800.0)
     args = parser.parse_args()
     data = Path(args.data)
-    previous = RESULTS / "draem_seeds.json"
-    rows = [r for r in (json.loads(previous.read_text()) if previous.exists() else [])
-            if r["seed"] not in args.seeds and r["seed"] != 0]
+    rows = []
     for seed in args.seeds:
         run = run_one(data, "draem", {"seed": seed}, args.timeout)
         rows.append(row(seed, run.metrics, run.fit_seconds, run.error, "draem_seeds.py",
                         Path("/proc/loadavg").read_text().split()[:3]))
         print(rows[-1], flush=True)
-    rows += [r for r in [runner_row(data)] if r is not None]  # read last: the runner may finish later
+    # Read after the fits, so that rows written meanwhile (another seed, the runner's) are kept.
+    previous = RESULTS / "draem_seeds.json"
+    rows += [r for r in (json.loads(previous.read_text()) if previous.exists() else [])
+             if r["seed"] not in args.seeds and r["seed"] != 0]
+    rows += [r for r in [runner_row(data)] if r is not None]
     rows.sort(key=lambda r: r["seed"])
     write(rows, data.name)
     return 0
