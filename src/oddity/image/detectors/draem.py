@@ -81,7 +81,9 @@ Measured on MVTec bottle (targets 0.95 image and pixel AUROC, fit under 30 minut
 at the defaults, three seeds give image / pixel AUROC 0.912 / 0.924, 0.933 / 0.922 and
 0.931 / 0.900 (AUPRO 0.798, 0.798, 0.750; mean 0.925 / 0.915; seed 0 is the row of
 benchmarks/results/image.md, the others benchmarks/results/draem_seeds.md). Those three fits
-ran at once on the 2 shared cores beside other jobs (load 3-9): 1522-1739 s of wall time each.
+ran at once on the 2 shared cores beside other jobs (load 3-9): 1522-1739 s of wall time each;
+seed 0 re-run alone (2 threads, beside one other job, load ~3.4) gave the same figures with a
+fit of 719 s (benchmarks/results/draem_steps.md).
 With the last weights (former default) two runs differing only in thread count gave
 0.899 / 0.924 / 0.794 (fit 716 s on a quiet machine, 2 threads) and 0.912 / 0.866 / 0.714, and
 the former lr 1e-3 0.929 / 0.927 / 0.796. 300 steps give 0.899 / 0.901 / 0.743 averaged
