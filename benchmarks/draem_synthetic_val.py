@@ -5,11 +5,14 @@ diagnosis only: settings are chosen on the synthetic figures, never on the test 
 The first --held-out training images (in the seed's order) are kept out of training; each is
 used clean and with two simulated anomalies drawn exactly as in training (same texture
 opacity, Perlin scale and min_change as `oddity.image.detectors.draem`). Every --every steps
-the networks are scored on them. Rows go to benchmarks/results/draem_synthetic_val.{md,json}
-(rows of other --label values already there are kept).
+the networks are scored on them: the current weights ("last") and, for each --average-from
+fraction, the uniform average of the weights since that fraction of the schedule with its
+BatchNorm statistics re-estimated, exactly as `average_from` fits it; all from one training
+run, so they differ only by the averaging. Rows go to
+benchmarks/results/draem_synthetic_val.{md,json} (rows of other --label values are kept).
 
 Usage: python benchmarks/draem_synthetic_val.py --label defaults [--steps 1000 --every 100]
-       [--params '{"crop": 64, "batch_size": 8}'] [--test]
+       [--params '{"crop": 64, "batch_size": 8}'] [--average-from 0.3 0.5 0.7] [--test]
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 import oddity
 from oddity.core.persistence import atomic_write
@@ -65,10 +69,14 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--every", type=int, default=100)
     parser.add_argument("--held-out", type=int, default=20)
+    parser.add_argument("--average-from", nargs="*", type=float, default=[],
+                        help="fractions of the schedule from which averaged weights are also scored")
     parser.add_argument("--test", action="store_true", help="also score the test split (diagnosis)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    detector = oddity.create("draem", **{**json.loads(args.params), "steps": args.steps})
+    params = json.loads(args.params)
+    # The training run follows the current weights; the averages are kept here, beside it.
+    detector = oddity.create("draem", **{**params, "steps": args.steps, "average_from": None})
     samples = training_samples(args.data)
     order = np.random.default_rng(detector.seed).permutation(len(samples))
     detector.input_shape_ = geometry.fixed_shape([read_size(s.path) for s in samples], detector.image_size)
@@ -78,11 +86,16 @@ def main() -> int:
     val_pixels, val_masks = synthetic_validation(held_out, fit, detector.seed)
     val_labels = np.array([mask.any() for mask in val_masks])
     test = evaluation_samples(args.data) if args.test else []
+    batchnorm_batches = detector._batchnorm_batches(fit)
+    starts = {fraction: int(args.steps * fraction) for fraction in args.average_from}
+    averages: dict[float, AveragedModel] = {}
+    focal_losses: list[float] = []
     rows, start = [], time.time()
 
-    def checkpoint(step: int, focal: float) -> None:
+    def evaluate(step: int, weights: str) -> None:
         scores, maps = zip(*(detector._score_image(torch.from_numpy(p).permute(2, 0, 1)[None]) for p in val_pixels))
-        row = {"label": args.label, "params": json.loads(args.params), "step": step, "focal_loss": focal,
+        row = {"label": args.label, "params": params, "step": step, "weights": weights,
+               "focal_loss": float(np.mean(focal_losses[-args.every:])),
                "val_image_auroc": image_auroc(val_labels, scores), "val_pixel_auroc": pixel_auroc(maps, val_masks)}
         if test:
             result = detector.score(test, verbose=False, _calibrating=True)  # scored before calibration
@@ -93,7 +106,24 @@ def main() -> int:
         rows.append(row)
         print(json.dumps(row), flush=True)
 
-    detector._train(fit, verbose=False, checkpoint=(args.every, checkpoint))
+    def after_step(step: int, focal: float) -> None:
+        """Called after every step with the current networks fitted (eval mode): averages
+        them, and every --every steps scores them and each average begun so far."""
+        focal_losses.append(focal)
+        current = draem.NetworkPair(detector.reconstructive_, detector.discriminative_)
+        for fraction, first in starts.items():
+            if step > first:  # as `_train`: averaged after each step from index `first` on
+                averages.setdefault(fraction, AveragedModel(current)).update_parameters(current)
+        if step % args.every:
+            return
+        evaluate(step, "last")
+        for fraction, average in averages.items():
+            averaged = draem.averaged_networks(average, batchnorm_batches)
+            detector.reconstructive_, detector.discriminative_ = averaged.reconstructive, averaged.discriminative
+            evaluate(step, f"average from {fraction:g}")
+        detector.reconstructive_, detector.discriminative_ = current.reconstructive, current.discriminative
+
+    detector._train(fit, verbose=False, checkpoint=(1, after_step))
     write(rows, args.label)
     return 0
 
@@ -105,14 +135,17 @@ def write(rows: list[dict], label: str) -> None:
     lines = ["# DRAEM: what the segmentation network learns over training", "",
              "Reproduce: `python benchmarks/draem_synthetic_val.py --label LABEL --params PARAMS [--test]` "
              "(bottle; 20 held-out normal images, each clean and with 2 simulated anomalies; test columns "
-             "for diagnosis only; seconds include the scoring at each checkpoint; load = /proc/loadavg).", "",
-             "| label | params | step | focal loss | val image AUROC | val pixel AUROC | test image AUROC "
-             "| test pixel AUROC | s | load |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "for diagnosis only; seconds include the scoring at each checkpoint; load = /proc/loadavg). "
+             "Weights: `last` = the current weights; `average from f` = their uniform average after each step "
+             "since f x steps, BatchNorm statistics re-estimated (what DRAEM(average_from=f) fits); "
+             "rows before the averaging label predate it and show the current weights.", "",
+             "| label | params | step | weights | focal loss | val image AUROC | val pixel AUROC | test image AUROC "
+             "| test pixel AUROC | s | load |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         cells = [f"{row[k]:.3f}" if k in row else "" for k in
                  ("val_image_auroc", "val_pixel_auroc", "test_image_auroc", "test_pixel_auroc")]
-        lines.append(f"| {row['label']} | `{json.dumps(row['params'])}` | {row['step']} | {row['focal_loss']:.4f} | "
-                     f"{' | '.join(cells)} | {row['seconds']:.0f} | {' '.join(row['loadavg'])} |")
+        lines.append(f"| {row['label']} | `{json.dumps(row['params'])}` | {row['step']} | "
+                     f"{row.get('weights', 'last')} | {row['focal_loss']:.4f} | {' | '.join(cells)} | {row['seconds']:.0f} | {' '.join(row['loadavg'])} |")
     for name, text in (("draem_synthetic_val.md", "\n".join(lines)),
                        ("draem_synthetic_val.json", json.dumps(rows, indent=2))):
         atomic_write(RESULTS / name, lambda tmp, text=text: Path(tmp).write_text(text + "\n"))
