@@ -302,7 +302,7 @@ class EfficientAD(ImageDetector):
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), width: int = 32,
-                 ae_width: int = 32, steps: int = 1000, distill_steps: int = 300,
+                 ae_width: int = 32, steps: int = 4000, distill_steps: int = 300,
                  distill_batch: int = 8, lr: float = 1e-3, generic_images: int = 24,
                  natural_images: bool = False, distill_anomalies: bool = False,
                  map_fraction: float = 0.1, hard_count: int = PAPER_HARD_COUNT,
