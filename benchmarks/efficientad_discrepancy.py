@@ -25,9 +25,9 @@ import faiss
 import numpy as np
 import torch
 import torch.nn.functional as F
+from efficientad_rows import append_rows, load_average
 
 import oddity
-from oddity.core.persistence import atomic_write
 from oddity.image.data import evaluation_samples, training_samples
 from oddity.metrics import image_auroc
 
@@ -97,7 +97,7 @@ def main() -> int:
             groups["defective: normal cells"].append((local[~defect], change[~defect]))
             if defect.any():
                 groups["defective: defect cells"].append((local[defect], change[defect]))
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    load = load_average()
     rows = []
     for name, parts in groups.items():
         local = np.concatenate([p[0] for p in parts])
@@ -111,9 +111,8 @@ def main() -> int:
     cell_auroc = image_auroc(np.r_[np.zeros(len(normal_cells)), np.ones(len(defect))], np.r_[normal_cells, defect])
     summary = (f"\n{Path(args.model).name}: raw local map, cell AUROC (test defect cells vs all normal test cells) "
                f"{cell_auroc:.3f}, image AUROC of its maximum {image_auroc(np.array(labels), np.array(image_scores)):.3f}\n")
-    print("".join(rows) + summary, end="")
-    text = RESULTS.read_text() if RESULTS.exists() else "# EfficientAD discrepancy by image group\n\n" + HEADER
-    atomic_write(RESULTS, lambda tmp: Path(tmp).write_text(text + "".join(rows)))
+    append_rows(RESULTS, "# EfficientAD discrepancy by image group\n\n" + HEADER, "".join(rows))
+    print(summary, end="")
     return 0
 
 

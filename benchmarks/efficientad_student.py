@@ -24,34 +24,23 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from efficientad_discrepancy import split_training
+from efficientad_rows import append_rows, load_average
+from efficientad_teacher import FAMILIES, _array, aurocs, validation_set
 
 import oddity
-from efficientad_discrepancy import split_training
-from efficientad_teacher import FAMILIES, _array, anomalous, aurocs
-from oddity.core.persistence import atomic_write
 from oddity.image import geometry
-from oddity.image.detectors.efficientad import MAP_PAD, MAP_QUANTILES, Autoencoder, pdn_small
+from oddity.image.detectors.efficientad import (
+    MAP_PAD,
+    MAP_QUANTILES,
+    Autoencoder,
+    pdn_small,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "efficientad_student.md"
 HEADER = ("| teacher of | settings | train s | image AUROC local / global / combined "
           "| pixel AUROC local / global / combined | combined per family (image; pixel) | load avg |\n"
           "|---|---|---|---|---|---|---|\n")
-
-
-def validation_set(detector, held_out: list) -> tuple[list[torch.Tensor], list[np.ndarray], np.ndarray]:
-    """Held-out normal inputs and one synthetic anomaly of each, with masks and family names."""
-    images = [detector._model_input(s.load()) for s in held_out]
-    shape = tuple(images[0].shape[-2:])
-    rng = np.random.default_rng([detector.seed, 2024])
-    sources = [_array(x) for x in images[:10]]
-    inputs, masks, families = list(images), [np.zeros(shape, bool)] * len(images), ["good"] * len(images)
-    for k, x in enumerate(images):
-        family = FAMILIES[k % len(FAMILIES)]
-        image, mask = anomalous(_array(x), family, k // len(FAMILIES), sources, rng)
-        inputs.append(geometry.to_tensor(image, shape))
-        masks.append(mask)
-        families.append(family)
-    return inputs, masks, np.array(families)
 
 
 def retrain(detector, train: list[torch.Tensor], map_held_out: list[torch.Tensor]) -> float:
@@ -92,7 +81,8 @@ def main() -> int:
                                                 [detector._model_input(s.load()) for s in map_held_out])
     if args.save:
         detector.save(args.save)
-    inputs, masks, families = validation_set(detector, map_held_out + calibration)
+    held_out = [detector._model_input(s.load()) for s in map_held_out + calibration]
+    inputs, masks, families = validation_set(held_out, [_array(x) for x in held_out[:10]], detector.seed)
     results = {name: ([], []) for name in ("local", "global", "combined")}
     with torch.inference_mode():
         for x in inputs:
@@ -102,7 +92,7 @@ def main() -> int:
                 results[name][1].append(geometry.patch_map_to_image(cells, tuple(x.shape[-2:]), tuple(x.shape[-2:]),
                                                                     detector.smoothing_sigma))
     figures = {name: aurocs(np.array(scores), maps, masks, families) for name, (scores, maps) in results.items()}
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    load = load_average()
     image = " / ".join(f"{figures[n][0][0]:.3f}" for n in results)
     pixel = " / ".join(f"{figures[n][1][0]:.3f}" for n in results)
     family = ", ".join(f"{f} {i:.2f}; {p:.2f}" for f, i, p in
@@ -110,9 +100,7 @@ def main() -> int:
     settings = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
     settings += " (as saved: the fit's own student)" if args.as_saved else ""
     row = f"| {Path(args.model).name} | {settings} | {seconds:.0f} | {image} | {pixel} | {family} | {load} |\n"
-    print(row, end="")
-    text = RESULTS.read_text() if RESULTS.exists() else "# EfficientAD student validation\n\n" + HEADER
-    atomic_write(RESULTS, lambda tmp: Path(tmp).write_text(text + row))
+    append_rows(RESULTS, "# EfficientAD student validation\n\n" + HEADER, row)
     return 0
 
 
