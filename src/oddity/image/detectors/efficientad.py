@@ -97,7 +97,8 @@ Deviations, with reasons:
   before the run: adopt at +0.02 mean image / pixel AUROC of the combined map) the local map's
   image AUROC went 0.880 -> 0.961 and the combined map's image / pixel AUROC 0.915 / 0.852 ->
   0.970 / 0.896. Afterwards on bottle's test set: local map 0.714 / 0.716 -> 0.917 / 0.845,
-  global map 0.952 / 0.928 -> 0.857 / 0.943, combined 0.877 / 0.903 -> 0.936 / 0.914. Normal
+  global map 0.952 / 0.928 -> 0.857 / 0.943, combined 0.877 / 0.903 -> 0.936 / 0.914 (a fresh
+  4000-step fit in the benchmark runner: 0.922 / 0.942, AUPRO 0.771; targets 0.98 / 0.95). Normal
   discrepancy fell 4x to near that floor (0.004) while defect cells kept most of theirs (0.030
   -> 0.020): raw local cell AUROC 0.76. Defect cells now show less discrepancy than the teacher's
   change (ratio 0.8, against 1.5-1.75 on normal cells): the student follows part of the change,
