@@ -24,9 +24,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
+from efficientad_rows import append_rows, load_average
 
 import oddity
-from oddity.core.persistence import atomic_write
 from oddity.image import geometry
 from oddity.image.data import evaluation_samples, training_samples
 from oddity.image.detectors.efficientad import MAP_PAD
@@ -78,16 +78,14 @@ def main() -> int:
                     cells, tuple(x.shape[-2:]), pixels.shape[:2], detector.smoothing_sigma))
             masks.append(sample.load_mask(pixels.shape[:2]))
     labels = np.array([s.label for s in samples])
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    load = load_average()
     settings = ", ".join(f"{k}={v}" for k, v in detector.get_params().items()
                          if k in ("width", "steps", "distill_steps", "lr", "precision", "natural_images",
                                    "distill_anomalies"))
     rows = [f"| {Path(args.data).name} | {Path(args.model).name} | {settings} | {name} | "
             f"{image_auroc(labels, np.array(scores)):.3f} | {pixel_auroc(maps, masks):.3f} | {load} |\n"
             for name, (scores, maps) in parts.items()]
-    print("".join(rows), end="")
-    text = RESULTS.read_text() if RESULTS.exists() else "# EfficientAD diagnosis\n\n" + HEADER
-    atomic_write(RESULTS, lambda tmp: Path(tmp).write_text(text + "".join(rows)))
+    append_rows(RESULTS, "# EfficientAD diagnosis\n\n" + HEADER, "".join(rows))
     return 0
 
 

@@ -30,9 +30,9 @@ from pathlib import Path
 import faiss
 import numpy as np
 import torch
+from efficientad_rows import append_rows, load_average
 
 import oddity
-from oddity.core.persistence import atomic_write
 from oddity.image import geometry
 from oddity.image.data import training_samples
 from oddity.image.detectors.efficientad import MAP_PAD, distillation_targets, pdn_grid
@@ -65,6 +65,22 @@ def anomalous(image: np.ndarray, family: str, k: int, sources: list[np.ndarray],
             return result, mask
 
 
+def validation_set(held_out: list[torch.Tensor], sources: list[np.ndarray],
+                   seed: int) -> tuple[list[torch.Tensor], list[np.ndarray], np.ndarray]:
+    """The held-out normal inputs and one anomaly of each (families in turn), with masks and
+    family names ("good" for the normal ones)."""
+    shape = tuple(held_out[0].shape[-2:])
+    rng = np.random.default_rng([seed, 2024])
+    inputs, masks, families = list(held_out), [np.zeros(shape, bool)] * len(held_out), ["good"] * len(held_out)
+    for k, x in enumerate(held_out):
+        family = FAMILIES[k % len(FAMILIES)]
+        image, mask = anomalous(_array(x), family, k // len(FAMILIES), sources, rng)
+        inputs.append(geometry.to_tensor(image, shape))
+        masks.append(mask)
+        families.append(family)
+    return inputs, masks, np.array(families)
+
+
 def aurocs(scores: np.ndarray, maps: list[np.ndarray], masks: list[np.ndarray],
            families: np.ndarray) -> tuple[list[float], list[float]]:
     """Image and pixel AUROC over all validation images and per anomaly family (with all normal ones)."""
@@ -94,15 +110,7 @@ def main() -> int:
     held_out = [images[i] for i in order[:args.held_out]]
     train = [images[i] for i in order[args.held_out:]]
 
-    rng = np.random.default_rng([detector.seed, 2024])
-    sources = [_array(x) for x in train[:20]]
-    validation, masks, families = list(held_out), [np.zeros(shape, bool)] * len(held_out), ["good"] * len(held_out)
-    for k, x in enumerate(held_out):
-        family = FAMILIES[k % len(FAMILIES)]
-        image, mask = anomalous(_array(x), family, k // len(FAMILIES), sources, rng)
-        validation.append(geometry.to_tensor(image, shape))
-        masks.append(mask)
-        families.append(family)
+    validation, masks, families = validation_set(held_out, [_array(x) for x in train[:20]], detector.seed)
 
     extractor = feature_extractor(detector.backbone, detector.layers)
     grid = tuple(pdn_grid(s) for s in shape)
@@ -138,15 +146,13 @@ def main() -> int:
             cells = np.sqrt(distance[:, 0]).reshape(grid)
             scores.append(float(cells.max()))
             maps.append(geometry.patch_map_to_image(np.pad(cells, MAP_PAD), shape, shape, detector.smoothing_sigma))
-    image, pixel = aurocs(np.array(scores), maps, masks, np.array(families))
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
+    image, pixel = aurocs(np.array(scores), maps, masks, families)
+    load = load_average()
     settings = ", ".join(f"{k}={v}" for k, v in params.items()) or "defaults"
     row = (f"| {Path(args.data).name} | {'Lite0 targets' if args.lite0 else 'teacher'} | {settings} | "
            f"{seconds:.0f} | {' / '.join(f'{v:.3f}' for v in image)} | {' / '.join(f'{v:.3f}' for v in pixel)} | "
            f"{correlation or '-'} | {load} |\n")
-    print(row, end="")
-    text = RESULTS.read_text() if RESULTS.exists() else "# EfficientAD teacher validation\n\n" + HEADER
-    atomic_write(RESULTS, lambda tmp: Path(tmp).write_text(text + row))
+    append_rows(RESULTS, "# EfficientAD teacher validation\n\n" + HEADER, row)
     return 0
 
 
