@@ -80,12 +80,12 @@ Deviations, with reasons:
   steps barely move it (benchmarks/efficientad_diagnose.py; README, "EfficientAD on a CPU").
   The encoder's last convolution takes the whole remaining grid (8 x 8 at 256 px, as the
   paper) so smaller inputs work too.
-- Steps and learning rate: 4000 steps by default instead of 70 000, so that training,
-  distillation included, stays near 10 minutes on two quiet CPU cores (about 8 steps/s); with
-  17x fewer steps the learning rate is 1e-3 instead of 1e-4 (still divided by 10 for the last
+- Steps and learning rate: 1000 steps by default instead of 70 000, so that training,
+  distillation included, takes minutes on two CPU cores (211 s quiet on MVTec bottle); with
+  70x fewer steps the learning rate is 1e-3 instead of 1e-4 (still divided by 10 for the last
   5%). With the paper's 1e-4, 200 steps left MVTec bottle at image / pixel AUROC 0.81 / 0.28
   (the student had not learned the teacher).
-- Why 4000, not the former 1000 (MVTec bottle, one teacher; benchmarks/efficientad_discrepancy.py,
+- Why not 4000 (MVTec bottle, one teacher; benchmarks/efficientad_discrepancy.py,
   efficientad_student.py and their results): after 1000 steps the student was underfit, not
   over-general. Its raw local discrepancy was the same on its own training images, held-out
   normal and good test images (mean 0.017, 99th percentile 0.05-0.07, training loss still
@@ -102,7 +102,11 @@ Deviations, with reasons:
   discrepancy fell 4x to near that floor (0.004) while defect cells kept most of theirs (0.030
   -> 0.020): raw local cell AUROC 0.76. Defect cells now show less discrepancy than the teacher's
   change (ratio 0.8, against 1.5-1.75 on normal cells): the student follows part of the change,
-  the next limit (a stronger penalty was not tried).
+  the next limit (a stronger penalty was not tried). 4000 steps passed the accuracy part of
+  that rule but not its other condition, a quiet fit under the issue's 20 minutes: the benchmark
+  runner's 4000-step fit on bottle did not finish within 1500 s on two quiet cores (load ~1.4;
+  the 1000-step fit takes 211 s, so the time per step grows during training, cause not found),
+  so the default stays 1000 and `steps=4000` is the accurate, slow setting.
 - Windows: each step's losses are computed on one random half-size window of the image (at
   least 64 px, top-left at a multiple of 4 px, where the PDN's output is exactly the matching
   part of its output on the whole image), which makes a step about 4x cheaper. The autoencoder
@@ -320,7 +324,7 @@ class EfficientAD(ImageDetector):
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), width: int = 32,
-                 ae_width: int = 32, steps: int = 4000, distill_steps: int = 300,
+                 ae_width: int = 32, steps: int = 1000, distill_steps: int = 300,
                  distill_batch: int = 8, lr: float = 1e-3, generic_images: int = 24,
                  natural_images: bool = False, distill_anomalies: bool = False,
                  map_fraction: float = 0.1, hard_count: int = PAPER_HARD_COUNT,
