@@ -1,6 +1,9 @@
 """Torch modules to and from the named numpy arrays that a model file stores (see
-`oddity.core.persistence`), for detectors that train networks."""
+`oddity.core.persistence`), for detectors that train networks; and the float mode they train in."""
 from __future__ import annotations
+
+import contextlib
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -26,3 +29,17 @@ def load_module_arrays(modules: dict[str, nn.Module], arrays: dict[str, np.ndarr
         except RuntimeError as exc:
             raise DataError(f"model file's {prefix} network does not fit {settings} "
                             f"({str(exc).splitlines()[0]})") from None
+
+
+@contextlib.contextmanager
+def flushed_denormals() -> Iterator[None]:
+    """Treat subnormal floats as zero inside the block (restored afterwards). On x86 CPUs,
+    arithmetic on subnormals is tens of times slower; weights and gradients drift into that
+    range late in a long training run (EfficientAD's student on MVTec bottle: 70 ms per step up
+    to 1200 steps, 530 ms per step by step 1800; flat 75 ms with this on)."""
+    supported = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        if supported:
+            torch.set_flush_denormal(False)  # torch's default; it has no getter to restore from

@@ -145,7 +145,7 @@ from tqdm.auto import tqdm
 from oddity.backbones import FeatureExtractor
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
-from oddity.core.torch_state import load_module_arrays, module_arrays
+from oddity.core.torch_state import flushed_denormals, load_module_arrays, module_arrays
 from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.features import concat_on_first_grid, feature_extractor
 from oddity.image.geometry import to_tensor
@@ -389,15 +389,17 @@ class EfficientAD(ImageDetector):
         held_out = [loaded[i] for i in order[:count]]
         train = [loaded[i] for i in order[count:]]
         generic = self._generic(hw)
-        self.teacher_ = self._distill(self._distillation_pool(train, generic), channels, generator,
-                                      images.verbose)
+        with flushed_denormals():
+            self.teacher_ = self._distill(self._distillation_pool(train, generic), channels, generator,
+                                          images.verbose)
         with torch.no_grad():
             outputs = torch.cat([self.teacher_(x) for x in train])
         self.teacher_mean_ = outputs.mean(dim=(0, 2, 3), keepdim=True)
         self.teacher_std_ = outputs.std(dim=(0, 2, 3), keepdim=True).clamp_min(1e-6)
         self.student_ = pdn_small(self.width, 2 * channels)
         self.autoencoder_ = Autoencoder(hw, self.ae_width, channels)  # type: ignore[arg-type]
-        self._train(train, generic, generator, images.verbose)
+        with flushed_denormals():
+            self._train(train, generic, generator, images.verbose)
         with torch.no_grad():
             maps = [self._raw_maps(x) for x in held_out or train]
         self.map_quantiles_ = [float(q) for part in zip(*maps)
