@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from oddity.core.errors import DataError
+from oddity.core.errors import ConfigError, DataError
 
 
 def module_arrays(modules: dict[str, nn.Module]) -> dict[str, np.ndarray]:
@@ -43,3 +43,15 @@ def flushed_denormals() -> Iterator[None]:
     finally:
         if supported:
             torch.set_flush_denormal(False)  # torch's default; it has no getter to restore from
+
+
+def average_start(steps: int, average_from: float | None) -> int | None:
+    """The first step whose weights enter a uniform weight average (stochastic weight
+    averaging, Izmailov et al. UAI 2018), or None for the last weights. `average_from` is a
+    fraction of the schedule in [0, 1); anything else is a ConfigError."""
+    if average_from is None:
+        return None
+    if isinstance(average_from, bool) or not isinstance(average_from, (int, float)) or not 0 <= average_from < 1:
+        raise ConfigError(f"average_from must be a fraction of the steps in [0, 1) (or None for the "
+                          f"last weights), got {average_from!r}")
+    return int(steps * average_from)

@@ -106,7 +106,7 @@ from tqdm.auto import tqdm
 
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
-from oddity.core.torch_state import load_module_arrays, module_arrays
+from oddity.core.torch_state import average_start, flushed_denormals, load_module_arrays, module_arrays
 from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.synth import texture_anomaly
 
@@ -274,9 +274,7 @@ class DRAEM(ImageDetector):
             raise ConfigError(f"crop must be at least 32 pixels (or None for whole images), got {crop}")
         if not lr > 0:
             raise ConfigError(f"lr must be positive, got {lr}")
-        if average_from is not None and (isinstance(average_from, bool) or not 0 <= average_from < 1):
-            raise ConfigError(f"average_from must be a fraction of the steps in [0, 1) (or None for the "
-                              f"last weights), got {average_from!r}")
+        average_start(steps, average_from)
         self.recon_width = recon_width
         self.disc_width = disc_width
         self.steps = steps
@@ -293,7 +291,8 @@ class DRAEM(ImageDetector):
         cache = [x[0].permute(1, 2, 0).numpy().copy() for x in images]
         if not cache:
             raise DataError("no training images could be read")
-        self._train(cache, verbose=images.verbose)
+        with flushed_denormals():  # as EfficientAD: subnormal weights or gradients must not slow late steps
+            self._train(cache, verbose=images.verbose)
 
     def _batch(self, cache: list[np.ndarray], rng: np.random.Generator
                ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -345,8 +344,8 @@ class DRAEM(ImageDetector):
         optimiser = torch.optim.Adam(networks.parameters(), lr=self.lr)
         milestones = [int(self.steps * 0.8), int(self.steps * 0.9)]
         schedule = torch.optim.lr_scheduler.MultiStepLR(optimiser, milestones, gamma=0.2)
-        average_start = None if self.average_from is None else int(self.steps * self.average_from)
-        average = None if average_start is None else AveragedModel(networks)
+        first_averaged = average_start(self.steps, self.average_from)
+        average = None if first_averaged is None else AveragedModel(networks)
         networks.train()
         losses = np.zeros(self.steps, dtype=np.float32)
         focal = np.zeros(self.steps, dtype=np.float32)
@@ -360,7 +359,7 @@ class DRAEM(ImageDetector):
             loss.backward()
             optimiser.step()
             schedule.step()
-            if average is not None and step >= average_start:
+            if average is not None and step >= first_averaged:
                 average.update_parameters(networks)
             losses[step], focal[step] = float(loss.detach()), float(segmentation.detach())
             if step % 20 == 0:

@@ -1,15 +1,19 @@
-"""DRAEM's fit-to-fit spread: fit bottle at the default settings with several seeds (fresh
-process per run, as `run_image.py`) and write benchmarks/results/draem_seeds.{md,json} with
-each seed's figures and their mean, standard deviation and range.
+"""A trained detector's fit-to-fit spread: fit one category at the default settings with
+several seeds (fresh process per run, as `run_image.py`) and write
+benchmarks/results/<detector>_seeds.{md,json} with each seed's figures and their mean,
+standard deviation and range. For detectors whose figures move from fit to fit (DRAEM,
+EfficientAD), one fit's row says little about the next.
 
 The default seed (0) is the row that `run_image.py` measured (results/image.json, default
 settings), taken as it is rather than fitted twice; this script fits the other seeds.
 The seed draws the weights, the training batches, the simulated anomalies and which
 training images are held out for threshold calibration.
 
-Usage: python benchmarks/draem_seeds.py [--data DIR/bottle] [--seeds 1 2]
-(rows of other seeds already in draem_seeds.json are kept; `--seeds` alone only rebuilds the
-table, e.g. after `run_image.py` re-measured seed 0)
+Usage: python benchmarks/seeds.py DETECTOR [--data DIR/bottle] [--seeds 1 2] [--set KEY=VALUE ...]
+(rows of other seeds already in <detector>_seeds.json are kept; `--seeds` alone only rebuilds
+the table, e.g. after `run_image.py` re-measured seed 0). With `--set` (settings other than the
+defaults, e.g. `--set steps=1000 --seeds 0 1 2`) every seed is fitted here and the results go to
+<detector>_seeds-KEY=VALUE.{md,json}.
 """
 from __future__ import annotations
 
@@ -34,10 +38,10 @@ def row(seed: int, metrics: dict, fit_seconds: float | None, error: str | None, 
             "error": error, "source": source, "loadavg": loadavg}
 
 
-def runner_row(data: Path) -> dict | None:
-    """The default-settings DRAEM row of results/image.json for this dataset (seed 0)."""
+def runner_row(detector: str, data: Path) -> dict | None:
+    """The detector's default-settings row of results/image.json for this dataset (seed 0)."""
     for run in read_results(RESULTS):
-        if run.detector == "draem" and not run.params and Path(run.dataset).name == data.name and not run.error:
+        if run.detector == detector and not run.params and Path(run.dataset).name == data.name and not run.error:
             return row(0, run.metrics, run.fit_seconds, None, "run_image.py (image.json)", None)
     return None
 
@@ -45,33 +49,41 @@ def runner_row(data: Path) -> dict | None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default_data = Path(os.environ.get("ODDITY_DATA", "../shared/data")) / "images/mvtec_ad/bottle"
+    parser.add_argument("detector", help="a registered image detector, e.g. draem")
     parser.add_argument("--data", default=str(default_data), help="one MVTec-layout category")
     parser.add_argument("--seeds", nargs="*", type=int, default=[1, 2])
     parser.add_argument("--timeout", type=float, default=4800.0)
+    parser.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="settings other than the defaults (JSON values)")
     args = parser.parse_args()
     data = Path(args.data)
+    settings = {key: json.loads(value) for key, value in (item.split("=", 1) for item in args.set)}
+    stem = f"{args.detector}_seeds" + "".join(f"-{key}={value}" for key, value in settings.items())
     rows = []
     for seed in args.seeds:
-        run = run_one(data, "draem", {"seed": seed}, args.timeout)
-        rows.append(row(seed, run.metrics, run.fit_seconds, run.error, "draem_seeds.py",
+        run = run_one(data, args.detector, {**settings, "seed": seed}, args.timeout)
+        rows.append(row(seed, run.metrics, run.fit_seconds, run.error, "seeds.py",
                         Path("/proc/loadavg").read_text().split()[:3]))
         print(rows[-1], flush=True)
     # Read after the fits, so that rows written meanwhile (another seed, the runner's) are kept.
-    previous = RESULTS / "draem_seeds.json"
+    previous = RESULTS / f"{stem}.json"
     rows += [r for r in (json.loads(previous.read_text()) if previous.exists() else [])
-             if r["seed"] not in args.seeds and r["seed"] != 0]
-    rows += [r for r in [runner_row(data)] if r is not None]
+             if r["seed"] not in args.seeds and (settings or r["seed"] != 0)]
+    rows += [r for r in [None if settings else runner_row(args.detector, data)] if r is not None]
     rows.sort(key=lambda r: r["seed"])
-    write(rows, data.name)
+    write(args.detector, settings, stem, rows, data.name, args.timeout)
     return 0
 
 
-def write(rows: list[dict], dataset: str) -> None:
+def write(detector: str, settings: dict, stem: str, rows: list[dict], dataset: str, timeout: float) -> None:
     done = [r for r in rows if not r["error"]]
-    lines = [f"# DRAEM: fit-to-fit spread over seeds on {dataset} (default settings)", "",
-             ("Reproduce: `python benchmarks/run_image.py --keep --detectors draem --timeout 4800 "
-              "--data ../shared/data/images/mvtec_ad` (seed 0) then "
-              f"`python benchmarks/draem_seeds.py --seeds {' '.join(str(r['seed']) for r in rows if r['seed'])}` "
+    named = " ".join(f"{key}={json.dumps(value)}" for key, value in settings.items())
+    runner = (f"`python benchmarks/run_image.py --keep --detectors {detector} --timeout {timeout:.0f} "
+              "--data ../shared/data/images/mvtec_ad` (seed 0) then ")
+    lines = [f"# {detector}: fit-to-fit spread over seeds on {dataset} ({named or 'default settings'})", "",
+             (f"Reproduce: {'' if settings else runner}"
+              f"`python benchmarks/seeds.py {detector} --timeout {timeout:.0f}{' --set ' + named if named else ''} "
+              f"--seeds {' '.join(str(r['seed']) for r in rows if r['seed'] or settings)}` "
               "(load average = /proc/loadavg after each run; the image.md row records none)."), "",
              "| seed | image AUROC | pixel AUROC | AUPRO | fit s | from | load average |",
              "|---|---|---|---|---|---|---|"]
@@ -84,7 +96,7 @@ def write(rows: list[dict], dataset: str) -> None:
         lines.append("| **mean ± sd (min-max)** | " + " | ".join(
             f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f} ({v.min():.3f}-{v.max():.3f})"
             for v in summary.values()) + f" | | {len(done)} seeds | |")
-    for name, text in (("draem_seeds.md", "\n".join(lines)), ("draem_seeds.json", json.dumps(rows, indent=2))):
+    for name, text in ((f"{stem}.md", "\n".join(lines)), (f"{stem}.json", json.dumps(rows, indent=2))):
         atomic_write(RESULTS / name, lambda tmp, text=text: Path(tmp).write_text(text + "\n"))
 
 
