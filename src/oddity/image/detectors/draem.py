@@ -87,7 +87,9 @@ fit of 719 s (benchmarks/results/draem_steps.md).
 With the last weights (former default) two runs differing only in thread count gave
 0.899 / 0.924 / 0.794 (fit 716 s on a quiet machine, 2 threads) and 0.912 / 0.866 / 0.714, and
 the former lr 1e-3 0.929 / 0.927 / 0.796. 300 steps give 0.899 / 0.901 / 0.743 averaged
-(0.878 / 0.868 / 0.723 with the last weights; benchmarks/results/draem_steps.md). Synthetic validation does not foretell the real
+(0.878 / 0.868 / 0.723 with the last weights; benchmarks/results/draem_steps.md); 2000 steps
+(seed 0, fit 968 s on a quiet 2-core AMD EPYC) give 0.910 / 0.925 / 0.825: twice the steps do not
+close the gap, so the default stays 1000. Synthetic validation does not foretell the real
 defects' figures within a few points (benchmarks/results/draem_synthetic_val.md; with the last
 weights at 3e-4, from step 400 to 1000, test pixel AUROC 0.58-0.89 between checkpoints while
 synthetic pixel AUROC stays 0.89-0.98): averaging narrows that swing, the gap to the targets
