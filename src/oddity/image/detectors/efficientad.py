@@ -81,7 +81,7 @@ Deviations, with reasons:
   The encoder's last convolution takes the whole remaining grid (8 x 8 at 256 px, as the
   paper) so smaller inputs work too.
 - Steps and learning rate: 4000 steps by default instead of 70 000, so that training,
-  distillation included, takes about 11 minutes on two CPU cores (645 s quiet on MVTec bottle,
+  distillation included, takes about 9-11 minutes on two CPU cores (521-645 s quiet on MVTec bottle,
   AMD EPYC); with ~17x fewer steps the learning rate is 1e-3 instead of 1e-4 (still divided by
   10 for the last 5%). With the paper's 1e-4, 200 steps left MVTec bottle at image / pixel AUROC
   0.81 / 0.28 (the student had not learned the teacher).
