@@ -110,13 +110,14 @@ from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.core.torch_state import average_start, flushed_denormals, load_module_arrays, module_arrays
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.synth import texture_anomaly
+from oddity.image.synth import rotate, texture_anomaly
 
 SSIM_WINDOW, SSIM_SIGMA = 11, 1.5
 FOCAL_GAMMA = 2.0
 ANOMALY_PROBABILITY = 0.5
 TEXTURE_OPACITY = (0.2, 1.0)  # the paper's code: image weight beta ~ U(0, 0.8), texture 1 - beta
 PERLIN_MAX_EXPONENT = 6  # the paper's code: 2**0 .. 2**5 lattice cells across the whole image
+ROTATION_DEGREES = 90.0  # the paper's code: rotate_fraction 0.3 of the images by U(-90, 90) degrees
 MIN_CHANGE = 0.02  # a simulated-anomaly pixel that changed less (any channel, ~5/255) is normal
 SCORE_WINDOW_AT_256 = 21
 NETWORK_STRIDE = 32  # the discriminative U-Net pools five times
@@ -265,7 +266,7 @@ class DRAEM(ImageDetector):
 
     def __init__(self, *, recon_width: int = 16, disc_width: int = 16, steps: int = 1000,
                  batch_size: int = 4, crop: int | None = None, lr: float = 3e-4,
-                 average_from: float | None = 0.7, image_size: int = 128,
+                 average_from: float | None = 0.7, rotate_fraction: float = 0.0, image_size: int = 128,
                  smoothing_sigma: float = 2.0, **common: Any):
         super().__init__(image_size=image_size, smoothing_sigma=smoothing_sigma, **common)
         for name, value in {"recon_width": recon_width, "disc_width": disc_width, "steps": steps,
@@ -277,6 +278,9 @@ class DRAEM(ImageDetector):
         if not lr > 0:
             raise ConfigError(f"lr must be positive, got {lr}")
         average_start(steps, average_from)
+        if isinstance(rotate_fraction, bool) or not isinstance(rotate_fraction, (int, float)) \
+                or not 0 <= rotate_fraction <= 1:
+            raise ConfigError(f"rotate_fraction must be a fraction in [0, 1], got {rotate_fraction!r}")
         self.recon_width = recon_width
         self.disc_width = disc_width
         self.steps = steps
@@ -284,6 +288,7 @@ class DRAEM(ImageDetector):
         self.crop = crop
         self.lr = lr
         self.average_from = average_from
+        self.rotate_fraction = rotate_fraction
         self.reconstructive_: ReconstructiveNetwork | None = None
         self.discriminative_: DiscriminativeNetwork | None = None
         self.losses_: np.ndarray | None = None
@@ -303,6 +308,8 @@ class DRAEM(ImageDetector):
         clean, anomalous, masks = [], [], []
         for index in rng.integers(len(cache), size=self.batch_size):
             image = cache[index]
+            if self.rotate_fraction and rng.random() < self.rotate_fraction:  # no draw when off
+                image = rotate(image, float(rng.uniform(-ROTATION_DEGREES, ROTATION_DEGREES)))
             exponent = PERLIN_MAX_EXPONENT
             if self.crop is not None:
                 height, width = image.shape[:2]
