@@ -107,20 +107,6 @@ def test_average_from_fits_the_mean_of_the_weights_over_the_end_of_training():
         assert averaged._score_image(x)[0] != last._score_image(x)[0]
 
 
-def test_rotate_fraction_rotates_that_share_of_the_training_images():
-    rng = np.random.default_rng(0)
-    cache = [rng.random((64, 64, 3), dtype=np.float32) for _ in range(3)]
-
-    def unrotated_share(rotate_fraction):
-        detector = DRAEM(**{**TINY, "batch_size": 200}, rotate_fraction=rotate_fraction)
-        clean = detector._batch(cache, np.random.default_rng(1))[0].permute(0, 2, 3, 1).numpy()
-        return np.mean([any(np.array_equal(x, image) for image in cache) for x in clean])
-
-    assert unrotated_share(0.0) == 1.0
-    assert unrotated_share(1.0) == 0.0
-    assert 0.6 < unrotated_share(0.3) < 0.8
-
-
 def test_ssim_and_focal_loss():
     a = torch.rand(2, 3, 24, 24)
     assert float(ssim(a, a)) == pytest.approx(1.0, abs=1e-5)
@@ -135,7 +121,7 @@ def test_ssim_and_focal_loss():
 @pytest.mark.parametrize("params", [
     {"steps": 0}, {"recon_width": 0}, {"disc_width": 2.5}, {"batch_size": -1}, {"lr": 0},
     {"crop": 16}, {"crop": 48.0}, {"steps": True}, {"average_from": 1.0}, {"average_from": -0.1},
-    {"average_from": True}, {"rotate_fraction": 1.5}, {"rotate_fraction": -0.1}, {"rotate_fraction": True},
+    {"average_from": True},
 ])
 def test_bad_parameters_are_config_errors(params):
     with pytest.raises(ConfigError):

@@ -230,7 +230,7 @@ def draw_defect(image: np.ndarray, kind: str, rng: np.random.Generator) -> tuple
 
 
 # --- synthetic anomalies for training ----------------------------------------------------
-def rotate(array: np.ndarray, degrees: float) -> np.ndarray:
+def _rotate(array: np.ndarray, degrees: float) -> np.ndarray:
     """Rotate an (H, W) or (H, W, C) float array about its centre, mirroring at the border."""
     height, width = array.shape[:2]
     matrix = cv2.getRotationMatrix2D((width / 2.0, height / 2.0), degrees, 1.0)
@@ -248,7 +248,7 @@ def perlin_mask(shape: tuple[int, int], rng: np.random.Generator, *, threshold: 
         raise ConfigError(f"max_exponent must be at least 1, got {max_exponent}")
     cells = tuple(int(2 ** e) for e in rng.integers(0, max_exponent, size=2))
     noise = perlin_noise(shape, cells, rng)  # type: ignore[arg-type]
-    return rotate(noise, float(rng.uniform(-90.0, 90.0))) > threshold
+    return _rotate(noise, float(rng.uniform(-90.0, 90.0))) > threshold
 
 
 def _hue_saturation(image: np.ndarray, hue_degrees: float, saturation: float) -> np.ndarray:
