@@ -129,8 +129,9 @@ Deviations, with reasons:
 - Scoring precision: with `precision="auto"` (default) the three networks run in bfloat16
   (torch autocast, channels_last) on CPUs that compute bfloat16 in hardware: AMX matrix units
   (Intel; about 3x faster than float32 there) or AVX-512 BF16 (AMD EPYC Zen 4: 40 against 25
-  images/s for the networks on MVTec bottle, 30 test images); the maps then differ from float32 ones by about 1% (relative
-  mean absolute difference on MVTec bottle, at most 2% on an image's maximum). Training is
+  images/s for the networks on MVTec bottle, 30 test images); the maps then differ from
+  float32 ones by about 1% (relative mean absolute difference on MVTec bottle, at most 2% on an
+  image's maximum). Training is
   float32 always; the map quantiles and thresholds are computed in the scoring precision.
   `precision="float32"` or `"bfloat16"` forces one.
 - Map normalisation holds out `map_fraction` of the fitted images (the paper: a validation
