@@ -66,6 +66,17 @@ def test_bfloat16_scoring_gives_nearly_the_float32_maps(fitted):
         assert np.abs(full - half).mean() < 0.05 * np.abs(full).mean()
 
 
+@pytest.mark.parametrize("amx, avx512_bf16, expected", [
+    (False, False, False), (True, False, True), (False, True, True),
+])
+def test_auto_precision_uses_bfloat16_only_where_the_cpu_computes_it(monkeypatch, amx, avx512_bf16, expected):
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
+    assert EfficientAD(precision="auto")._bfloat16() is expected
+    assert EfficientAD(precision="float32")._bfloat16() is False
+    assert EfficientAD(precision="bfloat16")._bfloat16() is True
+
+
 def test_save_load_gives_identical_scores(fitted, inspection_set, reloaded):
     loaded = reloaded(fitted, evaluation_samples(inspection_set))
     assert loaded.map_quantiles_ == fitted.map_quantiles_ and loaded.losses_ == fitted.losses_
