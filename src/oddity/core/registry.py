@@ -2,7 +2,9 @@
 
 A method registers itself with `@register("name")` in its own file; the CLI, benchmarks and
 `oddity.load` look classes up here. Detector packages are imported lazily on first lookup so
-that `import oddity` stays fast and a new method needs no edit outside its own file.
+that `import oddity` stays fast and a new method needs no edit outside its own file. A
+detector package whose optional dependencies are not installed (`pip install oddity[image]`
+without `[series]`) is left out, and asking for one of its detectors says what to install.
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from oddity.core.errors import ConfigError
 if TYPE_CHECKING:
     from oddity.core.detector import Detector
 
-_DETECTOR_PACKAGES = ("oddity.image.detectors", "oddity.series.detectors")
+_DETECTOR_PACKAGES = {"oddity.image.detectors": "image", "oddity.series.detectors": "series"}
 _REGISTRY: dict[str, type["Detector"]] = {}
+_MISSING: dict[str, str] = {}  # extra -> a module its detectors need that is not installed
 _loaded = False
 
 D = TypeVar("D", bound=type)
@@ -40,10 +43,15 @@ def _import_all() -> None:
     global _loaded
     if _loaded:
         return
-    for package_name in _DETECTOR_PACKAGES:
-        package = importlib.import_module(package_name)
-        for module in pkgutil.iter_modules(package.__path__):
-            importlib.import_module(f"{package_name}.{module.name}")
+    for package_name, extra in _DETECTOR_PACKAGES.items():
+        try:
+            package = importlib.import_module(package_name)
+            for module in pkgutil.iter_modules(package.__path__):
+                importlib.import_module(f"{package_name}.{module.name}")
+        except ModuleNotFoundError as exc:
+            if not exc.name or exc.name.split(".")[0] == "oddity":
+                raise
+            _MISSING[extra] = exc.name
     _loaded = True
 
 
@@ -59,6 +67,8 @@ def get_detector_class(name: str) -> type["Detector"]:
     try:
         return _REGISTRY[name]
     except KeyError:
+        missing = "".join(f"; the {extra} detectors need {module!r}: pip install 'oddity[{extra}]'"
+                          for extra, module in sorted(_MISSING.items()))
         raise ConfigError(
-            f"unknown detector {name!r}; choose one of: {', '.join(list_detectors())}"
+            f"unknown detector {name!r}; choose one of: {', '.join(list_detectors())}{missing}"
         ) from None
