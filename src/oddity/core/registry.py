@@ -26,7 +26,23 @@ D = TypeVar("D", bound=type)
 
 
 def register(name: str) -> Callable[[D], D]:
-    """Class decorator: register a Detector subclass under `name` and set `cls.name`."""
+    """Class decorator: register a Detector subclass under `name` and set ``cls.name``.
+
+    Parameters
+    ----------
+    name : str
+        The stable name users pass to `oddity.create` and the command line.
+
+    Returns
+    -------
+    callable
+        The decorator; it returns the class unchanged apart from ``name``.
+
+    Raises
+    ------
+    ConfigError
+        If another class is already registered under `name`.
+    """
 
     def decorate(cls: D) -> D:
         if name in _REGISTRY and _REGISTRY[name] is not cls:
@@ -56,13 +72,47 @@ def _import_all() -> None:
 
 
 def list_detectors(modality: str | None = None) -> list[str]:
-    """Names of all registered detectors, optionally only those of one modality."""
+    """Names of all registered detectors, optionally only those of one modality.
+
+    Parameters
+    ----------
+    modality : str, optional
+        ``"image"`` or ``"series"``; None lists every detector.
+
+    Returns
+    -------
+    list of str
+        Sorted names.
+
+    Examples
+    --------
+    >>> import oddity
+    >>> oddity.list_detectors("series")
+    ['hypad', 'rolling_zscore', 'window_autoencoder', 'window_iforest', 'xgb_forecast']
+    """
     _import_all()
     return sorted(n for n, c in _REGISTRY.items() if modality is None or c.modality == modality)
 
 
 def get_detector_class(name: str) -> type["Detector"]:
-    """The class registered under `name`; a ConfigError lists the valid names otherwise."""
+    """The class registered under `name`.
+
+    Parameters
+    ----------
+    name : str
+        A registered name.
+
+    Returns
+    -------
+    type
+        The Detector subclass.
+
+    Raises
+    ------
+    ConfigError
+        If nothing is registered under `name`; the message lists the valid names and any
+        extra that must be installed for more.
+    """
     _import_all()
     try:
         return _REGISTRY[name]
