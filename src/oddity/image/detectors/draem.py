@@ -184,7 +184,40 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = FOCAL_
 
 @register("draem")
 class DRAEM(ImageDetector):
-    """Reconstruction + segmentation networks trained on simulated Perlin-texture anomalies."""
+    """Reconstruction + segmentation networks trained on simulated Perlin-texture anomalies.
+
+    Parameters
+    ----------
+    recon_width, disc_width : int, default 16
+        Base widths of the reconstructive and discriminative networks.
+    steps : int, default 1000
+        Training steps.
+    batch_size : int, default 4
+        Images per step.
+    crop : int, optional
+        Train on random square crops of this size; None trains on whole images.
+    lr : float, default 3e-4
+        Adam learning rate (cut by 5 at 80 % and 90 % of the steps).
+    average_from : float or None, default 0.7
+        Average the weights from this fraction of the steps on; None keeps the last weights.
+    image_size : int, default 128
+        Short side of the model input.
+    smoothing_sigma : float, default 2.0
+        Gaussian smoothing of the map.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    reconstructive_, discriminative_ : torch.nn.Module
+        The trained networks.
+    losses_ : list of float
+        Training losses.
+
+    See Also
+    --------
+    docs/methods/draem.md : paper, deviations and figures.
+    """
 
     needs_fixed_shape = True  # training batches stack images of one shape
 

@@ -217,7 +217,50 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
 
 @register("efficientad")
 class EfficientAD(ImageDetector):
-    """Student-teacher (local) and autoencoder (global) discrepancies on a distilled PDN."""
+    """Student-teacher (local) and autoencoder (global) discrepancies on a distilled PDN.
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default ("stage3", "stage5")
+        Backbone stages the teacher is distilled from.
+    width, ae_width : int, default 32
+        Base widths of the PDNs and of the autoencoder.
+    steps : int, default 4000
+        Training steps of student and autoencoder.
+    distill_steps, distill_batch : int, default 300, 8
+        Steps and crops per step of the teacher's distillation.
+    lr : float, default 1e-3
+        Adam learning rate (divided by 10 for the last 5 % of the steps).
+    generic_images : int, default 24
+        Procedural textures used for distillation and the student's penalty.
+    natural_images, distill_anomalies : bool, default False
+        Also distil on scikit-image's sample photographs / on anomalous copies of training images.
+    map_fraction : float, default 0.1
+        Share of the fitted images held out to normalise the maps.
+    hard_count : int, default 1204
+        Number of hard student-teacher differences per step in the hard-feature loss.
+    precision : {"auto", "float32", "bfloat16"}, default "auto"
+        Scoring precision; "auto" picks bfloat16 where the CPU computes it in hardware.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    teacher_, student_, autoencoder_ : torch.nn.Module
+        The trained networks.
+    teacher_mean_, teacher_std_ : numpy.ndarray
+        Per-channel normalisation of the teacher's outputs.
+    map_quantiles_ : numpy.ndarray
+        The 0.9 and 0.995 quantiles of the local and global maps on held-out normal images.
+    losses_, distill_losses_ : list of float
+        Training and distillation losses.
+
+    See Also
+    --------
+    docs/methods/efficientad.md : paper, deviations and figures.
+    """
 
     needs_fixed_shape = True
 

@@ -84,7 +84,35 @@ def npca_components(centred: np.ndarray, variance_kept: float) -> np.ndarray:
 
 @register("gaussian_ad")
 class GaussianAD(ImageDetector):
-    """Summed Mahalanobis distances of pooled features to per-level Gaussians (image-level)."""
+    """Summed Mahalanobis distances of pooled features to per-level Gaussians (image-level).
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default all stages
+        Backbone levels, each with its own Gaussian.
+    variance_kept : float, optional
+        NPCA: keep the least-variance directions explaining this share of the variance; None
+        keeps every dimension.
+    threshold_method : {"conformal", "chi2"}, default "conformal"
+        Calibrate on held-out images, or use the chi-squared working point of the model.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    means_ : list of numpy.ndarray
+        Mean pooled feature per level.
+    precisions_ : list of numpy.ndarray
+        Inverse Ledoit-Wolf covariance per level.
+    projections_ : list of numpy.ndarray or None
+        NPCA projection per level (None without NPCA).
+
+    See Also
+    --------
+    docs/methods/gaussian_ad.md : paper, deviations and figures.
+    """
 
     localises = False
     min_shots = 2  # statistics across images: one image has no covariance

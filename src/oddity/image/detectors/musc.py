@@ -117,7 +117,31 @@ def _neighbourhoods(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
 
 @register("musc")
 class MuSc(ImageDetector):
-    """Zero-shot: scores a batch of unlabelled images against each other (no training)."""
+    """Zero-shot: scores a batch of unlabelled images against each other (no training).
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default ("stage4", "stage5")
+        Backbone stages scored (each on its own grid).
+    radii : tuple of int, default (1, 3, 5)
+        Neighbourhood sizes of the LNAMD aggregation.
+    interval : float, default 0.3
+        Share of the smallest distances averaged by the mutual scoring.
+    windows : tuple of int, default (1, 2, 3)
+        Neighbourhood sizes of the RsCIN re-scoring of image scores.
+    max_references : int, default 100
+        Larger batches are scored against a shared random subset of this many images.
+    chunk_mb : float, default 256.0
+        Memory bound of one chunk of distance computations, in MB.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    See Also
+    --------
+    docs/methods/musc.md : paper, deviations and figures.
+    """
 
     zero_shot = True
 

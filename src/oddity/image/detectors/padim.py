@@ -31,7 +31,32 @@ REGULARISATION = 0.01
 
 @register("padim")
 class PaDiM(ImageDetector):
-    """Mahalanobis distance of each patch to the Gaussian of normal patches at its position."""
+    """Mahalanobis distance of each patch to the Gaussian of normal patches at its position.
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default ("stage2", "stage3", "stage5")
+        Backbone stages concatenated on the finest grid.
+    n_features : int, default 100
+        Number of randomly chosen feature channels kept.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    channels_ : numpy.ndarray
+        Indices of the kept channels.
+    mean_ : numpy.ndarray
+        Mean feature at every position.
+    whitening_ : numpy.ndarray
+        Inverse Cholesky factor of the covariance at every position.
+
+    See Also
+    --------
+    docs/methods/padim.md : paper, deviations and figures.
+    """
 
     needs_fixed_shape = True
     min_shots = 2  # statistics across images: one image has no covariance

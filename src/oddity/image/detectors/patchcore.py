@@ -102,7 +102,38 @@ def patch_chunks(patch_sets: Iterable[torch.Tensor], limit: int,
 
 @register("patchcore")
 class PatchCore(ImageDetector):
-    """Nearest-neighbour distance of test patches to a coreset of normal patches."""
+    """Nearest-neighbour distance of test patches to a coreset of normal patches.
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default ("stage3", "stage5")
+        Backbone stages whose features are concatenated.
+    local_pool : int, default 3
+        Size of the neighbourhood each patch feature is averaged over.
+    coreset_ratio : float, default 0.01
+        Share of the training patches kept in the memory bank, in (0, 1].
+    max_bank_size : int, default 16384
+        Hard cap on the memory bank's size.
+    reweight_neighbours : int, default 9
+        Neighbours b of the paper's image-score re-weighting (Eq. 7).
+    border_rings : int, default 4
+        Border standardisation of maps (see `ImageDetector`); 0 restores Eq. 7.
+    coreset_chunk : int, default 2**20
+        Patches per chunk of the streamed coreset selection.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    memory_bank_ : numpy.ndarray
+        (M, C) the coreset of normal patch features.
+
+    See Also
+    --------
+    docs/methods/patchcore.md : paper, deviations and figures.
+    """
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,

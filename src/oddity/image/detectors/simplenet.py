@@ -65,7 +65,44 @@ def truncated_l1_loss(normal: torch.Tensor, anomalous: torch.Tensor, margin: flo
 
 @register("simplenet")
 class SimpleNet(ImageDetector):
-    """Discriminator of normal against noise-perturbed patch features, trained on cached features."""
+    """Discriminator of normal against noise-perturbed patch features, trained on cached features.
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default ("stage3", "stage5")
+        Backbone stages whose features are concatenated.
+    local_pool : int, default 3
+        Size of the neighbourhood each patch feature is averaged over.
+    noise_std : float, default 0.25
+        Standard deviation of the noise that makes anomalous features, in feature-scale units.
+    hidden : int, default 1024
+        Hidden units of the discriminator.
+    epochs : int, default 10
+        Passes over the cached training features.
+    batch_images : int, default 8
+        Images whose patches form one batch.
+    adaptor_lr, discriminator_lr : float, default 1e-4, 2e-4
+        Learning rates of the adaptor and the discriminator.
+    margin : float, default 0.5
+        Margin th of the truncated L1 loss.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    adaptor_, discriminator_ : torch.nn.Module
+        The trained networks.
+    feature_scale_ : float
+        Mean per-dimension standard deviation of the training features.
+    losses_ : list of float
+        Training loss per epoch.
+
+    See Also
+    --------
+    docs/methods/simplenet.md : paper, deviations and figures.
+    """
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
