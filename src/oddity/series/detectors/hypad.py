@@ -131,7 +131,42 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 
 @register("hypad")
 class HypAD(WindowNetworkDetector):
-    """TadGAN autoencoder + critics, hyperbolic head; score = critic x distance x certainty."""
+    """TadGAN autoencoder + critics, hyperbolic head; score = critic x distance x certainty.
+
+    Parameters
+    ----------
+    window : int, default 32
+        Window length in steps.
+    latent : int, default 8
+        Size of the latent code.
+    hidden : int, default 16
+        Width of the LSTMs.
+    n_critic : int, default 1
+        Critic updates per autoencoder update.
+    epochs : int
+        Most training epochs (early stopping on the validation tail).
+    patience : int
+        Epochs without improvement before stopping.
+    batch_size : int
+        Windows per batch.
+    lr : float
+        Adam learning rate.
+    validation_fraction : float, default 0.2
+        Share of the fit history, from its end, used for early stopping.
+    **common
+        Parameters shared by every series detector (`SeriesDetector`).
+
+    Attributes
+    ----------
+    networks_ : dict of torch.nn.Module
+        Encoder, decoder, hyperbolic head and critics.
+    losses_ : list of float
+        Validation loss per epoch.
+
+    See Also
+    --------
+    docs/methods/hypad.md : paper, deviations and figures.
+    """
 
     def __init__(self, *, window: int = 32, latent: int = 8, hidden: int = 16,
                  epochs: int = 20, patience: int = 3, batch_size: int = 128, lr: float = 1e-3,

@@ -83,7 +83,40 @@ def step_errors(errors: np.ndarray, length: int) -> np.ndarray:
 
 @register("window_autoencoder")
 class WindowAutoencoder(WindowNetworkDetector):
-    """Sparse over-complete dense autoencoder of standardised sliding windows."""
+    """Sparse over-complete dense autoencoder of standardised sliding windows.
+
+    Parameters
+    ----------
+    window : int, default 32
+        Window length in steps.
+    hidden_factor : float, default 10.0
+        Hidden width as a multiple of the input size (window x channels).
+    l1 : float, default 1e-4
+        L1 penalty on the hidden activations.
+    epochs : int
+        Most training epochs (early stopping on the validation tail).
+    patience : int
+        Epochs without improvement before stopping.
+    batch_size : int
+        Windows per batch.
+    lr : float
+        Adam learning rate.
+    validation_fraction : float, default 0.2
+        Share of the fit history, from its end, used for early stopping.
+    **common
+        Parameters shared by every series detector (`SeriesDetector`).
+
+    Attributes
+    ----------
+    network_ : torch.nn.Module
+        The trained autoencoder.
+    losses_ : list of float
+        Validation loss per epoch.
+
+    See Also
+    --------
+    docs/methods/window_autoencoder.md : paper, deviations and figures.
+    """
 
     def __init__(self, *, window: int = 32, hidden_factor: float = 10.0, l1: float = 1e-4,
                  epochs: int = 30, patience: int = 3, batch_size: int = 64, lr: float = 1e-3,
