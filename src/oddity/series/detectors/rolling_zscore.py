@@ -42,7 +42,7 @@ class RollingZScore(SeriesDetector):
         Trailing window length in steps.
     min_scale : float, default 0.1
         Floor of the window's MAD scale, in units of the channel's robust spread.
-    **common
+    **base
         Parameters shared by every series detector (`SeriesDetector`).
 
     Attributes

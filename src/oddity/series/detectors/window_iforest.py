@@ -100,7 +100,7 @@ class WindowIsolationForest(SeriesDetector):
         Number of trees.
     max_samples : int, default 256
         Windows drawn to grow each tree.
-    **common
+    **base
         Parameters shared by every series detector (`SeriesDetector`).
 
     Attributes
