@@ -56,12 +56,11 @@ import torch
 from torch import nn
 
 from oddity.core.registry import register
+from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.series.checks import check_positive_ints
 from oddity.series.neural import (
     WindowNetworkDetector,
     batches,
-    load_module_arrays,
-    module_arrays,
     train_with_early_stopping,
 )
 from oddity.series.windows import window_scores_to_steps
@@ -288,13 +287,12 @@ class HypAD(WindowNetworkDetector):
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
         assert self.networks_ is not None
-        for name in NETWORKS:
-            arrays.update(module_arrays(name, self.networks_[name]))
+        arrays.update(module_arrays({name: self.networks_[name] for name in NETWORKS}))
         return values, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
         assert self.centre_ is not None
         self.networks_ = self._build(len(self.centre_))
-        for name in NETWORKS:
-            load_module_arrays(name, self.networks_[name], arrays)
+        load_module_arrays({name: self.networks_[name] for name in NETWORKS}, arrays,
+                           f"window={self.window}, latent={self.latent}, hidden={self.hidden}")

@@ -42,12 +42,11 @@ from torch import nn
 
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
+from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.series.checks import check_positive
 from oddity.series.neural import (
     WindowNetworkDetector,
     batches,
-    load_module_arrays,
-    module_arrays,
     train_with_early_stopping,
 )
 
@@ -176,11 +175,12 @@ class WindowAutoencoder(WindowNetworkDetector):
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
         assert self.network_ is not None
-        arrays.update(module_arrays("network", self.network_))
+        arrays.update(module_arrays({"network": self.network_}))
         return values, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
         assert self.centre_ is not None
         self.network_ = self._network(len(self.centre_))
-        load_module_arrays("network", self.network_, arrays)
+        load_module_arrays({"network": self.network_}, arrays,
+                           f"window={self.window}, hidden_factor={self.hidden_factor}")
