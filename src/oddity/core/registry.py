@@ -17,10 +17,11 @@ from oddity.core.errors import ConfigError
 if TYPE_CHECKING:
     from oddity.core.detector import Detector
 
-_DETECTOR_PACKAGES = {"oddity.image.detectors": "image", "oddity.series.detectors": "series"}
+_DETECTOR_PACKAGES = ("oddity.image.detectors", "oddity.series.detectors")
 _REGISTRY: dict[str, type["Detector"]] = {}
-_MISSING: dict[str, str] = {}  # extra -> a module its detectors need that is not installed
 _loaded = False
+
+_MISSING: dict[str, str] = {}  # extra (the modality) -> a module its detectors need, not installed
 
 D = TypeVar("D", bound=type)
 
@@ -59,7 +60,8 @@ def _import_all() -> None:
     global _loaded
     if _loaded:
         return
-    for package_name, extra in _DETECTOR_PACKAGES.items():
+    for package_name in _DETECTOR_PACKAGES:
+        extra = package_name.split(".")[1]  # oddity.<modality>.detectors needs oddity[<modality>]
         try:
             package = importlib.import_module(package_name)
             for module in pkgutil.iter_modules(package.__path__):
@@ -87,8 +89,8 @@ def list_detectors(modality: str | None = None) -> list[str]:
     Examples
     --------
     >>> import oddity
-    >>> oddity.list_detectors("series")
-    ['hypad', 'rolling_zscore', 'window_autoencoder', 'window_iforest', 'xgb_forecast']
+    >>> "patchcore" in oddity.list_detectors("image"), "patchcore" in oddity.list_detectors("series")
+    (True, False)
     """
     _import_all()
     return sorted(n for n, c in _REGISTRY.items() if modality is None or c.modality == modality)
