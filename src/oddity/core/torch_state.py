@@ -61,8 +61,8 @@ def load_module_arrays(modules: dict[str, nn.Module], arrays: dict[str, np.ndarr
 def flushed_denormals() -> Iterator[None]:
     """Treat subnormal floats as zero inside the block (restored afterwards). On x86 CPUs,
     arithmetic on subnormals is tens of times slower; weights and gradients drift into that
-    range late in a long training run (EfficientAD's student on MVTec bottle: 70 ms per step up
-    to 1200 steps, 530 ms per step by step 1800; flat 75 ms with this on)."""
+    range late in a long training run (EfficientAD's student slowed about 7x without this; see
+    docs/methods/efficientad.md)."""
     supported = torch.set_flush_denormal(True)
     try:
         yield
