@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ODDITY_DATA ?= ../shared/data
 
-.PHONY: demo test bench install clean
+.PHONY: demo test docs docs-serve bench install clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -19,8 +19,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/oddity demo --out oddity-demo
 
+# Tests, the doctests of src/ (the Examples sections) and a strict build of the docs site.
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest --doctest-modules tests src/oddity
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site-check
+
+docs: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
+
+docs-serve: $(STAMP)
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs serve
 
 bench: $(STAMP)
 	ODDITY_DATA=$(ODDITY_DATA) $(BIN)/python benchmarks/run_image.py
@@ -29,4 +37,4 @@ bench: $(STAMP)
 	ODDITY_DATA=$(ODDITY_DATA) $(BIN)/python benchmarks/run_reference.py
 
 clean:
-	rm -rf $(VENV) oddity-demo
+	rm -rf $(VENV) oddity-demo site

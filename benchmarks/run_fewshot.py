@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import resource
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -24,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 import oddity
+from oddity.bench.common import command_line, write_files
 from oddity.bench.image import find_datasets
-from oddity.core.persistence import atomic_write
 from oddity.image.data import evaluation_samples
 from oddity.image.evaluate import evaluate
 from oddity.image.fewshot import fit_few_shot
@@ -162,7 +161,7 @@ def main() -> int:
     if not datasets:
         print(f"no MVTec-layout datasets under {args.data}; set ODDITY_DATA", file=sys.stderr)
         return 2
-    command = "python benchmarks/run_fewshot.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line("run_fewshot.py", sys.argv[1:], make_target=None)
     load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
     configs = [(k, "none") for k in SHOTS] + [(k, AUGMENT) for k in args.augmented_shots]
     previous = json.loads((RESULTS / "fewshot.json").read_text()) if args.keep else {"runs": [], "commands": []}
@@ -186,8 +185,8 @@ def _key(run_: dict) -> tuple:
 def write(runs: list[dict], commands: list[str], load: list[str]) -> None:
     rows = summarise(runs)
     document = {"commands": commands, "load_average": load, "params": PARAMS, "runs": runs, "summary": rows}
-    atomic_write(RESULTS / "fewshot.json", lambda tmp: Path(tmp).write_text(json.dumps(document, indent=2)))
-    atomic_write(RESULTS / "fewshot.md", lambda tmp: Path(tmp).write_text(markdown(rows, commands, " ".join(load))))
+    write_files(RESULTS, {"fewshot.json": json.dumps(document, indent=2),
+                          "fewshot.md": markdown(rows, commands, " ".join(load))})
     plot(rows, RESULTS / "fewshot.png")
 
 

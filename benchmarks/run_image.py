@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from pathlib import Path
 
-from oddity.bench.image import (find_datasets, merge_runs, read_results, report_folder_name, run_one,
-                                write_results)
+from oddity.bench.common import command_line, run_all
+from oddity.bench.image import find_datasets, read_results, report_folder_name, run_one, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Benchmark settings per detector: the defaults unless a row says otherwise.
@@ -41,22 +40,17 @@ def main() -> int:
     if not datasets:
         print(f"no MVTec-layout datasets under {args.data}; set ODDITY_DATA", file=sys.stderr)
         return 2
-    # What image.md says to run: `make bench`, or this script with the options given.
-    command = ("make bench" if len(sys.argv) == 1 else
-               "python benchmarks/run_image.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    command = command_line("run_image.py", sys.argv[1:])
     previous = read_results(RESULTS) if args.keep else []
-    runs: list = []
-    for dataset in datasets:
-        for detector in args.detectors:
-            for params in CONFIGS.get(detector, [{}]):
-                print(f"{dataset.name} / {detector} {params or ''} ...", flush=True)
-                report_dir = RESULTS / "plots" / report_folder_name(dataset, detector, params)
-                run = run_one(dataset, detector, params, args.timeout, report_dir)
-                run.command = command
-                print(f"  {run.error or run.metrics}  fit {run.fit_seconds}s  rss {run.peak_rss_gb} GB"
-                      f"  report {run.report} ({run.report_seconds}s)", flush=True)
-                runs.append(run)
-                write_results(merge_runs(previous, runs), RESULTS, command)
+    jobs = [(f"{dataset.name} / {detector} {params or ''}",
+             lambda dataset=dataset, detector=detector, params=params: run_one(
+                 dataset, detector, params, args.timeout,
+                 RESULTS / "plots" / report_folder_name(dataset, detector, params)))
+            for dataset in datasets for detector in args.detectors
+            for params in CONFIGS.get(detector, [{}])]
+    run_all(jobs, previous, command, lambda runs: write_results(runs, RESULTS, command),
+            lambda run: (f"{run.error or run.metrics}  fit {run.fit_seconds}s  rss {run.peak_rss_gb} GB"
+                         f"  report {run.report} ({run.report_seconds}s)"))
     return 0
 
 

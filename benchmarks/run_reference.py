@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import resource
-import shlex
 import sys
 import time
 from pathlib import Path
@@ -26,7 +25,7 @@ import cv2
 import numpy as np
 
 from oddity.bench.image import find_datasets
-from oddity.core.persistence import atomic_write
+from oddity.bench.common import cell, command_line, write_files
 from oddity.image.data import evaluation_samples
 from oddity.image.reference import AlignmentError, GoldenSample
 from oddity.metrics.classification import image_auroc
@@ -88,10 +87,6 @@ def run_dataset(dataset: Path, seed: int, max_pairs: int) -> dict:
     return result
 
 
-def _cell(value: float | None) -> str:
-    return "–" if value is None else f"{value:.3f}"
-
-
 def markdown(results: list[dict], command: str, load: str) -> str:
     lines = ["# Golden-sample benchmark (`oddity compare`)", "",
              f"Reproduce: `{command}` (2 CPU cores shared with other jobs; load average at the start: {load}).", "",
@@ -106,8 +101,8 @@ def markdown(results: list[dict], command: str, load: str) -> str:
     for r in results:
         for radius, m in r["by_radius"].items():
             lines.append(f"| {r['dataset']} | {radius} | {r['pairs']} ({r['anomalous']}) | {r['aligned_ok']} | "
-                         f"**{_cell(m['auroc_aligned'])}** | {_cell(m['auroc_unaligned'])} | {_cell(m['auroc_aligned_on_ok'])} | "
-                         f"{_cell(m['auroc_unaligned_on_ok'])} | {r['seconds_per_pair']:.2f} | {r['peak_rss_gb']:.2f} |")
+                         f"**{cell(m['auroc_aligned'])}** | {cell(m['auroc_unaligned'])} | {cell(m['auroc_aligned_on_ok'])} | "
+                         f"{cell(m['auroc_unaligned_on_ok'])} | {r['seconds_per_pair']:.2f} | {r['peak_rss_gb']:.2f} |")
     lines += ["", "No published figure applies: UMAD (Li et al. 2024) is a robot-patrol scene benchmark with "
               "learned change detectors, not these datasets. Per-pair scores, alignment methods, inliers and "
               "failure reasons are in reference.json.", ""]
@@ -124,15 +119,15 @@ def main() -> int:
     if not datasets:
         print(f"no MVTec-layout datasets under {args.data}; set ODDITY_DATA", file=sys.stderr)
         return 2
-    command = "python benchmarks/run_reference.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    command = command_line("run_reference.py", sys.argv[1:], make_target=None)
     load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     results = []
     for dataset in datasets:
         results.append(run_dataset(dataset, args.seed, args.max_pairs))
         print({k: v for k, v in results[-1].items() if k != "pair_details"}, flush=True)
         document = {"command": command, "load_average": load, "results": results}
-        atomic_write(RESULTS / "reference.json", lambda tmp: Path(tmp).write_text(json.dumps(document, indent=2)))
-        atomic_write(RESULTS / "reference.md", lambda tmp: Path(tmp).write_text(markdown(results, command, load)))
+        write_files(RESULTS, {"reference.json": json.dumps(document, indent=2),
+                              "reference.md": markdown(results, command, load)})
     return 0
 
 

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
 from pathlib import Path
 
 import oddity
-from oddity.bench.series import merge_runs, read_results, run_one, write_results
+from oddity.bench.common import command_line, run_all
+from oddity.bench.series import read_results, run_one, write_results
 
 RESULTS = Path(__file__).resolve().parent / "results"
 # Benchmark settings per detector: the defaults unless a row says otherwise.
@@ -31,20 +31,14 @@ def main() -> int:
     if not (Path(args.data) / "labels" / "combined_windows.json").is_file():
         print(f"no NAB folder at {args.data}; set ODDITY_DATA", file=sys.stderr)
         return 2
-    command = ("make bench" if len(sys.argv) == 1 else
-               "python benchmarks/run_series.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    command = command_line("run_series.py", sys.argv[1:])
     previous = read_results(RESULTS) if args.keep else []
-    runs: list = []
-    for detector in args.detectors:
-        for params in CONFIGS.get(detector, [{}]):
-            print(f"NAB / {detector} {params or ''} ...", flush=True)
-            run = run_one(args.data, detector, params, args.timeout)
-            run.command = command
-            overall = run.evaluation.get("overall", {})
-            print(f"  {run.error or overall}  total {run.total_seconds}s  rss {run.peak_rss_gb} GB"
-                  f"  load {run.load_average}", flush=True)
-            runs.append(run)
-            write_results(merge_runs(previous, runs), RESULTS, command)
+    jobs = [(f"NAB / {detector} {params or ''}",
+             lambda detector=detector, params=params: run_one(args.data, detector, params, args.timeout))
+            for detector in args.detectors for params in CONFIGS.get(detector, [{}])]
+    run_all(jobs, previous, command, lambda runs: write_results(runs, RESULTS, command),
+            lambda run: (f"{run.error or run.evaluation.get('overall', {})}  total {run.total_seconds}s"
+                         f"  rss {run.peak_rss_gb} GB  load {run.load_average}"))
     return 0
 
 

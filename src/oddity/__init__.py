@@ -1,11 +1,14 @@
-"""oddity: offline, CPU-first anomaly detection with localisation, calibrated thresholds and
-explanations.
+"""oddity: offline, CPU-first anomaly detection for images and time series, with
+localisation, calibrated thresholds and explanations.
 
     import oddity
     detector = oddity.create("patchcore").fit("path/to/mvtec/bottle")
     result = detector.predict(["part1.png", "part2.png"])
     detector.save("bottle.oddity")
     detector = oddity.load("bottle.oddity")
+
+The entry points are `create`, `load` and `list_detectors`; guides, one page per method and
+the API reference are in docs/ (`make docs`).
 """
 from __future__ import annotations
 
@@ -25,7 +28,34 @@ __version__ = "0.1.0"
 
 
 def create(name: str, **params: Any) -> Detector:
-    """A new detector by registry name, e.g. `oddity.create("padim", image_size=224)`."""
+    """A new, unfitted detector by its registered name.
+
+    Parameters
+    ----------
+    name : str
+        Registered name of the method (see `list_detectors`), e.g. ``"patchcore"``.
+    **params
+        Hyper-parameters of that detector, stored as given and checked by `fit`; any not
+        given keep their defaults.
+
+    Returns
+    -------
+    Detector
+        The detector, ready for `fit` (or, for a zero-shot method, for `predict`).
+
+    Raises
+    ------
+    ConfigError
+        If no detector is registered under `name` (the message lists the valid names), or a
+        parameter is not one of the detector's.
+
+    Examples
+    --------
+    >>> import oddity
+    >>> detector = oddity.create("rolling_zscore", window=32)
+    >>> detector.window, detector.is_fitted
+    (32, False)
+    """
     return get_detector_class(name)(**params)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from oddity.bench.image import (REPORT_COLOURS, REPORT_ERRORS, REPORT_THUMBNAIL, Run, _worker,
+from oddity.bench.image import (REPORT_COLOURS, REPORT_ERRORS, REPORT_THUMBNAIL, Run, worker,
                                 markdown_table, report_folder_name, run_one, write_results)
 
 
@@ -18,8 +18,8 @@ def test_report_folder_names():
     assert report_folder_name("x", "padim", {"layers": ["stage2", "stage3"]}) == "x-padim-layers=_stage2_stage3_"
 
 
-def test_worker_writes_the_light_report(inspection_set, tmp_path):
-    result = _worker(str(inspection_set), "test-meandiff", {"image_size": 64}, str(tmp_path / "plots" / "r"))
+def testworker_writes_the_light_report(inspection_set, tmp_path):
+    result = worker(str(inspection_set), "test-meandiff", {"image_size": 64}, str(tmp_path / "plots" / "r"))
     page = tmp_path / "plots" / "r" / "index.html"
     assert result["report"] == str(page) and result["report_seconds"] > 0
     assert set(result["metrics"]) >= {"aupimo", "image_f1max", "aupro"}
@@ -74,7 +74,8 @@ def test_run_one_writes_the_report_from_a_fresh_process(inspection_set, tmp_path
 
 
 def test_merge_runs_replaces_re_measured_rows_and_keeps_the_rest():
-    from oddity.bench.image import Run, merge_runs
+    from oddity.bench.common import merge_runs
+    from oddity.bench.image import Run
 
     old = [Run("data/bottle", "patchcore", {}, {"image_auroc": 0.5}), Run("data/bottle", "padim", {})]
     new = [Run("data/bottle", "patchcore", {}, {"image_auroc": 0.9}), Run("data/tile", "padim", {})]
@@ -84,7 +85,7 @@ def test_merge_runs_replaces_re_measured_rows_and_keeps_the_rest():
     assert merged[0].metrics["image_auroc"] == 0.9
 
 
-def test_worker_scores_a_zero_shot_detector_on_the_test_split_alone(inspection_set):
-    result = _worker(str(inspection_set), "musc", {"image_size": 64})
+def testworker_scores_a_zero_shot_detector_on_the_test_split_alone(inspection_set):
+    result = worker(str(inspection_set), "musc", {"image_size": 64})
     assert result["fit_seconds"] < 0.1  # nothing fitted, train/ never read
     assert result["metrics"]["test_images"] == 10 and result["metrics"]["pixel_auroc"] is not None

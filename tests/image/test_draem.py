@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import oddity
-from oddity.core.errors import ConfigError, DataError
+from oddity.core.errors import ConfigError, ModelFileError
 from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.image.data import evaluation_samples
 from oddity.image.detectors.draem import DRAEM, focal_loss, ssim
@@ -132,8 +132,8 @@ def test_detector_is_registered():
     assert "draem" in oddity.list_detectors()
 
 
-def test_networks_that_do_not_fit_the_model_file_are_data_errors():
+def test_networks_that_do_not_fit_the_model_file_are_model_file_errors():
     arrays = module_arrays({"reconstructive": torch.nn.Conv2d(3, 4, 3)})
     load_module_arrays({"reconstructive": torch.nn.Conv2d(3, 4, 3)}, arrays, "recon_width=4")
-    with pytest.raises(DataError, match="reconstructive network does not fit recon_width=8"):
+    with pytest.raises(ModelFileError, match="reconstructive network does not fit recon_width=8"):
         load_module_arrays({"reconstructive": torch.nn.Conv2d(3, 8, 3)}, arrays, "recon_width=8")

@@ -1,12 +1,7 @@
 """The series benchmark runner on a tiny NAB folder: a fresh process per detector, results
 written, read back and merged."""
-from oddity.bench.series import (
-    SeriesRun,
-    merge_runs,
-    read_results,
-    run_one,
-    write_results,
-)
+from oddity.bench.common import merge_runs
+from oddity.bench.series import SeriesRun, read_results, run_one, write_results
 
 
 def test_run_write_read_merge(tmp_path, nab_root):

@@ -16,14 +16,12 @@ import os
 import platform
 import re
 import resource
-import subprocess
-import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oddity.core.persistence import atomic_write
+from oddity.bench.common import cell, run_in_child, write_files
 from oddity.image.data import is_mvtec_category
 
 
@@ -117,7 +115,7 @@ def report_folder_name(dataset: str | os.PathLike, detector: str, params: dict[s
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", "-".join(parts))
 
 
-def _worker(dataset: str, detector: str, params: dict[str, Any],
+def worker(dataset: str, detector: str, params: dict[str, Any],
             report_dir: str | None = None) -> dict[str, Any]:
     """Run in the child process: fit, evaluate, report metrics and this process's peak RSS,
     then write the light report into `report_dir` (when given) and time it."""
@@ -152,29 +150,13 @@ def run_one(dataset: Path, detector: str, params: dict[str, Any], timeout: float
     """Fit and evaluate in a fresh Python process, writing the run's light report into
     `report_dir` when given; failures are recorded, not raised."""
     run = Run(dataset=str(dataset), detector=detector, params=params)
-    code = ("import json, sys; from oddity.bench.image import _worker; "
-            "print('@@' + json.dumps(_worker(*json.loads(sys.argv[1]))))")
     arguments = [str(dataset), detector, params, None if report_dir is None else str(report_dir)]
-    try:
-        done = subprocess.run([sys.executable, "-c", code, json.dumps(arguments)],
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        run.error = f"timed out after {timeout:.0f} s"
+    result, run.error = run_in_child("oddity.bench.image:worker", arguments, timeout)
+    if result is None:
         return run
-    lines = [line for line in done.stdout.splitlines() if line.startswith("@@")]
-    if done.returncode != 0 or not lines:
-        run.error = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return run
-    result = json.loads(lines[-1][2:])
     run.metrics, run.fit_seconds, run.peak_rss_gb = result["metrics"], result["fit_seconds"], result["peak_rss_gb"]
     run.report, run.report_seconds = result.get("report"), result.get("report_seconds")
     return run
-
-
-def _cell(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def _relative(path: str | None, base: Path | None) -> str | None:
@@ -209,13 +191,13 @@ def markdown_table(runs: list[Run], command: str, base: Path | None = None) -> s
         report = _relative(run.report, base)
         link = f"[plots]({report})" if report else "–"
         lines.append(
-            f"| {name} | **{run.detector}** | {settings} | {_cell(m.get('image_auroc'))} | "
-            f"{_cell(m.get('image_aupr'))} | {_cell(m.get('image_f1max'))} | {_cell(m.get('pixel_auroc'))} | "
-            f"{_cell(m.get('aupro'))} | {_cell(m.get('aupimo'))} | {_cell(run.fit_seconds, 1)} | "
-            f"{_cell(rate, 1)} | {_cell(1 / rate if rate else None, 2)} | {_cell(run.peak_rss_gb, 2)} | {link} |")
+            f"| {name} | **{run.detector}** | {settings} | {cell(m.get('image_auroc'))} | "
+            f"{cell(m.get('image_aupr'))} | {cell(m.get('image_f1max'))} | {cell(m.get('pixel_auroc'))} | "
+            f"{cell(m.get('aupro'))} | {cell(m.get('aupimo'))} | {cell(run.fit_seconds, 1)} | "
+            f"{cell(rate, 1)} | {cell(1 / rate if rate else None, 2)} | {cell(run.peak_rss_gb, 2)} | {link} |")
         for ref in REFERENCES.get((name, run.detector), []):
-            lines.append(f"| {name} | {run.detector}: {ref.source} | | {_cell(ref.image_auroc)} | | | "
-                         f"{_cell(ref.pixel_auroc)} | {_cell(ref.aupro)} | | | {_cell(ref.images_per_second, 1)} | | | |")
+            lines.append(f"| {name} | {run.detector}: {ref.source} | | {cell(ref.image_auroc)} | | | "
+                         f"{cell(ref.pixel_auroc)} | {cell(ref.aupro)} | | | {cell(ref.images_per_second, 1)} | | | |")
     reported = [run for run in runs if run.report and not run.error]
     if reported:
         lines += ["", "## Plots", "",
@@ -243,20 +225,10 @@ def read_results(out_dir: str | os.PathLike) -> list[Run]:
     return [Run(**{**r, "report": str(out / r["report"]) if r.get("report") else None}) for r in records]
 
 
-def merge_runs(previous: list[Run], new: list[Run]) -> list[Run]:
-    """`previous` with each run replaced by a new run of the same dataset, detector and
-    settings, and the other new runs appended, so one row can be re-measured alone."""
-    fresh = {run.key: run for run in new}
-    kept = [fresh.pop(run.key, run) for run in previous]
-    return kept + list(fresh.values())
-
-
 def write_results(runs: list[Run], out_dir: str | os.PathLike, command: str) -> None:
     """Write image.json and image.md into `out_dir` atomically (report paths relative to it)."""
     out = Path(out_dir)
     records = [{**run.__dict__, "report": _relative(run.report, out)} for run in runs]
     document = {"command": command, "cpu_count": os.cpu_count(), "runs": records}
-    text = json.dumps(document, indent=2, default=float)
-    atomic_write(out / "image.json", lambda tmp: Path(tmp).write_text(text))
-    table = markdown_table(runs, command, out)
-    atomic_write(out / "image.md", lambda tmp: Path(tmp).write_text(table))
+    write_files(out, {"image.json": json.dumps(document, indent=2, default=float),
+                      "image.md": markdown_table(runs, command, out)})

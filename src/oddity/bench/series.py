@@ -14,14 +14,12 @@ import json
 import os
 import platform
 import resource
-import subprocess
-import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oddity.core.persistence import atomic_write
+from oddity.bench.common import cell, run_in_child, write_files
 
 METRIC_NAMES = {"event_f1": "event-wise F1 (at the calibrated threshold)",
                 "pate": "PATE (threshold-free, early = delay = 100 steps)",
@@ -48,7 +46,7 @@ class SeriesRun:
         return self.detector, json.dumps(self.params, sort_keys=True)
 
 
-def _worker(nab_root: str, detector: str, params: dict[str, Any]) -> dict[str, Any]:
+def worker(nab_root: str, detector: str, params: dict[str, Any]) -> dict[str, Any]:
     """Run in the child process: evaluate on all series, report this process's peak RSS."""
     from oddity.series.data import read_nab
     from oddity.series.evaluate import evaluate_nab
@@ -63,31 +61,14 @@ def run_one(nab_root: str | os.PathLike, detector: str, params: dict[str, Any],
             timeout: float) -> SeriesRun:
     """Evaluate one configuration in a fresh Python process; failures are recorded."""
     run = SeriesRun(detector=detector, params=params, load_average=[os.getloadavg()[0]])
-    code = ("import json, sys; from oddity.bench.series import _worker; "
-            "print('@@' + json.dumps(_worker(*json.loads(sys.argv[1]))))")
-    try:
-        done = subprocess.run([sys.executable, "-c", code,
-                               json.dumps([str(nab_root), detector, params])],
-                              capture_output=True, text=True, timeout=timeout)
-    except subprocess.TimeoutExpired:
-        run.error = f"timed out after {timeout:.0f} s"
+    result, run.error = run_in_child("oddity.bench.series:worker", [str(nab_root), detector, params],
+                                     timeout)
+    run.load_average.append(os.getloadavg()[0])
+    if result is None:
         return run
-    finally:
-        run.load_average.append(os.getloadavg()[0])
-    lines = [line for line in done.stdout.splitlines() if line.startswith("@@")]
-    if done.returncode != 0 or not lines:
-        run.error = (done.stderr.strip().splitlines() or ["no output"])[-1]
-        return run
-    result = json.loads(lines[-1][2:])
     run.evaluation, run.total_seconds = result["evaluation"], result["total_seconds"]
     run.peak_rss_gb = result["peak_rss_gb"]
     return run
-
-
-def _cell(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "–"
-    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
 
 def _settings(run: SeriesRun) -> str:
@@ -123,17 +104,17 @@ def markdown(runs: list[SeriesRun], command: str) -> str:
             continue
         m = run.evaluation["overall"]
         lines.append(
-            f"| **{run.detector}** | {_settings(run)} | {_cell(m['point_auroc'])} | "
-            f"{_cell(m['point_aupr'])} | {_cell(m['pa_f1'])} | {_cell(m['event_f1'])} | "
-            f"{_cell(m['pate'])} | {_cell(m['fpr'])} | {_cell(m['seconds_per_series'], 2)} | "
-            f"{_cell(run.total_seconds, 0)} | {_cell(run.peak_rss_gb, 2)} | {load} |")
+            f"| **{run.detector}** | {_settings(run)} | {cell(m['point_auroc'])} | "
+            f"{cell(m['point_aupr'])} | {cell(m['pa_f1'])} | {cell(m['event_f1'])} | "
+            f"{cell(m['pate'])} | {cell(m['fpr'])} | {cell(m['seconds_per_series'], 2)} | "
+            f"{cell(run.total_seconds, 0)} | {cell(run.peak_rss_gb, 2)} | {load} |")
     groups = sorted({g for run in done for g in run.evaluation["groups"]})
     for metric, title in METRIC_NAMES.items():
         lines += ["", f"## {title} per NAB group", "",
                   "| group | " + " | ".join(run.detector for run in done) + " |",
                   "|---|" + "---|" * len(done)]
         for group in [*groups, "mean"]:
-            cells = [_cell((run.evaluation["overall"] if group == "mean" else
+            cells = [cell((run.evaluation["overall"] if group == "mean" else
                             run.evaluation["groups"].get(group, {})).get(metric)) for run in done]
             name = "**mean**" if group == "mean" else group
             lines.append(f"| {name} | " + " | ".join(cells) + " |")
@@ -148,20 +129,10 @@ def read_results(out_dir: str | os.PathLike) -> list[SeriesRun]:
     return [SeriesRun(**record) for record in json.loads(path.read_text())["runs"]]
 
 
-def merge_runs(previous: list[SeriesRun], new: list[SeriesRun]) -> list[SeriesRun]:
-    """`previous` with each run replaced by a new one of the same detector and settings, and
-    the other new runs appended, so one detector can be re-measured alone."""
-    fresh = {run.key: run for run in new}
-    kept = [fresh.pop(run.key, run) for run in previous]
-    return kept + list(fresh.values())
-
-
 def write_results(runs: list[SeriesRun], out_dir: str | os.PathLike, command: str) -> None:
     """Write series.json and series.md into `out_dir` atomically."""
     out = Path(out_dir)
     document = {"command": command, "cpu_count": os.cpu_count(),
                 "runs": [asdict(run) for run in runs]}
-    text = json.dumps(document, indent=1, allow_nan=False)
-    atomic_write(out / "series.json", lambda tmp: Path(tmp).write_text(text))
-    table = markdown(runs, command)
-    atomic_write(out / "series.md", lambda tmp: Path(tmp).write_text(table))
+    write_files(out, {"series.json": json.dumps(document, indent=1, allow_nan=False),
+                      "series.md": markdown(runs, command)})

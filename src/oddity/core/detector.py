@@ -20,7 +20,21 @@ from oddity.core.thresholds import Threshold, manual_threshold
 
 
 class Detector:
-    """Base class: parameters, thresholds, persistence. Modalities add fit/score/predict."""
+    """Base class of every detector: parameters, thresholds and persistence.
+
+    Modalities add ``fit``, ``score`` and ``predict`` (`oddity.image.detector.ImageDetector`,
+    `oddity.series.detector.SeriesDetector`). Constructor arguments are hyper-parameters,
+    stored as given and saved with the model; what `fit` learns ends with an underscore.
+
+    Attributes
+    ----------
+    name : str
+        The registered name (class attribute, set by `oddity.core.registry.register`).
+    modality : str
+        ``"image"`` or ``"series"`` (class attribute).
+    threshold_ : Threshold or None
+        The decision threshold calibrated by ``fit`` (None before).
+    """
 
     name: ClassVar[str] = "detector"
     modality: ClassVar[str] = "generic"
@@ -29,8 +43,16 @@ class Detector:
 
     @classmethod
     def param_names(cls) -> list[str]:
-        """Constructor parameter names, gathered over the class hierarchy (each class's
-        `__init__` names its own and passes the rest on); the CLI checks options against them."""
+        """Constructor parameter names, gathered over the class hierarchy.
+
+        Each class's ``__init__`` names its own parameters and passes the rest on; the CLI
+        checks ``--set`` options against these names.
+
+        Returns
+        -------
+        list of str
+            The names, the subclass's own first.
+        """
         named = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         names: list[str] = []
         for klass in cls.__mro__:
@@ -42,7 +64,13 @@ class Detector:
         return names
 
     def get_params(self) -> dict[str, Any]:
-        """Constructor parameters by name, read back from the attributes that hold them."""
+        """Constructor parameters by name, read back from the attributes that hold them.
+
+        Returns
+        -------
+        dict
+            Parameter name to value; ``type(self)(**detector.get_params())`` is an unfitted copy.
+        """
         return {name: getattr(self, name) for name in self.param_names()}
 
     def __repr__(self) -> str:
@@ -51,6 +79,7 @@ class Detector:
 
     @property
     def is_fitted(self) -> bool:
+        """True once ``fit`` (or `load`) has given the detector a threshold."""
         return self.threshold_ is not None
 
     def _check_fitted(self) -> None:
@@ -60,7 +89,18 @@ class Detector:
             )
 
     def set_threshold(self, value: float) -> None:
-        """Override the calibrated threshold with a user-chosen value."""
+        """Override the calibrated threshold with a user-chosen value.
+
+        Parameters
+        ----------
+        value : float
+            Scores above it are anomalous. The threshold is recorded with method ``"manual"``.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         self.threshold_ = manual_threshold(value)
 
@@ -76,7 +116,20 @@ class Detector:
         return {"threshold_": self.threshold_} if self.threshold_ is not None else {}
 
     def save(self, path: str | os.PathLike) -> None:
-        """Write the fitted detector to `path` (safetensors + JSON header, atomic)."""
+        """Write the fitted detector to one file: safetensors arrays with a JSON header.
+
+        The file is written atomically; no pickle, so loading it runs no code.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The model file to write (``.oddity`` by convention).
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         values, arrays = self._get_state()
         document = {
@@ -100,7 +153,36 @@ class Detector:
 
 
 def load(path: str | os.PathLike) -> Detector:
-    """Load any detector saved with `Detector.save` (no code is executed from the file)."""
+    """Load any detector saved with `Detector.save` (no code is executed from the file).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A model file written by `Detector.save`.
+
+    Returns
+    -------
+    Detector
+        The fitted detector, of the class registered under the name saved in the file.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, corrupt, or inconsistent with the detector's current code.
+    ConfigError
+        If the file names a detector that is not registered.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> import oddity
+    >>> detector = oddity.create("rolling_zscore", window=16).fit(np.sin(np.arange(300) / 8))
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.oddity")
+    >>> detector.save(path)
+    >>> oddity.load(path).threshold_ == detector.threshold_
+    True
+    """
     from oddity.core.registry import get_detector_class
 
     document, arrays = load_model(path)

@@ -8,8 +8,18 @@ import numpy as np
 
 @dataclass
 class ImageScores:
-    """Raw anomaly scores: one per image, and a map per image at that image's own size
-    (`maps` is None when the detector does not localise, see `ImageDetector.localises`)."""
+    """Raw anomaly scores of images (higher = more anomalous).
+
+    Attributes
+    ----------
+    scores : numpy.ndarray
+        (N,) one score per image.
+    maps : list of numpy.ndarray or None
+        One (H, W) anomaly map per image at that image's own size; None when the detector
+        does not localise (see `ImageDetector.localises`).
+    paths : list of str
+        The name of each image (its path, or ``array[i]``).
+    """
 
     scores: np.ndarray
     maps: list[np.ndarray] | None
@@ -21,8 +31,20 @@ class ImageScores:
 
 @dataclass
 class ImagePrediction(ImageScores):
-    """Scores plus decisions: `labels` (True = anomalous) and binary `masks` per image
-    (`masks` is None, and `pixel_threshold` NaN, when there are no maps)."""
+    """Scores plus the decisions of the calibrated thresholds.
+
+    Attributes
+    ----------
+    labels : numpy.ndarray
+        (N,) booleans, True where the score is above `threshold`.
+    masks : list of numpy.ndarray or None
+        Boolean (H, W) masks, True where the map is above `pixel_threshold`; None when
+        there are no maps.
+    threshold : float
+        The image threshold used.
+    pixel_threshold : float
+        The pixel threshold used (NaN when there are no maps).
+    """
 
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     masks: list[np.ndarray] | None = field(default_factory=list)

@@ -9,34 +9,60 @@ import numpy as np
 import torch
 from torch import nn
 
-from oddity.core.errors import ConfigError, DataError
+from oddity.core.errors import ConfigError, ModelFileError
 
 
 def module_arrays(modules: dict[str, nn.Module]) -> dict[str, np.ndarray]:
-    """Every tensor of each module's state dict as an array named `<prefix>.<key>`."""
+    """Every tensor of each module's state dict as an array named `<prefix>.<key>`.
+
+    Parameters
+    ----------
+    modules : dict of str to torch.nn.Module
+        The networks by prefix.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Arrays for `Detector.save`.
+    """
     return {f"{prefix}.{key}": tensor.detach().cpu().numpy()
             for prefix, module in modules.items() for key, tensor in module.state_dict().items()}
 
 
 def load_module_arrays(modules: dict[str, nn.Module], arrays: dict[str, np.ndarray], settings: str) -> None:
-    """Fill each module (strictly) from the arrays under its prefix. A missing or misshapen
-    tensor is a DataError naming the module and the `settings` it must fit."""
+    """Fill each module (strictly) from the arrays under its prefix and put it in eval mode.
+
+    Parameters
+    ----------
+    modules : dict of str to torch.nn.Module
+        Freshly built networks by prefix, shaped by the detector's parameters.
+    arrays : dict of str to numpy.ndarray
+        The arrays of a model file (see `module_arrays`).
+    settings : str
+        The parameters that shape the networks, named in the error.
+
+    Raises
+    ------
+    ModelFileError
+        If a tensor is missing or misshapen: the file does not fit these `settings`.
+    """
     for prefix, module in modules.items():
         state = {key[len(prefix) + 1:]: torch.from_numpy(np.array(value))
                  for key, value in arrays.items() if key.startswith(prefix + ".")}
         try:
             module.load_state_dict(state, strict=True)
         except RuntimeError as exc:
-            raise DataError(f"model file's {prefix} network does not fit {settings} "
-                            f"({str(exc).splitlines()[0]})") from None
+            raise ModelFileError(f"model file's {prefix} network does not fit {settings} "
+                                 f"({str(exc).splitlines()[0]}); refit it") from None
+        module.eval()
 
 
 @contextlib.contextmanager
 def flushed_denormals() -> Iterator[None]:
     """Treat subnormal floats as zero inside the block (restored afterwards). On x86 CPUs,
     arithmetic on subnormals is tens of times slower; weights and gradients drift into that
-    range late in a long training run (EfficientAD's student on MVTec bottle: 70 ms per step up
-    to 1200 steps, 530 ms per step by step 1800; flat 75 ms with this on)."""
+    range late in a long training run (EfficientAD's student slowed about 7x without this; see
+    docs/methods/efficientad.md)."""
     supported = torch.set_flush_denormal(True)
     try:
         yield

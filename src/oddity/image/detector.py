@@ -93,7 +93,56 @@ class ImageStream:
 
 
 class ImageDetector(Detector):
-    """Base of all image detectors (see module docstring for the two hooks to write)."""
+    """Base of all image detectors (see the module docstring for the two hooks to write).
+
+    Parameters
+    ----------
+    image_size : int, default 256
+        Short side of the model input in pixels; the aspect ratio is kept. At least 32.
+    tile : int, optional
+        Split images into overlapping `tile`-pixel tiles (a quarter overlap), each scored as
+        an image; None scores whole images.
+    smoothing_sigma : float, default 4.0
+        Gaussian smoothing of the patch map, in model-input pixels.
+    target_fpr : float, default 0.01
+        False-positive rate the calibrated thresholds aim at.
+    calibration_fraction : float, default 0.1
+        Share of the normal images held out to calibrate thresholds, in [0, 1).
+    seed : int, default 0
+        Seed of every random step (held-out split, projections, training).
+    skip_bad : bool, default False
+        Skip unreadable images with a warning instead of failing.
+    per_image_contrast : bool, default False
+        Standardise each image's intensities before the model (for varying exposure).
+    border_rings : int, default 0
+        Standardise maps by their normal statistics at each distance from the border, over
+        this many rings of the patch grid (`oddity.image.border`); 0 turns it off.
+
+    Attributes
+    ----------
+    threshold_ : Threshold
+        Image threshold calibrated by `fit`.
+    pixel_threshold_ : Threshold or None
+        Pixel threshold for masks (None for a detector that does not localise).
+    input_shape_ : tuple of int or None
+        The fixed model input shape, for detectors that need one (PaDiM).
+    border_ : BorderStandardiser or None
+        Border statistics of the maps, when `border_rings` > 0.
+    skipped_ : set of str or None
+        Files skipped as unreadable by the last `fit` (not saved).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> normal = np.random.default_rng(0).uniform(0.4, 0.6, size=(12, 64, 64, 3))
+    >>> detector = oddity.create("padim", image_size=64).fit(normal, verbose=False)
+    >>> parts = normal[:2].copy()
+    >>> parts[1, 20:40, 20:40] = 1.0                       # a bright square on the second part
+    >>> result = detector.predict(parts, verbose=False)
+    >>> result.labels.tolist(), result.maps[1].shape, bool(result.masks[1][30, 30])
+    ([False, True], (64, 64), True)
+    """
 
     modality: ClassVar[str] = "image"
     needs_fixed_shape: ClassVar[bool] = False
@@ -175,6 +224,28 @@ class ImageDetector(Detector):
     def fit(self, data: ImageInput, *, verbose: bool = True) -> "ImageDetector":
         """Learn normal from images of normal items, then calibrate thresholds on held-out ones.
 
+        Parameters
+        ----------
+        data : str, path, list or array
+            A folder of normal images or an MVTec AD category (its ``train/good``), image
+            paths, an (N, H, W, 3) array or a list of (H, W, 3) arrays in [0, 1] or uint8.
+        verbose : bool, default True
+            Show progress bars.
+
+        Returns
+        -------
+        ImageDetector
+            self, fitted.
+
+        Raises
+        ------
+        DataError
+            If no image can be read, or an unreadable one is met without `skip_bad`.
+        ConfigError
+            If a hyper-parameter is invalid.
+
+        Notes
+        -----
         A `calibration_fraction` of the images (at least one when there are two or more, and
         at least a quarter up to 10 images) is held out, scored, and used to set the image threshold (target false-positive rate
         `target_fpr`) and the pixel threshold (same rate, on each held-out image's map maximum,
@@ -256,8 +327,30 @@ class ImageDetector(Detector):
 
     def score(self, data: ImageInput, *, verbose: bool = True, desc: str = "score",
               _calibrating: bool = False) -> ImageScores:
-        """Anomaly score per image and an anomaly map per image at its original size
-        (`maps` is None for a detector that does not localise)."""
+        """Anomaly score per image and an anomaly map per image at its original size.
+
+        Parameters
+        ----------
+        data : str, path, list or array
+            Images as for `fit` (a folder is read as it is, not as a training layout).
+        verbose : bool, default True
+            Show a progress bar.
+        desc : str, default "score"
+            Label of the progress bar.
+
+        Returns
+        -------
+        ImageScores
+            Scores (higher = more anomalous) and maps (None for a detector that does not
+            localise).
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        DataError
+            If none of the images can be read.
+        """
         if not _calibrating:
             self._check_fitted()
         samples = as_samples(data, for_fit=False)
@@ -277,8 +370,28 @@ class ImageDetector(Detector):
                            maps=maps if self.localises else None, paths=names)
 
     def predict(self, data: ImageInput, *, verbose: bool = True) -> ImagePrediction:
-        """Scores and maps plus labels (score above the calibrated threshold) and masks
-        (`maps` and `masks` are None for a detector that does not localise)."""
+        """Scores and maps plus labels and masks from the calibrated thresholds.
+
+        Parameters
+        ----------
+        data : str, path, list or array
+            Images as for `score`.
+        verbose : bool, default True
+            Show a progress bar.
+
+        Returns
+        -------
+        ImagePrediction
+            Scores, maps, labels (score above the image threshold) and masks (map above the
+            pixel threshold); maps and masks are None for a detector that does not localise.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        DataError
+            If none of the images can be read.
+        """
         self._check_fitted()
         result = self.score(data, verbose=verbose, desc="predict")
         threshold, pixel = self.decision_thresholds(result)
@@ -295,8 +408,18 @@ class ImageDetector(Detector):
         )
 
     def decision_thresholds(self, result: ImageScores) -> tuple[Threshold | None, Threshold | None]:
-        """(image, pixel) thresholds that decide on `result`: the calibrated ones; a zero-shot
-        detector derives them from the scored batch instead."""
+        """The (image, pixel) thresholds that decide on `result`.
+
+        Parameters
+        ----------
+        result : ImageScores
+            Scores of the batch being decided on.
+
+        Returns
+        -------
+        tuple of Threshold
+            The calibrated thresholds; a zero-shot detector derives them from the batch.
+        """
         return self.threshold_, self.pixel_threshold_
 
     def _score_pixels(self, pixels: np.ndarray) -> tuple[float, np.ndarray | None]:

@@ -57,20 +57,74 @@ def labels_and_scores(labels: ArrayLike, scores: ArrayLike,
 
 
 def image_auroc(labels: ArrayLike, scores: ArrayLike) -> float:
-    """Area under the ROC curve of per-item `scores` against binary `labels` (1 = anomalous)."""
+    """Area under the ROC curve of per-item `scores` against binary `labels` (1 = anomalous).
+
+    Parameters
+    ----------
+    labels : array_like
+        (N,) 0/1 or bool, 1 = anomalous.
+    scores : array_like
+        (N,) scores, higher = more anomalous.
+
+    Returns
+    -------
+    float
+        The AUROC, 0.5 for chance.
+
+    Raises
+    ------
+    MetricError
+        If the labels hold one class only, are not binary, differ in length from the scores,
+        or the scores are not finite.
+
+    Examples
+    --------
+    >>> image_auroc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
     y, s = labels_and_scores(labels, scores)
     return float(roc_auc_score(y, s))
 
 
 def image_aupr(labels: ArrayLike, scores: ArrayLike) -> float:
-    """Average precision (step-wise area under the precision-recall curve), anomalous = positive."""
+    """Average precision (step-wise area under the precision-recall curve), anomalous = positive.
+
+    Parameters
+    ----------
+    labels : array_like
+        (N,) 0/1 or bool, 1 = anomalous.
+    scores : array_like
+        (N,) scores, higher = more anomalous.
+
+    Returns
+    -------
+    float
+        Average precision.
+
+    Raises
+    ------
+    MetricError
+        If the labels hold one class only, are not binary, differ in length from the scores,
+        or the scores are not finite.
+
+    Examples
+    --------
+    >>> round(image_aupr([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8]), 3)
+    0.833
+    """
     y, s = labels_and_scores(labels, scores)
     return float(average_precision_score(y, s))
 
 
 @dataclass(frozen=True)
 class F1Max:
-    """Best F1 over all thresholds `score >= threshold`, with the precision and recall there."""
+    """Best F1 over all thresholds `score >= threshold`, with the precision and recall there.
+
+    Attributes
+    ----------
+    f1, threshold, precision, recall : float
+        The best F1, the lowest threshold reaching it, and the precision and recall there.
+    """
 
     f1: float
     threshold: float
@@ -79,7 +133,31 @@ class F1Max:
 
 
 def f1_max(labels: ArrayLike, scores: ArrayLike) -> F1Max:
-    """Highest F1 score reachable by thresholding `scores`, and the (lowest) threshold giving it."""
+    """Highest F1 score reachable by thresholding `scores`, and the (lowest) threshold giving it.
+
+    Parameters
+    ----------
+    labels : array_like
+        (N,) 0/1 or bool, 1 = anomalous.
+    scores : array_like
+        (N,) scores, higher = more anomalous.
+
+    Returns
+    -------
+    F1Max
+        The best F1 with its threshold, precision and recall.
+
+    Raises
+    ------
+    MetricError
+        If the labels hold one class only, are not binary, differ in length from the scores,
+        or the scores are not finite.
+
+    Examples
+    --------
+    >>> f1_max([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    F1Max(f1=0.8, threshold=0.35, precision=0.6666666666666666, recall=1.0)
+    """
     return best_f1(*labels_and_scores(labels, scores))
 
 

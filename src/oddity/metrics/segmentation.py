@@ -115,7 +115,34 @@ def pixel_auroc(anomaly_maps: ArrayLike | Sequence[ArrayLike],
                 masks: ArrayLike | Sequence[ArrayLike]) -> float:
     """Exact ROC AUC over all pixels: P(score of an anomalous pixel > score of a normal one),
     ties counting one half (equal to scikit-learn's `roc_auc_score` on the flattened arrays).
-    Maps and masks: (N, H, W) arrays, or lists of (H, W) arrays of any sizes (pixels pooled)."""
+    Maps and masks: (N, H, W) arrays, or lists of (H, W) arrays of any sizes (pixels pooled).
+
+    Parameters
+    ----------
+    anomaly_maps : array_like or sequence of array_like
+        (N, H, W) maps, or a list of (H, W) maps whose sizes may differ between images.
+    masks : array_like or sequence of array_like
+        Ground-truth masks of the same shapes, 0/1 or bool (1 = anomalous pixel).
+
+    Returns
+    -------
+    float
+        The pixel AUROC.
+
+    Raises
+    ------
+    MetricError
+        If shapes differ, a mask is not binary, a map is not finite, or the pixels hold one
+        class only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> maps = np.zeros((1, 4, 4)); maps[0, 1:3, 1:3] = 1.0
+    >>> masks = np.zeros((1, 4, 4), bool); masks[0, 1:3, 1:3] = True
+    >>> pixel_auroc(maps, masks)
+    1.0
+    """
     normal, anomalous = _split(_maps_and_masks(anomaly_maps, masks))
     normal.sort()  # in place: `_split` returns copies; a second one is 4-8 bytes a pixel
     below = np.searchsorted(normal, anomalous, side="left").sum(dtype=np.int64)
@@ -209,6 +236,34 @@ def aupro(anomaly_maps: ArrayLike | Sequence[ArrayLike], masks: ArrayLike | Sequ
     the area is divided by `fpr_limit`. Unlike the reference code, FPRs are kept in float64.
     Maps and masks: (N, H, W) arrays, or lists of (H, W) arrays whose sizes may differ between
     images (exact: regions never cross images, no resizing).
+
+    Parameters
+    ----------
+    anomaly_maps : array_like or sequence of array_like
+        (N, H, W) maps, or a list of (H, W) maps whose sizes may differ between images.
+    masks : array_like or sequence of array_like
+        Ground-truth masks of the same shapes, 0/1 or bool (1 = anomalous pixel).
+    fpr_limit : float, default 0.3
+        Upper end of the false-positive range integrated.
+
+    Returns
+    -------
+    float
+        The normalised area, in [0, 1].
+
+    Raises
+    ------
+    MetricError
+        If shapes differ, a mask is not binary, a map is not finite, or the pixels hold one
+        class only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> maps = np.zeros((1, 8, 8)); maps[0, 2:4, 2:4] = 1.0
+    >>> masks = np.zeros((1, 8, 8), bool); masks[0, 2:4, 2:4] = True
+    >>> aupro(maps, masks)
+    1.0
     """
     fpr_before, fpr, pro_above, pro_at = _pro_points(_maps_and_masks(anomaly_maps, masks), fpr_limit)
     inside = fpr <= fpr_limit
@@ -224,7 +279,28 @@ def pro_curve(anomaly_maps: ArrayLike | Sequence[ArrayLike], masks: ArrayLike | 
     """The curve `aupro` integrates: (fpr, pro) vertices from (0, 0) up to `fpr_limit`
     (interpolated there), FPR non-decreasing; `np.trapezoid(pro, fpr) / fpr_limit` is the
     AUPRO. Same inputs as `aupro`. Every distinct score gives up to two vertices, so thin the
-    curve before plotting large test sets (see `oddity.plots.pro_curve_figure`)."""
+    curve before plotting large test sets (see `oddity.plots.pro_curve_figure`).
+
+    Parameters
+    ----------
+    anomaly_maps : array_like or sequence of array_like
+        (N, H, W) maps, or a list of (H, W) maps whose sizes may differ between images.
+    masks : array_like or sequence of array_like
+        Ground-truth masks of the same shapes, 0/1 or bool (1 = anomalous pixel).
+    fpr_limit : float, default 0.3
+        Upper end of the false-positive range.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (fpr, pro) vertices.
+
+    Raises
+    ------
+    MetricError
+        If shapes differ, a mask is not binary, a map is not finite, or the pixels hold one
+        class only.
+    """
     fpr_before, fpr, pro_above, pro_at = _pro_points(_maps_and_masks(anomaly_maps, masks), fpr_limit)
     if fpr[-1] > fpr_limit:
         pro_at = pro_at.copy()
@@ -243,6 +319,21 @@ class AUPIMOResult:
     `thresholds` (ascending) and `shared_fpr` (mean per-image FPR of the normal images at each
     threshold, descending) are the PIMO curve's x axis; `fpr_bounds` are the shared FPRs
     actually reached at the two snapped integration bounds, `num_points` the points integrated.
+
+    Attributes
+    ----------
+    per_image : numpy.ndarray
+        (N,) AUPIMO of each image, NaN for normal images.
+    mean : float
+        Mean over the anomalous images.
+    thresholds : numpy.ndarray
+        The thresholds, ascending.
+    shared_fpr : numpy.ndarray
+        Mean per-image FPR of the normal images at each threshold.
+    fpr_bounds : tuple of float
+        Shared FPRs reached at the two snapped integration bounds.
+    num_points : int
+        Number of points integrated.
     """
 
     per_image: np.ndarray
@@ -282,6 +373,28 @@ def aupimo(anomaly_maps: ArrayLike | Sequence[ArrayLike], masks: ArrayLike | Seq
     of pixels lying exactly on a float32 threshold; see benchmarks/results/metrics.md.
     Maps and masks: (N, H, W) arrays, or lists of (H, W) arrays whose sizes may differ (each
     image's FPR and TPR are fractions of its own pixels, as with equal sizes).
+
+    Parameters
+    ----------
+    anomaly_maps : array_like or sequence of array_like
+        (N, H, W) maps, or a list of (H, W) maps whose sizes may differ between images.
+    masks : array_like or sequence of array_like
+        Ground-truth masks of the same shapes, 0/1 or bool (1 = anomalous pixel).
+    num_thresholds : int, default 300000
+        Number of thresholds between the lowest and highest normal score.
+    fpr_bounds : tuple of float, default (1e-5, 1e-4)
+        The shared false-positive range integrated over (log scale).
+
+    Returns
+    -------
+    AUPIMOResult
+        Per-image AUPIMO and its mean over anomalous images.
+
+    Raises
+    ------
+    MetricError
+        If the inputs are invalid, there are no normal or no anomalous images, or the normal
+        images have too few pixels to reach `fpr_bounds`.
     """
     lower, upper = fpr_bounds
     if not 0 < lower < upper <= 1:

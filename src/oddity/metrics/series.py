@@ -21,12 +21,48 @@ from oddity.metrics.classification import (
 
 
 def point_auroc(labels: ArrayLike, scores: ArrayLike) -> float:
-    """ROC AUC treating every time step as an independent item."""
+    """ROC AUC treating every time step as an independent item.
+
+    Parameters
+    ----------
+    labels : array_like
+        (T,) 0/1 per time step, 1 = inside an anomaly.
+    scores : array_like
+        (T,) scores, higher = more anomalous.
+
+    Returns
+    -------
+    float
+        The AUROC over time steps.
+
+    Raises
+    ------
+    MetricError
+        As `oddity.metrics.image_auroc`.
+    """
     return image_auroc(labels, scores)
 
 
 def point_aupr(labels: ArrayLike, scores: ArrayLike) -> float:
-    """Average precision treating every time step as an independent item."""
+    """Average precision treating every time step as an independent item.
+
+    Parameters
+    ----------
+    labels : array_like
+        (T,) 0/1 per time step, 1 = inside an anomaly.
+    scores : array_like
+        (T,) scores, higher = more anomalous.
+
+    Returns
+    -------
+    float
+        Average precision over time steps.
+
+    Raises
+    ------
+    MetricError
+        As `oddity.metrics.image_aupr`.
+    """
     return image_aupr(labels, scores)
 
 
@@ -65,7 +101,15 @@ def _predictions(values: np.ndarray, threshold: float | None) -> np.ndarray | No
 
 @dataclass(frozen=True)
 class DetectionF1:
-    """F1 with its precision and recall; `threshold` is None when predictions were given."""
+    """F1 with its precision and recall; `threshold` is None when predictions were given.
+
+    Attributes
+    ----------
+    f1, precision, recall : float
+        The F1 and the precision and recall behind it.
+    threshold : float or None
+        The threshold used or found; None when binary predictions were given.
+    """
 
     f1: float
     precision: float
@@ -87,6 +131,30 @@ def point_adjusted_f1(labels: ArrayLike, scores_or_predictions: ArrayLike,
     predictions outside events count point-wise. Binary (0/1) input is taken as predictions;
     scores are thresholded at `threshold` (`>=`), or, without one, the best F1 over all
     thresholds is returned with its threshold.
+
+    Parameters
+    ----------
+    labels : array_like
+        (T,) 0/1 per time step, 1 = inside an anomaly.
+    scores_or_predictions : array_like
+        (T,) scores, or 0/1 predictions.
+    threshold : float, optional
+        Threshold for scores (``>=``); None searches the best one.
+
+    Returns
+    -------
+    DetectionF1
+        F1, precision, recall and the threshold.
+
+    Raises
+    ------
+    MetricError
+        If the inputs are invalid or the labels hold no event.
+
+    Examples
+    --------
+    >>> point_adjusted_f1([0, 1, 1, 1, 0, 0], [0, 0, 1, 0, 0, 0]).f1
+    1.0
     """
     y, s = _labels_with_events(labels, scores_or_predictions)
     starts, ends = events(y)
@@ -112,7 +180,32 @@ def event_f1(labels: ArrayLike, scores_or_predictions: ArrayLike,
              threshold: float | None = None) -> DetectionF1:
     """Event-wise F1: recall is the fraction of true events hit by at least one predicted step,
     precision the fraction of predicted events (runs of predicted steps) that overlap a true
-    event. Takes binary predictions, or scores with a `threshold` (`>=`)."""
+    event. Takes binary predictions, or scores with a `threshold` (`>=`).
+
+    Parameters
+    ----------
+    labels : array_like
+        (T,) 0/1 per time step, 1 = inside an anomaly.
+    scores_or_predictions : array_like
+        (T,) 0/1 predictions, or scores with a `threshold`.
+    threshold : float, optional
+        Threshold for scores (``>=``).
+
+    Returns
+    -------
+    DetectionF1
+        F1, precision and recall over events.
+
+    Raises
+    ------
+    MetricError
+        If scores come without a threshold, or the inputs are invalid.
+
+    Examples
+    --------
+    >>> event_f1([0, 1, 1, 0, 0, 0, 1, 0], [0, 0, 1, 0, 1, 0, 0, 0])
+    DetectionF1(f1=0.5, precision=0.5, recall=0.5, threshold=None)
+    """
     y, s = _labels_with_events(labels, scores_or_predictions)
     predicted = _predictions(s, threshold)
     if predicted is None:
@@ -212,6 +305,29 @@ def pate(labels: ArrayLike, scores: ArrayLike, early: int = 100, delay: int = 10
     `num_thresholds` percentiles of the distinct scores where the point-wise TP count changes
     (the reference's default), or every distinct score if None. With `binary_scores` the
     scores are 0/1 predictions and the mean F1 over the buffer pairs (PATE-F1) is returned.
+
+    Parameters
+    ----------
+    labels : array_like
+        (T,) 0/1 per time step, 1 = inside an anomaly.
+    scores : array_like
+        (T,) scores, or 0/1 predictions with `binary_scores`.
+    early, delay : int, default 100
+        Buffer lengths before and after each event, in steps.
+    binary_scores : bool, default False
+        Take `scores` as predictions and return PATE-F1.
+    num_thresholds : int or None, default 250
+        Number of thresholds (percentiles of the distinct scores); None uses every score.
+
+    Returns
+    -------
+    float
+        PATE (or PATE-F1), in [0, 1].
+
+    Raises
+    ------
+    MetricError
+        If the inputs are invalid or the buffers are negative.
     """
     if early < 0 or delay < 0:
         raise MetricError(f"`early` and `delay` must be >= 0; got {early} and {delay}.")

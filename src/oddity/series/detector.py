@@ -33,7 +33,37 @@ MIN_CALIBRATION = 10  # fewer held-out steps than this: calibrate in-sample inst
 
 
 class SeriesDetector(Detector):
-    """Base of all time-series detectors (see the module docstring for the hooks)."""
+    """Base of all time-series detectors (see the module docstring for the hooks).
+
+    Parameters
+    ----------
+    target_fpr : float, default 0.01
+        False-positive rate per time step the calibrated threshold aims at, in (0, 1).
+    calibration_fraction : float, default 0.2
+        Share of the history, taken from its end, held out to calibrate the threshold.
+    seed : int, default 0
+        Seed of every random step.
+    verbose : bool, default True
+        Show progress bars while training.
+
+    Attributes
+    ----------
+    threshold_ : Threshold
+        Threshold calibrated by `fit`.
+    columns_ : list of str
+        Channel names seen by `fit`, in order; scoring data must have them.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> values = np.sin(np.arange(600) / 10.0)
+    >>> detector = oddity.create("rolling_zscore", window=32).fit(values[:400])
+    >>> values[500] += 5.0                                  # a spike
+    >>> result = detector.predict(values)
+    >>> bool(result.labels[500]), (500, 500) in result.spans
+    (True, True)
+    """
 
     modality: ClassVar[str] = "series"
 
@@ -96,9 +126,30 @@ class SeriesDetector(Detector):
     # --- public API ------------------------------------------------------------------------
     def fit(self, data: SeriesInput) -> SeriesDetector:
         """Learn normal from a (mostly) normal history, then calibrate the threshold on its
-        held-out tail (see the module docstring). With fewer than MIN_CALIBRATION held-out
-        steps (or `calibration_fraction=0`) the threshold is calibrated on the fitted steps
-        themselves; it is then optimistic and marked 'in-sample'."""
+        held-out tail (see the module docstring).
+
+        With fewer than MIN_CALIBRATION held-out steps (or `calibration_fraction=0`) the
+        threshold is calibrated on the fitted steps themselves; it is then optimistic and
+        marked 'in-sample'.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            The history: a DataFrame with a DatetimeIndex or integer index and one numeric
+            column per channel, or a (T,) or (T, C) array.
+
+        Returns
+        -------
+        SeriesDetector
+            self, fitted.
+
+        Raises
+        ------
+        DataError
+            If the series is shorter than `min_length` or not numeric.
+        ConfigError
+            If a hyper-parameter is invalid.
+        """
         frame = self._frame(data, "fit data")
         self.columns_ = list(frame.columns)
         values = frame.to_numpy(dtype=np.float64)
@@ -118,7 +169,25 @@ class SeriesDetector(Detector):
         return self
 
     def score(self, data: SeriesInput) -> SeriesScores:
-        """Anomaly score per time step (and per channel when the method gives them)."""
+        """Anomaly score per time step (and per channel when the method gives them).
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            The series to score, with the fitted channels (extra columns are ignored).
+
+        Returns
+        -------
+        SeriesScores
+            Scores over the series' index.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        DataError
+            If a fitted channel is missing or the series is too short.
+        """
         self._check_fitted()
         frame = self._aligned(self._frame(data, "score data"), "score data",
                               from_array=not isinstance(data, (pd.DataFrame, pd.Series)))
@@ -127,7 +196,25 @@ class SeriesDetector(Detector):
                             columns=list(frame.columns))
 
     def predict(self, data: SeriesInput) -> SeriesPrediction:
-        """Scores plus labels (score above the threshold) and anomalous spans of index values."""
+        """Scores plus labels (score above the threshold) and anomalous spans of index values.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            The series, as for `score`.
+
+        Returns
+        -------
+        SeriesPrediction
+            Scores, threshold, per-step labels and the anomalous (first, last) spans.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        DataError
+            If a fitted channel is missing or the series is too short.
+        """
         result = self.score(data)
         assert self.threshold_ is not None
         labels = result.scores > self.threshold_.value

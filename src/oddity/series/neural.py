@@ -1,7 +1,7 @@
 """Torch plumbing shared by the neural time-series detectors: a base class for detectors that
 train a network on standardised sliding windows (its common hyper-parameters, scaling and
 persistence), windows as tensors, a time-ordered train/validation split, an early-stopping
-loop, and module weights as named numpy arrays for `save` / `oddity.load` (no pickle)."""
+loop. Network weights are saved with `oddity.core.torch_state` (no pickle)."""
 from __future__ import annotations
 
 import copy
@@ -13,7 +13,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from oddity.core.errors import ConfigError, DataError, ModelFileError
+from oddity.core.errors import ConfigError, DataError
 from oddity.series.checks import check_fraction, check_positive, check_positive_ints
 from oddity.series.detector import SeriesDetector
 from oddity.series.scaling import robust_scaling, standardise
@@ -74,23 +74,6 @@ def train_with_early_stopping(run_epoch: Callable[[], None], validation_loss: Ca
         for module, state in zip(modules, best_states):
             module.load_state_dict(state)
     return history
-
-
-def module_arrays(prefix: str, module: nn.Module) -> dict[str, np.ndarray]:
-    """The module's state dict as `prefix.key` -> numpy array."""
-    return {f"{prefix}.{key}": tensor.detach().cpu().numpy()
-            for key, tensor in module.state_dict().items()}
-
-
-def load_module_arrays(prefix: str, module: nn.Module, arrays: dict[str, np.ndarray]) -> None:
-    """Restore what `module_arrays(prefix, module)` saved (strict: every weight must be there)."""
-    state = {key[len(prefix) + 1:]: torch.from_numpy(np.array(value))
-             for key, value in arrays.items() if key.startswith(prefix + ".")}
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelFileError(f"model file has no valid {prefix} weights ({exc}); refit it") from None
-    module.eval()
 
 
 class WindowNetworkDetector(SeriesDetector):

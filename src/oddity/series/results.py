@@ -10,8 +10,19 @@ import pandas as pd
 
 @dataclass
 class SeriesScores:
-    """Raw anomaly scores: one per time step (`scores`, shape (T,)), and one per step and
-    channel (`channel_scores`, (T, C)) when the method attributes them to channels."""
+    """Raw anomaly scores of a series (higher = more anomalous).
+
+    Attributes
+    ----------
+    index : pandas.Index
+        The time steps scored (timestamps or integers).
+    scores : numpy.ndarray
+        (T,) one score per time step.
+    channel_scores : numpy.ndarray or None
+        (T, C) one score per step and channel, when the method attributes them to channels.
+    columns : list of str
+        The channel names, in the fitted order.
+    """
 
     index: pd.Index
     scores: np.ndarray
@@ -32,8 +43,17 @@ class SeriesScores:
 
 @dataclass
 class SeriesPrediction(SeriesScores):
-    """Scores plus decisions: `labels` (True = anomalous step, score above `threshold`) and
-    `spans`, the anomalous ranges as (first, last) index values, both inclusive."""
+    """Scores plus the decisions of the calibrated threshold.
+
+    Attributes
+    ----------
+    threshold : float
+        The threshold used.
+    labels : numpy.ndarray
+        (T,) booleans, True where the step's score is above `threshold`.
+    spans : list of tuple
+        The anomalous ranges as (first, last) index values, both inclusive.
+    """
 
     threshold: float = float("nan")
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))

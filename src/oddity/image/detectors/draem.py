@@ -4,101 +4,21 @@ Zavrtanik, Kristan and Skočaj, "DRAEM - A discriminatively trained reconstructi
 surface anomaly detection", ICCV 2021, https://arxiv.org/abs/2108.07610
 (code: github.com/VitjanZ/DRAEM)
 
-- Simulated anomalies (`oddity.image.synth.texture_anomaly`): a thresholded (0.5), rotated
-  Perlin noise mask with 2**0..2**5 lattice cells across the image, filled with a foreign
-  texture at opacity U(0.2, 1) (the paper's code blends the image back in with weight
-  beta ~ U(0, 0.8)); half of the training samples get one, the others stay normal.
-- Reconstructive sub-network: the paper's encoder-decoder without skip connections (five
-  double-conv blocks of widths w, 2w, 4w, 8w, 8w with BatchNorm and ReLU, four max-pools,
-  bilinear upsampling), trained to turn the anomalous image back into the clean one with the
-  loss L2 + (1 - SSIM) (11 x 11 Gaussian window, sigma 1.5).
-- Discriminative sub-network: the paper's U-Net (six blocks of widths v, 2v, 4v, 8v, 8v, 8v,
-  skip connections) on the concatenation of the image and its reconstruction, two output
-  channels, trained with the focal loss (gamma 2) against the anomaly mask.
-- Both trained together with Adam, learning rate cut by 5 at 80 % and 90 % of the steps;
-  weights drawn as the paper's code (conv N(0, 0.02), BatchNorm scale N(1, 0.02)).
-- Scores: the pixel map is the softmax anomaly channel, Gaussian-smoothed as every map here
-  (`smoothing_sigma` 2 at the default 128 px: the other detectors' sigma 4 at 256 px, scaled;
-  the paper does not smooth its map); the image score is the maximum of that map mean-filtered
-  over a 21 x 21 window at 256 px (scaled with `image_size`, 11 x 11 at the default 128 px),
-  as the paper.
+Method: normal training images get simulated anomalies (a thresholded Perlin-noise mask filled
+with a foreign texture, `oddity.image.synth.texture_anomaly`). A reconstructive encoder-decoder
+learns to restore the clean image (L2 + SSIM loss); a discriminative U-Net sees the image and
+its reconstruction and segments the anomaly (focal loss). The map is the U-Net's anomaly
+probability; the image score is the maximum of that map after mean filtering.
 
-Deviations, with reasons (the paper trains 700 epochs at 256 px on a GPU, weeks of CPU time):
-- Size: images at 128 px (`image_size`, short side) instead of 256, whole images in batches
-  of 4 (`batch_size`; the paper's 8); widths w = 16 and v = 16 (`recon_width`, `disc_width`)
-  instead of 128 and 64 (1.1 M + 2.3 M parameters instead of about 97 M). The reconstructive
-  network is cut hardest (w / 8, v / 4): it is the larger one.
-- Whole images, not crops: `crop` (random square crops for training; scoring stays on whole
-  images, both networks are fully convolutional) is off by default. With 64 px crops of the
-  128 px bottle the reconstruction never sees the whole aligned part (reconstruction loss
-  0.30 against 0.12 on whole images after 300 steps), the segmentation learns less (held-out
-  synthetic anomalies after 400 steps: image / pixel AUROC 0.838 / 0.830 against 0.961 / 0.965,
-  benchmarks/results/draem_synthetic_val.md), and a batch of 4 whole images costs about as
-  much as 8 crops. With crops the Perlin cells keep the size they have on the whole
-  image (fewer cells per crop), as the paper's anomalies are sized relative to the image.
-- Steps: `steps` = 1000 batches (about 21 passes over MVTec bottle's 188 images left after
-  calibration) instead of 700 epochs. The learning rate is 3e-4 instead of 1e-4 so that the
-  short schedule converges. It was chosen on held-out normal bottle training images with
-  simulated anomalies (benchmarks/results/draem_synthetic_val.md, same seed), not on the test
-  split: over the full schedule 3e-4 ends at image / pixel AUROC 0.983 / 0.984 against
-  0.984 / 0.973 at the former 1e-3 (a tie on images, 0.011 better on pixels), and it swings
-  far less on the way (image AUROC 0.955-0.999 from step 200 on; at 1e-3 0.42-0.985, 0.48
-  at step 400), so a run's figure depends less on where the rate cuts fall.
-- Foreign textures: DTD cannot be downloaded, so textures are procedural or taken from the
-  other training images with DRAEM's strong colour augmentation (`synth.foreign_texture`).
-- Only changed pixels are anomalous (`MIN_CHANGE`): the paper labels the whole Perlin mask.
-  A texture cut from another bottle image often puts white background on white background:
-  on bottle 21 % of the mask pixels on the background (8 % overall) did not change. Labelled
-  anomalous, they taught the network that plain background may be a defect; test maps were
-  then higher on the white background than on the real defects (pixel AUROC below 0.5 at
-  some checkpoints). Pixels that changed by at most 0.02 (~5 / 255) in every channel are
-  dropped from the mask (and left untouched in the image).
-- Weight averaging (not in the paper, which keeps the last weights): the fitted networks are
-  the uniform average of the weights after every step of the last 30 % of the schedule
-  (`average_from` = 0.7; None keeps the last weights), their BatchNorm statistics re-estimated
-  afterwards on 50 training batches (the iterates' running statistics do not belong to their
-  average), as stochastic weight averaging: Izmailov et al., "Averaging Weights Leads to Wider
-  Optima and Better Generalization", UAI 2018, https://arxiv.org/abs/1803.05407
-  (`torch.optim.swa_utils`). Unlike SWA the learning rate keeps its cuts at 80 % and 90 % (SWA
-  holds a constant or cyclic rate while it averages), so the average spans the end of the
-  full-rate phase and both reduced phases. Why: where training stops is a lottery. Between
-  checkpoints 100 steps apart the last weights swing (seed 1, held-out synthetic image AUROC
-  0.975, 0.571, 0.542, 0.900 at steps 200-500, while the average from step 300 holds
-  0.975-0.980; seed 0, test pixel AUROC 0.736-0.845 over steps 800-1000, the average from 0.7
-  0.861-0.887). The fraction was chosen by a rule fixed before the runs, on held-out synthetic
-  validation only (benchmarks/results/draem_synthetic_val.md, labels "averaging, seed 0/1";
-  0.3, 0.5 and 0.7 scored on the same training run as the last weights): the mean over two
-  seeds of (image + pixel AUROC) / 2 at step 1000 is 0.9851 from 0.7, 0.9845 for the last
-  weights, 0.9802 from 0.3 and from 0.5; 0.7 loses at most 0.004 on either figure and seed.
-  It costs 50 forward passes of a batch (~2 % of the fit) and one copy of the weights.
-- No rotation of the normal training images (the paper's code rotates 30 % of them by up to
-  90 degrees): for aligned parts a rotated part is itself an anomaly, and the cheaper
-  augmentation keeps each step small. Cached at model resolution: images are read once.
-  Measured on bottle, whose top view is round so that rotated bottles look normal (the option
-  existed at commit 2c7da72; benchmarks/results/draem_seeds-rotate_fraction=0.3.md): rotating 30 %
-  as the paper's code gave 0.929 / 0.893, AUPRO 0.721 (seed 0) against 0.912 / 0.924 / 0.798
-  without: the specular highlights on the rim that raise the worst normal maps did not go away,
-  and the maps got worse.
-- Inputs whose sides are not multiples of 32 are reflect-padded for the networks (five
-  poolings) and the output cropped back, so any aspect ratio works.
-
-Measured on MVTec bottle (targets 0.95 image and pixel AUROC, fit under 30 minutes on 2 cores):
-at the defaults, three seeds give image / pixel AUROC 0.912 / 0.924, 0.933 / 0.922 and
-0.931 / 0.900 (AUPRO 0.798, 0.798, 0.750; mean 0.925 / 0.915; seed 0 is the row of
-benchmarks/results/image.md, the others benchmarks/results/draem_seeds.md). Those three fits
-ran at once on the 2 shared cores beside other jobs (load 3-9): 1522-1739 s of wall time each;
-seed 0 re-run alone (2 threads, beside one other job, load ~3.4) gave the same figures with a
-fit of 719 s (benchmarks/results/draem_steps.md).
-With the last weights (former default) two runs differing only in thread count gave
-0.899 / 0.924 / 0.794 (fit 716 s on a quiet machine, 2 threads) and 0.912 / 0.866 / 0.714, and
-the former lr 1e-3 0.929 / 0.927 / 0.796. 300 steps give 0.899 / 0.901 / 0.743 averaged
-(0.878 / 0.868 / 0.723 with the last weights; benchmarks/results/draem_steps.md); 2000 steps
-(seed 0, fit 968 s on a quiet 2-core AMD EPYC) give 0.910 / 0.925 / 0.825: twice the steps do not
-close the gap, so the default stays 1000. Synthetic validation does not foretell the real
-defects' figures within a few points (benchmarks/results/draem_synthetic_val.md; with the last
-weights at 3e-4, from step 400 to 1000, test pixel AUROC 0.58-0.89 between checkpoints while
-synthetic pixel AUROC stays 0.89-0.98): averaging narrows that swing, the gap to the targets
-stays.
+Deviations (reasons and figures: docs/methods/draem.md):
+- 128 px inputs, widths 16 / 16 instead of 128 / 64, batches of 4: CPU-sized.
+- 1000 steps at learning rate 3e-4 instead of 700 epochs at 1e-4.
+- Whole images by default (`crop` off): crops hid the aligned part from the reconstruction.
+- Procedural or other-image textures instead of DTD (not available offline).
+- Only pixels the texture changed are labelled anomalous (`MIN_CHANGE`).
+- Weights averaged over the last 30 % of the steps (`average_from`), BatchNorm re-estimated.
+- No rotation of normal training images.
+- Inputs reflect-padded to multiples of 32, so any aspect ratio works.
 """
 from __future__ import annotations
 
@@ -264,7 +184,40 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = FOCAL_
 
 @register("draem")
 class DRAEM(ImageDetector):
-    """Reconstruction + segmentation networks trained on simulated Perlin-texture anomalies."""
+    """Reconstruction + segmentation networks trained on simulated Perlin-texture anomalies.
+
+    Parameters
+    ----------
+    recon_width, disc_width : int, default 16
+        Base widths of the reconstructive and discriminative networks.
+    steps : int, default 1000
+        Training steps.
+    batch_size : int, default 4
+        Images per step.
+    crop : int, optional
+        Train on random square crops of this size; None trains on whole images.
+    lr : float, default 3e-4
+        Adam learning rate (cut by 5 at 80 % and 90 % of the steps).
+    average_from : float or None, default 0.7
+        Average the weights from this fraction of the steps on; None keeps the last weights.
+    image_size : int, default 128
+        Short side of the model input.
+    smoothing_sigma : float, default 2.0
+        Gaussian smoothing of the map.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    reconstructive_, discriminative_ : torch.nn.Module
+        The trained networks.
+    losses_ : list of float
+        Training losses.
+
+    See Also
+    --------
+    docs/methods/draem.md : paper, deviations and figures.
+    """
 
     needs_fixed_shape = True  # training batches stack images of one shape
 

@@ -4,139 +4,24 @@ Batzner, Heckler and Koenig, "EfficientAD: Accurate Visual Anomaly Detection at
 Millisecond-Level Latencies", WACV 2024, https://arxiv.org/abs/2303.14535
 (official code: github.com/nelson1425/EfficientAD; also anomalib's `efficient_ad`)
 
-- Teacher: the patch description network PDN-small (conv 4x4, avg-pool 2, conv 4x4, avg-pool
-  2, conv 3x3, conv 4x4, no padding: a 33 px receptive field, output grid ((s - 3) // 2 - 3)
-  // 2 - 5, i.e. 56 at 256 px), distilled from a pretrained backbone, then frozen. Its outputs
-  are normalised per channel with the mean and standard deviation over the training images.
-- Student: the same architecture with twice the output channels; the first half imitates the
-  teacher, the second half imitates the autoencoder.
-- Autoencoder: strided 4x4 convolutions down to a 1 x 1 latent, then six (bilinear upsample,
-  4x4 conv, ReLU, dropout 0.2) stages and two 3x3 convs at the PDN grid, predicting the
-  teacher's (normalised) output from the whole image: it sees global context, so it catches
-  logical anomalies (a missing or misplaced part) that local patches cannot.
-- Losses, each step on one training image (batch 1, as the paper): the hard-feature loss (mean
-  of the squared student-teacher differences at or above their 0.999 quantile: the largest
-  0.001 x 384 x 56 x 56 ~ 1204 of them at 256 px), plus the
-  penalty mean(student(P)^2) on a generic image P that keeps the student from imitating the
-  teacher outside the normal data, plus mean((teacher - AE)^2) and mean((AE - student)^2) on
-  a colour-jittered copy (brightness, contrast or saturation by a factor in [0.8, 1.2]).
-  Adam (paper: lr 1e-4, weight decay 1e-5), learning rate divided by 10 for the last 5% of steps.
-- Maps: local = mean over channels of (teacher - student)^2, global = mean of (AE -
-  student)^2; each normalised with its 0.9 and 0.995 quantiles over held-out normal images so
-  that q_a -> 0 and q_b -> 0.1, averaged, padded by 4 cells (the PDN crops its border).
-  The padding value is that of zero discrepancy in both maps (what anomalib does by padding
-  the raw maps). The official code pads the normalised map with 0, i.e. with the 0.9
-  quantile of normal maps, which ranks the 16 px image border above 90% of normal pixels:
-  on MVTec bottle that alone cost 0.11 pixel AUROC (0.78 -> 0.90 with the same networks).
-  The image score is the largest value of the map.
+Method: a teacher patch description network (PDN-small, 33 px receptive field) is distilled
+from a pretrained backbone and frozen. A student with twice the output channels learns to
+imitate the teacher (hard-feature loss, penalised on generic images) and an autoencoder learns
+to predict the teacher's output from the whole image. The local map is the student-teacher
+discrepancy, the global map the autoencoder-student one; both are quantile-normalised on
+held-out normal images and averaged. The image score is the map's maximum.
 
-Deviations, with reasons:
-- Teacher distillation: the paper distils PDN from WideResNet-101 (layer 2 + 3) features on
-  ImageNet for 60k steps; we have neither network nor data offline. We distil from
-  EfficientNet-Lite0 stage 3 + stage 5 features (each 3x3-averaged, the deeper one upsampled,
-  152 channels, normalised per channel) of the input upsampled 2x, so their stride-8 grid
-  matches the PDN's stride 4, centre-cropped to the PDN grid (its cells lie at the same image
-  positions). The images are random half-size crops of the distillation pool, flipped,
-  rotated by multiples of 90 degrees, colour-jittered and grey with probability 0.1, for
-  `distill_steps` steps of `distill_batch` crops (Adam, lr 1e-3: far fewer steps than the
-  paper, so a larger rate). It is a stage of `fit`, so the teacher knows the product and 152
-  output channels (not 384) follow from the backbone.
-- Distillation pool: the training images and the generic images below; optionally
-  (`distill_anomalies`, off by default) one copy of each training image carrying a synthetic
-  anomaly (alternately a Perlin-mask foreign texture and a cut-paste patch of another training
-  image, from `oddity.image.synth`). The idea: a teacher distilled on ImageNet mimics the
-  backbone on every kind of content, so a defect gets the backbone's description of something
-  different; one distilled only on normal crops has never seen defect-like content, and there
-  its output is unconstrained and may look normal.
-- Generic images (the paper's ImageNet, for distillation and for the penalty): `generic_images`
-  procedural textures (woven, marble, stripes, random colours and scales, drawn from the seed)
-  and, with `natural_images` (off by default), the 22 photographs, micrographs and material
-  textures inside scikit-image's wheel (`oddity.image.synth.natural_images`; fewer or none if
-  absent, never downloaded), resized to cover the input. The penalty uses random crops of them
-  (grey with probability 0.3, as the paper's penalty transform). A few dozen images are far
-  from ImageNet's variety, so both uses stay weaker than the paper's.
-- Why both options are off (MVTec bottle, 300 distillation steps, one fit each): judged alone
-  on held-out training images with synthetic anomalies (benchmarks/efficientad_teacher.py, a
-  kNN on the teacher's outputs; results/efficientad_teacher.md), the teacher improved: image /
-  pixel AUROC 0.991 / 0.861 with the default pool, 0.992 / 0.868 with natural images, 0.998 /
-  0.872 with both (its Lite0 targets: 1.000 / 0.881); a first protocol whose drawn defects
-  were all cuts separated them more (0.93 / 0.86 -> 0.99 / 0.92 with natural images). On the
-  bottle TEST set it did not: the same kNN on the teacher gives 0.944 / 0.925 with both
-  options, 0.938 / 0.919 with natural images, 0.947 / 0.943 with anomalous copies, as against
-  0.94 / 0.94 without (benchmarks/efficientad_diagnose.py), and the detector fell from 0.877 /
-  0.903 to 0.792 / 0.812 with both (benchmark runner), 0.826 / 0.823 with natural images and
-  0.798 / 0.828 with anomalous copies (diagnosis script, its combined map); the local map stayed
-  at 0.74-0.78 image AUROC in all. So the distillation data is not what limits this teacher on
-  bottle's real defects, and the synthetic validation does not predict them.
-- Distillation target: the PDN expresses only about half of its targets' variance (mean
-  squared correlation per channel on held-out images: stage3 0.47-0.58, stage5 0.47-0.50 over
-  the pools above), the deep stage no worse than the shallow one, so stage5's large receptive
-  field is not the part the PDN fails to mimic; other targets were not tried.
-- Width: the PDNs have `width`, 2 x `width`, 2 x `width` channels (paper: 128, 256, 256) and
-  the autoencoder `ae_width` (paper: 64, first two encoder convs half of it). The defaults (32
-  and 32) make predict and training run on two CPU cores: at 256 px the paper's PDN-small alone
-  takes about 0.3 s per image there. The price: on MVTec bottle a kNN on the width-32 teacher's
-  outputs reaches 0.94 pixel AUROC against 0.99 on its Lite0 targets, and more distillation
-  steps barely move it (benchmarks/efficientad_diagnose.py; README, "EfficientAD on a CPU").
-  The encoder's last convolution takes the whole remaining grid (8 x 8 at 256 px, as the
-  paper) so smaller inputs work too.
-- Steps and learning rate: 4000 steps by default instead of 70 000, so that training,
-  distillation included, takes about 9-11 minutes on two CPU cores (521-645 s quiet on MVTec bottle,
-  AMD EPYC); with ~17x fewer steps the learning rate is 1e-3 instead of 1e-4 (still divided by
-  10 for the last 5%). With the paper's 1e-4, 200 steps left MVTec bottle at image / pixel AUROC
-  0.81 / 0.28 (the student had not learned the teacher).
-- Why 4000 and not 1000 (MVTec bottle, one teacher; benchmarks/efficientad_discrepancy.py,
-  efficientad_student.py and their results): after 1000 steps the student was underfit, not
-  over-general. Its raw local discrepancy was the same on its own training images, held-out
-  normal and good test images (mean 0.017, 99th percentile 0.05-0.07, training loss still
-  falling), about 6x the distance of the teacher's outputs to their nearest normal output (0.003),
-  and of the order of the teacher's change on defect cells (0.027): normal noise drowned the
-  signal (raw local cell AUROC 0.59). The worst normal maxima lay on the bottle's specular rim,
-  not on the border. Retrained on the same teacher for 4000 steps, on the validation (the 40
-  held-out normal training images plus one synthetic anomaly each, no test image; rule fixed
-  before the run: adopt at +0.02 mean image / pixel AUROC of the combined map and a quiet fit
-  under the issue's 20 minutes) the local map's image AUROC went 0.880 -> 0.961 and the combined
-  map's image / pixel AUROC 0.915 / 0.852 -> 0.970 / 0.896 (0.974 / 0.898 on a second teacher).
-  Normal discrepancy fell 4x to near that floor (0.004) while defect cells kept most of theirs
-  (0.030 -> 0.020): raw local cell AUROC 0.76. Defect cells now show less discrepancy than the
-  teacher's change (ratio 0.8, against 1.5-1.75 on normal cells): the student follows part of
-  the change, the next limit. The time condition first failed (a 4000-step fit did not finish
-  within 1500 s): late in training weights and gradients became subnormal floats, and each step
-  slowed from 70 to 530 ms; training now runs with subnormals flushed to zero
-  (`oddity.core.torch_state.flushed_denormals`), flat at 75 ms per step.
-  On bottle's test set the figures move by several points from fit to fit, and over three seeds
-  each the longer training is not clearly better on real defects: image / pixel AUROC / AUPRO
-  0.832 / 0.914 / 0.708 at 4000 steps against 0.872 / 0.906 / 0.690 at 1000 (image sd 0.06 and
-  0.12; README, "EfficientAD on a CPU"; benchmarks/results/efficientad_seeds*.md). The synthetic
-  validation does not foretell image-level figures on real defects here.
-- Weight averaging of student and autoencoder over the last half of the steps (as DRAEM's
-  `average_from`) was tried on the validation and lost (0.967 / 0.895 against 0.974 / 0.898 for
-  the last weights of the same run; benchmarks/results/efficientad_student.md): not used.
-- Windows: each step's losses are computed on one random half-size window of the image (at
-  least 64 px, top-left at a multiple of 4 px, where the PDN's output is exactly the matching
-  part of its output on the whole image), which makes a step about 4x cheaper. The autoencoder
-  still sees the whole (jittered) image; its output is compared on the window. The hard-feature
-  outputs are therefore taken per window, not per image.
-- Hard-feature mining keeps the paper's NUMBER of hard outputs per step, not its quantile:
-  L_hard is the mean of the largest k = min(`hard_count`, n) squared differences, n = C x h x w
-  outputs of the step's window, i.e. the effective quantile is q = 1 - k / n. `hard_count`
-  defaults to the paper's (1 - 0.999) x 384 x 56 x 56 ~ 1204. Reason: the quantile alone does
-  not transfer across output sizes: on a 128 px window of a 256 px image our 152-channel
-  teacher gives 24 x 24 x 152 = 87 552 outputs, so q = 0.999 trains the student on only ~88
-  outputs per step (14x fewer than the paper, on top of 70x fewer steps); k = 1204 there
-  means q = 1 - 1204 / 87 552 ~ 0.986. The count, not q, was fixed from the paper; it was
-  not tuned on any test set.
-- Scoring precision: with `precision="auto"` (default) the three networks run in bfloat16
-  (torch autocast, channels_last) on CPUs that compute bfloat16 in hardware: AMX matrix units
-  (Intel; about 3x faster than float32 there) or AVX-512 BF16 (AMD EPYC Zen 4: 40 against 25
-  images/s for the networks on MVTec bottle, 30 test images); the maps then differ from
-  float32 ones by about 1% (relative mean absolute difference on MVTec bottle, at most 2% on an
-  image's maximum). Training is
-  float32 always; the map quantiles and thresholds are computed in the scoring precision.
-  `precision="float32"` or `"bfloat16"` forces one.
-- Map normalisation holds out `map_fraction` of the fitted images (the paper: a validation
-  split of the training set). The input is resized to one fixed shape (short side
-  `image_size`), not a 256 x 256 square, and the map is smoothed like the other detectors'.
+Deviations (reasons and figures: docs/methods/efficientad.md):
+- Teacher distilled at fit time from EfficientNet-Lite0 stages 3 + 5 (152 channels), not from
+  WideResNet-101 on ImageNet (neither available offline).
+- Distillation and penalty images: training images plus procedural textures (`generic_images`);
+  optional natural images and anomalous copies, off by default.
+- Widths 32 / 32 instead of 128 / 64; 4000 steps at learning rate 1e-3 instead of 70 000 at 1e-4.
+- Hard-feature loss keeps the paper's number of hard outputs (`hard_count`), not its quantile.
+- Each step trains on a random half-size window of the image.
+- Maps padded with the zero-discrepancy value, not 0.
+- Scoring in bfloat16 where the CPU computes it in hardware (`precision="auto"`).
+- Input resized to one shape with the aspect ratio kept; maps smoothed as every detector's.
 """
 from __future__ import annotations
 
@@ -332,7 +217,50 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
 
 @register("efficientad")
 class EfficientAD(ImageDetector):
-    """Student-teacher (local) and autoencoder (global) discrepancies on a distilled PDN."""
+    """Student-teacher (local) and autoencoder (global) discrepancies on a distilled PDN.
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default ("stage3", "stage5")
+        Backbone stages the teacher is distilled from.
+    width, ae_width : int, default 32
+        Base widths of the PDNs and of the autoencoder.
+    steps : int, default 4000
+        Training steps of student and autoencoder.
+    distill_steps, distill_batch : int, default 300, 8
+        Steps and crops per step of the teacher's distillation.
+    lr : float, default 1e-3
+        Adam learning rate (divided by 10 for the last 5 % of the steps).
+    generic_images : int, default 24
+        Procedural textures used for distillation and the student's penalty.
+    natural_images, distill_anomalies : bool, default False
+        Also distil on scikit-image's sample photographs / on anomalous copies of training images.
+    map_fraction : float, default 0.1
+        Share of the fitted images held out to normalise the maps.
+    hard_count : int, default 1204
+        Number of hard student-teacher differences per step in the hard-feature loss.
+    precision : {"auto", "float32", "bfloat16"}, default "auto"
+        Scoring precision; "auto" picks bfloat16 where the CPU computes it in hardware.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    teacher_, student_, autoencoder_ : torch.nn.Module
+        The trained networks.
+    teacher_mean_, teacher_std_ : numpy.ndarray
+        Per-channel normalisation of the teacher's outputs.
+    map_quantiles_ : numpy.ndarray
+        The 0.9 and 0.995 quantiles of the local and global maps on held-out normal images.
+    losses_, distill_losses_ : list of float
+        Training and distillation losses.
+
+    See Also
+    --------
+    docs/methods/efficientad.md : paper, deviations and figures.
+    """
 
     needs_fixed_shape = True
 

@@ -3,48 +3,18 @@
 Rippel, Mertens and Merhof, "Modeling the Distribution of Normal Data in Pre-Trained Deep
 Features for Anomaly Detection", ICPR 2020, https://arxiv.org/abs/2005.14140
 
-- Features: the output of each backbone level, averaged over all positions (global average
-  pooling): one vector per image and level.
-- Fit: per level, the mean and a Ledoit-Wolf shrinkage covariance of the normal images'
-  vectors (`sklearn.covariance.LedoitWolf`), as in the paper.
-- Score: the Mahalanobis distance at each level, summed over levels (the paper's "sum"
-  predictor; its code averages, which ranks images the same way). Image-level only: the
-  detector has no anomaly map (`localises = False`; see `oddity.image.detector`).
-- NPCA (`variance_kept`, optional): per level, project onto the principal components with
-  the LEAST variance in the normal data, the fewest of them that together explain at least
-  `variance_kept` of the total variance (0.01 keeps the directions that explain the last 1%),
-  and fit the Gaussian there. The paper found that anomalies show up in these directions.
-- Working point from the Gaussian assumption (`threshold_method="chi2"`): under the model the
-  squared Mahalanobis distance at a level with d dimensions is chi-squared with d degrees of
-  freedom, so the distance is chi-distributed. The summed score is a sum of independent chi
-  variables when the levels are independent (the block-diagonal model that summing per-level
-  distances implies); its (1 - target_fpr) quantile is computed exactly by numerically
-  convolving the chi densities (`chi_sum_quantile`). No image is held out for it.
+Method: each backbone level's features are averaged over all positions; per level, the mean and
+a Ledoit-Wolf covariance of the normal images are fitted, and an image's score is the sum over
+levels of its Mahalanobis distances. Optional NPCA (`variance_kept`) keeps only the directions
+of least variance. Image-level only: no anomaly map (`localises = False`).
+`threshold_method="chi2"` gives the paper's working point: the exact quantile of a sum of chi
+variables (`chi_sum_quantile`).
 
-Deviations, with reasons:
-- Backbone: EfficientNet-Lite0 stages 1-7 (16 + 24 + 40 + 80 + 112 + 192 + 320 channels) at a
-  256 px short side, instead of EfficientNet-B4's nine levels at 380 px: Lite0 is the
-  pretrained network that installs offline. The stem and the 1280-channel head are not exposed
-  by our extractor; the head alone would need more images than MVTec categories have.
-- NPCA: the paper's code keeps one more component than the minimal set (the one on the
-  boundary of the variance threshold); here the kept set is exactly the minimal one, so
-  `variance_kept` means what it says. As in the paper's code, components come from the SVD of
-  the centred data, so a level with more dimensions than images keeps at most (images) of them.
-- Threshold: the default is the conformal threshold on held-out normal images that every
-  oddity detector uses, because the chi-squared working point assumes Gaussian features, a
-  covariance known exactly and independent levels, none of which holds for real images.
-  Measured on MVTec bottle (Lite0 stages 1-7, 256 px; normal images scored out of sample by
-  5-fold cross-fitting over train/good): for a 1% target the per-level chi2 thresholds flag
-  3-16% of normal images, and the summed score's threshold 15% (5% target: 18%), because
-  the per-level distances have heavier tails than chi and are correlated across levels (mean
-  correlation 0.5). Bottle's 20 test/good images, which differ a little from train/good, are
-  flagged at 45-60%. With NPCA it is worse still (89% flagged at `variance_kept=0.05`): the
-  least-variance directions are the ones whose variance a small sample underestimates most.
-  On truly Gaussian data the threshold is exact (tests/image/test_gaussian_ad.py), but
-  Ledoit-Wolf's shrinkage makes it conservative when the covariance is ill-conditioned.
-  `threshold_method="chi2"` gives the paper's working point; `calibration_fraction` is then
-  ignored (every image is used to fit) and tiling is refused (the image score would be a
-  maximum over tiles, whose false-positive rate the per-tile quantile does not bound).
+Deviations (reasons and figures: docs/methods/gaussian_ad.md):
+- EfficientNet-Lite0 stages 1-7 at 256 px instead of EfficientNet-B4 at 380 px (offline weights).
+- NPCA keeps exactly the minimal set of components reaching `variance_kept`.
+- Default threshold is conformal on held-out images: the chi-squared one flags far too many
+  normal images on real data.
 """
 from __future__ import annotations
 
@@ -114,7 +84,35 @@ def npca_components(centred: np.ndarray, variance_kept: float) -> np.ndarray:
 
 @register("gaussian_ad")
 class GaussianAD(ImageDetector):
-    """Summed Mahalanobis distances of pooled features to per-level Gaussians (image-level)."""
+    """Summed Mahalanobis distances of pooled features to per-level Gaussians (image-level).
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default all stages
+        Backbone levels, each with its own Gaussian.
+    variance_kept : float, optional
+        NPCA: keep the least-variance directions explaining this share of the variance; None
+        keeps every dimension.
+    threshold_method : {"conformal", "chi2"}, default "conformal"
+        Calibrate on held-out images, or use the chi-squared working point of the model.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    means_ : list of numpy.ndarray
+        Mean pooled feature per level.
+    precisions_ : list of numpy.ndarray
+        Inverse Ledoit-Wolf covariance per level.
+    projections_ : list of numpy.ndarray or None
+        NPCA projection per level (None without NPCA).
+
+    See Also
+    --------
+    docs/methods/gaussian_ad.md : paper, deviations and figures.
+    """
 
     localises = False
     min_shots = 2  # statistics across images: one image has no covariance

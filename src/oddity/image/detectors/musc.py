@@ -3,61 +3,18 @@
 Li et al., "Zero-Shot Industrial Anomaly Classification and Segmentation with Mutual Scoring of
 the Unlabeled Images", ICLR 2024, https://arxiv.org/abs/2401.16753 (code: github.com/xrli-U/MuSc)
 
-DEVIATION FIRST: the paper's backbone is CLIP ViT-L/14-336 (or DINO ViTs); offline we only have
-EfficientNet-Lite0/1/2 with ImageNet weights, so the patch features come from a small CNN.
-Stages chosen on principle: MuSc averages several intermediate layers (mid to deep) of one
-network; on a CNN the stride-8 and stride-16 stages are the ones that are both local enough to
-localise defects and semantic enough to be invariant to nuisance (the reason PatchCore uses
-them); stride-32 stages are too coarse for 256 px inputs, stride 2-4 ones respond to texture
-noise. Mutual scoring costs N^2 x patches^2, so a stride-8 stage costs 16 times a stride-16 one:
-the default is Lite0's two stride-16 stages, stage4 and stage5 (80 and 112 channels, a 16 x 16
-grid at 256 px). `layers=("stage3", "stage4", "stage5")` adds the stride-8 stage for finer maps
-at about 3.5 times the time (MVTec bottle, this machine: pixel AUROC 0.992 vs 0.987, AUPRO 0.956
-vs 0.930, image AUROC 0.996 both). The published figures are not expected to carry over.
+Method: patch features are layer-normalised and averaged over r x r neighbourhoods (LNAMD, r in
+`radii`); each patch of an image is scored by its distance to the nearest patch of every other
+image of the batch, averaging the smallest `interval` fraction of those distances (MSM). Image
+scores are the maps' maxima, re-scored by their nearest images in a global feature space
+(RsCIN, `windows`). Nothing is trained: `fit` only stores the configuration.
 
-The method, as implemented:
-- LNAMD (local neighbourhood aggregation with multiple degrees): each stage's map is
-  layer-normalised over (C, h, w) per image, then every position is averaged over its r x r
-  neighbourhood (zero padding counted, as the reference code's unfold + mean does) for
-  r in `radii` = (1, 3, 5), and the patch vectors are L2-normalised.
-- MSM (mutual scoring): for one stage and one r, a patch of image i gets, for every other image
-  j, the distance to its nearest patch of j (faiss exact L2 search); the patch score is the
-  mean of the smallest `interval` fraction (30%) of those N - 1 distances (the paper's interval
-  average with its default [0, 30%]). Scores are averaged over stages and r, each stage's grid
-  upsampled to the finest one.
-- Maps and image scores: the patch map is upsampled, Gaussian-smoothed (sigma 4 at the model
-  input) and resized to the original image as for every oddity detector; the raw image score
-  is that map's maximum (the reference code takes the maximum of the unsmoothed map).
-- RsCIN (re-scoring with constrained image-level neighbourhoods): raw image scores are min-max
-  normalised; for each window k in `windows` = (1, 2, 3) every image keeps its k most similar
-  images (itself included; cosine similarity of global image features, found with faiss), the
-  similarities become row-normalised weights, and the image's score is the weighted mean of its
-  neighbours' scores; the final score is the mean over windows (the paper's multi-window mask
-  operation, MVTec windows). The global image feature is the L2-normalised spatial mean of the
-  deepest chosen stage, standing in for CLIP's image embedding.
-
-Other deviations, with reasons:
-- Stages are scored on their own grids and the score maps (not the features) are upsampled, so
-  a stride-16 stage costs 1/16 of the patch pairs of a stride-8 one; the reference code upsamples features, but
-  its ViT layers all share one grid so the question does not arise there.
-- Memory is bounded instead of the reference's all-pairs tensor: query images are processed in
-  chunks whose (patches x reference images) distance matrix stays under `chunk_mb` megabytes (at least one
-  image per chunk). Peak memory is then about: stage features of the whole batch
-  (4 bytes x sum over stages of patches x channels: ~0.2 MB per 256 x 256 image with the
-  default stages, twice that while one (stage, r) is aggregated) + the chunk matrix
-  (`chunk_mb`, twice while it is partitioned) + the maps at each image's original size (4 bytes per pixel) + the backbone.
-  Measured: the 582 magnetic-tile test images (short side 256 px, long side up to ~630) peak at
-  1.83 GB RSS, backbone and Python included (benchmarks/results/image.md).
-- Reference cap: in a batch of more than `max_references` (100) images, every image is scored
-  against the same random subset of that many images (chosen with `seed`) instead of all
-  others, so time grows as N x 100 rather than N^2; below the cap the scores are exactly the
-  paper's. This plays the role of the paper's subset division (`divide_num`), which also
-  scores each image against part of the set only, but keeps one shared reference set.
-  Chunking never changes the scores (up to float rounding).
-- Thresholds: there is no normal data to calibrate on, so `predict` derives them from the batch
-  itself (`oddity.core.thresholds.batch_threshold`: median + z(1 - target_fpr) x 1.4826 MAD of
-  the batch's image scores, and of its map maxima for pixels), which assumes most of the batch
-  is normal. A threshold set with `set_threshold` (or saved in a model) is used instead.
+Deviations (reasons and figures: docs/methods/musc.md):
+- EfficientNet-Lite0 stages 4 + 5 (stride 16) instead of CLIP ViT-L/14-336 (not available offline).
+- Stages scored on their own grids; score maps, not features, are upsampled.
+- Memory bounded by chunking the distance computations (`chunk_mb`).
+- Batches above `max_references` images are scored against one shared random reference set.
+- Thresholds from the batch itself (median + MAD, `oddity.core.thresholds.batch_threshold`).
 """
 from __future__ import annotations
 
@@ -160,7 +117,31 @@ def _neighbourhoods(embeddings: np.ndarray, k: int) -> tuple[np.ndarray, np.ndar
 
 @register("musc")
 class MuSc(ImageDetector):
-    """Zero-shot: scores a batch of unlabelled images against each other (no training)."""
+    """Zero-shot: scores a batch of unlabelled images against each other (no training).
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default ("stage4", "stage5")
+        Backbone stages scored (each on its own grid).
+    radii : tuple of int, default (1, 3, 5)
+        Neighbourhood sizes of the LNAMD aggregation.
+    interval : float, default 0.3
+        Share of the smallest distances averaged by the mutual scoring.
+    windows : tuple of int, default (1, 2, 3)
+        Neighbourhood sizes of the RsCIN re-scoring of image scores.
+    max_references : int, default 100
+        Larger batches are scored against a shared random subset of this many images.
+    chunk_mb : float, default 256.0
+        Memory bound of one chunk of distance computations, in MB.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    See Also
+    --------
+    docs/methods/musc.md : paper, deviations and figures.
+    """
 
     zero_shot = True
 

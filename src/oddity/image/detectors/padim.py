@@ -3,22 +3,16 @@
 Defard et al., "PaDiM: a Patch Distribution Modeling Framework for Anomaly Detection and
 Localization", ICPR 2020, https://arxiv.org/abs/2011.08785
 
-- Features: three backbone stages (stride 4, 8, 16) concatenated on the stride-4 grid, then a
-  fixed random subset of `n_features` channels (the paper's random dimensionality reduction).
-- Fit: mean and covariance per position over the normal images, covariance regularised with
-  0.01 * I, as in the paper.
-- Score: Mahalanobis distance per position; the map is upsampled and Gaussian-smoothed
-  (sigma 4); the image score is the map's maximum.
+Method: three backbone stages (stride 4, 8, 16) are concatenated on the stride-4 grid and a
+fixed random subset of `n_features` channels is kept. Fit: mean and covariance (+ 0.01 I) per
+position over the normal images. Score: Mahalanobis distance per position; the map is
+upsampled and smoothed, the image score is its maximum.
 
-Deviations, with reasons:
-- Backbone: EfficientNet-Lite0 stages 2, 3 and 5 (24 + 40 + 112 = 176 channels, 100 kept)
-  instead of ResNet-18 layers 1-3 (448 channels, 100 kept): the offline backbone; same strides.
-- Statistics are accumulated in float64 one image at a time, so memory does not grow with the
-  number of training images. The inverse covariance is stored as the inverse of its Cholesky
-  factor (distance = squared norm of a triangular product), computed with numpy in float64:
-  batched matrix inversion in torch on 2 CPU threads was seen to return garbage here.
-- Per-position statistics need one input shape: every image is resized to the training set's
-  median aspect ratio at short side `image_size` (see `oddity.image.geometry.fixed_shape`).
+Deviations (reasons and figures: docs/methods/padim.md):
+- EfficientNet-Lite0 stages 2, 3, 5 instead of ResNet-18 layers 1-3 (offline weights; same strides).
+- Statistics accumulated in float64 one image at a time; the inverse covariance is kept as an
+  inverse Cholesky factor computed with numpy (batched torch inversion was unreliable).
+- Every image resized to the training set's median aspect ratio (one shape for all positions).
 """
 from __future__ import annotations
 
@@ -37,7 +31,32 @@ REGULARISATION = 0.01
 
 @register("padim")
 class PaDiM(ImageDetector):
-    """Mahalanobis distance of each patch to the Gaussian of normal patches at its position."""
+    """Mahalanobis distance of each patch to the Gaussian of normal patches at its position.
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default ("stage2", "stage3", "stage5")
+        Backbone stages concatenated on the finest grid.
+    n_features : int, default 100
+        Number of randomly chosen feature channels kept.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    channels_ : numpy.ndarray
+        Indices of the kept channels.
+    mean_ : numpy.ndarray
+        Mean feature at every position.
+    whitening_ : numpy.ndarray
+        Inverse Cholesky factor of the covariance at every position.
+
+    See Also
+    --------
+    docs/methods/padim.md : paper, deviations and figures.
+    """
 
     needs_fixed_shape = True
     min_shots = 2  # statistics across images: one image has no covariance

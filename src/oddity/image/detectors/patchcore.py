@@ -3,49 +3,19 @@
 Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR 2022,
 https://arxiv.org/abs/2106.08265
 
-- Patch features: two mid-level backbone stages (stride 8 and 16), each averaged over 3x3
-  neighbourhoods (the paper's local aggregation), the deeper one upsampled to the stride-8 grid,
-  concatenated.
-- Memory bank: greedy k-center coreset over all training patches, distances measured after a
-  random Gaussian projection to 128 dimensions (Johnson-Lindenstrauss), as in the paper.
-- Scores: distance of each test patch to its nearest bank patch (faiss, exact L2); the map is
-  the patch distances upsampled and Gaussian-smoothed (sigma 4); the image score is the largest
-  patch distance re-weighted by how isolated its nearest bank patch is among its b nearest
-  neighbours (the paper's Eq. 7, b = 9).
+Method: patch features of two mid-level backbone stages (stride 8 and 16), each averaged over
+3x3 neighbourhoods and concatenated on the stride-8 grid; a greedy k-center coreset of all
+training patches (distances after a random projection to 128 dimensions) forms the memory
+bank. A test patch scores its distance to the nearest bank patch (faiss); the map is those
+distances upsampled and smoothed, the image score the largest one, re-weighted as the paper's
+Eq. 7.
 
-Deviations, with reasons:
-- Backbone: EfficientNet-Lite0 (stages 3 and 5) instead of WideResNet-50 (layers 2 and 3):
-  it is the pretrained network that installs offline, and it is several times faster on a CPU.
-  Its features are small (40 + 112 channels), so the paper's adaptive-average-pooling to a
-  common dimension is not needed: features are concatenated as they are.
-- Coreset: 1% by default (the paper's headline runs keep 10-25%; its own ablation and anomalib
-  on this machine lose about 0.001 AUROC at 1%), because greedy selection costs bank size x
-  patches and search time grows with the bank: 1% keeps fit under a minute and predict fast on
-  a CPU. `coreset_ratio=0.1` restores the paper's setting.
-- Border standardisation (`border_rings=4`, ours, `oddity.image.border`): patch distances are
-  standardised by their normal mean and spread at each distance from the image border (rings
-  of the patch grid, learned from the held-out normal images), and the image score is
-  the largest standardised patch score instead of Eq. 7 (which `border_rings=0` restores).
-  Near the border a CNN sees padding and the part's edge, so normal patches there are farther
-  from the bank: on magnetic tile every normal test image peaked on the border ring, and the
-  standardisation lifted image AUROC from 0.77 to 0.88 (a third of the training images); on
-  MVTec bottle it changed nothing (1.000 / 0.987 / AUPRO 0.937 either way).
-- Bank size: besides `coreset_ratio` a hard `max_bank_size` bounds memory and search time
-  whatever the number or size of training images; the greedy selection stops there.
-- Streamed coreset (ours, for large training sets): patches are gathered in chunks of at most
-  `coreset_chunk` (default 2^20 patches, 0.6 GB of features; an MVTec category at 256 px,
-  ~200 000 patches, fits in one, so there nothing changes); each chunk keeps its
-  `coreset_ratio` share by greedy selection, and if the union of the chunks' picks exceeds
-  `max_bank_size` a last greedy pass reduces it. Greedy k-center is composable this way
-  (Indyk et al., "Composable core-sets for diversity and coverage maximization", PODS 2014:
-  the union of per-part greedy core-sets keeps a constant-factor cover). Fit memory is then
-  bounded by a chunk instead of growing with the data, and time by (chunk x its share) per
-  chunk instead of (all patches x bank). Magnetic tile (686 fitted images, 1.7 M patches, two
-  chunks): fit 700 s instead of 1368 s, image AUROC 0.855 against 0.847. Patches are copied
-  into a chunk buffer as they come (not kept per image and concatenated): the benchmark's peak
-  RSS on magnetic tile fell from 3.37 (one pass) and 3.27 GB to 2.5-2.7 GB. The price of small
-  chunks: with 2^18 on a third of magnetic tile image AUROC fell by 0.01-0.03 (two seeds)
-  against one pass, pixel AUROC did not; hence the large default.
+Deviations (reasons and figures: docs/methods/patchcore.md):
+- EfficientNet-Lite0 stages 3 + 5 instead of WideResNet-50 layers 2 + 3 (offline, faster on CPU).
+- 1% coreset by default instead of 10-25% (`coreset_ratio`), with a hard cap `max_bank_size`.
+- Border standardisation of maps (`border_rings=4`); the image score is then the largest
+  standardised patch score instead of Eq. 7.
+- Coreset selected chunk by chunk beyond `coreset_chunk` patches, so fit memory stays bounded.
 """
 from __future__ import annotations
 
@@ -132,7 +102,38 @@ def patch_chunks(patch_sets: Iterable[torch.Tensor], limit: int,
 
 @register("patchcore")
 class PatchCore(ImageDetector):
-    """Nearest-neighbour distance of test patches to a coreset of normal patches."""
+    """Nearest-neighbour distance of test patches to a coreset of normal patches.
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default ("stage3", "stage5")
+        Backbone stages whose features are concatenated.
+    local_pool : int, default 3
+        Size of the neighbourhood each patch feature is averaged over.
+    coreset_ratio : float, default 0.01
+        Share of the training patches kept in the memory bank, in (0, 1].
+    max_bank_size : int, default 16384
+        Hard cap on the memory bank's size.
+    reweight_neighbours : int, default 9
+        Neighbours b of the paper's image-score re-weighting (Eq. 7).
+    border_rings : int, default 4
+        Border standardisation of maps (see `ImageDetector`); 0 restores Eq. 7.
+    coreset_chunk : int, default 2**20
+        Patches per chunk of the streamed coreset selection.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    memory_bank_ : numpy.ndarray
+        (M, C) the coreset of normal patch features.
+
+    See Also
+    --------
+    docs/methods/patchcore.md : paper, deviations and figures.
+    """
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,

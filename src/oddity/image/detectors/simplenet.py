@@ -3,43 +3,18 @@
 Liu, Zhou, Wang, Wang and Li, "SimpleNet: A Simple Network for Image Anomaly Detection and
 Localization", CVPR 2023, https://arxiv.org/abs/2303.15140 (code: github.com/DonaldRR/SimpleNet)
 
-- Patch features: two mid-level backbone stages (stride 8 and 16), each averaged over 3x3
-  neighbourhoods (local aggregation, as PatchCore), the deeper one upsampled to the stride-8
-  grid, concatenated.
-- Feature adaptor: one linear layer (C -> C, Xavier-normal weights), trained with the rest.
-- Anomalous features: adapted normal features plus i.i.d. Gaussian noise of std `noise_std`.
-- Discriminator: an MLP, Linear(C, hidden) + BatchNorm + LeakyReLU(0.2) + Linear(hidden, 1),
-  Xavier-normal weights, as the paper's two-layer discriminator.
-- Loss: the truncated L1 loss, max(0, th - D(normal)) + max(0, th + D(anomalous)), th = 0.5.
-- Optimisers as the paper's code: AdamW (lr 1e-4) for the adaptor, Adam (lr 2e-4, weight decay
-  1e-5) for the discriminator; a batch is all patches of `batch_images` images.
-- Scores: -D(adapted feature) per patch; the map is the patch scores upsampled and Gaussian-
-  smoothed (sigma 4); the image score is the largest patch score.
+Method: locally aggregated patch features of two backbone stages pass a linear adaptor;
+anomalous features are adapted normal ones plus Gaussian noise of std `noise_std`; an MLP
+discriminator is trained with the truncated L1 loss to tell them apart. A test patch scores
+minus its discriminator output; the map is upsampled and smoothed, the image score its maximum.
 
-Deviations, with reasons:
-- Backbone: EfficientNet-Lite0 (stages 3 and 5, 40 + 112 = 152 channels) instead of
-  WideResNet-50 (layers 2 and 3, pooled to 1536 dimensions): the pretrained network that
-  installs offline, and several times faster on a CPU. With 152 dimensions the adaptor is
-  152 x 152; the discriminator keeps the paper's 1024 hidden units (256 trained twice as fast
-  on bottle and gave pixel AUROC 0.977 instead of 0.981).
-- Cached features: the backbone is frozen, so the features of the training images are
-  extracted once and the epochs run over that cache (the paper re-extracts them every batch),
-  which makes an epoch cost only the two small networks. No augmentation, as in the paper.
-- Noise scale: our features are larger than the paper's (Lite0 stage outputs have a mean
-  per-dimension standard deviation of about 5 on MVTec bottle), so they are divided by that
-  number (`feature_scale_`, measured on the training features at fit time) and `noise_std` is
-  in units of it. With the paper's 0.015 (on WRN-50 features) or 0.05 the loss stayed at about
-  1.0 (2 and 8 epochs on bottle: the discriminator learned nothing). The scale is chosen on
-  synthetic products, never on a benchmark test set (`benchmarks/simplenet_noise.py`, results in
-  benchmarks/results/simplenet_noise.md): over three generated textures with scratches, spots
-  and cuts, 0.05 and 0.1 fall short (mean pixel AUROC 0.68 and 0.94), while 0.25, 0.5 and 1.0
-  all reach 1.000 image / 0.994-0.995 pixel AUROC; 0.25 is the smallest scale on that plateau.
-  (An earlier sweep on MVTec bottle's test set had also put 0.25 and 0.5 on top.)
-- Epochs: 10 by default instead of the paper's 160 (40 x 4), so that it trains on two CPU cores
-  in minutes; image and pixel AUROC on bottle had levelled off by then (0.999 / 0.980 after 9
-  epochs, 1.000 / 0.981 after 12). Network biases start at zero. The paper keeps the
-  epoch with the best test AUROC; we keep the last one (choosing on test data is not available
-  to a user). Image size 256 (short side, aspect kept) instead of a 288 px centre crop of 329.
+Deviations (reasons and figures: docs/methods/simplenet.md):
+- EfficientNet-Lite0 stages 3 + 5 (152 channels) instead of WideResNet-50 (offline, faster on CPU).
+- Training features extracted once and cached (the backbone is frozen).
+- Features divided by their measured scale, `noise_std` (0.25) in those units, chosen on
+  generated products.
+- 10 epochs instead of 160; the last epoch is kept, not the best on test data.
+- 256 px short side with the aspect ratio kept instead of a 288 px centre crop.
 """
 from __future__ import annotations
 
@@ -90,7 +65,44 @@ def truncated_l1_loss(normal: torch.Tensor, anomalous: torch.Tensor, margin: flo
 
 @register("simplenet")
 class SimpleNet(ImageDetector):
-    """Discriminator of normal against noise-perturbed patch features, trained on cached features."""
+    """Discriminator of normal against noise-perturbed patch features, trained on cached features.
+
+    Parameters
+    ----------
+    backbone : str, default "efficientnet_lite0"
+        Pretrained feature extractor (`oddity.backbones.list_backbones`).
+    layers : tuple of str, default ("stage3", "stage5")
+        Backbone stages whose features are concatenated.
+    local_pool : int, default 3
+        Size of the neighbourhood each patch feature is averaged over.
+    noise_std : float, default 0.25
+        Standard deviation of the noise that makes anomalous features, in feature-scale units.
+    hidden : int, default 1024
+        Hidden units of the discriminator.
+    epochs : int, default 10
+        Passes over the cached training features.
+    batch_images : int, default 8
+        Images whose patches form one batch.
+    adaptor_lr, discriminator_lr : float, default 1e-4, 2e-4
+        Learning rates of the adaptor and the discriminator.
+    margin : float, default 0.5
+        Margin th of the truncated L1 loss.
+    **common
+        Parameters shared by every image detector (`ImageDetector`).
+
+    Attributes
+    ----------
+    adaptor_, discriminator_ : torch.nn.Module
+        The trained networks.
+    feature_scale_ : float
+        Mean per-dimension standard deviation of the training features.
+    losses_ : list of float
+        Training loss per epoch.
+
+    See Also
+    --------
+    docs/methods/simplenet.md : paper, deviations and figures.
+    """
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,

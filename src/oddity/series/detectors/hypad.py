@@ -56,12 +56,11 @@ import torch
 from torch import nn
 
 from oddity.core.registry import register
+from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.series.checks import check_positive_ints
 from oddity.series.neural import (
     WindowNetworkDetector,
     batches,
-    load_module_arrays,
-    module_arrays,
     train_with_early_stopping,
 )
 from oddity.series.windows import window_scores_to_steps
@@ -131,7 +130,42 @@ def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
 
 @register("hypad")
 class HypAD(WindowNetworkDetector):
-    """TadGAN autoencoder + critics, hyperbolic head; score = critic x distance x certainty."""
+    """TadGAN autoencoder + critics, hyperbolic head; score = critic x distance x certainty.
+
+    Parameters
+    ----------
+    window : int, default 32
+        Window length in steps.
+    latent : int, default 8
+        Size of the latent code.
+    hidden : int, default 16
+        Width of the LSTMs.
+    n_critic : int, default 1
+        Critic updates per autoencoder update.
+    epochs : int
+        Most training epochs (early stopping on the validation tail).
+    patience : int
+        Epochs without improvement before stopping.
+    batch_size : int
+        Windows per batch.
+    lr : float
+        Adam learning rate.
+    validation_fraction : float, default 0.2
+        Share of the fit history, from its end, used for early stopping.
+    **common
+        Parameters shared by every series detector (`SeriesDetector`).
+
+    Attributes
+    ----------
+    networks_ : dict of torch.nn.Module
+        Encoder, decoder, hyperbolic head and critics.
+    losses_ : list of float
+        Validation loss per epoch.
+
+    See Also
+    --------
+    docs/methods/hypad.md : paper, deviations and figures.
+    """
 
     def __init__(self, *, window: int = 32, latent: int = 8, hidden: int = 16,
                  epochs: int = 20, patience: int = 3, batch_size: int = 128, lr: float = 1e-3,
@@ -253,13 +287,12 @@ class HypAD(WindowNetworkDetector):
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
         assert self.networks_ is not None
-        for name in NETWORKS:
-            arrays.update(module_arrays(name, self.networks_[name]))
+        arrays.update(module_arrays({name: self.networks_[name] for name in NETWORKS}))
         return values, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
         assert self.centre_ is not None
         self.networks_ = self._build(len(self.centre_))
-        for name in NETWORKS:
-            load_module_arrays(name, self.networks_[name], arrays)
+        load_module_arrays({name: self.networks_[name] for name in NETWORKS}, arrays,
+                           f"window={self.window}, latent={self.latent}, hidden={self.hidden}")

@@ -34,7 +34,26 @@ CHUNK = 4096  # windows per block, bounding memory to CHUNK * window * C floats
 
 @register("rolling_zscore")
 class RollingZScore(SeriesDetector):
-    """Robust z-score of each step against the median/MAD of the `window` steps before it."""
+    """Robust z-score of each step against the median/MAD of the `window` steps before it.
+
+    Parameters
+    ----------
+    window : int, default 64
+        Trailing window length in steps.
+    min_scale : float, default 0.1
+        Floor of the window's MAD scale, in units of the channel's robust spread.
+    **base
+        Parameters shared by every series detector (`SeriesDetector`).
+
+    Attributes
+    ----------
+    centre_, scale_ : numpy.ndarray
+        Robust per-channel scaling of the fit history.
+
+    See Also
+    --------
+    docs/methods/rolling_zscore.md : method and figures.
+    """
 
     centre_: np.ndarray | None = None
     scale_: np.ndarray | None = None

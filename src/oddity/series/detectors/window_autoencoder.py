@@ -26,11 +26,7 @@ Deviations, with reasons:
 - Threshold: calibrated on held-out normal steps (`SeriesDetector`), as for every oddity
   detector, instead of the threshold the paper set for its own data.
 - Defaults (window 32, 20% validation, batch 64, lr 1e-3, at most 30 epochs, patience 3,
-  l1 1e-4) are CPU-small and were not tuned on NAB. On the generated series of tests/series
-  (spikes and a level shift in one of two sine channels) window 16 or 32, l1 0 to 1e-3 and
-  hidden_factor 0.25 or 10 all reach a point AUROC of 0.999 or more; a bottleneck
-  (hidden_factor 0.25) flagged fewer neighbours of the anomalies, but we keep the paper's
-  over-complete layer as the default.
+  l1 1e-4) are CPU-small and were not tuned on NAB (docs/methods/window_autoencoder.md).
 """
 from __future__ import annotations
 
@@ -42,12 +38,11 @@ from torch import nn
 
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
+from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.series.checks import check_positive
 from oddity.series.neural import (
     WindowNetworkDetector,
     batches,
-    load_module_arrays,
-    module_arrays,
     train_with_early_stopping,
 )
 
@@ -83,7 +78,40 @@ def step_errors(errors: np.ndarray, length: int) -> np.ndarray:
 
 @register("window_autoencoder")
 class WindowAutoencoder(WindowNetworkDetector):
-    """Sparse over-complete dense autoencoder of standardised sliding windows."""
+    """Sparse over-complete dense autoencoder of standardised sliding windows.
+
+    Parameters
+    ----------
+    window : int, default 32
+        Window length in steps.
+    hidden_factor : float, default 10.0
+        Hidden width as a multiple of the input size (window x channels).
+    l1 : float, default 1e-4
+        L1 penalty on the hidden activations.
+    epochs : int
+        Most training epochs (early stopping on the validation tail).
+    patience : int
+        Epochs without improvement before stopping.
+    batch_size : int
+        Windows per batch.
+    lr : float
+        Adam learning rate.
+    validation_fraction : float, default 0.2
+        Share of the fit history, from its end, used for early stopping.
+    **common
+        Parameters shared by every series detector (`SeriesDetector`).
+
+    Attributes
+    ----------
+    network_ : torch.nn.Module
+        The trained autoencoder.
+    losses_ : list of float
+        Validation loss per epoch.
+
+    See Also
+    --------
+    docs/methods/window_autoencoder.md : paper, deviations and figures.
+    """
 
     def __init__(self, *, window: int = 32, hidden_factor: float = 10.0, l1: float = 1e-4,
                  epochs: int = 30, patience: int = 3, batch_size: int = 64, lr: float = 1e-3,
@@ -143,11 +171,12 @@ class WindowAutoencoder(WindowNetworkDetector):
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
         assert self.network_ is not None
-        arrays.update(module_arrays("network", self.network_))
+        arrays.update(module_arrays({"network": self.network_}))
         return values, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
         assert self.centre_ is not None
         self.network_ = self._network(len(self.centre_))
-        load_module_arrays("network", self.network_, arrays)
+        load_module_arrays({"network": self.network_}, arrays,
+                           f"window={self.window}, hidden_factor={self.hidden_factor}")

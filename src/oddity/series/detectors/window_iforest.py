@@ -90,7 +90,32 @@ def forest_scores(forest: dict[str, np.ndarray], samples: np.ndarray,
 
 @register("window_iforest")
 class WindowIsolationForest(SeriesDetector):
-    """Isolation Forest over sliding windows of `window` steps (all channels together)."""
+    """Isolation Forest over sliding windows of `window` steps (all channels together).
+
+    Parameters
+    ----------
+    window : int, default 32
+        Window length in steps.
+    n_estimators : int, default 100
+        Number of trees.
+    max_samples : int, default 256
+        Windows drawn to grow each tree.
+    **base
+        Parameters shared by every series detector (`SeriesDetector`).
+
+    Attributes
+    ----------
+    forest_ : dict of numpy.ndarray
+        The trees as flat arrays.
+    max_samples_ : int
+        Windows actually drawn per tree.
+    centre_, scale_ : numpy.ndarray
+        Robust per-channel scaling of the fit history.
+
+    See Also
+    --------
+    docs/methods/window_iforest.md : method and figures.
+    """
 
     centre_: np.ndarray | None = None
     scale_: np.ndarray | None = None

@@ -112,7 +112,48 @@ def _booster_from(array: np.ndarray, n_jobs: int) -> xgb.Booster:
 
 @register("xgb_forecast")
 class XGBForecast(SeriesDetector):
-    """Per-channel XGBoost forecasts from lags and covariates; score = standardised residual."""
+    """Per-channel XGBoost forecasts from lags and covariates; score = standardised residual.
+
+    Parameters
+    ----------
+    lags : int, default 10
+        Previous steps of every channel used as features.
+    targets : tuple of str, optional
+        Channels to forecast and score; None forecasts every channel.
+    calendar : bool, default True
+        Add hour of day and day of week for a DatetimeIndex.
+    n_estimators, max_depth, learning_rate : int, int, float, default 100, 4, 0.1
+        Gradient-boosting settings.
+    validation_fraction : float, default 0.2
+        Tail of the fit history for early stopping and the residual scale.
+    early_stopping_rounds : int, default 10
+        Rounds without improvement before stopping.
+    min_scale : float, default 0.1
+        Floor of the residual scale, in units of the channel's robust spread.
+    window : int, default 32
+        Steps the squared residuals are pooled over; 1 keeps raw residuals.
+    n_jobs : int, default 1
+        Threads of XGBoost.
+    **common
+        Parameters shared by every series detector (`SeriesDetector`).
+
+    Attributes
+    ----------
+    boosters_ : list of xgboost.Booster
+        One forecast model per target channel.
+    target_columns_ : list of str
+        The forecast channels.
+    feature_names_ : list of str
+        Names of the lag and calendar features.
+    residual_centre_, residual_scale_ : numpy.ndarray
+        Out-of-sample residual statistics per target channel.
+    anomaly_booster_ : object or None
+        The optional anomaly classifier (`fit_anomaly_model`).
+
+    See Also
+    --------
+    docs/methods/xgb_forecast.md : paper, deviations and figures.
+    """
 
     def __init__(self, *, lags: int = 10, targets: tuple[str, ...] | None = None,
                  calendar: bool = True, n_estimators: int = 100, max_depth: int = 4,

@@ -1,0 +1,124 @@
+"""Parts shared by the benchmark runners (`benchmarks/run_*.py`): one run in a fresh Python
+process, the command line a results file quotes, the loop over runs that merges re-measured
+rows into the earlier ones, table cells, and writing the result files atomically."""
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from oddity.core.persistence import atomic_write
+
+
+class Keyed(Protocol):
+    @property
+    def key(self) -> Any: ...
+
+
+R = TypeVar("R", bound=Keyed)
+
+
+def run_in_child(worker: str, arguments: list[Any], timeout: float) -> tuple[dict[str, Any] | None, str | None]:
+    """Call `worker` (``"package.module:function"``) with `arguments` in a fresh Python process.
+
+    A fresh process makes peak RSS (the child's ``ru_maxrss``) and timings belong to that run
+    alone. The worker returns a JSON-serialisable dict.
+
+    Parameters
+    ----------
+    worker : str
+        The function to call, as ``"module:function"``.
+    arguments : list
+        Its positional arguments (JSON-serialisable).
+    timeout : float
+        Seconds before the child is stopped.
+
+    Returns
+    -------
+    tuple
+        (the worker's result, None), or (None, a one-line error) when the child failed or
+        timed out.
+    """
+    module, function = worker.split(":")
+    code = (f"import json, sys; from {module} import {function}; "
+            f"print('@@' + json.dumps({function}(*json.loads(sys.argv[1]))))")
+    try:
+        done = subprocess.run([sys.executable, "-c", code, json.dumps(arguments)],
+                              capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return None, f"timed out after {timeout:.0f} s"
+    lines = [line for line in done.stdout.splitlines() if line.startswith("@@")]
+    if done.returncode != 0 or not lines:
+        return None, (done.stderr.strip().splitlines() or ["no output"])[-1]
+    return json.loads(lines[-1][2:]), None
+
+
+def command_line(script: str, argv: Sequence[str], make_target: str | None = "make bench") -> str:
+    """The command a results file says to run: `make_target` when the runner was called with
+    no option, else ``python benchmarks/<script> <options>``.
+
+    Examples
+    --------
+    >>> command_line("run_image.py", [])
+    'make bench'
+    >>> command_line("run_image.py", ["--detectors", "padim"])
+    'python benchmarks/run_image.py --detectors padim'
+    """
+    if not argv and make_target:
+        return make_target
+    return " ".join([f"python benchmarks/{script}", *(shlex.quote(a) for a in argv)])
+
+
+def merge_runs(previous: list[R], new: list[R]) -> list[R]:
+    """`previous` with each run replaced by a new run of the same key (dataset, detector,
+    settings), and the other new runs appended, so that one row can be re-measured alone."""
+    fresh = {run.key: run for run in new}
+    kept = [fresh.pop(run.key, run) for run in previous]
+    return kept + list(fresh.values())
+
+
+def cell(value: Any, digits: int = 3) -> str:
+    """A table cell: floats with `digits` decimals, None as a dash.
+
+    Examples
+    --------
+    >>> cell(0.98765), cell(12.0, 1), cell(None)
+    ('0.988', '12.0', '–')
+    """
+    if value is None:
+        return "–"
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def write_files(out_dir: str | os.PathLike, texts: dict[str, str]) -> None:
+    """Write each `texts` entry (file name -> text) into `out_dir` atomically."""
+    out = Path(out_dir)
+    for name, text in texts.items():
+        atomic_write(out / name, lambda tmp, text=text: Path(tmp).write_text(text))
+
+
+def run_all(jobs: Iterable[tuple[str, Callable[[], R]]], previous: list[R], command: str,
+            write: Callable[[list[R]], None], describe: Callable[[R], str]) -> list[R]:
+    """Run each (label, job) in turn, printing the label and `describe(run)`; after every run
+    the results so far, merged into `previous`, are written with `write`, so an interrupted
+    benchmark keeps what it measured.
+
+    Returns
+    -------
+    list
+        The new runs, each with ``command`` set.
+    """
+    runs: list[R] = []
+    for label, job in jobs:
+        print(f"{label} ...", flush=True)
+        run = job()
+        run.command = command  # type: ignore[attr-defined]
+        print(f"  {describe(run)}", flush=True)
+        runs.append(run)
+        write(merge_runs(previous, runs))
+    return runs
