@@ -1,0 +1,57 @@
+"""Masking of variable tokens before template mining: one general configuration for any log.
+
+Each rule replaces what its regular expression matches by a named placeholder (`<IP>`,
+`<NUM>`, ...) before Drain sees the line, so that values that vary (addresses, ids, sizes,
+paths) never split one event into many templates. Rules apply in order, most specific first:
+a block id is masked before its digits could be taken for a number. Placeholders stay named in
+the templates (`<NUM>` rather than `<*>`) so a reader sees what varied; Drain's own wildcard
+`<*>` marks tokens that differed between lines of one template.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from oddity.core.errors import ConfigError
+
+# (name, pattern). Boundaries use look-arounds so that a token glued to punctuation
+# ("size=512," or "(10.0.0.1)") is still found and the punctuation kept.
+_B = r"(?<![\w.\-])"      # not preceded by a word character, dot or dash
+_E = r"(?![\w\-])"        # not followed by a word character or dash
+DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
+    ("URL", r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s\"'<>]+"),
+    ("BLK", r"\bblk_-?\d+\b"),
+    ("UUID", r"\b[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\b"),
+    ("IP", _B + r"(?:\d{1,3}\.){3}\d{1,3}(?::\d{1,5})?" + _E),
+    ("MAC", r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b"),
+    ("TIME", _B + r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?" + _E),
+    ("DATE", _B + r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}" + _E),
+    ("PATH", r"(?<![\w/.])(?:[A-Za-z]:)?(?:[/\\][\w.\-@$~+]+){2,}[/\\]?"),
+    ("HOST", _B + r"(?:[A-Za-z][\w\-]*\.){2,}[A-Za-z][\w\-]*" + _E),
+    ("HEX", _B + r"(?:0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,})" + _E),
+    ("NUM", _B + r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?" + _E),
+)
+
+
+@dataclass(frozen=True)
+class Masker:
+    """Applies masking rules in order; `rules` are (name, regex) pairs (JSON-friendly)."""
+
+    rules: tuple[tuple[str, str], ...] = DEFAULT_MASKS
+
+    def __post_init__(self) -> None:
+        compiled = []
+        for name, pattern in self.rules:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+                raise ConfigError(f"mask name {name!r}: use letters, digits and underscores")
+            try:
+                compiled.append((re.compile(pattern), f"<{name}>"))
+            except re.error as exc:
+                raise ConfigError(f"mask {name!r}: invalid regular expression {pattern!r} ({exc})") from None
+        object.__setattr__(self, "_compiled", tuple(compiled))
+
+    def mask(self, text: str) -> str:
+        """`text` with every rule's matches replaced by its placeholder."""
+        for regex, placeholder in self._compiled:  # type: ignore[attr-defined]
+            text = regex.sub(placeholder, text)
+        return text
