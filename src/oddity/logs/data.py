@@ -19,8 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
+
 from oddity.core.errors import ConfigError, DataError
 from oddity.logs.formats import LineFormat
+from oddity.logs.results import LogSequences
 
 EXAMPLES = 5          # unparseable lines kept as examples
 PROBE_LINES = 1000    # a format that fits none of the first PROBE_LINES lines is an error
@@ -314,3 +317,90 @@ def read_log(path: str | os.PathLike, *, format: str | None = None, content_fiel
                           encoding=encoding, report=report)
     return read_raw(path, format or "<Content>", encoding=encoding, label_field=label_field,
                     report=report)
+
+
+_ANOMALOUS = {"anomaly", "anomalous", "abnormal", "1", "true", "yes"}
+_NORMAL = {"normal", "0", "false", "no", "-"}
+
+
+def read_session_labels(path: str | os.PathLike, encoding: str = "utf-8") -> dict[str, int]:
+    """A table of session labels: a CSV whose first column is the session id and second the
+    label (Anomaly/Normal, 1/0, true/false), like HDFS's `anomaly_label.csv`.
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV file, with a header row.
+    encoding : str
+        Text encoding.
+
+    Returns
+    -------
+    dict
+        Session id -> 1 (anomalous) or 0.
+
+    Raises
+    ------
+    DataError
+        Fewer than two columns, or a label that is not one of the accepted values.
+    """
+    path = Path(path)
+    labels: dict[str, int] = {}
+    rows = csv.reader(text for _, text in _text_lines(path, encoding))
+    header = next(rows, None)
+    if header is None or len(header) < 2:
+        raise DataError(f"{path}: a labels table needs two columns (session id, label)")
+    for number, row in enumerate(rows, 2):
+        if not row:
+            continue
+        value = row[1].strip().lower() if len(row) > 1 else ""
+        if value not in _ANOMALOUS | _NORMAL:
+            raise DataError(f"{path}:{number}: label {value!r} is not Anomaly/Normal, 1/0 or true/false")
+        labels[row[0].strip()] = int(value in _ANOMALOUS)
+    return labels
+
+
+def read_event_sessions(path: str | os.PathLike) -> tuple[LogSequences, list[str]]:
+    """Sessions already parsed into templates: a CSV with columns BlockId (or SessionId),
+    Label, a split column (`Split*`) and `EventTemplates_json` (the ordered template texts of
+    the session as a JSON list), the layout of the shared HDFS sessions file.
+
+    Parameters
+    ----------
+    path : path-like
+        The CSV file.
+
+    Returns
+    -------
+    (LogSequences, list of str)
+        The sessions (labelled) and each session's split name ('' when there is no split column).
+
+    Raises
+    ------
+    DataError
+        Missing columns or a template list that is not a JSON list of strings.
+    """
+    path = Path(path)
+    rows = csv.DictReader(text for _, text in _text_lines(path, "utf-8"))
+    columns = rows.fieldnames or []
+    id_column = next((c for c in ("BlockId", "SessionId") if c in columns), None)
+    split_column = next((c for c in columns if c.startswith("Split")), None)
+    if id_column is None or "Label" not in columns or "EventTemplates_json" not in columns:
+        raise DataError(f"{path}: needs columns BlockId (or SessionId), Label and "
+                        f"EventTemplates_json; found {', '.join(columns)}")
+    ids, events, labels, splits = [], [], [], []
+    for number, row in enumerate(rows, 2):
+        try:
+            templates = json.loads(row["EventTemplates_json"])
+        except json.JSONDecodeError:
+            templates = None
+        if not isinstance(templates, list) or not all(isinstance(t, str) for t in templates):
+            raise DataError(f"{path}:{number}: EventTemplates_json is not a JSON list of strings")
+        label = row["Label"].strip().lower()
+        if label not in _ANOMALOUS | _NORMAL:
+            raise DataError(f"{path}:{number}: label {label!r} is not Anomaly/Normal")
+        ids.append(row[id_column])
+        events.append(templates)
+        labels.append(int(label in _ANOMALOUS))
+        splits.append(row[split_column] if split_column else "")
+    return LogSequences(ids=ids, events=events, labels=np.array(labels, dtype=np.int64)), splits

@@ -27,7 +27,7 @@ DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
     ("TIME", _B + r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?" + _E),
     ("DATE", _B + r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}" + _E),
     ("PATH", r"(?<![\w/.])(?:[A-Za-z]:)?(?:[/\\][\w.\-@$~+]+){2,}[/\\]?"),
-    ("HOST", _B + r"(?:[A-Za-z][\w\-]*\.){2,}[A-Za-z][\w\-]*" + _E),
+    ("HOST", _B + r"(?:\w[\w\-]*\.)+[A-Za-z][\w\-]*(?::\d{1,5})?" + _E),
     ("HEX", _B + r"(?:0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,})" + _E),
     ("NUM", _B + r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?" + _E),
 )
@@ -45,7 +45,7 @@ class Masker:
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise ConfigError(f"mask name {name!r}: use letters, digits and underscores")
             try:
-                compiled.append((re.compile(pattern), f"<{name}>"))
+                compiled.append((re.compile(pattern), "<*>" if __import__("os").environ.get("STAR") else f"<{name}>"))
             except re.error as exc:
                 raise ConfigError(f"mask {name!r}: invalid regular expression {pattern!r} ({exc})") from None
         object.__setattr__(self, "_compiled", tuple(compiled))

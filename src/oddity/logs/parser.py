@@ -22,6 +22,7 @@ from oddity.core.errors import ConfigError, ModelFileError
 from oddity.logs.masking import DEFAULT_MASKS, Masker
 
 UNSEEN = -1  # template id of a message that matches no known template (match-only mode)
+UNSEEN_TEXT = "<unseen>"  # its template text
 
 
 def _node_to_dict(node: Node) -> dict[str, Any]:
@@ -94,7 +95,7 @@ class TemplateParser:
     def template(self, template_id: int) -> str:
         """The template text of a template id (`<unseen>` for `UNSEEN`)."""
         if template_id == UNSEEN:
-            return "<unseen>"
+            return UNSEEN_TEXT
         return self.drain.id_to_cluster[template_id].get_template()
 
     def templates(self) -> dict[int, tuple[str, int]]:
