@@ -2,8 +2,11 @@
 
 Each rule replaces what its regular expression matches by a named placeholder (`<IP>`,
 `<NUM>`, ...) before Drain sees the line, so that values that vary (addresses, ids, sizes,
-paths) never split one event into many templates. Rules apply in order, most specific first:
-a block id is masked before its digits could be taken for a number. Placeholders stay named in
+paths) never split one event into many templates. All rules run in one pass; where several
+match at the same place, the first rule wins, so the most specific come first: a block id is
+masked before its digits could be taken for a number. Rules apply to each white-space
+separated token (a rule never spans a space), and a token's masked form is cached, which is
+what makes masking fast on logs, whose tokens repeat. Rules must not use named groups. Placeholders stay named in
 the templates (`<NUM>` rather than `<*>`) so a reader sees what varied; Drain's own wildcard
 `<*>` marks tokens that differed between lines of one template.
 """
@@ -33,6 +36,9 @@ DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
 )
 
 
+CACHE_SIZE = 200_000  # tokens whose masked form is remembered (the cache is emptied when full)
+
+
 @dataclass(frozen=True)
 class Masker:
     """Applies masking rules in order; `rules` are (name, regex) pairs (JSON-friendly)."""
@@ -40,18 +46,41 @@ class Masker:
     rules: tuple[tuple[str, str], ...] = DEFAULT_MASKS
 
     def __post_init__(self) -> None:
-        compiled = []
-        for name, pattern in self.rules:
+        alternatives, placeholders = [], {}
+        for k, (name, pattern) in enumerate(self.rules):
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
                 raise ConfigError(f"mask name {name!r}: use letters, digits and underscores")
             try:
-                compiled.append((re.compile(pattern), "<*>" if __import__("os").environ.get("STAR") else f"<{name}>"))
+                re.compile(pattern)
             except re.error as exc:
                 raise ConfigError(f"mask {name!r}: invalid regular expression {pattern!r} ({exc})") from None
-        object.__setattr__(self, "_compiled", tuple(compiled))
+            alternatives.append(f"(?P<m{k}>{pattern})")
+            placeholders[f"m{k}"] = f"<{name}>"
+        # One pass over the text: at each position the first rule that matches wins, which
+        # is the order of the rules.
+        regex = re.compile("|".join(alternatives)) if alternatives else None
+        object.__setattr__(self, "_regex", regex)
+        object.__setattr__(self, "_placeholders", placeholders)
+        object.__setattr__(self, "_cache", {})
 
     def mask(self, text: str) -> str:
-        """`text` with every rule's matches replaced by its placeholder."""
-        for regex, placeholder in self._compiled:  # type: ignore[attr-defined]
-            text = regex.sub(placeholder, text)
-        return text
+        """`text` with every rule's matches replaced by its placeholder; tokens are rejoined
+        with single spaces (Drain splits on white space anyway)."""
+        cache = self._cache  # type: ignore[attr-defined]
+        out = []
+        for token in text.split():
+            masked = cache.get(token)
+            if masked is None:
+                masked = self.mask_token(token)
+                if len(cache) >= CACHE_SIZE:
+                    cache.clear()
+                cache[token] = masked
+            out.append(masked)
+        return " ".join(out)
+
+    def mask_token(self, token: str) -> str:
+        """One white-space-free token with the rules applied."""
+        if self._regex is None:  # type: ignore[attr-defined]
+            return token
+        placeholders = self._placeholders  # type: ignore[attr-defined]
+        return self._regex.sub(lambda m: placeholders[m.lastgroup], token)  # type: ignore[attr-defined]
