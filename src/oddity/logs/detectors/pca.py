@@ -12,7 +12,9 @@ Deviations:
 - the threshold is the conformal quantile of held-out normal SPEs at `target_fpr`, not the
   Q-statistic of Jackson & Mudholkar;
 - it learns from normal sequences only when labels are given (the paper fits on all);
-- events outside the vocabulary are counted in one extra "unknown" column.
+- events outside the vocabulary are counted in one extra "unknown" column;
+- smoothed IDF, log((1 + N) / (1 + df)) + 1 (scikit-learn's), so that an event present in
+  every training sequence keeps a weight and a sequence missing it still stands out.
 """
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ class PCALogs(LogDetector):
     def _fit_codes(self, codes, labels, sequences) -> None:
         counts = self._counts(codes)
         documents = (counts > 0).sum(0)
-        self.idf_ = (np.log(len(counts) / np.maximum(documents, 1)) if self.idf
+        self.idf_ = (np.log((1 + len(counts)) / (1 + documents)) + 1 if self.idf
                      else np.ones(counts.shape[1]))
         weighted = counts * self.idf_
         self.mean_ = weighted.mean(0)
