@@ -20,7 +20,7 @@ from oddity.core.errors import ConfigError
 # (name, pattern). Boundaries use look-arounds so that a token glued to punctuation
 # ("size=512," or "(10.0.0.1)") is still found and the punctuation kept.
 _B = r"(?<![\w.\-])"      # not preceded by a word character, dot or dash
-_E = r"(?![\w\-])"        # not followed by a word character or dash
+_E = r"(?![\w\-]|\.\w)"  # not followed by a word character, dash, or dot and word
 DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
     ("URL", r"\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^\s\"'<>]+"),
     ("BLK", r"\bblk_-?\d+\b"),
