@@ -103,7 +103,7 @@ def write_markdown(results: dict, path: Path) -> None:
     if "parsing" in results:
         p = results["parsing"]
         lines += ["## Template parsing: grouping accuracy on Loghub-2k", "",
-                  "One configuration for every data set: `TemplateParser()` defaults (Drain, sim_th 0.5, "
+                  "One configuration for every data set: `TemplateParser()` defaults (Drain, sim_th 0.7, "
                   "depth 4, the general masks of `oddity.logs.masking`), the logparser format string "
                   "of each set. Lines/s: the whole parse (read, split fields, mask, mine).", "",
                   "| data set | lines | templates (true) | grouping accuracy | lines/s |", "|---|---|---|---|---|"]

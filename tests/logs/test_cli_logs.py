@@ -15,7 +15,7 @@ def test_parse_writes_templates_and_line_ids(session_log, tmp_path, capsys):
     assert main(["parse", str(path), "--format", FORMAT, "--out", str(out), "--lines", str(lines), "--quiet"]) == 0
     rows = list(csv.DictReader(out.open()))
     assert len(rows) == 6  # five normal events and the exception
-    assert any(r["template"] == "Receiving block <BLK> src: /<IP> dest: /<IP>" for r in rows)
+    assert any(r["template"] == "Receiving block <BLK> src: /<ADDR> dest: /<ADDR>" for r in rows)
     assert sum(int(r["lines"]) for r in rows) == sum(1 for _ in path.open())
     assert len(pd.read_csv(lines)) == sum(int(r["lines"]) for r in rows)
     assert "lines/s" in capsys.readouterr().out

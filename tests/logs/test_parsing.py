@@ -15,9 +15,10 @@ from oddity.logs.parser import UNSEEN, TemplateParser
 def test_default_masks_replace_variable_values():
     masker = Masker()
     assert masker.mask("Receiving block blk_-695 src: /10.251.73.220:50010 dest: /10.0.0.1:5") == \
-        "Receiving block <BLK> src: /<IP> dest: /<IP>"
-    assert masker.mask("req-3f1c2e4a-1b2c-4d5e-8f90-123456789abc size=512, took 0.25 s") == \
-        "req-<UUID> size=<NUM>, took <NUM> s"
+        "Receiving block <BLK> src: /<ADDR> dest: /<ADDR>"
+    assert masker.mask("3f1c2e4a-1b2c-4d5e-8f90-123456789abc size=512, took 0.25 s") == \
+        "<UUID> size=<NUM>, took <NUM> s"
+    assert masker.mask("node R02-M1-N0 core.2275 ssh2") == "node <ID> core.<NUM> <ID>"
     assert masker.mask("at 0x7fed806eb5d in /usr/lib/libc.so at 12:01:01") == \
         "at <HEX> in <PATH> at <TIME>"
     assert masker.mask("user root logged in") == "user root logged in"

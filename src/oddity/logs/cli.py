@@ -41,7 +41,7 @@ def add_reading_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--time-format", metavar="FMT", help="logs: strptime format of --time-field")
     group.add_argument("--labels", metavar="CSV", help="logs: session labels (id, Anomaly/Normal)")
     group.add_argument("--sim-th", type=float, default=None, metavar="F",
-                       help="logs: Drain similarity threshold (default 0.5)")
+                       help="logs: Drain similarity threshold (default 0.7)")
 
 
 def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:

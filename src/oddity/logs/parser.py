@@ -54,7 +54,7 @@ class TemplateParser:
         Characters split on in addition to white space.
     """
 
-    def __init__(self, *, sim_th: float = 0.5, depth: int = 4, max_children: int = 100,
+    def __init__(self, *, sim_th: float = 0.7, depth: int = 4, max_children: int = 100,
                  masks: Any = None, extra_delimiters: tuple[str, ...] = ()):
         if not 0.0 < sim_th <= 1.0:
             raise ConfigError(f"sim_th must lie in (0, 1], got {sim_th}")
