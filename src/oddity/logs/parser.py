@@ -23,6 +23,7 @@ from oddity.logs.masking import DEFAULT_MASKS, Masker
 
 UNSEEN = -1  # template id of a message that matches no known template (match-only mode)
 UNSEEN_TEXT = "<unseen>"  # its template text
+MATCH_CACHE = 100_000  # masked messages whose template id `match` remembers
 
 
 def _node_to_dict(node: Node) -> dict[str, Any]:
@@ -69,6 +70,8 @@ class TemplateParser:
         self.drain = Drain(sim_th=self.sim_th, depth=self.depth, max_children=self.max_children,
                            extra_delimiters=self.extra_delimiters)
         self.unseen = Counter()  # masked message -> count, for messages `match` could not place
+        self._matched: dict[str, int] = {}  # masked message -> template id (match is exact:
+        # templates do not change while matching, so a repeated masked message is looked up)
 
     def settings(self) -> dict[str, Any]:
         """The constructor arguments (JSON-friendly)."""
@@ -79,18 +82,25 @@ class TemplateParser:
     def learn(self, content: str) -> int:
         """Mine `content` (a message without its header): the id of its template, which may
         be new or may have been generalised by this message."""
-        cluster, _ = self.drain.add_log_message(self.masker.mask(content))
+        cluster, change = self.drain.add_log_message(self.masker.mask(content))
+        if change != "none":
+            self._matched.clear()
         return cluster.cluster_id
 
     def match(self, content: str) -> int:
         """Id of the known template `content` matches exactly (wildcards match any token), or
         `UNSEEN`; the parser is not changed except for the count of unseen messages."""
         masked = self.masker.mask(content)
-        cluster = self.drain.match(masked, full_search_strategy="fallback")
-        if cluster is None:
+        template_id = self._matched.get(masked)
+        if template_id is None:
+            cluster = self.drain.match(masked, full_search_strategy="fallback")
+            template_id = UNSEEN if cluster is None else cluster.cluster_id
+            if len(self._matched) >= MATCH_CACHE:
+                self._matched.clear()
+            self._matched[masked] = template_id
+        if template_id == UNSEEN:
             self.unseen[masked] += 1
-            return UNSEEN
-        return cluster.cluster_id
+        return template_id
 
     def template(self, template_id: int) -> str:
         """The template text of a template id (`<unseen>` for `UNSEEN`)."""
