@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import pandas as pd
 
 from oddity.core.errors import ConfigError, DataError
 from oddity.logs.formats import LineFormat
@@ -404,3 +405,41 @@ def read_event_sessions(path: str | os.PathLike) -> tuple[LogSequences, list[str
         labels.append(int(label in _ANOMALOUS))
         splits.append(row[split_column] if split_column else "")
     return LogSequences(ids=ids, events=events, labels=np.array(labels, dtype=np.int64)), splits
+
+
+def read_event_table(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:
+    """A table of categorical events (CSV or Parquet): one row per event, one column per
+    entity type (user, host, process, component, template, hour, ...), values as strings.
+
+    Parameters
+    ----------
+    path : path-like
+        `.csv` or `.parquet` file.
+    columns : list of str, optional
+        The entity columns to keep (default: all).
+
+    Returns
+    -------
+    pandas.DataFrame
+
+    Raises
+    ------
+    DataError
+        Unreadable file, an unknown column, or no rows.
+    """
+    path = Path(path)
+    try:
+        frame = (pd.read_parquet(path) if path.suffix.lower() == ".parquet"
+                 else pd.read_csv(path, dtype=str, keep_default_na=False))
+    except FileNotFoundError:
+        raise DataError(f"{path}: no such file") from None
+    except (ValueError, OSError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: not a readable CSV/Parquet table ({exc})") from None
+    if columns is not None:
+        missing = [c for c in columns if c not in frame.columns]
+        if missing:
+            raise DataError(f"{path}: no column {missing} (columns: {', '.join(map(str, frame.columns))})")
+        frame = frame[columns]
+    if frame.empty:
+        raise DataError(f"{path}: the table has no rows")
+    return frame.astype(str)
