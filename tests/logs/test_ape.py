@@ -47,3 +47,22 @@ def test_event_table_reader_and_errors(tmp_path):
     detector = oddity.create("ape", epochs=1).fit(table)
     with pytest.raises(DataError, match="lack the entity columns"):
         detector.score(table[["user"]])
+
+
+def test_ape_from_the_command_line(tmp_path, capsys):
+    from oddity.cli import main
+
+    train, new = tmp_path / "train.csv", tmp_path / "new.csv"
+    _events(600, 0).assign(tag="-").to_csv(train, index=False)
+    _events(30, 1).to_csv(new, index=False)
+    assert main(["fit", "ape", "--data", str(train), "--label-field", "tag", "--set", "epochs=3",
+                 "--out", str(tmp_path / "ape.oddity"), "--quiet"]) == 0
+    assert main(["predict", str(tmp_path / "ape.oddity"), str(new), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    frame = pd.read_csv(tmp_path / "out" / "events.csv")
+    assert len(frame) == 30 and {"score", "anomalous", "least_compatible"} <= set(frame.columns)
+    assert "fitted ape on 600 events (user, host, process)" in capsys.readouterr().out
+    labelled = _events(100, 3)
+    labelled.loc[::10, "host"] = "h99"
+    labelled.assign(tag=["alert" if k % 10 == 0 else "-" for k in range(100)]).to_csv(new, index=False)
+    assert main(["eval", str(tmp_path / "ape.oddity"), "--data", str(new), "--label-field", "tag", "--quiet"]) == 0
+    assert "auroc" in capsys.readouterr().out

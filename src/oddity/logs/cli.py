@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from oddity.core.errors import ConfigError
+
 if TYPE_CHECKING:
     from oddity.logs.detector import LogDetector
     from oddity.logs.results import LogSequences
@@ -40,6 +42,8 @@ def add_reading_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--time-field", metavar="NAME", help="logs: field of time stamps (time windows)")
     group.add_argument("--time-format", metavar="FMT", help="logs: strptime format of --time-field")
     group.add_argument("--labels", metavar="CSV", help="logs: session labels (id, Anomaly/Normal)")
+    group.add_argument("--entities", nargs="+", metavar="NAME",
+                       help="categorical events (ape): entity columns (default: all but --label-field)")
     group.add_argument("--sim-th", type=float, default=None, metavar="F",
                        help="logs: Drain similarity threshold (default 0.7)")
 
@@ -70,7 +74,6 @@ def _parser(args: argparse.Namespace):
 
 
 def _grouping(args: argparse.Namespace):
-    from oddity.core.errors import ConfigError
     from oddity.logs.grouping import Grouping
 
     if args.session or args.session_field:
@@ -159,7 +162,6 @@ def read_for_fit(args: argparse.Namespace, verbose: bool) -> tuple["LogSequences
 
 def read_with_model(detector: "LogDetector", path: str, labels: dict | None, verbose: bool) -> "LogSequences":
     """Sequences of a new file read the way the model's training file was read."""
-    from oddity.core.errors import ConfigError
     from oddity.logs.data import read_event_sessions
     from oddity.logs.grouping import Grouping
     from oddity.logs.parser import TemplateParser
@@ -179,11 +181,44 @@ def read_with_model(detector: "LogDetector", path: str, labels: dict | None, ver
     return sequences
 
 
+def _event_table(path: str, entities: list[str] | None, label_field: str | None):
+    """(entity table, labels or None) of a categorical-event CSV/Parquet file."""
+    import numpy as np
+
+    from oddity.logs.data import read_event_table
+
+    table = read_event_table(path)
+    labels = None
+    if label_field is not None:
+        if label_field not in table.columns:
+            raise ConfigError(f"--label-field {label_field!r}: no such column in {path}")
+        labels = (table.pop(label_field).str.strip().str.lower()
+                  .isin(["1", "true", "anomaly", "anomalous", "alert"]).to_numpy(np.int64))
+    if entities:
+        missing = [c for c in entities if c not in table.columns]
+        if missing:
+            raise ConfigError(f"--entities: no column {missing} in {path}")
+        table = table[entities]
+    return table, labels
+
+
 def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any], verbose: bool) -> None:
-    """`oddity fit` for a log detector: read, fit, save."""
+    """`oddity fit` for a log detector (or APE on a table of categorical events): read, fit, save."""
     import oddity
+    from oddity.logs.detector import LogDetector
 
     detector = oddity.create(detector_name, **{**params, "verbose": verbose})
+    if not isinstance(detector, LogDetector):
+        table, labels = _event_table(args.data, args.entities, args.label_field)
+        if labels is not None:
+            table = table[labels == 0]
+        start = time.perf_counter()
+        detector.fit(table)
+        detector.save(args.out)
+        print(f"fitted {detector_name} on {len(table)} events ({', '.join(table.columns)}) in "
+              f"{time.perf_counter() - start:.1f} s; threshold {detector.threshold_.value:.6g}")
+        print(f"model saved to {args.out}")
+        return
     sequences, reading = read_for_fit(args, verbose)
     start = time.perf_counter()
     detector.fit(sequences)
@@ -203,13 +238,22 @@ def predict(detector: "LogDetector", inputs: list[str], out: str, verbose: bool)
 
     import pandas as pd
 
-    from oddity.core.errors import ConfigError
     from oddity.core.persistence import staged_directory
     from oddity.logs.plots import timeline_figure
     from oddity.plots import save_figure
 
     if len(inputs) != 1:
         raise ConfigError(f"a log model predicts one file at a time; got {len(inputs)} inputs")
+    if not hasattr(detector, "vocabulary_"):  # categorical events
+        table, _ = _event_table(inputs[0], detector.columns_, None)
+        prediction = detector.predict(table)
+        frame = table.assign(score=prediction.scores, anomalous=prediction.labels, least_compatible=[
+            "; ".join(f"{a}={va} with {b}={vb}" for a, va, b, vb, _ in pairs) for pairs in detector.explain(table)])
+        with staged_directory(out) as stage:
+            frame.to_csv(stage / "events.csv", index=False)
+        print(f"{len(frame)} events: {int(prediction.labels.sum())} anomalous "
+              f"(threshold {prediction.threshold:.6g}); written to {out}: events.csv")
+        return
     sequences = read_with_model(detector, inputs[0], None, verbose)
     prediction = detector.predict(sequences)
     frame = prediction.to_frame(sequences)
@@ -233,12 +277,19 @@ def evaluate(detector: "LogDetector", args: argparse.Namespace, verbose: bool) -
     from oddity.core.persistence import atomic_write
     from oddity.logs.evaluate import sequence_metrics
 
-    sequences = read_with_model(detector, args.data, _labels(args), verbose)
-    if sequences.labels is None:
-        raise DataError(f"{args.data}: no labels; give --labels CSV or a file with line labels")
-    metrics = sequence_metrics(sequences.labels, detector.predict(sequences))
-    print(f"{detector.name} on {args.data} ({len(sequences)} sequences, "
-          f"{int(sequences.labels.sum())} anomalous):")
+    if not hasattr(detector, "vocabulary_"):  # categorical events
+        if args.label_field is None:
+            raise ConfigError("give --label-field: the column of event labels (1/true/anomaly/alert = anomalous)")
+        table, labels = _event_table(args.data, detector.columns_, args.label_field)
+        metrics = sequence_metrics(labels, detector.predict(table))
+        what = f"{len(table)} events, {int(labels.sum())} anomalous"
+    else:
+        sequences = read_with_model(detector, args.data, _labels(args), verbose)
+        if sequences.labels is None:
+            raise DataError(f"{args.data}: no labels; give --labels CSV or a file with line labels")
+        metrics = sequence_metrics(sequences.labels, detector.predict(sequences))
+        what = f"{len(sequences)} sequences, {int(sequences.labels.sum())} anomalous"
+    print(f"{detector.name} on {args.data} ({what}):")
     for name, value in metrics.items():
         print(f"  {name:<18} {value:.4f}")
     if args.json:

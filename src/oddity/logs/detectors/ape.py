@@ -92,7 +92,7 @@ class APE(Detector):
         Unused; kept for the common detector options.
     """
 
-    modality: ClassVar[str] = "events"
+    modality: ClassVar[str] = "logs"  # categorical events: tables of entities, same package
 
     def __init__(self, *, dim: int = 16, epochs: int = 20, batch_size: int = 256, lr: float = 0.01,
                  negatives: int = 3, unknown_noise: float = 0.05, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
