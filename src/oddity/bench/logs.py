@@ -11,7 +11,7 @@ import csv
 import time
 from collections import defaultdict
 from pathlib import Path
-from typing import Any, Hashable, Mapping
+from typing import TYPE_CHECKING, Any, Hashable, Mapping
 
 import numpy as np
 
@@ -20,6 +20,9 @@ from oddity.logs.data import read_raw
 from oddity.logs.evaluate import sequence_metrics
 from oddity.logs.parser import TemplateParser
 from oddity.logs.results import LogSequences
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Loghub-2k format strings (those of the logparser benchmark).
 LOGHUB_FORMATS: dict[str, str] = {

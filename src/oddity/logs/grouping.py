@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import numpy as np
 

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from oddity.logs.data import LogLine, ReadReport, read_log
 from oddity.logs.grouping import Grouping
-from oddity.logs.parser import UNSEEN_TEXT, TemplateParser
+from oddity.logs.parser import TemplateParser
 from oddity.logs.results import LogSequences
 
 
@@ -72,7 +72,3 @@ def sequences_of(path: str | os.PathLike, source: LogSource, parser: TemplatePar
     sequences = grouping.group(matched(path, source, parser, report, verbose), session_labels)
     return sequences, report
 
-
-def unseen_count(sequences: LogSequences) -> int:
-    """Events of `sequences` that matched no known template."""
-    return sum(events.count(UNSEEN_TEXT) for events in sequences.events)
