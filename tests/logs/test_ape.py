@@ -20,7 +20,7 @@ def _events(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_ape_flags_unusual_entity_combinations_and_explains_them(tmp_path):
-    detector = oddity.create("ape", epochs=15, seed=0).fit(_events(1500, 0))
+    detector = oddity.create("ape", epochs=8, seed=0).fit(_events(800, 0))
     test = _events(200, 1)
     odd = test.index[::10]
     test.loc[odd, "host"] = [f"h{(int(u[1:]) % 4 + 2) % 4}0" for u in test.loc[odd, "user"]]
