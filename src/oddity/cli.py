@@ -159,8 +159,6 @@ def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbos
 def cmd_fit(args: argparse.Namespace) -> None:
     params = _detector_params(args.detector, args)
     if get_detector_class(args.detector).modality == "logs":
-        from oddity.logs import cli as logs_cli
-
         logs_cli.fit(args.detector, args, params, not args.quiet)
         return
     if get_detector_class(args.detector).modality == "series":
@@ -200,8 +198,6 @@ def cmd_predict(args: argparse.Namespace) -> None:
     _check_apart([args.out], args.inputs)
     model = oddity.load(args.model)
     if model.modality == "logs":
-        from oddity.logs import cli as logs_cli
-
         logs_cli.predict(model, args.inputs, args.out, not args.quiet)  # type: ignore[arg-type]
         return
     if model.modality == "series":
@@ -251,8 +247,6 @@ def cmd_eval(args: argparse.Namespace) -> None:
     _check_apart([p for p in (args.json, args.report) if p], [args.data])
     model = oddity.load(args.model)
     if model.modality == "logs":
-        from oddity.logs import cli as logs_cli
-
         logs_cli.evaluate(model, args, not args.quiet)  # type: ignore[arg-type]
         return
     if model.modality == "series":
