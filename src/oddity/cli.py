@@ -1,4 +1,4 @@
-"""The `oddity` command: fit, predict, eval, zeroshot, explain, compare, demo and list.
+"""The `oddity` command: fit, predict, eval, zeroshot, explain, compare, demo, parse and list.
 
 Every command takes `--quiet` (no progress bars) and `--help`. Errors oddity raises on purpose
 (`OddityError`: bad data, bad options, unreadable model) print one line `error: ...` on stderr
@@ -24,6 +24,7 @@ from oddity.core.errors import ConfigError, OddityError
 from oddity.core.persistence import atomic_write
 from oddity.core.registry import get_detector_class
 from oddity.core.thresholds import Threshold
+from oddity.logs import cli as logs_cli
 
 if TYPE_CHECKING:
     from oddity.core.detector import Detector
@@ -157,6 +158,9 @@ def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbos
 
 def cmd_fit(args: argparse.Namespace) -> None:
     params = _detector_params(args.detector, args)
+    if get_detector_class(args.detector).modality == "logs":
+        logs_cli.fit(args.detector, args, params, not args.quiet)
+        return
     if get_detector_class(args.detector).modality == "series":
         from oddity.series import cli as series_cli
 
@@ -193,6 +197,9 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
     _check_apart([args.out], args.inputs)
     model = oddity.load(args.model)
+    if model.modality == "logs":
+        logs_cli.predict(model, args.inputs, args.out, not args.quiet)  # type: ignore[arg-type]
+        return
     if model.modality == "series":
         from oddity.series import cli as series_cli
 
@@ -239,6 +246,9 @@ def cmd_eval(args: argparse.Namespace) -> None:
 
     _check_apart([p for p in (args.json, args.report) if p], [args.data])
     model = oddity.load(args.model)
+    if model.modality == "logs":
+        logs_cli.evaluate(model, args, not args.quiet)  # type: ignore[arg-type]
+        return
     if model.modality == "series":
         from oddity.series import cli as series_cli
 
@@ -333,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
                           "leave-one-shot-out; PatchCore keeps every patch)")
     fit.add_argument("--augment", default="none", choices=["none", "flips", "rotations", "flips+rotations"],
                      help="few-shot: add these views of each shot (only where the product allows)")
+    logs_cli.add_reading_options(fit)
     fit.set_defaults(run=cmd_fit)
 
     predict = commands.add_parser("predict", parents=[common], help="score images or a series with a model",
@@ -353,7 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
                                 "folder (refits per series)")
     evaluate_.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
     evaluate_.add_argument("--report", metavar="DIR", help="write an HTML report into this folder")
+    logs_cli.add_reading_options(evaluate_)
     evaluate_.set_defaults(run=cmd_eval)
+    logs_cli.add_commands(commands, common)
 
     zeroshot = commands.add_parser(
         "zeroshot", parents=[common], help="score a batch of images against each other (no training)",

@@ -1,0 +1,35 @@
+"""Parse speed and memory of the template parser, with nothing else imported (so that the
+peak RSS of a fresh process measures the parse, not unrelated libraries)."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from oddity.logs.data import read_raw
+from oddity.logs.parser import TemplateParser
+
+
+def _rss_mb(field: str) -> float:
+    """VmRSS (now) or VmHWM (peak) of this process in MB, from /proc (Linux): unlike
+    `getrusage`, the peak is not inherited from the process that started this one."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def parse_throughput(path: Path, line_format: str) -> dict[str, float]:
+    """Lines per second of mining `path` (read, split, mask, mine) and of matching it
+    against the mined templates (the second pass of fit, and predict); the resident memory
+    before (MB), its peak after both passes, and the file size (bytes)."""
+    before = _rss_mb("VmRSS")
+    parser = TemplateParser()
+    start = time.perf_counter()
+    lines = sum(1 for line in read_raw(path, line_format) if parser.learn(line.content) is not None)
+    seconds = time.perf_counter() - start
+    start = time.perf_counter()
+    matched = sum(1 for line in read_raw(path, line_format) if parser.match(line.content) is not None)
+    match_seconds = time.perf_counter() - start
+    return {"lines": lines, "seconds": seconds, "lines_per_s": lines / seconds,
+            "match_lines_per_s": matched / match_seconds,
+            "bytes": path.stat().st_size, "rss_before_mb": before, "peak_rss_mb": _rss_mb("VmHWM")}

@@ -1,0 +1,1 @@
+"""Logs and categorical events: readers, template mining, grouping, sequence detectors."""

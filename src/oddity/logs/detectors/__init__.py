@@ -1,0 +1,1 @@
+"""Log detectors: one module per method, each registered by name."""

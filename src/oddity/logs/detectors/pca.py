@@ -1,0 +1,85 @@
+"""PCA of event-count vectors.
+
+Paper: W. Xu, L. Huang, A. Fox, D. Patterson, M. I. Jordan, "Detecting Large-Scale System
+Problems by Mining Console Logs", SOSP 2009, https://doi.org/10.1145/1629575.1629587
+
+Method: each sequence becomes a vector of event counts (one entry per template), weighted by
+inverse document frequency and centred; PCA keeps the components that explain `variance` of
+the variance (the normal subspace); a sequence's score is its squared prediction error (SPE),
+the squared length of its residual outside that subspace.
+
+Deviations:
+- the threshold is the conformal quantile of held-out normal SPEs at `target_fpr`, not the
+  Q-statistic of Jackson & Mudholkar;
+- it learns from normal sequences only when labels are given (the paper fits on all);
+- events outside the vocabulary are counted in one extra "unknown" column;
+- smoothed IDF, log((1 + N) / (1 + df)) + 1 (scikit-learn's), so that an event present in
+  every training sequence keeps a weight and a sequence missing it still stands out.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.decomposition import PCA as _SklearnPCA
+
+from oddity.core.errors import ConfigError
+from oddity.core.registry import register
+from oddity.logs.detector import LogDetector
+from oddity.logs.results import LogSequences
+
+
+@register("pca_logs")
+class PCALogs(LogDetector):
+    """PCA of event-count vectors (Xu et al. 2009): residual energy outside the normal subspace.
+
+    Parameters
+    ----------
+    variance : float
+        Share of the variance the normal subspace keeps, in (0, 1).
+    idf : bool
+        Weight counts by inverse document frequency.
+    **kwargs
+        `LogDetector` parameters (target_fpr, calibration_fraction, seed, verbose).
+    """
+
+    def __init__(self, *, variance: float = 0.95, idf: bool = True, **kwargs: Any):
+        super().__init__(**kwargs)
+        if not 0.0 < variance < 1.0:
+            raise ConfigError(f"variance must lie in (0, 1), got {variance}")
+        self.variance = variance
+        self.idf = idf
+
+    def _counts(self, codes: list[np.ndarray]) -> np.ndarray:
+        counts = np.zeros((len(codes), self.n_codes), dtype=np.float64)
+        for row, c in enumerate(codes):
+            np.add.at(counts[row], c, 1.0)
+        return counts[:, 1:]  # PAD never occurs; column 0 is UNKNOWN
+
+    def _fit_codes(self, codes, labels, sequences) -> None:
+        counts = self._counts(codes)
+        documents = (counts > 0).sum(0)
+        self.idf_ = (np.log((1 + len(counts)) / (1 + documents)) + 1 if self.idf
+                     else np.ones(counts.shape[1]))
+        weighted = counts * self.idf_
+        self.mean_ = weighted.mean(0)
+        centred = weighted - self.mean_
+        if np.allclose(centred, 0):
+            self.components_ = np.zeros((0, counts.shape[1]))
+            return
+        pca = _SklearnPCA(n_components=self.variance, svd_solver="full", random_state=self.seed)
+        pca.fit(centred)
+        self.components_ = pca.components_
+
+    def _score_codes(self, codes, sequences: LogSequences):
+        centred = self._counts(codes) * self.idf_ - self.mean_
+        residual = centred - (centred @ self.components_.T) @ self.components_
+        return (residual ** 2).sum(1), None
+
+    def _get_state(self):
+        values, arrays = super()._get_state()
+        return values, {**arrays, "idf_": self.idf_, "mean_": self.mean_, "components_": self.components_}
+
+    def _set_state(self, values, arrays) -> None:
+        super()._set_state(values, arrays)
+        self.idf_, self.mean_, self.components_ = arrays["idf_"], arrays["mean_"], arrays["components_"]

@@ -1,0 +1,145 @@
+"""Masking, Drain template mining with JSON state, format strings and the readers."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from oddity.core.errors import ConfigError, DataError, ModelFileError
+from oddity.logs.data import ReadReport, read_event_sessions, read_jsonl, read_log, read_raw, read_session_labels
+from oddity.logs.formats import LineFormat
+from oddity.logs.masking import Masker
+from oddity.logs.parser import UNSEEN, TemplateParser
+
+
+def test_default_masks_replace_variable_values():
+    masker = Masker()
+    assert masker.mask("Receiving block blk_-695 src: /10.251.73.220:50010 dest: /10.0.0.1:5") == \
+        "Receiving block <BLK> src: /<ADDR> dest: /<ADDR>"
+    assert masker.mask("3f1c2e4a-1b2c-4d5e-8f90-123456789abc size=512, took 0.25 s") == \
+        "<UUID> size=<NUM>, took <NUM> s"
+    assert masker.mask("node R02-M1-N0 core.2275 ssh2") == "node <ID> core.<NUM> <ID>"
+    assert masker.mask("at 0x7fed806eb5d in /usr/lib/libc.so at 12:01:01") == \
+        "at <HEX> in <PATH> at <TIME>"
+    assert masker.mask("user root logged in") == "user root logged in"
+
+
+def test_mask_rules_are_checked():
+    with pytest.raises(ConfigError, match="invalid regular expression"):
+        Masker((("BAD", "(unclosed"),))
+    with pytest.raises(ConfigError, match="mask name"):
+        Masker((("no spaces", r"\d+"),))
+
+
+def test_learn_groups_lines_and_match_is_stable():
+    parser = TemplateParser()
+    a = parser.learn("session opened for user alice by uid 0")
+    b = parser.learn("session opened for user bob by uid 1000")
+    c = parser.learn("disk /dev/sda1 is full")
+    assert a == b != c
+    assert parser.template(a) == "session opened for user <*> by uid <NUM>"
+    before = parser.templates()
+    assert parser.match("session opened for user carol by uid 7") == a
+    assert parser.match("kernel panic: not syncing") == UNSEEN
+    assert parser.match("kernel panic: not syncing") == UNSEEN
+    assert parser.templates() == before  # match-only never creates nor generalises templates
+    assert parser.unseen == {"kernel panic: not syncing": 2}
+
+
+def test_parser_state_round_trips_through_json():
+    parser = TemplateParser(sim_th=0.6, depth=5)
+    messages = [f"job {i} finished in {i * 3} ms on node{i % 4}" for i in range(30)]
+    messages += [f"connection from 10.0.0.{i} refused" for i in range(10)]
+    for m in messages:
+        parser.learn(m)
+    restored = TemplateParser.from_dict(json.loads(json.dumps(parser.to_dict())))
+    assert restored.templates() == parser.templates()
+    assert restored.settings() == parser.settings()
+    probes = messages + ["job 99 finished in 5 ms on node9", "something else entirely"]
+    assert [restored.match(m) for m in probes] == [parser.match(m) for m in probes]
+    with pytest.raises(ModelFileError):
+        TemplateParser.from_dict({"settings": {}, "clusters": [["x"]], "counter": 1, "tree": {}})
+
+
+def test_line_format_splits_fields_and_needs_content():
+    fmt = LineFormat(r"<Date> <Time> <Level> \[<Component>\] <Content>")
+    assert fmt.split("2024-01-01 10:00:00 INFO [db]  query took 5 ms") == {
+        "Date": "2024-01-01", "Time": "10:00:00", "Level": "INFO", "Component": "db",
+        "Content": "query took 5 ms"}
+    assert fmt.split("garbage") is None
+    with pytest.raises(ConfigError, match="Content"):
+        LineFormat("<Date> <Message>")
+    with pytest.raises(ConfigError, match="twice"):
+        LineFormat("<A> <A> <Content>")
+
+
+def test_raw_reader_counts_unparsed_lines_and_reads_labels(tmp_path):
+    path = tmp_path / "bgl.log"
+    path.write_text("- 1 R01 RAS KERNEL INFO cache parity error corrected\n"
+                    "this line does not fit\n"
+                    "\n"
+                    "KERNDTLB 2 R02 RAS KERNEL FATAL data TLB error interrupt\n", encoding="utf-8")
+    report = ReadReport(str(path))
+    lines = list(read_raw(path, "<Label> <Time> <Node> <Type> <Component> <Level> <Content>",
+                          label_field="Label", report=report))
+    assert [(l.number, l.label, l.content) for l in lines] == [
+        (1, 0, "cache parity error corrected"), (4, 1, "data TLB error interrupt")]
+    assert (report.lines, report.parsed, report.unparsed, report.blank) == (4, 2, 1, 1)
+    assert report.examples == [(2, "this line does not fit")]
+    assert "1 not fitting the format (first at line 2)" in report.summary()
+
+
+def test_raw_reader_refuses_bad_input(tmp_path):
+    empty = tmp_path / "empty.log"
+    empty.write_bytes(b"")
+    with pytest.raises(DataError, match="empty"):
+        list(read_raw(empty))
+    latin = tmp_path / "latin.log"
+    latin.write_bytes("ok line\ncaf\xe9 au lait\n".encode("latin-1"))
+    with pytest.raises(DataError, match=r"latin\.log:2: not valid utf-8.*--encoding"):
+        list(read_raw(latin))
+    assert [l.content for l in read_raw(latin, encoding="latin-1")][1] == "café au lait"
+    other = tmp_path / "other.log"
+    other.write_text("081109 203615 148 INFO dfs: hello\n" * 3, encoding="utf-8")
+    with pytest.raises(DataError, match="fits none of the lines; line 1 is '081109 203615"):
+        list(read_raw(other, r"\[<Time>\] <Content>"))
+    with pytest.raises(DataError, match="no such file"):
+        list(read_raw(tmp_path / "missing.log"))
+
+
+def test_jsonl_structured_and_label_readers(tmp_path):
+    jsonl = tmp_path / "app.jsonl"
+    jsonl.write_text('{"message": "user 1 logged in", "host": "a", "Label": "-"}\n'
+                     'not json\n'
+                     '{"message": "disk full", "host": "b", "Label": "ALERT"}\n', encoding="utf-8")
+    report = ReadReport(str(jsonl))
+    lines = list(read_jsonl(jsonl, label_field="Label", report=report))
+    assert [(l.content, l.fields["host"], l.label) for l in lines] == [
+        ("user 1 logged in", "a", 0), ("disk full", "b", 1)]
+    assert report.unparsed == 1
+    with pytest.raises(DataError, match="no line is a JSON object"):
+        list(read_jsonl(jsonl, content_field="msg"))
+    structured = tmp_path / "x_structured.csv"
+    structured.write_text('LineId,Level,Content,EventTemplate\n7,INFO,"a, b",t\n8,WARN,c,u\n', encoding="utf-8")
+    assert [(l.number, l.content) for l in read_log(structured)] == [(7, "a, b"), (8, "c")]
+    with pytest.raises(ConfigError, match="--format applies to raw"):
+        read_log(structured, format="<Content>")
+    labels = tmp_path / "labels.csv"
+    labels.write_text("BlockId,Label\nblk_1,Normal\nblk_2,Anomaly\n", encoding="utf-8")
+    assert read_session_labels(labels) == {"blk_1": 0, "blk_2": 1}
+    labels.write_text("BlockId,Label\nblk_1,maybe\n", encoding="utf-8")
+    with pytest.raises(DataError, match="maybe"):
+        read_session_labels(labels)
+
+
+def test_event_session_reader(tmp_path):
+    path = tmp_path / "sessions.csv"
+    path.write_text('BlockId,Label,Split_x,EventTemplates_json\n'
+                    'blk_1,Normal,train,"[""a <*>"", ""b""]"\n'
+                    'blk_2,Anomaly,test,"[""c""]"\n', encoding="utf-8")
+    sequences, splits = read_event_sessions(path)
+    assert sequences.ids == ["blk_1", "blk_2"] and sequences.events == [["a <*>", "b"], ["c"]]
+    assert sequences.labels.tolist() == [0, 1] and splits == ["train", "test"]
+    path.write_text("BlockId,Label\nblk_1,Normal\n", encoding="utf-8")
+    with pytest.raises(DataError, match="EventTemplates_json"):
+        read_event_sessions(path)
