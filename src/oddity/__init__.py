@@ -25,8 +25,12 @@ __version__ = "0.1.0"
 
 
 def create(name: str, **params: Any) -> Detector:
-    """A new detector by registry name, e.g. `oddity.create("padim", image_size=224)`."""
-    return get_detector_class(name)(**params)
+    """A new detector by registry name, e.g. `oddity.create("padim", image_size=224)`; each
+    parameter is checked against its type hint first (`oddity.core.params.check_params`)."""
+    from oddity.core.params import check_params
+
+    cls = get_detector_class(name)
+    return cls(**check_params(cls, params))
 
 
 __all__ = ["Detector", "OddityError", "create", "list_detectors", "load", "__version__"]
