@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 # held out so that the calibrated thresholds rest on 20 images (achievable FPR 1/21).
 DEMO_SET = {"n_train": 80, "n_test_good": 20, "n_test_defect": 8, "size": 128, "seed": 0}
 DEMO_PARAMS = {"image_size": 128, "seed": 0, "calibration_fraction": 0.25}
+DATE_ORDERS = {"auto": None, "day-first": True, "month-first": False}
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -157,8 +158,12 @@ def cmd_fit(args: argparse.Namespace) -> None:
         if args.shots is not None:
             raise ConfigError("--shots applies to image detectors; a series model learns from one history file")
         series_cli.fit(args.detector, args.data, args.out, params, not args.quiet,
-                       args.time_column, args.value_columns)
+                       args.time_column, args.value_columns, DATE_ORDERS[args.dates])
         return
+    series_only = [option for option, given in (("--time-column", args.time_column),
+                   ("--value-columns", args.value_columns), ("--dates", args.dates != "auto")) if given]
+    if series_only:
+        raise ConfigError(f"{series_only[0]} applies to series detectors; {args.detector} is an image detector")
     if args.shots is None and args.augment != "none":
         raise ConfigError("--augment applies to few-shot fits only; add --shots K")
     if args.shots is not None and "coreset_ratio" in get_detector_class(args.detector).param_names():
@@ -323,6 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="false-positive rate the thresholds are calibrated for")
     fit.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
     fit.add_argument("--time-column", metavar="NAME", help="series: the time column (default: detected)")
+    fit.add_argument("--dates", choices=sorted(DATE_ORDERS, key=str), default="auto",
+                     help="series: how to read dates like 01/02/2024 (default auto: refuse when "
+                          "both orders are plausible); remembered by the model")
     fit.add_argument("--value-columns", nargs="+", metavar="NAME",
                      help="series: the value columns (default: all but the time column)")
     fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
