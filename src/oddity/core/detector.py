@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from oddity.core.errors import ModelFileError, NotFittedError
+from oddity.core.errors import ConfigError, ModelFileError, NotFittedError
 from oddity.core.persistence import load_model, save_model
 from oddity.core.thresholds import Threshold, manual_threshold
 
@@ -125,5 +125,8 @@ def load(path: str | os.PathLike) -> Detector:
     from oddity.core.registry import get_detector_class
 
     document, arrays = load_model(path)
-    cls = get_detector_class(document.get("detector", "?"))
+    try:
+        cls = get_detector_class(document.get("detector", "?"))
+    except ConfigError as exc:
+        raise ModelFileError(f"{path}: saved by a detector this oddity does not have ({exc})") from None
     return cls._from_document(document, arrays, str(path))

@@ -49,6 +49,8 @@ class SeriesReport:
 
 def _read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; a series is read from one CSV, TSV or Parquet file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
@@ -84,8 +86,9 @@ _OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
 
 
 def _bad_time(values: pd.Series, row: int, column: str, source: str, why: str) -> DataError:
-    return DataError(f"{source}: column {column!r}, row {row + 1}: {why} {values.iloc[row]!r}; "
-                     "write every timestamp in one format (ISO 8601, e.g. 2024-01-31 13:45:00)")
+    shown = "" if pd.isna(values.iloc[row]) else f" {values.iloc[row]!r}"
+    return DataError(f"{source}: column {column!r}, row {row + 1}: {why}{shown}; write every "
+                     "timestamp, in one format (ISO 8601, e.g. 2024-01-31 13:45:00)")
 
 
 def _strict(text: pd.Series, **options) -> pd.DatetimeIndex | None:
@@ -111,11 +114,11 @@ def _parse_times(values: pd.Series, column: str, source: str,
     missing = values.isna().to_numpy()
     if missing.any():
         row = int(np.flatnonzero(missing)[0])
-        raise _bad_time(values, row, column, source, "missing timestamp")
+        raise _bad_time(values, row, column, source, "the timestamp is missing")
     if pd.api.types.is_datetime64_any_dtype(values):
         return pd.DatetimeIndex(pd.to_datetime(values), name=column), notes
     if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-        raise DataError(f"{source}: time column {column!r} holds numbers (row 1: {values.iloc[0]!r}); "
+        raise DataError(f"{source}: time column {column!r} holds numbers (row 1: {values.iloc[0]}); "
                         "oddity does not guess their unit: write ISO 8601 timestamps, or name no "
                         "time column to number the rows")
     text = values.astype(str).str.strip()
@@ -217,7 +220,9 @@ def read_series(path: str | os.PathLike, time_column: str | None = None,
         if absent:
             raise DataError(f"{source}: no column {absent[0]!r}; columns are {list(table.columns)}")
     if not value_columns:
-        raise DataError(f"{source}: no value column besides the time column {time_name!r}")
+        hint = next((f" (columns separated by {sep!r}? oddity reads comma-separated .csv and "
+                     "tab-separated .tsv files)" for sep in ";|" if sep in str(table.columns[0])), "")
+        raise DataError(f"{source}: no value column besides the time column {time_name!r}{hint}")
     frame = _numeric(table, list(value_columns), source)
     report = SeriesReport(source, len(frame), list(frame.columns), time_name)
     if time_name is not None:
