@@ -5,7 +5,9 @@ Every command takes `--quiet` (no progress bars) and `--help`. Errors oddity rai
 and exit with status 2, as do usage errors; other I/O failures (disk full, permission denied)
 print `error: ...` and exit 1; Ctrl-C prints one line and exits 130. Every output (model,
 JSON, prediction folder, report, demo data) is written atomically or staged and moved into
-place at the end, so an interrupted command leaves no partial output behind. Modules that
+place at the end, so an interrupted command leaves no partial output behind. Each command
+names its inputs and outputs (`oddity.core.outputs.claim`) before any work: an output is never
+an input, and an existing one is replaced (whole) only with `--overwrite`. Modules that
 pull in torch, scipy or matplotlib are imported inside the commands, so `--help` answers at
 once and a Ctrl-C during start-up is handled like any other.
 """
