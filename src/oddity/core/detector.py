@@ -91,7 +91,7 @@ class Detector:
     def _verify(self, path: str) -> None:
         """Called by `load` after the state is restored: raise ModelFileError naming `path`
         when the loaded model cannot work (subclasses extend; the base checks the threshold)."""
-        if self.threshold_ is None:
+        if not self.is_fitted:
             raise ModelFileError(f"{path}: model file has no threshold; refit it")
 
     @classmethod

@@ -3,7 +3,7 @@
 Each constructor parameter's type comes from its type hint (over the class hierarchy, as
 `Detector.param_names` gathers the names). Text is read by that type, never guessed:
 `bool` takes true/false, yes/no, on/off, 1/0 (any case) and nothing else; `int` a whole
-number; `float` a finite number; `str` the text as given; `X | None` also none/null; tuples
+number; `float` a finite number; `str` the text as given (or a JSON string in double quotes); `X | None` also none/null; tuples
 and lists a JSON list (or one bare item) whose items are read by the item type; `Literal` one
 of its values. A parameter whose hint cannot be resolved is read as JSON, else as text.
 A value that does not fit is a ConfigError naming the parameter, the value and the type.
@@ -104,6 +104,11 @@ def _from_text(raw: str, hint: Any) -> Any:
             raise _Mismatch
         return value
     if hint is str:
+        if len(text) >= 2 and text[0] == text[-1] == '"':  # a JSON string, as --set once took
+            try:
+                return str(json.loads(text))
+            except json.JSONDecodeError:
+                pass
         return raw
     try:
         return json.loads(text)
