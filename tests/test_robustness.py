@@ -165,6 +165,19 @@ def test_non_binary_masks_are_refused(tmp_path):
     assert read_mask(tmp_path / "ones.png").sum() == 36
 
 
+def test_exif_orientation_is_applied_to_pixels_and_sizes(tmp_path):
+    from oddity.image.data import read_image, read_size
+
+    pixels = np.zeros((32, 64, 3), np.uint8)
+    pixels[:, :8] = 255  # a white band on the left of the stored image
+    exif = Image.Exif()
+    exif[0x0112] = 6  # displayed turned 90 degrees clockwise: the band is at the top
+    Image.fromarray(pixels).save(tmp_path / "photo.png", exif=exif)
+    read = read_image(tmp_path / "photo.png")
+    assert read.shape == (64, 32, 3) and read_size(tmp_path / "photo.png") == (64, 32)
+    assert read[:8].min() == 1.0 and read[8:].max() == 0.0
+
+
 def test_set_values_are_parsed_by_type(capsys, inspection_set, tmp_path):
     code, _, err = run(capsys, "fit", "test-meandiff", "--data", inspection_set, "--out", tmp_path / "m.oddity",
                        "--image-size", "64", "--set", "per_image_contrast=False", "--set", "tile=null", "--quiet")

@@ -2,7 +2,9 @@
 
 Every reader returns `ImageSample`s that load lazily. Pixels come back as RGB float32 in
 [0, 1], shape (H, W, 3), whatever the file held: grayscale and palette images are expanded,
-alpha is dropped (the colour channels are kept as stored), 16-bit images are divided by 65535.
+alpha is dropped (the colour channels are kept as stored), 16-bit images are divided by 65535;
+an EXIF orientation tag (photos from phones and cameras) is applied, so pixels, sizes and masks
+are those of the image as it is displayed.
 A file that cannot be decoded raises a `DataError` naming it; callers that pass
 `skip_bad=True` get a warning and the file is left out instead. So does an image outside the
 size limits, checked from the header before any pixel is decoded: a side under `MIN_SIDE`
@@ -29,12 +31,13 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from oddity.core.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 MIN_SIDE = 16
+EXIF_ORIENTATION = 0x0112
 MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 NORMAL_FOLDER = "good"
 
@@ -75,6 +78,7 @@ def _open(path: Path, min_side: int = MIN_SIDE) -> Image.Image:
     try:
         image = _header(path, min_side)
         image.load()
+        image = ImageOps.exif_transpose(image)
     except DataError:
         raise
     except UnidentifiedImageError:
@@ -138,6 +142,8 @@ def read_size(path: str | Path) -> tuple[int, int]:
     try:
         with _header(path) as image:
             width, height = image.size
+            if image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # turned by 90 degrees
+                width, height = height, width
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"{path}: cannot read the image header ({exc})") from None
     return height, width
