@@ -142,6 +142,12 @@ def read(path: Path) -> str:
 
 
 # --- image folders and MVTec layout -----------------------------------------------------------
+def exif_turned() -> Image.Exif:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    return exif
+
+
 def bomb(path: Path) -> None:
     Image.new("1", (20_000, 20_000)).save(path)
 
@@ -168,6 +174,7 @@ for label, maker in [
     ("a CMYK JPEG", lambda p: Image.open(GOOD[0]).convert("CMYK").save(p)),
     ("an upper-case .PNG extension", lambda p: shutil.copy(GOOD[1], p)),
     ("images of different sizes (64 and 96 px)", lambda p: Image.open(GOOD[0]).resize((96, 80)).save(p)),
+    ("a photo with an EXIF orientation tag (read as displayed)", lambda p: Image.open(GOOD[0]).save(p, exif=exif_turned())),
 ]:
     suffix = ".jpg" if "JPEG" in label else ".PNG" if "upper" in label else ".png"
     case("image folder", f"fit on normal images plus {label}", "ok")(
@@ -366,6 +373,7 @@ for label, options in [
     ("--set nonsense=1", ["--set", "nonsense=1"]),
     ("--set without '='", ["--set", "coreset_ratio"]),
     ("--seed abc", ["--seed", "abc"]),
+    ("--seed -1", ["--seed", "-1"]),
     ("--time-column with an image detector", ["--time-column", "t"]),
     ("--augment flips without --shots", ["--augment", "flips"]),
 ]:
@@ -400,6 +408,7 @@ for label, run, expect in [
                                                                    (WORK / "ro.oddity").chmod(0o444), cli("fit", "patchcore", "--data", SET, "--out", WORK / "ro.oddity", "--overwrite", *FIT))[2], "error"),
     ("fit --out under a path whose parent is a file", lambda: cli("fit", "patchcore", "--data", SET, "--out", HISTORY / "m.oddity", *FIT), "error"),
     ("fit --out an existing folder", lambda: cli("fit", "patchcore", "--data", SET, "--out", fresh("adir"), "--overwrite", *FIT), "error"),
+    ("compare --min-inliers -5", lambda: cli("compare", GOOD[0], GOOD[1], "--out", new_out(), "--min-inliers", "-5"), "error"),
     ("compare --out onto the reference image", lambda: cli("compare", GOOD[0], GOOD[1], "--out", GOOD[0], "--overwrite"), "error"),
     ("explain --plot onto the data file", lambda: cli("explain", SERIES_MODEL, HISTORY, "--plot", HISTORY, "--overwrite"), "error"),
     ("demo --out a folder holding the user's files", lambda: cli("demo", "--out", folder_with("demodir"), "--quiet"), "error"),

@@ -281,9 +281,10 @@ def test_bad_arguments_and_unwritable_outputs_fail_before_fitting(capsys, inspec
         raise AssertionError("fit started")
 
     monkeypatch.setattr(get_detector_class("test-meandiff"), "_fit_images", no_work)
-    code, _, err = run(capsys, "fit", "test-meandiff", "--data", inspection_set, "--out", tmp_path / "m.oddity",
-                       "--target-fpr", "2")
-    assert_error(code, err, "target_fpr")
+    for option, value, named in (("--target-fpr", "2", "target_fpr"), ("--seed", "-1", "seed")):
+        code, _, err = run(capsys, "fit", "test-meandiff", "--data", inspection_set, "--out", tmp_path / "m.oddity",
+                           option, value)
+        assert_error(code, err, named)
     (tmp_path / "file").write_text("x")
     code, _, err = run(capsys, "fit", "test-meandiff", "--data", inspection_set, "--out", tmp_path / "file" / "m.oddity")
     assert_error(code, err, "is a file")

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from oddity.core.errors import ConfigError, ModelFileError, NotFittedError
+from oddity.core.params import check_params
 from oddity.core.persistence import load_model, save_model
 from oddity.core.thresholds import Threshold, manual_threshold
 
@@ -97,7 +98,7 @@ class Detector:
     @classmethod
     def _from_document(cls, document: dict, arrays: dict[str, np.ndarray], path: str) -> "Detector":
         try:
-            detector = cls(**document["params"])
+            detector = cls(**check_params(cls, document["params"]))
             for attribute, fields in document["thresholds"].items():
                 setattr(detector, attribute, _checked_threshold(Threshold(**fields), attribute))
             detector._set_state(document["state"], arrays)

@@ -126,6 +126,8 @@ class ImageDetector(Detector):
             raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
         if not 0.0 < target_fpr < 1.0:
             raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
+        if seed < 0:
+            raise ConfigError(f"seed must be a non-negative whole number, got {seed}")
         self.image_size = image_size
         self.tile = tile
         self.smoothing_sigma = smoothing_sigma
