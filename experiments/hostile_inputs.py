@@ -119,6 +119,16 @@ def api(call: Callable[[], object]) -> str:
     return "ok" + (f"; warning: {said[0]}" if said else f" ({result})" if isinstance(result, str) else "")
 
 
+def write_table(name: str, **columns) -> Path:
+    path = WORK / name
+    pd.DataFrame(columns).to_csv(path, index=False)
+    return path
+
+
+def hours(n: int) -> list[str]:
+    return list(pd.date_range("2024-01-01", periods=n, freq="h").astype(str))
+
+
 def write_series(name: str, times, values, time_name: str = "time", **extra) -> Path:
     table = pd.DataFrame({time_name: times, "v": values, **extra})
     path = WORK / name
@@ -237,9 +247,6 @@ case("MVTec / eval", "the same with --skip-bad (the error suggests it)", "warnin
     lambda: cli("eval", MODEL, "--data", WORK / "junk", "--quiet", "--skip-bad"))
 
 # --- arrays given to the Python API ----------------------------------------------------------
-PREDICTOR = None
-
-
 def predict_arrays(array) -> Callable[[], object]:
     return lambda: oddity.load(MODEL).predict(array, verbose=False) and None
 
@@ -300,15 +307,22 @@ case("CSV/Parquet series", "fit --time-column naming no column", "error")(
 case("CSV/Parquet series", "fit --value-columns naming no column", "error")(
     lambda: cli("fit", "rolling_zscore", "--data", HISTORY, "--value-columns", "cpu", "--out", new_out(".oddity"), "--quiet"))
 case("CSV/Parquet series", "predict a file that lacks the fitted column", "error")(
-    lambda: cli("predict", SERIES_MODEL, write_series("other.csv", ["2024-01-01", "2024-01-02"], [1.0, 2.0], time_name="time").rename(WORK / "other.csv"),
-                "--out", WORK / "sp", "--quiet") if False else cli(
-        "predict", SERIES_MODEL, (lambda p: (pd.DataFrame({"time": pd.date_range("2024-01-01", periods=50, freq="h").astype(str), "w": np.arange(50.0)}).to_csv(p, index=False), p)[1])(WORK / "other.csv"),
-        "--out", WORK / "sp", "--quiet"))
+    lambda: cli("predict", SERIES_MODEL, write_table("other.csv", time=hours(50), w=np.arange(50.0)),
+                "--out", new_out(), "--quiet"))
+
+
+def remembered_time_column() -> str:
+    data = write_table("when.csv", when=pd.date_range("2024-01-01", periods=100, freq="h").strftime("%d/%m/%Y %H:%M"),
+                       stamp="x", v=np.sin(np.arange(100.0)))
+    model, out = new_out(".oddity"), new_out()
+    cli("fit", "rolling_zscore", "--data", data, "--time-column", "when", "--dates", "day-first",
+        "--value-columns", "v", "--set", "window=8", "--out", model, "--quiet")
+    cli("predict", model, data, "--out", out, "--quiet")
+    return "scores.csv starts " + (out / "scores.csv").read_text().splitlines()[1][:16]
+
+
 case("CSV/Parquet series", "predict with a model fitted with --time-column when --dates day-first", "ok")(
-    lambda: (cli("fit", "rolling_zscore", "--data", (lambda p: (pd.DataFrame({"when": pd.date_range("2024-01-01", periods=100, freq="h").strftime("%d/%m/%Y %H:%M"), "stamp": "x", "v": np.sin(np.arange(100.0))}).to_csv(p, index=False), p)[1])(WORK / "when.csv"),
-                 "--time-column", "when", "--dates", "day-first", "--value-columns", "v", "--set", "window=8", "--out", WORK / "when.oddity", "--quiet"),
-             cli("predict", WORK / "when.oddity", WORK / "when.csv", "--out", WORK / "whenpred", "--quiet"),
-             "scores.csv starts " + (WORK / "whenpred" / "scores.csv").read_text().splitlines()[1][:16])[2])
+    remembered_time_column)
 
 
 # --- model files -----------------------------------------------------------------------------
