@@ -80,13 +80,14 @@ def test_sections_are_pluggable_and_escaped(evaluation, tmp_path):
     assert "Heat maps" not in text and text.count("<section>") == 2
 
 
-def test_rewriting_replaces_the_report_but_keeps_other_files(evaluation, tmp_path):
+def test_rewriting_replaces_the_report_whole(evaluation, tmp_path):
     folder = tmp_path / "r"
     write_report(folder, evaluation, {}, max_images=4)
-    (folder / "mine.txt").write_text("keep me")
+    (folder / "stale.txt").write_text("from an earlier run")
     write_report(folder, evaluation, {}, max_images=2)
-    assert (folder / "mine.txt").read_text() == "keep me"
+    assert not (folder / "stale.txt").exists()  # replaced whole, never merged
     assert len(list((folder / "images").glob("[0-9]*.png"))) == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["r"]
 
 
 def test_failure_leaves_no_partial_report(evaluation, tmp_path):

@@ -47,7 +47,8 @@ def create(name: str, **params: Any) -> Detector:
     ------
     ConfigError
         If no detector is registered under `name` (the message lists the valid names), or a
-        parameter is not one of the detector's.
+        parameter is not one of the detector's or does not match its type hint
+        (`oddity.core.params.check_params`).
 
     Examples
     --------
@@ -56,7 +57,10 @@ def create(name: str, **params: Any) -> Detector:
     >>> detector.window, detector.is_fitted
     (32, False)
     """
-    return get_detector_class(name)(**params)
+    from oddity.core.params import check_params
+
+    cls = get_detector_class(name)
+    return cls(**check_params(cls, params))
 
 
 __all__ = ["Detector", "OddityError", "create", "list_detectors", "load", "__version__"]

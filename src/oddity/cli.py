@@ -5,7 +5,9 @@ Every command takes `--quiet` (no progress bars) and `--help`. Errors oddity rai
 and exit with status 2, as do usage errors; other I/O failures (disk full, permission denied)
 print `error: ...` and exit 1; Ctrl-C prints one line and exits 130. Every output (model,
 JSON, prediction folder, report, demo data) is written atomically or staged and moved into
-place at the end, so an interrupted command leaves no partial output behind. Modules that
+place at the end, so an interrupted command leaves no partial output behind. Each command
+names its inputs and outputs (`oddity.core.outputs.claim`) before any work: an output is never
+an input, and an existing one is replaced (whole) only with `--overwrite`. Modules that
 pull in torch, scipy or matplotlib are imported inside the commands, so `--help` answers at
 once and a Ctrl-C during start-up is handled like any other.
 """
@@ -21,6 +23,8 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import oddity
 from oddity.core.errors import ConfigError, OddityError
+from oddity.core.outputs import claim, output_policy
+from oddity.core.params import parse_param
 from oddity.core.persistence import atomic_write
 from oddity.core.registry import get_detector_class
 from oddity.core.thresholds import Threshold
@@ -36,32 +40,30 @@ if TYPE_CHECKING:
 # held out so that the calibrated thresholds rest on 20 images (achievable FPR 1/21).
 DEMO_SET = {"n_train": 80, "n_test_good": 20, "n_test_defect": 8, "size": 128, "seed": 0}
 DEMO_PARAMS = {"image_size": 128, "seed": 0, "calibration_fraction": 0.25}
+DATE_ORDERS = {"auto": None, "day-first": True, "month-first": False}
 
 
 # --- helpers ------------------------------------------------------------------------------
-def _parse_assignment(text: str) -> tuple[str, Any]:
-    """`key=value` with value read as JSON (numbers, true/false, null, lists, quoted strings);
-    a value that is not JSON is kept as a plain string."""
+def _parse_assignment(cls: type, text: str) -> tuple[str, Any]:
+    """`key=value`, the value read by the parameter's type (`oddity.core.params`)."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set coreset_ratio=0.05")
-    try:
-        return key.strip(), json.loads(raw)
-    except json.JSONDecodeError:
-        return key.strip(), raw
+    return key.strip(), parse_param(cls, key.strip(), raw)
 
 
 def _detector_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Constructor parameters from the options given (defaults left to the detector), checked
     against what the detector accepts."""
-    accepted = get_detector_class(name).param_names()
+    cls = get_detector_class(name)
+    accepted = cls.param_names()
     params: dict[str, Any] = {}
     for option in ("image_size", "backbone", "seed", "tile", "target_fpr"):
         if getattr(args, option, None) is not None:
             params[option] = getattr(args, option)
     if args.skip_bad:
         params["skip_bad"] = True
-    params.update(_parse_assignment(item) for item in args.set)
+    params.update(_parse_assignment(cls, item) for item in args.set)
     if "backbone" in params and "backbone" not in accepted:
         raise ConfigError(f"--backbone: detector {name!r} takes no backbone")
     unknown = sorted(set(params) - set(accepted))
@@ -80,21 +82,15 @@ def _as_image_detector(detector: Detector, source: str) -> ImageDetector:
     return detector
 
 
-def _check_apart(outputs: Sequence[str | Path], inputs: Sequence[str | Path]) -> None:
-    """Refuse an output that is, or lies inside, an input folder, or that contains an input:
-    outputs must never overwrite (or be read back as) inputs."""
-    for output in outputs:
-        out = Path(output).resolve()
-        for item in inputs:
-            source = Path(item).resolve()
-            if out == source or (source.is_dir() and source in out.parents) or out in source.parents:
-                raise ConfigError(f"{output}: output would be written into the input {item}; "
-                                  "choose an output location outside the inputs")
-
-
 def _describe(threshold: Threshold | None) -> str:
     if threshold is None:
         return "none"
+    if threshold.method == "manual":
+        return f"{threshold.value:.6g} (set by hand)"
+    if threshold.method == "in-sample":
+        images = f"{threshold.n_calibration} training image{'s' * (threshold.n_calibration != 1)}"
+        return (f"{threshold.value:.6g} (in-sample: calibrated on the {images} themselves, none "
+                f"held out; optimistic, its false-positive rate is unknown)")
     return (f"{threshold.value:.6g} ({threshold.method}, target FPR {threshold.target_fpr:g}, "
             f"achievable {threshold.achievable_fpr:.3g}, {threshold.n_calibration} held-out images)")
 
@@ -158,6 +154,7 @@ def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbos
 
 def cmd_fit(args: argparse.Namespace) -> None:
     params = _detector_params(args.detector, args)
+    claim(inputs=[args.data], files=[args.out])
     if get_detector_class(args.detector).modality == "logs":
         logs_cli.fit(args.detector, args, params, not args.quiet)
         return
@@ -167,8 +164,12 @@ def cmd_fit(args: argparse.Namespace) -> None:
         if args.shots is not None:
             raise ConfigError("--shots applies to image detectors; a series model learns from one history file")
         series_cli.fit(args.detector, args.data, args.out, params, not args.quiet,
-                       args.time_column, args.value_columns)
+                       args.time_column, args.value_columns, DATE_ORDERS[args.dates])
         return
+    series_only = [option for option, given in (("--time-column", args.time_column),
+                   ("--value-columns", args.value_columns), ("--dates", args.dates != "auto")) if given]
+    if series_only:
+        raise ConfigError(f"{series_only[0]} applies to series detectors; {args.detector} is an image detector")
     if args.shots is None and args.augment != "none":
         raise ConfigError("--augment applies to few-shot fits only; add --shots K")
     if args.shots is not None and "coreset_ratio" in get_detector_class(args.detector).param_names():
@@ -179,7 +180,7 @@ def cmd_fit(args: argparse.Namespace) -> None:
 def cmd_compare(args: argparse.Namespace) -> None:
     from oddity.image.reference import GoldenSample, write_comparison
 
-    _check_apart([args.out], [args.reference, args.query])
+    claim(inputs=[args.reference, args.query], folders=[args.out])
     golden = GoldenSample(args.reference, image_size=args.image_size, radius=args.radius,
                           features=args.features, ecc=not args.no_ecc, min_inliers=args.min_inliers)
     comparison = golden.compare(args.query, align_query=not args.no_align)
@@ -195,7 +196,7 @@ def cmd_compare(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from oddity.image.data import unlabelled_samples
 
-    _check_apart([args.out], args.inputs)
+    claim(inputs=[args.model, *args.inputs], folders=[args.out])
     model = oddity.load(args.model)
     if model.modality == "logs":
         logs_cli.predict(model, args.inputs, args.out, not args.quiet)  # type: ignore[arg-type]
@@ -228,7 +229,7 @@ def _write_prediction(detector: ImageDetector, prediction: ImagePrediction, out:
 def cmd_zeroshot(args: argparse.Namespace) -> None:
     from oddity.image.data import unlabelled_samples
 
-    _check_apart([args.out], args.inputs)
+    claim(inputs=args.inputs, folders=[args.out])
     detector = _as_image_detector(oddity.create(args.detector, **_detector_params(args.detector, args)),
                                   f"--detector {args.detector!r}")
     if not detector.zero_shot:
@@ -244,7 +245,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
     from oddity.image.evaluate import evaluate
     from oddity.report import write_report
 
-    _check_apart([p for p in (args.json, args.report) if p], [args.data])
+    claim(inputs=[args.model, args.data], files=[args.json], folders=[args.report])
     model = oddity.load(args.model)
     if model.modality == "logs":
         logs_cli.evaluate(model, args, not args.quiet)  # type: ignore[arg-type]
@@ -257,6 +258,7 @@ def cmd_eval(args: argparse.Namespace) -> None:
         series_cli.evaluate(model, args.data, args.json, not args.quiet)  # type: ignore[arg-type]
         return
     detector = _as_image_detector(model, args.model)
+    detector.skip_bad = args.skip_bad
     evaluation = evaluate(detector, args.data, verbose=not args.quiet)
     print(f"{detector.name} on {args.data}:")
     _print_metrics(evaluation)
@@ -275,6 +277,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     from oddity.image.synth import make_inspection_set
     from oddity.report import write_report
 
+    claim(folders=[args.out])
     out = Path(args.out)
     verbose = not args.quiet
     data, model = out / "data", out / "model.oddity"
@@ -296,6 +299,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
 def cmd_explain(args: argparse.Namespace) -> None:
     from oddity.series.explain import explain_file
 
+    claim(inputs=[args.model, args.data], files=[args.plot])
     explain_file(args.model, args.data, args.start, args.end, args.top, args.target, args.plot)
 
 
@@ -313,11 +317,14 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the `oddity` command and its sub-commands."""
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--quiet", action="store_true", help="no progress bars")
+    writes = argparse.ArgumentParser(add_help=False)
+    writes.add_argument("--overwrite", action="store_true",
+                        help="replace existing outputs (whole and atomically; never an input)")
     parser = argparse.ArgumentParser(prog="oddity", description="Offline, CPU-first anomaly detection.")
     parser.add_argument("--version", action="version", version=f"oddity {oddity.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    fit = commands.add_parser("fit", parents=[common], help="learn normal from images or a series and save a model",
+    fit = commands.add_parser("fit", parents=[common, writes], help="learn normal from images or a series and save a model",
                               description="Fit a detector on normal images and save it with its "
                                           "calibrated thresholds.")
     fit.add_argument("detector", metavar="DETECTOR", help="detector name (see `oddity list`)")
@@ -333,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="false-positive rate the thresholds are calibrated for")
     fit.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
     fit.add_argument("--time-column", metavar="NAME", help="series: the time column (default: detected)")
+    fit.add_argument("--dates", choices=sorted(DATE_ORDERS, key=str), default="auto",
+                     help="series: how to read dates like 01/02/2024 (default auto: refuse when "
+                          "both orders are plausible); remembered by the model")
     fit.add_argument("--value-columns", nargs="+", metavar="NAME",
                      help="series: the value columns (default: all but the time column)")
     fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
@@ -346,7 +356,7 @@ def build_parser() -> argparse.ArgumentParser:
     logs_cli.add_reading_options(fit)
     fit.set_defaults(run=cmd_fit)
 
-    predict = commands.add_parser("predict", parents=[common], help="score images or a series with a model",
+    predict = commands.add_parser("predict", parents=[common, writes], help="score images or a series with a model",
                                   description="Score image files and folders; write scores.csv, "
                                               "overlays/ and masks/ into the output folder.")
     predict.add_argument("model", metavar="MODEL", help="model file written by `oddity fit`")
@@ -355,7 +365,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
     predict.set_defaults(run=cmd_predict)
 
-    evaluate_ = commands.add_parser("eval", parents=[common], help="measure a model on a labelled test set",
+    evaluate_ = commands.add_parser("eval", parents=[common, writes], help="measure a model on a labelled test set",
                                     description="Compute image and pixel metrics on a labelled test set.")
     evaluate_.add_argument("model", metavar="MODEL", help="model file written by `oddity fit`")
     evaluate_.add_argument("--data", required=True, metavar="DIR",
@@ -365,11 +375,12 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate_.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
     evaluate_.add_argument("--report", metavar="DIR", help="write an HTML report into this folder")
     logs_cli.add_reading_options(evaluate_)
+    evaluate_.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
     evaluate_.set_defaults(run=cmd_eval)
-    logs_cli.add_commands(commands, common)
+    logs_cli.add_commands(commands, [common, writes])
 
     zeroshot = commands.add_parser(
-        "zeroshot", parents=[common], help="score a batch of images against each other (no training)",
+        "zeroshot", parents=[common, writes], help="score a batch of images against each other (no training)",
         description="Zero-shot: score unlabelled images against each other (no training images); "
                     "write scores.csv, overlays/ and masks/ as `oddity predict` does. Thresholds "
                     "come from the batch itself, which assumes most images are normal.")
@@ -386,14 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
                           help="other detector parameter, value read as JSON (repeatable), e.g. --set chunk_mb=128")
     zeroshot.set_defaults(run=cmd_zeroshot)
 
-    demo = commands.add_parser("demo", parents=[common], help="run the whole pipeline on synthetic data",
+    demo = commands.add_parser("demo", parents=[common, writes], help="run the whole pipeline on synthetic data",
                                description="Generate a synthetic inspection set, fit, predict, "
                                            "evaluate and write an HTML report.")
     demo.add_argument("--out", default="oddity-demo", metavar="DIR", help="output folder (default: oddity-demo)")
     demo.add_argument("--detector", default="patchcore", metavar="NAME", help="detector to fit (default: patchcore)")
     demo.set_defaults(run=cmd_demo)
 
-    explain = commands.add_parser("explain", parents=[common],
+    explain = commands.add_parser("explain", parents=[common, writes],
                                   help="top lags/covariates behind a series model's forecasts",
                                   description="SHAP contributions of the lags and covariates to "
                                               "an xgb_forecast model's forecasts over a time range.")
@@ -407,7 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
                               "(default: the channel with the highest score in the range)")
     explain.add_argument("--plot", metavar="PNG", help="also write a plot of the contributors")
     explain.set_defaults(run=cmd_explain)
-    compare = commands.add_parser("compare", parents=[common], help="compare a query image with a reference image",
+    compare = commands.add_parser("compare", parents=[common, writes], help="compare a query image with a reference image",
                                   description="Golden-sample inspection: align QUERY to REFERENCE, then "
                                               "write heatmap.png, warped.png and comparison.json.")
     compare.add_argument("reference", metavar="REFERENCE", help="image of a good part")
@@ -444,7 +455,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
-            args.run(args)
+            with output_policy(getattr(args, "overwrite", False)):
+                args.run(args)
     except OddityError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

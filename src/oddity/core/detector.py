@@ -9,12 +9,14 @@ threshold. Subclasses say which arrays make up their learned state (`_get_state`
 from __future__ import annotations
 
 import inspect
+import math
 import os
 from typing import Any, ClassVar
 
 import numpy as np
 
-from oddity.core.errors import ModelFileError, NotFittedError
+from oddity.core.errors import ConfigError, ModelFileError, NotFittedError
+from oddity.core.params import check_params
 from oddity.core.persistence import load_model, save_model
 from oddity.core.thresholds import Threshold, manual_threshold
 
@@ -140,16 +142,36 @@ class Detector:
         }
         save_model(path, document, arrays)
 
+    def _verify(self, path: str) -> None:
+        """Called by `load` after the state is restored: raise ModelFileError naming `path`
+        when the loaded model cannot work (subclasses extend; the base checks the threshold)."""
+        if not self.is_fitted:
+            raise ModelFileError(f"{path}: model file has no threshold; refit it")
+
     @classmethod
     def _from_document(cls, document: dict, arrays: dict[str, np.ndarray], path: str) -> "Detector":
         try:
-            detector = cls(**document["params"])
+            detector = cls(**check_params(cls, document["params"]))
             for attribute, fields in document["thresholds"].items():
-                setattr(detector, attribute, Threshold(**fields))
+                setattr(detector, attribute, _checked_threshold(Threshold(**fields), attribute))
             detector._set_state(document["state"], arrays)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
             raise ModelFileError(f"{path}: model file is inconsistent ({exc}); refit it") from None
+        detector._verify(path)
         return detector
+
+
+def _checked_threshold(threshold: Threshold, attribute: str) -> Threshold:
+    """`threshold` if its fields are usable, else a ValueError naming `attribute`."""
+    value, target = threshold.value, threshold.target_fpr
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ValueError(f"{attribute} value is {value!r}, not a finite number")
+    manual = threshold.method == "manual"
+    if not manual and (not isinstance(target, (int, float)) or not 0.0 < target < 1.0):
+        raise ValueError(f"{attribute} target_fpr is {target!r}, not in (0, 1)")
+    if not isinstance(threshold.n_calibration, int) or threshold.n_calibration < 0:
+        raise ValueError(f"{attribute} n_calibration is {threshold.n_calibration!r}")
+    return threshold
 
 
 def load(path: str | os.PathLike) -> Detector:
@@ -186,5 +208,8 @@ def load(path: str | os.PathLike) -> Detector:
     from oddity.core.registry import get_detector_class
 
     document, arrays = load_model(path)
-    cls = get_detector_class(document.get("detector", "?"))
+    try:
+        cls = get_detector_class(document.get("detector", "?"))
+    except ConfigError as exc:
+        raise ModelFileError(f"{path}: saved by a detector this oddity does not have ({exc})") from None
     return cls._from_document(document, arrays, str(path))

@@ -28,3 +28,8 @@ class ModelFileError(OddityError, ValueError):
 
 class MetricError(OddityError, ValueError):
     """A metric cannot be computed from the given labels/scores (e.g. only one class)."""
+
+
+class OutputError(OddityError, ValueError):
+    """An output path is refused: it is an input, exists (without `--overwrite`), is
+    read-only, or cannot be written (names the path and the fix)."""

@@ -2,9 +2,17 @@
 
 Every reader returns `ImageSample`s that load lazily. Pixels come back as RGB float32 in
 [0, 1], shape (H, W, 3), whatever the file held: grayscale and palette images are expanded,
-alpha is dropped (the colour channels are kept as stored), 16-bit images are divided by 65535.
+alpha is dropped (the colour channels are kept as stored), 16-bit images are divided by 65535;
+an EXIF orientation tag (photos from phones and cameras) is applied, so pixels, sizes and masks
+are those of the image as it is displayed.
 A file that cannot be decoded raises a `DataError` naming it; callers that pass
-`skip_bad=True` get a warning and the file is left out instead.
+`skip_bad=True` get a warning and the file is left out instead. So does an image outside the
+size limits, checked from the header before any pixel is decoded: a side under `MIN_SIDE`
+pixels (too little to inspect) or more than `MAX_PIXELS` pixels (Pillow's decompression-bomb
+limit: a small file can decode to gigabytes). Arrays given to the API obey the same limits.
+Ground-truth masks must be binary: exactly one value for "normal" (0) and at most one other
+for "anomalous"; a mask with more values (anti-aliased edges, JPEG noise, class labels) is
+refused rather than guessed at.
 
 Layouts
 - MVTec AD: `ROOT/train/good/*`, `ROOT/test/<defect>/*`, masks in
@@ -23,25 +31,56 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from oddity.core.errors import DataError
 
 IMAGE_EXTENSIONS = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
+MIN_SIDE = 16
+EXIF_ORIENTATION = 0x0112
+MAX_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
 NORMAL_FOLDER = "good"
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 
-def _open(path: Path) -> Image.Image:
+def check_size(height: int, width: int, name: str, min_side: int = MIN_SIDE) -> None:
+    """DataError unless an image of `height` x `width` has at least `min_side` pixels on each
+    side and at most MAX_PIXELS pixels."""
+    if min(height, width) < min_side:
+        raise DataError(f"{name}: image is {width}x{height} pixels (WxH); oddity needs at least "
+                        f"{min_side} pixels on each side to inspect it; remove it or pass --skip-bad")
+    if height * width > MAX_PIXELS:
+        raise DataError(f"{name}: image is {width}x{height} = {height * width:,} pixels, above the "
+                        f"{MAX_PIXELS:,}-pixel limit (decompression-bomb guard); downscale it or "
+                        "pass --skip-bad")
+
+
+def _header(path: Path, min_side: int = MIN_SIDE) -> Image.Image:
+    """The opened image (header read, pixels not decoded yet), size limits checked."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+    except Image.DecompressionBombError as exc:
+        raise DataError(f"{path}: image too large to decode safely ({exc}); downscale it or "
+                        "pass --skip-bad") from None
+    check_size(image.size[1], image.size[0], str(path), min_side)
+    return image
+
+
+def _open(path: Path, min_side: int = MIN_SIDE) -> Image.Image:
     if not path.is_file():
         raise DataError(f"{path}: no such image file")
     if path.stat().st_size == 0:
         raise DataError(f"{path}: the file is empty (0 bytes); replace it or pass --skip-bad")
     try:
-        image = Image.open(path)
+        image = _header(path, min_side)
         image.load()
+        image = ImageOps.exif_transpose(image)
+    except DataError:
+        raise
     except UnidentifiedImageError:
         raise DataError(
             f"{path}: not an image oddity can read (PNG, JPEG, BMP or TIFF expected); "
@@ -71,9 +110,24 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode a ground-truth mask to bool (H, W): any non-zero pixel is anomalous."""
+    """Decode a binary ground-truth mask to bool (H, W): 0 is normal, the one other value
+    (255, or 1, or any single grey level) anomalous. A mask holding more than two values is
+    a DataError naming the values (see the module docstring)."""
     path = Path(path)
-    mask = np.asarray(_open(path).convert("L")) > 0
+    image = _open(path, min_side=1)  # a mask must match its image, which is checked
+    if image.mode not in ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+        image = image.convert("L")
+    values = np.asarray(image)
+    if values.ndim != 2:
+        raise DataError(f"{path}: mask has {values.shape[2]} channels; expected a one-channel "
+                        "(grey) mask image")
+    levels = np.unique(values)
+    if len(levels) > 2 or (len(levels) == 2 and levels[0] != 0):
+        shown = ", ".join(f"{v:g}" for v in levels[:8]) + (", ..." if len(levels) > 8 else "")
+        raise DataError(f"{path}: mask is not binary, it holds {len(levels)} values ({shown}); "
+                        "expected 0 for normal and one value (e.g. 255) for anomalous pixels; "
+                        "threshold it, or save masks as PNG (JPEG blurs edges)")
+    mask = values > 0
     if expected_hw is not None and mask.shape != tuple(expected_hw):
         raise DataError(
             f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
@@ -86,8 +140,10 @@ def read_size(path: str | Path) -> tuple[int, int]:
     """(H, W) of an image file, read from its header only."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with _header(path) as image:
             width, height = image.size
+            if image.getexif().get(EXIF_ORIENTATION, 1) in (5, 6, 7, 8):  # turned by 90 degrees
+                width, height = height, width
     except (UnidentifiedImageError, OSError) as exc:
         raise DataError(f"{path}: cannot read the image header ({exc})") from None
     return height, width
@@ -134,6 +190,7 @@ def as_rgb_float(pixels: np.ndarray, name: str = "array") -> np.ndarray:
         array = array[:, :, None]
     if array.ndim != 3 or array.shape[2] not in (1, 3, 4):
         raise DataError(f"{name}: expected an image of shape (H, W), (H, W, 3) or (H, W, 4), got {array.shape}")
+    check_size(array.shape[0], array.shape[1], name)
     array = array[:, :, :3] if array.shape[2] == 4 else array
     if array.shape[2] == 1:
         array = np.repeat(array, 3, axis=2)

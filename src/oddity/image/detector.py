@@ -24,6 +24,7 @@ and the benchmark runner then score the test split alone, with no training image
 from __future__ import annotations
 
 import os
+import warnings
 from typing import Any, ClassVar, Iterator
 
 import numpy as np
@@ -31,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from oddity.core.detector import Detector
-from oddity.core.errors import ConfigError, DataError
+from oddity.core.errors import ConfigError, DataError, ModelFileError
 from oddity.core.results import ImagePrediction, ImageScores
 from oddity.core.thresholds import Threshold, calibrate_threshold
 from oddity.image import geometry
@@ -40,6 +41,11 @@ from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, sk
                                training_samples, unlabelled_samples)
 
 MIN_CALIBRATION = 10
+SINGLE_IMAGE_WARNING = (
+    "fitting on a single image ({name}): the model learns that one image's appearance only, "
+    "and no image is left to calibrate on, so the thresholds are in-sample (the image's own "
+    "score): any other normal image may well be flagged, and the false-positive rate is "
+    "unknown. Fit on more normal images, or set thresholds by hand (set_threshold)")
 ImageInput = Any  # folder/file path(s), ImageSample list, array(s) or an (N, 3, H, W) tensor
 
 
@@ -167,6 +173,10 @@ class ImageDetector(Detector):
             raise ConfigError(f"border_rings must be 0 (off) or positive, got {border_rings}")
         if not 0.0 <= calibration_fraction < 1.0:
             raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
+        if not 0.0 < target_fpr < 1.0:
+            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
+        if seed < 0:
+            raise ConfigError(f"seed must be a non-negative whole number, got {seed}")
         self.image_size = image_size
         self.tile = tile
         self.smoothing_sigma = smoothing_sigma
@@ -259,6 +269,8 @@ class ImageDetector(Detector):
         the ring statistics pool thousands of patches, so reusing the images barely moves an
         image's own standardised maximum (splitting the few held-out images would cost more)."""
         samples = as_samples(data, for_fit=True)
+        if len(samples) == 1:
+            warnings.warn(SINGLE_IMAGE_WARNING.format(name=samples[0].name), stacklevel=2)
         self.skipped_ = set()
         fit_samples, calibration_samples = self._split_calibration(samples)
         self._learn(fit_samples, verbose)
@@ -456,11 +468,35 @@ class ImageDetector(Detector):
         arrays = {}
         if self.border_ is not None:
             arrays = {"border_mean": self.border_.mean, "border_std": self.border_.std}
-        return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None}, arrays
+        return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None,
+                "border": self.border_ is not None}, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         shape = values.get("input_shape_")
         self.input_shape_ = tuple(shape) if shape else None
         self.border_ = None  # a few-shot model has no border statistics (too few images)
-        if "border_mean" in arrays and "border_std" in arrays:
+        if values.get("border", "border_mean" in arrays):
+            if "border_mean" not in arrays or "border_std" not in arrays:
+                raise DataError("model file lacks its border statistics (border_mean, border_std)")
             self.border_ = BorderStandardiser(arrays["border_mean"], arrays["border_std"])
+
+    def _verify(self, path: str) -> None:
+        """The base checks, a pixel threshold for a detector that localises, and one synthetic
+        grey image scored to a finite score: arrays that do not fit the configuration (a
+        memory bank of the wrong width, a network of another shape) fail here, at load."""
+        super()._verify(path)
+        if self.zero_shot:
+            return
+        if self.localises and self.pixel_threshold_ is None:
+            raise ModelFileError(f"{path}: model file has no pixel threshold; refit it")
+        side = self.tile or self.image_size
+        h, w = self.input_shape_ if self.needs_fixed_shape and self.input_shape_ else (side, side)
+        try:
+            with torch.inference_mode():
+                score, _ = self._score_pixels(np.full((h, w, 3), 0.5, dtype=np.float32))
+        except Exception as exc:  # any failure here means the stored arrays are unusable
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise ModelFileError(f"{path}: the model's arrays do not fit its configuration "
+                                 f"({reason}); refit it") from None
+        if not np.isfinite(score):
+            raise ModelFileError(f"{path}: the model scores a plain grey image as {score}; refit it")

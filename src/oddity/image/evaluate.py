@@ -120,6 +120,11 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool 
         masks = [sample.load_mask(score_map.shape) if sample.label == 0 or sample.mask_path else None
                  for sample, score_map in zip(scored, result.maps)]
     known = [i for i, mask in enumerate(masks) if mask is not None]
+    unmasked = [i for i, sample in enumerate(scored) if sample.label == 1 and sample.mask_path is None]
+    if result.maps is not None and unmasked:
+        notes.append(f"{len(unmasked)} of {int(labels.sum())} anomalous image(s) have no mask file "
+                     f"(e.g. {result.paths[unmasked[0]]}): counted in the image metrics only, left "
+                     "out of the pixel metrics")
     if result.maps is not None and any(masks[i].any() for i in known):
         empty = [i for i in known if labels[i] == 1 and not masks[i].any()]
         if empty:

@@ -84,6 +84,9 @@ class GoldenSample:
             raise ConfigError(f"radius must be 0 or more grid cells, got {radius}")
         if image_size < 32:
             raise ConfigError(f"image_size must be at least 32 pixels, got {image_size}")
+        if min_inliers < 4:
+            raise ConfigError(f"min_inliers must be at least 4 (a homography needs four point "
+                              f"pairs), got {min_inliers}")
         self.reference = _pixels(reference, "reference")
         self.image_size, self.radius, self.margin = image_size, radius, margin
         self.smoothing_sigma, self.backbone, self.layers = smoothing_sigma, backbone, tuple(layers)

@@ -48,9 +48,9 @@ def add_reading_options(parser: argparse.ArgumentParser) -> None:
                        help="logs: Drain similarity threshold (default 0.7)")
 
 
-def add_commands(commands: Any, common: argparse.ArgumentParser) -> None:
-    """The `parse` command."""
-    parse = commands.add_parser("parse", parents=[common], help="mine the templates of a log file",
+def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """The `parse` command (`parents`: the options every writing command shares)."""
+    parse = commands.add_parser("parse", parents=parents, help="mine the templates of a log file",
                                 description="Mine log templates (Drain with masking) and write "
                                             "templates.csv: id, template, lines.")
     parse.add_argument("log", metavar="LOG", help="log file (raw, loghub CSV or JSON lines)")
@@ -107,8 +107,10 @@ def _is_event_sessions(path: str) -> bool:
 def cmd_parse(args: argparse.Namespace) -> None:
     from oddity.core.persistence import atomic_write
     from oddity.logs.data import ReadReport
+    from oddity.core.outputs import claim
     from oddity.logs.parsing import mine
 
+    claim(inputs=[args.log], files=[args.out, args.lines])
     source, parser = _source(args), _parser(args)
     start = time.perf_counter()
     report = mine(args.log, source, parser, verbose=not args.quiet)

@@ -33,23 +33,27 @@ def _print_report(report: SeriesReport) -> None:
         print(f"  note: {note}")
 
 
-def _read(path: str, detector: SeriesDetector, **options: Any) -> pd.DataFrame:
-    frame, report = read_series(path, **options)
-    _print_report(report)
+def _check_length(path: str, frame: pd.DataFrame, detector: SeriesDetector) -> None:
     if len(frame) < detector.min_length:
         raise DataError(f"{path}: {len(frame)} steps, shorter than the {detector.min_length} "
                         f"steps {detector.name} needs (its window/lags)")
-    return frame
 
 
 def fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbose: bool,
-        time_column: str | None = None, value_columns: list[str] | None = None) -> SeriesDetector:
-    """Read `data`, fit the detector on all of it (its tail calibrates the threshold), save."""
+        time_column: str | None = None, value_columns: list[str] | None = None,
+        dayfirst: bool | None = None) -> SeriesDetector:
+    """Read `data`, fit the detector on all of it (its tail calibrates the threshold), save.
+    How the times were read (time column, date order) is saved with the model, so `predict`
+    reads its files the same way."""
     detector = oddity.create(detector_name, **{**params, "verbose": verbose})
     assert isinstance(detector, SeriesDetector)
-    frame = _read(data, detector, time_column=time_column, value_columns=value_columns)
+    frame, report = read_series(data, time_column=time_column, value_columns=value_columns,
+                                dayfirst=dayfirst)
+    _print_report(report)
+    _check_length(data, frame, detector)
     start = time.perf_counter()
     detector.fit(frame)
+    detector.time_column_, detector.dayfirst_ = report.time_column, dayfirst
     seconds = time.perf_counter() - start
     detector.save(out)
     threshold = detector.threshold_
@@ -83,7 +87,10 @@ def predict(detector: SeriesDetector, inputs: list[str], out: str) -> None:
     if len(inputs) != 1:
         raise ConfigError(f"a series model predicts one file at a time; got {len(inputs)} inputs")
     assert detector.columns_ is not None
-    frame = _read(inputs[0], detector, value_columns=detector.columns_)
+    frame, report = read_series(inputs[0], time_column=detector.time_column_,
+                                value_columns=detector.columns_, dayfirst=detector.dayfirst_)
+    _print_report(report)
+    _check_length(inputs[0], frame, detector)
     prediction = detector.predict(frame)
     write_prediction(out, frame, prediction, f"{detector.name}: {Path(inputs[0]).name}")
     flagged = int(prediction.labels.sum())

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +49,8 @@ class SeriesReport:
 
 def _read_table(path: Path) -> pd.DataFrame:
     suffix = path.suffix.lower()
+    if path.is_dir():
+        raise DataError(f"{path}: is a folder; a series is read from one CSV, TSV or Parquet file")
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     try:
@@ -79,18 +82,79 @@ def _find_time_column(table: pd.DataFrame, given: str | None, source: str) -> st
     return None
 
 
-def _parse_times(values: pd.Series, column: str, source: str) -> pd.DatetimeIndex:
+_OFFSET = r"(?:Z|[+-]\d\d:?\d\d)$"
+
+
+def _bad_time(values: pd.Series, row: int, column: str, source: str, why: str) -> DataError:
+    shown = "" if pd.isna(values.iloc[row]) else f" {values.iloc[row]!r}"
+    return DataError(f"{source}: column {column!r}, row {row + 1}: {why}{shown}; write every "
+                     "timestamp, in one format (ISO 8601, e.g. 2024-01-31 13:45:00)")
+
+
+def _strict(text: pd.Series, **options) -> pd.DatetimeIndex | None:
+    """`text` parsed with one format for every row (inferred from the first row unless
+    `format` is given), or None when some row does not fit it."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
+            return pd.DatetimeIndex(pd.to_datetime(text, **options))
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+def _parse_times(values: pd.Series, column: str, source: str,
+                 dayfirst: bool | None) -> tuple[pd.DatetimeIndex, list[str]]:
+    """Timestamps of the time column and notes on how they were read. Text is read with one
+    format for all rows: ISO 8601 if every row is, else a format inferred from the first row,
+    month-first and day-first both tried; when both orders read every row but disagree (e.g.
+    01/02/2024), `dayfirst` decides, else the only order that puts the rows in time order, else
+    a DataError. Numbers are refused (no unit is guessed), as are mixed formats and timestamps
+    with a UTC offset beside ones without."""
+    notes: list[str] = []
+    missing = values.isna().to_numpy()
+    if missing.any():
+        row = int(np.flatnonzero(missing)[0])
+        raise _bad_time(values, row, column, source, "the timestamp is missing")
     if pd.api.types.is_datetime64_any_dtype(values):
-        times = pd.to_datetime(values)
-    else:
-        times = pd.to_datetime(values, errors="coerce", format="mixed")
-    bad = times.isna() & values.notna()
-    missing = values.isna()
-    if bad.any() or missing.any():
-        row = int(np.flatnonzero((bad | missing).to_numpy())[0])
-        raise DataError(f"{source}: column {column!r}, row {row + 1}: cannot parse "
-                        f"{values.iloc[row]!r} as a timestamp; fix the value or pass time_column")
-    return pd.DatetimeIndex(times, name=column)
+        return pd.DatetimeIndex(pd.to_datetime(values), name=column), notes
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        raise DataError(f"{source}: time column {column!r} holds numbers (row 1: {values.iloc[0]}); "
+                        "oddity does not guess their unit: write ISO 8601 timestamps, or name no "
+                        "time column to number the rows")
+    text = values.astype(str).str.strip()
+    offsets = text.str.contains(_OFFSET, regex=True)
+    if offsets.any() and not offsets.all():
+        row = int(np.flatnonzero(~offsets.to_numpy())[0])
+        raise _bad_time(values, row, column, source, "timestamps with a UTC offset beside one without:")
+    utc = bool(offsets.all())
+    times = _strict(text, format="ISO8601", utc=utc)
+    if times is None:
+        orders = [dayfirst] if dayfirst is not None else [False, True]
+        found = {order: _strict(text, dayfirst=order, utc=utc) for order in orders}
+        found = {order: parsed for order, parsed in found.items() if parsed is not None}
+        if not found:
+            loose = pd.to_datetime(text, errors="coerce", format="mixed", utc=utc)
+            if loose.isna().any():
+                row = int(np.flatnonzero(loose.isna().to_numpy())[0])
+                raise _bad_time(values, row, column, source, "cannot parse")
+            first = pd.to_datetime(text, errors="coerce", utc=utc)
+            row = int(np.flatnonzero(first.isna().to_numpy())[0]) if first.isna().any() else 0
+            raise _bad_time(values, row, column, source, f"format differs from row 1 ({text.iloc[0]!r}):")
+        if len(found) == 2 and not found[False].equals(found[True]):
+            ordered = [order for order, parsed in found.items() if parsed.is_monotonic_increasing]
+            differs = int(np.flatnonzero(found[False] != found[True])[0])
+            example = f"{text.iloc[differs]!r} reads as {found[False][differs]:%Y-%m-%d} or {found[True][differs]:%Y-%m-%d}"
+            if len(ordered) != 1:
+                raise DataError(f"{source}: column {column!r}: ambiguous dates ({example}) and both "
+                                "orders are plausible; write ISO 8601 dates (YYYY-MM-DD) or pass "
+                                "dayfirst=True/False (--dates day-first or month-first)")
+            notes.append(f"ambiguous dates ({example}) read {'day' if ordered[0] else 'month'}-first, "
+                         "the only order that puts the rows in time order")
+            found = {ordered[0]: found[ordered[0]]}
+        times = next(iter(found.values()))
+    if utc:
+        notes.append("timestamps carry UTC offsets: converted to UTC")
+    return pd.DatetimeIndex(times, name=column), notes
 
 
 def _numeric(table: pd.DataFrame, columns: list[str], source: str) -> pd.DataFrame:
@@ -140,8 +204,9 @@ def _regular_grid(frame: pd.DataFrame, step: pd.Timedelta) -> pd.DataFrame:
 
 def read_series(path: str | os.PathLike, time_column: str | None = None,
                 value_columns: list[str] | None = None, *, resample: bool = False,
-                min_length: int = 2) -> tuple[pd.DataFrame, SeriesReport]:
-    """Read a CSV/TSV/Parquet series: (frame, report); see the module docstring."""
+                min_length: int = 2, dayfirst: bool | None = None) -> tuple[pd.DataFrame, SeriesReport]:
+    """Read a CSV/TSV/Parquet series: (frame, report); see the module docstring. `dayfirst`
+    settles dates such as 01/02/2024 that read both ways (see `_parse_times`)."""
     path = Path(path)
     source = str(path)
     table = _read_table(path)
@@ -155,19 +220,26 @@ def read_series(path: str | os.PathLike, time_column: str | None = None,
         if absent:
             raise DataError(f"{source}: no column {absent[0]!r}; columns are {list(table.columns)}")
     if not value_columns:
-        raise DataError(f"{source}: no value column besides the time column {time_name!r}")
+        hint = next((f" (columns separated by {sep!r}? oddity reads comma-separated .csv and "
+                     "tab-separated .tsv files)" for sep in ";|" if sep in str(table.columns[0])), "")
+        raise DataError(f"{source}: no value column besides the time column {time_name!r}{hint}")
     frame = _numeric(table, list(value_columns), source)
     report = SeriesReport(source, len(frame), list(frame.columns), time_name)
     if time_name is not None:
-        frame.index = _parse_times(table[time_name], str(time_name), source)
-        if not frame.index.is_monotonic_increasing:
+        frame.index, time_notes = _parse_times(table[time_name], str(time_name), source, dayfirst)
+        report.notes.extend(time_notes)
+        backwards = np.flatnonzero(np.diff(frame.index.asi8) < 0)
+        if len(backwards):
             frame = frame.sort_index(kind="stable")
-            report.notes.append("rows were not in time order: sorted by time")
+            report.notes.append(f"rows were not in time order: {len(backwards)} rows earlier than the "
+                                f"row before (first: row {backwards[0] + 2}, "
+                                f"{table[time_name].iloc[backwards[0] + 1]!r}); sorted by time")
         duplicated = frame.index.duplicated()
         if duplicated.any():
+            first = frame.index[np.flatnonzero(duplicated)[0]]
             frame = frame[~duplicated]
             report.notes.append(f"{int(duplicated.sum())} rows with a repeated timestamp dropped "
-                                "(the first row of each timestamp kept)")
+                                f"(first: {first}; the first row of each timestamp kept)")
     else:
         frame = frame.reset_index(drop=True)
         report.notes.append("no time column: rows are numbered steps")

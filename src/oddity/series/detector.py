@@ -16,6 +16,7 @@ steps before it, so a windowed method sees full context at the first held-out st
 """
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 import numpy as np
@@ -68,6 +69,8 @@ class SeriesDetector(Detector):
     modality: ClassVar[str] = "series"
 
     columns_: list[str] | None = None
+    time_column_: str | None = None  # how the fitted file's times were read (set by the CLI)
+    dayfirst_: bool | None = None
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
                  seed: int = 0, verbose: bool = True):
@@ -75,6 +78,8 @@ class SeriesDetector(Detector):
             raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
         if not 0.0 < target_fpr < 1.0:
             raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
+        if seed < 0:
+            raise ConfigError(f"seed must be a non-negative whole number, got {seed}")
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
         self.seed = seed
@@ -153,6 +158,7 @@ class SeriesDetector(Detector):
         frame = self._frame(data, "fit data")
         self.columns_ = list(frame.columns)
         values = frame.to_numpy(dtype=np.float64)
+        _check_variation(frame)
         held_out = round(len(values) * self.calibration_fraction)
         if held_out < MIN_CALIBRATION or len(values) - held_out < self.min_length:
             held_out = 0
@@ -225,7 +231,28 @@ class SeriesDetector(Detector):
 
     # --- persistence -----------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"columns_": self.columns_}, {}
+        return {"columns_": self.columns_, "time_column_": self.time_column_,
+                "dayfirst_": self.dayfirst_}, {}
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
-        self.columns_ = list(values["columns_"])
+        columns = values["columns_"]
+        if not isinstance(columns, list) or not columns or not all(isinstance(c, str) for c in columns):
+            raise DataError(f"model file's columns_ is {columns!r}, not a list of column names")
+        self.columns_ = columns
+        self.time_column_ = values.get("time_column_")
+        self.dayfirst_ = values.get("dayfirst_")
+
+
+def _check_variation(frame: pd.DataFrame) -> None:
+    """A history in which every channel is constant teaches nothing about normal variation:
+    DataError; a constant channel beside varying ones: a warning naming it."""
+    constant = [c for c in frame.columns if frame[c].nunique() <= 1]
+    if len(constant) == len(frame.columns):
+        raise DataError(f"fit data: every channel is constant over the {len(frame)} steps (e.g. "
+                        f"{constant[0]!r} = {frame[constant[0]].iloc[0]:g}); a model cannot learn "
+                        "what normal variation looks like from it: fit on a history that varies")
+    if constant:
+        warnings.warn(f"fit data: {len(constant)} channel(s) constant over the {len(frame)} steps "
+                      f"(e.g. {constant[0]!r} = {frame[constant[0]].iloc[0]:g}): the model learns "
+                      "no normal variation for them, so any change there may be flagged "
+                      "(or, for methods that scale by the spread, missed)", stacklevel=3)

@@ -75,7 +75,8 @@ def explain_file(model_path: str, data_path: str, start: str | None, end: str | 
     assert isinstance(model, SeriesDetector) and model.columns_ is not None
     if plot_path is not None and Path(plot_path).resolve() == Path(data_path).resolve():
         raise DataError(f"--plot {plot_path} would overwrite the input file")
-    frame, _ = read_series(data_path, value_columns=model.columns_)
+    frame, _ = read_series(data_path, time_column=model.time_column_, value_columns=model.columns_,
+                           dayfirst=model.dayfirst_)
     low, high = parse_bound(start, frame.index, "start"), parse_bound(end, frame.index, "end")
     table = model.explain(frame, low, high, top=top, target=target)  # type: ignore[attr-defined]
     print(f"top {len(table)} contributors to {table['target'].iloc[0]!r} "

@@ -154,7 +154,10 @@ class GaussianAD(ImageDetector):
         means, projections, precisions = [], [], []
         for features in levels:
             if len(features) < 2:
-                raise DataError("Gaussian-AD needs at least two normal images to fit a covariance")
+                raise DataError(f"Gaussian-AD learns from {len(features)} image(s) here (the others "
+                                "are held out to calibrate thresholds, see calibration_fraction) "
+                                "and needs at least two to fit a covariance: give at least three "
+                                "normal images")
             mean = features.mean(axis=0)
             centred = features - mean
             projection = None

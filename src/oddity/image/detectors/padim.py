@@ -98,7 +98,9 @@ class PaDiM(ImageDetector):
                 products.baddbmm_(embedding[:, :, None], embedding[:, None, :])
                 count += 1
         if count < 2:
-            raise DataError("PaDiM needs at least two normal images to estimate covariances")
+            raise DataError(f"PaDiM learns from {count} image(s) here (the others are held out to "
+                            "calibrate thresholds, see calibration_fraction) and needs at least two "
+                            "to estimate covariances: give at least three normal images")
         mean, products = (sums / count).numpy(), products.numpy()
         covariance = (products - count * mean[:, :, None] * mean[:, None, :]) / (count - 1)
         covariance += REGULARISATION * np.eye(self.n_features)
