@@ -1,0 +1,172 @@
+"""Service load and crash runs: start `oddity serve` in a child process, drive it with
+concurrent loopback clients, kill it, and check the store against what was answered.
+
+Used by `benchmarks/run_service.py` and the crash test. A request counts as answered only
+when a `200` came back; the check then asks, for every answered image, that its row exists
+with the hash of the bytes sent, and that its image and map files are on disk and match
+their hashes (`verify_store`). Rows that were committed but whose answer was lost in the kill
+are allowed (the client never learned of them); answered-but-missing rows are not.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import httpx
+
+from oddity.serve.files import FileStore
+from oddity.serve.store import InspectionQuery, InspectionStore
+
+
+def free_port() -> int:
+    """A TCP port on loopback that was free a moment ago."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def start_server(models: Sequence[str], store_url: str, files: str | os.PathLike, port: int,
+                 extra: Sequence[str] = (), log: str | os.PathLike | None = None,
+                 timeout_s: float = 180.0) -> subprocess.Popen:
+    """Run `oddity serve` on 127.0.0.1:`port` in a child process and wait until it is ready.
+
+    Raises
+    ------
+    RuntimeError
+        If the server exits or is not ready within `timeout_s` (its log is in the message).
+    """
+    command = [sys.executable, "-c", "import sys; from oddity.cli import main; sys.exit(main())",
+               "serve", *map(str, models), "--store", store_url, "--files", str(files),
+               "--port", str(port), *extra]
+    output = open(log, "ab") if log else subprocess.DEVNULL
+    process = subprocess.Popen(command, stdout=output, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"oddity serve exited with {process.returncode}"
+                               + (f"; log: {Path(log).read_text()[-2000:]}" if log else ""))
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/v2/health/ready", timeout=2).status_code == 200:
+                return process
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    process.kill()
+    raise RuntimeError(f"oddity serve not ready after {timeout_s:.0f} s")
+
+
+def stop_server(process: subprocess.Popen, kill: bool = False) -> None:
+    """SIGTERM (graceful) or SIGKILL the server and wait for it."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+    process.wait(timeout=60)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One answered request: the inspection id and the sha256 of the image sent."""
+
+    id: int
+    image_sha256: str
+    seconds: float
+
+
+@dataclass
+class LoadRun:
+    """What a load run saw."""
+
+    answers: list[Answer] = field(default_factory=list)
+    failures: dict[str, int] = field(default_factory=dict)
+    wall_s: float = 0.0
+
+    @property
+    def requests(self) -> int:
+        return len(self.answers) + sum(self.failures.values())
+
+
+def load_run(port: int, model: str, images: Sequence[bytes], clients: int, *,
+             stop: threading.Event | None = None, api_key: str | None = None,
+             timeout_s: float = 120.0) -> LoadRun:
+    """Post each image once (one image per request) from `clients` concurrent clients on
+    loopback; stop early when `stop` is set. Each request that was not answered 200 counts
+    under its status or the exception's class name."""
+    run = LoadRun()
+    lock = threading.Lock()
+    queue: Iterator[tuple[int, bytes]] = iter(enumerate(images))
+    url = f"http://127.0.0.1:{port}/v1/models/{model}:predict"
+    headers = {"X-API-Key": api_key} if api_key else {}
+
+    def client() -> None:
+        with httpx.Client(timeout=timeout_s, headers=headers) as session:
+            while not (stop is not None and stop.is_set()):
+                with lock:
+                    item = next(queue, None)
+                if item is None:
+                    return
+                index, data = item
+                start = time.perf_counter()
+                try:
+                    response = session.post(url, files=[("images", (f"{index}.png", data, "image/png"))])
+                    outcome = str(response.status_code)
+                except httpx.HTTPError as exc:
+                    outcome = type(exc).__name__
+                seconds = time.perf_counter() - start
+                with lock:
+                    if outcome == "200":
+                        result = response.json()["results"][0]
+                        run.answers.append(Answer(result["id"], hashlib.sha256(data).hexdigest(), seconds))
+                    else:
+                        run.failures[outcome] = run.failures.get(outcome, 0) + 1
+
+    start = time.perf_counter()
+    with ThreadPoolExecutor(clients) as pool:
+        for future in [pool.submit(client) for _ in range(clients)]:
+            future.result()
+    run.wall_s = time.perf_counter() - start
+    return run
+
+
+@dataclass(frozen=True)
+class StoreCheck:
+    """The store checked against the answers: all lists empty means nothing was lost."""
+
+    rows: int
+    missing_rows: list[int]
+    wrong_rows: list[int]
+    bad_files: list[int]
+    integrity_errors: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing_rows or self.wrong_rows or self.bad_files or self.integrity_errors)
+
+
+def verify_store(store_url: str, files: str | os.PathLike, answers: Sequence[Answer]) -> StoreCheck:
+    """Check every answered inspection and every stored row (see module docstring)."""
+    store, file_store = InspectionStore.open(store_url), FileStore(files)
+    try:
+        rows, cursor = [], None
+        while True:
+            page, cursor = store.search(InspectionQuery(limit=500, cursor=cursor))
+            rows += page
+            if cursor is None:
+                break
+        by_id = {row["id"]: row for row in rows}
+        missing = [a.id for a in answers if a.id not in by_id]
+        wrong = [a.id for a in answers if a.id in by_id and by_id[a.id]["image_sha256"] != a.image_sha256]
+        bad_files = [row["id"] for row in rows
+                     if not file_store.has(row["image_sha256"])
+                     or (row["map_sha256"] is not None and not file_store.has(row["map_sha256"]))]
+        return StoreCheck(len(rows), missing, wrong, bad_files, store.integrity_errors())
+    finally:
+        store.close()
