@@ -72,6 +72,16 @@ def stop_server(process: subprocess.Popen, kill: bool = False) -> None:
     process.wait(timeout=60)
 
 
+def stored_count(port: int) -> int:
+    """Images the server has stored so far, read from its own metrics (0 if it does not answer)."""
+    try:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+    except httpx.HTTPError:
+        return 0
+    return int(sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+                   if line.startswith("oddity_labels_total{")))
+
+
 @dataclass(frozen=True)
 class Answer:
     """One answered request: the inspection id and the sha256 of the image sent."""
@@ -134,6 +144,26 @@ def load_run(port: int, model: str, images: Sequence[bytes], clients: int, *,
             future.result()
     run.wall_s = time.perf_counter() - start
     return run
+
+
+def crash_run(process: subprocess.Popen, port: int, model: str, images: Sequence[bytes], clients: int,
+              kill_after: int) -> LoadRun:
+    """A load run during which the server is killed with SIGKILL once it has stored
+    `kill_after` images (or the load ends first); what the clients saw."""
+    stop = threading.Event()
+    result: dict[str, LoadRun] = {}
+    loader = threading.Thread(target=lambda: result.update(run=load_run(port, model, images, clients, stop=stop)))
+    loader.start()
+    try:
+        while loader.is_alive() and process.poll() is None and stored_count(port) < kill_after:
+            time.sleep(0.1)
+        stop_server(process, kill=True)
+    finally:
+        stop.set()
+        loader.join()
+        if process.poll() is None:
+            process.kill()
+    return result["run"]
 
 
 @dataclass(frozen=True)
