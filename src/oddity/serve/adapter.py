@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
+from PIL import Image
 
 import oddity
 from oddity.core.errors import ConfigError
@@ -27,6 +28,7 @@ from oddity.serve.uploads import encode_png
 from oddity.viz import centred_range, colorize, to_uint8
 
 MODEL_SUFFIX = ".oddity"
+MAP_SIDE = 256  # long side of the stored anomaly-map PNG
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
@@ -95,12 +97,21 @@ class ServedModel:
                 "params": self.detector.get_params()}
 
 
-def map_png(scored: Scored) -> bytes | None:
-    """The anomaly map as a turbo-coloured PNG at the image's size, the pixel threshold in the
-    middle of the colour scale (`oddity.viz.centred_range`); None without a map."""
+def map_png(scored: Scored, max_side: int = MAP_SIDE) -> bytes | None:
+    """The anomaly map as a turbo-coloured PNG, the pixel threshold in the middle of the colour
+    scale (`oddity.viz.centred_range`), shrunk to at most `max_side` pixels on its long side
+    (the maps are smooth; viewers stretch them over the image, and colouring and compressing a
+    full-size map of a large image cost as much as scoring it); None without a map."""
     if scored.map is None:
         return None
-    colours = colorize(scored.map, centred_range([scored.map], scored.pixel_threshold))
+    score_map = scored.map
+    height, width = score_map.shape
+    scale = max_side / max(height, width)
+    if scale < 1.0:
+        size = (max(1, round(width * scale)), max(1, round(height * scale)))
+        score_map = np.asarray(Image.fromarray(score_map.astype(np.float32), mode="F")
+                               .resize(size, Image.BILINEAR))
+    colours = colorize(score_map, centred_range([scored.map], scored.pixel_threshold))
     return encode_png(to_uint8(colours))
 
 

@@ -110,7 +110,7 @@ def decode_upload(name: str, data: bytes, max_pixels: int) -> Upload:
 
 
 def encode_png(pixels: np.ndarray) -> bytes:
-    """PNG bytes of an RGB uint8 (H, W, 3) or grey (H, W) array (compression level 3)."""
+    """PNG bytes of an RGB uint8 (H, W, 3) or grey (H, W) array (fast compression, level 1)."""
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=3)
+    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
