@@ -11,7 +11,11 @@
    (`oddity.bench.service.verify_store`: rows == 200 answers, files intact).
 4. Crash: a fresh store, the same load killed with SIGKILL once `--kill-after` images are
    stored; the store checked against what was answered, then the server restarted on it.
-Results: benchmarks/results/service.{md,json}.
+5. Bad input: the server restarted with an API key, every entry of
+   `oddity.bench.service.bad_requests` sent once; its status against the expected one, and the
+   server still scoring with an intact store after all of them.
+`--stages` runs some of load, crash, bad-input (all by default); results of stages not run are
+kept from the previous benchmarks/results/service.json. Results: service.{md,json}.
 """
 from __future__ import annotations
 
@@ -28,9 +32,14 @@ from pathlib import Path
 import numpy as np
 
 import oddity
-from oddity.bench.service import (crash_run, free_port, load_run, start_server, stop_server,
-                                  verify_store)
+import httpx
+
+from oddity.bench.service import (bad_requests, crash_run, free_port, load_run, send, start_server,
+                                  stop_server, verify_store)
 from oddity.core.persistence import atomic_write
+from oddity.serve.settings import ServiceSettings
+
+API_KEY = "benchmark-key"
 
 
 def percentile_ms(seconds: list[float], q: float) -> float:
@@ -47,6 +56,7 @@ def main() -> int:
     parser.add_argument("--image-size", type=int, default=256)
     parser.add_argument("--kill-after", type=int, default=150)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    parser.add_argument("--stages", default="load,crash,bad-input")
     args = parser.parse_args()
     train = sorted((args.data / "train" / "good").glob("*.png"))[: args.fit_images]
     tests = sorted((args.data / "test").rglob("*.png"))
@@ -61,54 +71,75 @@ def main() -> int:
     fit_s = time.perf_counter() - start
     print(f"fitted on {len(train)} images in {fit_s:.1f} s", flush=True)
 
-    start = time.perf_counter()
-    detector.predict(tests, verbose=False)
-    baseline = len(tests) / (time.perf_counter() - start)
-    del detector
-    print(f"in-process predict: {baseline:.2f} img/s", flush=True)
-
-    payloads = [p.read_bytes() for p in tests]
-    images = list(islice(cycle(payloads), args.requests))
-    url, files = f"sqlite:///{work / 'load' / 'inspections.sqlite'}", work / "load" / "files"
-    port = free_port()
-    server = start_server([model], url, files, port, log=work / "load.log")
-    try:
-        load = load_run(port, "bottle", images, args.clients)
-    finally:
-        stop_server(server)
-    load_check = verify_store(url, files, load.answers)
-    latencies = [a.seconds for a in load.answers]
-    throughput = len(load.answers) / load.wall_s
-    print(f"load: {len(load.answers)} answered, failures {load.failures}, {throughput:.2f} req/s", flush=True)
-
-    crash_url, crash_files = f"sqlite:///{work / 'crash' / 'inspections.sqlite'}", work / "crash" / "files"
-    server = start_server([model], crash_url, crash_files, port, log=work / "crash.log")
-    crash = crash_run(server, port, "bottle", images, args.clients, args.kill_after)
-    crash_check = verify_store(crash_url, crash_files, crash.answers)
-    server = start_server([model], crash_url, crash_files, port, log=work / "crash.log")
-    after = load_run(port, "bottle", payloads[:5], 1)
-    stop_server(server)
-    print(f"crash: {len(crash.answers)} answered before the kill, check ok={crash_check.ok}", flush=True)
-
-    result = {
+    stages = set(args.stages.split(","))
+    previous = args.out / "service.json"
+    result = json.loads(previous.read_text()) if previous.is_file() else {}
+    result.update({
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "model": {"detector": "patchcore", "image_size": args.image_size, "coreset_ratio": 0.01,
                   "fit_images": len(train), "fit_s": round(fit_s, 1)},
-        "baseline_img_per_s": round(baseline, 2), "test_images": len(tests),
-        "load": {"clients": args.clients, "requests": load.requests, "answered_200": len(load.answers),
-                 "failures": load.failures, "wall_s": round(load.wall_s, 1),
-                 "throughput_req_per_s": round(throughput, 2), "vs_predict": round(throughput / baseline, 3),
-                 "p50_ms": round(percentile_ms(latencies, 50), 1), "p99_ms": round(percentile_ms(latencies, 99), 1),
-                 "rows": load_check.rows, "missing_rows": len(load_check.missing_rows),
-                 "wrong_rows": len(load_check.wrong_rows), "rows_with_bad_files": len(load_check.bad_files),
-                 "integrity_errors": load_check.integrity_errors},
-        "crash": {"answered_before_kill": len(crash.answers), "failed_by_kill": crash.failures,
-                  "rows_after_restart": crash_check.rows, "answered_but_missing": len(crash_check.missing_rows),
-                  "wrong_rows": len(crash_check.wrong_rows), "rows_with_bad_files": len(crash_check.bad_files),
-                  "integrity_errors": crash_check.integrity_errors,
-                  "answered_after_restart": len(after.answers)},
         "command": "ODDITY_DATA=../shared/data python benchmarks/run_service.py " + " ".join(sys.argv[1:]),
-    }
+    })
+    payloads = [p.read_bytes() for p in tests]
+    images = list(islice(cycle(payloads), args.requests))
+    port = free_port()
+    if "load" in stages:
+        start = time.perf_counter()
+        detector.predict(tests, verbose=False)
+        baseline = len(tests) / (time.perf_counter() - start)
+        print(f"in-process predict: {baseline:.2f} img/s", flush=True)
+        url, files = f"sqlite:///{work / 'load' / 'inspections.sqlite'}", work / "load" / "files"
+        server = start_server([model], url, files, port, log=work / "load.log")
+        try:
+            load = load_run(port, "bottle", images, args.clients)
+        finally:
+            stop_server(server)
+        check = verify_store(url, files, load.answers)
+        latencies = [a.seconds for a in load.answers]
+        throughput = len(load.answers) / load.wall_s
+        print(f"load: {len(load.answers)} answered, failures {load.failures}, {throughput:.2f} req/s", flush=True)
+        result["baseline_img_per_s"], result["test_images"] = round(baseline, 2), len(tests)
+        result["load"] = {
+            "clients": args.clients, "requests": load.requests, "answered_200": len(load.answers),
+            "failures": load.failures, "wall_s": round(load.wall_s, 1),
+            "throughput_req_per_s": round(throughput, 2), "vs_predict": round(throughput / baseline, 3),
+            "p50_ms": round(percentile_ms(latencies, 50), 1), "p99_ms": round(percentile_ms(latencies, 99), 1),
+            "rows": check.rows, "missing_rows": len(check.missing_rows), "wrong_rows": len(check.wrong_rows),
+            "rows_with_bad_files": len(check.bad_files), "integrity_errors": check.integrity_errors}
+    del detector
+    crash_url, crash_files = f"sqlite:///{work / 'crash' / 'inspections.sqlite'}", work / "crash" / "files"
+    if "crash" in stages:
+        server = start_server([model], crash_url, crash_files, port, log=work / "crash.log")
+        crash = crash_run(server, port, "bottle", images, args.clients, args.kill_after)
+        check = verify_store(crash_url, crash_files, crash.answers)
+        server = start_server([model], crash_url, crash_files, port, log=work / "crash.log")
+        after = load_run(port, "bottle", payloads[:5], 1)
+        stop_server(server)
+        print(f"crash: {len(crash.answers)} answered before the kill, check ok={check.ok}", flush=True)
+        result["crash"] = {
+            "clients": args.clients, "answered_before_kill": len(crash.answers), "failed_by_kill": crash.failures,
+            "rows_after_restart": check.rows, "answered_but_missing": len(check.missing_rows),
+            "wrong_rows": len(check.wrong_rows), "rows_with_bad_files": len(check.bad_files),
+            "integrity_errors": check.integrity_errors, "answered_after_restart": len(after.answers)}
+    if "bad-input" in stages:
+        server = start_server([model], crash_url, crash_files, port, extra=["--api-key", API_KEY],
+                              log=work / "bad.log")
+        rows = []
+        try:
+            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
+                for bad in bad_requests(payloads[0], "bottle", ServiceSettings()):
+                    answer = send(client, bad, API_KEY)
+                    is_json = answer.headers.get("content-type", "").startswith("application/json")
+                    rows.append({"what": bad.what, "expected": bad.status, "got": answer.status_code,
+                                 "json_error": is_json and "error" in answer.json()})
+                healthy = client.get("/v2/health/ready").status_code == 200
+            after = load_run(port, "bottle", payloads[:3], 1, api_key=API_KEY)
+        finally:
+            stop_server(server)
+        check = verify_store(crash_url, crash_files, after.answers)
+        result["bad_input"] = {"cases": rows, "right_status": sum(r["expected"] == r["got"] for r in rows),
+                               "healthy_after": healthy and len(after.answers) == 3 and check.ok}
+        print(f"bad input: {result['bad_input']['right_status']} of {len(rows)} right", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, indent=2) + "\n"
     atomic_write(args.out / "service.json", lambda tmp: Path(tmp).write_text(text))
@@ -119,15 +150,17 @@ def main() -> int:
 
 
 def render(r: dict) -> str:
-    load, crash, m = r["load"], r["crash"], r["model"]
-    return f"""# Service benchmark (MVTec AD bottle, loopback)
+    m = r["model"]
+    parts = [f"""# Service benchmark (MVTec AD bottle, loopback)
 
 `{r['command']}` on {r['machine']}.
 Model: PatchCore, image size {m['image_size']}, coreset {m['coreset_ratio']:.0%}, fitted on the first
 {m['fit_images']} bottle training images ({m['fit_s']} s). Server: `oddity serve` defaults (1 scoring
 worker, SQLite WAL store with `synchronous=FULL`, image and map files flushed before each answer).
-
-## Load: {load['clients']} concurrent clients, one image per request
+"""]
+    if "load" in r:
+        load = r["load"]
+        parts.append(f"""## Load: {load['clients']} concurrent clients, one image per request
 
 | requests | 200 answers | failed | rows | answered but missing | rows with bad files | p50 ms | p99 ms | req/s | in-process predict img/s | ratio |
 |---|---|---|---|---|---|---|---|---|---|---|
@@ -136,8 +169,10 @@ worker, SQLite WAL store with `synchronous=FULL`, image and map files flushed be
 The baseline is `detector.predict` on the {r['test_images']} bottle test images in one process (what
 `oddity predict` runs, without writing its output folder). Latency is what a client waits with
 {load['clients']} clients queued on one scoring worker, so p50 is mostly queueing.
-
-## Crash: SIGKILL during the load, then restart
+""")
+    if "crash" in r:
+        crash = r["crash"]
+        parts.append(f"""## Crash: SIGKILL during the load ({crash['clients']} clients), then restart
 
 | answered before the kill | failed by the kill | rows after restart | answered but missing | wrong rows | rows with bad files | integrity errors | answered after restart |
 |---|---|---|---|---|---|---|---|
@@ -145,7 +180,21 @@ The baseline is `detector.predict` on the {r['test_images']} bottle test images 
 
 Rows beyond the answers are requests committed whose answer the kill cut off (the client saw an
 error and may retry; the record is complete).
-"""
+""")
+    if "bad_input" in r:
+        bad = r["bad_input"]
+        rows = "\n".join(f"| {c['what']} | {c['expected']} | {c['got']} | {'yes' if c['json_error'] else 'no'} |"
+                         for c in bad["cases"])
+        parts.append(f"""## Bad input: {bad['right_status']} of {len(bad['cases'])} answered with the expected status
+
+Server with an API key and default limits; healthy after all of them (still scoring, store
+intact): {'yes' if bad['healthy_after'] else 'NO'}.
+
+| request | expected | got | JSON error |
+|---|---|---|---|
+{rows}
+""")
+    return "\n".join(parts)
 
 
 if __name__ == "__main__":

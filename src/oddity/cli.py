@@ -417,7 +417,7 @@ def build_parser() -> argparse.ArgumentParser:
     compare.add_argument("--image-size", type=int, default=256, metavar="N", help="short side of the model input")
     compare.set_defaults(run=cmd_compare)
 
-    serve = commands.add_parser("serve", parents=[common], help="serve models over HTTP with a browser UI and a store",
+    serve = commands.add_parser("serve", parents=[common], help="serve models over HTTP, with a browser UI and a store",
                                 description="Serve models: REST API, browser UI at /ui/, inspection "
                                             "store, Prometheus metrics (see docs/service.md).")
     add_serve_arguments(serve)

@@ -89,7 +89,8 @@ def test_upload_heat_map_threshold_slider_verdict_and_history(page, live_url, te
     page.wait_for_selector("h3:has-text('defect.png')")
     first_id = page.locator("[data-testid=history-row]").nth(1).get_attribute("data-id")
     page.keyboard.press("f")
-    page.wait_for_selector(f"[data-testid=history-row][data-id='{first_id}'] [data-testid=verdict]:has-text('false_alarm')")
+    verdict_cell = f"[data-testid=history-row][data-id='{first_id}'] [data-testid=verdict]"
+    page.wait_for_selector(f"{verdict_cell}:has-text('false_alarm')")
     page.select_option("#filters select[name=verdict]", "false_alarm")
     page.click("#filters button[type=submit]")
     page.wait_for_function("document.querySelectorAll('[data-testid=history-row]').length === 1")

@@ -10,6 +10,8 @@ are allowed (the client never learned of them); answered-but-missing rows are no
 from __future__ import annotations
 
 import hashlib
+import io
+import math
 import os
 import signal
 import socket
@@ -23,8 +25,10 @@ from pathlib import Path
 from typing import Iterator, Sequence
 
 import httpx
+from PIL import Image
 
 from oddity.serve.files import FileStore
+from oddity.serve.settings import ServiceSettings
 from oddity.serve.store import InspectionQuery, InspectionStore
 
 
@@ -200,3 +204,90 @@ def verify_store(store_url: str, files: str | os.PathLike, answers: Sequence[Ans
         return StoreCheck(len(rows), missing, wrong, bad_files, store.integrity_errors())
     finally:
         store.close()
+
+
+def png_bytes(size: tuple[int, int], mode: str = "RGB") -> bytes:
+    """A blank PNG of `size` (width, height); mode "1" makes huge images in a few kilobytes."""
+    buffer = io.BytesIO()
+    Image.new(mode, size).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass(frozen=True)
+class BadRequest:
+    """A request the service must refuse: what it is, keyword arguments of
+    `httpx.Client.request` (a header set to None is left out), and the expected status."""
+
+    what: str
+    request: dict
+    status: int
+
+
+def bad_requests(good: bytes, model: str, settings: ServiceSettings) -> list[BadRequest]:
+    """The bad-input list for a service with these limits and an API key set: `good` is a
+    valid image of `model` (for requests that are bad for another reason)."""
+    predict = f"/v1/models/{model}:predict"
+    infer = f"/v2/models/{model}/infer"
+
+    def files(name: str, content: bytes, **extra) -> dict:
+        return {"method": "POST", "url": predict, "files": [("images", (name, content, "image/png"))], **extra}
+
+    def tensor(data: list, **extra) -> dict:
+        return {"method": "POST", "url": infer, "json": {"inputs": [{"name": "images", "shape": [2, 2, 3],
+                                                                      "datatype": "UINT8", "data": data}], **extra}}
+
+    side = math.isqrt(settings.max_pixels) + 1
+    listing = "/v1/inspections"
+    cases = [
+        ("corrupt image", files("x.png", good[: len(good) // 2]), 422),
+        ("png signature, garbage after", files("x.png", b"\x89PNG\r\n\x1a\n" + b"\x00" * 100), 422),
+        ("text named .png", files("x.png", b"hello, I am text"), 415),
+        ("html sent as image/png", files("evil.png", b"<html><script>alert(1)</script>"), 415),
+        ("empty file", files("x.png", b""), 422),
+        ("oversize body", files("big.png", good + b"\x00" * settings.max_upload_bytes), 413),
+        ("decompression bomb", files("bomb.png", png_bytes((max(side, 12_000),) * 2, "1")), 413),
+        ("too many pixels", files("wide.png", png_bytes((side, side), "1")), 413),
+        ("too many images", {"method": "POST", "url": predict, "files": [
+            ("images", (f"{i}.png", good, "image/png")) for i in range(settings.max_images + 1)]}, 400),
+        ("no images", {"method": "POST", "url": predict, "data": {"threshold": "1"}}, 415),
+        ("json instead of multipart", {"method": "POST", "url": predict, "json": {"images": []}}, 415),
+        ("unknown form field", files("x.png", good, data={"path": "/etc/passwd"}), 422),
+        ("path in a UI file name", {"method": "GET", "url": "/ui/..%2f..%2fetc%2fpasswd"}, 404),
+        ("missing key", files("x.png", good, headers={"X-API-Key": None}), 401),
+        ("wrong key", files("x.png", good, headers={"X-API-Key": "nope"}), 403),
+        ("unknown model", {"method": "POST", "url": "/v1/models/nope:predict",
+                           "files": [("images", ("x.png", good, "image/png"))]}, 404),
+        ("unknown model, v2", {"method": "GET", "url": "/v2/models/nope"}, 404),
+        ("bad threshold: text", files("x.png", good, data={"threshold": "high"}), 422),
+        ("bad threshold: nan", files("x.png", good, data={"threshold": "nan"}), 422),
+        ("bad threshold: inf", files("x.png", good, data={"threshold": "-inf"}), 422),
+        ("bad threshold, v2", tensor([0] * 12, parameters={"threshold": "x"}), 422),
+        ("bad tensor shape", tensor([0] * 5), 422),
+        ("tensor out of range", tensor([300] * 12), 422),
+        ("infer body not json", {"method": "POST", "url": infer, "content": b"\x00{"}, 422),
+        ("bad target fpr", {"method": "POST", "url": f"/v1/models/{model}/threshold:recalibrate",
+                            "json": {"target_fpr": 2}}, 422),
+        ("sql in a verdict", {"method": "POST", "url": "/v1/inspections/1/verdict",
+                              "json": {"verdict": "false_alarm'; DROP TABLE inspections;--", "who": "x"}}, 422),
+        ("sql in an inspection id", {"method": "GET", "url": "/v1/inspections/1%20OR%201=1"}, 422),
+        ("negative inspection id", {"method": "GET", "url": "/v1/inspections/-1"}, 422),
+        ("sql in the model filter", {"method": "GET", "url": listing, "params": {"model": "x' OR '1'='1"}}, 422),
+        ("sql in the label filter", {"method": "GET", "url": listing,
+                                     "params": {"label": "anomalous' OR 1=1 --"}}, 422),
+        ("sql in the verdict filter", {"method": "GET", "url": listing,
+                                       "params": {"verdict": "none; DROP TABLE inspections"}}, 422),
+        ("sql in the since filter", {"method": "GET", "url": listing,
+                                     "params": {"since": "2020-01-01'; DELETE FROM inspections;--"}}, 422),
+        ("sql in the cursor", {"method": "GET", "url": listing, "params": {"cursor": "1 OR 1=1"}}, 422),
+        ("limit too large", {"method": "GET", "url": listing, "params": {"limit": 100000}}, 422),
+        ("unknown route", {"method": "GET", "url": "/v1/files/etc/passwd"}, 404),
+        ("wrong method", {"method": "DELETE", "url": listing}, 405),
+    ]
+    return [BadRequest(what, request, status) for what, request, status in cases]
+
+
+def send(client: httpx.Client, bad: BadRequest, api_key: str) -> httpx.Response:
+    """Send a bad request with the API key unless the request overrides the header."""
+    request = dict(bad.request)
+    headers = {k: v for k, v in {"X-API-Key": api_key, **request.pop("headers", {})}.items() if v is not None}
+    return client.request(**request, headers=headers)

@@ -35,7 +35,6 @@ import oddity
 from oddity.serve.adapter import MODEL_NAME
 from oddity.serve.errors import Refusal
 from oddity.serve.limits import ApiKeyGate, BodyLimit, Scope, Receive, Send, ASGIApp
-from oddity.serve.schema import VERDICTS
 from oddity.serve.service import InspectionService, b64, parse_threshold
 from oddity.serve.store import InspectionQuery
 from oddity.serve.uploads import Upload, check_pixels, decode_upload, encode_png
@@ -290,7 +289,6 @@ def create_app(service: InspectionService) -> FastAPI:
     @app.post("/v1/inspections/{inspection_id}/verdict", tags=["inspections"])
     async def verdict(inspection_id: InspectionId, body: VerdictBody) -> dict[str, Any]:
         """Record an operator's verdict (`confirmed_defect`, `false_alarm` or `unsure`)."""
-        assert body.verdict in VERDICTS
         return await anyio.to_thread.run_sync(service.set_verdict, inspection_id, body.verdict,
                                               body.who.strip(), body.note)
 
@@ -344,7 +342,8 @@ def create_app(service: InspectionService) -> FastAPI:
         count = len(results)
         outputs = [
             {"name": "score", "datatype": "FP64", "shape": [count], "data": [r.row["score"] for r in results]},
-            {"name": "label", "datatype": "BOOL", "shape": [count], "data": [bool(r.row["anomalous"]) for r in results]},
+            {"name": "label", "datatype": "BOOL", "shape": [count],
+             "data": [bool(r.row["anomalous"]) for r in results]},
             {"name": "threshold", "datatype": "FP64", "shape": [count], "data": [r.row["threshold"] for r in results]},
             {"name": "inspection_id", "datatype": "INT64", "shape": [count], "data": [r.row["id"] for r in results]},
         ]

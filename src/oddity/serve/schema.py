@@ -14,8 +14,6 @@ from sqlalchemy import (Boolean, Column, DateTime, Float, Index, Integer, MetaDa
 
 metadata = MetaData()
 
-VERDICTS = ("confirmed_defect", "false_alarm", "unsure")
-
 inspections = Table(
     "inspections", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
