@@ -46,6 +46,14 @@ def percentile_ms(seconds: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(seconds) * 1000.0, q)) if seconds else float("nan")
 
 
+def server_model_ms(port: int) -> float:
+    """Mean model time per image inside the server, from its Prometheus metrics."""
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=10).text
+    values = {line.split("{")[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+              if line.startswith("oddity_inference_seconds_")}
+    return 1000.0 * values["oddity_inference_seconds_sum"] / max(values["oddity_inference_seconds_count"], 1)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=Path(os.environ.get("ODDITY_DATA", "../shared/data"))
@@ -74,6 +82,9 @@ def main() -> int:
     stages = set(args.stages.split(","))
     previous = args.out / "service.json"
     result = json.loads(previous.read_text()) if previous.is_file() else {}
+    for stage in ("load", "crash", "bad_input"):  # each stage keeps the command that measured it
+        if stage in result and "command" in result:
+            result[stage].setdefault("command", result["command"])
     result.update({
         "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}",
         "model": {"detector": "patchcore", "image_size": args.image_size, "coreset_ratio": 0.01,
@@ -92,6 +103,7 @@ def main() -> int:
         server = start_server([model], url, files, port, log=work / "load.log")
         try:
             load = load_run(port, "bottle", images, args.clients)
+            model_ms = server_model_ms(port)
         finally:
             stop_server(server)
         check = verify_store(url, files, load.answers)
@@ -100,12 +112,14 @@ def main() -> int:
         print(f"load: {len(load.answers)} answered, failures {load.failures}, {throughput:.2f} req/s", flush=True)
         result["baseline_img_per_s"], result["test_images"] = round(baseline, 2), len(tests)
         result["load"] = {
-            "clients": args.clients, "requests": load.requests, "answered_200": len(load.answers),
+            "command": result["command"], "clients": args.clients, "requests": load.requests,
+            "answered_200": len(load.answers),
             "failures": load.failures, "wall_s": round(load.wall_s, 1),
             "throughput_req_per_s": round(throughput, 2), "vs_predict": round(throughput / baseline, 3),
             "p50_ms": round(percentile_ms(latencies, 50), 1), "p99_ms": round(percentile_ms(latencies, 99), 1),
             "rows": check.rows, "missing_rows": len(check.missing_rows), "wrong_rows": len(check.wrong_rows),
-            "rows_with_bad_files": len(check.bad_files), "integrity_errors": check.integrity_errors}
+            "rows_with_bad_files": len(check.bad_files), "integrity_errors": check.integrity_errors,
+            "server_model_ms_per_image": round(model_ms, 1), "baseline_ms_per_image": round(1000 / baseline, 1)}
     del detector
     crash_url, crash_files = f"sqlite:///{work / 'crash' / 'inspections.sqlite'}", work / "crash" / "files"
     if "crash" in stages:
@@ -117,7 +131,8 @@ def main() -> int:
         stop_server(server)
         print(f"crash: {len(crash.answers)} answered before the kill, check ok={check.ok}", flush=True)
         result["crash"] = {
-            "clients": args.clients, "answered_before_kill": len(crash.answers), "failed_by_kill": crash.failures,
+            "command": result["command"], "clients": args.clients, "answered_before_kill": len(crash.answers),
+            "failed_by_kill": crash.failures,
             "rows_after_restart": check.rows, "answered_but_missing": len(check.missing_rows),
             "wrong_rows": len(check.wrong_rows), "rows_with_bad_files": len(check.bad_files),
             "integrity_errors": check.integrity_errors, "answered_after_restart": len(after.answers)}
@@ -137,7 +152,8 @@ def main() -> int:
         finally:
             stop_server(server)
         check = verify_store(crash_url, crash_files, after.answers)
-        result["bad_input"] = {"cases": rows, "right_status": sum(r["expected"] == r["got"] for r in rows),
+        result["bad_input"] = {"command": result["command"], "cases": rows,
+                               "right_status": sum(r["expected"] == r["got"] for r in rows),
                                "healthy_after": healthy and len(after.answers) == 3 and check.ok}
         print(f"bad input: {result['bad_input']['right_status']} of {len(rows)} right", flush=True)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -153,7 +169,7 @@ def render(r: dict) -> str:
     m = r["model"]
     parts = [f"""# Service benchmark (MVTec AD bottle, loopback)
 
-`{r['command']}` on {r['machine']}.
+On {r['machine']}; each section names the command that measured it.
 Model: PatchCore, image size {m['image_size']}, coreset {m['coreset_ratio']:.0%}, fitted on the first
 {m['fit_images']} bottle training images ({m['fit_s']} s). Server: `oddity serve` defaults (1 scoring
 worker, SQLite WAL store with `synchronous=FULL`, image and map files flushed before each answer).
@@ -162,17 +178,24 @@ worker, SQLite WAL store with `synchronous=FULL`, image and map files flushed be
         load = r["load"]
         parts.append(f"""## Load: {load['clients']} concurrent clients, one image per request
 
+`{load['command']}`
+
 | requests | 200 answers | failed | rows | answered but missing | rows with bad files | p50 ms | p99 ms | req/s | in-process predict img/s | ratio |
 |---|---|---|---|---|---|---|---|---|---|---|
 | {load['requests']} | {load['answered_200']} | {sum(load['failures'].values())} | {load['rows']} | {load['missing_rows']} | {load['rows_with_bad_files']} | {load['p50_ms']} | {load['p99_ms']} | {load['throughput_req_per_s']} | {r['baseline_img_per_s']} | {load['vs_predict']} |
 
 The baseline is `detector.predict` on the {r['test_images']} bottle test images in one process (what
-`oddity predict` runs, without writing its output folder). Latency is what a client waits with
-{load['clients']} clients queued on one scoring worker, so p50 is mostly queueing.
+`oddity predict` runs, without writing its output folder): {load.get('baseline_ms_per_image', '?')} ms per
+image; inside the server under load the model took {load.get('server_model_ms_per_image', '?')} ms per image
+(its own metric), the rest of each request being upload, decoding, the map PNG, hashing, flushing
+files and committing the row. Latency is what a client waits with {load['clients']} clients queued on
+one scoring worker, so p50 is mostly queueing.
 """)
     if "crash" in r:
         crash = r["crash"]
         parts.append(f"""## Crash: SIGKILL during the load ({crash['clients']} clients), then restart
+
+`{crash['command']}`
 
 | answered before the kill | failed by the kill | rows after restart | answered but missing | wrong rows | rows with bad files | integrity errors | answered after restart |
 |---|---|---|---|---|---|---|---|
@@ -186,6 +209,8 @@ error and may retry; the record is complete).
         rows = "\n".join(f"| {c['what']} | {c['expected']} | {c['got']} | {'yes' if c['json_error'] else 'no'} |"
                          for c in bad["cases"])
         parts.append(f"""## Bad input: {bad['right_status']} of {len(bad['cases'])} answered with the expected status
+
+`{bad['command']}`
 
 Server with an API key and default limits; healthy after all of them (still scoring, store
 intact): {'yes' if bad['healthy_after'] else 'NO'}.
