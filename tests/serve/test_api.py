@@ -124,6 +124,7 @@ def test_metrics_count_requests_labels_and_latency(client, test_images, predict)
     assert 'oddity_requests_total{route="/v1/models/{name}:predict",status="200"} 1.0' in text
     assert 'oddity_labels_total{label="anomalous",model="parts"} 1.0' in text
     assert 'oddity_inference_seconds_count{model="parts"} 2.0' in text
+    assert "oddity_in_progress 0.0" in text
 
 
 def test_model_page_and_list(client, test_images, predict):

@@ -101,6 +101,7 @@ class InspectionService:
         self.models, self.store, self.files, self.settings = models, store, files, settings
         self.metrics = ServiceMetrics()
         self.admission = Admission(settings.workers + settings.queue, settings.retry_after_s)
+        self.metrics.in_progress.set_function(lambda: self.admission.active)
         self.workers = ThreadPoolExecutor(settings.workers, thread_name_prefix="oddity-score")
         for model in models.values():
             current = store.current_threshold(model.name, model.version)
