@@ -4,7 +4,8 @@
 
 1. Fit PatchCore (1% coreset) on the first `--fit-images` bottle training images.
 2. Baseline: the same model scoring the bottle test images in process
-   (`detector.predict(paths)`, what `oddity predict` runs, without writing its folder).
+   (`detector.predict(paths)`, what `oddity predict` runs, without writing its folder), before
+   and after the load run (the mean is the baseline: a shared machine's speed drifts).
 3. Load: `oddity serve` in a child process, `--clients` concurrent clients posting one test
    image per request, `--requests` requests in all (the test images in turn); p50/p99
    latency, throughput, failures, and the store checked against the answers
@@ -44,6 +45,13 @@ API_KEY = "benchmark-key"
 
 def percentile_ms(seconds: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(seconds) * 1000.0, q)) if seconds else float("nan")
+
+
+def predict_rate(detector, paths: list[Path]) -> float:
+    """Images per second of `detector.predict` on `paths` in this process."""
+    start = time.perf_counter()
+    detector.predict(paths, verbose=False)
+    return len(paths) / (time.perf_counter() - start)
 
 
 def server_model_ms(port: int) -> float:
@@ -95,10 +103,7 @@ def main() -> int:
     images = list(islice(cycle(payloads), args.requests))
     port = free_port()
     if "load" in stages:
-        start = time.perf_counter()
-        detector.predict(tests, verbose=False)
-        baseline = len(tests) / (time.perf_counter() - start)
-        print(f"in-process predict: {baseline:.2f} img/s", flush=True)
+        before = predict_rate(detector, tests)
         url, files = f"sqlite:///{work / 'load' / 'inspections.sqlite'}", work / "load" / "files"
         server = start_server([model], url, files, port, log=work / "load.log")
         try:
@@ -106,11 +111,15 @@ def main() -> int:
             model_ms = server_model_ms(port)
         finally:
             stop_server(server)
+        after_rate = predict_rate(detector, tests)
+        baseline = (before + after_rate) / 2
+        print(f"in-process predict: {before:.2f} img/s before, {after_rate:.2f} after", flush=True)
         check = verify_store(url, files, load.answers)
         latencies = [a.seconds for a in load.answers]
         throughput = len(load.answers) / load.wall_s
         print(f"load: {len(load.answers)} answered, failures {load.failures}, {throughput:.2f} req/s", flush=True)
         result["baseline_img_per_s"], result["test_images"] = round(baseline, 2), len(tests)
+        result["baseline_before_after"] = [round(before, 2), round(after_rate, 2)]
         result["load"] = {
             "command": result["command"], "clients": args.clients, "requests": load.requests,
             "answered_200": len(load.answers),
@@ -185,8 +194,9 @@ worker, SQLite WAL store with `synchronous=FULL`, image and map files flushed be
 | {load['requests']} | {load['answered_200']} | {sum(load['failures'].values())} | {load['rows']} | {load['missing_rows']} | {load['rows_with_bad_files']} | {load['p50_ms']} | {load['p99_ms']} | {load['throughput_req_per_s']} | {r['baseline_img_per_s']} | {load['vs_predict']} |
 
 The baseline is `detector.predict` on the {r['test_images']} bottle test images in one process (what
-`oddity predict` runs, without writing its output folder): {load.get('baseline_ms_per_image', '?')} ms per
-image; inside the server under load the model took {load.get('server_model_ms_per_image', '?')} ms per image
+`oddity predict` runs, without writing its output folder), measured before and after the load run
+({' and '.join(map(str, r.get('baseline_before_after', [])))} img/s; the ratio uses their mean,
+{load.get('baseline_ms_per_image', '?')} ms per image); inside the server under load the model took {load.get('server_model_ms_per_image', '?')} ms per image
 (its own metric), the rest of each request being upload, decoding, the map PNG, hashing, flushing
 files and committing the row. Latency is what a client waits with {load['clients']} clients queued on
 one scoring worker, so p50 is mostly queueing.
