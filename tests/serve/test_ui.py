@@ -47,7 +47,18 @@ def page():
         browser.close()
 
 
+def wait_until(page, function: str, timeout_s: float = 20.0) -> None:
+    """Poll a JavaScript function until it returns true (`page.wait_for_function` evaluates
+    strings with eval, which the UI's Content-Security-Policy rightly forbids)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(function):
+        assert time.monotonic() < deadline, f"timed out waiting for {function}"
+        time.sleep(0.1)
+
+
 def test_upload_heat_map_threshold_slider_verdict_and_history(page, live_url, test_images, tmp_path):
+    from playwright.sync_api import expect
+
     shots = Path(os.environ.get("ODDITY_UI_SCREENSHOTS", tmp_path))
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
@@ -65,8 +76,8 @@ def test_upload_heat_map_threshold_slider_verdict_and_history(page, live_url, te
                                 ["good.png", base64.b64encode(test_images["good"]).decode()]])
     page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
     page.wait_for_selector("[data-testid=result] >> nth=1")
-    page.wait_for_function("[...document.querySelectorAll('[data-testid=heat-map]')]"
-                           ".every((img) => img.complete && img.naturalWidth === 64)")
+    wait_until(page, "() => [...document.querySelectorAll('[data-testid=heat-map]')]"
+                     ".every((img) => img.complete && img.naturalWidth === 64)")
     labels = page.locator("[data-testid=label]")
     assert labels.all_text_contents() == ["anomalous", "normal"]
     page.locator("#opacity").fill("0.6")
@@ -93,8 +104,8 @@ def test_upload_heat_map_threshold_slider_verdict_and_history(page, live_url, te
     page.wait_for_selector(f"{verdict_cell}:has-text('false_alarm')")
     page.select_option("#filters select[name=verdict]", "false_alarm")
     page.click("#filters button[type=submit]")
-    page.wait_for_function("document.querySelectorAll('[data-testid=history-row]').length === 1")
     row = page.locator("[data-testid=history-row]")
+    expect(row).to_have_count(1)
     assert row.get_attribute("data-id") == first_id
     assert row.locator("[data-testid=verdict]").text_content() == "false_alarm"
     page.select_option("#filters select[name=verdict]", "")
