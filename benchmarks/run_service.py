@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -165,6 +166,7 @@ def main() -> int:
                                "right_status": sum(r["expected"] == r["got"] for r in rows),
                                "healthy_after": healthy and len(after.answers) == 3 and check.ok}
         print(f"bad input: {result['bad_input']['right_status']} of {len(rows)} right", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
     args.out.mkdir(parents=True, exist_ok=True)
     text = json.dumps(result, indent=2) + "\n"
     atomic_write(args.out / "service.json", lambda tmp: Path(tmp).write_text(text))
