@@ -1,4 +1,4 @@
-"""The `oddity` command: fit, predict, eval, zeroshot, explain, compare, demo, parse and list.
+"""The `oddity` command: fit, predict, eval, zeroshot, explain, compare, demo, parse, serve and list.
 
 Every command takes `--quiet` (no progress bars) and `--help`. Errors oddity raises on purpose
 (`OddityError`: bad data, bad options, unreadable model) print one line `error: ...` on stderr
@@ -29,6 +29,7 @@ from oddity.core.persistence import atomic_write
 from oddity.core.registry import get_detector_class
 from oddity.core.thresholds import Threshold
 from oddity.logs import cli as logs_cli
+from oddity.serve.runner import add_arguments as add_serve_arguments
 
 if TYPE_CHECKING:
     from oddity.core.detector import Detector
@@ -303,6 +304,12 @@ def cmd_explain(args: argparse.Namespace) -> None:
     explain_file(args.model, args.data, args.start, args.end, args.top, args.target, args.plot)
 
 
+def cmd_serve(args: argparse.Namespace) -> None:
+    from oddity.serve.runner import run_command
+
+    run_command(args)
+
+
 def cmd_list(args: argparse.Namespace) -> None:
     names = oddity.list_detectors()
     width = max(len(name) for name in names)
@@ -433,6 +440,12 @@ def build_parser() -> argparse.ArgumentParser:
                          help="search radius in feature-grid cells (default 2)")
     compare.add_argument("--image-size", type=int, default=256, metavar="N", help="short side of the model input")
     compare.set_defaults(run=cmd_compare)
+
+    serve = commands.add_parser("serve", parents=[common], help="serve models over HTTP, with a browser UI and a store",
+                                description="Serve models: REST API, browser UI at /ui/, inspection "
+                                            "store, Prometheus metrics (see docs/service.md).")
+    add_serve_arguments(serve)
+    serve.set_defaults(run=cmd_serve)
 
     list_ = commands.add_parser("list", parents=[common], help="list the registered detectors",
                                 description="List the registered detectors.")

@@ -93,8 +93,12 @@ def _open(path: Path, min_side: int = MIN_SIDE) -> Image.Image:
 
 def read_image(path: str | Path) -> np.ndarray:
     """Decode an image file to RGB float32 in [0, 1], shape (H, W, 3)."""
-    path = Path(path)
-    image = _open(path)
+    return image_pixels(_open(Path(path)))
+
+
+def image_pixels(image: Image.Image) -> np.ndarray:
+    """A decoded PIL image as RGB float32 in [0, 1], shape (H, W, 3) (the conversions of the
+    module docstring); for images that come from memory rather than a file."""
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         pixels = np.asarray(image, dtype=np.float32)
         scale = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0

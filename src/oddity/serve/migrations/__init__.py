@@ -1,0 +1,1 @@
+"""Alembic migrations of the inspection store (run by `oddity.serve.store.open_store`)."""

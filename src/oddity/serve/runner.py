@@ -1,0 +1,141 @@
+"""`oddity serve`: load the models, open the store and run the app under uvicorn.
+
+By default the store lives in a folder `oddity-store/` beside the first model: a SQLite
+database `inspections.sqlite` and the image and map files in `files/`. `--store URL` puts the
+rows in another database (e.g. a plant-wide PostgreSQL), `--files DIR` the files elsewhere.
+Binding an address other than loopback needs an API key: an open service on a network would
+let anyone score images and read the plant's record.
+"""
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from oddity.core.errors import ConfigError
+from oddity.serve.settings import ServiceSettings
+
+STORE_FOLDER = "oddity-store"
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """What `oddity serve` was asked for."""
+
+    models: list[str]
+    host: str = "127.0.0.1"
+    port: int = 8000
+    store: str | None = None
+    files: str | None = None
+    settings: ServiceSettings = ServiceSettings()
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` is a loopback address (127.0.0.0/8, ::1) or `localhost`."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_options(options: ServeOptions) -> None:
+    """Refuse options that would expose an open service or cannot work.
+
+    Raises
+    ------
+    ConfigError
+        On a non-loopback host without an API key, a bad port or a bad limit.
+    """
+    if not is_loopback(options.host) and not options.settings.api_key:
+        raise ConfigError(f"--host {options.host}: serving beyond this machine needs an API key; "
+                          "give --api-key KEY (or ODDITY_API_KEY), or bind 127.0.0.1")
+    if not 0 <= options.port <= 65535:
+        raise ConfigError(f"--port {options.port}: must lie in 0..65535")
+    settings = options.settings
+    for name in ("max_upload_bytes", "max_pixels", "max_images", "workers"):
+        if getattr(settings, name) < 1:
+            raise ConfigError(f"--{name.replace('_', '-')}: must be at least 1")
+    if settings.queue < 0:
+        raise ConfigError("--queue: must be 0 or more")
+
+
+def store_locations(options: ServeOptions, first_model: Path) -> tuple[str, Path]:
+    """(database URL, files folder), defaulting to `oddity-store/` beside the first model."""
+    folder = first_model.resolve().parent / STORE_FOLDER
+    url = options.store or f"sqlite:///{folder / 'inspections.sqlite'}"
+    files = Path(options.files) if options.files else folder / "files"
+    return url, files
+
+
+def build_service(options: ServeOptions):
+    """Load the models and open the store: the `InspectionService` to serve."""
+    from oddity.serve.adapter import load_models, model_files
+    from oddity.serve.files import FileStore
+    from oddity.serve.service import InspectionService
+    from oddity.serve.store import InspectionStore
+
+    check_options(options)
+    first = model_files(options.models)[0]
+    url, files = store_locations(options, first)
+    models = load_models(options.models)
+    return InspectionService(models, InspectionStore.open(url), FileStore(files), options.settings)
+
+
+def serve(options: ServeOptions) -> None:
+    """Run the service until interrupted (see module docstring)."""
+    import uvicorn
+
+    from oddity.serve.app import create_app
+
+    service = build_service(options)
+    app = create_app(service)
+    names = ", ".join(f"{m.name} ({m.detector_name}, version {m.version})" for m in service.models.values())
+    url = service.store.engine.url.render_as_string(hide_password=True)
+    print(f"serving {names} at http://{options.host}:{options.port}/ui/ "
+          f"(API docs /docs; store {url}; files {service.files.root})", flush=True)
+    try:
+        uvicorn.run(app, host=options.host, port=options.port, log_level="warning",
+                    timeout_graceful_shutdown=10)
+    finally:
+        service.close()
+
+
+def api_key_from_environment(given: str | None) -> str | None:
+    """`--api-key` if given, else the `ODDITY_API_KEY` environment variable, else None."""
+    return given or os.environ.get("ODDITY_API_KEY") or None
+
+
+def add_arguments(parser) -> None:
+    """The options of `oddity serve` (on an argparse parser)."""
+    defaults = ServiceSettings()
+    parser.add_argument("models", nargs="+", metavar="MODEL",
+                        help=".oddity model files, or folders of them (name = file name)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; "
+                        "any other needs --api-key)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--store", metavar="URL", help="database URL (default: SQLite in "
+                        "oddity-store/ beside the first model; postgresql://USER@HOST/DB for a shared store)")
+    parser.add_argument("--files", metavar="DIR", help="folder of stored images and maps "
+                        "(default: oddity-store/files beside the first model)")
+    parser.add_argument("--api-key", metavar="KEY", help="key required in the X-API-Key header "
+                        "(default: $ODDITY_API_KEY; none: open on loopback only)")
+    parser.add_argument("--max-upload-mb", type=float, default=defaults.max_upload_bytes / 2**20,
+                        metavar="MB", help="largest request body")
+    parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels, metavar="N",
+                        help="largest width x height of an image")
+    parser.add_argument("--workers", type=int, default=defaults.workers, metavar="N",
+                        help="requests scored at once")
+    parser.add_argument("--queue", type=int, default=defaults.queue, metavar="N",
+                        help="requests waiting for a worker before 503 answers")
+
+
+def run_command(args) -> None:
+    """Run `oddity serve` from parsed arguments."""
+    settings = ServiceSettings(api_key=api_key_from_environment(args.api_key),
+                               max_upload_bytes=int(args.max_upload_mb * 2**20),
+                               max_pixels=args.max_pixels, workers=args.workers, queue=args.queue)
+    serve(ServeOptions(models=args.models, host=args.host, port=args.port, store=args.store,
+                       files=args.files, settings=settings))

@@ -1,0 +1,236 @@
+"""What the routes do, without HTTP: score uploads, store them durably, review, recalibrate.
+
+`InspectionService.inspect` is the path of every scored image: admission (bounded), scoring
+on the model workers (`ServiceSettings.workers` threads, one image at a time per model), then
+the image and its map PNG written to the content-addressed file store (flushed to disk), then
+the rows inserted in one committed transaction. Only then does the caller answer, so an
+answered inspection is on disk with its files; a crash before the commit leaves at most
+unreferenced files, never a row without its files.
+"""
+from __future__ import annotations
+
+import asyncio
+import base64
+import math
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import anyio
+
+from oddity.serve.adapter import Scored, ServedModel, map_png
+from oddity.serve.errors import Refusal
+from oddity.serve.files import FileStore
+from oddity.serve.limits import Admission
+from oddity.serve.settings import ServiceSettings
+from oddity.serve.metrics import ServiceMetrics
+from oddity.serve.review import Proposal, propose_threshold
+from oddity.serve.store import InspectionQuery, InspectionStore, utc_now
+from oddity.serve.uploads import Upload
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """One stored inspection: its row (id included), the raw scoring result and the map PNG."""
+
+    row: dict[str, Any]
+    scored: Scored
+    map_png: bytes | None
+
+
+def parse_threshold(text: str | float | None) -> float | None:
+    """A per-request threshold override: None, or a finite number.
+
+    Raises
+    ------
+    Refusal
+        422 if it is not a finite number.
+    """
+    if text is None or text == "":
+        return None
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise Refusal(422, "bad_threshold", f"threshold: {str(text)[:40]!r} is not a number") from None
+    if not math.isfinite(value):
+        raise Refusal(422, "bad_threshold", f"threshold: must be a finite number, got {text!r}")
+    return value
+
+
+def iso(value: Any) -> str | None:
+    """A stored naive UTC time as ISO 8601 with a Z, or None."""
+    return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
+
+
+def inspection_json(row: dict[str, Any]) -> dict[str, Any]:
+    """An inspection row as the API shows it."""
+    verdict = None
+    if row["verdict"] is not None:
+        verdict = {"verdict": row["verdict"], "who": row["verdict_by"], "note": row["verdict_note"],
+                   "at": iso(row["verdict_at"])}
+    return {"id": row["id"], "created_at": iso(row["created_at"]),
+            "model": {"name": row["model"], "version": row["model_version"]},
+            "filename": row["filename"], "score": row["score"],
+            "label": "anomalous" if row["anomalous"] else "normal",
+            "threshold": row["threshold"], "threshold_source": row["threshold_source"],
+            "pixel_threshold": row["pixel_threshold"], "latency_ms": row["latency_ms"],
+            "width": row["width"], "height": row["height"],
+            "image": {"sha256": row["image_sha256"], "media_type": row["image_type"]},
+            "map": {"sha256": row["map_sha256"], "media_type": "image/png"} if row["map_sha256"] else None,
+            "verdict": verdict}
+
+
+def b64(data: bytes | None) -> str | None:
+    return None if data is None else base64.b64encode(data).decode("ascii")
+
+
+class InspectionService:
+    """Models, store, files, limits and metrics of one running service.
+
+    Parameters
+    ----------
+    models : dict
+        Served models by name (`oddity.serve.adapter.load_models`).
+    store : InspectionStore
+    files : FileStore
+    settings : ServiceSettings
+    """
+
+    def __init__(self, models: dict[str, ServedModel], store: InspectionStore, files: FileStore,
+                 settings: ServiceSettings):
+        self.models, self.store, self.files, self.settings = models, store, files, settings
+        self.metrics = ServiceMetrics()
+        self.admission = Admission(settings.workers + settings.queue, settings.retry_after_s)
+        self.metrics.in_progress.set_function(lambda: self.admission.active)
+        self.workers = ThreadPoolExecutor(settings.workers, thread_name_prefix="oddity-score")
+        for model in models.values():
+            current = store.current_threshold(model.name, model.version)
+            if current is not None:
+                model.threshold = current
+
+    def close(self) -> None:
+        """Stop the workers and release the database."""
+        self.workers.shutdown(wait=True)
+        self.store.close()
+
+    def model(self, name: str) -> ServedModel:
+        """The served model called `name`.
+
+        Raises
+        ------
+        Refusal
+            404 if no such model is served.
+        """
+        model = self.models.get(name)
+        if model is None:
+            served = ", ".join(sorted(self.models)) or "none"
+            raise Refusal(404, "unknown_model", f"model {name[:80]!r} is not served (served: {served})")
+        return model
+
+    async def inspect(self, model: ServedModel, uploads: Sequence[Upload],
+                      threshold: float | None) -> list[Inspected]:
+        """Score and durably store the uploads (see module docstring); the caller holds admission."""
+        loop = asyncio.get_running_loop()
+        scored = await loop.run_in_executor(self.workers, lambda: [model.score(u.pixels) for u in uploads])
+        return await anyio.to_thread.run_sync(self._record, model, uploads, scored, threshold)
+
+    def _record(self, model: ServedModel, uploads: Sequence[Upload], scored: list[Scored],
+                threshold: float | None) -> list[Inspected]:
+        in_force = model.threshold if threshold is None else threshold
+        source = "model" if threshold is None else "request"
+        rows, pngs = [], []
+        now = utc_now()
+        for upload, result in zip(uploads, scored):
+            png = map_png(result)
+            pngs.append(png)
+            rows.append({
+                "created_at": now, "model": model.name, "model_version": model.version,
+                "filename": upload.name[:255], "score": result.score, "threshold": in_force,
+                "threshold_source": source, "anomalous": result.score > in_force,
+                "pixel_threshold": result.pixel_threshold if math.isfinite(result.pixel_threshold) else None,
+                "latency_ms": result.seconds * 1000.0, "width": upload.width, "height": upload.height,
+                "image_sha256": self.files.put(upload.data), "image_type": upload.media_type,
+                "map_sha256": self.files.put(png) if png is not None else None,
+                "verdict": None, "verdict_by": None, "verdict_note": None, "verdict_at": None,
+            })
+        for row, inspection_id in zip(rows, self.store.add_inspections(rows)):
+            row["id"] = inspection_id
+        for row, result in zip(rows, scored):
+            self.metrics.observe_image(model.name, result.seconds, result.score, in_force, row["anomalous"])
+        return [Inspected(row, result, png) for row, result, png in zip(rows, scored, pngs)]
+
+    # --- reading and reviewing -----------------------------------------------------------
+    def search(self, query: InspectionQuery) -> dict[str, Any]:
+        """A page of inspections and the cursor of the next one."""
+        rows, cursor = self.store.search(query)
+        return {"inspections": [inspection_json(r) for r in rows],
+                "next_cursor": None if cursor is None else str(cursor)}
+
+    def row(self, inspection_id: int) -> dict[str, Any]:
+        """The stored row of an inspection.
+
+        Raises
+        ------
+        Refusal
+            404 if there is no such inspection.
+        """
+        row = self.store.get(inspection_id)
+        if row is None:
+            raise Refusal(404, "unknown_inspection", f"no inspection with id {inspection_id}")
+        return row
+
+    def inspection(self, inspection_id: int) -> dict[str, Any]:
+        """An inspection with its image and map (base64)."""
+        row = self.row(inspection_id)
+        document = inspection_json(row)
+        document["image"]["base64"] = b64(self.files.get(row["image_sha256"]))
+        if document["map"] is not None:
+            document["map"]["base64"] = b64(self.files.get(row["map_sha256"]))
+        return document
+
+    def set_verdict(self, inspection_id: int, verdict: str, who: str, note: str) -> dict[str, Any]:
+        """Record a verdict; the inspection as it is now."""
+        row = self.store.set_verdict(inspection_id, verdict, who, note)
+        if row is None:
+            raise Refusal(404, "unknown_inspection", f"no inspection with id {inspection_id}")
+        return inspection_json(row)
+
+    # --- thresholds ----------------------------------------------------------------------
+    def recalibrate(self, model: ServedModel, target_fpr: float | None, apply: bool,
+                    who: str | None, why: str | None) -> dict[str, Any]:
+        """Propose a threshold from the reviews; with `apply`, put it in force and record who
+        and why.
+
+        Raises
+        ------
+        Refusal
+            422 when applying without `who` and `why`, or for a bad `target_fpr`; 409 without
+            normal evidence.
+        """
+        if apply and not (who and who.strip() and why and why.strip()):
+            raise Refusal(422, "who_and_why_required",
+                          "apply: a threshold change needs 'who' and 'why' (both non-empty)")
+        if target_fpr is None:
+            target_fpr = model.target_fpr if math.isfinite(model.target_fpr) else 0.01
+        proposal: Proposal = propose_threshold(self.store.reviewed_scores(model.name, model.version),
+                                               target_fpr)
+        answer: dict[str, Any] = {"model": {"name": model.name, "version": model.version},
+                                  "current": model.threshold, "proposed": proposal.to_dict(),
+                                  "applied": False, "change_id": None}
+        if apply:
+            assert who is not None and why is not None
+            answer["change_id"] = self.store.add_threshold_change({
+                "model": model.name, "model_version": model.version, "old_value": model.threshold,
+                "new_value": proposal.value, "target_fpr": target_fpr,
+                "expected_fpr": proposal.expected_fpr, "n_normal": proposal.n_normal,
+                "who": who.strip()[:128], "why": why.strip()})
+            model.threshold = proposal.value
+            answer["applied"] = True
+        return answer
+
+    def model_page(self, model: ServedModel) -> dict[str, Any]:
+        """Everything the model page shows: description, counts, threshold history."""
+        history = [{**{k: v for k, v in change.items() if k != "created_at"},
+                    "created_at": iso(change["created_at"])}
+                   for change in self.store.threshold_history(model.name)]
+        return {**model.describe(), "counts": self.store.counts(model.name), "threshold_history": history}
