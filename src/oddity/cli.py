@@ -1,4 +1,4 @@
-"""The `oddity` command: fit, predict, eval, zeroshot, explain, compare, demo and list.
+"""The `oddity` command: fit, predict, export, eval, zeroshot, explain, compare, demo and list.
 
 Every command takes `--quiet` (no progress bars) and `--help`. Errors oddity raises on purpose
 (`OddityError`: bad data, bad options, unreadable model) print one line `error: ...` on stderr
@@ -28,6 +28,7 @@ from oddity.core.thresholds import Threshold
 if TYPE_CHECKING:
     from oddity.core.detector import Detector
     from oddity.core.results import ImagePrediction
+    from oddity.export.engine import ExportedModel
     from oddity.image.detector import ImageDetector
     from oddity.image.evaluate import Evaluation
 
@@ -189,9 +190,16 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    from oddity.export.engine import ExportedModel, is_export
     from oddity.image.data import unlabelled_samples
 
     _check_apart([args.out], args.inputs)
+    if is_export(args.model):  # onnxruntime only: torch is never imported on this path
+        exported = ExportedModel(args.model)
+        prediction = exported.predict(unlabelled_samples(args.inputs), verbose=not args.quiet,
+                                      skip_bad=args.skip_bad)
+        _write_prediction(exported, prediction, args.out)
+        return
     model = oddity.load(args.model)
     if model.modality == "series":
         from oddity.series import cli as series_cli
@@ -204,7 +212,7 @@ def cmd_predict(args: argparse.Namespace) -> None:
     _write_prediction(detector, prediction, args.out)
 
 
-def _write_prediction(detector: ImageDetector, prediction: ImagePrediction, out: str) -> None:
+def _write_prediction(detector: ImageDetector | ExportedModel, prediction: ImagePrediction, out: str) -> None:
     """Write a prediction folder (`oddity.image.predictions`) and say what is in it."""
     from oddity.image.predictions import write_predictions
 
@@ -216,6 +224,25 @@ def _write_prediction(detector: ImageDetector, prediction: ImagePrediction, out:
         print(f"scores: {csv_path} ({detector.name} scores whole images: no overlays or masks)")
     else:
         print(f"scores: {csv_path}; overlays: {Path(out) / 'overlays'}; masks: {Path(out) / 'masks'}")
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from oddity.export.onnx import export_onnx
+
+    _check_apart([args.out], [args.model, *(args.images or [])])
+    detector = _as_image_detector(oddity.load(args.model), args.model)
+    metadata = export_onnx(detector, args.out, images=args.images, quantize=args.quantize,
+                           verbose=not args.quiet)
+    gate = metadata["parity"]
+    maps = "" if gate["max_map_difference"] is None else \
+        f", largest map difference {gate['max_map_difference']:.3g} of the pixel threshold"
+    print(f"parity on {gate['images']} images: largest relative score difference "
+          f"{gate['max_score_difference']:.3g}{maps}, labels identical")
+    if "quantized" in metadata:
+        q_gate = metadata["quantized"]["parity"]
+        print(f"int8: largest relative score difference {q_gate['max_score_difference']:.3g}, labels identical")
+    print(f"exported {detector.name} to {Path(args.out) / 'model.onnx'} with metadata.json "
+          f"(run it with `oddity predict {args.out} INPUTS --out DIR`)")
 
 
 def cmd_zeroshot(args: argparse.Namespace) -> None:
@@ -338,11 +365,24 @@ def build_parser() -> argparse.ArgumentParser:
     predict = commands.add_parser("predict", parents=[common], help="score images or a series with a model",
                                   description="Score image files and folders; write scores.csv, "
                                               "overlays/ and masks/ into the output folder.")
-    predict.add_argument("model", metavar="MODEL", help="model file written by `oddity fit`")
+    predict.add_argument("model", metavar="MODEL",
+                         help="model file written by `oddity fit`, or a folder / .onnx file written by `oddity export`")
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
     predict.add_argument("--out", required=True, metavar="DIR", help="output folder (not one of the inputs)")
     predict.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
     predict.set_defaults(run=cmd_predict)
+
+    export = commands.add_parser(
+        "export", parents=[common], help="export an image model to ONNX (with a parity gate)",
+        description="Write model.onnx and metadata.json after checking that onnxruntime gives the "
+                    "same scores and labels as the model (on its calibration images or --images).")
+    export.add_argument("model", metavar="MODEL", help="model file written by `oddity fit`")
+    export.add_argument("--format", default="onnx", choices=["onnx"], help="export format (default: onnx)")
+    export.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    export.add_argument("--images", nargs="+", metavar="INPUT",
+                        help="images or folders for the parity gate (default: the calibration images)")
+    export.add_argument("--quantize", choices=["int8"], help="also write an int8 graph (own gate: same labels)")
+    export.set_defaults(run=cmd_export)
 
     evaluate_ = commands.add_parser("eval", parents=[common], help="measure a model on a labelled test set",
                                     description="Compute image and pixel metrics on a labelled test set.")

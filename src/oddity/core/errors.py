@@ -28,3 +28,7 @@ class ModelFileError(OddityError, ValueError):
 
 class MetricError(OddityError, ValueError):
     """A metric cannot be computed from the given labels/scores (e.g. only one class)."""
+
+
+class ExportError(OddityError, ValueError):
+    """A model cannot be exported, or its export failed the parity gate (says why)."""

@@ -116,6 +116,7 @@ class ImageDetector(Detector):
     input_shape_: tuple[int, int] | None = None
     border_: BorderStandardiser | None = None
     skipped_: set[str] | None = None  # files skipped as unreadable by the last fit (not saved)
+    calibration_images_: list[str] | None = None  # files that calibrated the thresholds (export checks parity on them)
 
     def __init__(self, *, image_size: int = 256, tile: int | None = None,
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
@@ -225,6 +226,7 @@ class ImageDetector(Detector):
         fit_samples, calibration_samples = self._split_calibration(samples)
         self._learn(fit_samples, verbose)
         normal = calibration_samples or fit_samples
+        self.calibration_images_ = [s.name for s in normal if isinstance(s, ImageSample)]
         if self.border_rings and self.localises:
             self.border_ = BorderStandardiser.fit(self._patch_maps(normal, verbose), self.border_rings)
         if self.threshold_ is None or self.localises:
@@ -322,11 +324,12 @@ class ImageDetector(Detector):
         if self.border_ is not None:
             arrays = {"border_mean": self.border_.mean, "border_std": self.border_.std}
         return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None,
-                "pipeline": self.spec().to_dict()}, arrays
+                "pipeline": self.spec().to_dict(), "calibration_images_": self.calibration_images_}, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         shape = values.get("input_shape_")
         self.input_shape_ = tuple(shape) if shape else None
+        self.calibration_images_ = values.get("calibration_images_")
         self.border_ = None  # a few-shot model has no border statistics (too few images)
         if "border_mean" in arrays and "border_std" in arrays:
             self.border_ = BorderStandardiser(arrays["border_mean"], arrays["border_std"])
