@@ -217,7 +217,7 @@ def test_eval_refuses_report_inside_data(capsys, model, inspection_set):
 def test_ctrl_c_exits_130_and_leaves_no_output(capsys, model, inspection_set, tmp_path, monkeypatch):
     from oddity.image.kernel import ImageKernel
 
-    original, countdown = ImageKernel.forward, [3]
+    original, countdown = ImageKernel.forward, [1]  # the first batch is interrupted
 
     def interrupted(self, x):
         countdown[0] -= 1

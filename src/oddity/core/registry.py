@@ -1,8 +1,9 @@
 """Detector registry: maps a stable name (`patchcore`, `padim`, ...) to its class.
 
 A method registers itself with `@register("name")` in its own file; the CLI, benchmarks and
-`oddity.load` look classes up here. Detector packages are imported lazily on first lookup so
-that `import oddity` stays fast and a new method needs no edit outside its own file.
+`oddity.load` look classes up here. The detector packages (`oddity.<modality>.detectors`, found
+by `oddity.core.modality`) are imported lazily on first lookup so that `import oddity` stays
+fast and a new method, or a new modality, needs no edit outside its own files.
 """
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from oddity.core.errors import ConfigError
 if TYPE_CHECKING:
     from oddity.core.detector import Detector
 
-_DETECTOR_PACKAGES = ("oddity.image.detectors", "oddity.series.detectors")
 _REGISTRY: dict[str, type["Detector"]] = {}
 _loaded = False
 
@@ -40,7 +40,9 @@ def _import_all() -> None:
     global _loaded
     if _loaded:
         return
-    for package_name in _DETECTOR_PACKAGES:
+    from oddity.core.modality import modality_names
+
+    for package_name in (f"oddity.{name}.detectors" for name in modality_names()):
         package = importlib.import_module(package_name)
         for module in pkgutil.iter_modules(package.__path__):
             importlib.import_module(f"{package_name}.{module.name}")
