@@ -46,7 +46,8 @@ def test_export_passes_the_gate_and_predicts_like_the_model(fitted, inspection_s
     expected = fitted.predict(samples, verbose=False)
     got = ExportedModel(tmp_path / "export").predict(samples, verbose=False)
     np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-4, atol=1e-4 * abs(expected.threshold))
-    assert np.array_equal(got.labels, expected.labels) and got.paths == expected.paths
+    decided = np.abs(expected.scores - expected.threshold) > 1e-4 * abs(expected.threshold)  # not a tie
+    assert np.array_equal(got.labels[decided], expected.labels[decided]) and got.paths == expected.paths
     assert got.threshold == expected.threshold
     if expected.maps is None:
         assert got.maps is None and got.masks is None
@@ -117,7 +118,7 @@ def test_int8_export_has_its_own_gate(inspection_set, tmp_path):
     assert metadata["quantized"]["parity"]["labels_identical"]
     prediction = ExportedModel(tmp_path / "export" / "model.int8.onnx").predict(
         evaluation_samples(inspection_set), verbose=False)
-    assert len(prediction.scores) == 6
+    assert len(prediction.scores) == len(evaluation_samples(inspection_set))
 
 
 def test_cli_export_then_predict_without_torch(inspection_set, tmp_path, capsys):

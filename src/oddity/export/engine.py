@@ -73,6 +73,7 @@ class ExportedModel:
         self.metadata = read_metadata(graph.parent)
         self.source = str(graph)
         self.name = self.metadata["detector"]
+        self.modality = self.metadata.get("modality", "image")
         self.spec = ImageSpec.from_dict(self.metadata["pipeline"], str(graph.parent / METADATA))
         thresholds = self.metadata["thresholds"]
         self.threshold = Threshold(**thresholds["image"])

@@ -117,6 +117,7 @@ def _metadata(detector: ImageDetector, hw: tuple[int, int], gate: Parity) -> dic
         "schema_version": SCHEMA_VERSION,
         "oddity_version": oddity.__version__,
         "detector": detector.name,
+        "modality": detector.modality,
         "params": detector.get_params(),
         "input": {"name": "images", "dtype": "float32", "shape": ["batch", 3, *hw],
                   "layout": "NCHW, RGB in [0, 1], resized by the pipeline rule"},
