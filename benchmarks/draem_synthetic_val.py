@@ -93,7 +93,9 @@ def main() -> int:
     rows, start = [], time.time()
 
     def evaluate(step: int, weights: str) -> None:
-        scores, maps = zip(*(detector._score_image(torch.from_numpy(p).permute(2, 0, 1)[None]) for p in val_pixels))
+        kernel = detector.kernel()
+        outputs = [kernel(torch.from_numpy(p).permute(2, 0, 1)[None]) for p in val_pixels]
+        scores, maps = [float(s[0]) for s, _ in outputs], [m[0].numpy() for _, m in outputs]
         row = {"label": args.label, "params": params, "step": step, "weights": weights,
                "focal_loss": float(np.mean(focal_losses[-args.every:])),
                "val_image_auroc": image_auroc(val_labels, scores), "val_pixel_auroc": pixel_auroc(maps, val_masks)}
