@@ -13,7 +13,6 @@ from PIL import Image
 
 import oddity
 from oddity.cli import main
-from oddity.core.registry import get_detector_class
 
 COMMANDS = ["fit", "predict", "eval", "zeroshot", "demo", "compare", "list"]
 METRIC_KEYS = {"image_auroc", "image_aupr", "image_f1max", "pixel_auroc", "aupro", "aupimo",

@@ -19,11 +19,17 @@ from __future__ import annotations
 import argparse
 import sys
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 import oddity
 from oddity.core.errors import OddityError
-from oddity.core.modality import check_apart, detector_params, modality_cli, modality_names, verb
+from oddity.core.modality import (
+    check_apart,
+    detector_params,
+    modality_cli,
+    modality_names,
+    verb,
+)
 from oddity.core.registry import get_detector_class
 
 

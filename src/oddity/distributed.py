@@ -13,8 +13,9 @@ workers must see the model and the images at the same paths.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm

@@ -23,9 +23,10 @@ import importlib
 import json
 import os
 import pkgutil
+from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from oddity.core.errors import ConfigError
 from oddity.core.persistence import atomic_write

@@ -12,7 +12,7 @@ A detector whose image-level scores are not a flat maximum of its map keeps its 
 """
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

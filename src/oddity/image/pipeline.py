@@ -9,7 +9,7 @@ image's parts are put back together by its `ImageSpec`. This module imports no t
 """
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 from tqdm.auto import tqdm

@@ -74,7 +74,7 @@ class ImageSpec:
         return values
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any], source: str = "model") -> "ImageSpec":
+    def from_dict(cls, values: dict[str, Any], source: str = "model") -> ImageSpec:
         """Read a spec written by `to_dict`; a missing or unknown field is a ModelFileError."""
         try:
             spec = cls(**values)
