@@ -179,7 +179,9 @@ def export_onnx(detector: ImageDetector, out: str | os.PathLike, *, images: Sequ
         if gate.max_score_difference > SCORE_TOLERANCE or not gate.labels_identical:
             raise ExportError(
                 f"parity gate failed: largest relative score difference {gate.max_score_difference:.3g} "
-                f"(allowed {SCORE_TOLERANCE:g}), labels identical: {gate.labels_identical}; nothing written")
+                f"(allowed {SCORE_TOLERANCE:g}), labels identical: {gate.labels_identical}; nothing written "
+                "(a model that scores in bfloat16 in process, e.g. efficientad with precision='auto' on "
+                "a CPU with native bfloat16, must be set to precision='float32' before export)")
         metadata = _metadata(detector, hw, gate)
         if quantize:
             quantized = Path(scratch) / QUANTIZED
