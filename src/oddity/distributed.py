@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from oddity.core.errors import ConfigError
+from oddity.core.errors import ConfigError, DataError
 from oddity.core.results import ImagePrediction, ImageScores
 from oddity.image.pipeline import BATCH_SIZE, decide
 
@@ -105,11 +105,15 @@ def score_on_cluster(client: Any, path: str, samples: Sequence, *, partition_siz
     ------
     ConfigError
         If `partition_size` is not positive.
+    DataError
+        If there are no samples, or an unreadable one without `skip_bad`.
     """
     from distributed import as_completed
 
     if partition_size < 1:
         raise ConfigError(f"partition_size must be positive, got {partition_size}")
+    if not samples:
+        raise DataError("no images given")
     path = os.path.abspath(path)
     parts = [list(samples[i:i + partition_size]) for i in range(0, len(samples), partition_size)]
     count = len(parts)  # (Client.map takes batch_size itself: pass ours positionally)
