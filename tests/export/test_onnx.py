@@ -67,18 +67,16 @@ def test_kernel_scores_a_batch_as_it_scores_each_image(fitted):
     torch.testing.assert_close(maps, torch.cat([m for _, m in alone]), rtol=1e-5, atol=1e-5)
 
 
-def test_patchcore_faiss_and_matrix_product_search_give_the_same_scores(inspection_set, monkeypatch):
-    from oddity.image.detectors import patchcore
-
-    detector = oddity.create("patchcore", border_rings=0, **QUICK).fit(inspection_set, verbose=False)
-    samples = evaluation_samples(inspection_set)
-    graph = detector.score(samples, verbose=False)
-    monkeypatch.setattr(patchcore, "FAISS_MIN_BANK", 1)
-    assert detector.kernel().scorer.search.index is not None
-    searched = detector.score(samples, verbose=False)
-    np.testing.assert_allclose(searched.scores, graph.scores, rtol=1e-5)
-    for a, b in zip(searched.maps, graph.maps):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+@pytest.mark.parametrize("border_rings", [0, 4])  # Eq. 7 re-weighting, border standardisation
+def test_patchcore_faiss_and_matrix_product_search_give_the_same_scores(inspection_set, border_rings):
+    detector = oddity.create("patchcore", border_rings=border_rings, **QUICK).fit(inspection_set, verbose=False)
+    in_process, portable = detector.kernel(), detector.kernel(portable=True)
+    assert in_process.scorer.search.index is not None and portable.scorer.search.index is None
+    batch = torch.rand(4, 3, 64, 64)
+    with torch.inference_mode():
+        (faiss_scores, faiss_maps), (graph_scores, graph_maps) = in_process(batch), portable(batch)
+    torch.testing.assert_close(graph_scores, faiss_scores, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(graph_maps, faiss_maps, rtol=1e-5, atol=1e-5)
 
 
 def test_musc_is_refused_with_the_reason(tmp_path):
