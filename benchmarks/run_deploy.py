@@ -109,15 +109,18 @@ def markdown(results: dict) -> str:
              "disturbed by that load and are recorded as measured.", "",
              "## Parity (export gate on the calibration images; then the test set)", "",
              "| detector | settings | gate: max rel. score diff | gate: max map diff / pixel thr. | "
-             "gate: labels | test: max rel. score diff | test: mask pixels differing | test: labels identical |",
-             "|---|---|---|---|---|---|---|---|"]
+             "gate: labels | test: max rel. score diff | test: mask pixels differing | test: labels (ties excluded) | "
+             "test: labels identical, raw |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for row in results["parity"]:
         gate, test = row["gate"], row["test"]
         mapd = "n/a (image-level)" if gate["max_map_difference"] is None else f"{gate['max_map_difference']:.2e}"
         masks = "n/a" if test["mask_pixels_differing"] is None else f"{test['mask_pixels_differing']:.1e}"
         lines.append(f"| {row['detector']} | {row['settings'] or 'defaults'} | {gate['max_score_difference']:.2e} | "
                      f"{mapd} | {gate['labels_identical']} | {test['max_score_difference']:.2e} | {masks} | "
-                     f"{row['labels_identical_on_test']} |")
+                     f"{test['labels_identical']} | {row['labels_identical_on_test']} |")
+    lines += ["", "A tie is a score within the gate's tolerance (1e-4 relative) of the image threshold: "
+              "its label can flip on float rounding alone. \"Raw\" compares every label."]
     if "speed" in results:
         speed = results["speed"]
         accuracy = speed["accuracy"]
@@ -141,6 +144,13 @@ def markdown(results: dict) -> str:
                   "result transfer (maps at full image size) on top; across machines it grows with "
                   "their number, bounded by the client's gathering of maps."]
     return "\n".join(lines) + "\n"
+
+
+def rewrite_page(stem: str = "deploy") -> None:
+    """Regenerate the Markdown page from the stored JSON (no measurement)."""
+    results = json.loads((RESULTS / f"{stem}.json").read_text(encoding="utf-8"))
+    page = markdown(results)
+    atomic_write(RESULTS / f"{stem}.md", lambda tmp: Path(tmp).write_text(page, encoding="utf-8"))
 
 
 def main() -> None:
