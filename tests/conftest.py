@@ -23,6 +23,16 @@ from oddity.image.detector import ImageDetector
 from oddity.image.synth import make_inspection_set
 
 
+class MeanDifferenceScorer(torch.nn.Module):
+    def __init__(self, mean: torch.Tensor):
+        super().__init__()
+        self.register_buffer("mean", mean)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        diff = (x - self.mean).square().mean(dim=1)
+        return diff.flatten(1).amax(dim=1), diff
+
+
 @register("test-meandiff")
 class MeanDifference(ImageDetector):
     """Test-only detector: squared difference to the mean training image."""
@@ -36,9 +46,8 @@ class MeanDifference(ImageDetector):
             total = x[0].clone() if total is None else total + x[0]
         self.mean_ = (total / len(images)).numpy()
 
-    def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
-        diff = ((x[0].numpy() - self.mean_) ** 2).mean(axis=0)
-        return float(diff.max()), diff
+    def _scorer(self, portable: bool) -> torch.nn.Module:
+        return MeanDifferenceScorer(torch.from_numpy(self.mean_))
 
     def _get_state(self):
         values, arrays = super()._get_state()

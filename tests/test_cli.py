@@ -13,7 +13,6 @@ from PIL import Image
 
 import oddity
 from oddity.cli import main
-from oddity.core.registry import get_detector_class
 
 COMMANDS = ["fit", "predict", "eval", "zeroshot", "demo", "compare", "list"]
 METRIC_KEYS = {"image_auroc", "image_aupr", "image_f1max", "pixel_auroc", "aupro", "aupimo",
@@ -215,8 +214,9 @@ def test_eval_refuses_report_inside_data(capsys, model, inspection_set):
 
 
 def test_ctrl_c_exits_130_and_leaves_no_output(capsys, model, inspection_set, tmp_path, monkeypatch):
-    cls = get_detector_class("test-meandiff")
-    original, countdown = cls._score_image, [3]
+    from oddity.image.kernel import ImageKernel
+
+    original, countdown = ImageKernel.forward, [1]  # the first batch is interrupted
 
     def interrupted(self, x):
         countdown[0] -= 1
@@ -224,7 +224,7 @@ def test_ctrl_c_exits_130_and_leaves_no_output(capsys, model, inspection_set, tm
             raise KeyboardInterrupt
         return original(self, x)
 
-    monkeypatch.setattr(cls, "_score_image", interrupted)
+    monkeypatch.setattr(ImageKernel, "forward", interrupted)
     code, _, err = run(capsys, "predict", model, inspection_set / "test", "--out", tmp_path / "out", "--quiet")
     assert code == 130 and len(err.strip().splitlines()) == 1 and "interrupted" in err
     countdown[0] = 1  # fit scores its held-out images last, after learning

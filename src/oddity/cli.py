@@ -1,4 +1,9 @@
-"""The `oddity` command: fit, predict, eval, zeroshot, explain, compare, demo, parse, serve and list.
+"""The `oddity` command: argument parsing and dispatch only.
+
+The shared verbs fit, predict and eval dispatch on the modality of the detector (or model) to
+that modality's `cli` module, found by discovery (`oddity.core.modality`); each modality adds
+its own options and verbs (images: export, zeroshot, demo, compare; series: explain). `list`
+lists the registered detectors; `serve` starts the inspection service (`oddity.serve`).
 
 Every command takes `--quiet` (no progress bars) and `--help`. Errors oddity raises on purpose
 (`OddityError`: bad data, bad options, unreadable model) print one line `error: ...` on stderr
@@ -14,294 +19,37 @@ once and a Ctrl-C during start-up is handled like any other.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 import warnings
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Sequence
+from collections.abc import Sequence
 
 import oddity
-from oddity.core.errors import ConfigError, OddityError
+from oddity.core.errors import OddityError
+from oddity.core.modality import detector_params, modality_cli, modality_names, verb
 from oddity.core.outputs import claim, output_policy
-from oddity.core.params import parse_param
-from oddity.core.persistence import atomic_write
 from oddity.core.registry import get_detector_class
-from oddity.core.thresholds import Threshold
-from oddity.logs import cli as logs_cli
 from oddity.serve.runner import add_arguments as add_serve_arguments
-
-if TYPE_CHECKING:
-    from oddity.core.detector import Detector
-    from oddity.core.results import ImagePrediction
-    from oddity.image.detector import ImageDetector
-    from oddity.image.evaluate import Evaluation
-
-# The demo set: small enough to run in seconds, with a quarter of the 80 normal training images
-# held out so that the calibrated thresholds rest on 20 images (achievable FPR 1/21).
-DEMO_SET = {"n_train": 80, "n_test_good": 20, "n_test_defect": 8, "size": 128, "seed": 0}
-DEMO_PARAMS = {"image_size": 128, "seed": 0, "calibration_fraction": 0.25}
-DATE_ORDERS = {"auto": None, "day-first": True, "month-first": False}
-
-
-# --- helpers ------------------------------------------------------------------------------
-def _parse_assignment(cls: type, text: str) -> tuple[str, Any]:
-    """`key=value`, the value read by the parameter's type (`oddity.core.params`)."""
-    key, sep, raw = text.partition("=")
-    if not sep or not key.strip():
-        raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set coreset_ratio=0.05")
-    return key.strip(), parse_param(cls, key.strip(), raw)
-
-
-def _detector_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Constructor parameters from the options given (defaults left to the detector), checked
-    against what the detector accepts."""
-    cls = get_detector_class(name)
-    accepted = cls.param_names()
-    params: dict[str, Any] = {}
-    for option in ("image_size", "backbone", "seed", "tile", "target_fpr"):
-        if getattr(args, option, None) is not None:
-            params[option] = getattr(args, option)
-    if args.skip_bad:
-        params["skip_bad"] = True
-    params.update(_parse_assignment(cls, item) for item in args.set)
-    if "backbone" in params and "backbone" not in accepted:
-        raise ConfigError(f"--backbone: detector {name!r} takes no backbone")
-    unknown = sorted(set(params) - set(accepted))
-    if unknown:
-        raise ConfigError(f"detector {name!r} has no parameter {', '.join(map(repr, unknown))}; "
-                          f"its parameters are: {', '.join(accepted)}")
-    return params
-
-
-def _as_image_detector(detector: Detector, source: str) -> ImageDetector:
-    from oddity.image.detector import ImageDetector
-
-    if not isinstance(detector, ImageDetector):
-        raise ConfigError(f"{source}: a {detector.modality} detector ({detector.name}); this "
-                          "command needs an image detector")
-    return detector
-
-
-def _describe(threshold: Threshold | None) -> str:
-    if threshold is None:
-        return "none"
-    if threshold.method == "manual":
-        return f"{threshold.value:.6g} (set by hand)"
-    if threshold.method == "in-sample":
-        images = f"{threshold.n_calibration} training image{'s' * (threshold.n_calibration != 1)}"
-        return (f"{threshold.value:.6g} (in-sample: calibrated on the {images} themselves, none "
-                f"held out; optimistic, its false-positive rate is unknown)")
-    return (f"{threshold.value:.6g} ({threshold.method}, target FPR {threshold.target_fpr:g}, "
-            f"achievable {threshold.achievable_fpr:.3g}, {threshold.n_calibration} held-out images)")
-
-
-def _print_metrics(evaluation: Evaluation) -> None:
-    from oddity.image.evaluate import metric_rows
-
-    rows = metric_rows(evaluation.metrics)
-    width = max(len(label) for label, _ in rows)
-    for label, value in rows:
-        print(f"  {label:<{width}}  {value}")
-    for note in evaluation.notes:
-        print(f"  note: {note}")
-
-
-def _model_config(detector: ImageDetector, model: str, data: str) -> dict[str, Any]:
-    return {"model": model, "data": data, "detector": detector.name, **detector.get_params(),
-            "image threshold": _describe(detector.threshold_),
-            "pixel threshold": _describe(detector.pixel_threshold_)}
-
-
-def _write_json(path: str | Path, document: dict[str, Any]) -> None:
-    text = json.dumps(document, indent=2, allow_nan=False) + "\n"
-    atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-
-
-# --- commands -----------------------------------------------------------------------------
-def _fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbose: bool,
-         shots: int | None = None, augment: str = "none") -> ImageDetector:
-    """Create, fit (on `shots` images when given), save and describe a detector (shared by
-    `fit` and `demo`)."""
-    from oddity.image.data import training_samples
-    from oddity.image.fewshot import fit_few_shot
-
-    detector = _as_image_detector(oddity.create(detector_name, **params), f"detector {detector_name!r}")
-    if detector.zero_shot:
-        detector.fit(verbose=verbose).save(out)
-        print(f"{detector_name} is zero-shot: nothing to learn, {data} was not read; configuration "
-              f"saved to {out} (score a batch with `oddity eval {out} --data DIR` or `oddity zeroshot`)")
-        return detector
-    samples = training_samples(data)
-    start = time.perf_counter()
-    if shots is None:
-        detector.fit(samples, verbose=verbose)
-    else:
-        fit_few_shot(detector, samples, shots, augment=augment, verbose=verbose)
-    seconds = time.perf_counter() - start
-    detector.save(out)
-    skipped = len(detector.skipped_ or ())
-    used = len(samples) - skipped if shots is None else f"{shots} of the {len(samples)}"
-    note = f" ({skipped} unreadable file{'s' * (skipped != 1)} skipped)" if skipped else ""
-    print(f"fitted {detector_name} on {used} images from {data} in {seconds:.1f} s{note}")
-    print(f"image threshold: {_describe(detector.threshold_)}")
-    if detector.localises:
-        print(f"pixel threshold: {_describe(detector.pixel_threshold_)}")
-    else:
-        print(f"pixel threshold: none ({detector_name} scores whole images, no anomaly maps)")
-    print(f"model saved to {out}")
-    return detector
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
-    params = _detector_params(args.detector, args)
+    modality = get_detector_class(args.detector).modality
+    params = detector_params(args.detector, args)
     claim(inputs=[args.data], files=[args.out])
-    if get_detector_class(args.detector).modality == "logs":
-        logs_cli.fit(args.detector, args, params, not args.quiet)
-        return
-    if get_detector_class(args.detector).modality == "series":
-        from oddity.series import cli as series_cli
-
-        if args.shots is not None:
-            raise ConfigError("--shots applies to image detectors; a series model learns from one history file")
-        series_cli.fit(args.detector, args.data, args.out, params, not args.quiet,
-                       args.time_column, args.value_columns, DATE_ORDERS[args.dates])
-        return
-    series_only = [option for option, given in (("--time-column", args.time_column),
-                   ("--value-columns", args.value_columns), ("--dates", args.dates != "auto")) if given]
-    if series_only:
-        raise ConfigError(f"{series_only[0]} applies to series detectors; {args.detector} is an image detector")
-    if args.shots is None and args.augment != "none":
-        raise ConfigError("--augment applies to few-shot fits only; add --shots K")
-    if args.shots is not None and "coreset_ratio" in get_detector_class(args.detector).param_names():
-        params.setdefault("coreset_ratio", 1.0)  # a few images: keep every patch in the bank
-    _fit(args.detector, args.data, args.out, params, not args.quiet, args.shots, args.augment)
-
-
-def cmd_compare(args: argparse.Namespace) -> None:
-    from oddity.image.reference import GoldenSample, write_comparison
-
-    claim(inputs=[args.reference, args.query], folders=[args.out])
-    golden = GoldenSample(args.reference, image_size=args.image_size, radius=args.radius,
-                          features=args.features, ecc=not args.no_ecc, min_inliers=args.min_inliers)
-    comparison = golden.compare(args.query, align_query=not args.no_align)
-    path = write_comparison(args.out, comparison, {"reference": args.reference, "query": args.query},
-                            golden.settings())
-    alignment = comparison.alignment
-    if alignment is not None:
-        print(f"aligned by {alignment.method}: {alignment.inliers} inliers of {alignment.matches} matches"
-              + (f", ECC correlation {alignment.ecc_correlation:.3f}" if alignment.ecc_correlation else ""))
-    print(f"score {comparison.score:.6g}; heat map, warped query and {path.name} in {args.out}")
+    verb(modality, "fit")(args.detector, args, params)
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
-    from oddity.image.data import unlabelled_samples
+    from oddity.export.engine import ExportedModel, is_export
 
     claim(inputs=[args.model, *args.inputs], folders=[args.out])
-    model = oddity.load(args.model)
-    if model.modality == "logs":
-        logs_cli.predict(model, args.inputs, args.out, not args.quiet)  # type: ignore[arg-type]
-        return
-    if model.modality == "series":
-        from oddity.series import cli as series_cli
-
-        series_cli.predict(model, args.inputs, args.out)  # type: ignore[arg-type]
-        return
-    detector = _as_image_detector(model, args.model)
-    detector.skip_bad = args.skip_bad
-    prediction = detector.predict(unlabelled_samples(args.inputs), verbose=not args.quiet)
-    _write_prediction(detector, prediction, args.out)
-
-
-def _write_prediction(detector: ImageDetector, prediction: ImagePrediction, out: str) -> None:
-    """Write a prediction folder (`oddity.image.predictions`) and say what is in it."""
-    from oddity.image.predictions import write_predictions
-
-    csv_path = write_predictions(out, prediction)
-    flagged = int(prediction.labels.sum())
-    print(f"{len(prediction)} images: {flagged} anomalous, {len(prediction) - flagged} normal "
-          f"(image threshold {prediction.threshold:.6g})")
-    if prediction.maps is None:
-        print(f"scores: {csv_path} ({detector.name} scores whole images: no overlays or masks)")
-    else:
-        print(f"scores: {csv_path}; overlays: {Path(out) / 'overlays'}; masks: {Path(out) / 'masks'}")
-
-
-def cmd_zeroshot(args: argparse.Namespace) -> None:
-    from oddity.image.data import unlabelled_samples
-
-    claim(inputs=args.inputs, folders=[args.out])
-    detector = _as_image_detector(oddity.create(args.detector, **_detector_params(args.detector, args)),
-                                  f"--detector {args.detector!r}")
-    if not detector.zero_shot:
-        zero_shot = [n for n in oddity.list_detectors() if getattr(get_detector_class(n), "zero_shot", False)]
-        raise ConfigError(f"--detector {args.detector!r} needs training (use `oddity fit`); "
-                          f"zero-shot detectors: {', '.join(zero_shot)}")
-    detector.skip_bad = args.skip_bad
-    prediction = detector.predict(unlabelled_samples(args.inputs), verbose=not args.quiet)
-    _write_prediction(detector, prediction, args.out)
+    model = ExportedModel(args.model) if is_export(args.model) else oddity.load(args.model)
+    verb(model.modality, "predict")(model, args)
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
-    from oddity.image.evaluate import evaluate
-    from oddity.report import write_report
-
-    claim(inputs=[args.model, args.data], files=[args.json], folders=[args.report])
+    claim(inputs=[args.model, args.data], files=[args.json], folders=[getattr(args, "report", None)])
     model = oddity.load(args.model)
-    if model.modality == "logs":
-        logs_cli.evaluate(model, args, not args.quiet)  # type: ignore[arg-type]
-        return
-    if model.modality == "series":
-        from oddity.series import cli as series_cli
-
-        if args.report:
-            raise ConfigError("--report: not available for series models; use --json")
-        series_cli.evaluate(model, args.data, args.json, not args.quiet)  # type: ignore[arg-type]
-        return
-    detector = _as_image_detector(model, args.model)
-    detector.skip_bad = args.skip_bad
-    evaluation = evaluate(detector, args.data, verbose=not args.quiet)
-    print(f"{detector.name} on {args.data}:")
-    _print_metrics(evaluation)
-    if args.json:
-        _write_json(args.json, evaluation.metrics)
-        print(f"metrics written to {args.json}")
-    if args.report:
-        page = write_report(args.report, evaluation, _model_config(detector, args.model, args.data))
-        print(f"report written to {page}")
-
-
-def cmd_demo(args: argparse.Namespace) -> None:
-    from oddity.image.data import unlabelled_samples
-    from oddity.image.evaluate import evaluate
-    from oddity.image.predictions import write_predictions
-    from oddity.image.synth import make_inspection_set
-    from oddity.report import write_report
-
-    claim(folders=[args.out])
-    out = Path(args.out)
-    verbose = not args.quiet
-    data, model = out / "data", out / "model.oddity"
-    print(f"generating a synthetic inspection set in {data}")
-    make_inspection_set(data, **DEMO_SET)
-    detector = _fit(args.detector, str(data), str(model), DEMO_PARAMS, verbose)
-    prediction = detector.predict(unlabelled_samples([data / "test"]), verbose=verbose)
-    scores = write_predictions(out / "predictions", prediction)
-    evaluation = evaluate(detector, data, verbose=verbose)
-    _write_json(out / "metrics.json", evaluation.metrics)
-    page = write_report(out / "report", evaluation, _model_config(detector, str(model), str(data)),
-                        title=f"oddity demo: {args.detector} on synthetic woven fabric")
-    print(f"\n{args.detector} on the synthetic test set:")
-    _print_metrics(evaluation)
-    print(f"\ndata:        {data}\nmodel:       {model}\npredictions: {scores}\n"
-          f"metrics:     {out / 'metrics.json'}\nreport:      {page}")
-
-
-def cmd_explain(args: argparse.Namespace) -> None:
-    from oddity.series.explain import explain_file
-
-    claim(inputs=[args.model, args.data], files=[args.plot])
-    explain_file(args.model, args.data, args.start, args.end, args.top, args.target, args.plot)
+    verb(model.modality, "evaluate")(model, args)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
@@ -331,115 +79,48 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"oddity {oddity.__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    fit = commands.add_parser("fit", parents=[common, writes], help="learn normal from images or a series and save a model",
-                              description="Fit a detector on normal images and save it with its "
+    fit = commands.add_parser("fit", parents=[common, writes], help="learn normal data and save a model",
+                              description="Fit a detector on normal data and save it with its "
                                           "calibrated thresholds.")
     fit.add_argument("detector", metavar="DETECTOR", help="detector name (see `oddity list`)")
     fit.add_argument("--data", required=True, metavar="DIR",
                      help="MVTec AD category (uses train/good) or a folder of normal images; "
                           "for a series detector, a CSV or Parquet file")
     fit.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
-    fit.add_argument("--image-size", type=int, metavar="N", help="short side of the model input in pixels")
-    fit.add_argument("--backbone", metavar="NAME", help="feature extractor (detectors that take one)")
     fit.add_argument("--seed", type=int, metavar="S", help="random seed")
-    fit.add_argument("--tile", type=int, metavar="N", help="split images into overlapping N-pixel tiles")
     fit.add_argument("--target-fpr", type=float, metavar="F",
                      help="false-positive rate the thresholds are calibrated for")
-    fit.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
-    fit.add_argument("--time-column", metavar="NAME", help="series: the time column (default: detected)")
-    fit.add_argument("--dates", choices=sorted(DATE_ORDERS, key=str), default="auto",
-                     help="series: how to read dates like 01/02/2024 (default auto: refuse when "
-                          "both orders are plausible); remembered by the model")
-    fit.add_argument("--value-columns", nargs="+", metavar="NAME",
-                     help="series: the value columns (default: all but the time column)")
     fit.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                      help="other detector parameter, value read as JSON (repeatable), "
                           "e.g. --set coreset_ratio=0.05")
-    fit.add_argument("--shots", type=int, metavar="K",
-                     help="few-shot: fit on K normal images chosen with --seed (thresholds by "
-                          "leave-one-shot-out; PatchCore keeps every patch)")
-    fit.add_argument("--augment", default="none", choices=["none", "flips", "rotations", "flips+rotations"],
-                     help="few-shot: add these views of each shot (only where the product allows)")
-    logs_cli.add_reading_options(fit)
     fit.set_defaults(run=cmd_fit)
 
-    predict = commands.add_parser("predict", parents=[common, writes], help="score images or a series with a model",
-                                  description="Score image files and folders; write scores.csv, "
-                                              "overlays/ and masks/ into the output folder.")
-    predict.add_argument("model", metavar="MODEL", help="model file written by `oddity fit`")
-    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
+    predict = commands.add_parser("predict", parents=[common, writes], help="score data with a model",
+                                  description="Score inputs with a model and write the results "
+                                              "(scores.csv and more) into the output folder.")
+    predict.add_argument("model", metavar="MODEL",
+                         help="model file written by `oddity fit`, or a folder / .onnx file written by `oddity export`")
+    predict.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (searched recursively)")
     predict.add_argument("--out", required=True, metavar="DIR", help="output folder (not one of the inputs)")
-    predict.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
     predict.set_defaults(run=cmd_predict)
 
     evaluate_ = commands.add_parser("eval", parents=[common, writes], help="measure a model on a labelled test set",
-                                    description="Compute image and pixel metrics on a labelled test set.")
+                                    description="Compute a model's metrics on a labelled test set.")
     evaluate_.add_argument("model", metavar="MODEL", help="model file written by `oddity fit`")
     evaluate_.add_argument("--data", required=True, metavar="DIR",
                            help="MVTec AD category (uses test/ and ground_truth/) or a folder with "
                                 "good/ and one sub-folder per defect; for a series model, a NAB "
                                 "folder (refits per series)")
     evaluate_.add_argument("--json", metavar="FILE", help="write the metrics as JSON")
-    evaluate_.add_argument("--report", metavar="DIR", help="write an HTML report into this folder")
-    logs_cli.add_reading_options(evaluate_)
-    evaluate_.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
     evaluate_.set_defaults(run=cmd_eval)
-    logs_cli.add_commands(commands, [common, writes])
 
-    zeroshot = commands.add_parser(
-        "zeroshot", parents=[common, writes], help="score a batch of images against each other (no training)",
-        description="Zero-shot: score unlabelled images against each other (no training images); "
-                    "write scores.csv, overlays/ and masks/ as `oddity predict` does. Thresholds "
-                    "come from the batch itself, which assumes most images are normal.")
-    zeroshot.add_argument("inputs", nargs="+", metavar="INPUT_DIR", help="image files or folders (searched recursively)")
-    zeroshot.add_argument("--out", required=True, metavar="DIR", help="output folder (not one of the inputs)")
-    zeroshot.add_argument("--detector", default="musc", metavar="NAME", help="zero-shot detector (default: musc)")
-    zeroshot.add_argument("--image-size", type=int, metavar="N", help="short side of the model input in pixels")
-    zeroshot.add_argument("--backbone", metavar="NAME", help="feature extractor")
-    zeroshot.add_argument("--seed", type=int, metavar="S", help="random seed")
-    zeroshot.add_argument("--target-fpr", type=float, metavar="F",
-                          help="false-positive rate the batch thresholds aim at")
-    zeroshot.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
-    zeroshot.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                          help="other detector parameter, value read as JSON (repeatable), e.g. --set chunk_mb=128")
-    zeroshot.set_defaults(run=cmd_zeroshot)
-
-    demo = commands.add_parser("demo", parents=[common, writes], help="run the whole pipeline on synthetic data",
-                               description="Generate a synthetic inspection set, fit, predict, "
-                                           "evaluate and write an HTML report.")
-    demo.add_argument("--out", default="oddity-demo", metavar="DIR", help="output folder (default: oddity-demo)")
-    demo.add_argument("--detector", default="patchcore", metavar="NAME", help="detector to fit (default: patchcore)")
-    demo.set_defaults(run=cmd_demo)
-
-    explain = commands.add_parser("explain", parents=[common, writes],
-                                  help="top lags/covariates behind a series model's forecasts",
-                                  description="SHAP contributions of the lags and covariates to "
-                                              "an xgb_forecast model's forecasts over a time range.")
-    explain.add_argument("model", metavar="MODEL", help="xgb_forecast model written by `oddity fit`")
-    explain.add_argument("data", metavar="FILE", help="CSV or Parquet series file")
-    explain.add_argument("--start", metavar="S", help="first step or timestamp (default: the start)")
-    explain.add_argument("--end", metavar="E", help="last step or timestamp, inclusive (default: the end)")
-    explain.add_argument("--top", type=int, default=10, metavar="N", help="contributors shown (default 10)")
-    explain.add_argument("--target", metavar="NAME",
-                         help="channel to explain, or 'anomaly' for the anomaly model "
-                              "(default: the channel with the highest score in the range)")
-    explain.add_argument("--plot", metavar="PNG", help="also write a plot of the contributors")
-    explain.set_defaults(run=cmd_explain)
-    compare = commands.add_parser("compare", parents=[common, writes], help="compare a query image with a reference image",
-                                  description="Golden-sample inspection: align QUERY to REFERENCE, then "
-                                              "write heatmap.png, warped.png and comparison.json.")
-    compare.add_argument("reference", metavar="REFERENCE", help="image of a good part")
-    compare.add_argument("query", metavar="QUERY", help="image to inspect")
-    compare.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    compare.add_argument("--features", default="orb", choices=["orb", "akaze", "sift"], help="keypoints to match")
-    compare.add_argument("--no-ecc", action="store_true", help="no ECC refinement of the homography")
-    compare.add_argument("--no-align", action="store_true", help="compare the images as they are")
-    compare.add_argument("--min-inliers", type=int, default=15, metavar="N",
-                         help="fewest RANSAC inliers for a feature alignment (default 15)")
-    compare.add_argument("--radius", type=int, default=2, metavar="R",
-                         help="search radius in feature-grid cells (default 2)")
-    compare.add_argument("--image-size", type=int, default=256, metavar="N", help="short side of the model input")
-    compare.set_defaults(run=cmd_compare)
+    for name in modality_names():
+        cli = modality_cli(name)
+        for verb_name, sub in (("fit", fit), ("predict", predict), ("eval", evaluate_)):
+            if hasattr(cli, "add_arguments"):
+                cli.add_arguments(verb_name, sub)
+        if hasattr(cli, "add_commands"):
+            cli.add_commands(commands, [common, writes])
 
     serve = commands.add_parser("serve", parents=[common], help="serve models over HTTP, with a browser UI and a store",
                                 description="Serve models: REST API, browser UI at /ui/, inspection "

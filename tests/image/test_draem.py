@@ -37,7 +37,8 @@ def test_detects_synthetic_defects(fitted, inspection_set, aurocs):
 def test_image_score_is_the_max_of_the_mean_filtered_map(fitted):
     x = torch.rand(1, 3, 64, 80)  # sides not multiples of 32: padded and cropped back
     with torch.inference_mode():
-        score, anomaly_map = fitted._score_image(x)
+        scores, maps = fitted.kernel()(x)
+    score, anomaly_map = float(scores[0]), maps[0].numpy()
     assert anomaly_map.shape == (64, 80) and 0.0 <= anomaly_map.min() <= anomaly_map.max() <= 1.0
     window = fitted._score_window()
     assert window == 5  # the paper's 21 px at 256 px, scaled to 64 px and kept odd
@@ -104,7 +105,7 @@ def test_average_from_fits_the_mean_of_the_weights_over_the_end_of_training():
     assert not averaged.discriminative_.training and not averaged.reconstructive_.training
     x = torch.from_numpy(images[0]).permute(2, 0, 1)[None]
     with torch.inference_mode():
-        assert averaged._score_image(x)[0] != last._score_image(x)[0]
+        assert averaged.kernel()(x)[0][0] != last.kernel()(x)[0][0]
 
 
 def test_ssim_and_focal_loss():

@@ -48,8 +48,9 @@ def test_score_is_the_sum_of_per_level_mahalanobis_distances(fitted):
 
     with torch.inference_mode():
         levels = fitted._pooled(torch.from_numpy(x))
-        score, patch_map = fitted._score_image(torch.from_numpy(x))
-    assert patch_map is None
+        scores, maps = fitted.kernel()(torch.from_numpy(x))
+    score = float(scores[0])
+    assert maps.shape == (1, 1, 1) and float(maps[0, 0, 0]) == pytest.approx(score, rel=1e-6)
     expected = 0.0
     for level, mean, projection, precision in zip(levels, fitted.means_, fitted.projections_,
                                                   fitted.precisions_):

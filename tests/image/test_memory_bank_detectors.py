@@ -113,7 +113,7 @@ def test_padim_distance_is_the_mahalanobis_distance(inspection_set):
     x = torch.rand(1, 3, 64, 64)
     with torch.inference_mode():
         embedding, grid = detector._embed(x)
-        _, score_map = detector._score_image(x)
+        score_map = detector.kernel()(x)[1][0].numpy()
     whitening = detector.whitening_[0].double().numpy()
     covariance = np.linalg.inv(whitening.T @ whitening)
     delta = embedding[0].double().numpy() - detector.mean_[0].double().numpy()

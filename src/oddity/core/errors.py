@@ -33,3 +33,7 @@ class MetricError(OddityError, ValueError):
 class OutputError(OddityError, ValueError):
     """An output path is refused: it is an input, exists (without `--overwrite`), is
     read-only, or cannot be written (names the path and the fix)."""
+
+
+class ExportError(OddityError, ValueError):
+    """A model cannot be exported, or its export failed the parity gate (says why)."""

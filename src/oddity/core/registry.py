@@ -1,10 +1,11 @@
 """Detector registry: maps a stable name (`patchcore`, `padim`, ...) to its class.
 
 A method registers itself with `@register("name")` in its own file; the CLI, benchmarks and
-`oddity.load` look classes up here. Detector packages are imported lazily on first lookup so
-that `import oddity` stays fast and a new method needs no edit outside its own file. A
-detector package whose optional dependencies are not installed (`pip install oddity[image]`
-without `[series]`) is left out, and asking for one of its detectors says what to install.
+`oddity.load` look classes up here. The detector packages (`oddity.<modality>.detectors`, found
+by `oddity.core.modality`) are imported lazily on first lookup so that `import oddity` stays
+fast and a new method, or a new modality, needs no edit outside its own files. A detector
+package whose optional dependencies are not installed (`pip install oddity[image]` without
+`[series]`) is left out, and asking for one of its detectors says what to install.
 """
 from __future__ import annotations
 
@@ -17,7 +18,6 @@ from oddity.core.errors import ConfigError
 if TYPE_CHECKING:
     from oddity.core.detector import Detector
 
-_DETECTOR_PACKAGES = ("oddity.image.detectors", "oddity.series.detectors", "oddity.logs.detectors")
 _REGISTRY: dict[str, type["Detector"]] = {}
 _loaded = False
 
@@ -60,7 +60,9 @@ def _import_all() -> None:
     global _loaded
     if _loaded:
         return
-    for package_name in _DETECTOR_PACKAGES:
+    from oddity.core.modality import modality_names
+
+    for package_name in (f"oddity.{name}.detectors" for name in modality_names()):
         extra = package_name.split(".")[1]  # oddity.<modality>.detectors needs oddity[<modality>]
         try:
             package = importlib.import_module(package_name)

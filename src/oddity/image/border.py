@@ -7,7 +7,7 @@ test image had its map maximum within 10% of the border). A detector with a per-
 ring of a patch-grid cell is its distance, in cells, to the nearest grid border, capped at
 `rings` (all deeper cells share the last ring). From the patch maps of held-out normal images
 we learn each ring's mean and standard deviation of patch scores, and a map is standardised
-ring by ring, so a score means "standard deviations above normal at this distance from the
+ring by ring (in the detector's scoring graph, `oddity.image.kernel.ring_standardise`), so a score means "standard deviations above normal at this distance from the
 border" wherever it is. The image score is then the largest standardised patch score.
 """
 from __future__ import annotations
@@ -59,8 +59,3 @@ class BorderStandardiser:
                 continue
             mean[ring], std[ring] = pooled.mean(), max(float(pooled.std()), MIN_STD)
         return cls(mean=mean, std=std)
-
-    def __call__(self, patch_map: np.ndarray) -> np.ndarray:
-        """The map in standard deviations above the normal mean of each cell's ring."""
-        index = ring_index(patch_map.shape, self.rings)
-        return ((patch_map - self.mean[index]) / self.std[index]).astype(np.float32)

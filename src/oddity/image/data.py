@@ -309,18 +309,20 @@ def skip_bad_file(sample, error: DataError, skip_bad: bool, skipped: set[str] | 
         skipped.add(sample.name)
 
 
-def load_all(samples: Sequence, skip_bad: bool,
-             skipped: set[str] | None = None) -> Iterator[tuple[object, np.ndarray]]:
+def load_all(samples: Sequence, skip_bad: bool, skipped: set[str] | None = None,
+             load: Callable | None = None, depth: int = 4) -> Iterator[tuple[object, object]]:
     """Decode samples in order with prefetching; on `skip_bad`, warn about and skip bad files
-    (their names are added to `skipped` when given)."""
+    (their names are added to `skipped` when given). `load(sample)` (default `sample.load()`)
+    runs in the prefetch threads, so preprocessing done there overlaps with the caller too;
+    up to `depth` samples are loaded ahead."""
 
     def safe_load(sample):
         try:
-            return sample.load()
+            return sample.load() if load is None else load(sample)
         except DataError as exc:
             skip_bad_file(sample, exc, skip_bad, skipped)
             return None
 
-    for sample, pixels in prefetch(samples, safe_load):
+    for sample, pixels in prefetch(samples, safe_load, depth):
         if pixels is not None:
             yield sample, pixels

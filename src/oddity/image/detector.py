@@ -3,13 +3,19 @@
 A method subclasses `ImageDetector` and writes two hooks, nothing else:
 - `_fit_images(images)`: learn normal from an `ImageStream` of (1, 3, h, w) tensors (RGB in
   [0, 1], already resized; re-iterable, so a method may take several passes);
-- `_score_image(x)`: return (image score, 2-D map of patch scores) for one such tensor.
-This class turns user input (folders, files, arrays) into those tensors, holds out normal
-images to calibrate thresholds (see `oddity.core.thresholds`), and brings maps back to each
-image's original size (see `oddity.image.geometry`).
+- `_scorer(portable)`: its fitted scoring as a `torch.nn.Module` taking a batch (N, 3, h, w)
+  of such tensors to (image scores (N,), patch maps (N, h', w')), everything learned held as
+  buffers or sub-modules. `portable=True` asks for pure torch operations only (for export);
+  otherwise a scorer may call faster in-process libraries (faiss) with the same results.
+`kernel()` wraps the scorer with border standardisation (`oddity.image.kernel`); `score` and
+`predict` run every image through that one graph in batches, with the pre- and post-processing
+of `spec()` (`oddity.image.spec`, `oddity.image.pipeline`): resizing, tiling, maps back at
+each image's original size. This class also holds out normal images to calibrate thresholds
+(see `oddity.core.thresholds`). A method that cannot be one graph (it scores a batch against
+itself) sets `not_a_graph` to the reason, and overrides `score`.
 
 Image-level detectors (no localisation, e.g. Gaussian-AD) set the class attribute
-`localises = False` and return (image score, None) from `_score_image`. For them `score` and
+`localises = False` and return (N, 1, 1) maps holding the scores. For them `score` and
 `predict` give `maps = None` and `masks = None`, no pixel threshold is calibrated
 (`pixel_threshold_` stays None), `evaluate` reports no pixel metrics (with a note saying why),
 `write_predictions` writes scores only and the report leaves out its heat-map section.
@@ -29,16 +35,20 @@ from typing import Any, ClassVar, Iterator
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from oddity.core.detector import Detector
-from oddity.core.errors import ConfigError, DataError, ModelFileError
+from oddity.core.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from oddity.core.results import ImagePrediction, ImageScores
 from oddity.core.thresholds import Threshold, calibrate_threshold
 from oddity.image import geometry
 from oddity.image.border import BorderStandardiser
 from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, skip_bad_file,
                                training_samples, unlabelled_samples)
+from oddity.image.kernel import ImageKernel, run_kernel
+from oddity.image.pipeline import BATCH_SIZE, decide, score_samples
+from oddity.image.spec import ImageSpec
 
 MIN_CALIBRATION = 10
 SINGLE_IMAGE_WARNING = (
@@ -155,11 +165,13 @@ class ImageDetector(Detector):
     localises: ClassVar[bool] = True  # False: image-level only, no anomaly maps (see module doc)
     zero_shot: ClassVar[bool] = False  # True: scores a batch against itself (see module doc)
     min_shots: ClassVar[int] = 1  # fewest images a few-shot fit accepts (see oddity.image.fewshot)
+    not_a_graph: ClassVar[str | None] = None  # why the method has no kernel (see module doc)
 
     pixel_threshold_: Threshold | None = None
     input_shape_: tuple[int, int] | None = None
     border_: BorderStandardiser | None = None
     skipped_: set[str] | None = None  # files skipped as unreadable by the last fit (not saved)
+    calibration_images_: list[str] | None = None  # files that calibrated the thresholds (export checks parity on them)
 
     def __init__(self, *, image_size: int = 256, tile: int | None = None,
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
@@ -191,7 +203,7 @@ class ImageDetector(Detector):
     def _fit_images(self, images: ImageStream) -> None:
         raise NotImplementedError
 
-    def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray | None]:
+    def _scorer(self, portable: bool) -> nn.Module:
         raise NotImplementedError
 
     def _model_threshold(self) -> Threshold | None:
@@ -200,23 +212,45 @@ class ImageDetector(Detector):
         (the default) calibrates on held-out images."""
         return None
 
-    # --- input handling --------------------------------------------------------------------
+    # --- the scoring graph and its pre- and post-processing ---------------------------------
+    def spec(self) -> ImageSpec:
+        """Pre- and post-processing of this detector's images, as data (`oddity.image.spec`)."""
+        if self.needs_fixed_shape and self.input_shape_ is None:
+            raise NotFittedError(f"{type(self).__name__} learns its input shape in fit: call fit first")
+        return ImageSpec(image_size=self.image_size,
+                         input_shape=self.input_shape_ if self.needs_fixed_shape else None,
+                         tile=self.tile, per_image_contrast=self.per_image_contrast,
+                         smoothing_sigma=self.smoothing_sigma, localises=self.localises)
+
+    def kernel(self, portable: bool = False) -> ImageKernel:
+        """The fitted scoring graph: (N, 3, h, w) model inputs -> (scores (N,), maps (N, h', w')).
+
+        Parameters
+        ----------
+        portable : bool
+            Pure torch operations only (what `oddity export` traces); the default may use
+            faster in-process libraries with the same results.
+
+        Returns
+        -------
+        ImageKernel
+            A module in eval mode holding everything learned as buffers.
+
+        Raises
+        ------
+        ConfigError
+            If the method cannot be one graph (`not_a_graph` says why).
+        """
+        if self.not_a_graph is not None:
+            raise ConfigError(f"{self.name} has no scoring graph: {self.not_a_graph}")
+        return ImageKernel(self._scorer(portable), self.border_).eval()
+
     def _parts(self, pixels: np.ndarray) -> list[np.ndarray]:
-        if self.tile is None:
-            return [pixels]
-        return [pixels[t:b, l:r] for t, l, b, r in geometry.tile_boxes(pixels.shape[:2], self.tile)]
+        return [pixels[t:b, l:r] for t, l, b, r in self.spec().boxes(pixels.shape[:2])]
 
     def _model_input(self, pixels: np.ndarray) -> torch.Tensor:
         """The (1, 3, h, w) tensor a method sees for one image or tile."""
-        if self.per_image_contrast:
-            pixels = geometry.standardise_contrast(pixels)
-        return geometry.to_tensor(pixels, self._input_shape(pixels.shape[:2]))
-
-    def _input_shape(self, hw: tuple[int, int]) -> tuple[int, int]:
-        if self.needs_fixed_shape:
-            assert self.input_shape_ is not None
-            return self.input_shape_
-        return geometry.keep_aspect_shape(hw, self.image_size)
+        return torch.from_numpy(self.spec().model_input(pixels))[None]
 
     def _split_calibration(self, samples: list) -> tuple[list, list]:
         """Hold out `calibration_fraction` of the images, and at least a quarter of them up
@@ -275,6 +309,7 @@ class ImageDetector(Detector):
         fit_samples, calibration_samples = self._split_calibration(samples)
         self._learn(fit_samples, verbose)
         normal = calibration_samples or fit_samples
+        self.calibration_images_ = [s.name for s in normal if isinstance(s, ImageSample)]
         if self.border_rings and self.localises:
             self.border_ = BorderStandardiser.fit(self._patch_maps(normal, verbose), self.border_rings)
         if self.threshold_ is None or self.localises:
@@ -329,16 +364,12 @@ class ImageDetector(Detector):
 
     def _patch_maps(self, samples: list, verbose: bool) -> list[np.ndarray]:
         """The raw patch maps of the method for these images (every tile of each)."""
-        maps = []
-        bar = tqdm(total=len(samples), desc="border statistics", unit="img", disable=not verbose)
-        with bar, torch.inference_mode():
-            for _, pixels in load_all(samples, self.skip_bad, self.skipped_):
-                maps.extend(self._score_image(self._model_input(part))[1] for part in self._parts(pixels))
-                bar.update(1)
-        return maps
+        raw = ImageKernel(self._scorer(portable=False)).eval()
+        with torch.inference_mode():
+            return [raw(x)[1][0].numpy() for x in ImageStream(self, samples, verbose, "border statistics")]
 
     def score(self, data: ImageInput, *, verbose: bool = True, desc: str = "score",
-              _calibrating: bool = False) -> ImageScores:
+              batch_size: int = BATCH_SIZE, _calibrating: bool = False) -> ImageScores:
         """Anomaly score per image and an anomaly map per image at its original size.
 
         Parameters
@@ -349,6 +380,8 @@ class ImageDetector(Detector):
             Show a progress bar.
         desc : str, default "score"
             Label of the progress bar.
+        batch_size : int, default BATCH_SIZE
+            Most model inputs (images or tiles) scored by `kernel()` at once.
 
         Returns
         -------
@@ -366,22 +399,12 @@ class ImageDetector(Detector):
         if not _calibrating:
             self._check_fitted()
         samples = as_samples(data, for_fit=False)
-        scores, maps, names = [], [], []
-        bar = tqdm(total=len(samples), desc=desc, unit="img", disable=not verbose)
-        with bar, torch.inference_mode():
-            skipped = self.skipped_ if _calibrating else None
-            for sample, pixels in load_all(samples, self.skip_bad, skipped):
-                score, score_map = self._score_pixels(pixels)
-                scores.append(score)
-                maps.append(score_map)
-                names.append(sample.name)
-                bar.update(1)
-        if not scores:
-            raise DataError("none of the given images could be read")
-        return ImageScores(scores=np.asarray(scores, dtype=np.float64),
-                           maps=maps if self.localises else None, paths=names)
+        return score_samples(self.spec(), run_kernel(self.kernel()), samples, batch_size=batch_size,
+                             skip_bad=self.skip_bad, skipped=self.skipped_ if _calibrating else None,
+                             verbose=verbose, desc=desc)
 
-    def predict(self, data: ImageInput, *, verbose: bool = True) -> ImagePrediction:
+    def predict(self, data: ImageInput, *, verbose: bool = True,
+                batch_size: int = BATCH_SIZE) -> ImagePrediction:
         """Scores and maps plus labels and masks from the calibrated thresholds.
 
         Parameters
@@ -390,6 +413,8 @@ class ImageDetector(Detector):
             Images as for `score`.
         verbose : bool, default True
             Show a progress bar.
+        batch_size : int, default BATCH_SIZE
+            Most model inputs scored at once.
 
         Returns
         -------
@@ -405,19 +430,10 @@ class ImageDetector(Detector):
             If none of the images can be read.
         """
         self._check_fitted()
-        result = self.score(data, verbose=verbose, desc="predict")
+        result = self.score(data, verbose=verbose, desc="predict", batch_size=batch_size)
         threshold, pixel = self.decision_thresholds(result)
         assert threshold is not None
-        masks, pixel_threshold = None, float("nan")
-        if result.maps is not None:
-            assert pixel is not None
-            pixel_threshold = pixel.value
-            masks = [m > pixel_threshold for m in result.maps]
-        return ImagePrediction(
-            scores=result.scores, maps=result.maps, paths=result.paths,
-            labels=result.scores > threshold.value, masks=masks,
-            threshold=threshold.value, pixel_threshold=pixel_threshold,
-        )
+        return decide(result, threshold, pixel)
 
     def decision_thresholds(self, result: ImageScores) -> tuple[Threshold | None, Threshold | None]:
         """The (image, pixel) thresholds that decide on `result`.
@@ -434,29 +450,6 @@ class ImageDetector(Detector):
         """
         return self.threshold_, self.pixel_threshold_
 
-    def _score_pixels(self, pixels: np.ndarray) -> tuple[float, np.ndarray | None]:
-        hw = pixels.shape[:2]
-        if self.tile is None:
-            return self._score_part(pixels)
-        boxes = geometry.tile_boxes(hw, self.tile)
-        results = [self._score_part(pixels[t:b, l:r]) for t, l, b, r in boxes]
-        score = max(s for s, _ in results)
-        if not self.localises:
-            return score, None
-        return score, geometry.stitch([m for _, m in results], boxes, hw)  # type: ignore[misc]
-
-    def _score_part(self, pixels: np.ndarray) -> tuple[float, np.ndarray | None]:
-        hw = pixels.shape[:2]
-        input_hw = self._input_shape(hw)
-        score, patch_map = self._score_image(self._model_input(pixels))
-        if not self.localises:
-            return float(score), None
-        assert patch_map is not None, f"{type(self).__name__} localises but returned no map"
-        if self.border_ is not None:
-            patch_map = self.border_(patch_map)
-            score = float(patch_map.max())
-        return float(score), geometry.patch_map_to_image(patch_map, input_hw, hw, self.smoothing_sigma)
-
     # --- persistence -----------------------------------------------------------------------
     def _thresholds(self) -> dict[str, Threshold]:
         thresholds = super()._thresholds()
@@ -469,11 +462,13 @@ class ImageDetector(Detector):
         if self.border_ is not None:
             arrays = {"border_mean": self.border_.mean, "border_std": self.border_.std}
         return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None,
-                "border": self.border_ is not None}, arrays
+                "border": self.border_ is not None, "pipeline": self.spec().to_dict(),
+                "calibration_images_": self.calibration_images_}, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         shape = values.get("input_shape_")
         self.input_shape_ = tuple(shape) if shape else None
+        self.calibration_images_ = values.get("calibration_images_")
         self.border_ = None  # a few-shot model has no border statistics (too few images)
         if values.get("border", "border_mean" in arrays):
             if "border_mean" not in arrays or "border_std" not in arrays:
@@ -493,7 +488,8 @@ class ImageDetector(Detector):
         h, w = self.input_shape_ if self.needs_fixed_shape and self.input_shape_ else (side, side)
         try:
             with torch.inference_mode():
-                score, _ = self._score_pixels(np.full((h, w, 3), 0.5, dtype=np.float32))
+                grey = np.full((1, h, w, 3), 128, dtype=np.uint8)
+                score = float(self.score(grey, verbose=False).scores[0])
         except Exception as exc:  # any failure here means the stored arrays are unusable
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ModelFileError(f"{path}: the model's arrays do not fit its configuration "

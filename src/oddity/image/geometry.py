@@ -10,17 +10,26 @@ aspect ratio, only its short side shrinks below `image_size`); use tiling for su
 Detectors that model each position separately (PaDiM) need one input shape: they use
 `fixed_shape`, the median training aspect ratio at the same short side, for every image.
 
+Resampling is numpy and scipy only (no torch), so that an exported model's preprocessing and
+post-processing run without torch: `resize` applies sparse per-axis weight matrices that
+reproduce torch's bilinear interpolation (`align_corners=False`; with `antialias=True` the
+triangle filter widened on downscaling, as PIL and torch do).
+
 Tiling: `tile` splits an image (in original pixels) into square tiles of that size that overlap
 by a quarter; each tile is then treated as an image. Tile maps are averaged where tiles overlap.
 """
 from __future__ import annotations
 
 import math
+from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-import torch.nn.functional as F
+from scipy import sparse
 from scipy.ndimage import gaussian_filter
+
+if TYPE_CHECKING:
+    import torch
 
 MAX_ASPECT = 4.0
 TILE_OVERLAP = 0.25
@@ -53,20 +62,61 @@ def standardise_contrast(pixels: np.ndarray) -> np.ndarray:
     return np.clip(0.45 + (pixels - mean) * (0.225 / max(std, 1e-6)), 0.0, 1.0).astype(np.float32)
 
 
-def to_tensor(pixels: np.ndarray, shape: tuple[int, int]) -> torch.Tensor:
-    """RGB float (H, W, 3) array to a (1, 3, h, w) tensor resized (antialiased) to `shape`."""
-    tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None]
-    if tuple(tensor.shape[-2:]) == tuple(shape):
-        return tensor
-    return F.interpolate(tensor, size=shape, mode="bilinear", align_corners=False, antialias=True)
+@lru_cache(maxsize=64)
+def resize_weights(size_in: int, size_out: int, antialias: bool) -> sparse.csr_array:
+    """(size_out, size_in) sparse matrix of bilinear resampling weights along one axis, as
+    torch's `interpolate(mode="bilinear", align_corners=False)` computes them (with
+    `antialias`, the triangle filter is widened by the downscaling factor)."""
+    scale = np.float32(size_in) / np.float32(size_out)  # float32 coordinates, as torch's kernels
+    rows, cols, values = [], [], []
+    for i in range(size_out):
+        if antialias and scale > 1.0:
+            centre = scale * (i + 0.5)
+            first = max(int(centre - scale + 0.5), 0)
+            last = min(int(centre + scale + 0.5), size_in)
+            taps = np.arange(first, last)
+            weights = np.maximum(0.0, 1.0 - np.abs((taps - centre + 0.5) / scale))
+            weights = weights / weights.sum()
+        else:
+            source = max(scale * np.float32(i + 0.5) - np.float32(0.5), np.float32(0.0))
+            low = min(int(source), size_in - 1)
+            high = min(low + 1, size_in - 1)
+            fraction = float(source - np.float32(low))
+            taps, weights = np.array([low, high]), np.array([1.0 - fraction, fraction])
+        rows.extend([i] * len(taps))
+        cols.extend(taps.tolist())
+        values.extend(weights.tolist())
+    return sparse.csr_array((np.asarray(values, np.float32), (rows, cols)), shape=(size_out, size_in))
+
+
+def resize(array: np.ndarray, hw: tuple[int, int], antialias: bool = False) -> np.ndarray:
+    """Bilinear resize of an (H, W) or (H, W, C) float array to `hw` (float32)."""
+    array = np.asarray(array, dtype=np.float32)
+    height, width = array.shape[:2]
+    if (height, width) == tuple(hw):
+        return array
+    rest = array.shape[2:]
+    rows = resize_weights(height, hw[0], antialias) @ array.reshape(height, -1)
+    rows = rows.reshape(hw[0], width, -1).transpose(1, 0, 2).reshape(width, -1)
+    both = resize_weights(width, hw[1], antialias) @ rows
+    return np.ascontiguousarray(both.reshape(hw[1], hw[0], -1).transpose(1, 0, 2).reshape(*hw, *rest))
+
+
+def model_input(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """RGB float (H, W, 3) array to a (3, h, w) float32 array resized (antialiased) to `shape`."""
+    return np.ascontiguousarray(resize(pixels, shape, antialias=True).transpose(2, 0, 1))
+
+
+def to_tensor(pixels: np.ndarray, shape: tuple[int, int]) -> "torch.Tensor":
+    """`model_input` as a (1, 3, h, w) torch tensor."""
+    import torch
+
+    return torch.from_numpy(model_input(pixels, shape))[None]
 
 
 def resize_map(score_map: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
     """Bilinear resize of a 2-D float map to (H, W)."""
-    if score_map.shape == tuple(hw):
-        return score_map.astype(np.float32, copy=False)
-    tensor = torch.from_numpy(np.ascontiguousarray(score_map, dtype=np.float32))[None, None]
-    return F.interpolate(tensor, size=tuple(hw), mode="bilinear", align_corners=False)[0, 0].numpy()
+    return resize(score_map, hw)
 
 
 def patch_map_to_image(patch_map: np.ndarray, input_hw: tuple[int, int],

@@ -1,7 +1,7 @@
 """The logs side of the `oddity` command: `parse`, and fit / predict / eval for log detectors.
 
-`oddity.cli` dispatches here when the detector (or loaded model) has modality "logs" and adds
-the reading options below to its fit and eval commands. Data: a raw log split by `--format`,
+`oddity.cli` dispatches here when the detector (or loaded model) has modality "logs" (see
+`oddity.core.modality`) and adds the reading options below to its fit and eval commands. Data: a raw log split by `--format`,
 a loghub structured CSV, JSON lines, or an event-session CSV (`EventTemplates_json` column,
 sessions already parsed, as the shared HDFS file). Raw logs are grouped by `--session REGEX`,
 `--session-field NAME`, `--window N` lines or `--window-seconds S` (with `--step` for
@@ -46,6 +46,12 @@ def add_reading_options(parser: argparse.ArgumentParser) -> None:
                        help="categorical events (ape): entity columns (default: all but --label-field)")
     group.add_argument("--sim-th", type=float, default=None, metavar="F",
                        help="logs: Drain similarity threshold (default 0.7)")
+
+
+def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
+    """Logs options of the shared verbs: how a log file is read (fit and eval)."""
+    if verb in ("fit", "eval"):
+        add_reading_options(parser)
 
 
 def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
@@ -204,11 +210,12 @@ def _event_table(path: str, entities: list[str] | None, label_field: str | None)
     return table, labels
 
 
-def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any], verbose: bool) -> None:
+def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) -> None:
     """`oddity fit` for a log detector (or APE on a table of categorical events): read, fit, save."""
     import oddity
     from oddity.logs.detector import LogDetector
 
+    verbose = not args.quiet
     detector = oddity.create(detector_name, **{**params, "verbose": verbose})
     if not isinstance(detector, LogDetector):
         table, labels = _event_table(args.data, args.entities, args.label_field)
@@ -234,8 +241,8 @@ def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any], ve
     print(f"model saved to {args.out}")
 
 
-def predict(detector: "LogDetector", inputs: list[str], out: str, verbose: bool) -> None:
-    """`oddity predict` for a log model: sequences.csv, templates.csv, timeline.png in `out`."""
+def predict(detector: "LogDetector", args: argparse.Namespace) -> None:
+    """`oddity predict` for a log model: sequences.csv, templates.csv, timeline.png in `--out`."""
     from collections import Counter
 
     import pandas as pd
@@ -244,6 +251,7 @@ def predict(detector: "LogDetector", inputs: list[str], out: str, verbose: bool)
     from oddity.logs.plots import timeline_figure
     from oddity.plots import save_figure
 
+    inputs, out, verbose = args.inputs, args.out, not args.quiet
     if len(inputs) != 1:
         raise ConfigError(f"a log model predicts one file at a time; got {len(inputs)} inputs")
     if not hasattr(detector, "vocabulary_"):  # categorical events
@@ -273,8 +281,9 @@ def predict(detector: "LogDetector", inputs: list[str], out: str, verbose: bool)
     print(f"written to {out}: sequences.csv, templates.csv, timeline.png")
 
 
-def evaluate(detector: "LogDetector", args: argparse.Namespace, verbose: bool) -> None:
+def evaluate(detector: "LogDetector", args: argparse.Namespace) -> None:
     """`oddity eval` for a log model: metrics on a labelled file."""
+    verbose = not args.quiet
     from oddity.core.errors import DataError
     from oddity.core.persistence import atomic_write
     from oddity.logs.evaluate import sequence_metrics

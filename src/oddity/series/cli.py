@@ -1,132 +1,78 @@
-"""The series side of the `oddity` command: fit on a series file, predict one, evaluate on NAB.
-
-`oddity.cli` dispatches here when the detector (or the loaded model) has modality "series".
-Outputs: `predict` writes scores.csv (time, value columns, score, per-channel scores,
-anomalous), ranges.csv (start, end, steps, peak score) and plot.png into the output folder
-through a staging folder, so an interrupted run leaves nothing half-written.
-"""
+"""The series verbs of the `oddity` command (see `oddity.core.modality`): fit on a series file,
+predict one, evaluate on NAB, and `explain`. The work is done in `oddity.series.commands`
+(imported inside the verbs, so that `oddity --help` does not load pandas)."""
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-from typing import Any
+import argparse
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from oddity.core.errors import ConfigError
 
-import oddity
-from oddity.core.errors import ConfigError, DataError
-from oddity.core.persistence import atomic_write, staged_directory
-from oddity.plots import save_figure
-from oddity.series.data import SeriesReport, read_nab, read_series
-from oddity.series.detector import SeriesDetector
-from oddity.series.evaluate import METRICS, NabEvaluation, evaluate_nab
-from oddity.series.plots import prediction_figure
-from oddity.series.results import SeriesPrediction
+if TYPE_CHECKING:
+    from oddity.core.detector import Detector
+
+# --dates: how to read dates like 01/02/2024 (None: refuse when both orders are plausible)
+DATE_ORDERS = {"auto": None, "day-first": True, "month-first": False}
 
 
-def _print_report(report: SeriesReport) -> None:
-    step = f", median step {report.median_step}" if report.median_step is not None else ""
-    print(f"read {report.length} steps x {len(report.columns)} channels "
-          f"({', '.join(report.columns)}) from {report.source}{step}")
-    for note in report.notes:
-        print(f"  note: {note}")
+def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) -> None:
+    """`oddity fit` for a series detector."""
+    from oddity.series.commands import fit_file
+
+    if getattr(args, "shots", None) is not None:
+        raise ConfigError("--shots applies to image detectors; a series model learns from one history file")
+    fit_file(detector_name, args.data, args.out, params, not args.quiet, args.time_column, args.value_columns,
+             DATE_ORDERS[args.dates])
 
 
-def _check_length(path: str, frame: pd.DataFrame, detector: SeriesDetector) -> None:
-    if len(frame) < detector.min_length:
-        raise DataError(f"{path}: {len(frame)} steps, shorter than the {detector.min_length} "
-                        f"steps {detector.name} needs (its window/lags)")
+def predict(model: Detector, args: argparse.Namespace) -> None:
+    """`oddity predict` with a series model: one file in, a prediction folder out."""
+    from oddity.series.commands import predict_file
+
+    predict_file(model, args.inputs, args.out)  # type: ignore[arg-type]
 
 
-def fit(detector_name: str, data: str, out: str, params: dict[str, Any], verbose: bool,
-        time_column: str | None = None, value_columns: list[str] | None = None,
-        dayfirst: bool | None = None) -> SeriesDetector:
-    """Read `data`, fit the detector on all of it (its tail calibrates the threshold), save.
-    How the times were read (time column, date order) is saved with the model, so `predict`
-    reads its files the same way."""
-    detector = oddity.create(detector_name, **{**params, "verbose": verbose})
-    assert isinstance(detector, SeriesDetector)
-    frame, report = read_series(data, time_column=time_column, value_columns=value_columns,
-                                dayfirst=dayfirst)
-    _print_report(report)
-    _check_length(data, frame, detector)
-    start = time.perf_counter()
-    detector.fit(frame)
-    detector.time_column_, detector.dayfirst_ = report.time_column, dayfirst
-    seconds = time.perf_counter() - start
-    detector.save(out)
-    threshold = detector.threshold_
-    assert threshold is not None
-    print(f"fitted {detector_name} on {len(frame)} steps in {seconds:.1f} s")
-    print(f"threshold: {threshold.value:.6g} ({threshold.method}, target FPR per step "
-          f"{threshold.target_fpr:g}, {threshold.n_calibration} held-out steps)")
-    print(f"model saved to {out}")
-    return detector
+def evaluate(model: Detector, args: argparse.Namespace) -> None:
+    """`oddity eval` of a series model on a NAB folder (refitted per series)."""
+    from oddity.series.commands import evaluate_folder
+
+    if getattr(args, "report", None):
+        raise ConfigError("--report: not available for series models; use --json")
+    evaluate_folder(model, args.data, args.json, not args.quiet)  # type: ignore[arg-type]
 
 
-def write_prediction(out: str | Path, frame: pd.DataFrame, prediction: SeriesPrediction,
-                     title: str) -> None:
-    """scores.csv, ranges.csv and plot.png into the folder `out` (staged, see module doc)."""
-    scores = pd.concat([frame, prediction.to_frame()], axis=1)
-    positions = pd.RangeIndex(len(prediction))
-    rows = []
-    for start, end in prediction.spans:
-        inside = positions[(prediction.index >= start) & (prediction.index <= end)]
-        rows.append({"start": start, "end": end, "steps": len(inside),
-                     "peak_score": float(prediction.scores[inside].max())})
-    ranges = pd.DataFrame(rows, columns=["start", "end", "steps", "peak_score"])
-    with staged_directory(out) as stage:
-        scores.to_csv(stage / "scores.csv", index_label=frame.index.name or "step")
-        ranges.to_csv(stage / "ranges.csv", index=False)
-        save_figure(prediction_figure(frame, prediction, title), stage / "plot.png")
+def cmd_explain(args: argparse.Namespace) -> None:
+    from oddity.core.outputs import claim
+    from oddity.series.explain import explain_file
+
+    claim(inputs=[args.model, args.data], files=[args.plot])
+    explain_file(args.model, args.data, args.start, args.end, args.top, args.target, args.plot)
 
 
-def predict(detector: SeriesDetector, inputs: list[str], out: str) -> None:
-    """Score one series file with a fitted model and write the prediction folder."""
-    if len(inputs) != 1:
-        raise ConfigError(f"a series model predicts one file at a time; got {len(inputs)} inputs")
-    assert detector.columns_ is not None
-    frame, report = read_series(inputs[0], time_column=detector.time_column_,
-                                value_columns=detector.columns_, dayfirst=detector.dayfirst_)
-    _print_report(report)
-    _check_length(inputs[0], frame, detector)
-    prediction = detector.predict(frame)
-    write_prediction(out, frame, prediction, f"{detector.name}: {Path(inputs[0]).name}")
-    flagged = int(prediction.labels.sum())
-    print(f"{len(prediction)} steps: {flagged} anomalous in {len(prediction.spans)} ranges "
-          f"(threshold {prediction.threshold:.6g})")
-    print(f"written to {out}: scores.csv, ranges.csv, plot.png")
+def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
+    """Series options of the shared verbs."""
+    if verb == "fit":
+        parser.add_argument("--time-column", metavar="NAME", help="series: the time column (default: detected)")
+        parser.add_argument("--value-columns", nargs="+", metavar="NAME",
+                            help="series: the value columns (default: all but the time column)")
+        parser.add_argument("--dates", choices=sorted(DATE_ORDERS, key=str), default="auto",
+                            help="series: how to read dates like 01/02/2024 (default auto: refuse when "
+                                 "both orders are plausible); remembered by the model")
 
 
-HEADERS = {"point_auroc": "AUROC", "point_aupr": "AUPR", "pa_f1": "PA-F1", "event_f1": "event-F1",
-           "pate": "PATE", "fpr": "FPR", "series": "series", "seconds_per_series": "s/series"}
-
-
-def _format(value: float | None) -> str:
-    if value is None:
-        return "n/a"
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def print_evaluation(evaluation: NabEvaluation) -> None:
-    """A table: one row per NAB group, then the mean over all series."""
-    columns = (*METRICS, "series", "seconds_per_series")
-    rows = [(group, means) for group, means in evaluation.groups().items()]
-    rows.append(("mean", evaluation.overall()))
-    width = max(len(name) for name, _ in rows)
-    print(f"  {'group':<{width}}  " + "  ".join(f"{HEADERS[c]:>10}" for c in columns))
-    for name, means in rows:
-        print(f"  {name:<{width}}  " + "  ".join(f"{_format(means[c]):>10}" for c in columns))
-
-
-def evaluate(detector: SeriesDetector, data: str, json_path: str | None, verbose: bool) -> None:
-    """Refit the model's configuration on every NAB series of `data` and print the metrics."""
-    params = {k: v for k, v in detector.get_params().items() if k != "verbose"}
-    evaluation = evaluate_nab(detector.name, params, read_nab(data), verbose=verbose)
-    print(f"{detector.name} on NAB {data} (refitted per series on its first 15%):")
-    print_evaluation(evaluation)
-    if json_path:
-        text = json.dumps(evaluation.to_dict(), indent=2, allow_nan=False) + "\n"
-        atomic_write(json_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
-        print(f"metrics written to {json_path}")
+def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
+    """The series-only verb: explain (`parents`: the shared options of writing verbs)."""
+    explain = commands.add_parser("explain", parents=parents,
+                                  help="top lags/covariates behind a series model's forecasts",
+                                  description="SHAP contributions of the lags and covariates to "
+                                              "an xgb_forecast model's forecasts over a time range.")
+    explain.add_argument("model", metavar="MODEL", help="xgb_forecast model written by `oddity fit`")
+    explain.add_argument("data", metavar="FILE", help="CSV or Parquet series file")
+    explain.add_argument("--start", metavar="S", help="first step or timestamp (default: the start)")
+    explain.add_argument("--end", metavar="E", help="last step or timestamp, inclusive (default: the end)")
+    explain.add_argument("--top", type=int, default=10, metavar="N", help="contributors shown (default 10)")
+    explain.add_argument("--target", metavar="NAME",
+                         help="channel to explain, or 'anomaly' for the anomaly model "
+                              "(default: the channel with the highest score in the range)")
+    explain.add_argument("--plot", metavar="PNG", help="also write a plot of the contributors")
+    explain.set_defaults(run=cmd_explain)

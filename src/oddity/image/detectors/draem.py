@@ -182,6 +182,22 @@ def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = FOCAL_
     return -((1.0 - log_pt.exp()) ** gamma * log_pt).mean()
 
 
+class DRAEMScorer(nn.Module):
+    """The softmax anomaly channel as the map; the image score is the largest value of that
+    map mean-filtered over `window` x `window` pixels (the paper's)."""
+
+    def __init__(self, reconstructive: nn.Module, discriminative: nn.Module, window: int):
+        super().__init__()
+        self.reconstructive, self.discriminative, self.window = reconstructive, discriminative, window
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        _, logits = segment(x, self.reconstructive, self.discriminative)
+        anomaly = torch.softmax(logits, dim=1)[:, 1:]
+        pooled = F.avg_pool2d(anomaly, self.window, stride=1, padding=self.window // 2,
+                              count_include_pad=False)
+        return pooled.flatten(1).amax(dim=1), anomaly[:, 0]
+
+
 @register("draem")
 class DRAEM(ImageDetector):
     """Reconstruction + segmentation networks trained on simulated Perlin-texture anomalies.
@@ -339,13 +355,9 @@ class DRAEM(ImageDetector):
         """The paper's 21 px mean filter at 256 px, scaled to `image_size`: the nearest odd size."""
         return max(1, 2 * round((SCORE_WINDOW_AT_256 * self.image_size / 256 - 1) / 2) + 1)
 
-    def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
+    def _scorer(self, portable: bool) -> "DRAEMScorer":
         assert self.reconstructive_ is not None and self.discriminative_ is not None
-        _, logits = segment(x, self.reconstructive_, self.discriminative_)
-        anomaly = torch.softmax(logits, dim=1)[:, 1:]
-        window = self._score_window()
-        pooled = F.avg_pool2d(anomaly, window, stride=1, padding=window // 2, count_include_pad=False)
-        return float(pooled.max()), anomaly[0, 0].numpy()
+        return DRAEMScorer(self.reconstructive_, self.discriminative_, self._score_window())
 
     # --- persistence -----------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -215,6 +215,53 @@ def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
         raise ConfigError(f"{name} must be an integer of at least {minimum}, got {value!r}")
 
 
+class Discrepancy(nn.Module):
+    """Raw local (teacher vs student) and global (autoencoder vs student) maps of a batch,
+    each (N, h, w): mean over channels of the squared differences, the teacher's output
+    normalised by its training mean and spread. With `bfloat16` the networks run under CPU
+    autocast (see `precision`)."""
+
+    def __init__(self, teacher: nn.Module, student: nn.Module, autoencoder: nn.Module,
+                 teacher_mean: torch.Tensor, teacher_std: torch.Tensor, bfloat16: bool = False):
+        super().__init__()
+        self.teacher, self.student, self.autoencoder = teacher, student, autoencoder
+        self.register_buffer("teacher_mean", teacher_mean)
+        self.register_buffer("teacher_std", teacher_std)
+        self.bfloat16 = bfloat16
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
+            teacher, student, reconstruction = self.teacher(x), self.student(x), self.autoencoder(x)
+        teacher = (teacher.float() - self.teacher_mean) / self.teacher_std
+        student, channels = student.float(), teacher.shape[1]
+        local = (teacher - student[:, :channels]).pow(2).mean(dim=1)
+        global_ = (reconstruction.float() - student[:, channels:]).pow(2).mean(dim=1)
+        return local, global_
+
+
+class EfficientADScorer(nn.Module):
+    """Local and global maps, each normalised (its quantiles q_a -> 0, q_b -> 0.1) and padded
+    by MAP_PAD cells with its value for zero discrepancy (padded cells have no outputs; a plain
+    0 would be the 0.9 quantile of normal maps, above most normal cells), then averaged; the
+    image score is the largest value inside the padding."""
+
+    def __init__(self, discrepancy: Discrepancy, quantiles: list[float]):
+        super().__init__()
+        self.discrepancy = discrepancy
+        self.scales = [0.1 / max(high - low, 1e-12) for low, high in zip(quantiles[0::2], quantiles[1::2])]
+        self.lows = list(quantiles[0::2])
+
+    def normalised(self, x: torch.Tensor) -> list[torch.Tensor]:
+        return [F.pad(scale * (raw - low), (MAP_PAD,) * 4, value=-scale * low)
+                for raw, low, scale in zip(self.discrepancy(x), self.lows, self.scales)]
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        local, global_ = self.normalised(x)
+        combined = 0.5 * (local + global_)
+        return combined[:, MAP_PAD:-MAP_PAD, MAP_PAD:-MAP_PAD].flatten(1).amax(dim=1), combined
+
+
 @register("efficientad")
 class EfficientAD(ImageDetector):
     """Student-teacher (local) and autoencoder (global) discrepancies on a distilled PDN.
@@ -432,18 +479,16 @@ class EfficientAD(ImageDetector):
         assert self.teacher_ is not None
         return (self.teacher_(x) - self.teacher_mean_) / self.teacher_std_
 
+    def _discrepancy(self, portable: bool = False) -> "Discrepancy":
+        assert self.teacher_ is not None and self.student_ is not None and self.autoencoder_ is not None
+        assert self.teacher_mean_ is not None and self.teacher_std_ is not None
+        return Discrepancy(self.teacher_, self.student_, self.autoencoder_, self.teacher_mean_,
+                           self.teacher_std_, bfloat16=self._bfloat16() and not portable)
+
     def _raw_maps(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
-        """Unnormalised local (student-teacher) and global (autoencoder-student) maps."""
-        assert self.student_ is not None and self.autoencoder_ is not None
-        assert self.teacher_ is not None
-        x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bfloat16()):
-            teacher, student, reconstruction = self.teacher_(x), self.student_(x), self.autoencoder_(x)
-        teacher = (teacher.float() - self.teacher_mean_) / self.teacher_std_
-        student, channels = student.float(), teacher.shape[1]
-        local = (teacher - student[:, :channels]).pow(2).mean(dim=1)[0]
-        global_ = (reconstruction.float() - student[:, channels:]).pow(2).mean(dim=1)[0]
-        return local.numpy(), global_.numpy()
+        """Unnormalised local (student-teacher) and global (autoencoder-student) maps of one image."""
+        local, global_ = self._discrepancy()(x)
+        return local[0].numpy(), global_[0].numpy()
 
     def _bfloat16(self) -> bool:
         """Whether scoring runs the networks in bfloat16 (see `precision`)."""
@@ -451,21 +496,12 @@ class EfficientAD(ImageDetector):
             return native_bfloat16()
         return self.precision == "bfloat16"
 
-    def _normalised_maps(self, x: torch.Tensor) -> list[np.ndarray]:
-        """Local and global maps, each normalised (its quantiles q_a -> 0, q_b -> 0.1) and
-        padded by MAP_PAD cells with its value for zero discrepancy: padded cells have no
-        outputs (a plain 0 would be the 0.9 quantile of normal maps, above most normal cells)."""
-        maps = []
-        quantiles = self.map_quantiles_
-        for raw, low, high in zip(self._raw_maps(x), quantiles[0::2], quantiles[1::2]):
-            scale = 0.1 / max(high - low, 1e-12)
-            maps.append(np.pad(scale * (raw - low), MAP_PAD, constant_values=-scale * low))
-        return maps
+    def _scorer(self, portable: bool) -> "EfficientADScorer":
+        return EfficientADScorer(self._discrepancy(portable), self.map_quantiles_)
 
-    def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
-        local, global_ = self._normalised_maps(x)
-        combined = 0.5 * (local + global_)
-        return float(combined[MAP_PAD:-MAP_PAD, MAP_PAD:-MAP_PAD].max()), combined
+    def _normalised_maps(self, x: torch.Tensor) -> list[np.ndarray]:
+        """Local and global maps of one image, normalised and padded (`EfficientADScorer`)."""
+        return [m[0].numpy() for m in self._scorer(portable=False).normalised(x)]
 
     # --- persistence -----------------------------------------------------------------------
     def _modules(self) -> dict[str, nn.Module]:

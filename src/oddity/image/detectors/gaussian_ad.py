@@ -22,6 +22,7 @@ from typing import Any, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 from scipy.signal import fftconvolve
 from scipy.stats import chi
 from sklearn.covariance import LedoitWolf
@@ -80,6 +81,41 @@ def npca_components(centred: np.ndarray, variance_kept: float) -> np.ndarray:
     tail = np.cumsum(variance[::-1])[::-1] / total  # tail[j]: share of components j, j+1, ...
     first = int(np.flatnonzero(tail >= variance_kept - 1e-12).max())
     return directions[first:]
+
+
+def level_distances(levels: list[torch.Tensor], model: nn.Module) -> torch.Tensor:
+    """(n, L) Mahalanobis distances of (n, C_l) float64 rows at each of the L levels of a
+    `GaussianADScorer`'s Gaussians (projected first where NPCA is on)."""
+    columns = []
+    for level, features in enumerate(levels):
+        delta = features - getattr(model, f"mean_{level}")
+        projection = getattr(model, f"projection_{level}", None)
+        if projection is not None:
+            delta = delta @ projection.T
+        squared = ((delta @ getattr(model, f"precision_{level}")) * delta).sum(dim=1)
+        columns.append(squared.clamp_min(0).sqrt())
+    return torch.stack(columns, dim=1)
+
+
+class GaussianADScorer(nn.Module):
+    """Summed per-level Mahalanobis distances of globally pooled features, in float64;
+    the (N, 1, 1) maps hold the scores (image-level detector)."""
+
+    def __init__(self, extractor: nn.Module | None, means: list[np.ndarray],
+                 projections: list[np.ndarray | None], precisions: list[np.ndarray]):
+        super().__init__()
+        self.extractor = extractor
+        for level, (mean, projection, precision) in enumerate(zip(means, projections, precisions)):
+            self.register_buffer(f"mean_{level}", torch.from_numpy(np.asarray(mean, np.float64)))
+            self.register_buffer(f"precision_{level}", torch.from_numpy(np.asarray(precision, np.float64)))
+            if projection is not None:
+                self.register_buffer(f"projection_{level}", torch.from_numpy(np.asarray(projection, np.float64)))
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        assert self.extractor is not None
+        pooled = [feature.mean(dim=(2, 3)).double() for feature in self.extractor(x)]
+        total = level_distances(pooled, self).sum(dim=1)
+        return total, total[:, None, None]
 
 
 @register("gaussian_ad")
@@ -173,15 +209,9 @@ class GaussianAD(ImageDetector):
     def _distances(self, levels: list[np.ndarray]) -> np.ndarray:
         """(n, L) Mahalanobis distances of (n, C_l) feature rows at each of the L levels."""
         assert self.means_ is not None and self.projections_ is not None and self.precisions_ is not None
-        columns = []
-        for features, mean, projection, precision in zip(levels, self.means_, self.projections_,
-                                                         self.precisions_):
-            delta = np.atleast_2d(features) - mean
-            if projection is not None:
-                delta = delta @ projection.T
-            squared = np.einsum("ij,jk,ik->i", delta, precision, delta)
-            columns.append(np.sqrt(np.maximum(squared, 0.0)))
-        return np.stack(columns, axis=1)
+        model = GaussianADScorer(None, self.means_, self.projections_, self.precisions_)
+        rows = [torch.from_numpy(np.atleast_2d(np.asarray(f, np.float64))) for f in levels]
+        return level_distances(rows, model).numpy()
 
     @property
     def degrees_of_freedom_(self) -> list[int]:
@@ -209,9 +239,10 @@ class GaussianAD(ImageDetector):
         return Threshold(value=value, target_fpr=self.target_fpr, achievable_fpr=self.target_fpr,
                          n_calibration=0, method="chi2")
 
-    def _score_image(self, x: torch.Tensor) -> tuple[float, None]:
-        distances = self._distances([level[None] for level in self._pooled(x)])
-        return float(distances.sum()), None
+    def _scorer(self, portable: bool) -> GaussianADScorer:
+        assert self.means_ is not None and self.projections_ is not None and self.precisions_ is not None
+        return GaussianADScorer(feature_extractor(self.backbone, self.layers), self.means_,
+                                self.projections_, self.precisions_)
 
     # --- persistence -----------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -144,6 +144,8 @@ class MuSc(ImageDetector):
     """
 
     zero_shot = True
+    not_a_graph = ("it scores each image against the other images of the batch it is given, so "
+                   "its result depends on the whole batch: no fixed graph maps one image to its score")
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage4", "stage5"),
@@ -190,9 +192,10 @@ class MuSc(ImageDetector):
         return normalised, embedding.numpy()
 
     def score(self, data: ImageInput, *, verbose: bool = True, desc: str = "score",
-              _calibrating: bool = False) -> ImageScores:
+              batch_size: int = 1, _calibrating: bool = False) -> ImageScores:
         """Score the images against each other: an anomaly score and a map (original size) per
-        image. Needs a batch of at least MIN_BATCH images (more than 10 recommended)."""
+        image. Needs a batch of at least MIN_BATCH images (more than 10 recommended); the
+        whole input is that batch (`batch_size` does not apply)."""
         samples = as_samples(data, for_fit=False)
         stages: list[list[torch.Tensor]] = []
         embeddings, sizes, names = [], [], []
@@ -202,7 +205,7 @@ class MuSc(ImageDetector):
                 features, embedding = self._features(self._model_input(pixels))
                 stages.append(features)
                 embeddings.append(embedding)
-                sizes.append((pixels.shape[:2], self._input_shape(pixels.shape[:2])))
+                sizes.append((pixels.shape[:2], self.spec().input_hw(pixels.shape[:2])))
                 names.append(sample.name)
                 bar.update(1)
         if len(names) < MIN_BATCH:

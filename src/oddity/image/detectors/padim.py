@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
@@ -27,6 +28,27 @@ from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.features import concat_on_first_grid, feature_extractor
 
 REGULARISATION = 0.01
+
+
+class PaDiMScorer(nn.Module):
+    """Mahalanobis distance of each position's selected features to that position's Gaussian;
+    the image score is the map's maximum."""
+
+    def __init__(self, extractor: nn.Module, channels: torch.Tensor, mean: torch.Tensor,
+                 whitening: torch.Tensor):
+        super().__init__()
+        self.extractor = extractor
+        self.register_buffer("channels", channels)
+        self.register_buffer("mean", mean)  # (positions, d)
+        self.register_buffer("whitening", whitening)  # (positions, d, d)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = concat_on_first_grid(self.extractor(x)).index_select(1, self.channels)
+        count, dims, height, width = features.shape
+        delta = features.reshape(count, dims, height * width).permute(2, 0, 1) - self.mean[:, None, :]
+        whitened = torch.bmm(delta, self.whitening.transpose(1, 2))
+        maps = whitened.square().sum(dim=2).sqrt().T.reshape(count, height, width)
+        return maps.flatten(1).amax(dim=1), maps
 
 
 @register("padim")
@@ -114,12 +136,10 @@ class PaDiM(ImageDetector):
         self.mean_ = torch.from_numpy(mean.astype(np.float32))
         self.whitening_ = torch.from_numpy(whitening.astype(np.float32))
 
-    def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
-        assert self.mean_ is not None and self.whitening_ is not None
-        embedding, grid = self._embed(x)
-        whitened = torch.bmm(self.whitening_, (embedding - self.mean_)[:, :, None])[:, :, 0]
-        score_map = whitened.square().sum(1).sqrt().numpy().reshape(grid)
-        return float(score_map.max()), score_map
+    def _scorer(self, portable: bool) -> PaDiMScorer:
+        assert self.mean_ is not None and self.whitening_ is not None and self.channels_ is not None
+        return PaDiMScorer(feature_extractor(self.backbone, self.layers), torch.from_numpy(self.channels_),
+                           self.mean_, self.whitening_)
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()

@@ -16,6 +16,8 @@ Deviations (reasons and figures: docs/methods/patchcore.md):
 - Border standardisation of maps (`border_rings=4`); the image score is then the largest
   standardised patch score instead of Eq. 7.
 - Coreset selected chunk by chunk beyond `coreset_chunk` patches, so fit memory stays bounded.
+- Nearest neighbours: exact matrix product + minimum inside the scoring graph (so it exports),
+  faiss in process (same scores to float rounding).
 """
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ from typing import Any
 import faiss
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from oddity.core.errors import ConfigError, DataError
@@ -33,6 +36,7 @@ from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.features import concat_on_first_grid, feature_extractor
 
 PROJECTION_DIM = 128
+BANK_CHUNK = 4096  # bank rows per distance matrix in the graph's exact search
 
 
 def greedy_coreset(features: torch.Tensor, size: int, seed: int, verbose: bool = False) -> np.ndarray:
@@ -100,6 +104,71 @@ def patch_chunks(patch_sets: Iterable[torch.Tensor], limit: int,
         yield buffer[:rows]
 
 
+class BankSearch(nn.Module):
+    """Exact nearest bank patch of each query row: (distances, indices). A matrix product +
+    minimum over chunks of the bank, on rows centred on the bank's mean (smaller norms, less
+    float32 cancellation); with an `index` (faiss, in process only) the index answers."""
+
+    def __init__(self, bank: torch.Tensor, index: faiss.Index | None = None):
+        super().__init__()
+        centre = bank.mean(dim=0)
+        centred = bank - centre
+        self.register_buffer("centre", centre)
+        self.register_buffer("bank", centred)
+        self.register_buffer("bank_norms", centred.square().sum(dim=1))
+        self.index = index
+
+    def forward(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.index is not None:
+            squared, nearest = self.index.search(np.ascontiguousarray(queries.numpy(), dtype=np.float32), 1)
+            return torch.from_numpy(squared[:, 0]).clamp_min(0).sqrt(), torch.from_numpy(nearest[:, 0])
+        queries = queries - self.centre
+        norms = queries.square().sum(dim=1, keepdim=True)
+        best, nearest = None, None
+        for start in range(0, self.bank.shape[0], BANK_CHUNK):
+            chunk = self.bank[start:start + BANK_CHUNK]
+            squared = norms - 2.0 * queries @ chunk.T + self.bank_norms[start:start + BANK_CHUNK]
+            value, index = squared.min(dim=1)
+            if best is None:
+                best, nearest = value, index
+            else:
+                closer = value < best
+                best = torch.where(closer, value, best)
+                nearest = torch.where(closer, index + start, nearest)
+        return best.clamp_min(0).sqrt(), nearest
+
+
+class PatchCoreScorer(nn.Module):
+    """Patch distances to the memory bank; image score Eq. 7 (with `support`) or the largest."""
+
+    def __init__(self, extractor: nn.Module, local_pool: int, search: BankSearch,
+                 support: torch.Tensor | None):
+        super().__init__()
+        self.extractor, self.local_pool, self.search = extractor, local_pool, search
+        self.reweighted = support is not None
+        if support is not None:
+            self.register_buffer("support", support)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = concat_on_first_grid(self.extractor(x), self.local_pool)
+        count, channels, height, width = embedding.shape
+        queries = embedding.permute(0, 2, 3, 1).reshape(-1, channels)
+        distances, nearest = self.search(queries)
+        maps = distances.reshape(count, height, width)
+        flat = distances.reshape(count, -1)
+        largest, worst = flat.max(dim=1)
+        if not self.reweighted:
+            return largest, maps
+        # Eq. 7: 1 - softmax weight of the worst patch's nearest bank patch among that bank
+        # patch's nearest bank neighbours (itself first), times the worst distance.
+        rows = torch.arange(count) * (height * width) + worst
+        query = queries[rows] - self.search.centre
+        neighbours = self.search.bank[self.support[nearest[rows]]]
+        to_support = (neighbours - query[:, None, :]).square().sum(dim=2).sqrt()
+        weight = 1.0 - torch.softmax(to_support, dim=1)[:, 0]
+        return weight * largest, maps
+
+
 @register("patchcore")
 class PatchCore(ImageDetector):
     """Nearest-neighbour distance of test patches to a coreset of normal patches.
@@ -156,6 +225,7 @@ class PatchCore(ImageDetector):
         self.coreset_chunk = coreset_chunk
         self.memory_bank_: np.ndarray | None = None
         self._index: faiss.Index | None = None
+        self._neighbours: torch.Tensor | None = None
 
     def _patches(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(h*w, C) patch features of one image and its feature grid (h, w)."""
@@ -175,28 +245,27 @@ class PatchCore(ImageDetector):
         self.memory_bank_ = np.ascontiguousarray(bank, dtype=np.float32)
         self._index = faiss.IndexFlatL2(self.memory_bank_.shape[1])
         self._index.add(self.memory_bank_)
+        self._neighbours = None
 
-    def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
-        assert self._index is not None and self.memory_bank_ is not None
-        patches, grid = self._patches(x)
-        queries = np.ascontiguousarray(patches.numpy(), dtype=np.float32)
-        squared, nearest = self._index.search(queries, 1)
-        distances = np.sqrt(np.maximum(squared[:, 0], 0.0))
-        worst = int(np.argmax(distances))
-        return self._reweighted(queries[worst], distances[worst], nearest[worst, 0]), distances.reshape(grid)
-
-    def _reweighted(self, query: np.ndarray, distance: float, nearest: int) -> float:
-        """Eq. 7: scale the largest patch distance by 1 - softmax weight of its nearest bank
-        patch among that patch's `reweight_neighbours` nearest bank neighbours."""
+    def _support(self) -> torch.Tensor | None:
+        """(bank, k) indices of each bank patch's k = `reweight_neighbours` nearest bank
+        patches (itself first), for Eq. 7; None when the image score does not use it (border
+        standardisation on, or k < 2). Searched once per model and kept."""
         assert self._index is not None and self.memory_bank_ is not None
         k = min(self.reweight_neighbours, len(self.memory_bank_))
-        if k < 2:
-            return float(distance)
-        _, support = self._index.search(self.memory_bank_[nearest][None], k)
-        to_support = np.linalg.norm(self.memory_bank_[support[0]] - query, axis=1)
-        shifted = to_support - to_support.max()
-        weight = 1.0 - np.exp(shifted[0]) / np.exp(shifted).sum()
-        return float(weight * distance)
+        if self.border_ is not None or k < 2:
+            return None
+        if self._neighbours is None or self._neighbours.shape[1] != k:
+            _, support = self._index.search(self.memory_bank_, k)
+            support[:, 0] = np.arange(len(support))  # itself, whichever duplicate faiss returned
+            self._neighbours = torch.from_numpy(support)
+        return self._neighbours
+
+    def _scorer(self, portable: bool) -> PatchCoreScorer:
+        assert self._index is not None and self.memory_bank_ is not None
+        search = BankSearch(torch.from_numpy(self.memory_bank_), None if portable else self._index)
+        return PatchCoreScorer(feature_extractor(self.backbone, self.layers), self.local_pool,
+                               search, self._support())
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()

@@ -63,6 +63,23 @@ def truncated_l1_loss(normal: torch.Tensor, anomalous: torch.Tensor, margin: flo
     return torch.clamp(margin - normal, min=0).mean() + torch.clamp(margin + anomalous, min=0).mean()
 
 
+class SimpleNetScorer(nn.Module):
+    """-D(adaptor(feature / scale)) per patch; the image score is the map's maximum."""
+
+    def __init__(self, extractor: nn.Module, local_pool: int, scale: float, adaptor: nn.Linear,
+                 discriminator: nn.Sequential):
+        super().__init__()
+        self.extractor, self.local_pool, self.scale = extractor, local_pool, scale
+        self.adaptor, self.discriminator = adaptor, discriminator
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        embedding = concat_on_first_grid(self.extractor(x), self.local_pool)
+        count, channels, height, width = embedding.shape
+        patches = embedding.permute(0, 2, 3, 1).reshape(-1, channels)
+        maps = -self.discriminator(self.adaptor(patches / self.scale)).reshape(count, height, width)
+        return maps.flatten(1).amax(dim=1), maps
+
+
 @register("simplenet")
 class SimpleNet(ImageDetector):
     """Discriminator of normal against noise-perturbed patch features, trained on cached features.
@@ -193,15 +210,10 @@ class SimpleNet(ImageDetector):
         self.adaptor_, self.discriminator_ = adaptor.eval(), discriminator.eval()
         self.losses_ = losses
 
-    def _patch_scores(self, patches: torch.Tensor) -> torch.Tensor:
-        """-D(adaptor(feature)) per row of unscaled patch features (higher = more anomalous)."""
+    def _scorer(self, portable: bool) -> SimpleNetScorer:
         assert self.adaptor_ is not None and self.discriminator_ is not None and self.feature_scale_
-        return -self.discriminator_(self.adaptor_(patches / self.feature_scale_))[:, 0]
-
-    def _score_image(self, x: torch.Tensor) -> tuple[float, np.ndarray]:
-        patches, grid = self._patches(x)
-        scores = self._patch_scores(patches).numpy().reshape(grid)
-        return float(scores.max()), scores
+        return SimpleNetScorer(feature_extractor(self.backbone, self.layers), self.local_pool,
+                               self.feature_scale_, self.adaptor_, self.discriminator_)
 
     # --- persistence -----------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
