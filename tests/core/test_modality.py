@@ -45,8 +45,8 @@ def toy_modality(tmp_path, monkeypatch):
             if verb == "fit":
                 parser.add_argument("--toy-option")
 
-        def add_commands(commands, common):
-            toy = commands.add_parser("toy-verb", parents=[common])
+        def add_commands(commands, parents):
+            toy = commands.add_parser("toy-verb", parents=parents)
             toy.set_defaults(run=lambda args: print("toy verb ran"))
     '''))
     monkeypatch.setattr(oddity, "__path__", [*oddity.__path__, str(tmp_path)])
