@@ -112,7 +112,7 @@ def main() -> int:
 
     validation, masks, families = validation_set(held_out, [_array(x) for x in train[:20]], detector.seed)
 
-    extractor = feature_extractor(detector.backbone, detector.layers)
+    extractor = feature_extractor(detector.backbone, detector.layers, detector.input_norm)
     grid = tuple(pdn_grid(s) for s in shape)
 
     start = time.perf_counter()

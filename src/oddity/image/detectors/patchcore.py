@@ -60,7 +60,7 @@ from tqdm.auto import tqdm
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import concat_on_first_grid, feature_extractor
+from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, concat_on_first_grid, feature_extractor
 
 PROJECTION_DIM = 128
 
@@ -134,7 +134,9 @@ def patch_chunks(patch_sets: Iterable[torch.Tensor], limit: int,
 class PatchCore(ImageDetector):
     """Nearest-neighbour distance of test patches to a coreset of normal patches."""
 
-    def __init__(self, *, backbone: str = "efficientnet_lite0",
+    legacy_params = LEGACY_PARAMS
+
+    def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
                  coreset_ratio: float = 0.01, max_bank_size: int = 16_384,
                  reweight_neighbours: int = 9, border_rings: int = 4,
@@ -147,6 +149,7 @@ class PatchCore(ImageDetector):
         if coreset_chunk < 1:
             raise ConfigError(f"coreset_chunk must be a positive number of patches, got {coreset_chunk}")
         self.backbone = backbone
+        self.input_norm = input_norm
         self.layers = tuple(layers)
         self.local_pool = local_pool
         self.coreset_ratio = coreset_ratio
@@ -158,7 +161,7 @@ class PatchCore(ImageDetector):
 
     def _patches(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(h*w, C) patch features of one image and its feature grid (h, w)."""
-        features = feature_extractor(self.backbone, self.layers)(x)
+        features = feature_extractor(self.backbone, self.layers, self.input_norm)(x)
         embedding = concat_on_first_grid(features, self.local_pool)[0]
         grid = tuple(embedding.shape[-2:])
         return embedding.permute(1, 2, 0).reshape(-1, embedding.shape[0]), grid  # type: ignore[return-value]
