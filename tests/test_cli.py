@@ -17,7 +17,7 @@ from oddity.core.registry import get_detector_class
 
 COMMANDS = ["fit", "predict", "eval", "zeroshot", "demo", "compare", "list"]
 METRIC_KEYS = {"image_auroc", "image_aupr", "image_f1max", "pixel_auroc", "aupro", "aupimo",
-               "images_per_second", "test_images", "seconds"}
+               "images_per_second", "test_images", "seconds", "target_fpr", "expected_fpr", "realised_fpr"}
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -94,8 +94,7 @@ def _check_apart(outputs: Sequence[str | Path], inputs: Sequence[str | Path]) ->
 def _describe(threshold: Threshold | None) -> str:
     if threshold is None:
         return "none"
-    return (f"{threshold.value:.6g} ({threshold.method}, target FPR {threshold.target_fpr:g}, "
-            f"achievable {threshold.achievable_fpr:.3g}, {threshold.n_calibration} held-out images)")
+    return threshold.describe("images")
 
 
 def _print_metrics(evaluation: Evaluation) -> None:

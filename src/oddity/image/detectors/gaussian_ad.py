@@ -117,6 +117,7 @@ class GaussianAD(ImageDetector):
     """Summed Mahalanobis distances of pooled features to per-level Gaussians (image-level)."""
 
     legacy_params = LEGACY_PARAMS
+    cheap_refit = True  # fit = feature statistics: cross-fitting costs CROSS_FOLDS more passes
 
     localises = False
     min_shots = 2  # statistics across images: one image has no covariance

@@ -40,6 +40,7 @@ class PaDiM(ImageDetector):
     """Mahalanobis distance of each patch to the Gaussian of normal patches at its position."""
 
     legacy_params = LEGACY_PARAMS
+    cheap_refit = True  # fit = feature statistics: cross-fitting costs CROSS_FOLDS more passes
 
     needs_fixed_shape = True
     min_shots = 2  # statistics across images: one image has no covariance
