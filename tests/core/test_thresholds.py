@@ -42,12 +42,13 @@ def test_in_sample_claims_no_interval_and_thresholds_survive_json():
     assert "out-of-fold" in threshold.describe()
 
 
-@pytest.mark.parametrize("n, fraction, min_fit, expected", [
-    (209, 0.1, 1, 21), (12, 0.1, 1, 3), (2, 0.1, 1, 1), (40, 0.0, 1, 0), (3000, 0.2, 9, 600),
-    (20, 0.2, 9, 5), (10, 0.2, 9, 0),
+@pytest.mark.parametrize("n, fraction, min_fit, small_sets, expected", [
+    (209, 0.1, 1, "quarter", 21), (12, 0.1, 1, "quarter", 3), (2, 0.1, 1, "quarter", 1),
+    (40, 0.0, 1, "quarter", 0), (20, 0.2, 9, "quarter", 5), (10, 0.2, 9, "quarter", 0),
+    (3000, 0.2, 9, "in-sample", 600), (60, 0.2, 16, "in-sample", 12), (45, 0.2, 16, "in-sample", 0),
 ])
-def test_one_hold_out_rule(n, fraction, min_fit, expected):
-    assert held_out_count(n, fraction, min_fit) == expected
+def test_one_hold_out_rule(n, fraction, min_fit, small_sets, expected):
+    assert held_out_count(n, fraction, min_fit, small_sets=small_sets) == expected
 
 
 def test_hold_out_rule_refuses_bad_fractions():

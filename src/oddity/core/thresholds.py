@@ -79,22 +79,29 @@ class Threshold:
                 f"{self.achievable_fpr:.3g}{interval}, {self.n_calibration} {kind} {items})")
 
 
-def held_out_count(n_items: int, fraction: float, min_fit: int = 1) -> int:
-    """How many of `n_items` normal items to hold out for calibration: `fraction` of them, and
-    at least a quarter up to MIN_CALIBRATION, so a small set still gets a usable threshold;
+def held_out_count(n_items: int, fraction: float, min_fit: int = 1, *, small_sets: str = "quarter") -> int:
+    """How many of `n_items` normal items to hold out for calibration: `fraction` of them, or
     0 (calibrate in-sample) when `fraction` is 0 or fewer than `min_fit` items would be left.
+    When `fraction` gives fewer than MIN_CALIBRATION items, `small_sets` decides: "quarter"
+    holds out a quarter of the items up to MIN_CALIBRATION (at least one), so a small image set
+    still gets a usable threshold; "in-sample" calibrates in-sample (a few consecutive time
+    steps say little about a per-step rate).
 
     Raises
     ------
     ConfigError
-        If `fraction` is not in [0, 1).
+        If `fraction` is not in [0, 1) or `small_sets` is unknown.
     """
     if not 0.0 <= fraction < 1.0:
         raise ConfigError(f"calibration_fraction must lie in [0, 1), got {fraction}")
+    if small_sets not in ("quarter", "in-sample"):
+        raise ConfigError(f"small_sets must be 'quarter' or 'in-sample', got {small_sets!r}")
     if fraction == 0:
         return 0
-    count = max(1, round(n_items * fraction), min(MIN_CALIBRATION, n_items // 4))
-    return count if n_items - count >= max(1, min_fit) else 0
+    count = round(n_items * fraction)
+    if count < MIN_CALIBRATION:
+        count = max(1, count, min(MIN_CALIBRATION, n_items // 4)) if small_sets == "quarter" else 0
+    return count if count and n_items - count >= max(1, min_fit) else 0
 
 
 def fold_indices(n_items: int, folds: int, seed: int) -> list[np.ndarray]:

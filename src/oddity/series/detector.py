@@ -96,12 +96,15 @@ class SeriesDetector(Detector):
         """Learn normal from a (mostly) normal history, then calibrate the threshold on its
         held-out tail (see the module docstring), as many steps as
         `oddity.core.thresholds.held_out_count` says. When it says none (`calibration_fraction=0`,
-        or too short a history to leave `min_length` steps to fit) the threshold is calibrated
-        on the fitted steps themselves; it is then optimistic and marked 'in-sample'."""
+        fewer than MIN_CALIBRATION steps to hold out, or too short a history to leave
+        `min_length` steps to fit) the threshold is calibrated on the fitted steps themselves;
+        it is then optimistic and marked 'in-sample'. Steps are correlated, so the rate
+        interval saved with the threshold (which treats them as exchangeable) is too narrow."""
         frame = self._frame(data, "fit data")
         self.columns_ = list(frame.columns)
         values = frame.to_numpy(dtype=np.float64)
-        held_out = held_out_count(len(values), self.calibration_fraction, self.min_length)
+        held_out = held_out_count(len(values), self.calibration_fraction, self.min_length,
+                                  small_sets="in-sample")
         fit_part = values[: len(values) - held_out]
         self._fit_series(fit_part)
         if held_out:
