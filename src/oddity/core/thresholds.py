@@ -75,8 +75,10 @@ class Threshold:
         interval = (f", {INTERVAL:.0%} interval {self.fpr_interval[0]:.3g}-{self.fpr_interval[1]:.3g}"
                     if self.fpr_interval else "")
         kind = CALIBRATION_ITEMS.get(self.method, "calibration")
-        return (f"{self.value:.6g} ({self.method}, target FPR {self.target_fpr:g}, expected "
-                f"{self.achievable_fpr:.3g}{interval}, {self.n_calibration} {kind} {items})")
+        count = f", {self.n_calibration} {kind} {items}" if self.n_calibration else ""
+        expected = ("rate optimistic" if self.method == "in-sample"
+                    else f"expected {self.achievable_fpr:.3g}{interval}")
+        return f"{self.value:.6g} ({self.method}, target FPR {self.target_fpr:g}, {expected}{count})"
 
 
 def held_out_count(n_items: int, fraction: float, min_fit: int = 1, *, small_sets: str = "quarter") -> int:
