@@ -15,8 +15,9 @@ Deviations, with reasons: TensorFlow "SAME" padding is computed from each input'
 height and width work (non-square, odd) and feature maps are ceil(size / stride); there is no
 dropout or drop-connect because this port is for inference and frozen feature extraction; the
 network takes RGB in [0, 1] and normalises it itself, by one of `INPUT_NORMS`: "efficientnet"
-(the weights' own preprocessing, (p - 127.5) / 128 on 0-255 pixels) or "imagenet" (ImageNet
-mean/std, about 2.2x the amplitude; what oddity used before input_norm existed).
+(the default: the weights' own preprocessing, (p - 127.5) / 128 on 0-255 pixels) or "imagenet"
+(ImageNet mean/std, about 2.2x the amplitude; what oddity used before input_norm existed). The
+default was chosen by the rule of docs/backbones.md on both shared image sets.
 """
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
     "efficientnet": ((127.5 / 255,) * 3, (128 / 255,) * 3),  # the weights' own: (p - 127.5) / 128
     "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
 }
-DEFAULT_INPUT_NORM = "imagenet"
+DEFAULT_INPUT_NORM = "efficientnet"  # chosen by the rule of docs/backbones.md
 
 
 def _round_filters(channels: int, width: float, divisor: int = 8) -> int:
