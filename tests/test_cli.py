@@ -16,7 +16,7 @@ from oddity.cli import main
 
 COMMANDS = ["fit", "predict", "eval", "zeroshot", "demo", "compare", "list"]
 METRIC_KEYS = {"image_auroc", "image_aupr", "image_f1max", "pixel_auroc", "aupro", "aupimo",
-               "images_per_second", "test_images", "seconds"}
+               "images_per_second", "test_images", "seconds", "target_fpr", "expected_fpr", "realised_fpr"}
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:

@@ -95,3 +95,36 @@ def test_frozen_but_differentiable_and_always_eval() -> None:
     x = torch.rand(1, 3, 40, 56, requires_grad=True)
     fe(x)[0].square().mean().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_input_norms_are_the_documented_affine_maps() -> None:
+    pixels = torch.tensor([0.0, 127.5, 255.0]).view(1, 1, 1, 3).expand(1, 3, 1, 3) / 255
+    official = build_classifier("efficientnet_lite0", "efficientnet")
+    imagenet = build_classifier("efficientnet_lite0", "imagenet")
+    # (p - 127.5) / 128 on 0-255 pixels: -0.996, 0, +0.996 in every channel
+    shifted = torch.addcmul(official._shift, pixels, official._scale)
+    torch.testing.assert_close(shifted[0, :, 0], torch.tensor([-127.5, 0.0, 127.5]).expand(3, 3) / 128)
+    shifted = torch.addcmul(imagenet._shift, pixels, imagenet._scale)
+    torch.testing.assert_close(shifted[0, 0, 0], (torch.tensor([0.0, 0.5, 1.0]) - 0.485) / 0.229)
+
+
+def test_input_norm_changes_features_and_is_checked() -> None:
+    x = torch.rand(1, 3, 64, 64)
+    with torch.inference_mode():
+        (a,) = FeatureExtractor(layers=("stage3",), input_norm="efficientnet")(x)
+        (b,) = FeatureExtractor(layers=("stage3",), input_norm="imagenet")(x)
+    assert not torch.allclose(a, b)
+    with pytest.raises(ConfigError, match="efficientnet, imagenet"):
+        FeatureExtractor(input_norm="zscore")
+
+
+@pytest.mark.parametrize("input_norm", ["efficientnet", "imagenet"])
+def test_classifier_sees_a_cat_with_either_input_norm(input_norm: str) -> None:
+    data = pytest.importorskip("skimage.data")
+    from PIL import Image
+
+    image = np.asarray(Image.fromarray(data.chelsea()).resize((224, 224), Image.BILINEAR))
+    x = torch.from_numpy(image.copy()).permute(2, 0, 1)[None].float() / 255
+    with torch.inference_mode():
+        top5 = build_classifier("efficientnet_lite0", input_norm)(x).topk(5).indices[0].tolist()
+    assert CAT_CLASSES & set(top5), top5

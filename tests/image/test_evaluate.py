@@ -16,7 +16,7 @@ from oddity.image.synth import make_inspection_set
 from oddity.metrics import aupimo, aupro
 
 KEYS = {"image_auroc", "image_aupr", "image_f1max", "pixel_auroc", "aupro", "aupimo",
-        "images_per_second", "test_images", "seconds"}
+        "images_per_second", "test_images", "seconds", "target_fpr", "expected_fpr", "realised_fpr"}
 
 
 @pytest.fixture(scope="module")
@@ -133,3 +133,27 @@ def test_test_set_with_one_class_is_a_data_error(detector, inspection_set, tmp_p
     shutil.copytree(inspection_set / "test" / "good", root / "good")
     with pytest.raises(DataError, match="every scored test image is normal"):
         evaluate(detector, root, verbose=False)
+
+
+def test_cross_fitting_calibrates_on_every_training_image(inspection_set):
+    cross = oddity.create("test-meandiff", image_size=48, calibration="cross").fit(inspection_set, verbose=False)
+    assert cross.threshold_.method == "cross-conformal" and cross.threshold_.n_calibration == 12
+    assert cross.pixel_threshold_.method == "cross-conformal" and cross.threshold_.fpr_interval is not None
+    held = oddity.create("test-meandiff", image_size=48, calibration="holdout").fit(inspection_set, verbose=False)
+    assert held.threshold_.method == "conformal" and held.threshold_.n_calibration == 3
+    # the cross-fitted model learned from every image; the held-out one from 9 of 12
+    assert not np.allclose(cross.mean_, held.mean_)
+    # border statistics need held-out images: PatchCore's default keeps the hold-out
+    assert not oddity.create("patchcore", calibration="cross").cross_fits(100)
+    assert oddity.create("padim").cross_fits(100) and not oddity.create("padim").cross_fits(9)
+
+
+def test_eval_reports_the_realised_false_positive_rate(inspection_set):
+    from oddity.image.data import evaluation_samples
+
+    detector = oddity.create("test-meandiff", image_size=48, target_fpr=0.2).fit(inspection_set, verbose=False)
+    metrics = evaluate(detector, inspection_set, verbose=False).metrics
+    normal = [s for s in evaluation_samples(inspection_set) if s.label == 0]
+    scores = detector.score(normal, verbose=False).scores
+    assert metrics["realised_fpr"] == pytest.approx(np.mean(scores > detector.threshold_.value))
+    assert metrics["target_fpr"] == 0.2 and metrics["expected_fpr"] == pytest.approx(1 / 4)

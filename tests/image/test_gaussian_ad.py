@@ -35,7 +35,7 @@ def test_detects_synthetic_defects_at_image_level(fitted, inspection_set):
     assert roc_auc_score(labels, result.scores) >= 0.9
     assert result.maps is None and result.masks is None and np.isnan(result.pixel_threshold)
     assert result.labels.dtype == bool and len(result.labels) == len(samples)
-    assert fitted.threshold_.method == "conformal" and fitted.pixel_threshold_ is None
+    assert fitted.threshold_.method == "cross-conformal" and fitted.pixel_threshold_ is None
 
 
 def test_save_load_gives_identical_scores(fitted, inspection_set, reloaded):

@@ -21,7 +21,7 @@ def test_calibrated_threshold_holds_target_fpr_on_new_normal_data(seasonal_serie
 
 def test_short_history_calibrates_in_sample_and_too_short_fails():
     detector = oddity.create("rolling_zscore", window=8).fit(np.arange(20.0))
-    assert detector.threshold_.method == "in-sample"
+    assert detector.threshold_.method == "in-sample" and detector.threshold_.fpr_interval is None
     with pytest.raises(DataError, match="shorter than the 9 steps"):
         oddity.create("rolling_zscore", window=8).fit(np.arange(5.0))
 

@@ -11,10 +11,11 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from oddity.backbones.efficientnet_lite import VARIANTS, EfficientNetLite, efficientnet_lite
+from oddity.backbones.efficientnet_lite import (DEFAULT_INPUT_NORM, INPUT_NORMS, VARIANTS, EfficientNetLite,
+                                                efficientnet_lite)
 from oddity.core.errors import ConfigError, DataError
 
-__all__ = ["FeatureExtractor", "build_classifier", "list_backbones"]
+__all__ = ["DEFAULT_INPUT_NORM", "INPUT_NORMS", "FeatureExtractor", "build_classifier", "list_backbones"]
 
 
 def list_backbones() -> list[str]:
@@ -26,9 +27,9 @@ def list_backbones() -> list[str]:
     return list(VARIANTS)
 
 
-def build_classifier(name: str) -> EfficientNetLite:
+def build_classifier(name: str, input_norm: str = DEFAULT_INPUT_NORM) -> EfficientNetLite:
     """The full pretrained network (RGB in [0, 1] -> 1000 ImageNet logits), for sanity checks."""
-    return efficientnet_lite(name)
+    return efficientnet_lite(name, input_norm)
 
 
 class FeatureExtractor(nn.Module):
@@ -43,11 +44,13 @@ class FeatureExtractor(nn.Module):
     folded into the convolutions for speed, and its parameters never require grad, but
     gradients flow to the input when the caller enables autograd; use `torch.inference_mode()`
     when they are not needed. `memory_format=torch.channels_last` is faster on CPU; the maps
-    then come back in channels_last layout too (same shapes and values).
+    then come back in channels_last layout too (same shapes and values). `input_norm` names the
+    normalisation of the input (`INPUT_NORMS`): it changes every feature, so a detector saves it.
     """
 
     def __init__(self, backbone: str = "efficientnet_lite0", layers: Sequence[str] = ("stage3", "stage5"),
-                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+                 memory_format: torch.memory_format = torch.contiguous_format,
+                 input_norm: str = DEFAULT_INPUT_NORM) -> None:
         super().__init__()
         if isinstance(layers, str):
             layers = (layers,)
@@ -56,8 +59,9 @@ class FeatureExtractor(nn.Module):
         if memory_format not in (torch.contiguous_format, torch.channels_last):
             raise ConfigError(f"memory_format must be torch.contiguous_format or torch.channels_last, "
                               f"not {memory_format}")
-        self.net = efficientnet_lite(backbone)
+        self.net = efficientnet_lite(backbone, input_norm)
         self.backbone = backbone
+        self.input_norm = input_norm
         self.layers = tuple(layers)
         self.memory_format = memory_format
         self._indices = [self._block_index(name) for name in self.layers]

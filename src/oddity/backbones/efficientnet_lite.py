@@ -14,8 +14,10 @@ the modules below reproduce so that `load_state_dict(strict=True)` checks every 
 Deviations, with reasons: TensorFlow "SAME" padding is computed from each input's size, so any
 height and width work (non-square, odd) and feature maps are ceil(size / stride); there is no
 dropout or drop-connect because this port is for inference and frozen feature extraction; the
-network takes RGB in [0, 1] and applies ImageNet mean/std itself (the official preprocessing is
-(x - 127) / 128, but mean/std classifies correctly too and is what anomaly methods expect).
+network takes RGB in [0, 1] and normalises it itself, by one of `INPUT_NORMS`: "efficientnet"
+(the default: the weights' own preprocessing, (p - 127.5) / 128 on 0-255 pixels) or "imagenet"
+(ImageNet mean/std, about 2.2x the amplitude; what oddity used before input_norm existed). The
+default was chosen by the rule of docs/backbones.md on both shared image sets.
 """
 from __future__ import annotations
 
@@ -49,8 +51,12 @@ _B0_STAGES = (
 _STEM_CHANNELS = 32
 _HEAD_CHANNELS = 1280
 _BN_EPS = 1e-3  # TensorFlow's; momentum is irrelevant because the network only runs in eval mode
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
+# name -> (per-channel mean, per-channel std) applied to RGB in [0, 1]: x' = (x - mean) / std
+INPUT_NORMS: dict[str, tuple[tuple[float, ...], tuple[float, ...]]] = {
+    "efficientnet": ((127.5 / 255,) * 3, (128 / 255,) * 3),  # the weights' own: (p - 127.5) / 128
+    "imagenet": ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225)),
+}
+DEFAULT_INPUT_NORM = "efficientnet"  # chosen by the rule of docs/backbones.md
 
 
 def _round_filters(channels: int, width: float, divisor: int = 8) -> int:
@@ -119,17 +125,34 @@ class MBConvBlock(nn.Module):
         return pairs + [(self, "_depthwise_conv", "_bn1"), (self, "_project_conv", "_bn2")]
 
 
+def check_input_norm(input_norm: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """(mean, std) of the input normalisation named `input_norm`.
+
+    Raises
+    ------
+    ConfigError
+        If `input_norm` is not one of `INPUT_NORMS`.
+    """
+    if input_norm not in INPUT_NORMS:
+        raise ConfigError(f"unknown input_norm {input_norm!r}; valid names: {', '.join(INPUT_NORMS)}")
+    return INPUT_NORMS[input_norm]
+
+
 class EfficientNetLite(nn.Module):
     """EfficientNet-Lite classifier taking RGB in [0, 1], shape (N, 3, H, W), giving 1000 logits.
 
+    `input_norm` names the normalisation applied to the input first (see `INPUT_NORMS`).
     `stage_ends[k]` is the index of the last block of stage k+1; `block_channels` and
     `block_strides` give each block's output channels and total stride from the input.
     """
 
-    def __init__(self, width: float, depth: float, num_classes: int = 1000) -> None:
+    def __init__(self, width: float, depth: float, num_classes: int = 1000,
+                 input_norm: str = DEFAULT_INPUT_NORM) -> None:
         super().__init__()
-        self.register_buffer("_scale", 1 / torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("_shift", -torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1) * self._scale,
+        mean, std = check_input_norm(input_norm)
+        self.input_norm = input_norm
+        self.register_buffer("_scale", 1 / torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("_shift", -torch.tensor(mean).view(1, 3, 1, 1) * self._scale,
                              persistent=False)
         self._conv_stem = Conv2dSame(3, _STEM_CHANNELS, 3, 2)
         self._bn0 = _bn(_STEM_CHANNELS)
@@ -173,7 +196,7 @@ class EfficientNetLite(nn.Module):
         return self
 
     def forward_stem(self, x: Tensor) -> Tensor:
-        """Normalise [0, 1] RGB with ImageNet mean/std, then stem conv, BN, ReLU6 (stride 2)."""
+        """Normalise [0, 1] RGB by `input_norm`, then stem conv, BN, ReLU6 (stride 2)."""
         x = torch.addcmul(self._shift, x, self._scale)
         return F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
 
@@ -198,11 +221,18 @@ def _pretrained_state_dict(name: str) -> dict[str, Tensor]:
     return torch.load(path, map_location="cpu", weights_only=True)
 
 
-def efficientnet_lite(name: str) -> EfficientNetLite:
-    """Build variant `name` with its ImageNet weights (strictly checked), in eval mode."""
+def efficientnet_lite(name: str, input_norm: str = DEFAULT_INPUT_NORM) -> EfficientNetLite:
+    """Build variant `name` with its ImageNet weights (strictly checked), in eval mode, taking
+    RGB in [0, 1] normalised by `input_norm` (see `INPUT_NORMS`).
+
+    Raises
+    ------
+    ConfigError
+        If `name` or `input_norm` is unknown, or the weights package is not installed.
+    """
     if name not in VARIANTS:
         raise ConfigError(f"unknown backbone {name!r}; valid names: {', '.join(VARIANTS)}")
     width, depth = VARIANTS[name][:2]
-    model = EfficientNetLite(width, depth)
+    model = EfficientNetLite(width, depth, input_norm=input_norm)
     model.load_state_dict(_pretrained_state_dict(name), strict=True)
     return model.eval()

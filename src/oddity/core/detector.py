@@ -42,6 +42,9 @@ class Detector:
     modality: ClassVar[str] = "generic"
 
     threshold_: Threshold | None = None
+    # Values of parameters added after models were first saved, for files that lack them (what
+    # those models were fitted with), so an old file loads as it was fitted, not with a new default.
+    legacy_params: ClassVar[dict[str, Any]] = {}
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -151,7 +154,7 @@ class Detector:
     @classmethod
     def _from_document(cls, document: dict, arrays: dict[str, np.ndarray], path: str) -> "Detector":
         try:
-            detector = cls(**check_params(cls, document["params"]))
+            detector = cls(**check_params(cls, {**cls.legacy_params, **document["params"]}))
             for attribute, fields in document["thresholds"].items():
                 setattr(detector, attribute, _checked_threshold(Threshold(**fields), attribute))
             detector._set_state(document["state"], arrays)

@@ -104,17 +104,8 @@ def detector_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def describe(threshold: Threshold | None) -> str:
-    """One line on a threshold: value, method, target and achievable rates, images used."""
-    if threshold is None:
-        return "none"
-    if threshold.method == "manual":
-        return f"{threshold.value:.6g} (set by hand)"
-    if threshold.method == "in-sample":
-        images = f"{threshold.n_calibration} training image{'s' * (threshold.n_calibration != 1)}"
-        return (f"{threshold.value:.6g} (in-sample: calibrated on the {images} themselves, none "
-                f"held out; optimistic, its false-positive rate is unknown)")
-    return (f"{threshold.value:.6g} ({threshold.method}, target FPR {threshold.target_fpr:g}, "
-            f"achievable {threshold.achievable_fpr:.3g}, {threshold.n_calibration} held-out images)")
+    """One line on a threshold (`Threshold.describe`), or "none"."""
+    return "none" if threshold is None else threshold.describe("images")
 
 
 def write_json(path: str | Path, document: dict[str, Any]) -> None:

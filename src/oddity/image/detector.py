@@ -14,6 +14,13 @@ each image's original size. This class also holds out normal images to calibrate
 (see `oddity.core.thresholds`). A method that cannot be one graph (it scores a batch against
 itself) sets `not_a_graph` to the reason, and overrides `score`.
 
+Calibration (`calibration`): "holdout" fits on all but a held-out part of the training images
+and calibrates on that part (`calibration_fraction`); "cross" fits the model on every image
+and calibrates on out-of-fold scores (`CROSS_FOLDS` extra fits on the other folds: the cost of
+one fit times the number of folds, so only for detectors whose fit is cheap and that need no
+border statistics); "auto" (the default) is "cross" for a class with `cheap_refit = True`
+and "holdout" otherwise. The threshold's `method` says which was used.
+
 Image-level detectors (no localisation, e.g. Gaussian-AD) set the class attribute
 `localises = False` and return (N, 1, 1) maps holding the scores. For them `score` and
 `predict` give `maps = None` and `masks = None`, no pixel threshold is calibrated
@@ -41,7 +48,7 @@ from tqdm.auto import tqdm
 from oddity.core.detector import Detector
 from oddity.core.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from oddity.core.results import ImagePrediction, ImageScores
-from oddity.core.thresholds import Threshold, calibrate_threshold
+from oddity.core.thresholds import CROSS_FOLDS, Threshold, calibrate_threshold, fold_indices, held_out_count
 from oddity.image import geometry
 from oddity.image.border import BorderStandardiser
 from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, skip_bad_file,
@@ -50,12 +57,12 @@ from oddity.image.kernel import ImageKernel, run_kernel
 from oddity.image.pipeline import BATCH_SIZE, decide, score_samples
 from oddity.image.spec import ImageSpec
 
-MIN_CALIBRATION = 10
 SINGLE_IMAGE_WARNING = (
     "fitting on a single image ({name}): the model learns that one image's appearance only, "
     "and no image is left to calibrate on, so the thresholds are in-sample (the image's own "
     "score): any other normal image may well be flagged, and the false-positive rate is "
     "unknown. Fit on more normal images, or set thresholds by hand (set_threshold)")
+CALIBRATIONS = ("auto", "holdout", "cross")
 ImageInput = Any  # folder/file path(s), ImageSample list, array(s) or an (N, 3, H, W) tensor
 
 
@@ -166,6 +173,7 @@ class ImageDetector(Detector):
     zero_shot: ClassVar[bool] = False  # True: scores a batch against itself (see module doc)
     min_shots: ClassVar[int] = 1  # fewest images a few-shot fit accepts (see oddity.image.fewshot)
     not_a_graph: ClassVar[str | None] = None  # why the method has no kernel (see module doc)
+    cheap_refit: ClassVar[bool] = False  # True: "auto" calibration cross-fits (see module doc)
 
     pixel_threshold_: Threshold | None = None
     input_shape_: tuple[int, int] | None = None
@@ -176,7 +184,7 @@ class ImageDetector(Detector):
     def __init__(self, *, image_size: int = 256, tile: int | None = None,
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
                  calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False,
-                 per_image_contrast: bool = False, border_rings: int = 0):
+                 per_image_contrast: bool = False, border_rings: int = 0, calibration: str = "auto"):
         if image_size < 32:
             raise ConfigError(f"image_size must be at least 32 pixels, got {image_size}")
         if tile is not None and tile < 32:
@@ -189,6 +197,8 @@ class ImageDetector(Detector):
             raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
         if seed < 0:
             raise ConfigError(f"seed must be a non-negative whole number, got {seed}")
+        if calibration not in CALIBRATIONS:
+            raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {calibration!r}")
         self.image_size = image_size
         self.tile = tile
         self.smoothing_sigma = smoothing_sigma
@@ -198,6 +208,7 @@ class ImageDetector(Detector):
         self.skip_bad = skip_bad
         self.per_image_contrast = per_image_contrast
         self.border_rings = border_rings
+        self.calibration = calibration
 
     # --- hooks for subclasses --------------------------------------------------------------
     def _fit_images(self, images: ImageStream) -> None:
@@ -253,20 +264,41 @@ class ImageDetector(Detector):
         return torch.from_numpy(self.spec().model_input(pixels))[None]
 
     def _split_calibration(self, samples: list) -> tuple[list, list]:
-        """Hold out `calibration_fraction` of the images, and at least a quarter of them up
-        to MIN_CALIBRATION images, so a small training set still gets a usable threshold."""
-        if self.calibration_fraction == 0 or len(samples) < 2:
+        """Hold out images for calibration by the rule of `oddity.core.thresholds.held_out_count`."""
+        count = held_out_count(len(samples), self.calibration_fraction)
+        if count == 0:
             return samples, []
-        count = max(1, round(len(samples) * self.calibration_fraction),
-                    min(MIN_CALIBRATION, len(samples) // 4))
         order = np.random.default_rng(self.seed).permutation(len(samples))
         held_out = set(order[:count].tolist())
         fit = [s for i, s in enumerate(samples) if i not in held_out]
         return fit, [s for i, s in enumerate(samples) if i in held_out]
 
     # --- public API ------------------------------------------------------------------------
+    def cross_fits(self, n_images: int) -> bool:
+        """Whether `fit` on `n_images` images calibrates by cross-fitting (see module docstring):
+        asked for or "auto" on a cheap detector, with at least two images per fold and no
+        border statistics to learn."""
+        wanted = self.calibration == "cross" or (self.calibration == "auto" and self.cheap_refit)
+        return wanted and n_images >= 2 * CROSS_FOLDS and not (self.border_rings and self.localises)
+
+    def left_out_scores(self, groups: list[list], verbose: bool, first_only: bool = False) -> ImageScores:
+        """Scores (and maps) of each group's images (its first image only with `first_only`) by
+        a copy of this detector fitted on the other groups, in group order."""
+        scores, maps, paths = [], [], []
+        for index, group in enumerate(tqdm(groups, desc="calibrate", unit="fit", disable=not verbose)):
+            copy = type(self)(**self.get_params())
+            copy.skipped_ = set()
+            copy._learn([item for other, g in enumerate(groups) if other != index for item in g], False)
+            result = copy.score(group[:1] if first_only else group, verbose=False, _calibrating=True)
+            scores.extend(result.scores.tolist())
+            maps.extend(result.maps or [])
+            paths.extend(result.paths)
+        return ImageScores(scores=np.asarray(scores), maps=maps if self.localises else None, paths=paths)
+
     def fit(self, data: ImageInput, *, verbose: bool = True) -> "ImageDetector":
-        """Learn normal from images of normal items, then calibrate thresholds on held-out ones.
+        """Learn normal from images of normal items, then calibrate thresholds on images the
+        model did not learn from: out-of-fold scores when cross-fitting (`cross_fits`; the
+        model itself is then fitted on every image), else held-out images.
 
         Parameters
         ----------
@@ -290,8 +322,9 @@ class ImageDetector(Detector):
 
         Notes
         -----
-        A `calibration_fraction` of the images (at least one when there are two or more, and
-        at least a quarter up to 10 images) is held out, scored, and used to set the image threshold (target false-positive rate
+        Held out: a `calibration_fraction` of the images (at least one when there are two or
+        more, and at least a quarter up to 10 images; `oddity.core.thresholds.held_out_count`)
+        is scored and used to set the image threshold (target false-positive rate
         `target_fpr`) and the pixel threshold (same rate, on each held-out image's map maximum,
         so a normal image gets an empty mask with the same confidence). With no image held out
         (`calibration_fraction=0` or a single image) the thresholds come from the training
@@ -306,6 +339,14 @@ class ImageDetector(Detector):
         if len(samples) == 1:
             warnings.warn(SINGLE_IMAGE_WARNING.format(name=samples[0].name), stacklevel=2)
         self.skipped_ = set()
+        if self.cross_fits(len(samples)):
+            self._learn(samples, verbose)
+            self.calibration_images_ = [s.name for s in samples if isinstance(s, ImageSample)]
+            if self.threshold_ is None or self.localises:
+                folds = fold_indices(len(samples), CROSS_FOLDS, self.seed)
+                scores = self.left_out_scores([[samples[i] for i in fold] for fold in folds], verbose)
+                self._calibrate(scores, "cross-conformal")
+            return self
         fit_samples, calibration_samples = self._split_calibration(samples)
         self._learn(fit_samples, verbose)
         normal = calibration_samples or fit_samples
@@ -353,8 +394,7 @@ class ImageDetector(Detector):
         how those images relate to the fitted ones ("conformal": held out)."""
 
         def calibrated(scores: np.ndarray) -> Threshold:
-            threshold = calibrate_threshold(scores, self.target_fpr)
-            return threshold if method == "conformal" else Threshold(**{**threshold.to_dict(), "method": method})
+            return calibrate_threshold(scores, self.target_fpr, method)
 
         if self.threshold_ is None:
             self.threshold_ = calibrated(normal.scores)

@@ -13,6 +13,11 @@ Masks are read at each image's own size, like the maps, and the pixel metrics ta
 and masks as lists, so images of different sizes are evaluated exactly (no resizing). A
 detector that does not localise (`localises = False`) gives no maps: `Evaluation.maps` is None,
 masks are not read, pixel metrics are None and a note says why.
+
+Thresholds: the image threshold that decides is checked on the normal test images: the
+realised false-positive rate is reported beside the target and the rate the calibration
+expects, and a note warns when the realised rate is more (or less) than the calibration
+explains (`oddity.core.thresholds.check_realised_fpr`).
 """
 from __future__ import annotations
 
@@ -25,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from oddity.core.errors import DataError, MetricError
+from oddity.core.thresholds import check_realised_fpr
 from oddity.image.data import evaluation_samples
 from oddity.image.detector import ImageDetector
 from oddity.metrics import aupimo, aupro, f1_max, image_aupr, image_auroc, pixel_auroc
@@ -37,6 +43,9 @@ METRIC_LABELS: dict[str, str] = {
     "pixel_auroc": "pixel AUROC",
     "aupro": "AUPRO (FPR <= 0.3)",
     "aupimo": "AUPIMO (mean, FPR 1e-5 to 1e-4)",
+    "target_fpr": "target FPR",
+    "expected_fpr": "expected FPR (calibration)",
+    "realised_fpr": "realised FPR (normal test images)",
     "images_per_second": "images / second",
     "test_images": "test images",
     "seconds": "scoring seconds",
@@ -75,6 +84,8 @@ def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
             text = str(value)
         elif key in ("images_per_second", "seconds"):
             text = f"{value:.2f}"
+        elif key.endswith("_fpr"):
+            text = f"{value:.4g}"
         else:
             text = f"{value:.4f}"
         rows.append((label, text))
@@ -153,6 +164,12 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool 
         notes.append(f"{detector.name} is zero-shot: the {len(scored)} test images were scored "
                      "against each other, no training image was used")
     image_cut, pixel_cut = detector.decision_thresholds(result)
+    if image_cut is not None and image_cut.method != "manual":
+        check = check_realised_fpr(image_cut, result.scores[labels == 0])
+        metrics.update(target_fpr=check.target_fpr, expected_fpr=check.expected_fpr,
+                       realised_fpr=check.rate)
+        if check.warning:
+            notes.append(f"warning: {check.warning}")
     threshold = image_cut.value if image_cut else float("nan")
     pixel_threshold = pixel_cut.value if pixel_cut else float("nan")
     return Evaluation(metrics=metrics, paths=list(result.paths), defects=[s.defect or "" for s in scored],

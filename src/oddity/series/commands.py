@@ -59,8 +59,7 @@ def fit_file(detector_name: str, data: str, out: str, params: dict[str, Any], ve
     threshold = detector.threshold_
     assert threshold is not None
     print(f"fitted {detector_name} on {len(frame)} steps in {seconds:.1f} s")
-    print(f"threshold: {threshold.value:.6g} ({threshold.method}, target FPR per step "
-          f"{threshold.target_fpr:g}, {threshold.n_calibration} held-out steps)")
+    print(f"threshold: {threshold.describe('steps')}")
     print(f"model saved to {out}")
     return detector
 

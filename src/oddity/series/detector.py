@@ -24,13 +24,12 @@ import pandas as pd
 
 from oddity.core.detector import Detector
 from oddity.core.errors import ConfigError, DataError
-from oddity.core.thresholds import Threshold, calibrate_threshold
+from oddity.core.thresholds import calibrate_threshold, held_out_count
 from oddity.series.frames import as_frame
 from oddity.series.results import SeriesPrediction, SeriesScores
 from oddity.series.windows import labels_to_spans
 
 SeriesInput = Any  # pandas DataFrame / Series, or a 1-D (T,) / 2-D (T, C) numpy array
-MIN_CALIBRATION = 10  # fewer held-out steps than this: calibrate in-sample instead
 
 
 class SeriesDetector(Detector):
@@ -74,8 +73,7 @@ class SeriesDetector(Detector):
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
                  seed: int = 0, verbose: bool = True):
-        if not 0.0 <= calibration_fraction < 1.0:
-            raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
+        held_out_count(1, calibration_fraction)  # checks the fraction
         if not 0.0 < target_fpr < 1.0:
             raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
         if seed < 0:
@@ -131,11 +129,12 @@ class SeriesDetector(Detector):
     # --- public API ------------------------------------------------------------------------
     def fit(self, data: SeriesInput) -> SeriesDetector:
         """Learn normal from a (mostly) normal history, then calibrate the threshold on its
-        held-out tail (see the module docstring).
-
-        With fewer than MIN_CALIBRATION held-out steps (or `calibration_fraction=0`) the
-        threshold is calibrated on the fitted steps themselves; it is then optimistic and
-        marked 'in-sample'.
+        held-out tail (see the module docstring), as many steps as
+        `oddity.core.thresholds.held_out_count` says. When it says none (`calibration_fraction=0`,
+        fewer than MIN_CALIBRATION steps to hold out, or too short a history to leave
+        `min_length` steps to fit) the threshold is calibrated on the fitted steps themselves;
+        it is then optimistic and marked 'in-sample'. Steps are correlated, so the rate
+        interval saved with the threshold (which treats them as exchangeable) is too narrow.
 
         Parameters
         ----------
@@ -159,9 +158,8 @@ class SeriesDetector(Detector):
         self.columns_ = list(frame.columns)
         values = frame.to_numpy(dtype=np.float64)
         _check_variation(frame)
-        held_out = round(len(values) * self.calibration_fraction)
-        if held_out < MIN_CALIBRATION or len(values) - held_out < self.min_length:
-            held_out = 0
+        held_out = held_out_count(len(values), self.calibration_fraction, self.min_length,
+                                  small_sets="in-sample")
         fit_part = values[: len(values) - held_out]
         self._fit_series(fit_part)
         if held_out:
@@ -170,8 +168,7 @@ class SeriesDetector(Detector):
             self.threshold_ = calibrate_threshold(scores[context:], self.target_fpr)
         else:
             scores, _ = self._score_values(fit_part)
-            threshold = calibrate_threshold(scores, self.target_fpr)
-            self.threshold_ = Threshold(**{**threshold.to_dict(), "method": "in-sample"})
+            self.threshold_ = calibrate_threshold(scores, self.target_fpr, "in-sample")
         return self
 
     def score(self, data: SeriesInput) -> SeriesScores:

@@ -39,7 +39,7 @@ from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.core.torch_state import flushed_denormals, load_module_arrays, module_arrays
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import concat_on_first_grid, feature_extractor
+from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, concat_on_first_grid, feature_extractor
 from oddity.image.geometry import to_tensor
 from oddity.image.synth import (
     TEXTURES,
@@ -309,9 +309,11 @@ class EfficientAD(ImageDetector):
     docs/methods/efficientad.md : paper, deviations and figures.
     """
 
+    legacy_params = LEGACY_PARAMS
+
     needs_fixed_shape = True
 
-    def __init__(self, *, backbone: str = "efficientnet_lite0",
+    def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
                  layers: tuple[str, ...] = ("stage3", "stage5"), width: int = 32,
                  ae_width: int = 32, steps: int = 4000, distill_steps: int = 300,
                  distill_batch: int = 8, lr: float = 1e-3, generic_images: int = 24,
@@ -337,6 +339,7 @@ class EfficientAD(ImageDetector):
         if not 0.0 < map_fraction < 1.0:
             raise ConfigError(f"map_fraction must lie in (0, 1), got {map_fraction}")
         self.backbone = backbone
+        self.input_norm = input_norm
         self.layers = tuple(layers)
         self.width = width
         self.ae_width = ae_width
@@ -368,7 +371,7 @@ class EfficientAD(ImageDetector):
         hw = tuple(loaded[0].shape[-2:])
         if min(pdn_grid(s) for s in hw) < 1:
             raise ConfigError(f"image_size {self.image_size} is too small for EfficientAD; use at least 64")
-        channels = sum(feature_extractor(self.backbone, self.layers).channels)
+        channels = sum(feature_extractor(self.backbone, self.layers, self.input_norm).channels)
         # Building the (cached) backbone the first time draws from torch's global generator,
         # which also initialises our networks and drives dropout: reseed after it.
         torch.manual_seed(self.seed)
@@ -414,7 +417,7 @@ class EfficientAD(ImageDetector):
     def _distill(self, pool: list[torch.Tensor], channels: int, generator: torch.Generator,
                  verbose: bool) -> nn.Sequential:
         """Train a PDN to predict normalised backbone features of random augmented crops."""
-        extractor = feature_extractor(self.backbone, self.layers)
+        extractor = feature_extractor(self.backbone, self.layers, self.input_norm)
         crop = self._crop(tuple(pool[0].shape[-2:]))  # type: ignore[arg-type]
 
         def batch() -> tuple[torch.Tensor, torch.Tensor]:

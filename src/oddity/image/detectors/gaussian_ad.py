@@ -31,7 +31,7 @@ from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.core.thresholds import Threshold
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import feature_extractor
+from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, feature_extractor
 
 ALL_STAGES = tuple(f"stage{i}" for i in range(1, 8))
 THRESHOLD_METHODS = ("conformal", "chi2")
@@ -150,10 +150,13 @@ class GaussianAD(ImageDetector):
     docs/methods/gaussian_ad.md : paper, deviations and figures.
     """
 
+    legacy_params = LEGACY_PARAMS
+    cheap_refit = True  # fit = feature statistics: cross-fitting costs CROSS_FOLDS more passes
+
     localises = False
     min_shots = 2  # statistics across images: one image has no covariance
 
-    def __init__(self, *, backbone: str = "efficientnet_lite0", layers: tuple[str, ...] = ALL_STAGES,
+    def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM, layers: tuple[str, ...] = ALL_STAGES,
                  variance_kept: float | None = None, threshold_method: str = "conformal",
                  **common: Any):
         super().__init__(**common)
@@ -170,6 +173,7 @@ class GaussianAD(ImageDetector):
             raise ConfigError("threshold_method='chi2' bounds the false-positive rate of one image, not "
                               "of the highest of several tiles; use tile=None or threshold_method='conformal'")
         self.backbone = backbone
+        self.input_norm = input_norm
         self.layers = tuple(layers)
         self.variance_kept = variance_kept
         self.threshold_method = threshold_method
@@ -181,7 +185,7 @@ class GaussianAD(ImageDetector):
     # --- features ------------------------------------------------------------------------
     def _pooled(self, x: torch.Tensor) -> list[np.ndarray]:
         """Globally average-pooled features of one image, one (C,) vector per level."""
-        features = feature_extractor(self.backbone, self.layers)(x)
+        features = feature_extractor(self.backbone, self.layers, self.input_norm)(x)
         return [f.mean(dim=(2, 3))[0].double().numpy() for f in features]
 
     # --- the Gaussian model, on pooled features --------------------------------------------

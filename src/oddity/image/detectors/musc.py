@@ -34,7 +34,7 @@ from oddity.core.thresholds import Threshold, batch_threshold
 from oddity.image import geometry
 from oddity.image.data import load_all
 from oddity.image.detector import ImageDetector, ImageInput, as_samples
-from oddity.image.features import feature_extractor
+from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, feature_extractor
 
 MIN_BATCH = 2  # a patch needs at least one other image to be scored against
 
@@ -143,11 +143,13 @@ class MuSc(ImageDetector):
     docs/methods/musc.md : paper, deviations and figures.
     """
 
+    legacy_params = LEGACY_PARAMS
+
     zero_shot = True
     not_a_graph = ("it scores each image against the other images of the batch it is given, so "
                    "its result depends on the whole batch: no fixed graph maps one image to its score")
 
-    def __init__(self, *, backbone: str = "efficientnet_lite0",
+    def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
                  layers: tuple[str, ...] = ("stage4", "stage5"),
                  radii: tuple[int, ...] = (1, 3, 5), interval: float = 0.3,
                  windows: tuple[int, ...] = (1, 2, 3), max_references: int = 100,
@@ -166,6 +168,7 @@ class MuSc(ImageDetector):
         if chunk_mb <= 0:
             raise ConfigError(f"chunk_mb must be positive, got {chunk_mb}")
         self.backbone = backbone
+        self.input_norm = input_norm
         self.layers = tuple(layers)
         self.radii = tuple(radii)
         self.interval = interval
@@ -186,7 +189,7 @@ class MuSc(ImageDetector):
 
     def _features(self, x: torch.Tensor) -> tuple[list[torch.Tensor], np.ndarray]:
         """Layer-normalised (C, h, w) map per stage and the global image feature for RsCIN."""
-        maps = feature_extractor(self.backbone, self.layers)(x)
+        maps = feature_extractor(self.backbone, self.layers, self.input_norm)(x)
         normalised = [F.layer_norm(m[0].contiguous(), tuple(m.shape[1:])) for m in maps]
         embedding = F.normalize(maps[-1][0].mean(dim=(1, 2)), dim=0)
         return normalised, embedding.numpy()

@@ -25,7 +25,7 @@ from torch import nn
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import concat_on_first_grid, feature_extractor
+from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, concat_on_first_grid, feature_extractor
 
 REGULARISATION = 0.01
 
@@ -80,16 +80,20 @@ class PaDiM(ImageDetector):
     docs/methods/padim.md : paper, deviations and figures.
     """
 
+    legacy_params = LEGACY_PARAMS
+    cheap_refit = True  # fit = feature statistics: cross-fitting costs CROSS_FOLDS more passes
+
     needs_fixed_shape = True
     min_shots = 2  # statistics across images: one image has no covariance
 
-    def __init__(self, *, backbone: str = "efficientnet_lite0",
+    def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
                  layers: tuple[str, ...] = ("stage2", "stage3", "stage5"),
                  n_features: int = 100, **common: Any):
         super().__init__(**common)
         if n_features < 1:
             raise ConfigError(f"n_features must be positive, got {n_features}")
         self.backbone = backbone
+        self.input_norm = input_norm
         self.layers = tuple(layers)
         self.n_features = n_features
         self.channels_: np.ndarray | None = None
@@ -98,13 +102,13 @@ class PaDiM(ImageDetector):
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(h*w, d) selected features of one image, position-major, and the grid (h, w)."""
-        features = concat_on_first_grid(feature_extractor(self.backbone, self.layers)(x))[0]
+        features = concat_on_first_grid(feature_extractor(self.backbone, self.layers, self.input_norm)(x))[0]
         selected = features[torch.from_numpy(self.channels_)]
         grid = (selected.shape[1], selected.shape[2])
         return selected.reshape(selected.shape[0], -1).T, grid
 
     def _fit_images(self, images: ImageStream) -> None:
-        total = sum(feature_extractor(self.backbone, self.layers).channels)
+        total = sum(feature_extractor(self.backbone, self.layers, self.input_norm).channels)
         if self.n_features > total:
             raise ConfigError(f"n_features={self.n_features} exceeds the {total} channels of {self.layers}")
         rng = np.random.default_rng(self.seed)

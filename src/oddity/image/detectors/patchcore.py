@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import concat_on_first_grid, feature_extractor
+from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, concat_on_first_grid, feature_extractor
 
 PROJECTION_DIM = 128
 BANK_CHUNK = 4096  # bank rows per distance matrix in the graph's exact search
@@ -204,7 +204,9 @@ class PatchCore(ImageDetector):
     docs/methods/patchcore.md : paper, deviations and figures.
     """
 
-    def __init__(self, *, backbone: str = "efficientnet_lite0",
+    legacy_params = LEGACY_PARAMS
+
+    def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
                  coreset_ratio: float = 0.01, max_bank_size: int = 16_384,
                  reweight_neighbours: int = 9, border_rings: int = 4,
@@ -217,6 +219,7 @@ class PatchCore(ImageDetector):
         if coreset_chunk < 1:
             raise ConfigError(f"coreset_chunk must be a positive number of patches, got {coreset_chunk}")
         self.backbone = backbone
+        self.input_norm = input_norm
         self.layers = tuple(layers)
         self.local_pool = local_pool
         self.coreset_ratio = coreset_ratio
@@ -229,7 +232,7 @@ class PatchCore(ImageDetector):
 
     def _patches(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(h*w, C) patch features of one image and its feature grid (h, w)."""
-        features = feature_extractor(self.backbone, self.layers)(x)
+        features = feature_extractor(self.backbone, self.layers, self.input_norm)(x)
         embedding = concat_on_first_grid(features, self.local_pool)[0]
         grid = tuple(embedding.shape[-2:])
         return embedding.permute(1, 2, 0).reshape(-1, embedding.shape[0]), grid  # type: ignore[return-value]

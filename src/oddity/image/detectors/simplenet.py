@@ -29,7 +29,7 @@ from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import concat_on_first_grid, feature_extractor
+from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, concat_on_first_grid, feature_extractor
 
 LEAKY_SLOPE = 0.2
 ADAPTOR_WEIGHT_DECAY = 0.01  # torch AdamW default, as the paper's code
@@ -121,7 +121,9 @@ class SimpleNet(ImageDetector):
     docs/methods/simplenet.md : paper, deviations and figures.
     """
 
-    def __init__(self, *, backbone: str = "efficientnet_lite0",
+    legacy_params = LEGACY_PARAMS
+
+    def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
                  noise_std: float = 0.25, hidden: int = 1024, epochs: int = 10,
                  batch_images: int = 8, adaptor_lr: float = 1e-4, discriminator_lr: float = 2e-4,
@@ -141,6 +143,7 @@ class SimpleNet(ImageDetector):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         self.backbone = backbone
+        self.input_norm = input_norm
         self.layers = tuple(layers)
         self.local_pool = local_pool
         self.noise_std = noise_std
@@ -157,7 +160,7 @@ class SimpleNet(ImageDetector):
 
     def _patches(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(h*w, C) locally aggregated patch features of one image and its grid (h, w)."""
-        features = feature_extractor(self.backbone, self.layers)(x)
+        features = feature_extractor(self.backbone, self.layers, self.input_norm)(x)
         embedding = concat_on_first_grid(features, self.local_pool)[0]
         grid = (int(embedding.shape[1]), int(embedding.shape[2]))
         return embedding.permute(1, 2, 0).reshape(-1, embedding.shape[0]), grid

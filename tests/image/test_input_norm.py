@@ -1,0 +1,55 @@
+"""The backbone's input normalisation is a saved setting: a model file written before the
+setting existed loads with the normalisation it was fitted with, not with today's default."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from safetensors import safe_open
+from safetensors.numpy import load_file, save_file
+
+import oddity
+from oddity.core.errors import ConfigError
+from oddity.image.data import evaluation_samples
+
+SMALL = {"image_size": 64, "seed": 0}
+
+
+def _drop_param(path, name: str) -> None:
+    """Rewrite a model file as an older oddity wrote it: without parameter `name`."""
+    with safe_open(str(path), framework="numpy") as handle:
+        metadata = handle.metadata()
+    document = json.loads(metadata["oddity"])
+    del document["params"][name]
+    save_file(load_file(str(path)), str(path), metadata={"oddity": json.dumps(document)})
+
+
+@pytest.mark.parametrize("name", ["padim", "gaussian_ad"])
+def test_model_saved_without_input_norm_loads_with_imagenet(name, inspection_set, tmp_path):
+    fitted = oddity.create(name, input_norm="imagenet", **SMALL).fit(inspection_set, verbose=False)
+    path = tmp_path / "old.oddity"
+    fitted.save(path)
+    _drop_param(path, "input_norm")
+    loaded = oddity.load(path)
+    assert loaded.input_norm == "imagenet"
+    samples = evaluation_samples(inspection_set)[:3]
+    np.testing.assert_allclose(loaded.score(samples, verbose=False).scores,
+                               fitted.score(samples, verbose=False).scores, rtol=1e-6)
+
+
+def test_input_norm_is_saved_and_changes_scores(inspection_set, tmp_path):
+    samples = evaluation_samples(inspection_set)[:3]
+    scores = {}
+    for norm in ("efficientnet", "imagenet"):
+        fitted = oddity.create("padim", input_norm=norm, **SMALL).fit(inspection_set, verbose=False)
+        fitted.save(tmp_path / f"{norm}.oddity")
+        loaded = oddity.load(tmp_path / f"{norm}.oddity")
+        assert loaded.input_norm == norm
+        scores[norm] = loaded.score(samples, verbose=False).scores
+    assert not np.allclose(scores["efficientnet"], scores["imagenet"])
+
+
+def test_unknown_input_norm_is_refused_at_fit(inspection_set):
+    with pytest.raises(ConfigError, match="input_norm"):
+        oddity.create("padim", input_norm="zscore", **SMALL).fit(inspection_set, verbose=False)
