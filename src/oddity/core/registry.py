@@ -15,7 +15,7 @@ from oddity.core.errors import ConfigError
 if TYPE_CHECKING:
     from oddity.core.detector import Detector
 
-_DETECTOR_PACKAGES = ("oddity.image.detectors", "oddity.series.detectors")
+_DETECTOR_PACKAGES = ("oddity.image.detectors", "oddity.series.detectors", "oddity.video.detectors")
 _REGISTRY: dict[str, type["Detector"]] = {}
 _loaded = False
 
