@@ -165,6 +165,11 @@ def cmd_fit(args: argparse.Namespace) -> None:
         series_cli.fit(args.detector, args.data, args.out, params, not args.quiet,
                        args.time_column, args.value_columns)
         return
+    if get_detector_class(args.detector).modality == "video":
+        from oddity.video import cli as video_cli
+
+        video_cli.fit(args.detector, args.data, args.out, params, not args.quiet)
+        return
     if args.shots is None and args.augment != "none":
         raise ConfigError("--augment applies to few-shot fits only; add --shots K")
     if args.shots is not None and "coreset_ratio" in get_detector_class(args.detector).param_names():
@@ -197,6 +202,11 @@ def cmd_predict(args: argparse.Namespace) -> None:
         from oddity.series import cli as series_cli
 
         series_cli.predict(model, args.inputs, args.out)  # type: ignore[arg-type]
+        return
+    if model.modality == "video":
+        from oddity.video import cli as video_cli
+
+        video_cli.predict(model, args.inputs, args.out, not args.quiet)  # type: ignore[arg-type]
         return
     detector = _as_image_detector(model, args.model)
     detector.skip_bad = args.skip_bad
@@ -245,6 +255,13 @@ def cmd_eval(args: argparse.Namespace) -> None:
         if args.report:
             raise ConfigError("--report: not available for series models; use --json")
         series_cli.evaluate(model, args.data, args.json, not args.quiet)  # type: ignore[arg-type]
+        return
+    if model.modality == "video":
+        from oddity.video import cli as video_cli
+
+        if args.report:
+            raise ConfigError("--report: not available for video models; use --json")
+        video_cli.evaluate(model, args.data, args.json, not args.quiet)  # type: ignore[arg-type]
         return
     detector = _as_image_detector(model, args.model)
     evaluation = evaluate(detector, args.data, verbose=not args.quiet)
