@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import oddity
 from oddity.core.persistence import atomic_write
@@ -60,6 +61,18 @@ def run(detector_name: str, data: Path, params: dict, verbose: bool) -> tuple[di
            "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
            "load_average": [round(load_start, 1), round(os.getloadavg()[0], 1)]}
     return row, detector, evaluation
+
+
+def write_scores(name: str, params: dict, evaluation: VideoEvaluation) -> Path:
+    """Per-frame labels and scores of a run, for analysis and the docs' figures."""
+    suffix = "".join(f"-{k}={v}" for k, v in params.items())
+    path = RESULTS / "video_scores" / f"ped2-{name}{suffix}.csv"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frames = pd.concat([p.to_frame().assign(clip=p.clip, label=c.labels.astype(int))
+                        for c, p in zip(evaluation.clips, evaluation.predictions)], ignore_index=True)
+    columns = ["clip", "frame", "label", "score", "raw_score", "anomalous"]
+    atomic_write(path, lambda tmp: frames[columns].to_csv(tmp, index=False, float_format="%.5g"))
+    return path
 
 
 def write_figures(name: str, evaluation: VideoEvaluation, count: int) -> list[Path]:
@@ -150,6 +163,7 @@ def main() -> int:
         print(json.dumps(row), flush=True)
         rows = [r for r in rows if (r["detector"], r["settings"]) != (name, params)] + [row]
         write_results(rows, command.strip())
+        print(f"  scores {write_scores(name, params, evaluation)}")
         if args.figures:
             for path in write_figures(name, evaluation, args.figures):
                 print(f"  figure {path}")

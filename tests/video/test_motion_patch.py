@@ -85,3 +85,14 @@ def test_bad_parameters_and_unfitted_use_are_refused(video_set: Path) -> None:
         oddity.create("motion_patch", frame_stride=0)
     with pytest.raises(NotFittedError):
         oddity.create("motion_patch").score(video_set)
+
+
+def test_position_block_is_scaled_and_saved(video_set: Path, tmp_path: Path) -> None:
+    placed = oddity.create("motion_patch", **PARAMS, position_weight=1.0).fit(video_set, verbose=False)
+    assert placed.block_scales_.shape == (3,)
+    # rows and columns of an 8 x 8 grid, each spread like linspace(0, 1, 8)
+    assert placed.block_scales_[2] == pytest.approx(np.sqrt(2 * np.var(np.linspace(0, 1, 8))), rel=1e-4)
+    placed.save(tmp_path / "p.oddity")
+    assert oddity.load(tmp_path / "p.oddity").position_weight == 1.0
+    with pytest.raises(ConfigError, match="position_weight"):
+        oddity.create("motion_patch", position_weight=-1)

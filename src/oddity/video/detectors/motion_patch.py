@@ -13,9 +13,12 @@ Accurate and Interpretable Video Anomaly Detection", 2022, https://arxiv.org/abs
   model resolution; per grid cell the mean horizontal and vertical flow and the mean flow
   magnitude, averaged over the same 3x3 neighbourhood. The first frame of a clip has no
   previous frame: its motion is zero.
+- Position (option, off by default): the patch's row and column on the grid, as fractions of
+  the grid's height and width. With a fixed camera, what is normal depends on where it happens
+  (perspective makes far walkers small and slow); `position_weight` > 0 lets the bank say so.
 - Each block is divided by its spread over the fit patches (root mean squared distance to its
-  mean), and motion is then multiplied by `motion_weight`, so that at the default 1.0 the two
-  cues weigh the same whatever their units.
+  mean), then multiplied by its weight (appearance 1, `motion_weight`, `position_weight`), so
+  that at weight 1 the cues weigh the same whatever their units.
 - Memory bank: PatchCore's greedy k-center coreset over the patches of every `frame_stride`-th
   frame of the normal clips (`oddity.image.detectors.patchcore.streamed_coreset`), searched
   exactly with faiss. The map is each patch's distance to its nearest bank patch, the frame
@@ -51,6 +54,7 @@ from oddity.video.detector import VideoDetector
 FLOW_PARAMS = {"pyr_scale": 0.5, "levels": 2, "winsize": 9, "iterations": 2, "poly_n": 5,
                "poly_sigma": 1.1, "flags": 0}
 MOTION_CHANNELS = 3  # mean dx, mean dy, mean magnitude per cell
+POSITION_CHANNELS = 2  # row, column as fractions of the grid
 
 
 def cell_motion(previous: np.ndarray | None, current: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
@@ -70,12 +74,14 @@ class MotionPatch(VideoDetector):
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
-                 motion_weight: float = 1.0, frame_stride: int = 4, coreset_ratio: float = 0.01,
+                 motion_weight: float = 1.0, position_weight: float = 0.0, frame_stride: int = 4, coreset_ratio: float = 0.01,
                  max_bank_size: int = 4096, coreset_chunk: int = 1 << 20, batch_size: int = 8,
                  **common: Any):
         super().__init__(**common)
         if motion_weight < 0:
             raise ConfigError(f"motion_weight must be 0 (appearance only) or positive, got {motion_weight}")
+        if position_weight < 0:
+            raise ConfigError(f"position_weight must be 0 (off) or positive, got {position_weight}")
         if frame_stride < 1:
             raise ConfigError(f"frame_stride must be a positive number of frames, got {frame_stride}")
         if not 0.0 < coreset_ratio <= 1.0:
@@ -86,6 +92,7 @@ class MotionPatch(VideoDetector):
         self.layers = tuple(layers)
         self.local_pool = local_pool
         self.motion_weight = motion_weight
+        self.position_weight = position_weight
         self.frame_stride = frame_stride
         self.coreset_ratio = coreset_ratio
         self.max_bank_size = max_bank_size
@@ -98,7 +105,8 @@ class MotionPatch(VideoDetector):
     # --- patches -------------------------------------------------------------------------
     def _patches(self, frames: list[np.ndarray], grays: list[tuple[np.ndarray | None, np.ndarray]]
                  ) -> tuple[torch.Tensor, tuple[int, int]]:
-        """(B, h*w, C + 3) unscaled appearance + motion patches of a batch, and the grid."""
+        """(B, h*w, C + 5) unscaled appearance, motion and position patches of a batch, and
+        the grid."""
         x = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2).float().div_(255.0)
         with torch.inference_mode():
             appearance = concat_on_first_grid(feature_extractor(self.backbone, self.layers)(x),
@@ -109,7 +117,9 @@ class MotionPatch(VideoDetector):
         if self.local_pool > 1:
             motion = F.avg_pool2d(motion, self.local_pool, stride=1, padding=self.local_pool // 2,
                                   count_include_pad=False)
-        patches = torch.cat([appearance.float(), motion], dim=1)
+        rows = torch.linspace(0, 1, grid[0]).view(1, 1, -1, 1).expand(len(frames), 1, *grid)
+        columns = torch.linspace(0, 1, grid[1]).view(1, 1, 1, -1).expand(len(frames), 1, *grid)
+        patches = torch.cat([appearance.float(), motion, rows, columns], dim=1)
         return patches.permute(0, 2, 3, 1).reshape(len(frames), grid[0] * grid[1], -1), grid
 
     def _batches(self, clip: Clip, stride: int, verbose: bool, desc: str
@@ -135,19 +145,25 @@ class MotionPatch(VideoDetector):
             if frames:
                 yield self._patches(frames, grays)
 
+    def _blocks(self, channels: int) -> list[slice]:
+        """Channel slices of the appearance, motion and position blocks."""
+        motion = channels - MOTION_CHANNELS - POSITION_CHANNELS
+        return [slice(0, motion), slice(motion, channels - POSITION_CHANNELS),
+                slice(channels - POSITION_CHANNELS, channels)]
+
     def _scaled(self, patches: torch.Tensor) -> torch.Tensor:
         assert self.block_scales_ is not None
-        split = patches.shape[-1] - MOTION_CHANNELS
         scales = torch.ones(patches.shape[-1])
-        scales[:split] = 1.0 / float(self.block_scales_[0])
-        scales[split:] = self.motion_weight / float(self.block_scales_[1])
+        weights = (1.0, self.motion_weight, self.position_weight)
+        for block, weight, spread in zip(self._blocks(patches.shape[-1]), weights, self.block_scales_):
+            scales[block] = weight / float(spread)
         return patches * scales
 
     def _set_scales(self, patches: torch.Tensor) -> None:
-        split = patches.shape[-1] - MOTION_CHANNELS
         spreads = []
-        for block in (patches[:, :split], patches[:, split:]):
-            spread = float((block - block.mean(0)).pow(2).sum(1).mean().sqrt())
+        for block in self._blocks(patches.shape[-1]):
+            values = patches[:, block]
+            spread = float((values - values.mean(0)).pow(2).sum(1).mean().sqrt())
             spreads.append(spread if spread > 1e-12 else 1.0)  # a still training set: no motion spread
         self.block_scales_ = np.array(spreads, dtype=np.float32)
 
@@ -193,7 +209,7 @@ class MotionPatch(VideoDetector):
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
-        if arrays.get("memory_bank", np.zeros(0)).ndim != 2 or arrays.get("block_scales", np.zeros(0)).shape != (2,):
-            raise DataError("model file has no 2-D 'memory_bank' or no 'block_scales' pair")
+        if arrays.get("memory_bank", np.zeros(0)).ndim != 2 or arrays.get("block_scales", np.zeros(0)).shape != (3,):
+            raise DataError("model file has no 2-D 'memory_bank' or no 3 'block_scales'")
         self.block_scales_ = arrays["block_scales"].astype(np.float32)
         self._build_index(arrays["memory_bank"])
