@@ -105,8 +105,9 @@ def write_results(rows: list[dict], command: str) -> None:
     atomic_write(RESULTS / "video.json", lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
     lines = [
         "# Video benchmark (UCSD Ped2)", "",
-        f"Reproduce: `{command}` (machine: {platform.machine()}, {os.cpu_count()} CPU cores, shared "
-        "with other jobs: see the load average per row; speeds are end to end, decoding included).", "",
+        f"Reproduce: the command of each row is listed below the table (machine: {platform.machine()}, "
+        f"{os.cpu_count()} CPU cores, shared with other jobs: see the load average per row; speeds "
+        "are end to end, decoding included).", "",
         "Protocol: fit on the 16 normal training clips (the last 15% of them, 3 clips, held out to "
         "calibrate the frame threshold at 1% FPR), score the 12 test clips (2,010 frames, 1,648 "
         "anomalous). **micro** = frame AUROC over all test frames concatenated (the standard "
@@ -128,6 +129,9 @@ def write_results(rows: list[dict], command: str) -> None:
             f"{fmt(s.get('range_recall'))}) | {fmt(u['micro_auroc'])} | {fmt(n['micro_auroc'])} / "
             f"{fmt(n['macro_auroc'])} | {row['fit_seconds']} | {row['frames_per_second']} | "
             f"{row['peak_rss_gb']} | {row['load_average'][0]}-{row['load_average'][1]} |")
+    lines += ["", "Commands:", ""]
+    lines += [f"- {row['detector']}, {', '.join(f'{k}={v}' for k, v in row['settings'].items()) or 'defaults'}: "
+              f"`{row.get('command', command).strip()}`" for row in rows]
     lines += ["", "Published frame-level micro AUROC on Ped2, for comparison (full-size frames, "
               "GPU training):", ""]
     lines += [f"- {name}: {value:.3f}" for name, value in PUBLISHED]
@@ -152,15 +156,15 @@ def main() -> int:
         print(f"no Ped2 folder at {data}; set ODDITY_DATA", file=sys.stderr)
         return 2
     command = "python benchmarks/run_video.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
-    rows = []
-    if args.keep and (RESULTS / "video.json").is_file():
-        rows = json.loads((RESULTS / "video.json").read_text())["rows"]
+    rows: list[dict] = []
     params = parse_set(args.set)
     for name in args.detectors:
         print(f"Ped2 / {name} {params or ''} ...", flush=True)
         row, _, evaluation = run(name, data, params, not args.quiet)
         row["command"] = command
         print(json.dumps(row), flush=True)
+        if args.keep and (RESULTS / "video.json").is_file():  # read now: other runs may have added rows
+            rows = json.loads((RESULTS / "video.json").read_text())["rows"]
         rows = [r for r in rows if (r["detector"], r["settings"]) != (name, params)] + [row]
         write_results(rows, command.strip())
         print(f"  scores {write_scores(name, params, evaluation)}")

@@ -163,15 +163,17 @@ class FutureFrame(VideoDetector):
         h, w = super().model_size(height, width)
         return max(4, round(h / 4) * 4), max(4, round(w / 4) * 4)
 
-    def _gray_frames(self, clip: Clip) -> np.ndarray:
+    def _gray_frames(self, clip: Clip, verbose: bool, desc: str) -> np.ndarray:
         """(T, h, w) float32 in [-1, 1] at model resolution (a clip held in memory at that size)."""
-        frames = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY) for f in self.model_frames(clip)]
+        frames = [cv2.cvtColor(f, cv2.COLOR_RGB2GRAY)
+                  for f in tqdm(self.model_frames(clip), total=len(clip), desc=f"{desc} {clip.id}",
+                                unit="frame", leave=False, disable=not verbose)]
         return np.stack(frames).astype(np.float32) / 127.5 - 1.0
 
     def _fit_clips(self, clips: list[Clip], verbose: bool) -> None:
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
-        videos = [self._gray_frames(c) for c in tqdm(clips, desc="read", unit="clip", disable=not verbose)]
+        videos = [self._gray_frames(c, verbose, "read") for c in clips]
         videos = [v for v in videos if len(v) > self.past_frames]
         if not videos:
             raise DataError(f"every clip is shorter than past_frames + 1 = {self.past_frames + 1} frames")
@@ -228,7 +230,7 @@ class FutureFrame(VideoDetector):
         return np.concatenate(scores), np.concatenate(maps)
 
     def _score_clip(self, clip: Clip, verbose: bool) -> tuple[np.ndarray, np.ndarray]:
-        video = self._gray_frames(clip)
+        video = self._gray_frames(clip, verbose, "score")
         if len(video) <= self.past_frames:
             raise DataError(f"{clip.source}: {len(video)} frames; {self.name} needs more than "
                             f"past_frames = {self.past_frames}")
