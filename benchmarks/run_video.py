@@ -116,8 +116,8 @@ def write_results(rows: list[dict], command: str) -> None:
         "unsmoothed frame scores, and per-clip min-max normalised scores (needs whole test clips; "
         "many papers report this way).", "",
         "| detector | settings | micro AUROC | macro AUROC | AUPR | EER | range F1 (P / R) | "
-        "unsmoothed micro | per-clip norm. micro / macro | fit s | frames/s | peak RSS GB | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "unsmoothed micro | per-clip norm. micro / macro | fit s | frames/s | CPU ms/frame | peak RSS GB | load |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         m = row["metrics"]
@@ -128,6 +128,7 @@ def write_results(rows: list[dict], command: str) -> None:
             f"{fmt(s['aupr'])} | {fmt(s['eer'])} | {fmt(s.get('range_f1'))} ({fmt(s.get('range_precision'))} / "
             f"{fmt(s.get('range_recall'))}) | {fmt(u['micro_auroc'])} | {fmt(n['micro_auroc'])} / "
             f"{fmt(n['macro_auroc'])} | {row['fit_seconds']} | {row['frames_per_second']} | "
+            f"{row.get('cpu_ms_per_frame', '–')} | "
             f"{row['peak_rss_gb']} | {row['load_average'][0]}-{row['load_average'][1]} |")
     lines += ["", "Commands:", ""]
     lines += [f"- {row['detector']}, {', '.join(f'{k}={v}' for k, v in row['settings'].items()) or 'defaults'}: "
