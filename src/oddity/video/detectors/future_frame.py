@@ -17,8 +17,8 @@ https://arxiv.org/abs/2107.13720
 - Frame score: the negative PSNR of the predicted frame (higher = more anomalous); map: the
   squared prediction error, averaged over 4x4 pixel cells.
 
-Reductions, so that a fit takes at most 30 minutes on 2 CPU cores (cost of each measured on a
-held-out normal clip on the method's docs page):
+Reductions, so that a fit fits in 30 minutes of 2 CPU cores (what each costs in prediction
+quality on a held-out normal clip is not measured yet; the docs page says what is):
 - Resolution: frames at 64 pixels on the short side, in gray (the paper: 256 x 256).
 - Width: 32 channels in the first encoder stage, one attention layer (the paper's encoder is
   wider and its transformer deeper).
