@@ -1,0 +1,160 @@
+"""Shared machinery of video detectors: input handling, calibration, temporal smoothing.
+
+A method subclasses `VideoDetector` and writes two hooks, nothing else:
+- `_fit_clips(clips, verbose)`: learn normal from a list of normal `Clip`s (stream their
+  frames with `self.model_frames(clip)`);
+- `_score_clip(clip, verbose)`: return (raw score per frame (T,), maps (T, h, w) or None),
+  higher = more anomalous.
+It extends `_get_state` / `_set_state` with its learned arrays (calling super()).
+
+Post-processing, the same for every method: `smoothing_window` > 1 replaces each frame's score
+by the mean of the last `smoothing_window` raw scores (a causal window: a frame's score never
+depends on later frames, so a live stream is scored as it comes; the first frames of a clip
+average what there is). `fit` holds out the last `calibration_fraction` of the normal clips
+(whole clips, at least one when there are two or more), fits on the rest, and calibrates the
+frame threshold on the held-out clips' smoothed scores (`oddity.core.thresholds`,
+split-conformal at `target_fpr` per frame; frames of a clip are not independent, so the rate
+holds per frame on average rather than with the conformal guarantee). With a single clip the
+threshold is calibrated on the fitted clip itself and marked 'in-sample'.
+"""
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+import cv2
+import numpy as np
+
+from oddity.core.detector import Detector
+from oddity.core.errors import ConfigError, DataError
+from oddity.core.thresholds import Threshold, calibrate_threshold
+from oddity.metrics.series import events
+from oddity.video.data import Clip, find_clips, training_clips
+from oddity.video.results import ClipPrediction, ClipScores
+
+VideoInput = Any  # a path (clip, folder of clips or dataset), a Clip, or a list of those
+
+
+def as_clips(data: VideoInput, for_fit: bool) -> list[Clip]:
+    """Normalise what a user passes to fit/score into a list of clips."""
+    if isinstance(data, Clip):
+        return [data]
+    if isinstance(data, (str, os.PathLike)):
+        return training_clips(data) if for_fit else find_clips(data)
+    items = list(data)
+    if not items:
+        raise DataError("no clips given")
+    clips: list[Clip] = []
+    for item in items:
+        if isinstance(item, Clip):
+            clips.append(item)
+        elif isinstance(item, (str, os.PathLike)):
+            clips.extend(find_clips(item))
+        else:
+            raise DataError(f"clips must be paths or Clip objects, not {type(item).__name__}")
+    return clips
+
+
+def smooth_scores(scores: np.ndarray, window: int) -> np.ndarray:
+    """Causal moving mean: each value becomes the mean of itself and the `window - 1` before
+    it (fewer at the start)."""
+    scores = np.asarray(scores, dtype=np.float64)
+    if window <= 1 or scores.size == 0:
+        return scores.copy()
+    sums = np.cumsum(np.concatenate(([0.0], scores)))
+    ends = np.arange(1, scores.size + 1)
+    starts = np.maximum(ends - window, 0)
+    return (sums[ends] - sums[starts]) / (ends - starts)
+
+
+def anomalous_ranges(labels: np.ndarray) -> list[tuple[int, int]]:
+    """(first, last) frame, 0-based and inclusive, of every run of anomalous frames."""
+    starts, ends = events(np.asarray(labels, dtype=bool))
+    return [(int(s), int(e)) for s, e in zip(starts, ends)]
+
+
+class VideoDetector(Detector):
+    """Base of all video detectors (see the module docstring for the hooks)."""
+
+    modality: ClassVar[str] = "video"
+
+    def __init__(self, *, image_size: int = 160, smoothing_window: int = 5,
+                 target_fpr: float = 0.01, calibration_fraction: float = 0.15, seed: int = 0):
+        if image_size < 32:
+            raise ConfigError(f"image_size must be at least 32 pixels, got {image_size}")
+        if smoothing_window < 1:
+            raise ConfigError(f"smoothing_window must be 1 (off) or more frames, got {smoothing_window}")
+        if not 0.0 < target_fpr < 1.0:
+            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
+        if not 0.0 <= calibration_fraction < 1.0:
+            raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
+        self.image_size = image_size
+        self.smoothing_window = smoothing_window
+        self.target_fpr = target_fpr
+        self.calibration_fraction = calibration_fraction
+        self.seed = seed
+
+    # --- hooks for subclasses --------------------------------------------------------------
+    def _fit_clips(self, clips: list[Clip], verbose: bool) -> None:
+        raise NotImplementedError
+
+    def _score_clip(self, clip: Clip, verbose: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        raise NotImplementedError
+
+    # --- frames ------------------------------------------------------------------------------
+    def model_size(self, height: int, width: int) -> tuple[int, int]:
+        """(height, width) of the model input for a frame: short side `image_size`."""
+        scale = self.image_size / min(height, width)
+        return max(1, round(height * scale)), max(1, round(width * scale))
+
+    def model_frames(self, clip: Clip) -> Iterator[np.ndarray]:
+        """The clip's frames resized to the model input (RGB uint8), streamed."""
+        size: tuple[int, int] | None = None
+        for frame in clip.frames():
+            if size is None:
+                size = self.model_size(*frame.shape[:2])
+            if frame.shape[:2] != size:
+                frame = cv2.resize(frame, size[::-1], interpolation=cv2.INTER_AREA)
+            yield frame
+
+    # --- public API ------------------------------------------------------------------------
+    def fit(self, data: VideoInput, verbose: bool = True) -> VideoDetector:
+        """Learn normal from normal clips, then calibrate the frame threshold on held-out clips
+        (see the module docstring)."""
+        clips = as_clips(data, for_fit=True)
+        held_out = math.ceil(len(clips) * self.calibration_fraction) if len(clips) > 1 else 0
+        held_out = min(held_out, len(clips) - 1)
+        fit_clips = clips[: len(clips) - held_out]
+        self._fit_clips(fit_clips, verbose)
+        calibration = clips[len(fit_clips):] or fit_clips
+        scores = np.concatenate([self._scores(clip, verbose).scores for clip in calibration])
+        threshold = calibrate_threshold(scores, self.target_fpr)
+        if not held_out:
+            threshold = Threshold(**{**threshold.to_dict(), "method": "in-sample"})
+        self.threshold_ = threshold
+        return self
+
+    def _scores(self, clip: Clip, verbose: bool) -> ClipScores:
+        raw, maps = self._score_clip(clip, verbose)
+        raw = np.asarray(raw, dtype=np.float64)
+        assert raw.ndim == 1 and np.isfinite(raw).all(), f"{self.name}: bad frame scores"
+        names = clip.frame_names()
+        if len(names) != len(raw):  # a video container may misstate its frame count
+            names = [str(i) for i in range(len(raw))]
+        return ClipScores(clip.id, names, smooth_scores(raw, self.smoothing_window), raw, maps)
+
+    def score(self, data: VideoInput, verbose: bool = True) -> list[ClipScores]:
+        """Anomaly scores per frame (and maps) of every clip in `data`."""
+        self._check_fitted()
+        return [self._scores(clip, verbose) for clip in as_clips(data, for_fit=False)]
+
+    def predict(self, data: VideoInput, verbose: bool = True) -> list[ClipPrediction]:
+        """Scores plus anomalous frames (smoothed score above the threshold) and ranges."""
+        results = self.score(data, verbose)
+        assert self.threshold_ is not None
+        threshold = self.threshold_.value
+        return [ClipPrediction(**vars(result), threshold=threshold, labels=result.scores > threshold,
+                               ranges=anomalous_ranges(result.scores > threshold))
+                for result in results]

@@ -1,0 +1,71 @@
+"""Synthetic clips for tests and demos: a bright square crossing a textured background.
+
+Normal motion is a walkway's: the square crosses the frame from left to right at a constant
+speed, at a height that differs between clips, and re-enters on the left when it has left on
+the right. An anomalous stretch of a clip changes that motion: the square moves `speed_factor`
+times faster (a cyclist among walkers), or it goes the other way (`reverse=True`). Frames are
+RGB uint8 (H, W, 3).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+
+
+def moving_square_clip(frames: int = 40, size: int = 64, square: int = 10, speed: float = 1.5,
+                       anomaly: tuple[int, int] | None = None, speed_factor: float = 4.0,
+                       reverse: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """(frames (T, H, W, 3) uint8, labels (T,) bool): labels mark the anomalous frames, those
+    in `anomaly` = (first, last), 0-based and inclusive (None: a normal clip)."""
+    rng = np.random.default_rng(seed)
+    background = cv2.GaussianBlur(rng.integers(40, 90, size=(size, size), dtype=np.uint8), (5, 5), 1.0)
+    y = int(rng.integers(0, size - square))
+    x = float(rng.uniform(0, size - square))
+    labels = np.zeros(frames, dtype=bool)
+    if anomaly is not None:
+        labels[anomaly[0]:anomaly[1] + 1] = True
+    video = np.empty((frames, size, size, 3), dtype=np.uint8)
+    for t in range(frames):
+        step = speed * (speed_factor if labels[t] and not reverse else 1.0)
+        x += -step if labels[t] and reverse else step
+        if x > size:
+            x -= size + square
+        elif x < -square:
+            x += size + square
+        frame = background.copy()
+        left = round(x)
+        frame[y:y + square, max(left, 0):max(left + square, 0)] = 220
+        video[t] = np.repeat(frame[:, :, None], 3, axis=2)
+    return video, labels
+
+
+def write_frames(folder: str | Path, frames: np.ndarray) -> Path:
+    """Write frames as numbered PNG files 000.png, 001.png, ... into `folder`."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for number, frame in enumerate(frames):
+        cv2.imwrite(str(folder / f"{number:03d}.png"), cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    return folder
+
+
+def make_video_set(root: str | Path, train_clips: int = 4, test_clips: int = 3, frames: int = 40,
+                   size: int = 64, seed: int = 0) -> Path:
+    """A labelled dataset in the Ped2 layout (training/frames, testing/frames, frame labels):
+    every test clip has one anomalous stretch, alternately faster and reversed motion."""
+    root = Path(root)
+    for number in range(train_clips):
+        video, _ = moving_square_clip(frames, size, seed=seed + number)
+        write_frames(root / "training" / "frames" / f"{number + 1:02d}", video)
+    rows = ["clip,frame_file,label"]
+    for number in range(test_clips):
+        first = frames // 3 + number
+        video, labels = moving_square_clip(frames, size, anomaly=(first, first + frames // 4),
+                                           reverse=number % 2 == 1, seed=seed + 100 + number)
+        clip = f"{number + 1:02d}"
+        write_frames(root / "testing" / "frames" / clip, video)
+        rows += [f"{clip},{t:03d}.png,{int(label)}" for t, label in enumerate(labels)]
+    (root / "test_frame_labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
