@@ -39,7 +39,8 @@ def test_predict_gives_spans_in_index_values_and_channel_scores(injected):
     # the anomalies are in channel "mem": its channel score explains them
     assert point_auroc(labels, result.channel_scores[:, 1]) > point_auroc(labels, result.channel_scores[:, 0])
     table = result.to_frame()
-    assert list(table.columns) == ["score", "score_cpu", "score_mem", "anomalous"]
+    assert list(table.columns) == ["score", "score_cpu", "score_mem", "threshold", "level",
+                                   "anomalous"]
 
 
 def test_columns_are_checked_and_reordered(injected):

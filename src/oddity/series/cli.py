@@ -2,7 +2,7 @@
 
 `oddity.cli` dispatches here when the detector (or the loaded model) has modality "series".
 Outputs: `predict` writes scores.csv (time, value columns, score, per-channel scores,
-anomalous), ranges.csv (start, end, steps, peak score) and plot.png into the output folder
+threshold in force, calibrated level, anomalous), ranges.csv (start, end, steps, peak score) and plot.png into the output folder
 through a staging folder, so an interrupted run leaves nothing half-written.
 """
 from __future__ import annotations
@@ -87,13 +87,15 @@ def predict(detector: SeriesDetector, inputs: list[str], out: str) -> None:
     prediction = detector.predict(frame)
     write_prediction(out, frame, prediction, f"{detector.name}: {Path(inputs[0]).name}")
     flagged = int(prediction.labels.sum())
-    print(f"{len(prediction)} steps: {flagged} anomalous in {len(prediction.spans)} ranges "
-          f"(threshold {prediction.threshold:.6g})")
+    how = (f"online calibration from the fitted threshold {prediction.threshold:.6g}"
+           if detector.online else f"threshold {prediction.threshold:.6g}")
+    print(f"{len(prediction)} steps: {flagged} anomalous in {len(prediction.spans)} ranges ({how})")
     print(f"written to {out}: scores.csv, ranges.csv, plot.png")
 
 
-HEADERS = {"point_auroc": "AUROC", "point_aupr": "AUPR", "pa_f1": "PA-F1", "event_f1": "event-F1",
-           "pate": "PATE", "fpr": "FPR", "series": "series", "seconds_per_series": "s/series"}
+HEADERS = {"point_auroc": "AUROC", "point_aupr": "AUPR", "vus_roc": "VUS-ROC", "vus_pr": "VUS-PR",
+           "pate": "PATE", "pa_f1": "PA-F1", "event_f1": "event-F1", "range_f1": "range-F1",
+           "fpr": "FPR", "series": "series", "seconds_per_series": "s/series"}
 
 
 def _format(value: float | None) -> str:
@@ -108,9 +110,13 @@ def print_evaluation(evaluation: NabEvaluation) -> None:
     rows = [(group, means) for group, means in evaluation.groups().items()]
     rows.append(("mean", evaluation.overall()))
     width = max(len(name) for name, _ in rows)
-    print(f"  {'group':<{width}}  " + "  ".join(f"{HEADERS[c]:>10}" for c in columns))
+    print(f"  {'group':<{width}}  " + "  ".join(f"{HEADERS[c]:>8}" for c in columns))
     for name, means in rows:
-        print(f"  {name:<{width}}  " + "  ".join(f"{_format(means[c]):>10}" for c in columns))
+        print(f"  {name:<{width}}  " + "  ".join(f"{_format(means[c]):>8}" for c in columns))
+    quantiles = ", ".join(f"{q:.4f}" for q in evaluation.fpr_quantiles())
+    print(f"realised FPR over the series (min, quartiles, max): {quantiles}")
+    print("NAB score (normalised; null detector 0, perfect 100): " +
+          ", ".join(f"{profile} {score:.1f}" for profile, score in evaluation.nab().items()))
 
 
 def evaluate(detector: SeriesDetector, data: str, json_path: str | None, verbose: bool) -> None:

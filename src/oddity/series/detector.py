@@ -13,6 +13,14 @@ a random subset: time order matters), fits the method on the rest and calibrates
 threshold on the held-out part's scores (`oddity.core.thresholds`, split-conformal at
 `target_fpr` per time step). The held-out tail is scored together with the `min_length - 1`
 steps before it, so a windowed method sees full context at the first held-out step.
+
+`predict` decides with online calibration by default (`calibration="online"`,
+`oddity.core.online_calibration`): the threshold of each step is a conformal quantile of the
+recent steps judged normal (starting from the held-out scores), steered by adaptive conformal
+inference so that the flagged share of normal steps stays near `target_fpr` under drift.
+`calibration_window` is the number of recent scores in the pool, `adaptation_rate` the ACI
+step as a fraction of `target_fpr` (0.05: Gibbs and Candes's 0.005 at a target of 0.1).
+`calibration="fixed"` (or a threshold set by hand) uses the one-shot threshold throughout.
 """
 from __future__ import annotations
 
@@ -23,6 +31,7 @@ import pandas as pd
 
 from oddity.core.detector import Detector
 from oddity.core.errors import ConfigError, DataError
+from oddity.core.online_calibration import OnlineConformal, fixed_levels
 from oddity.core.thresholds import Threshold, calibrate_threshold
 from oddity.series.frames import as_frame
 from oddity.series.results import SeriesPrediction, SeriesScores
@@ -30,6 +39,7 @@ from oddity.series.windows import labels_to_spans
 
 SeriesInput = Any  # pandas DataFrame / Series, or a 1-D (T,) / 2-D (T, C) numpy array
 MIN_CALIBRATION = 10  # fewer held-out steps than this: calibrate in-sample instead
+CALIBRATIONS = ("online", "fixed")
 
 
 class SeriesDetector(Detector):
@@ -38,15 +48,25 @@ class SeriesDetector(Detector):
     modality: ClassVar[str] = "series"
 
     columns_: list[str] | None = None
+    calibration_scores_: np.ndarray | None = None
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
-                 seed: int = 0, verbose: bool = True):
+                 calibration: str = "online", calibration_window: int = 1000,
+                 adaptation_rate: float = 0.05, seed: int = 0, verbose: bool = True):
         if not 0.0 <= calibration_fraction < 1.0:
             raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
         if not 0.0 < target_fpr < 1.0:
             raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
+        if calibration not in CALIBRATIONS:
+            raise ConfigError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+        if calibration_window < 1 or adaptation_rate < 0:
+            raise ConfigError("calibration_window must be >= 1 and adaptation_rate >= 0, got "
+                              f"{calibration_window} and {adaptation_rate}")
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
+        self.calibration = calibration
+        self.calibration_window = calibration_window
+        self.adaptation_rate = adaptation_rate
         self.seed = seed
         self.verbose = verbose
 
@@ -110,12 +130,28 @@ class SeriesDetector(Detector):
         if held_out:
             context = min(self.min_length - 1, len(fit_part))
             scores, _ = self._score_values(values[len(fit_part) - context:])
-            self.threshold_ = calibrate_threshold(scores[context:], self.target_fpr)
+            scores = scores[context:]
+            self.threshold_ = calibrate_threshold(scores, self.target_fpr)
         else:
             scores, _ = self._score_values(fit_part)
             threshold = calibrate_threshold(scores, self.target_fpr)
             self.threshold_ = Threshold(**{**threshold.to_dict(), "method": "in-sample"})
+        self.calibration_scores_ = scores[-self.calibration_window:]
         return self
+
+    def calibrator(self) -> OnlineConformal:
+        """A fresh online calibrator starting from the scores calibrated at fit time."""
+        self._check_fitted()
+        assert self.calibration_scores_ is not None
+        return OnlineConformal(self.calibration_scores_, self.target_fpr,
+                               self.calibration_window, self.adaptation_rate * self.target_fpr)
+
+    @property
+    def online(self) -> bool:
+        """Whether `predict` calibrates online (not with `calibration="fixed"` or a threshold
+        set by hand)."""
+        return (self.calibration == "online" and self.threshold_ is not None
+                and self.threshold_.method != "manual")
 
     def score(self, data: SeriesInput) -> SeriesScores:
         """Anomaly score per time step (and per channel when the method gives them)."""
@@ -127,18 +163,32 @@ class SeriesDetector(Detector):
                             columns=list(frame.columns))
 
     def predict(self, data: SeriesInput) -> SeriesPrediction:
-        """Scores plus labels (score above the threshold) and anomalous spans of index values."""
-        result = self.score(data)
-        assert self.threshold_ is not None
-        labels = result.scores > self.threshold_.value
+        """Scores plus labels (score above the threshold in force at that step: online, or
+        the fixed one), the per-step thresholds and calibrated levels, and anomalous spans."""
+        return self.decide(self.score(data), self.calibrator() if self.online else None)
+
+    def decide(self, result: SeriesScores, calibrator: OnlineConformal | None) -> SeriesPrediction:
+        """Decisions for scored steps: with `calibrator` (which then learns from them) or
+        with the fixed threshold when it is None."""
+        assert self.threshold_ is not None and self.calibration_scores_ is not None
+        if calibrator is not None:
+            decisions = calibrator.update(result.scores)
+            labels, thresholds, levels = decisions.flags, decisions.thresholds, decisions.levels
+        else:
+            labels = result.scores > self.threshold_.value
+            thresholds = np.full(len(result), self.threshold_.value)
+            levels = fixed_levels(self.calibration_scores_, result.scores)
         spans = [(result.index[s], result.index[e]) for s, e in labels_to_spans(labels)]
         return SeriesPrediction(index=result.index, scores=result.scores,
                                 channel_scores=result.channel_scores, columns=result.columns,
-                                threshold=self.threshold_.value, labels=labels, spans=spans)
+                                threshold=self.threshold_.value, labels=labels, spans=spans,
+                                thresholds=thresholds, levels=levels)
 
     # --- persistence -----------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"columns_": self.columns_}, {}
+        assert self.calibration_scores_ is not None
+        return {"columns_": self.columns_}, {"calibration_scores": self.calibration_scores_}
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.columns_ = list(values["columns_"])
+        self.calibration_scores_ = arrays["calibration_scores"]

@@ -32,15 +32,23 @@ class SeriesScores:
 
 @dataclass
 class SeriesPrediction(SeriesScores):
-    """Scores plus decisions: `labels` (True = anomalous step, score above `threshold`) and
-    `spans`, the anomalous ranges as (first, last) index values, both inclusive."""
+    """Scores plus decisions: `labels` (True = anomalous step: score above the threshold in
+    force at that step, `thresholds`), `spans`, the anomalous ranges as (first, last) index
+    values, both inclusive, and `levels`, each score's calibrated level 1 - p-value in [0, 1)
+    (comparable across series). `threshold` is the one calibrated at fit time; with online
+    calibration the per-step `thresholds` move away from it."""
 
     threshold: float = float("nan")
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     spans: list[tuple[Any, Any]] = field(default_factory=list)
+    thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    levels: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def to_frame(self) -> pd.DataFrame:
-        """Scores (see `SeriesScores.to_frame`) and a boolean 'anomalous' column."""
+        """Scores (see `SeriesScores.to_frame`), then 'threshold', 'level' and a boolean
+        'anomalous' column."""
         frame = super().to_frame()
+        frame["threshold"] = self.thresholds
+        frame["level"] = self.levels
         frame["anomalous"] = self.labels
         return frame
