@@ -14,7 +14,11 @@ defined, plus the median realised false-positive rate.
 
 The NAB score (`oddity.metrics.nab`, three profiles) is computed over the whole corpus from
 the calibrated levels (1 - conformal p-value) of every step, which share one scale across
-series as NAB's single corpus threshold requires.
+series as NAB's single corpus threshold requires. NAB rewards the first detection in a window
+and charges every later one outside it, so its detectors report alert onsets: the level of a
+step is kept only where it exceeds every level of the `ONSET_MEMORY` steps before it, 0
+elsewhere (causal). Memories of 50 and 200 steps gave NAB scores within 2 points of each
+other for three detectors; 100 lies between; without it the score is near 0.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ from oddity.metrics.vus import vus
 from oddity.series.data import NabSeries
 from oddity.series.results import SeriesScores
 
+ONSET_MEMORY = 100
 METRICS = ("point_auroc", "point_aupr", "vus_roc", "vus_pr", "pate", "pa_f1", "event_f1",
            "range_f1", "fpr")
 
@@ -53,7 +58,7 @@ class SeriesResult:
     fit_seconds: float
     score_seconds: float
     threshold_method: str
-    labels: np.ndarray  # the whole series' labels and calibrated levels, for the NAB score
+    labels: np.ndarray  # the whole series' labels and onset levels, for the NAB score
     levels: np.ndarray
 
 
@@ -106,6 +111,13 @@ class NabEvaluation:
                             "threshold": r.threshold_method} for r in self.series]}
 
 
+def onset_levels(levels: np.ndarray, memory: int = ONSET_MEMORY) -> np.ndarray:
+    """`levels` where a step's level exceeds all of the `memory` steps before it, else 0."""
+    padded = np.concatenate((np.full(memory, -np.inf), levels))
+    previous = np.lib.stride_tricks.sliding_window_view(padded[:-1], memory).max(axis=1)
+    return np.where(levels > previous, levels, 0.0)
+
+
 def series_metrics(labels: np.ndarray, scores: np.ndarray,
                    flagged: np.ndarray) -> dict[str, float | None]:
     """The metrics of one series' test part (see the module docstring)."""
@@ -140,7 +152,7 @@ def evaluate_series(detector_name: str, params: dict[str, Any], nab: NabSeries) 
     prediction = detector.decide(test_scores, detector.calibrator() if detector.online else None)
     scored = time.perf_counter()
     assert detector.threshold_ is not None
-    levels = np.concatenate((np.zeros(nab.probationary), prediction.levels))
+    levels = np.concatenate((np.zeros(nab.probationary), onset_levels(prediction.levels)))
     method = "online" if detector.online else detector.threshold_.method
     return SeriesResult(nab.name, nab.group,
                         series_metrics(nab.labels[test], prediction.scores, prediction.labels),
