@@ -20,6 +20,11 @@ recent steps judged normal (starting from the held-out scores), steered by adapt
 inference so that the flagged share of normal steps stays near `target_fpr` under drift.
 `calibration_window` is the number of recent scores in the pool, `adaptation_rate` the ACI
 step as a fraction of `target_fpr` (0.05: Gibbs and Candes's 0.005 at a target of 0.1).
+
+With `causal=True` (the default) a step's score depends only on that step and earlier ones
+(a windowed method scores a step by the window ending at it), as streaming use and NAB's
+protocol require; `causal=False` lets a step take the mean over every window covering it,
+which looks up to a window's width ahead.
 `calibration="fixed"` (or a threshold set by hand) uses the one-shot threshold throughout.
 """
 from __future__ import annotations
@@ -52,7 +57,8 @@ class SeriesDetector(Detector):
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
                  calibration: str = "online", calibration_window: int = 1000,
-                 adaptation_rate: float = 0.05, seed: int = 0, verbose: bool = True):
+                 adaptation_rate: float = 0.05, causal: bool = True, seed: int = 0,
+                 verbose: bool = True):
         if not 0.0 <= calibration_fraction < 1.0:
             raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
         if not 0.0 < target_fpr < 1.0:
@@ -67,6 +73,7 @@ class SeriesDetector(Detector):
         self.calibration = calibration
         self.calibration_window = calibration_window
         self.adaptation_rate = adaptation_rate
+        self.causal = causal
         self.seed = seed
         self.verbose = verbose
 
