@@ -191,8 +191,15 @@ def cmd_compare(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from oddity.image.data import unlabelled_samples
 
-    _check_apart([args.out], args.inputs)
     model = oddity.load(args.model)
+    if args.follow or args.out is None:
+        if not (args.follow and model.modality == "series"):
+            raise ConfigError("--out DIR is required, except with --follow for a series model")
+        from oddity.series import cli as series_cli
+
+        series_cli.follow(model, args.inputs, args.idle)  # type: ignore[arg-type]
+        return
+    _check_apart([args.out], args.inputs)
     if model.modality == "series":
         from oddity.series import cli as series_cli
 
@@ -340,7 +347,13 @@ def build_parser() -> argparse.ArgumentParser:
                                               "overlays/ and masks/ into the output folder.")
     predict.add_argument("model", metavar="MODEL", help="model file written by `oddity fit`")
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
-    predict.add_argument("--out", required=True, metavar="DIR", help="output folder (not one of the inputs)")
+    predict.add_argument("--out", metavar="DIR", help="output folder (not one of the inputs)")
+    predict.add_argument("--follow", action="store_true",
+                         help="series: score rows as they are appended to INPUT ('-': stdin), "
+                              "one CSV line per row on stdout")
+    predict.add_argument("--idle", type=float, default=None, metavar="SECONDS",
+                         help="with --follow on a file: stop after this long without new rows "
+                              "(default: keep following until interrupted)")
     predict.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
     predict.set_defaults(run=cmd_predict)
 

@@ -54,6 +54,8 @@ class SeriesDetector(Detector):
 
     columns_: list[str] | None = None
     calibration_scores_: np.ndarray | None = None
+    context_: np.ndarray | None = None  # the last min_length - 1 rows seen (fit, then stream)
+    stream_: OnlineConformal | None = None
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
                  calibration: str = "online", calibration_window: int = 1000,
@@ -144,7 +146,46 @@ class SeriesDetector(Detector):
             threshold = calibrate_threshold(scores, self.target_fpr)
             self.threshold_ = Threshold(**{**threshold.to_dict(), "method": "in-sample"})
         self.calibration_scores_ = scores[-self.calibration_window:]
+        self.context_ = values[len(values) - self.min_length + 1:]
+        self.stream_ = None
         return self
+
+    def update(self, data: SeriesInput) -> SeriesPrediction:
+        """Score and decide rows that arrive after the fitted history (or after the rows of
+        earlier `update` calls), each step seeing only the past: the result is the same
+        whether rows come one at a time or in blocks. The online calibrator carries over from
+        call to call (`fit` or `oddity.load` start a new stream after the fitted history).
+
+        Parameters
+        ----------
+        data : DataFrame, Series or array
+            The new rows, with the fitted columns.
+
+        Returns
+        -------
+        SeriesPrediction
+            Scores, thresholds, levels and decisions of the new rows only.
+
+        Raises
+        ------
+        DataError
+            When the rows lack a fitted column.
+        """
+        self._check_fitted()
+        assert self.context_ is not None and self.columns_ is not None
+        frame = self._aligned(as_frame(data, "update data"), "update data",
+                              from_array=not isinstance(data, (pd.DataFrame, pd.Series)))
+        values = frame.to_numpy(dtype=np.float64)
+        if self.stream_ is None and self.online:
+            self.stream_ = self.calibrator()
+        joined = np.concatenate((self.context_, values))
+        scores, channel_scores = self._score_values(joined)
+        new = slice(len(self.context_), None)
+        self.context_ = joined[len(joined) - self.min_length + 1:]
+        result = SeriesScores(index=frame.index, scores=scores[new],
+                              channel_scores=None if channel_scores is None
+                              else channel_scores[new], columns=list(frame.columns))
+        return self.decide(result, self.stream_ if self.online else None)
 
     def calibrator(self) -> OnlineConformal:
         """A fresh online calibrator starting from the scores calibrated at fit time."""
@@ -193,9 +234,11 @@ class SeriesDetector(Detector):
 
     # --- persistence -----------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        assert self.calibration_scores_ is not None
-        return {"columns_": self.columns_}, {"calibration_scores": self.calibration_scores_}
+        assert self.calibration_scores_ is not None and self.context_ is not None
+        return {"columns_": self.columns_}, {"calibration_scores": self.calibration_scores_,
+                                             "context": self.context_}
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         self.columns_ = list(values["columns_"])
         self.calibration_scores_ = arrays["calibration_scores"]
+        self.context_ = arrays["context"]
