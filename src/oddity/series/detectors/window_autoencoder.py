@@ -16,7 +16,7 @@ What the paper does and what we keep:
 Deviations, with reasons:
 - Input: the paper feeds one time step of a node's many metrics; a generic series may have one
   channel, so the input here is a flattened window of `window` steps of all channels (as the
-  issue asks). Each step's error is its squared reconstruction error in the window ending at
+  design asks). Each step's error is its squared reconstruction error in the window ending at
   it (`causal=False`: the mean over every window covering it), per channel; `channel_scores`
   holds its square root and the step score is the root-mean-square over channels. The first
   steps take their errors from the first window.
