@@ -3,8 +3,8 @@ per (detector, settings), so that peak RSS (`ru_maxrss` of the child) and timing
 that run alone.
 
 Protocol (`oddity.series.evaluate`): refit per series on its probationary period (NAB's
-min(15%, 750 steps)), score the whole series, decide and measure the rest. Results go to `series.json` (every number,
-per series too) and `series.md` (the mean over all series per detector, then one table per
+min(15%, 750 steps)), score the whole series, decide and measure the rest. Results go to
+`series.json` (every number, per series too) and `series.md` (the mean over all series per detector, then one table per
 metric with the NAB groups as rows), with the load average of the machine during each run,
 since the timings of a shared machine depend on it.
 """
@@ -25,7 +25,8 @@ from oddity.core.persistence import atomic_write
 
 METRIC_NAMES = {"vus_pr": "VUS-PR (threshold-free, buffers 0-100 steps)",
                 "event_f1": "event-wise F1 (at the calibrated threshold)",
-                "range_f1": "range-based F1 (Tatbul et al., flat bias, at the calibrated threshold)",
+                "range_f1": "range-based F1 (Tatbul et al., flat bias, at the calibrated "
+                            "threshold)",
                 "pate": "PATE (threshold-free, early = delay = 100 steps)",
                 "fpr": "fraction of normal test steps flagged (realised false-positive rate)"}
 # NAB's scoreboard, standard profile: the published figures ours sit beside.

@@ -2,8 +2,8 @@
 
 `oddity.cli` dispatches here when the detector (or the loaded model) has modality "series".
 Outputs: `predict` writes scores.csv (time, value columns, score, per-channel scores,
-threshold in force, calibrated level, anomalous), ranges.csv (start, end, steps, peak score) and plot.png into the output folder
-through a staging folder, so an interrupted run leaves nothing half-written. `predict
+threshold in force, calibrated level, anomalous), ranges.csv (start, end, steps, peak score)
+and plot.png into the output folder through a staging folder, so an interrupted run leaves nothing half-written. `predict
 --follow` streams a growing CSV file or stdin through `SeriesDetector.update`.
 """
 from __future__ import annotations
