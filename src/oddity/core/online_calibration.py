@@ -5,7 +5,8 @@ A one-shot threshold (`oddity.core.thresholds`) is calibrated once on held-out n
 under drift the share of normal steps above it wanders far from the target. Here the
 threshold in force at step t is the split-conformal quantile (k = ceil((n + 1)(1 - a_t)),
 as in `calibrate_threshold`) of the last `window` scores, and the level a_t follows adaptive
-conformal inference (Gibbs and Candes, "Adaptive Conformal Inference Under Distribution Shift", NeurIPS 2021, https://arxiv.org/abs/2106.00170):
+conformal inference (Gibbs and Candes, "Adaptive Conformal Inference Under Distribution
+Shift", NeurIPS 2021, https://arxiv.org/abs/2106.00170):
 a_{t+1} = a_t + rate * (target - flagged_t); a_t <= 0 flags nothing, a_t >= 1 everything.
 With `rate=0` it is a plain rolling conformal quantile. Every step sees only earlier steps.
 
