@@ -24,7 +24,7 @@ import warnings
 from collections.abc import Sequence
 
 import oddity
-from oddity.core.errors import OddityError
+from oddity.core.errors import ConfigError, OddityError
 from oddity.core.modality import detector_params, modality_cli, modality_names, verb
 from oddity.core.outputs import claim, output_policy
 from oddity.core.registry import get_detector_class
@@ -41,6 +41,12 @@ def cmd_fit(args: argparse.Namespace) -> None:
 def cmd_predict(args: argparse.Namespace) -> None:
     from oddity.export.engine import ExportedModel, is_export
 
+    if getattr(args, "follow", False):  # rows scored as they arrive, printed, nothing written
+        model = oddity.load(args.model)
+        verb(model.modality, "follow")(model, args)
+        return
+    if args.out is None:
+        raise ConfigError("--out DIR is required (only `--follow` on a series model prints instead)")
     claim(inputs=[args.model, *args.inputs], folders=[args.out])
     model = ExportedModel(args.model) if is_export(args.model) else oddity.load(args.model)
     verb(model.modality, "predict")(model, args)
@@ -101,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("model", metavar="MODEL",
                          help="model file written by `oddity fit`, or a folder / .onnx file written by `oddity export`")
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="files or folders (searched recursively)")
-    predict.add_argument("--out", required=True, metavar="DIR", help="output folder (not one of the inputs)")
+    predict.add_argument("--out", metavar="DIR", help="output folder (not one of the inputs); required but with --follow")
     predict.set_defaults(run=cmd_predict)
 
     evaluate_ = commands.add_parser("eval", parents=[common, writes], help="measure a model on a labelled test set",

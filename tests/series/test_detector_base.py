@@ -39,7 +39,8 @@ def test_predict_gives_spans_in_index_values_and_channel_scores(injected):
     # the anomalies are in channel "mem": its channel score explains them
     assert point_auroc(labels, result.channel_scores[:, 1]) > point_auroc(labels, result.channel_scores[:, 0])
     table = result.to_frame()
-    assert list(table.columns) == ["score", "score_cpu", "score_mem", "anomalous"]
+    assert list(table.columns) == ["score", "score_cpu", "score_mem", "threshold", "level",
+                                   "anomalous"]
 
 
 def test_columns_are_checked_and_reordered(injected):
@@ -78,3 +79,18 @@ def test_save_load_round_trip(tmp_path, injected):
     assert loaded.get_params() == detector.get_params() and loaded.columns_ == detector.columns_
     assert loaded.threshold_ == detector.threshold_
     np.testing.assert_array_equal(loaded.score(test).scores, detector.score(test).scores)
+
+
+@pytest.mark.parametrize(("name", "params"), [
+    ("rolling_zscore", {"window": 16}), ("window_iforest", {"window": 8, "n_estimators": 20}),
+    ("xgb_forecast", {"window": 8, "verbose": False}),
+    ("window_autoencoder", {"window": 8, "epochs": 2, "verbose": False})])
+def test_causal_scores_see_only_the_past(name, params, injected):
+    """A step's score is the same whether or not later steps are given (after the warm-up)."""
+    history, test, _ = injected
+    detector = oddity.create(name, **params).fit(history)
+    full = detector.score(test).scores
+    start = 2 * detector.min_length
+    for end in (start + 1, 400, 601):
+        np.testing.assert_allclose(detector.score(test[:end]).scores[start:], full[start:end],
+                                   rtol=1e-6, atol=1e-9)  # float32 networks batch differently

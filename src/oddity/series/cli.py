@@ -32,6 +32,13 @@ def predict(model: Detector, args: argparse.Namespace) -> None:
     predict_file(model, args.inputs, args.out)  # type: ignore[arg-type]
 
 
+def follow(model: Detector, args: argparse.Namespace) -> None:
+    """`oddity predict --follow` with a series model: rows scored as they arrive."""
+    from oddity.series.commands import follow as follow_rows
+
+    follow_rows(model, args.inputs, args.idle)  # type: ignore[arg-type]
+
+
 def evaluate(model: Detector, args: argparse.Namespace) -> None:
     """`oddity eval` of a series model on a NAB folder (refitted per series)."""
     from oddity.series.commands import evaluate_folder
@@ -51,6 +58,13 @@ def cmd_explain(args: argparse.Namespace) -> None:
 
 def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
     """Series options of the shared verbs."""
+    if verb == "predict":
+        parser.add_argument("--follow", action="store_true",
+                            help="series: score rows as they are appended to INPUT ('-': stdin), "
+                                 "one CSV line per row on stdout (no --out)")
+        parser.add_argument("--idle", type=float, default=None, metavar="SECONDS",
+                            help="with --follow on a file: stop after this long without new rows "
+                                 "(default: keep following until interrupted)")
     if verb == "fit":
         parser.add_argument("--time-column", metavar="NAME", help="series: the time column (default: detected)")
         parser.add_argument("--value-columns", nargs="+", metavar="NAME",

@@ -2,27 +2,34 @@
 `oddity.series.cli` call these; they import pandas and matplotlib, the CLI module does not).
 
 Outputs: `predict` writes scores.csv (time, value columns, score, per-channel scores,
-anomalous), ranges.csv (start, end, steps, peak score) and plot.png into the output folder
-through a staging folder, so an interrupted run leaves nothing half-written.
+threshold in force, calibrated level, anomalous), ranges.csv (start, end, steps, peak score)
+and plot.png into the output folder through a staging folder, so an interrupted run leaves
+nothing half-written. `predict --follow` streams a growing CSV file or stdin through
+`SeriesDetector.update` (`follow`).
 """
 from __future__ import annotations
 
+import csv
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 import oddity
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.persistence import atomic_write, staged_directory
 from oddity.plots import save_figure
-from oddity.series.data import SeriesReport, read_nab, read_series
+from oddity.series.data import TIME_NAMES, SeriesReport, read_nab, read_series
 from oddity.series.detector import SeriesDetector
 from oddity.series.evaluate import METRICS, NabEvaluation, evaluate_nab
 from oddity.series.plots import prediction_figure
 from oddity.series.results import SeriesPrediction
+
+FOLLOW_POLL = 0.2  # seconds between looks at a followed file that has no new rows
 
 
 def _print_report(report: SeriesReport) -> None:
@@ -93,13 +100,15 @@ def predict_file(detector: SeriesDetector, inputs: list[str], out: str) -> None:
     prediction = detector.predict(frame)
     write_prediction(out, frame, prediction, f"{detector.name}: {Path(inputs[0]).name}")
     flagged = int(prediction.labels.sum())
-    print(f"{len(prediction)} steps: {flagged} anomalous in {len(prediction.spans)} ranges "
-          f"(threshold {prediction.threshold:.6g})")
+    how = (f"online calibration from the fitted threshold {prediction.threshold:.6g}"
+           if detector.online else f"threshold {prediction.threshold:.6g}")
+    print(f"{len(prediction)} steps: {flagged} anomalous in {len(prediction.spans)} ranges ({how})")
     print(f"written to {out}: scores.csv, ranges.csv, plot.png")
 
 
-HEADERS = {"point_auroc": "AUROC", "point_aupr": "AUPR", "pa_f1": "PA-F1", "event_f1": "event-F1",
-           "pate": "PATE", "fpr": "FPR", "series": "series", "seconds_per_series": "s/series"}
+HEADERS = {"point_auroc": "AUROC", "point_aupr": "AUPR", "vus_roc": "VUS-ROC", "vus_pr": "VUS-PR",
+           "pate": "PATE", "pa_f1": "PA-F1", "event_f1": "event-F1", "range_f1": "range-F1",
+           "fpr": "FPR", "series": "series", "seconds_per_series": "s/series"}
 
 
 def _format(value: float | None) -> str:
@@ -114,9 +123,13 @@ def print_evaluation(evaluation: NabEvaluation) -> None:
     rows = [(group, means) for group, means in evaluation.groups().items()]
     rows.append(("mean", evaluation.overall()))
     width = max(len(name) for name, _ in rows)
-    print(f"  {'group':<{width}}  " + "  ".join(f"{HEADERS[c]:>10}" for c in columns))
+    print(f"  {'group':<{width}}  " + "  ".join(f"{HEADERS[c]:>8}" for c in columns))
     for name, means in rows:
-        print(f"  {name:<{width}}  " + "  ".join(f"{_format(means[c]):>10}" for c in columns))
+        print(f"  {name:<{width}}  " + "  ".join(f"{_format(means[c]):>8}" for c in columns))
+    quantiles = ", ".join(f"{q:.4f}" for q in evaluation.fpr_quantiles())
+    print(f"realised FPR over the series (min, quartiles, max): {quantiles}")
+    print("NAB score (normalised; null detector 0, perfect 100): " +
+          ", ".join(f"{profile} {score:.1f}" for profile, score in evaluation.nab().items()))
 
 
 def evaluate_folder(detector: SeriesDetector, data: str, json_path: str | None, verbose: bool) -> None:
@@ -129,3 +142,84 @@ def evaluate_folder(detector: SeriesDetector, data: str, json_path: str | None, 
         text = json.dumps(evaluation.to_dict(), indent=2, allow_nan=False) + "\n"
         atomic_write(json_path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
         print(f"metrics written to {json_path}")
+
+
+def _parse_rows(lines: list[str], header: list[str], columns: list[str], source: str,
+                first_line: int) -> pd.DataFrame:
+    """The fitted `columns` of CSV `lines` (the time column, if any, as the index)."""
+    rows = list(csv.reader(lines))
+    bad = next((i for i, row in enumerate(rows) if len(row) != len(header)), None)
+    if bad is not None:
+        raise DataError(f"{source}, line {first_line + bad}: {len(rows[bad])} fields, the header "
+                        f"has {len(header)}")
+    table = pd.DataFrame(rows, columns=header)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise DataError(f"{source}: no column {missing[0]!r} in the header {header}; the model "
+                        f"was fitted on {columns}")
+    values = table[columns].apply(pd.to_numeric, errors="coerce")
+    if values.isna().any().any():
+        row = int(np.flatnonzero(values.isna().any(axis=1).to_numpy())[0])
+        raise DataError(f"{source}, line {first_line + row}: a value of {columns} is not a number")
+    time = header[0] if header[0].strip().lower() in TIME_NAMES else None
+    if time is not None:
+        values.index = pd.Index(table[time], name=time)
+    return values
+
+
+def follow(detector: SeriesDetector, inputs: list[str], idle: float | None) -> None:
+    """Stream one CSV file being appended to (or stdin, '-') through `detector.update`,
+    printing time, score, threshold, level and anomalous (1/0) for each row as it arrives;
+    a summary with the steps per second goes to stderr at the end."""
+    if len(inputs) != 1:
+        raise ConfigError(f"--follow reads one file (or '-'); got {len(inputs)} inputs")
+    assert detector.columns_ is not None
+    source = "stdin" if inputs[0] == "-" else inputs[0]
+    stream = sys.stdin if inputs[0] == "-" else _open_text(inputs[0])
+    header_line = stream.readline()
+    if not header_line:
+        raise DataError(f"{source}: empty; --follow needs a CSV header line first")
+    header = next(csv.reader([header_line]))
+    print("time,score,threshold,level,anomalous", flush=True)
+    steps = flagged = 0
+    seconds = 0.0
+    line_number = 2
+    quiet_since = time.monotonic()
+    partial = ""
+    while True:
+        chunk = stream.readlines()
+        text = partial + "".join(chunk)
+        lines = text.split("\n")
+        partial = lines.pop()  # an unfinished last line waits for the rest
+        lines = [line for line in lines if line.strip()]
+        if lines:
+            frame = _parse_rows(lines, header, detector.columns_, source, line_number)
+            line_number += len(lines)
+            start = time.perf_counter()
+            prediction = detector.update(frame)
+            seconds += time.perf_counter() - start
+            out = pd.DataFrame({"time": frame.index, "score": prediction.scores,
+                                "threshold": prediction.thresholds, "level": prediction.levels,
+                                "anomalous": prediction.labels.astype(int)})
+            sys.stdout.write(out.to_csv(index=False, header=False))
+            sys.stdout.flush()
+            steps += len(frame)
+            flagged += int(prediction.labels.sum())
+            quiet_since = time.monotonic()
+        elif stream is sys.stdin or (idle is not None and time.monotonic() - quiet_since > idle):
+            if partial.strip():
+                partial += "\n"
+                continue
+            break
+        else:
+            time.sleep(FOLLOW_POLL)
+    rate = f", {steps / seconds:,.0f} steps/s" if seconds > 0 else ""
+    print(f"{steps} steps: {flagged} anomalous{rate}", file=sys.stderr)
+
+
+def _open_text(path: str) -> Any:
+    """`path` opened for reading text; DataError if it cannot be."""
+    try:
+        return open(path, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise DataError(f"{path}: cannot open ({exc.strerror})") from None

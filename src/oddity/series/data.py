@@ -10,8 +10,8 @@ interpolated in time) first. Bad input raises DataError naming the file and colu
 `read_nab` reads NAB (Lavin and Ahmad, "Evaluating Real-time Anomaly Detection Algorithms -
 the Numenta Anomaly Benchmark", IEEE ICMLA 2015, https://arxiv.org/abs/1510.03336):
 `data/<group>/<name>.csv` (timestamp, value) and `labels/combined_windows.json` (anomaly
-windows, both ends inclusive); the probationary period is the first 15% of each series,
-floor(0.15 * length), as in NAB's scorer.
+windows, both ends inclusive); the probationary period is min(floor(0.15 * length), 750)
+steps, as in NAB's scorer and detectors (`oddity.metrics.nab.probationary_length`).
 """
 from __future__ import annotations
 
@@ -26,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from oddity.core.errors import ConfigError, DataError
+from oddity.metrics.nab import probationary_length
 from oddity.series.frames import fill_missing
 
 TIME_NAMES = ("timestamp", "time", "datetime", "date", "ds")
 GAP_FACTOR = 5.0  # a step longer than this many median steps is reported as a gap
-NAB_PROBATION = 0.15
 
 
 @dataclass
@@ -286,7 +286,7 @@ class NabSeries:
     @property
     def history(self) -> pd.DataFrame:
         """The probationary period: the part a detector fits on."""
-        return split_series(self.frame, NAB_PROBATION)[0]
+        return self.frame.iloc[:self.probationary]
 
 
 def window_labels(index: pd.DatetimeIndex, windows: list[tuple[pd.Timestamp, pd.Timestamp]]) -> np.ndarray:
@@ -318,7 +318,7 @@ def read_nab(root: str | os.PathLike) -> list[NabSeries]:
         windows = [(pd.Timestamp(start), pd.Timestamp(end)) for start, end in all_windows[name]]
         series.append(NabSeries(name=name, group=path.parent.name, frame=frame, windows=windows,
                                 labels=window_labels(frame.index, windows),
-                                probationary=len(split_series(frame, NAB_PROBATION)[0])))
+                                probationary=probationary_length(len(frame))))
     if not series:
         raise DataError(f"{root / 'data'}: no CSV files in any group folder")
     return series

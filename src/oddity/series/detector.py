@@ -13,6 +13,19 @@ a random subset: time order matters), fits the method on the rest and calibrates
 threshold on the held-out part's scores (`oddity.core.thresholds`, split-conformal at
 `target_fpr` per time step). The held-out tail is scored together with the `min_length - 1`
 steps before it, so a windowed method sees full context at the first held-out step.
+
+`predict` decides with online calibration by default (`calibration="online"`,
+`oddity.core.online_calibration`): the threshold of each step is a conformal quantile of the
+recent steps judged normal (starting from the held-out scores), steered by adaptive conformal
+inference so that the flagged share of normal steps stays near `target_fpr` under drift.
+`calibration_window` is the number of recent scores in the pool, `adaptation_rate` the ACI
+step as a fraction of `target_fpr` (0.05: Gibbs and Candes's 0.005 at a target of 0.1).
+
+With `causal=True` (the default) a step's score depends only on that step and earlier ones
+(a windowed method scores a step by the window ending at it), as streaming use and NAB's
+protocol require; `causal=False` lets a step take the mean over every window covering it,
+which looks up to a window's width ahead.
+`calibration="fixed"` (or a threshold set by hand) uses the one-shot threshold throughout.
 """
 from __future__ import annotations
 
@@ -24,12 +37,14 @@ import pandas as pd
 
 from oddity.core.detector import Detector
 from oddity.core.errors import ConfigError, DataError
+from oddity.core.online_calibration import OnlineConformal, fixed_levels
 from oddity.core.thresholds import calibrate_threshold, held_out_count
 from oddity.series.frames import as_frame
 from oddity.series.results import SeriesPrediction, SeriesScores
 from oddity.series.windows import labels_to_spans
 
 SeriesInput = Any  # pandas DataFrame / Series, or a 1-D (T,) / 2-D (T, C) numpy array
+CALIBRATIONS = ("online", "fixed")
 
 
 class SeriesDetector(Detector):
@@ -43,6 +58,18 @@ class SeriesDetector(Detector):
         Share of the history, taken from its end, held out to calibrate the threshold.
     seed : int, default 0
         Seed of every random step.
+    calibration : {"online", "fixed"}, default "online"
+        "online": each step's threshold is a conformal quantile of the recent scores, adapted
+        by adaptive conformal inference (`oddity.core.online_calibration`); "fixed": the
+        threshold calibrated at fit time.
+    calibration_window : int, default 1000
+        Recent scores the online threshold is a quantile of.
+    adaptation_rate : float, default 0.05
+        Step size of the adaptive conformal update as a multiple of `target_fpr` (0: a plain
+        rolling conformal quantile; see `oddity.core.online_calibration`).
+    causal : bool, default True
+        Score each step by the window ending at it (no look-ahead); False averages over every
+        window covering the step.
     verbose : bool, default True
         Show progress bars while training.
 
@@ -70,16 +97,30 @@ class SeriesDetector(Detector):
     columns_: list[str] | None = None
     time_column_: str | None = None  # how the fitted file's times were read (set by the CLI)
     dayfirst_: bool | None = None
+    calibration_scores_: np.ndarray | None = None
+    context_: np.ndarray | None = None  # the last min_length - 1 rows seen (fit, then stream)
+    stream_: OnlineConformal | None = None
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
-                 seed: int = 0, verbose: bool = True):
+                 calibration: str = "online", calibration_window: int = 1000,
+                 adaptation_rate: float = 0.05, causal: bool = True, seed: int = 0,
+                 verbose: bool = True):
         held_out_count(1, calibration_fraction)  # checks the fraction
         if not 0.0 < target_fpr < 1.0:
             raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
         if seed < 0:
             raise ConfigError(f"seed must be a non-negative whole number, got {seed}")
+        if calibration not in CALIBRATIONS:
+            raise ConfigError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
+        if calibration_window < 1 or adaptation_rate < 0:
+            raise ConfigError("calibration_window must be >= 1 and adaptation_rate >= 0, got "
+                              f"{calibration_window} and {adaptation_rate}")
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
+        self.calibration = calibration
+        self.calibration_window = calibration_window
+        self.adaptation_rate = adaptation_rate
+        self.causal = causal
         self.seed = seed
         self.verbose = verbose
 
@@ -165,11 +206,66 @@ class SeriesDetector(Detector):
         if held_out:
             context = min(self.min_length - 1, len(fit_part))
             scores, _ = self._score_values(values[len(fit_part) - context:])
-            self.threshold_ = calibrate_threshold(scores[context:], self.target_fpr)
+            scores = scores[context:]
+            self.threshold_ = calibrate_threshold(scores, self.target_fpr)
         else:
             scores, _ = self._score_values(fit_part)
             self.threshold_ = calibrate_threshold(scores, self.target_fpr, "in-sample")
+        self.calibration_scores_ = scores[-self.calibration_window:]
+        self.context_ = values[len(values) - self.min_length + 1:]
+        self.stream_ = None
         return self
+
+    def update(self, data: SeriesInput) -> SeriesPrediction:
+        """Score and decide rows that arrive after the fitted history (or after the rows of
+        earlier `update` calls), each step seeing only the past: the result is the same
+        whether rows come one at a time or in blocks. The online calibrator carries over from
+        call to call (`fit` or `oddity.load` start a new stream after the fitted history).
+
+        Parameters
+        ----------
+        data : DataFrame, Series or array
+            The new rows, with the fitted columns.
+
+        Returns
+        -------
+        SeriesPrediction
+            Scores, thresholds, levels and decisions of the new rows only.
+
+        Raises
+        ------
+        DataError
+            When the rows lack a fitted column.
+        """
+        self._check_fitted()
+        assert self.context_ is not None and self.columns_ is not None
+        frame = self._aligned(as_frame(data, "update data"), "update data",
+                              from_array=not isinstance(data, (pd.DataFrame, pd.Series)))
+        values = frame.to_numpy(dtype=np.float64)
+        if self.stream_ is None and self.online:
+            self.stream_ = self.calibrator()
+        joined = np.concatenate((self.context_, values))
+        scores, channel_scores = self._score_values(joined)
+        new = slice(len(self.context_), None)
+        self.context_ = joined[len(joined) - self.min_length + 1:]
+        result = SeriesScores(index=frame.index, scores=scores[new],
+                              channel_scores=None if channel_scores is None
+                              else channel_scores[new], columns=list(frame.columns))
+        return self.decide(result, self.stream_ if self.online else None)
+
+    def calibrator(self) -> OnlineConformal:
+        """A fresh online calibrator starting from the scores calibrated at fit time."""
+        self._check_fitted()
+        assert self.calibration_scores_ is not None
+        return OnlineConformal(self.calibration_scores_, self.target_fpr,
+                               self.calibration_window, self.adaptation_rate * self.target_fpr)
+
+    @property
+    def online(self) -> bool:
+        """Whether `predict` calibrates online (not with `calibration="fixed"` or a threshold
+        set by hand)."""
+        return (self.calibration == "online" and self.threshold_ is not None
+                and self.threshold_.method != "manual")
 
     def score(self, data: SeriesInput) -> SeriesScores:
         """Anomaly score per time step (and per channel when the method gives them).
@@ -199,7 +295,8 @@ class SeriesDetector(Detector):
                             columns=list(frame.columns))
 
     def predict(self, data: SeriesInput) -> SeriesPrediction:
-        """Scores plus labels (score above the threshold) and anomalous spans of index values.
+        """Scores plus labels (score above the threshold in force at that step: online, or
+        the fixed one), the per-step thresholds and calibrated levels, and anomalous spans.
 
         Parameters
         ----------
@@ -209,7 +306,7 @@ class SeriesDetector(Detector):
         Returns
         -------
         SeriesPrediction
-            Scores, threshold, per-step labels and the anomalous (first, last) spans.
+            Scores, thresholds, levels, per-step labels and the anomalous (first, last) spans.
 
         Raises
         ------
@@ -218,18 +315,30 @@ class SeriesDetector(Detector):
         DataError
             If a fitted channel is missing or the series is too short.
         """
-        result = self.score(data)
-        assert self.threshold_ is not None
-        labels = result.scores > self.threshold_.value
+        return self.decide(self.score(data), self.calibrator() if self.online else None)
+
+    def decide(self, result: SeriesScores, calibrator: OnlineConformal | None) -> SeriesPrediction:
+        """Decisions for scored steps: with `calibrator` (which then learns from them) or
+        with the fixed threshold when it is None."""
+        assert self.threshold_ is not None and self.calibration_scores_ is not None
+        if calibrator is not None:
+            decisions = calibrator.update(result.scores)
+            labels, thresholds, levels = decisions.flags, decisions.thresholds, decisions.levels
+        else:
+            labels = result.scores > self.threshold_.value
+            thresholds = np.full(len(result), self.threshold_.value)
+            levels = fixed_levels(self.calibration_scores_, result.scores)
         spans = [(result.index[s], result.index[e]) for s, e in labels_to_spans(labels)]
         return SeriesPrediction(index=result.index, scores=result.scores,
                                 channel_scores=result.channel_scores, columns=result.columns,
-                                threshold=self.threshold_.value, labels=labels, spans=spans)
+                                threshold=self.threshold_.value, labels=labels, spans=spans,
+                                thresholds=thresholds, levels=levels)
 
     # --- persistence -----------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-        return {"columns_": self.columns_, "time_column_": self.time_column_,
-                "dayfirst_": self.dayfirst_}, {}
+        assert self.calibration_scores_ is not None and self.context_ is not None
+        return ({"columns_": self.columns_, "time_column_": self.time_column_, "dayfirst_": self.dayfirst_},
+                {"calibration_scores": self.calibration_scores_, "context": self.context_})
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         columns = values["columns_"]
@@ -238,6 +347,8 @@ class SeriesDetector(Detector):
         self.columns_ = columns
         self.time_column_ = values.get("time_column_")
         self.dayfirst_ = values.get("dayfirst_")
+        self.calibration_scores_ = arrays["calibration_scores"]
+        self.context_ = arrays["context"]
 
 
 def _check_variation(frame: pd.DataFrame) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
@@ -39,8 +40,15 @@ def prediction_figure(frame: pd.DataFrame, prediction: SeriesPrediction, title: 
     if len(shown) > 1:
         top.legend(fontsize=7, loc="upper left")
     bottom.plot(prediction.index, prediction.scores, color=NORMAL_COLOUR, linewidth=0.7, gid="score")
-    bottom.axhline(prediction.threshold, color=THRESHOLD_COLOUR, linestyle="--", linewidth=0.8,
-                   gid="threshold", label=f"threshold {prediction.threshold:.3g}")
+    thresholds = prediction.thresholds
+    if thresholds.size and not np.allclose(thresholds, prediction.threshold):
+        shown_thresholds = np.where(np.isfinite(thresholds), thresholds, np.nan)
+        bottom.plot(prediction.index, shown_thresholds, color=THRESHOLD_COLOUR, linestyle="--",
+                    linewidth=0.8, drawstyle="steps-post", gid="threshold",
+                    label="threshold (online calibration)")
+    else:
+        bottom.axhline(prediction.threshold, color=THRESHOLD_COLOUR, linestyle="--",
+                       linewidth=0.8, gid="threshold", label=f"threshold {prediction.threshold:.3g}")
     bottom.set_ylabel("anomaly score")
     bottom.legend(fontsize=7, loc="upper left")
     return figure

@@ -48,19 +48,28 @@ class SeriesPrediction(SeriesScores):
     Attributes
     ----------
     threshold : float
-        The threshold used.
+        The threshold calibrated at fit time; with online calibration the per-step
+        `thresholds` move away from it.
     labels : numpy.ndarray
-        (T,) booleans, True where the step's score is above `threshold`.
+        (T,) booleans, True where the step's score is above the threshold in force at that
+        step (`thresholds`).
     spans : list of tuple
         The anomalous ranges as (first, last) index values, both inclusive.
+    levels : numpy.ndarray
+        Each score's calibrated level, 1 - p-value in [0, 1) (comparable across series).
     """
 
     threshold: float = float("nan")
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
     spans: list[tuple[Any, Any]] = field(default_factory=list)
+    thresholds: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    levels: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def to_frame(self) -> pd.DataFrame:
-        """Scores (see `SeriesScores.to_frame`) and a boolean 'anomalous' column."""
+        """Scores (see `SeriesScores.to_frame`), then 'threshold', 'level' and a boolean
+        'anomalous' column."""
         frame = super().to_frame()
+        frame["threshold"] = self.thresholds
+        frame["level"] = self.levels
         frame["anomalous"] = self.labels
         return frame

@@ -27,8 +27,12 @@ def sliding_windows(values: np.ndarray, width: int, stride: int = 1) -> np.ndarr
 
 
 def window_scores_to_steps(window_scores: np.ndarray, length: int, width: int,
-                           stride: int = 1) -> np.ndarray:
-    """Per-step scores (length,) from per-window scores (N,) or (N, C): each step gets the
+                           stride: int = 1, causal: bool = False) -> np.ndarray:
+    """Per-step scores (length,) from per-window scores (N,) or (N, C).
+
+    With `causal`, each step gets the score of the window ending at it (stride 1), so no
+    step's score depends on later steps; the first `width - 1` steps, which no window ends
+    at, get the lowest window score. Otherwise each step gets the
     mean score of the windows that cover it. Steps no window covers (the tail left over when
     `stride` does not divide length - width) take the score of the last window. Sums window
     offset by offset (`width` vectorised additions), not by prefix sums, which would lose small
@@ -36,6 +40,12 @@ def window_scores_to_steps(window_scores: np.ndarray, length: int, width: int,
     _check(width, stride)
     scores = np.asarray(window_scores, dtype=np.float64)
     count = scores.shape[0]
+    if causal:
+        if stride != 1 or count != length - width + 1:
+            raise DataError(f"causal step scores need one window per step (stride 1): got "
+                            f"{count} windows of width {width} for {length} steps")
+        return np.concatenate((np.broadcast_to(scores[0], (width - 1,) + scores.shape[1:]),
+                               scores))
     if count == 0 or (count - 1) * stride + width > length:
         raise DataError(f"{count} windows of width {width}, stride {stride} do not fit in "
                         f"{length} steps")

@@ -38,8 +38,9 @@ Deviations, with reasons:
   is learned, so its norm can only mean certainty. E and G are trained on 10 x (Euclidean MSE
   + hyperbolic distance) plus the critic terms, so the Euclidean decoder the critics judge
   keeps learning too.
-- Step scores: per-window scores are spread to steps by the mean over covering windows
-  (`window_scores_to_steps`), instead of TadGAN's KDE mode of the critic and smoothing.
+- Step scores: a step takes the score of the window ending at it (`causal=False`: the mean
+  over covering windows, `window_scores_to_steps`), instead of TadGAN's KDE mode of the
+  critic and smoothing.
 - The official code runs its LSTMs over a batch of windows as one sequence; here each window
   is a sequence of `window` steps with C features (the TadGAN paper's design).
 - CPU-sized defaults: window 32 (paper 100), latent 8 (paper 20), LSTM width 16 (paper 50/64),
@@ -281,7 +282,8 @@ class HypAD(WindowNetworkDetector):
         middle = critic[(critic >= q25) & (critic <= q75)]
         critic_score = np.abs(critic - middle.mean()) / max(critic.std(), 1e-12) + 1.0
         window_scores = critic_score * reconstruction * certainty
-        return window_scores_to_steps(window_scores, len(values), self.window), None
+        return window_scores_to_steps(window_scores, len(values), self.window,
+                                      causal=self.causal), None
 
     # --- persistence ---------------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

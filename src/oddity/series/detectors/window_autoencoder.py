@@ -16,10 +16,10 @@ What the paper does and what we keep:
 Deviations, with reasons:
 - Input: the paper feeds one time step of a node's many metrics; a generic series may have one
   channel, so the input here is a flattened window of `window` steps of all channels (as the
-  issue asks). Each step's error is the mean, over every window covering it, of that step's
-  squared reconstruction error, per channel; `channel_scores` holds its square root and the
-  step score is the root-mean-square over channels. The first steps are covered by fewer
-  windows but all have a score, so no filling is needed.
+  design asks). Each step's error is its squared reconstruction error in the window ending at
+  it (`causal=False`: the mean over every window covering it), per channel; `channel_scores`
+  holds its square root and the step score is the root-mean-square over channels. The first
+  steps take their errors from the first window.
 - Training: Adam with early stopping on a time-ordered validation tail of the fit history
   (`validation_fraction`, `patience`), so that training stays cheap and stops before the
   network memorises the history.
@@ -63,11 +63,14 @@ class SparseAutoencoder(nn.Module):
         return self.decode(code), code
 
 
-def step_errors(errors: np.ndarray, length: int) -> np.ndarray:
-    """(length, C) mean, over the windows covering each step, of that step's squared error:
-    `errors` (N, width, C) holds window i's error at steps i .. i + width - 1. Summed offset by
-    offset, like `window_scores_to_steps`, but each window contributes its own value per step."""
+def step_errors(errors: np.ndarray, length: int, causal: bool = False) -> np.ndarray:
+    """(length, C) squared error per step: `errors` (N, width, C) holds window i's error at
+    steps i .. i + width - 1. With `causal`, a step's error in the window ending at it (the
+    first `width - 1` steps take theirs from the first window); otherwise the mean over the
+    windows covering the step, summed offset by offset like `window_scores_to_steps`."""
     count, width = errors.shape[:2]
+    if causal:
+        return np.concatenate((errors[0, :width - 1], errors[:, width - 1]))
     totals = np.zeros((length, errors.shape[2]))
     covers = np.zeros(length)
     for offset in range(width):
@@ -164,7 +167,7 @@ class WindowAutoencoder(WindowNetworkDetector):
                 x = windows[first:first + SCORE_BATCH]
                 reconstruction = self.network_(x.flatten(1))[0].view_as(x)
                 errors[first:first + len(x)] = ((reconstruction - x) ** 2).numpy()
-        per_step = step_errors(errors, len(values))
+        per_step = step_errors(errors, len(values), self.causal)
         return np.sqrt(per_step.mean(axis=1)), np.sqrt(per_step)
 
     # --- persistence ---------------------------------------------------------------------------

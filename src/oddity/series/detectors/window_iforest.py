@@ -1,5 +1,6 @@
 """Isolation Forest on sliding windows: a window that random axis-parallel cuts isolate in few
-steps is unusual; each time step gets the mean score of the windows covering it.
+steps is unusual; each time step gets the score of the window ending at it (`causal=False`:
+the mean score of the windows covering it).
 
 Method: F. T. Liu, K. M. Ting and Z.-H. Zhou, "Isolation Forest", IEEE ICDM 2008,
 https://doi.org/10.1109/ICDM.2008.17 (scikit-learn's `IsolationForest` grows the trees),
@@ -157,7 +158,8 @@ class WindowIsolationForest(SeriesDetector):
         windows = self._windows(values)
         scores = np.concatenate([forest_scores(self.forest_, windows[i:i + CHUNK], self.max_samples_)
                                  for i in range(0, len(windows), CHUNK)])
-        return window_scores_to_steps(scores, len(values), self.window), None
+        return window_scores_to_steps(scores, len(values), self.window,
+                                      causal=self.causal), None
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()

@@ -35,8 +35,9 @@ Deviations, with reasons:
   toolkit cannot know which columns are physically related. `targets` restricts the forecast
   (and the score) to some columns, the others then only serve as covariates.
 - Pooling (`window`, default 32): the squared standardised residuals are averaged over
-  sliding windows of `window` steps and each step gets the mean over the windows covering it
-  (`window_scores_to_steps`), then the square root. A forecast follows a level shift or a
+  sliding windows of `window` steps and each step gets the window ending at it
+  (`causal=False`: the mean over the windows covering it, `window_scores_to_steps`), then the
+  square root. A forecast follows a level shift or a
   changed pattern after a few steps, so raw residuals flag only its first steps, while
   anomalies are periods; pooling turns residual spikes into periods, as residual smoothing
   does in Hundman et al. (Telemanom, KDD 2018). 32 is the window of oddity's other window
@@ -291,7 +292,8 @@ class XGBForecast(SeriesDetector):
             values, self._hook_index(len(values), head=False)) ** 2
         if self.window > 1:
             window_means = sliding_windows(squared, self.window).mean(axis=1)
-            squared = window_scores_to_steps(window_means, len(squared), self.window)
+            squared = window_scores_to_steps(window_means, len(squared), self.window,
+                                             causal=self.causal)
         step = np.sqrt(squared.mean(axis=1))
         scores = np.concatenate([np.full(self.lags, float(step.min())), step])
         channel_scores = np.zeros((len(values), values.shape[1]))

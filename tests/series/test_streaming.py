@@ -1,0 +1,70 @@
+"""Streaming: `update` scores rows as they arrive, each step seeing only the past, the same
+whatever the block sizes; `oddity predict --follow` streams a file or stdin."""
+import io
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import oddity
+from oddity.cli import main
+
+
+@pytest.mark.parametrize(("name", "params"), [
+    ("rolling_zscore", {"window": 16}), ("window_iforest", {"window": 8, "n_estimators": 20})])
+def test_update_equals_scoring_the_whole_stream_whatever_the_blocks(name, params, injected,
+                                                                     tmp_path):
+    history, test, _ = injected
+    detector = oddity.create(name, **params).fit(history)
+    whole = detector.score(np.concatenate((history, test))).scores[len(history):]
+    blocks = [detector.update(test[a:b]) for a, b in ((0, 1), (1, 2), (2, 300), (300, 1000))]
+    np.testing.assert_allclose(np.concatenate([b.scores for b in blocks]), whole, rtol=1e-12)
+    flags = np.concatenate([b.labels for b in blocks])
+    # The calibrator carried over: the same decisions as one online pass over the test rows.
+    single = oddity.create(name, **params).fit(history)
+    single.save(tmp_path / "m.oddity")
+    one = single.update(test)
+    assert np.array_equal(flags, one.labels)
+    assert np.array_equal(np.concatenate([b.thresholds for b in blocks]), one.thresholds)
+    # A model saved after fitting starts its stream right after the fitted history.
+    assert np.array_equal(oddity.load(tmp_path / "m.oddity").update(test).scores, one.scores)
+
+
+def test_predict_follow_streams_stdin(tmp_path, capsys, monkeypatch, injected):
+    history, test, _ = injected
+    times = pd.date_range("2024-01-01", periods=2000, freq="1min")
+    pd.DataFrame({"time": times[:1000], "cpu": history[:, 0], "mem": history[:, 1]}).to_csv(
+        tmp_path / "history.csv", index=False)
+    assert main(["fit", "rolling_zscore", "--data", str(tmp_path / "history.csv"), "--set",
+                 "window=16", "--out", str(tmp_path / "m.oddity"), "--quiet"]) == 0
+    capsys.readouterr()
+    lines = pd.DataFrame({"time": times[1000:1300], "cpu": test[:300, 0],
+                          "mem": test[:300, 1]}).to_csv(index=False)
+    monkeypatch.setattr(sys, "stdin", io.StringIO(lines))
+    assert main(["predict", str(tmp_path / "m.oddity"), "-", "--follow"]) == 0
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert out[0] == "time,score,threshold,level,anomalous"
+    rows = [line.split(",") for line in out[1:301]]
+    assert rows[0][0] == str(times[1000]) and len(rows) == 300
+    expected = oddity.load(tmp_path / "m.oddity").update(test[:300])
+    np.testing.assert_allclose([float(r[1]) for r in rows], expected.scores, rtol=1e-6)
+    assert [r[4] == "1" for r in rows] == expected.labels.tolist()
+    assert len(out) == 301 and captured.err.startswith("300 steps: ")
+
+
+def test_predict_follow_reads_a_file_until_idle_and_reports_bad_rows(tmp_path, capsys,
+                                                                     injected):
+    history, test, _ = injected
+    model = oddity.create("rolling_zscore", window=16).fit(history[:, :1])
+    model.save(tmp_path / "m.oddity")
+    (tmp_path / "live.csv").write_text("step,channel_0\n" + "".join(f"{i},{v}\n" for i, v in
+                                                         enumerate(test[:50, 0])))
+    assert main(["predict", str(tmp_path / "m.oddity"), str(tmp_path / "live.csv"), "--follow",
+                 "--idle", "0.3"]) == 0
+    assert len(capsys.readouterr().out.splitlines()) == 51
+    (tmp_path / "bad.csv").write_text("step,channel_0\n1,2.0\n2,oops\n")
+    assert main(["predict", str(tmp_path / "m.oddity"), str(tmp_path / "bad.csv"), "--follow",
+                 "--idle", "0.3"]) == 2
+    assert "bad.csv, line 3: a value of ['channel_0'] is not a number" in capsys.readouterr().err
