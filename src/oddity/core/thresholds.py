@@ -92,8 +92,11 @@ class Threshold:
                     if self.fpr_interval else "")
         kind = CALIBRATION_ITEMS.get(self.method, "calibration")
         count = f", {self.n_calibration} {kind} {items}" if self.n_calibration else ""
-        expected = ("rate optimistic" if self.method == "in-sample"
-                    else f"expected {self.achievable_fpr:.3g}{interval}")
+        if self.method == "in-sample":
+            item = items[:-1] if self.n_calibration == 1 and items.endswith("s") else items
+            return (f"{self.value:.6g} (in-sample: calibrated on the {self.n_calibration} training "
+                    f"{item} themselves, none held out; optimistic, its false-positive rate is unknown)")
+        expected = f"expected {self.achievable_fpr:.3g}{interval}"
         return f"{self.value:.6g} ({self.method}, target FPR {self.target_fpr:g}, {expected}{count})"
 
 
