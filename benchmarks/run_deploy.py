@@ -105,8 +105,7 @@ def dask_row(work: Path, count: int, workers: int) -> dict:
 def markdown(results: dict) -> str:
     lines = ["# Deployment: ONNX parity, onnxruntime speed, Dask", "",
              f"MVTec bottle, {results['machine']}; command: `{results['command']}`.",
-             "Speed figures were measured on a 2-core machine shared with other jobs: they are "
-             "disturbed by that load and are recorded as measured.", "",
+             "Speed figures were measured on a 2-core machine and are recorded as measured.", "",
              "## Parity (export gate on the calibration images; then the test set)", "",
              "| detector | settings | gate: max rel. score diff | gate: max map diff / pixel thr. | "
              "gate: labels | test: max rel. score diff | test: mask pixels differing | test: labels (ties excluded) | "

@@ -95,10 +95,9 @@ def _pm(value: tuple[float, float] | None, digits: int = 3) -> str:
     return "–" if value is None else f"{value[0]:.{digits}f} ± {value[1]:.{digits}f}"
 
 
-def markdown(rows: list[dict], commands: list[str], load: str) -> str:
+def markdown(rows: list[dict], commands: list[str]) -> str:
     lines = ["# Few-shot benchmark (PatchCore)", "",
-             f"Reproduce: {' then '.join(f'`{c}`' for c in commands)} (2 CPU cores shared with other jobs; "
-             f"load average at the start of the last command: {load}). "
+             f"Reproduce: {' then '.join(f'`{c}`' for c in commands)} (2 CPU cores). "
              f"PatchCore defaults except {', '.join(f'{k}={v}' for k, v in PARAMS.items())}; shots drawn "
              "from train/good with the seed, thresholds by leave-one-shot-out "
              "(leave-one-view-out for 1 augmented shot; in-sample for 1 plain shot), "
@@ -162,7 +161,6 @@ def main() -> int:
         print(f"no MVTec-layout datasets under {args.data}; set ODDITY_DATA", file=sys.stderr)
         return 2
     command = command_line("run_fewshot.py", sys.argv[1:], make_target=None)
-    load = Path("/proc/loadavg").read_text().split()[:3] if Path("/proc/loadavg").exists() else ["?"]
     configs = [(k, "none") for k in SHOTS] + [(k, AUGMENT) for k in args.augmented_shots]
     previous = json.loads((RESULTS / "fewshot.json").read_text()) if args.keep else {"runs": [], "commands": []}
     commands = [c for c in previous["commands"] if c != command] + [command]
@@ -174,7 +172,7 @@ def main() -> int:
                 print(json.dumps(runs[-1]), flush=True)
                 fresh = {_key(r) for r in runs}
                 kept = [r for r in previous["runs"] if _key(r) not in fresh]
-                write(kept + runs, commands, load)  # after every run: an interrupted benchmark keeps its rows
+                write(kept + runs, commands)  # after every run: an interrupted benchmark keeps its rows
     return 0
 
 
@@ -182,11 +180,11 @@ def _key(run_: dict) -> tuple:
     return run_["dataset"], run_.get("per_image_contrast", False), run_["shots"], run_["augment"], run_["seed"]
 
 
-def write(runs: list[dict], commands: list[str], load: list[str]) -> None:
+def write(runs: list[dict], commands: list[str]) -> None:
     rows = summarise(runs)
-    document = {"commands": commands, "load_average": load, "params": PARAMS, "runs": runs, "summary": rows}
+    document = {"commands": commands, "params": PARAMS, "runs": runs, "summary": rows}
     write_files(RESULTS, {"fewshot.json": json.dumps(document, indent=2),
-                          "fewshot.md": markdown(rows, commands, " ".join(load))})
+                          "fewshot.md": markdown(rows, commands)})
     plot(rows, RESULTS / "fewshot.png")
 
 

@@ -115,8 +115,7 @@ def _f(value) -> str:
 
 def write_markdown(results: dict, path: Path) -> None:
     lines = ["# Logs benchmark", "", f"Command: `{results['command']}`  ",
-             f"Machine: {results['machine']}; load average at start {results['load']}. Timings on a "
-             "shared machine are disturbed by other work: read them as measured, not as limits.", ""]
+             f"Machine: {results['machine']}. Timings are as measured, not limits.", ""]
     if "parsing" in results:
         p = results["parsing"]
         lines += ["## Template parsing: grouping accuracy on Loghub-2k", "",
@@ -191,9 +190,9 @@ def main() -> int:
     torch.set_num_threads(1)
     results_path = RESULTS / "logs.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
+    results.pop("load", None)  # a field of older files
     results.update({"command": "python benchmarks/run_logs.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                     "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch 1 thread",
-                    "load": " ".join(f"{x:.1f}" for x in os.getloadavg()),
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     sections = {"parsing": lambda: section_parsing(data), "speed": lambda: section_speed(args.speed_sessions),
                 "hdfs": lambda: section_hdfs(data), "bgl": lambda: section_bgl(data),

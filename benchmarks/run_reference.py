@@ -87,9 +87,9 @@ def run_dataset(dataset: Path, seed: int, max_pairs: int) -> dict:
     return result
 
 
-def markdown(results: list[dict], command: str, load: str) -> str:
+def markdown(results: list[dict], command: str) -> str:
     lines = ["# Golden-sample benchmark (`oddity compare`)", "",
-             f"Reproduce: `{command}` (2 CPU cores shared with other jobs; load average at the start: {load}).", "",
+             f"Reproduce: `{command}` (2 CPU cores).", "",
              "Each query (a test image, moved by a random rotation of up to 5 degrees and a shift of up to 3%) "
              "is compared with one other normal test image as its reference. Same comparison (EfficientNet-Lite0 "
              "patch features, nearest reference patch within `radius` cells of 8 model pixels) with and without "
@@ -120,14 +120,13 @@ def main() -> int:
         print(f"no MVTec-layout datasets under {args.data}; set ODDITY_DATA", file=sys.stderr)
         return 2
     command = command_line("run_reference.py", sys.argv[1:], make_target=None)
-    load = " ".join(Path("/proc/loadavg").read_text().split()[:3])
     results = []
     for dataset in datasets:
         results.append(run_dataset(dataset, args.seed, args.max_pairs))
         print({k: v for k, v in results[-1].items() if k != "pair_details"}, flush=True)
-        document = {"command": command, "load_average": load, "results": results}
+        document = {"command": command, "results": results}
         write_files(RESULTS, {"reference.json": json.dumps(document, indent=2),
-                              "reference.md": markdown(results, command, load)})
+                              "reference.md": markdown(results, command)})
     return 0
 
 

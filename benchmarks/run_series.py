@@ -40,7 +40,7 @@ def main() -> int:
             for detector in args.detectors for params in CONFIGS.get(detector, [{}])]
     run_all(jobs, previous, command, lambda runs: write_results(runs, RESULTS, command),
             lambda run: (f"{run.error or run.evaluation.get('overall', {})}  total {run.total_seconds}s"
-                         f"  rss {run.peak_rss_gb} GB  load {run.load_average}"))
+                         f"  rss {run.peak_rss_gb} GB"))
     return 0
 
 

@@ -5,7 +5,7 @@
 1. Fit PatchCore (1% coreset) on the first `--fit-images` bottle training images.
 2. Baseline: the same model scoring the bottle test images in process
    (`detector.predict(paths)`, what `oddity predict` runs, without writing its folder), before
-   and after the load run (the mean is the baseline: a shared machine's speed drifts).
+   and after the load run (the mean is the baseline: the machine's speed drifts).
 3. Load: `oddity serve` in a child process, `--clients` concurrent clients posting one test
    image per request, `--requests` requests in all (the test images in turn); p50/p99
    latency, throughput, failures, and the store checked against the answers

@@ -49,7 +49,6 @@ def parse_set(items: list[str]) -> dict:
 
 
 def run(detector_name: str, data: Path, params: dict, verbose: bool) -> tuple[dict, VideoDetector, VideoEvaluation]:
-    load_start = os.getloadavg()[0]
     detector = oddity.create(detector_name, **params)
     assert isinstance(detector, VideoDetector)
     start = time.perf_counter()
@@ -58,8 +57,7 @@ def run(detector_name: str, data: Path, params: dict, verbose: bool) -> tuple[di
     evaluation = evaluate(detector, data, verbose=verbose)
     row = {"detector": detector_name, "settings": params, **evaluation.to_dict(),
            "fit_seconds": round(fit_seconds, 1),
-           "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2),
-           "load_average": [round(load_start, 1), round(os.getloadavg()[0], 1)]}
+           "peak_rss_gb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2, 2)}
     return row, detector, evaluation
 
 
@@ -106,8 +104,7 @@ def write_results(rows: list[dict], command: str) -> None:
     lines = [
         "# Video benchmark (UCSD Ped2)", "",
         f"Reproduce: the command of each row is listed below the table (machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, shared with other jobs: see the load average per row; speeds "
-        "are end to end, decoding included).", "",
+        f"{os.cpu_count()} CPU cores; speeds are end to end, decoding included).", "",
         "Protocol: fit on the 16 normal training clips (the last 15% of them, 3 clips, held out to "
         "calibrate the frame threshold at 1% FPR), score the 12 test clips (2,010 frames, 1,648 "
         "anomalous). **micro** = frame AUROC over all test frames concatenated (the standard "
@@ -116,8 +113,8 @@ def write_results(rows: list[dict], command: str) -> None:
         "unsmoothed frame scores, and per-clip min-max normalised scores (needs whole test clips; "
         "many papers report this way).", "",
         "| detector | settings | micro AUROC | macro AUROC | AUPR | EER | range F1 (P / R) | "
-        "unsmoothed micro | per-clip norm. micro / macro | fit s | frames/s | CPU ms/frame | peak RSS GB | load |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "unsmoothed micro | per-clip norm. micro / macro | fit s | frames/s | CPU ms/frame | peak RSS GB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         m = row["metrics"]
@@ -129,7 +126,7 @@ def write_results(rows: list[dict], command: str) -> None:
             f"{fmt(s.get('range_recall'))}) | {fmt(u['micro_auroc'])} | {fmt(n['micro_auroc'])} / "
             f"{fmt(n['macro_auroc'])} | {row['fit_seconds']} | {row['frames_per_second']} | "
             f"{row.get('cpu_ms_per_frame', '–')} | "
-            f"{row['peak_rss_gb']} | {row['load_average'][0]}-{row['load_average'][1]} |")
+            f"{row['peak_rss_gb']} |")
     lines += ["", "Commands:", ""]
     lines += [f"- {row['detector']}, {', '.join(f'{k}={v}' for k, v in row['settings'].items()) or 'defaults'}: "
               f"`{row.get('command', command).strip()}`" for row in rows]
@@ -165,7 +162,8 @@ def main() -> int:
         row["command"] = command
         print(json.dumps(row), flush=True)
         if args.keep and (RESULTS / "video.json").is_file():  # read now: other runs may have added rows
-            rows = json.loads((RESULTS / "video.json").read_text())["rows"]
+            rows = [{key: value for key, value in r.items() if key != "load_average"}  # older files
+                    for r in json.loads((RESULTS / "video.json").read_text())["rows"]]
         rows = [r for r in rows if (r["detector"], r["settings"]) != (name, params)] + [row]
         write_results(rows, command.strip())
         print(f"  scores {write_scores(name, params, evaluation)}")

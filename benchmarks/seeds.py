@@ -32,17 +32,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 METRICS = ("image_auroc", "pixel_auroc", "aupro")
 
 
-def row(seed: int, metrics: dict, fit_seconds: float | None, error: str | None, source: str,
-        loadavg: list[str] | None) -> dict:
+def row(seed: int, metrics: dict, fit_seconds: float | None, error: str | None, source: str) -> dict:
     return {"seed": seed, **{key: metrics.get(key) for key in METRICS}, "fit_seconds": fit_seconds,
-            "error": error, "source": source, "loadavg": loadavg}
+            "error": error, "source": source}
 
 
 def runner_row(detector: str, data: Path) -> dict | None:
     """The detector's default-settings row of results/image.json for this dataset (seed 0)."""
     for run in read_results(RESULTS):
         if run.detector == detector and not run.params and Path(run.dataset).name == data.name and not run.error:
-            return row(0, run.metrics, run.fit_seconds, None, "run_image.py (image.json)", None)
+            return row(0, run.metrics, run.fit_seconds, None, "run_image.py (image.json)")
     return None
 
 
@@ -62,12 +61,12 @@ def main() -> int:
     rows = []
     for seed in args.seeds:
         run = run_one(data, args.detector, {**settings, "seed": seed}, args.timeout)
-        rows.append(row(seed, run.metrics, run.fit_seconds, run.error, "seeds.py",
-                        Path("/proc/loadavg").read_text().split()[:3]))
+        rows.append(row(seed, run.metrics, run.fit_seconds, run.error, "seeds.py"))
         print(rows[-1], flush=True)
     # Read after the fits, so that rows written meanwhile (another seed, the runner's) are kept.
     previous = RESULTS / f"{stem}.json"
-    rows += [r for r in (json.loads(previous.read_text()) if previous.exists() else [])
+    rows += [{key: value for key, value in r.items() if key != "loadavg"}  # a field of older files
+             for r in (json.loads(previous.read_text()) if previous.exists() else [])
              if r["seed"] not in args.seeds and (settings or r["seed"] != 0)]
     rows += [r for r in [None if settings else runner_row(args.detector, data)] if r is not None]
     rows.sort(key=lambda r: r["seed"])
@@ -83,19 +82,18 @@ def write(detector: str, settings: dict, stem: str, rows: list[dict], dataset: s
     lines = [f"# {detector}: fit-to-fit spread over seeds on {dataset} ({named or 'default settings'})", "",
              (f"Reproduce: {'' if settings else runner}"
               f"`python benchmarks/seeds.py {detector} --timeout {timeout:.0f}{' --set ' + named if named else ''} "
-              f"--seeds {' '.join(str(r['seed']) for r in rows if r['seed'] or settings)}` "
-              "(load average = /proc/loadavg after each run; the image.md row records none)."), "",
-             "| seed | image AUROC | pixel AUROC | AUPRO | fit s | from | load average |",
-             "|---|---|---|---|---|---|---|"]
+              f"--seeds {' '.join(str(r['seed']) for r in rows if r['seed'] or settings)}`."), "",
+             "| seed | image AUROC | pixel AUROC | AUPRO | fit s | from |",
+             "|---|---|---|---|---|---|"]
     for r in rows:
         cells = ([f"failed: {r['error']}", "", "", ""] if r["error"] else
                  [*(f"{r[key]:.3f}" for key in METRICS), f"{r['fit_seconds']:.0f}"])
-        lines.append(f"| {r['seed']} | {' | '.join(cells)} | {r['source']} | {' '.join(r['loadavg'] or ['–'])} |")
+        lines.append(f"| {r['seed']} | {' | '.join(cells)} | {r['source']} |")
     if done:
         summary = {key: np.array([r[key] for r in done]) for key in METRICS}
         lines.append("| **mean ± sd (min-max)** | " + " | ".join(
             f"{v.mean():.3f} ± {v.std(ddof=1) if len(v) > 1 else 0:.3f} ({v.min():.3f}-{v.max():.3f})"
-            for v in summary.values()) + f" | | {len(done)} seeds | |")
+            for v in summary.values()) + f" | | {len(done)} seeds |")
     for name, text in ((f"{stem}.md", "\n".join(lines)), (f"{stem}.json", json.dumps(rows, indent=2))):
         atomic_write(RESULTS / name, lambda tmp, text=text: Path(tmp).write_text(text + "\n"))
 

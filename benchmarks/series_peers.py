@@ -95,8 +95,7 @@ def main() -> None:
     args = parser.parse_args()
     lines = ["# Peers on NAB (same protocol and metrics as series.md)", "",
              f"Reproduce: `python benchmarks/series_peers.py --peers {' '.join(args.peers)} "
-             f"--window {args.window}` ({os.cpu_count()} CPU cores shared with other jobs, load "
-             f"average {os.getloadavg()[0]:.1f} at the start). Online calibration at a 1% "
+             f"--window {args.window}` ({os.cpu_count()} CPU cores). Online calibration at a 1% "
              "target as for oddity's detectors; PyOD 3.6.7, stumpy 1.14.1.", "",
              "| peer | AUROC | AUPR | VUS-ROC | VUS-PR | PATE | PA-F1 | event-F1 | range-F1 "
              "| FPR mean | FPR median | NAB std | NAB low FP | NAB low FN | s/series |",

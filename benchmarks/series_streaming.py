@@ -3,8 +3,7 @@
 Each light detector is fitted on the probationary period of NAB's realKnownCause/nyc_taxi.csv
 (${ODDITY_DATA:-../shared/data}/series/nab) and then fed the next `--steps` rows. Writes
 benchmarks/results/series_streaming.md with steps per second, the median and 99th percentile
-of the per-call latency, and the machine's load average (the timings of a shared machine
-depend on it).
+of the per-call latency.
 
     python benchmarks/series_streaming.py [--steps 2000]
 """
@@ -46,8 +45,7 @@ def main() -> None:
     lines = ["# Streaming latency (`SeriesDetector.update`)", "",
              f"Reproduce: `python benchmarks/series_streaming.py --steps {args.steps}` "
              f"(fit on the {nab.probationary}-step probationary period of {SERIES}, then "
-             f"{len(stream)} rows; {os.cpu_count()} CPU cores shared with other jobs, load "
-             f"average {os.getloadavg()[0]:.1f} at the start).", "",
+             f"{len(stream)} rows; {os.cpu_count()} CPU cores).", "",
              "| detector | rows per call | steps/s | median ms per call | p99 ms per call |",
              "|---|---|---|---|---|"]
     for name in DETECTORS:
@@ -58,7 +56,6 @@ def main() -> None:
                          f"{1000 * np.median(seconds):.3f} | "
                          f"{1000 * np.quantile(seconds, 0.99):.3f} |")
             print(lines[-1], flush=True)
-    lines += ["", f"Load average at the end: {os.getloadavg()[0]:.1f}."]
     atomic_write(RESULTS, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
 
 

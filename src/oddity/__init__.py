@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import os
 
-# Idle OpenMP threads sleep instead of spinning: on a small CPU shared with other processes,
-# spinning threads made torch up to 40x slower here. Must be set before torch loads.
+# Idle OpenMP threads sleep instead of spinning: on a small CPU that other processes also use,
+# spinning threads made torch up to 40x slower. Must be set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from typing import Any  # noqa: E402

@@ -15,7 +15,7 @@ from oddity.image.detectors.draem import DRAEM, focal_loss, ssim
 # Tiny settings for 9 training images of 64 px: narrow networks, whole images, batches of 4.
 # At the defaults (lr 3e-4, weights averaged over the last 30 % of the steps) image / pixel AUROC
 # were 1.00 / 0.955 after 50 steps (last weights: 0.54 / 0.89), 1.00 / 0.999 after 100 and 150
-# (either); 100 steps take a few seconds on a quiet machine.
+# (either); 100 steps take a few seconds.
 TINY = {"image_size": 64, "seed": 0, "steps": 100, "recon_width": 8, "disc_width": 8,
         "batch_size": 4, "crop": None}
 

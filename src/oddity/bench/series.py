@@ -5,11 +5,11 @@ that run alone.
 Protocol (`oddity.series.evaluate`): refit per series on its probationary period (NAB's
 min(15%, 750 steps)), score the whole series, decide and measure the rest. Results go to
 `series.json` (every number, per series too) and `series.md` (the mean over all series per detector, then one table per
-metric with the NAB groups as rows), with the load average of the machine during each run,
-since the timings of a shared machine depend on it.
+metric with the NAB groups as rows).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -41,7 +41,6 @@ class SeriesRun:
     evaluation: dict[str, Any] = field(default_factory=dict)
     total_seconds: float | None = None
     peak_rss_gb: float | None = None
-    load_average: list[float] = field(default_factory=list)  # 1-min load at start and end
     error: str | None = None
     command: str = ""
 
@@ -64,10 +63,9 @@ def worker(nab_root: str, detector: str, params: dict[str, Any]) -> dict[str, An
 def run_one(nab_root: str | os.PathLike, detector: str, params: dict[str, Any],
             timeout: float) -> SeriesRun:
     """Evaluate one configuration in a fresh Python process; failures are recorded."""
-    run = SeriesRun(detector=detector, params=params, load_average=[os.getloadavg()[0]])
+    run = SeriesRun(detector=detector, params=params)
     result, run.error = run_in_child("oddity.bench.series:worker", [str(nab_root), detector, params],
                                      timeout)
-    run.load_average.append(os.getloadavg()[0])
     if result is None:
         return run
     run.evaluation, run.total_seconds = result["evaluation"], result["total_seconds"]
@@ -87,7 +85,7 @@ def markdown(runs: list[SeriesRun], command: str) -> str:
         "# Time-series benchmark (NAB, 58 series)",
         "",
         f"Reproduce: {' then '.join(f'`{c}`' for c in commands)} (machine: {platform.machine()}, "
-        f"{os.cpu_count()} CPU cores, shared with other jobs: see the load average per row).",
+        f"{os.cpu_count()} CPU cores).",
         "",
         "Protocol (NAB's): each detector is refitted on every series' probationary period "
         "(the first min(15%, 750) steps; their last 20% give the held-out scores that start "
@@ -101,14 +99,13 @@ def markdown(runs: list[SeriesRun], command: str) -> str:
         "",
         "| detector | settings | AUROC | AUPR | VUS-ROC | VUS-PR | PATE | PA-F1 | event-F1 "
         "| range-F1 | FPR mean | FPR median | NAB std | NAB low FP | NAB low FN "
-        "| s/series (fit+score) | total s (with metrics) | peak RSS GB | load avg (start-end) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| s/series (fit+score) | total s (with metrics) | peak RSS GB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
-        load = "-".join(f"{v:.1f}" for v in run.load_average)
         if run.error:
             lines.append(f"| {run.detector} | {_settings(run)} | failed: {run.error} "
-                         f"|{'|' * 15}{load} |")
+                         f"|{' |' * 15}")
             continue
         m = run.evaluation["overall"]
         nab = run.evaluation.get("nab", {})
@@ -119,7 +116,7 @@ def markdown(runs: list[SeriesRun], command: str) -> str:
                                                  "reward_low_FN_rate")]
         lines.append(f"| **{run.detector}** | {_settings(run)} | " + " | ".join(cells) +
                      f" | {cell(m['seconds_per_series'], 2)} | {cell(run.total_seconds, 0)} "
-                     f"| {cell(run.peak_rss_gb, 2)} | {load} |")
+                     f"| {cell(run.peak_rss_gb, 2)} |")
     ranked = sorted([(f"oddity {run.detector} ({_settings(run)})",
                       run.evaluation["nab"]["standard"]) for run in done
                      if "nab" in run.evaluation] + [(f"{n} (published)", s) for n, s in SCOREBOARD],
@@ -153,7 +150,9 @@ def read_results(out_dir: str | os.PathLike) -> list[SeriesRun]:
     path = Path(out_dir) / "series.json"
     if not path.is_file():
         return []
-    return [SeriesRun(**record) for record in json.loads(path.read_text())["runs"]]
+    fields = {f.name for f in dataclasses.fields(SeriesRun)}  # older files carry fields since dropped
+    return [SeriesRun(**{key: value for key, value in record.items() if key in fields})
+            for record in json.loads(path.read_text())["runs"]]
 
 
 def write_results(runs: list[SeriesRun], out_dir: str | os.PathLike, command: str) -> None:

@@ -28,7 +28,7 @@ VARIANTS = {
 @dataclass
 class VideoEvaluation:
     """Metrics per variant (see VARIANTS), speed (wall-clock seconds, and CPU seconds of this
-    process over all its threads, which a busy shared machine disturbs less), and the
+    process over all its threads, which other processes on the machine disturb less), and the
     predictions they were computed on."""
 
     metrics: dict[str, dict]
