@@ -31,11 +31,13 @@ def client():
 
 
 def _assert_same(got, expected) -> None:
+    """Same paths, order and labels; scores and maps equal to float32 rounding (a worker
+    process runs torch with its own thread count, so sums may be added in another order)."""
     assert got.paths == expected.paths
-    np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-6)
+    np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-5)
     assert np.array_equal(got.labels, expected.labels)
     for a, b in zip(got.maps, expected.maps):
-        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
 def test_cluster_run_equals_the_local_run_in_input_order(client, model, inspection_set):
