@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/oddity demo --out oddity-demo
+	$(BIN)/oddity demo --out oddity-demo --overwrite
 
 # Tests, the doctests of src/ (the Examples sections) and a strict build of the docs site.
 test: $(STAMP)
