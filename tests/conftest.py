@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 import torch
 
+from oddity.cli import main
 from oddity.core.registry import register
 from oddity.image.detector import ImageDetector
 from oddity.image.synth import make_inspection_set
@@ -101,3 +102,12 @@ def aurocs():
         return roc_auc_score(labels, prediction.scores), roc_auc_score(truth, pixels)
 
     return measure
+
+
+@pytest.fixture(scope="module")
+def model(inspection_set, tmp_path_factory) -> Path:
+    """A `test-meandiff` model fitted through the CLI on the synthetic set (64 px)."""
+    path = tmp_path_factory.mktemp("model") / "m.oddity"
+    assert main(["fit", "test-meandiff", "--data", str(inspection_set), "--out", str(path),
+                 "--image-size", "64", "--quiet"]) == 0
+    return path

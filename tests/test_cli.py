@@ -34,13 +34,6 @@ def assert_error(code: int, err: str, *fragments: str) -> None:
         assert fragment in lines[0]
 
 
-@pytest.fixture(scope="module")
-def model(inspection_set, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "m.oddity"
-    assert main(["fit", "test-meandiff", "--data", str(inspection_set), "--out", str(path),
-                 "--image-size", "64", "--quiet"]) == 0
-    return path
-
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_has_help(capsys, command):

@@ -41,13 +41,6 @@ def snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-@pytest.fixture(scope="module")
-def model(inspection_set, tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("model") / "m.oddity"
-    assert main(["fit", "test-meandiff", "--data", str(inspection_set), "--out", str(path),
-                 "--image-size", "64", "--quiet"]) == 0
-    return path
-
 
 @pytest.fixture
 def series_csv(tmp_path) -> Path:

@@ -1,5 +1,5 @@
 """VUS / range-AUC and range-based precision/recall: hand-worked cases and values recorded
-from aeon 1.6.0 (`benchmarks/series_metrics_reference.py`, run in aeon's own environment)."""
+from aeon 1.6.0 (`experiments/series_metrics_reference.py`, run in aeon's own environment)."""
 import numpy as np
 import pytest
 

@@ -3,7 +3,7 @@
 aeon pins older numpy and pandas than oddity, so it runs in its own virtual environment:
 
     python -m venv /tmp/aeonref && /tmp/aeonref/bin/pip install aeon==1.6.0
-    /tmp/aeonref/bin/python benchmarks/series_metrics_reference.py
+    /tmp/aeonref/bin/python experiments/series_metrics_reference.py
 
 It prints the values recorded in tests/metrics/test_metrics_vus_range.py for the cases that
 test file builds with `cases()` (copied here so that this script does not import oddity).
