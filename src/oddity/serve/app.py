@@ -4,7 +4,10 @@ Routes
 - `POST /v1/models/{name}:predict`: multipart field `images` (repeatable), optional form field
   `threshold` (recorded as a per-request override); per image: id, score, label, threshold,
   model name and version, latency, anomaly-map PNG (base64).
-- `GET /v1/models`, `GET /v1/models/{name}`: served models, counts, threshold history.
+- `GET /v1/models`, `GET /v1/models/{name}`: served models, counts, threshold history;
+  `GET /v1/models/{name}/report/`: the model's `oddity eval --report` page, if found at start.
+- A series model's `:predict` takes a CSV body (`text/csv`) and answers per-row scores,
+  thresholds, labels and the anomalous ranges (not stored).
 - `POST /v1/models/{name}/threshold:recalibrate`: propose (and with `apply`, set) a threshold.
 - `GET /v1/inspections` (filters `model`, `label`, `verdict`, `since`, `until`, `limit`,
   `cursor`), `GET /v1/inspections/{id}` (image and map in base64), `.../image`, `.../map`,
@@ -32,7 +35,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 import oddity
-from oddity.serve.adapter import MODEL_NAME
+from oddity.serve.adapter import MODEL_NAME, ServedSeries
 from oddity.serve.errors import Refusal
 from oddity.serve.limits import ApiKeyGate, BodyLimit, Scope, Receive, Send, ASGIApp
 from oddity.serve.service import InspectionService, b64, parse_threshold
@@ -45,6 +48,8 @@ UI_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript
             "app.css": "text/css; charset=utf-8"}
 UI_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
              "connect-src 'self'; frame-ancestors 'none'")
+REPORT_POLICY = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+SERIES_TYPES = ("text/csv", "application/csv", "text/plain")
 STATUS_CODES = {400: "bad_request", 401: "unauthorised", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_type",
                 422: "invalid_request"}
@@ -195,9 +200,21 @@ def create_app(service: InspectionService) -> FastAPI:
     # --- v1: scoring -------------------------------------------------------------------
     @app.post("/v1/models/{name}:predict", tags=["inspect"])
     async def predict(name: str, request: Request) -> JSONResponse:
-        """Score images (multipart field `images`, repeatable; optional `threshold`)."""
+        """Score images (multipart field `images`, repeatable; optional `threshold`), or, for a
+        series model, a CSV body (`text/csv`; optional query parameter `threshold`)."""
         model = service.model(name)
         kind = request.headers.get("content-type", "")
+        if isinstance(model, ServedSeries):
+            if not kind.startswith(SERIES_TYPES):
+                raise Refusal(415, "unsupported_type", f"model {model.name!r} scores series: send a CSV "
+                              f"body with content type text/csv (got content type {kind[:60]!r})")
+            override = parse_threshold(request.query_params.get("threshold"))
+            with service.admission:
+                body = await request.body()
+                if not body.strip():
+                    raise Refusal(422, "empty_body", "body: empty; send the series as CSV rows under a header")
+                answer = await anyio.to_thread.run_sync(service.predict_series, model, body, override)
+            return JSONResponse(answer)
         if not kind.startswith("multipart/form-data"):
             raise Refusal(415, "unsupported_type", "send the images as multipart/form-data in the "
                           f"field 'images' (got content type {kind[:60]!r})")
@@ -240,6 +257,26 @@ def create_app(service: InspectionService) -> FastAPI:
     async def model_page(name: str) -> dict[str, Any]:
         """A model: description, counts of inspections and verdicts, threshold history."""
         return await anyio.to_thread.run_sync(service.model_page, service.model(name))
+
+    @app.get("/v1/models/{name}/report", include_in_schema=False)
+    async def report_index(name: str) -> RedirectResponse:
+        service.model(name)
+        return RedirectResponse(f"/v1/models/{name}/report/")
+
+    @app.get("/v1/models/{name}/report/{file:path}", tags=["models"])
+    async def report(name: str, file: str) -> Response:
+        """The model's `oddity eval --report` page (`report/`) and its images, when a report
+        folder was found beside the model at start (see docs/service.md)."""
+        model = service.model(name)
+        if not model.report:
+            raise Refusal(404, "no_report", f"model {model.name!r} has no evaluation report (put the "
+                          "folder written by `oddity eval --report` beside the model; see docs/service.md)")
+        path = model.report.get(file or "index.html")
+        if path is None:
+            raise Refusal(404, "not_found", f"the report of {model.name!r} has no file {file[:80]!r}")
+        data = await anyio.to_thread.run_sync(path.read_bytes)
+        kind = "text/html; charset=utf-8" if path.suffix == ".html" else "image/png"
+        return Response(data, media_type=kind, headers={"content-security-policy": REPORT_POLICY})
 
     @app.post("/v1/models/{name}/threshold:recalibrate", tags=["models"])
     async def recalibrate(name: str, body: RecalibrateBody) -> dict[str, Any]:
@@ -307,7 +344,7 @@ def create_app(service: InspectionService) -> FastAPI:
 
     @app.get("/v2/models/{name}", tags=["v2"])
     async def model_metadata(name: str) -> dict[str, Any]:
-        model = service.model(name)
+        model = service.image_model(name)
         outputs = [{"name": "score", "datatype": "FP64", "shape": [-1]},
                    {"name": "label", "datatype": "BOOL", "shape": [-1]},
                    {"name": "threshold", "datatype": "FP64", "shape": [-1]},
@@ -326,7 +363,7 @@ def create_app(service: InspectionService) -> FastAPI:
     async def infer(name: str, request: Request) -> dict[str, Any]:
         """KServe v2 inference: one tensor of images in; scores, labels, maps out.
         `parameters.threshold` overrides the threshold for this request (recorded)."""
-        model = service.model(name)
+        model = service.image_model(name)
         with service.admission:
             try:
                 body = json.loads(await request.body())
