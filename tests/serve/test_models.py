@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import shutil
 import threading
 
@@ -182,3 +183,16 @@ def test_the_evaluation_report_beside_a_model_is_served_and_nothing_else(model_f
                     "%2e%2e/parts.oddity"):
             assert client.get(f"/v1/models/parts/report/{bad}").status_code == 404, bad
     service.close()
+
+
+def test_the_map_png_is_a_palette_image_with_the_colours_of_colorize():
+    from PIL import Image
+
+    from oddity.serve.adapter import Scored, map_png
+    from oddity.viz import centred_range, colorize, to_uint8
+
+    score_map = np.random.default_rng(0).random((40, 30)).astype(np.float32)
+    png = Image.open(io.BytesIO(map_png(Scored(1.0, score_map, 0.4, 0.0))))
+    assert png.mode == "P" and png.size == (30, 40)
+    expected = to_uint8(colorize(score_map, centred_range([score_map], 0.4)))
+    np.testing.assert_array_equal(np.asarray(png.convert("RGB")), expected)

@@ -34,7 +34,7 @@ from oddity.image.data import ArraySample
 from oddity.serve.errors import Refusal
 from oddity.serve.uploads import encode_png
 from oddity.series.windows import labels_to_spans
-from oddity.viz import centred_range, colorize, to_uint8
+from oddity.viz import centred_range, colour_indices, colour_table, to_uint8
 
 MODEL_SUFFIX = ".oddity"
 REPORT_SUFFIX = ".report"
@@ -42,6 +42,7 @@ EXPORT_REPORT = "report"
 REPORT_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 MAP_SIDE = 256  # long side of the stored anomaly-map PNG
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+TURBO = to_uint8(colour_table("turbo"))  # colours of the map PNGs
 
 
 @dataclass(frozen=True)
@@ -233,7 +234,7 @@ def json_index(value: Any) -> Any:
 
 
 def map_png(scored: Scored, max_side: int = MAP_SIDE) -> bytes | None:
-    """The anomaly map as a turbo-coloured PNG, the pixel threshold in the middle of the colour
+    """The anomaly map as a turbo-coloured (palette) PNG, the pixel threshold in the middle of the colour
     scale (`oddity.viz.centred_range`), shrunk to at most `max_side` pixels on its long side
     (the maps are smooth; viewers stretch them over the image, and colouring and compressing a
     full-size map of a large image cost as much as scoring it); None without a map."""
@@ -246,8 +247,8 @@ def map_png(scored: Scored, max_side: int = MAP_SIDE) -> bytes | None:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         score_map = np.asarray(Image.fromarray(score_map.astype(np.float32), mode="F")
                                .resize(size, Image.BILINEAR))
-    colours = colorize(score_map, centred_range([scored.map], scored.pixel_threshold))
-    return encode_png(to_uint8(colours))
+    indices = colour_indices(score_map, centred_range([scored.map], scored.pixel_threshold))
+    return encode_png(indices, palette=TURBO)
 
 
 def is_export_folder(path: Path) -> bool:
