@@ -122,24 +122,7 @@ def test_a_folder_of_models_takes_model_files_and_export_folders(export_folder, 
         model_files([str(tmp_path / "notes")])
 
 
-@pytest.fixture(scope="module")
-def series_model(tmp_path_factory):
-    rng = np.random.default_rng(0)
-    history = pd.DataFrame({"temperature": np.sin(np.arange(600) / 10) + 0.05 * rng.standard_normal(600)})
-    path = tmp_path_factory.mktemp("series") / "oven.oddity"
-    oddity.create("rolling_zscore", window=32, calibration="fixed").fit(history).save(path)
-    return path
-
-
-def series_csv(spike_at: int | None = 150, rows: int = 300) -> bytes:
-    values = np.sin(np.arange(rows) / 10)
-    if spike_at is not None:
-        values[spike_at:spike_at + 3] += 6.0
-    times = pd.date_range("2026-01-01", periods=rows, freq="min")
-    return pd.DataFrame({"time": times, "temperature": values}).to_csv(index=False).encode()
-
-
-def test_a_series_model_scores_a_csv_body(series_model, tmp_path):
+def test_a_series_model_scores_a_csv_body(series_model, series_csv, tmp_path):
     service = open_service([series_model], tmp_path)
     with TestClient(create_app(service)) as client:
         assert client.get("/v1/models/oven").json()["kind"] == "series"
