@@ -156,7 +156,8 @@ def live_models_url(model_file, series_model, tmp_path):
     service.close()
 
 
-def test_series_ranges_and_the_model_report(page, live_models_url, series_csv):
+def test_series_ranges_and_the_model_report(page, live_models_url, series_csv, tmp_path):
+    shots = Path(os.environ.get("ODDITY_UI_SCREENSHOTS", tmp_path))
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.goto(f"{live_models_url}/ui/")
@@ -166,6 +167,7 @@ def test_series_ranges_and_the_model_report(page, live_models_url, series_csv):
     page.wait_for_selector("[data-testid=series-result]:has-text('300 steps')")
     assert page.locator("[data-testid=ranges] tr").count() >= 2  # a header and at least one range
     assert "2026-01-01T02:30:00" in page.locator("[data-testid=ranges]").text_content()
+    page.screenshot(path=str(shots / "service-series.png"), full_page=True)
 
     page.select_option("#model", "parts")
     page.click("button[data-tab=model]")

@@ -111,7 +111,7 @@ async function uploadSeries(files) {
     const rows = body.ranges.map((r) => element("tr", {}, element("td", { text: String(r.start) }),
       element("td", { text: String(r.end) }), element("td", { text: String(r.steps) }),
       element("td", { text: fmt(r.peak_score) })));
-    cards.push(element("div", { class: "card", "data-testid": "series-result" },
+    cards.push(element("div", { class: "card series", "data-testid": "series-result" },
       element("div", { text: `${file.name}: ${body.steps} steps, ${body.anomalous_steps} anomalous in ` +
                              `${body.ranges.length} range(s) · ${fmt(body.latency_ms)} ms` }),
       element("table", { "data-testid": "ranges" }, element("tr", {}, ...["start", "end", "steps", "peak score"]
