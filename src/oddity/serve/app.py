@@ -35,7 +35,7 @@ from starlette.datastructures import UploadFile
 from starlette.exceptions import HTTPException
 
 import oddity
-from oddity.serve.adapter import MODEL_NAME, ServedSeries
+from oddity.serve.adapter import MODEL_NAME
 from oddity.serve.errors import Refusal
 from oddity.serve.limits import ApiKeyGate, BodyLimit, Scope, Receive, Send, ASGIApp
 from oddity.serve.service import InspectionService, b64, parse_threshold
@@ -204,7 +204,7 @@ def create_app(service: InspectionService) -> FastAPI:
         series model, a CSV body (`text/csv`; optional query parameter `threshold`)."""
         model = service.model(name)
         kind = request.headers.get("content-type", "")
-        if isinstance(model, ServedSeries):
+        if model.kind == "series":
             if not kind.startswith(SERIES_TYPES):
                 raise Refusal(415, "unsupported_type", f"model {model.name!r} scores series: send a CSV "
                               f"body with content type text/csv (got content type {kind[:60]!r})")

@@ -14,11 +14,11 @@ import asyncio
 import base64
 import math
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import anyio
 
-from oddity.serve.adapter import Scored, ServedModel, ServedSeries, map_png
+from oddity.serve.adapter import Scored, ServedModel, map_png
 from oddity.serve.batching import Job, MicroBatcher
 from oddity.serve.errors import Refusal
 from oddity.serve.files import FileStore
@@ -28,6 +28,9 @@ from oddity.serve.metrics import ServiceMetrics
 from oddity.serve.review import Proposal, propose_threshold
 from oddity.serve.store import InspectionQuery, InspectionStore, utc_now
 from oddity.serve.uploads import Upload
+
+if TYPE_CHECKING:
+    from oddity.serve.series import ServedSeries
 
 
 @dataclass(frozen=True)
