@@ -179,3 +179,23 @@ def test_the_map_png_is_a_palette_image_with_the_colours_of_colorize():
     assert png.mode == "P" and png.size == (30, 40)
     expected = to_uint8(colorize(score_map, centred_range([score_map], 0.4)))
     np.testing.assert_array_equal(np.asarray(png.convert("RGB")), expected)
+
+
+def test_a_job_cancelled_while_waiting_is_dropped():
+    release, calls = threading.Event(), []
+
+    def score(items):
+        calls.append(list(items))
+        release.wait(10)
+        return items
+
+    batcher = MicroBatcher(score, lambda jobs, parts: parts, max_batch=8, max_wait_s=0.0)
+    first = batcher.submit(["a"])
+    while not calls:
+        threading.Event().wait(0.01)
+    dropped, kept = batcher.submit(["b"]), batcher.submit(["c"])
+    assert dropped.cancel() and not first.cancel()  # a job being scored cannot be cancelled
+    release.set()
+    assert first.result(10) == ["a"] and kept.result(10) == ["c"]
+    assert calls == [["a"], ["c"]]
+    batcher.close()

@@ -10,7 +10,9 @@ A `MicroBatcher` serves one model with two threads joined by a short queue:
   answered, while the scorer already works on the next batch.
 
 Each request's future resolves with its own part of the batch's results, or with the
-exception that failed the batch.
+exception that failed the batch. A request whose caller stopped waiting (its future cancelled)
+before its batch was gathered is dropped; once gathered, it is scored and finished with the
+others.
 """
 from __future__ import annotations
 
@@ -95,6 +97,8 @@ class MicroBatcher:
                     break
             if job is _STOP:
                 return batch, True
+            if not job.future.set_running_or_notify_cancel():  # its caller stopped waiting
+                continue
             if count + len(job.items) > self.max_batch:
                 self.carried = job  # first of the next batch
                 break
@@ -105,9 +109,14 @@ class MicroBatcher:
     def _score_loop(self) -> None:
         stop = False
         while not stop:
-            first, self.carried = self.carried or self.jobs.get(), None
-            if first is _STOP:
-                break
+            if self.carried is not None:
+                first, self.carried = self.carried, None
+            else:
+                first = self.jobs.get()
+                if first is _STOP:
+                    break
+                if not first.future.set_running_or_notify_cancel():  # its caller stopped waiting
+                    continue
             batch, stop = self._gather(first)
             try:
                 results = self.score([item for job in batch for item in job.items])
