@@ -142,7 +142,25 @@ def test_a_series_model_scores_a_csv_body(series_model, series_csv, tmp_path):
         assert refused.status_code == 422 and "temperature" in refused.json()["error"]["message"]
         assert client.post("/v1/models/oven:predict", files={"images": ("a.png", b"x")}).status_code == 415
         assert client.post("/v1/models/oven:predict", content=b"", headers={"content-type": "text/csv"}).status_code == 422
-        assert client.post("/v2/models/oven/infer", json={"inputs": []}).status_code == 415
+        assert client.post("/v2/models/oven/infer", json={"inputs": []}).status_code == 422
+    service.close()
+
+
+def test_a_series_model_answers_the_open_inference_protocol(series_model, tmp_path):
+    service = open_service([series_model], tmp_path)
+    values = np.sin(np.arange(300) / 10)
+    values[150:153] += 6.0
+    with TestClient(create_app(service)) as client:
+        assert client.get("/v2/models/oven").json()["inputs"][0]["shape"] == [-1, 1]
+        tensor = {"name": "series", "datatype": "FP64", "shape": [300, 1], "data": values.tolist()}
+        answer = client.post("/v2/models/oven/infer", json={"id": "line-3", "inputs": [tensor]})
+        assert answer.status_code == 200, answer.text
+        outputs = {o["name"]: o for o in answer.json()["outputs"]}
+        assert outputs["score"]["shape"] == [300] and all(outputs["label"]["data"][150:153])
+        assert any(r["start"] <= 150 <= r["end"] for r in answer.json()["parameters"]["ranges"])
+        for bad in ({**tensor, "shape": [150, 2]}, {**tensor, "datatype": "UINT8"},
+                    {**tensor, "data": values.tolist()[:-1]}, {**tensor, "shape": [1, 1], "data": [0.0]}):
+            assert client.post("/v2/models/oven/infer", json={"inputs": [bad]}).status_code == 422
     service.close()
 
 

@@ -13,7 +13,8 @@ Routes
   `cursor`), `GET /v1/inspections/{id}` (image and map in base64), `.../image`, `.../map`,
   `POST /v1/inspections/{id}/verdict`.
 - Open Inference Protocol (KServe v2): `GET /v2`, `/v2/health/live`, `/v2/health/ready`,
-  `/v2/models/{name}`, `/v2/models/{name}/ready`, `POST /v2/models/{name}/infer`.
+  `/v2/models/{name}`, `/v2/models/{name}/ready`, `POST /v2/models/{name}/infer` (an image
+  tensor, or a series tensor [T, C] for a series model).
 - `GET /metrics` (Prometheus), `GET /ui/` (browser UI), `GET /docs` (OpenAPI page).
 Every refusal is a JSON `{"error": {"status", "code", "message"}}` with a 4xx status (503 when
 busy). Requests never name files: stored files are reached through an inspection's id.
@@ -213,7 +214,8 @@ def create_app(service: InspectionService) -> FastAPI:
                 body = await request.body()
                 if not body.strip():
                     raise Refusal(422, "empty_body", "body: empty; send the series as CSV rows under a header")
-                answer = await anyio.to_thread.run_sync(service.predict_series, model, body, override)
+                frame = await anyio.to_thread.run_sync(model.read_csv, body)
+                answer = await anyio.to_thread.run_sync(service.predict_series, model, frame, override)
             return JSONResponse(answer)
         if not kind.startswith("multipart/form-data"):
             raise Refusal(415, "unsupported_type", "send the images as multipart/form-data in the "
@@ -344,7 +346,12 @@ def create_app(service: InspectionService) -> FastAPI:
 
     @app.get("/v2/models/{name}", tags=["v2"])
     async def model_metadata(name: str) -> dict[str, Any]:
-        model = service.image_model(name)
+        model = service.model(name)
+        if model.kind == "series":
+            return {"name": model.name, "versions": [model.version], "platform": f"oddity-{model.detector_name}",
+                    "inputs": [{"name": "series", "datatype": "FP64", "shape": [-1, len(model.detector.columns_)]}],
+                    "outputs": [{"name": n, "datatype": t, "shape": [-1]}
+                                for n, t in (("score", "FP64"), ("label", "BOOL"), ("threshold", "FP64"))]}
         outputs = [{"name": "score", "datatype": "FP64", "shape": [-1]},
                    {"name": "label", "datatype": "BOOL", "shape": [-1]},
                    {"name": "threshold", "datatype": "FP64", "shape": [-1]},
@@ -361,9 +368,11 @@ def create_app(service: InspectionService) -> FastAPI:
 
     @app.post("/v2/models/{name}/infer", tags=["v2"])
     async def infer(name: str, request: Request) -> dict[str, Any]:
-        """KServe v2 inference: one tensor of images in; scores, labels, maps out.
-        `parameters.threshold` overrides the threshold for this request (recorded)."""
-        model = service.image_model(name)
+        """KServe v2 inference: one tensor of images in; scores, labels, maps out. For a series
+        model, one tensor [T] or [T, C] in; per-step scores, labels, thresholds out, the
+        anomalous ranges in `parameters`. `parameters.threshold` overrides the threshold for
+        this request (recorded for images)."""
+        model = service.model(name)
         with service.admission:
             try:
                 body = json.loads(await request.body())
@@ -373,6 +382,17 @@ def create_app(service: InspectionService) -> FastAPI:
                 raise Refusal(422, "bad_json", "the body must be a JSON object with 'inputs'")
             parameters = body.get("parameters") or {}
             override = parse_threshold(parameters.get("threshold") if isinstance(parameters, dict) else None)
+            if model.kind == "series":
+                frame = await anyio.to_thread.run_sync(model.read_tensor, body)
+                answer = await anyio.to_thread.run_sync(service.predict_series, model, frame, override)
+                steps = answer["steps"]
+                return {"model_name": model.name, "model_version": model.version,
+                        "id": str(body.get("id") or "series")[:200],
+                        "parameters": {"ranges": answer["ranges"], "threshold_source": answer["threshold_source"]},
+                        "outputs": [{"name": "score", "datatype": "FP64", "shape": [steps], "data": answer["scores"]},
+                                    {"name": "label", "datatype": "BOOL", "shape": [steps], "data": answer["labels"]},
+                                    {"name": "threshold", "datatype": "FP64", "shape": [steps],
+                                     "data": answer["thresholds"]}]}
             uploads, request_id = await anyio.to_thread.run_sync(
                 _tensor_uploads, body, settings.max_pixels, settings.max_images)
             results = await service.inspect(model, uploads, override)

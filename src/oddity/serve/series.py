@@ -66,6 +66,44 @@ class ServedSeries:
             raise Refusal(422, "bad_series", str(exc)[:500]) from None
         return frame
 
+    def read_tensor(self, body: dict[str, Any]) -> pd.DataFrame:
+        """The series in an Open Inference Protocol request: one input of shape [T] or [T, C]
+        (C the model's channels, in its order), datatype FP32 or FP64; rows are numbered steps.
+
+        Raises
+        ------
+        Refusal
+            422 if the tensor is malformed, not finite, of the wrong width or too short.
+        """
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or len(inputs) != 1 or not isinstance(inputs[0], dict):
+            raise Refusal(422, "bad_tensor", "inputs: expected exactly one input tensor (the series)")
+        tensor = inputs[0]
+        shape, datatype, data = tensor.get("shape"), tensor.get("datatype"), tensor.get("data")
+        channels = list(self.detector.columns_ or [])
+        if (not isinstance(shape, list) or not all(isinstance(n, int) and n > 0 for n in shape)
+                or len(shape) not in (1, 2)):
+            raise Refusal(422, "bad_tensor", f"inputs[0].shape: expected [T] or [T, {len(channels)}] "
+                          f"with positive sizes, got {str(shape)[:80]}")
+        width = shape[1] if len(shape) == 2 else 1
+        if width != len(channels):
+            raise Refusal(422, "bad_tensor", f"inputs[0].shape: {width} channel(s), the model reads "
+                          f"{len(channels)} ({', '.join(channels)[:200]})")
+        if datatype not in ("FP32", "FP64"):
+            raise Refusal(422, "bad_tensor", f"inputs[0].datatype: expected FP32 or FP64, got {str(datatype)[:20]!r}")
+        try:
+            values = np.asarray(data, dtype=np.float64).reshape(-1)
+        except (TypeError, ValueError):
+            raise Refusal(422, "bad_tensor", "inputs[0].data: expected numbers") from None
+        if values.size != shape[0] * width:
+            raise Refusal(422, "bad_tensor", f"inputs[0].data: {values.size} values for shape {shape}")
+        if not np.all(np.isfinite(values)):
+            raise Refusal(422, "bad_tensor", "inputs[0].data: values must be finite numbers")
+        if shape[0] < max(self.detector.min_length, 2):
+            raise Refusal(422, "bad_series", f"inputs[0]: {shape[0]} steps, shorter than the "
+                          f"{max(self.detector.min_length, 2)} steps {self.detector_name} needs")
+        return pd.DataFrame(values.reshape(shape[0], width), columns=channels)
+
     def predict_frame(self, frame: pd.DataFrame, threshold: float | None) -> dict[str, Any]:
         """Per-row scores, labels and the anomalous ranges of a series, as the API shows them.
         `threshold` (else the threshold in force unless the model calibrates online) decides."""

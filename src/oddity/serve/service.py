@@ -135,20 +135,6 @@ class InspectionService:
             raise Refusal(404, "unknown_model", f"model {name[:80]!r} is not served (served: {served})")
         return model
 
-    def image_model(self, name: str) -> ServedModel:
-        """The served image model called `name`.
-
-        Raises
-        ------
-        Refusal
-            404 if no such model is served, 415 if it is a series model.
-        """
-        model = self.model(name)
-        if not isinstance(model, ServedModel):
-            raise Refusal(415, "series_model", f"model {name!r} scores series: POST a CSV body "
-                          "(content type text/csv) to its :predict")
-        return model
-
     async def inspect(self, model: ServedModel, uploads: Sequence[Upload],
                       threshold: float | None) -> list[Inspected]:
         """Score and durably store the uploads (see module docstring); the caller holds admission."""
@@ -195,10 +181,10 @@ class InspectionService:
             start = end
         return answers
 
-    def predict_series(self, model: ServedSeries, body: bytes, threshold: float | None) -> dict[str, Any]:
-        """Scores, labels and ranges of the series in a CSV body (not stored: the store keeps
-        image inspections)."""
-        answer = model.predict_frame(model.read_csv(body), threshold)
+    def predict_series(self, model: ServedSeries, frame: Any, threshold: float | None) -> dict[str, Any]:
+        """Scores, labels and ranges of a series (`ServedSeries.predict_frame`); not stored: the
+        store keeps image inspections."""
+        answer = model.predict_frame(frame, threshold)
         self.metrics.inference_seconds.labels(model.name).observe(answer["latency_ms"] / 1000.0)
         return answer
 
