@@ -29,7 +29,7 @@ from PIL import Image
 
 import oddity
 from oddity.core.errors import ConfigError
-from oddity.export.engine import METADATA, MODEL, ExportedModel, is_export
+from oddity.export.engine import METADATA, MODEL, ExportedModel
 from oddity.image.data import ArraySample
 from oddity.serve.uploads import encode_png
 from oddity.viz import centred_range, colour_indices, colour_table, to_uint8
@@ -71,15 +71,18 @@ def report_files(path: Path) -> dict[str, Path]:
     name a request may ask for (`index.html`, `images/NAME.png`); empty without a report.
     The folder is `NAME.report/` beside a `NAME.oddity` file, `report/` inside an export
     folder. Only regular files (not links) are listed, once, when the model is loaded."""
-    folder = path / EXPORT_REPORT if path.is_dir() else path.with_name(path.name[: -len(MODEL_SUFFIX)] + REPORT_SUFFIX)
+    if path.is_dir():
+        folder = path / EXPORT_REPORT
+    else:
+        folder = path.with_name(path.name[: -len(MODEL_SUFFIX)] + REPORT_SUFFIX)
     index = folder / "index.html"
     if folder.is_symlink() or not index.is_file() or index.is_symlink():
         return {}
     files = {"index.html": index}
     images = folder / "images"
     if images.is_dir() and not images.is_symlink():
-        for image in sorted(images.iterdir()):
-            if image.suffix == ".png" and image.is_file() and not image.is_symlink() and REPORT_FILE.fullmatch(image.name):
+        for image in sorted(images.glob("*.png")):
+            if image.is_file() and not image.is_symlink() and REPORT_FILE.fullmatch(image.name):
                 files[f"images/{image.name}"] = image
     return files
 
@@ -98,7 +101,7 @@ class ServedModel:
     kind = "image"
 
     def __init__(self, name: str, path: Path, detector: Any = None):
-        if is_export(path):
+        if is_export_folder(path):
             engine: Any = ExportedModel(path)
             self.version = file_version([path / METADATA, path / MODEL])
             threshold, pixel = engine.threshold, engine.pixel_threshold
@@ -140,8 +143,8 @@ class ServedModel:
 
 
 def map_png(scored: Scored, max_side: int = MAP_SIDE) -> bytes | None:
-    """The anomaly map as a turbo-coloured (palette) PNG, the pixel threshold in the middle of the colour
-    scale (`oddity.viz.centred_range`), shrunk to at most `max_side` pixels on its long side
+    """The anomaly map as a turbo-coloured palette PNG, the pixel threshold in the middle of
+    the colour scale (`oddity.viz.centred_range`), shrunk to at most `max_side` pixels on its long side
     (the maps are smooth; viewers stretch them over the image, and colouring and compressing a
     full-size map of a large image cost as much as scoring it); None without a map."""
     if scored.map is None:
