@@ -173,6 +173,7 @@ def test_the_evaluation_report_beside_a_model_is_served_and_nothing_else(model_f
     (report / "images").mkdir(parents=True)
     (report / "index.html").write_text("<html><body><img src='images/roc.png'></body></html>")
     (report / "images" / "roc.png").write_bytes(b"\x89PNG\r\n\x1a\nfake")
+    (report / "images" / "leak.png").symlink_to(models / "secret.txt")
     service = open_service([models / "parts.oddity"], tmp_path)
     with TestClient(create_app(service)) as client:
         assert client.get("/v1/models/parts").json()["report"] is True
@@ -181,7 +182,7 @@ def test_the_evaluation_report_beside_a_model_is_served_and_nothing_else(model_f
         assert "default-src 'none'" in page.headers["content-security-policy"]
         assert client.get("/v1/models/parts/report/images/roc.png").headers["content-type"] == "image/png"
         for bad in ("../secret.txt", "..%2Fsecret.txt", "images/../../secret.txt", "index.htm",
-                    "%2e%2e/parts.oddity"):
+                    "%2e%2e/parts.oddity", "images/leak.png"):
             assert client.get(f"/v1/models/parts/report/{bad}").status_code == 404, bad
     service.close()
 
