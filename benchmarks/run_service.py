@@ -2,6 +2,8 @@
 
     ODDITY_DATA=../shared/data python benchmarks/run_service.py [--requests 5000] [--clients 50]
 
+The defaults are the load protocol of the service's targets: 5,000 requests from 50 clients.
+
 1. Fit PatchCore (1% coreset) on the first `--fit-images` bottle training images.
 2. Baseline: the same model scoring the bottle test images in process
    (`detector.predict(paths)`, what `oddity predict` runs, without writing its folder), before
@@ -99,6 +101,7 @@ def main() -> int:
         "model": {"detector": "patchcore", "image_size": args.image_size, "coreset_ratio": 0.01,
                   "fit_images": len(train), "fit_s": round(fit_s, 1)},
         "command": "ODDITY_DATA=../shared/data python benchmarks/run_service.py " + " ".join(sys.argv[1:]),
+        "batch": ServiceSettings().batch,
     })
     payloads = [p.read_bytes() for p in tests]
     images = list(islice(cycle(payloads), args.requests))
@@ -182,8 +185,9 @@ def render(r: dict) -> str:
 
 On {r['machine']}; each section names the command that measured it.
 Model: PatchCore, image size {m['image_size']}, coreset {m['coreset_ratio']:.0%}, fitted on the first
-{m['fit_images']} bottle training images ({m['fit_s']} s). Server: `oddity serve` defaults (1 scoring
-worker, SQLite WAL store with `synchronous=FULL`, image and map files flushed before each answer).
+{m['fit_images']} bottle training images ({m['fit_s']} s). Server: `oddity serve` defaults (concurrent
+requests scored in micro-batches of up to {r.get('batch', '?')} images, SQLite WAL store with `synchronous=FULL`,
+image and map files flushed and the batch's rows committed before its answers).
 """]
     if "load" in r:
         load = r["load"]
@@ -199,9 +203,10 @@ The baseline is `detector.predict` on the {r['test_images']} bottle test images 
 `oddity predict` runs, without writing its output folder), measured before and after the load run
 ({' and '.join(map(str, r.get('baseline_before_after', [])))} img/s; the ratio uses their mean,
 {load.get('baseline_ms_per_image', '?')} ms per image); inside the server under load the model took {load.get('server_model_ms_per_image', '?')} ms per image
-(its own metric), the rest of each request being upload, decoding, the map PNG, hashing, flushing
-files and committing the row. Latency is what a client waits with {load['clients']} clients queued on
-one scoring worker, so p50 is mostly queueing.
+(its own metric: a batch's time divided among its images), the rest of each request being upload,
+decoding, the map PNG, hashing, flushing files and committing the rows. The clients run on the same
+machine as the server. Latency is what a client waits with {load['clients']} clients queued on one
+model, so p50 is mostly queueing.
 """)
     if "crash" in r:
         crash = r["crash"]

@@ -32,12 +32,22 @@ def centred_range(maps: Sequence[np.ndarray], threshold: float) -> tuple[float, 
     return low, high if high > low else low + 1.0
 
 
-def colorize(score_map: np.ndarray, value_range: tuple[float, float], cmap: str = "turbo") -> np.ndarray:
-    """Map values to RGB through the colormap `cmap`, `value_range` stretched over its ends."""
+def colour_table(cmap: str = "turbo") -> np.ndarray:
+    """The 256 RGB float colours of the colormap `cmap`, (256, 3) in [0, 1]."""
+    return matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3].astype(np.float32)
+
+
+def colour_indices(score_map: np.ndarray, value_range: tuple[float, float]) -> np.ndarray:
+    """Each value's entry (uint8, 0-255) in a 256-colour table with `value_range` stretched
+    over its ends."""
     low, high = value_range
     normalised = np.clip((np.asarray(score_map, np.float32) - low) / max(high - low, 1e-12), 0.0, 1.0)
-    lookup = matplotlib.colormaps[cmap](np.linspace(0.0, 1.0, 256))[:, :3].astype(np.float32)
-    return lookup[np.round(normalised * 255).astype(np.intp)]
+    return np.round(normalised * 255).astype(np.uint8)
+
+
+def colorize(score_map: np.ndarray, value_range: tuple[float, float], cmap: str = "turbo") -> np.ndarray:
+    """Map values to RGB through the colormap `cmap`, `value_range` stretched over its ends."""
+    return colour_table(cmap)[colour_indices(score_map, value_range)]
 
 
 def overlay(image: np.ndarray, score_map: np.ndarray, value_range: tuple[float, float], *,

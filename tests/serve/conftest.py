@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
+import pandas as pd
 import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
@@ -90,3 +91,27 @@ def post_images(client: TestClient, *images: bytes, threshold: str | None = None
 def predict() -> Callable:
     """`post_images`, for tests."""
     return post_images
+
+
+@pytest.fixture(scope="session")
+def series_model(tmp_path_factory) -> Path:
+    """A rolling z-score series model (fixed threshold) fitted on a noisy sine, `oven.oddity`."""
+    rng = np.random.default_rng(0)
+    history = pd.DataFrame({"temperature": np.sin(np.arange(600) / 10) + 0.05 * rng.standard_normal(600)})
+    path = tmp_path_factory.mktemp("series") / "oven.oddity"
+    oddity.create("rolling_zscore", window=32, calibration="fixed").fit(history).save(path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def series_csv() -> Callable[..., bytes]:
+    """A function: CSV bytes of a 300-row sine series with a jump of 6 at rows 150-152."""
+    return make_series_csv
+
+
+def make_series_csv(spike_at: int | None = 150, rows: int = 300) -> bytes:
+    values = np.sin(np.arange(rows) / 10)
+    if spike_at is not None:
+        values[spike_at:spike_at + 3] += 6.0
+    times = pd.date_range("2026-01-01", periods=rows, freq="min")
+    return pd.DataFrame({"time": times, "temperature": values}).to_csv(index=False).encode()

@@ -165,7 +165,7 @@ def test_api_key_guards_everything_but_health_and_ui(make_client, test_images, p
 
 
 def test_a_full_queue_answers_503_with_retry_after(make_client, test_images, predict):
-    client, service = make_client(workers=1, queue=0)
+    client, service = make_client(batch=1, queue=0)
     with service.admission:
         answer = predict(client, test_images["good"])
     assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"

@@ -10,7 +10,7 @@ from oddity.serve.runner import ServeOptions, store_locations
 @pytest.mark.parametrize("argv, message", [
     (["serve", "missing.oddity"], "no such model file or folder"),
     (["serve", "MODEL", "--host", "0.0.0.0"], "needs an API key"),
-    (["serve", "MODEL", "--workers", "0"], "--workers: must be at least 1"),
+    (["serve", "MODEL", "--batch", "0"], "--batch: must be at least 1"),
     (["serve", "MODEL", "--store", "nonsense://"], "not a database URL"),
 ])
 def test_serve_refuses_with_one_line(argv, message, model_file, capsys, monkeypatch):

@@ -120,3 +120,61 @@ def test_upload_heat_map_threshold_slider_verdict_and_history(page, live_url, te
     page.wait_for_selector("#proposal:has-text('n_false_alarms')")
     page.screenshot(path=str(shots / "service-model.png"), full_page=True)
     assert errors == []
+
+
+@pytest.fixture
+def live_models_url(model_file, series_model, tmp_path):
+    """A live service over a folder with an image model (and its evaluation report beside it)
+    and a series model."""
+    import shutil
+
+    from oddity.serve.adapter import load_models
+    from oddity.serve.app import create_app
+    from oddity.serve.files import FileStore
+    from oddity.serve.service import InspectionService
+    from oddity.serve.settings import ServiceSettings
+    from oddity.serve.store import InspectionStore
+
+    models = tmp_path / "models"
+    (models / "parts.report" / "images").mkdir(parents=True)
+    shutil.copy(model_file, models / "parts.oddity")
+    shutil.copy(series_model, models / "oven.oddity")
+    (models / "parts.report" / "index.html").write_text("<html><body><h1>parts: evaluation</h1></body></html>")
+    service = InspectionService(load_models([str(models)]),
+                                InspectionStore.open(f"sqlite:///{tmp_path / 'store.sqlite'}"),
+                                FileStore(tmp_path / "files"), ServiceSettings())
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(service), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)
+    service.close()
+
+
+def test_series_ranges_and_the_model_report(page, live_models_url, series_csv, tmp_path):
+    shots = Path(os.environ.get("ODDITY_UI_SCREENSHOTS", tmp_path))
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live_models_url}/ui/")
+    page.wait_for_selector("#model option[value=oven]", state="attached")
+    page.select_option("#model", "oven")
+    page.set_input_files("#files", files=[{"name": "oven.csv", "mimeType": "text/csv", "buffer": series_csv()}])
+    page.wait_for_selector("[data-testid=series-result]:has-text('300 steps')")
+    assert page.locator("[data-testid=ranges] tr").count() >= 2  # a header and at least one range
+    assert "2026-01-01T02:30:00" in page.locator("[data-testid=ranges]").text_content()
+    page.screenshot(path=str(shots / "service-series.png"), full_page=True)
+
+    page.select_option("#model", "parts")
+    page.click("button[data-tab=model]")
+    link = page.wait_for_selector("[data-testid=report]")
+    with page.context.expect_page() as opened:
+        link.click()
+    report = opened.value
+    report.wait_for_load_state()
+    assert report.locator("h1").text_content() == "parts: evaluation"
+    assert errors == []

@@ -208,8 +208,15 @@ def read_series(path: str | os.PathLike, time_column: str | None = None,
     """Read a CSV/TSV/Parquet series: (frame, report); see the module docstring. `dayfirst`
     settles dates such as 01/02/2024 that read both ways (see `_parse_times`)."""
     path = Path(path)
-    source = str(path)
-    table = _read_table(path)
+    return series_from_table(_read_table(path), str(path), time_column, value_columns,
+                             resample=resample, min_length=min_length, dayfirst=dayfirst)
+
+
+def series_from_table(table: pd.DataFrame, source: str, time_column: str | None = None,
+                      value_columns: list[str] | None = None, *, resample: bool = False,
+                      min_length: int = 2, dayfirst: bool | None = None) -> tuple[pd.DataFrame, SeriesReport]:
+    """A series from a table already read (e.g. a CSV body received by the service), named
+    `source` in messages; as `read_series` from there on."""
     if table.empty or len(table.columns) == 0:
         raise DataError(f"{source}: the file has no rows")
     time_name = _find_time_column(table, time_column, source)

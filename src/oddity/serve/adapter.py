@@ -1,41 +1,56 @@
-"""The one place the service touches oddity's detectors: loading served models and scoring.
+"""The one place the service touches oddity's engines: loading served models and scoring.
 
-Everything else in `oddity.serve` sees a `ServedModel`: a name, a version, the threshold in
-force, and `score(pixels)` giving a score, an anomaly map and the pixel threshold for one
-image. Switching the service to another engine (a scoring pipeline, onnxruntime) means
-rewriting this module only. Today it uses the public API: `oddity.load(path)` and
-`detector.predict(images)`.
+Everything else in `oddity.serve` sees a `ServedModel` (images) or a
+`oddity.serve.series.ServedSeries` (series):
+a name, a version, the threshold in force, and `score_batch(images)` giving a score, an
+anomaly map and the pixel threshold per image (one call through the image pipeline
+`oddity predict` runs, `oddity.image.pipeline`), or `predict_frame(frame)` for a series.
+An image model is a `.oddity` file scored in process (`oddity.load`) or an export folder
+(`oddity export`: model.onnx + metadata.json) scored with onnxruntime
+(`oddity.export.engine.ExportedModel`); a series model is a `.oddity` file.
 
-A model's name is its file name without `.oddity`; its version is the first 12 hex digits of
-the sha256 of the file, so a refitted model under the same name is told apart in the store.
+A model's name is its file name without `.oddity` (an export folder's name); its version is
+the first 12 hex digits of the sha256 of the file (of metadata.json and model.onnx), so a
+refitted model under the same name is told apart in the store. An HTML report written by
+`oddity eval --report` is served with a model when its folder lies beside it as `NAME.report/`
+(`report/` inside an export folder); see `report_files`.
 """
 from __future__ import annotations
 
 import hashlib
 import re
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 from PIL import Image
 
 import oddity
 from oddity.core.errors import ConfigError
+from oddity.export.engine import METADATA, MODEL, ExportedModel
+from oddity.image.data import ArraySample
 from oddity.serve.uploads import encode_png
-from oddity.viz import centred_range, colorize, to_uint8
+from oddity.viz import centred_range, colour_indices, colour_table, to_uint8
+
+if TYPE_CHECKING:
+    from oddity.serve.series import ServedSeries
 
 MODEL_SUFFIX = ".oddity"
+REPORT_SUFFIX = ".report"
+EXPORT_REPORT = "report"
+REPORT_FILE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,200}")
 MAP_SIDE = 256  # long side of the stored anomaly-map PNG
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+TURBO = to_uint8(colour_table("turbo"))  # colours of the map PNGs
 
 
 @dataclass(frozen=True)
 class Scored:
     """One image scored: raw score, anomaly map at the image's size (None for a detector that
-    does not localise), the model's pixel threshold (NaN without maps) and the seconds taken."""
+    does not localise), the model's pixel threshold (NaN without maps) and the model's
+    seconds for this image (its share of the batch it was scored in)."""
 
     score: float
     map: np.ndarray | None
@@ -43,63 +58,93 @@ class Scored:
     seconds: float
 
 
+def file_version(paths: Sequence[Path]) -> str:
+    """The first 12 hex digits of the sha256 of the files' bytes, in order."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def report_files(path: Path) -> dict[str, Path]:
+    """The files of the `oddity eval --report` folder served with the model at `path`, by the
+    name a request may ask for (`index.html`, `images/NAME.png`); empty without a report.
+    The folder is `NAME.report/` beside a `NAME.oddity` file, `report/` inside an export
+    folder. Only regular files (not links) are listed, once, when the model is loaded."""
+    if path.is_dir():
+        folder = path / EXPORT_REPORT
+    else:
+        folder = path.with_name(path.name[: -len(MODEL_SUFFIX)] + REPORT_SUFFIX)
+    index = folder / "index.html"
+    if folder.is_symlink() or not index.is_file() or index.is_symlink():
+        return {}
+    files = {"index.html": index}
+    images = folder / "images"
+    if images.is_dir() and not images.is_symlink():
+        for image in sorted(images.glob("*.png")):
+            if image.is_file() and not image.is_symlink() and REPORT_FILE.fullmatch(image.name):
+                files[f"images/{image.name}"] = image
+    return files
+
+
 class ServedModel:
-    """A loaded detector served under `name` (see module docstring).
+    """An image model served under `name` (see module docstring).
 
     Parameters
     ----------
     name : str
         Name in URLs (`/v1/models/{name}:predict`).
     path : Path
-        The model file.
+        The `.oddity` file or the export folder.
     """
 
-    def __init__(self, name: str, path: Path):
-        detector = oddity.load(path)
-        if detector.modality != "image":
-            raise ConfigError(f"{path}: a {detector.modality} model; the service scores image "
-                              "models only so far")
-        if getattr(detector, "zero_shot", False):
-            raise ConfigError(f"{path}: {detector.name} is zero-shot (it scores batches against "
-                              "each other); serve a detector fitted on normal images")
-        self.name = name
-        self.path = path
-        self.detector = detector
-        self.version = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
-        self.model_threshold = float(detector.threshold_.value)
+    kind = "image"
+
+    def __init__(self, name: str, path: Path, detector: Any = None):
+        if is_export_folder(path):
+            engine: Any = ExportedModel(path)
+            self.version = file_version([path / METADATA, path / MODEL])
+            threshold, pixel = engine.threshold, engine.pixel_threshold
+            self.detector_name, self.params = engine.name, dict(engine.metadata.get("params", {}))
+            self.localises, self.engine_name = bool(engine.spec.localises), "onnxruntime"
+        else:
+            engine = detector if detector is not None else oddity.load(path)
+            if getattr(engine, "zero_shot", False):
+                raise ConfigError(f"{path}: {engine.name} is zero-shot (it scores batches against "
+                                  "each other); serve a detector fitted on normal images")
+            self.version = file_version([path])
+            threshold, pixel = engine.threshold_, engine.pixel_threshold_
+            self.detector_name, self.params = engine.name, engine.get_params()
+            self.localises, self.engine_name = bool(getattr(engine, "localises", False)), "oddity"
+        self.name, self.path, self.engine = name, path, engine
+        self.pixel_threshold = float(pixel.value) if pixel is not None else float("nan")
+        self.model_threshold = float(threshold.value)
         self.threshold = self.model_threshold
-        self.target_fpr = float(detector.threshold_.target_fpr)
-        self._lock = threading.Lock()
+        self.target_fpr = float(threshold.target_fpr)
+        self.report = report_files(path)
 
-    @property
-    def detector_name(self) -> str:
-        return self.detector.name
-
-    @property
-    def localises(self) -> bool:
-        return bool(getattr(self.detector, "localises", False))
-
-    def score(self, pixels: np.ndarray) -> Scored:
-        """Score one RGB float image (H, W, 3) in [0, 1]; one image at a time per model."""
-        with self._lock:
-            start = time.perf_counter()
-            prediction = self.detector.predict([pixels], verbose=False)
-            seconds = time.perf_counter() - start
-        score_map = None if prediction.maps is None else prediction.maps[0]
-        return Scored(float(prediction.scores[0]), score_map, float(prediction.pixel_threshold), seconds)
+    def score_batch(self, images: Sequence[np.ndarray]) -> list[Scored]:
+        """Score RGB float images (H, W, 3) in [0, 1] in one call through the image pipeline."""
+        start = time.perf_counter()
+        samples = [ArraySample(pixels, f"image-{i}") for i, pixels in enumerate(images)]
+        result = self.engine.score(samples, verbose=False, batch_size=max(len(samples), 1))
+        share = (time.perf_counter() - start) / max(len(samples), 1)
+        maps = result.maps if result.maps is not None else [None] * len(samples)
+        return [Scored(float(score), score_map, self.pixel_threshold, share)
+                for score, score_map in zip(result.scores, maps)]
 
     def describe(self) -> dict:
         """Name, version, detector and thresholds, as the API shows them."""
-        return {"name": self.name, "version": self.version, "detector": self.detector_name,
-                "localises": self.localises, "threshold": self.threshold,
+        return {"name": self.name, "kind": self.kind, "engine": self.engine_name, "version": self.version,
+                "detector": self.detector_name, "localises": self.localises, "threshold": self.threshold,
                 "model_threshold": self.model_threshold,
                 "target_fpr": self.target_fpr if np.isfinite(self.target_fpr) else None,
-                "params": self.detector.get_params()}
+                "params": self.params, "report": bool(self.report)}
 
 
 def map_png(scored: Scored, max_side: int = MAP_SIDE) -> bytes | None:
-    """The anomaly map as a turbo-coloured PNG, the pixel threshold in the middle of the colour
-    scale (`oddity.viz.centred_range`), shrunk to at most `max_side` pixels on its long side
+    """The anomaly map as a turbo-coloured palette PNG, the pixel threshold in the middle of
+    the colour scale (`oddity.viz.centred_range`), shrunk to at most `max_side` pixels on its long side
     (the maps are smooth; viewers stretch them over the image, and colouring and compressing a
     full-size map of a large image cost as much as scoring it); None without a map."""
     if scored.map is None:
@@ -111,37 +156,67 @@ def map_png(scored: Scored, max_side: int = MAP_SIDE) -> bytes | None:
         size = (max(1, round(width * scale)), max(1, round(height * scale)))
         score_map = np.asarray(Image.fromarray(score_map.astype(np.float32), mode="F")
                                .resize(size, Image.BILINEAR))
-    colours = colorize(score_map, centred_range([scored.map], scored.pixel_threshold))
-    return encode_png(to_uint8(colours))
+    indices = colour_indices(score_map, centred_range([scored.map], scored.pixel_threshold))
+    return encode_png(indices, palette=TURBO)
+
+
+def is_export_folder(path: Path) -> bool:
+    """Whether `path` is a folder written by `oddity export` (it holds metadata.json)."""
+    return path.is_dir() and (path / METADATA).is_file()
 
 
 def model_files(inputs: Sequence[str]) -> list[Path]:
-    """The model files named by `inputs`: `.oddity` files, or folders whose `.oddity` files
-    are all taken.
+    """The models named by `inputs`: `.oddity` files, export folders, or folders whose
+    `.oddity` files and export sub-folders are all taken.
 
     Raises
     ------
     ConfigError
-        If an input does not exist, a folder holds no model, or an input is not a model file.
+        If an input does not exist, a folder holds no model, or an input is not a model.
     """
     files: list[Path] = []
     for item in inputs:
         path = Path(item)
-        if path.is_dir():
-            found = sorted(path.glob(f"*{MODEL_SUFFIX}"))
+        if is_export_folder(path):
+            files.append(path)
+        elif path.is_dir():
+            found = sorted([*path.glob(f"*{MODEL_SUFFIX}"), *filter(is_export_folder, path.iterdir())])
             if not found:
-                raise ConfigError(f"{path}: folder holds no {MODEL_SUFFIX} model file")
+                raise ConfigError(f"{path}: folder holds no {MODEL_SUFFIX} model file and no "
+                                  "export folder (model.onnx + metadata.json)")
             files.extend(found)
         elif path.is_file() and path.suffix == MODEL_SUFFIX:
             files.append(path)
         elif path.exists():
-            raise ConfigError(f"{path}: not a {MODEL_SUFFIX} model file (write one with `oddity fit`)")
+            raise ConfigError(f"{path}: not a {MODEL_SUFFIX} model file or an export folder (write one "
+                              "with `oddity fit` or `oddity export`)")
         else:
             raise ConfigError(f"{path}: no such model file or folder")
     return files
 
 
-def load_models(inputs: Sequence[str]) -> dict[str, ServedModel]:
+def load_model(name: str, path: Path) -> ServedModel | ServedSeries:
+    """The served model at `path` (an export folder or a `.oddity` file).
+
+    Raises
+    ------
+    ConfigError
+        If the model's modality is not served (images and series are).
+    """
+    if is_export_folder(path):
+        return ServedModel(name, path)
+    detector = oddity.load(path)
+    if detector.modality == "series":
+        from oddity.serve.series import ServedSeries
+
+        return ServedSeries(name, path, detector)
+    if detector.modality != "image":
+        raise ConfigError(f"{path}: a {detector.modality} model; the service scores image and "
+                          "series models")
+    return ServedModel(name, path, detector)
+
+
+def load_models(inputs: Sequence[str]) -> dict[str, ServedModel | ServedSeries]:
     """Load every model named by `inputs` (see `model_files`), keyed by name.
 
     Raises
@@ -149,14 +224,14 @@ def load_models(inputs: Sequence[str]) -> dict[str, ServedModel]:
     ConfigError
         If two models would share a name, or a model cannot be served.
     """
-    models: dict[str, ServedModel] = {}
+    models: dict[str, ServedModel | ServedSeries] = {}
     for path in model_files(inputs):
-        name = path.name[: -len(MODEL_SUFFIX)]
+        name = path.name[: -len(MODEL_SUFFIX)] if path.suffix == MODEL_SUFFIX else path.name
         if not MODEL_NAME.fullmatch(name):
             raise ConfigError(f"{path}: model names may hold letters, digits, '.', '_' and '-' "
                               "only (at most 128); rename the file")
         if name in models:
             raise ConfigError(f"{path}: a model named {name!r} is already served "
                               f"({models[name].path}); rename one of the files")
-        models[name] = ServedModel(name, path)
+        models[name] = load_model(name, path)
     return models

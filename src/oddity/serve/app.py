@@ -4,13 +4,17 @@ Routes
 - `POST /v1/models/{name}:predict`: multipart field `images` (repeatable), optional form field
   `threshold` (recorded as a per-request override); per image: id, score, label, threshold,
   model name and version, latency, anomaly-map PNG (base64).
-- `GET /v1/models`, `GET /v1/models/{name}`: served models, counts, threshold history.
+- `GET /v1/models`, `GET /v1/models/{name}`: served models, counts, threshold history;
+  `GET /v1/models/{name}/report/`: the model's `oddity eval --report` page, if found at start.
+- A series model's `:predict` takes a CSV body (`text/csv`) and answers per-row scores,
+  thresholds, labels and the anomalous ranges (not stored).
 - `POST /v1/models/{name}/threshold:recalibrate`: propose (and with `apply`, set) a threshold.
 - `GET /v1/inspections` (filters `model`, `label`, `verdict`, `since`, `until`, `limit`,
   `cursor`), `GET /v1/inspections/{id}` (image and map in base64), `.../image`, `.../map`,
   `POST /v1/inspections/{id}/verdict`.
 - Open Inference Protocol (KServe v2): `GET /v2`, `/v2/health/live`, `/v2/health/ready`,
-  `/v2/models/{name}`, `/v2/models/{name}/ready`, `POST /v2/models/{name}/infer`.
+  `/v2/models/{name}`, `/v2/models/{name}/ready`, `POST /v2/models/{name}/infer` (an image
+  tensor, or a series tensor [T, C] for a series model).
 - `GET /metrics` (Prometheus), `GET /ui/` (browser UI), `GET /docs` (OpenAPI page).
 Every refusal is a JSON `{"error": {"status", "code", "message"}}` with a 4xx status (503 when
 busy). Requests never name files: stored files are reached through an inspection's id.
@@ -45,6 +49,8 @@ UI_FILES = {"index.html": "text/html; charset=utf-8", "app.js": "text/javascript
             "app.css": "text/css; charset=utf-8"}
 UI_POLICY = ("default-src 'self'; img-src 'self' data: blob:; style-src 'self'; script-src 'self'; "
              "connect-src 'self'; frame-ancestors 'none'")
+REPORT_POLICY = "default-src 'none'; img-src 'self'; style-src 'unsafe-inline'; frame-ancestors 'self'"
+SERIES_TYPES = ("text/csv", "application/csv", "text/plain")
 STATUS_CODES = {400: "bad_request", 401: "unauthorised", 403: "forbidden", 404: "not_found",
                 405: "method_not_allowed", 413: "body_too_large", 415: "unsupported_type",
                 422: "invalid_request"}
@@ -195,9 +201,22 @@ def create_app(service: InspectionService) -> FastAPI:
     # --- v1: scoring -------------------------------------------------------------------
     @app.post("/v1/models/{name}:predict", tags=["inspect"])
     async def predict(name: str, request: Request) -> JSONResponse:
-        """Score images (multipart field `images`, repeatable; optional `threshold`)."""
+        """Score images (multipart field `images`, repeatable; optional `threshold`), or, for a
+        series model, a CSV body (`text/csv`; optional query parameter `threshold`)."""
         model = service.model(name)
         kind = request.headers.get("content-type", "")
+        if model.kind == "series":
+            if not kind.startswith(SERIES_TYPES):
+                raise Refusal(415, "unsupported_type", f"model {model.name!r} scores series: send a CSV "
+                              f"body with content type text/csv (got content type {kind[:60]!r})")
+            override = parse_threshold(request.query_params.get("threshold"))
+            with service.admission:
+                body = await request.body()
+                if not body.strip():
+                    raise Refusal(422, "empty_body", "body: empty; send the series as CSV rows under a header")
+                frame = await anyio.to_thread.run_sync(model.read_csv, body)
+                answer = await anyio.to_thread.run_sync(service.predict_series, model, frame, override)
+            return JSONResponse(answer)
         if not kind.startswith("multipart/form-data"):
             raise Refusal(415, "unsupported_type", "send the images as multipart/form-data in the "
                           f"field 'images' (got content type {kind[:60]!r})")
@@ -240,6 +259,26 @@ def create_app(service: InspectionService) -> FastAPI:
     async def model_page(name: str) -> dict[str, Any]:
         """A model: description, counts of inspections and verdicts, threshold history."""
         return await anyio.to_thread.run_sync(service.model_page, service.model(name))
+
+    @app.get("/v1/models/{name}/report", include_in_schema=False)
+    async def report_index(name: str) -> RedirectResponse:
+        service.model(name)
+        return RedirectResponse(f"/v1/models/{name}/report/")
+
+    @app.get("/v1/models/{name}/report/{file:path}", tags=["models"])
+    async def report(name: str, file: str) -> Response:
+        """The model's `oddity eval --report` page (`report/`) and its images, when a report
+        folder was found beside the model at start (see docs/service.md)."""
+        model = service.model(name)
+        if not model.report:
+            raise Refusal(404, "no_report", f"model {model.name!r} has no evaluation report (put the "
+                          "folder written by `oddity eval --report` beside the model; see docs/service.md)")
+        path = model.report.get(file or "index.html")
+        if path is None:
+            raise Refusal(404, "not_found", f"the report of {model.name!r} has no file {file[:80]!r}")
+        data = await anyio.to_thread.run_sync(path.read_bytes)
+        kind = "text/html; charset=utf-8" if path.suffix == ".html" else "image/png"
+        return Response(data, media_type=kind, headers={"content-security-policy": REPORT_POLICY})
 
     @app.post("/v1/models/{name}/threshold:recalibrate", tags=["models"])
     async def recalibrate(name: str, body: RecalibrateBody) -> dict[str, Any]:
@@ -308,6 +347,11 @@ def create_app(service: InspectionService) -> FastAPI:
     @app.get("/v2/models/{name}", tags=["v2"])
     async def model_metadata(name: str) -> dict[str, Any]:
         model = service.model(name)
+        if model.kind == "series":
+            return {"name": model.name, "versions": [model.version], "platform": f"oddity-{model.detector_name}",
+                    "inputs": [{"name": "series", "datatype": "FP64", "shape": [-1, len(model.detector.columns_)]}],
+                    "outputs": [{"name": n, "datatype": t, "shape": [-1]}
+                                for n, t in (("score", "FP64"), ("label", "BOOL"), ("threshold", "FP64"))]}
         outputs = [{"name": "score", "datatype": "FP64", "shape": [-1]},
                    {"name": "label", "datatype": "BOOL", "shape": [-1]},
                    {"name": "threshold", "datatype": "FP64", "shape": [-1]},
@@ -324,8 +368,10 @@ def create_app(service: InspectionService) -> FastAPI:
 
     @app.post("/v2/models/{name}/infer", tags=["v2"])
     async def infer(name: str, request: Request) -> dict[str, Any]:
-        """KServe v2 inference: one tensor of images in; scores, labels, maps out.
-        `parameters.threshold` overrides the threshold for this request (recorded)."""
+        """KServe v2 inference: one tensor of images in; scores, labels, maps out. For a series
+        model, one tensor [T] or [T, C] in; per-step scores, labels, thresholds out, the
+        anomalous ranges in `parameters`. `parameters.threshold` overrides the threshold for
+        this request (recorded for images)."""
         model = service.model(name)
         with service.admission:
             try:
@@ -336,6 +382,17 @@ def create_app(service: InspectionService) -> FastAPI:
                 raise Refusal(422, "bad_json", "the body must be a JSON object with 'inputs'")
             parameters = body.get("parameters") or {}
             override = parse_threshold(parameters.get("threshold") if isinstance(parameters, dict) else None)
+            if model.kind == "series":
+                frame = await anyio.to_thread.run_sync(model.read_tensor, body)
+                answer = await anyio.to_thread.run_sync(service.predict_series, model, frame, override)
+                steps = answer["steps"]
+                return {"model_name": model.name, "model_version": model.version,
+                        "id": str(body.get("id") or "series")[:200],
+                        "parameters": {"ranges": answer["ranges"], "threshold_source": answer["threshold_source"]},
+                        "outputs": [{"name": "score", "datatype": "FP64", "shape": [steps], "data": answer["scores"]},
+                                    {"name": "label", "datatype": "BOOL", "shape": [steps], "data": answer["labels"]},
+                                    {"name": "threshold", "datatype": "FP64", "shape": [steps],
+                                     "data": answer["thresholds"]}]}
             uploads, request_id = await anyio.to_thread.run_sync(
                 _tensor_uploads, body, settings.max_pixels, settings.max_images)
             results = await service.inspect(model, uploads, override)

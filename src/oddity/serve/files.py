@@ -3,9 +3,9 @@
 A file is named by the sha256 of its bytes, under two levels of folders taken from the hash
 (`ab/cd/abcd...`), so the same image uploaded twice is stored once and a name can never be
 chosen by a client. A file is written to a temporary name in its folder, flushed to disk
-(`fsync`), renamed into place and its folder flushed too: once `put` returns, the file
-survives a crash of the process or the machine, and no half-written file ever bears a hash
-name.
+(`fsync`), renamed into place and its folder flushed too (and the folders above it when they
+are new): once `put` or `put_many` returns, the files survive a crash of the process or the
+machine, and no half-written file ever bears a hash name.
 """
 from __future__ import annotations
 
@@ -60,24 +60,41 @@ class FileStore:
 
     def put(self, data: bytes) -> str:
         """Store `data` durably and return its sha256 hex digest."""
-        digest = sha256_hex(data)
-        target = self.path(digest)
-        if target.is_file() and target.stat().st_size == len(data):
-            return digest
-        target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".put.", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        _fsync_folder(target.parent)
-        _fsync_folder(target.parent.parent)
-        return digest
+        return self.put_many([data])[0]
+
+    def put_many(self, blobs: list[bytes]) -> list[str]:
+        """Store every blob durably (see module docstring) and return their sha256 hex digests.
+
+        Each file is flushed before its rename; each folder that gained a file is flushed
+        once after all renames, and a folder's parent only when the folder itself is new.
+        """
+        digests, folders = [], set()
+        for data in blobs:
+            digest = sha256_hex(data)
+            digests.append(digest)
+            target = self.path(digest)
+            if target.is_file() and target.stat().st_size == len(data):
+                continue
+            if not target.parent.is_dir():
+                if not target.parent.parent.is_dir():
+                    target.parent.parent.mkdir(parents=True, exist_ok=True)
+                    folders.add(self.root)
+                target.parent.mkdir(exist_ok=True)
+                folders.add(target.parent.parent)
+            fd, tmp = tempfile.mkstemp(prefix=".put.", suffix=".tmp", dir=target.parent)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(data)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(tmp, target)
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            folders.add(target.parent)
+        for folder in sorted(folders, key=lambda f: len(f.parts), reverse=True):
+            _fsync_folder(folder)
+        return digests
 
     def get(self, digest: str) -> bytes:
         """The bytes stored under `digest`.

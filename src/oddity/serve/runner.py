@@ -55,11 +55,13 @@ def check_options(options: ServeOptions) -> None:
     if not 0 <= options.port <= 65535:
         raise ConfigError(f"--port {options.port}: must lie in 0..65535")
     settings = options.settings
-    for name in ("max_upload_bytes", "max_pixels", "max_images", "workers"):
+    for name in ("max_upload_bytes", "max_pixels", "max_images", "batch"):
         if getattr(settings, name) < 1:
             raise ConfigError(f"--{name.replace('_', '-')}: must be at least 1")
     if settings.queue < 0:
         raise ConfigError("--queue: must be 0 or more")
+    if not 0 <= settings.batch_wait_ms <= 1000:
+        raise ConfigError("--batch-wait-ms: must lie in 0..1000")
 
 
 def store_locations(options: ServeOptions, first_model: Path) -> tuple[str, Path]:
@@ -112,7 +114,8 @@ def add_arguments(parser) -> None:
     """The options of `oddity serve` (on an argparse parser)."""
     defaults = ServiceSettings()
     parser.add_argument("models", nargs="+", metavar="MODEL",
-                        help=".oddity model files, or folders of them (name = file name)")
+                        help=".oddity model files (image or series), export folders "
+                        "(`oddity export`), or folders of them (name = file or folder name)")
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1; "
                         "any other needs --api-key)")
     parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
@@ -126,8 +129,10 @@ def add_arguments(parser) -> None:
                         metavar="MB", help="largest request body")
     parser.add_argument("--max-pixels", type=int, default=defaults.max_pixels, metavar="N",
                         help="largest width x height of an image")
-    parser.add_argument("--workers", type=int, default=defaults.workers, metavar="N",
-                        help="requests scored at once")
+    parser.add_argument("--batch", type=int, default=defaults.batch, metavar="N",
+                        help="most images of concurrent requests scored in one call")
+    parser.add_argument("--batch-wait-ms", type=float, default=defaults.batch_wait_ms, metavar="MS",
+                        help="longest wait for more requests to fill a batch")
     parser.add_argument("--queue", type=int, default=defaults.queue, metavar="N",
                         help="requests waiting for a worker before 503 answers")
 
@@ -136,6 +141,7 @@ def run_command(args) -> None:
     """Run `oddity serve` from parsed arguments."""
     settings = ServiceSettings(api_key=api_key_from_environment(args.api_key),
                                max_upload_bytes=int(args.max_upload_mb * 2**20),
-                               max_pixels=args.max_pixels, workers=args.workers, queue=args.queue)
+                               max_pixels=args.max_pixels, batch=args.batch,
+                               batch_wait_ms=args.batch_wait_ms, queue=args.queue)
     serve(ServeOptions(models=args.models, host=args.host, port=args.port, store=args.store,
                        files=args.files, settings=settings))

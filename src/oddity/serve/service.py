@@ -1,24 +1,25 @@
 """What the routes do, without HTTP: score uploads, store them durably, review, recalibrate.
 
-`InspectionService.inspect` is the path of every scored image: admission (bounded), scoring
-on the model workers (`ServiceSettings.workers` threads, one image at a time per model), then
-the image and its map PNG written to the content-addressed file store (flushed to disk), then
-the rows inserted in one committed transaction. Only then does the caller answer, so an
-answered inspection is on disk with its files; a crash before the commit leaves at most
-unreferenced files, never a row without its files.
+`InspectionService.inspect` is the path of every scored image: admission (bounded), then the
+model's micro-batcher (`oddity.serve.batching`): the images of the requests waiting for a
+model (up to `ServiceSettings.batch`) are scored in one call, then the batch is recorded at
+once: map PNGs encoded, images and maps written to the content-addressed file store (flushed
+to disk), then all rows inserted in one committed transaction. Only then are the batch's
+requests answered, so an answered inspection is on disk with its files; a crash before the
+commit leaves at most unreferenced files, never a row without its files.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import math
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import anyio
 
 from oddity.serve.adapter import Scored, ServedModel, map_png
+from oddity.serve.batching import Job, MicroBatcher
 from oddity.serve.errors import Refusal
 from oddity.serve.files import FileStore
 from oddity.serve.limits import Admission
@@ -27,6 +28,9 @@ from oddity.serve.metrics import ServiceMetrics
 from oddity.serve.review import Proposal, propose_threshold
 from oddity.serve.store import InspectionQuery, InspectionStore, utc_now
 from oddity.serve.uploads import Upload
+
+if TYPE_CHECKING:
+    from oddity.serve.series import ServedSeries
 
 
 @dataclass(frozen=True)
@@ -96,24 +100,28 @@ class InspectionService:
     settings : ServiceSettings
     """
 
-    def __init__(self, models: dict[str, ServedModel], store: InspectionStore, files: FileStore,
-                 settings: ServiceSettings):
+    def __init__(self, models: dict[str, ServedModel | ServedSeries], store: InspectionStore,
+                 files: FileStore, settings: ServiceSettings):
         self.models, self.store, self.files, self.settings = models, store, files, settings
         self.metrics = ServiceMetrics()
-        self.admission = Admission(settings.workers + settings.queue, settings.retry_after_s)
+        self.admission = Admission(settings.batch + settings.queue, settings.retry_after_s)
         self.metrics.in_progress.set_function(lambda: self.admission.active)
-        self.workers = ThreadPoolExecutor(settings.workers, thread_name_prefix="oddity-score")
+        self.batchers = {
+            name: MicroBatcher(model.score_batch, lambda jobs, parts, model=model: self._record(model, jobs, parts),
+                               settings.batch, settings.batch_wait_ms / 1000.0, name=f"oddity-{name}")
+            for name, model in models.items() if isinstance(model, ServedModel)}
         for model in models.values():
             current = store.current_threshold(model.name, model.version)
             if current is not None:
                 model.threshold = current
 
     def close(self) -> None:
-        """Stop the workers and release the database."""
-        self.workers.shutdown(wait=True)
+        """Finish the queued requests and release the database."""
+        for batcher in self.batchers.values():
+            batcher.close()
         self.store.close()
 
-    def model(self, name: str) -> ServedModel:
+    def model(self, name: str) -> ServedModel | ServedSeries:
         """The served model called `name`.
 
         Raises
@@ -130,34 +138,55 @@ class InspectionService:
     async def inspect(self, model: ServedModel, uploads: Sequence[Upload],
                       threshold: float | None) -> list[Inspected]:
         """Score and durably store the uploads (see module docstring); the caller holds admission."""
-        loop = asyncio.get_running_loop()
-        scored = await loop.run_in_executor(self.workers, lambda: [model.score(u.pixels) for u in uploads])
-        return await anyio.to_thread.run_sync(self._record, model, uploads, scored, threshold)
+        future = self.batchers[model.name].submit([u.pixels for u in uploads], (uploads, threshold))
+        return await asyncio.wrap_future(future)
 
-    def _record(self, model: ServedModel, uploads: Sequence[Upload], scored: list[Scored],
-                threshold: float | None) -> list[Inspected]:
-        in_force = model.threshold if threshold is None else threshold
-        source = "model" if threshold is None else "request"
-        rows, pngs = [], []
+    def _record(self, model: ServedModel, jobs: list[Job], scored: list[list[Scored]]) -> list[list[Inspected]]:
+        """Store a scored batch: files flushed, then one transaction for all its rows."""
         now = utc_now()
-        for upload, result in zip(uploads, scored):
-            png = map_png(result)
-            pngs.append(png)
-            rows.append({
-                "created_at": now, "model": model.name, "model_version": model.version,
-                "filename": upload.name[:255], "score": result.score, "threshold": in_force,
-                "threshold_source": source, "anomalous": result.score > in_force,
-                "pixel_threshold": result.pixel_threshold if math.isfinite(result.pixel_threshold) else None,
-                "latency_ms": result.seconds * 1000.0, "width": upload.width, "height": upload.height,
-                "image_sha256": self.files.put(upload.data), "image_type": upload.media_type,
-                "map_sha256": self.files.put(png) if png is not None else None,
-                "verdict": None, "verdict_by": None, "verdict_note": None, "verdict_at": None,
-            })
+        rows, pngs, blobs = [], [], []
+        for job, results in zip(jobs, scored):
+            uploads, threshold = job.options
+            in_force = model.threshold if threshold is None else threshold
+            source = "model" if threshold is None else "request"
+            for upload, result in zip(uploads, results):
+                png = map_png(result)
+                pngs.append(png)
+                blobs.append(upload.data)
+                if png is not None:
+                    blobs.append(png)
+                rows.append({
+                    "created_at": now, "model": model.name, "model_version": model.version,
+                    "filename": upload.name[:255], "score": result.score, "threshold": in_force,
+                    "threshold_source": source, "anomalous": result.score > in_force,
+                    "pixel_threshold": result.pixel_threshold if math.isfinite(result.pixel_threshold) else None,
+                    "latency_ms": result.seconds * 1000.0, "width": upload.width, "height": upload.height,
+                    "image_sha256": None, "image_type": upload.media_type, "map_sha256": None,
+                    "verdict": None, "verdict_by": None, "verdict_note": None, "verdict_at": None,
+                })
+        digests = iter(self.files.put_many(blobs))
+        for row, png in zip(rows, pngs):
+            row["image_sha256"] = next(digests)
+            row["map_sha256"] = next(digests) if png is not None else None
         for row, inspection_id in zip(rows, self.store.add_inspections(rows)):
             row["id"] = inspection_id
-        for row, result in zip(rows, scored):
-            self.metrics.observe_image(model.name, result.seconds, result.score, in_force, row["anomalous"])
-        return [Inspected(row, result, png) for row, result, png in zip(rows, scored, pngs)]
+        flat = [result for results in scored for result in results]
+        for row, result in zip(rows, flat):
+            self.metrics.observe_image(model.name, result.seconds, result.score, row["threshold"], row["anomalous"])
+        answers, start = [], 0
+        for results in scored:
+            end = start + len(results)
+            answers.append([Inspected(row, result, png)
+                            for row, result, png in zip(rows[start:end], results, pngs[start:end])])
+            start = end
+        return answers
+
+    def predict_series(self, model: ServedSeries, frame: Any, threshold: float | None) -> dict[str, Any]:
+        """Scores, labels and ranges of a series (`ServedSeries.predict_frame`); not stored: the
+        store keeps image inspections."""
+        answer = model.predict_frame(frame, threshold)
+        self.metrics.inference_seconds.labels(model.name).observe(answer["latency_ms"] / 1000.0)
+        return answer
 
     # --- reading and reviewing -----------------------------------------------------------
     def search(self, query: InspectionQuery) -> dict[str, Any]:
@@ -196,7 +225,7 @@ class InspectionService:
         return inspection_json(row)
 
     # --- thresholds ----------------------------------------------------------------------
-    def recalibrate(self, model: ServedModel, target_fpr: float | None, apply: bool,
+    def recalibrate(self, model: ServedModel | ServedSeries, target_fpr: float | None, apply: bool,
                     who: str | None, why: str | None) -> dict[str, Any]:
         """Propose a threshold from the reviews; with `apply`, put it in force and record who
         and why.
@@ -228,7 +257,7 @@ class InspectionService:
             answer["applied"] = True
         return answer
 
-    def model_page(self, model: ServedModel) -> dict[str, Any]:
+    def model_page(self, model: ServedModel | ServedSeries) -> dict[str, Any]:
         """Everything the model page shows: description, counts, threshold history."""
         history = [{**{k: v for k, v in change.items() if k != "created_at"},
                     "created_at": iso(change["created_at"])}

@@ -19,10 +19,13 @@ class ServiceSettings:
         Largest width x height of one image.
     max_images : int
         Most images in one request.
-    workers : int
-        Requests scored at the same time (threads running the models).
+    batch : int
+        Most images of concurrent requests scored together in one call (per model).
+    batch_wait_ms : float
+        Longest wait for more requests after the first of a batch arrived (only when fewer
+        than `batch` images are waiting).
     queue : int
-        Requests allowed to wait for a worker; more are answered 503.
+        Requests allowed to wait beyond those being scored; more are answered 503.
     retry_after_s : int
         Seconds a refused client is told to wait.
     """
@@ -31,6 +34,7 @@ class ServiceSettings:
     max_upload_bytes: int = 32 * 1024 * 1024
     max_pixels: int = 40_000_000
     max_images: int = 16
-    workers: int = 1
+    batch: int = 8
+    batch_wait_ms: float = 5.0
     queue: int = 64
     retry_after_s: int = 1

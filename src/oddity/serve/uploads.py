@@ -109,8 +109,14 @@ def decode_upload(name: str, data: bytes, max_pixels: int) -> Upload:
     return Upload(name=name, data=data, media_type=media_type, pixels=pixels)
 
 
-def encode_png(pixels: np.ndarray) -> bytes:
-    """PNG bytes of an RGB uint8 (H, W, 3) or grey (H, W) array (fast compression, level 1)."""
+def encode_png(pixels: np.ndarray, palette: np.ndarray | None = None) -> bytes:
+    """PNG bytes of an RGB uint8 (H, W, 3) or grey (H, W) array (fast compression, level 1);
+    with `palette` ((256, 3) uint8 colours), the (H, W) array holds indices into it and the
+    PNG is a palette image (a third of the bytes to filter and compress)."""
+    image = Image.fromarray(pixels)
+    if palette is not None:
+        image = image.convert("P")
+        image.putpalette(np.asarray(palette, np.uint8).tobytes())
     buffer = io.BytesIO()
-    Image.fromarray(pixels).save(buffer, format="PNG", compress_level=1)
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()

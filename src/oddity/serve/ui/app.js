@@ -91,6 +91,7 @@ function setOpacity() {
 async function upload(files) {
   const images = [...files];
   if (!images.length || !model()) return;
+  if (model().kind === "series") { await uploadSeries(images); return; }
   const form = new FormData();
   images.forEach((file) => form.append("images", file, file.name));
   status(`scoring ${images.length} image(s)...`);
@@ -99,6 +100,24 @@ async function upload(files) {
   state.results = [...body.results, ...state.results];
   sliderRange();
   renderResults();
+}
+
+async function uploadSeries(files) {
+  const cards = [];
+  for (const file of files) {
+    status(`scoring ${file.name}...`);
+    const body = await api(`/v1/models/${encodeURIComponent(model().name)}:predict`,
+      { method: "POST", headers: { "Content-Type": "text/csv" }, body: await file.text() });
+    const rows = body.ranges.map((r) => element("tr", {}, element("td", { text: String(r.start) }),
+      element("td", { text: String(r.end) }), element("td", { text: String(r.steps) }),
+      element("td", { text: fmt(r.peak_score) })));
+    cards.push(element("div", { class: "card series", "data-testid": "series-result" },
+      element("div", { text: `${file.name}: ${body.steps} steps, ${body.anomalous_steps} anomalous in ` +
+                             `${body.ranges.length} range(s) · ${fmt(body.latency_ms)} ms` }),
+      element("table", { "data-testid": "ranges" }, element("tr", {}, ...["start", "end", "steps", "peak score"]
+        .map((h) => element("th", { text: h }))), ...rows)));
+  }
+  $("#results").replaceChildren(...cards);
 }
 
 function renderResults() {
@@ -208,9 +227,14 @@ async function loadModelPage() {
   const facts = [["detector", page.detector], ["version", page.version], ["threshold in force", fmt(page.threshold)],
     ["threshold in the model file", fmt(page.model_threshold)], ["target FPR", page.target_fpr],
     ...Object.entries(page.counts)];
+  const report = page.report
+    ? element("p", {}, element("a", { href: `/v1/models/${encodeURIComponent(page.name)}/report/`, target: "_blank",
+                                      rel: "noopener", "data-testid": "report", text: "Evaluation report (oddity eval --report)" }))
+    : element("p", { class: "hint", text: "No evaluation report beside this model." });
   $("#model-info").replaceChildren(element("h2", { text: page.name }),
     element("table", { "data-testid": "model-facts" },
-      ...facts.map(([k, v]) => element("tr", {}, element("th", { text: k }), element("td", { text: String(v ?? "") })))));
+      ...facts.map(([k, v]) => element("tr", {}, element("th", { text: k }), element("td", { text: String(v ?? "") })))),
+    report);
   $("#threshold-history tbody").replaceChildren(...page.threshold_history.map((h) => element("tr", {},
     element("td", { text: h.created_at.replace("T", " ").slice(0, 19) }), element("td", { text: fmt(h.old_value) }),
     element("td", { text: fmt(h.new_value) }), element("td", { text: String(h.target_fpr) }),
