@@ -45,6 +45,9 @@ class Detector:
     # Values of parameters added after models were first saved, for files that lack them (what
     # those models were fitted with), so an old file loads as it was fitted, not with a new default.
     legacy_params: ClassVar[dict[str, Any]] = {}
+    # Names older model files saved as parameters that are options of a call now (`verbose` is
+    # an argument of fit / score / predict): dropped when such a file is loaded.
+    retired_params: ClassVar[frozenset[str]] = frozenset({"verbose"})
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -154,7 +157,8 @@ class Detector:
     @classmethod
     def _from_document(cls, document: dict, arrays: dict[str, np.ndarray], path: str) -> "Detector":
         try:
-            detector = cls(**check_params(cls, {**cls.legacy_params, **document["params"]}))
+            saved = {k: v for k, v in document["params"].items() if k not in cls.retired_params}
+            detector = cls(**check_params(cls, {**cls.legacy_params, **saved}))
             for attribute, fields in document["thresholds"].items():
                 setattr(detector, attribute, _checked_threshold(Threshold(**fields), attribute))
             detector._set_state(document["state"], arrays)

@@ -1,9 +1,10 @@
 """Shared machinery of log detectors: vocabulary, calibration, results, saved reading setup.
 
 A method subclasses `LogDetector` and writes two hooks:
-- `_fit_codes(codes, labels)`: learn from sequences of event codes (int64 arrays; `PAD` 0,
+- `_fit_codes(codes, labels, sequences, verbose)`: learn from sequences of event codes (int64 arrays; `PAD` 0,
   `UNKNOWN` 1 for a template not in the vocabulary, templates from `FIRST`), with their labels
-  (1 = anomalous) when the method is supervised, else None;
+  (1 = anomalous) when the method is supervised, else None, showing progress bars when
+  `verbose`;
 - `_score_codes(codes, sequences)`: return (scores per sequence, per-event scores or None).
 It extends `_get_state` / `_set_state` with its learned arrays (calling super()).
 
@@ -40,7 +41,7 @@ class LogDetector(Detector):
     reading_: dict[str, Any] | None = None  # how files are read and grouped (set by the CLI)
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
-                 seed: int = 0, verbose: bool = True):
+                 seed: int = 0):
         if not 0.0 <= calibration_fraction < 1.0:
             raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
         if not 0.0 < target_fpr < 1.0:
@@ -48,11 +49,10 @@ class LogDetector(Detector):
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
         self.seed = seed
-        self.verbose = verbose
 
     # --- hooks --------------------------------------------------------------------------------
     def _fit_codes(self, codes: list[np.ndarray], labels: np.ndarray | None,
-                   sequences: LogSequences) -> None:
+                   sequences: LogSequences, verbose: bool) -> None:
         raise NotImplementedError
 
     def _score_codes(self, codes: list[np.ndarray],
@@ -85,7 +85,7 @@ class LogDetector(Detector):
                          culprits=culprits)
 
     # --- public API ---------------------------------------------------------------------------
-    def fit(self, sequences: LogSequences) -> "LogDetector":
+    def fit(self, sequences: LogSequences, *, verbose: bool = True) -> "LogDetector":
         """Learn from `sequences` and calibrate the threshold (see the module docstring).
 
         Parameters
@@ -93,6 +93,8 @@ class LogDetector(Detector):
         sequences : LogSequences
             Sessions or windows in time order; labels are needed by supervised methods and
             used by unsupervised ones to leave anomalous sequences out.
+        verbose : bool, default True
+            Show progress bars while training.
 
         Returns
         -------
@@ -123,7 +125,8 @@ class LogDetector(Detector):
             raise DataError("no sequence left to learn from before the held-out part")
         fit_part = sequences.subset(train)
         self.vocabulary_ = sorted({t for events in fit_part.events for t in events})
-        self._fit_codes(self.encode(fit_part), fit_part.labels if self.supervised else None, fit_part)
+        self._fit_codes(self.encode(fit_part), fit_part.labels if self.supervised else None, fit_part,
+                        verbose)
         if len(held_out):
             self.threshold_ = calibrate_threshold(self._scores(sequences.subset(held_out)).scores,
                                                   self.target_fpr)

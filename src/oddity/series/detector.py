@@ -1,7 +1,8 @@
 """Shared machinery of time-series detectors: input checks, calibration, results.
 
 A method subclasses `SeriesDetector` and writes two hooks, nothing else:
-- `_fit_series(values)`: learn normal from a float64 (T, C) array (validated, NaN filled);
+- `_fit_series(values, verbose)`: learn normal from a float64 (T, C) array (validated, NaN
+  filled), showing progress bars when `verbose`;
 - `_score_series(values)`: return (per-step scores (T,), per-channel scores (T, C) or None),
   higher = more anomalous, never NaN. A method whose first steps have no score of their own
   (before a full window or lag) fills them with the lowest score it produced and says so.
@@ -70,8 +71,6 @@ class SeriesDetector(Detector):
     causal : bool, default True
         Score each step by the window ending at it (no look-ahead); False averages over every
         window covering the step.
-    verbose : bool, default True
-        Show progress bars while training.
 
     Attributes
     ----------
@@ -103,8 +102,7 @@ class SeriesDetector(Detector):
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
                  calibration: str = "online", calibration_window: int = 1000,
-                 adaptation_rate: float = 0.05, causal: bool = True, seed: int = 0,
-                 verbose: bool = True):
+                 adaptation_rate: float = 0.05, causal: bool = True, seed: int = 0):
         held_out_count(1, calibration_fraction)  # checks the fraction
         if not 0.0 < target_fpr < 1.0:
             raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
@@ -122,7 +120,6 @@ class SeriesDetector(Detector):
         self.adaptation_rate = adaptation_rate
         self.causal = causal
         self.seed = seed
-        self.verbose = verbose
 
     # --- hooks for subclasses --------------------------------------------------------------
     @property
@@ -130,7 +127,7 @@ class SeriesDetector(Detector):
         """How many time steps the method needs to fit or to score a series."""
         return 1
 
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         raise NotImplementedError
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -168,7 +165,7 @@ class SeriesDetector(Detector):
         return scores, channel_scores
 
     # --- public API ------------------------------------------------------------------------
-    def fit(self, data: SeriesInput) -> SeriesDetector:
+    def fit(self, data: SeriesInput, *, verbose: bool = True) -> SeriesDetector:
         """Learn normal from a (mostly) normal history, then calibrate the threshold on its
         held-out tail (see the module docstring), as many steps as
         `oddity.core.thresholds.held_out_count` says. When it says none (`calibration_fraction=0`,
@@ -182,6 +179,8 @@ class SeriesDetector(Detector):
         data : pandas.DataFrame, pandas.Series or numpy.ndarray
             The history: a DataFrame with a DatetimeIndex or integer index and one numeric
             column per channel, or a (T,) or (T, C) array.
+        verbose : bool, default True
+            Show progress bars while training.
 
         Returns
         -------
@@ -202,7 +201,7 @@ class SeriesDetector(Detector):
         held_out = held_out_count(len(values), self.calibration_fraction, self.min_length,
                                   small_sets="in-sample")
         fit_part = values[: len(values) - held_out]
-        self._fit_series(fit_part)
+        self._fit_series(fit_part, verbose)
         if held_out:
             context = min(self.min_length - 1, len(fit_part))
             scores, _ = self._score_values(values[len(fit_part) - context:])

@@ -140,9 +140,9 @@ def series_metrics(labels: np.ndarray, scores: np.ndarray,
 def evaluate_series(detector_name: str, params: dict[str, Any], nab: NabSeries) -> SeriesResult:
     """Fit a fresh detector on the series' history, score the whole series, decide and
     measure the steps after the probationary period."""
-    detector = get_detector_class(detector_name)(**{**params, "verbose": False})
+    detector = get_detector_class(detector_name)(**params)
     start = time.perf_counter()
-    detector.fit(nab.history)
+    detector.fit(nab.history, verbose=False)
     fitted = time.perf_counter()
     scores = detector.score(nab.frame)
     test = slice(nab.probationary, None)

@@ -120,7 +120,7 @@ class VideoDetector(Detector):
             yield frame
 
     # --- public API ------------------------------------------------------------------------
-    def fit(self, data: VideoInput, verbose: bool = True) -> VideoDetector:
+    def fit(self, data: VideoInput, *, verbose: bool = True) -> VideoDetector:
         """Learn normal from normal clips, then calibrate the frame threshold on held-out clips
         (see the module docstring)."""
         clips = as_clips(data, for_fit=True)
@@ -145,14 +145,14 @@ class VideoDetector(Detector):
             names = [str(i) for i in range(len(raw))]
         return ClipScores(clip.id, names, smooth_scores(raw, self.smoothing_window), raw, maps)
 
-    def score(self, data: VideoInput, verbose: bool = True) -> list[ClipScores]:
+    def score(self, data: VideoInput, *, verbose: bool = True) -> list[ClipScores]:
         """Anomaly scores per frame (and maps) of every clip in `data`."""
         self._check_fitted()
         return [self._scores(clip, verbose) for clip in as_clips(data, for_fit=False)]
 
-    def predict(self, data: VideoInput, verbose: bool = True) -> list[ClipPrediction]:
+    def predict(self, data: VideoInput, *, verbose: bool = True) -> list[ClipPrediction]:
         """Scores plus anomalous frames (smoothed score above the threshold) and ranges."""
-        results = self.score(data, verbose)
+        results = self.score(data, verbose=verbose)
         assert self.threshold_ is not None
         threshold = self.threshold_.value
         return [ClipPrediction(**vars(result), threshold=threshold, labels=result.scores > threshold,

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from oddity.core.detector import Detector
 from oddity.core.errors import ConfigError, DataError
@@ -88,15 +89,13 @@ class APE(Detector):
         Share of the events (the last ones) held out to calibrate the threshold.
     seed : int
         Random seed.
-    verbose : bool
-        Unused; kept for the common detector options.
     """
 
     modality: ClassVar[str] = "logs"  # categorical events: tables of entities, same package
 
     def __init__(self, *, dim: int = 16, epochs: int = 20, batch_size: int = 256, lr: float = 0.01,
                  negatives: int = 3, unknown_noise: float = 0.05, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
-                 seed: int = 0, verbose: bool = True):
+                 seed: int = 0):
         if not 0.0 < target_fpr < 1.0:
             raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
         if not 0.0 < calibration_fraction < 1.0:
@@ -110,7 +109,6 @@ class APE(Detector):
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
         self.seed = seed
-        self.verbose = verbose
 
     def _indices(self, events: pd.DataFrame) -> torch.Tensor:
         """(N, T) entity indices; an unseen value maps to its type's 'unknown' entity."""
@@ -124,7 +122,7 @@ class APE(Detector):
             out[:, k] = [offset + index.get(v, 0) for v in events[column].astype(str)]
         return torch.from_numpy(out)
 
-    def fit(self, events: pd.DataFrame) -> "APE":
+    def fit(self, events: pd.DataFrame, *, verbose: bool = True) -> "APE":
         """Learn entity embeddings from `events` (rows in time order, one column per entity
         type, mostly normal); calibrate the threshold on the last `calibration_fraction`.
 
@@ -132,6 +130,8 @@ class APE(Detector):
         ----------
         events : pandas.DataFrame
             One row per event, one column per entity type (values read as strings).
+        verbose : bool, default True
+            Show a progress bar while training.
 
         Returns
         -------
@@ -165,7 +165,7 @@ class APE(Detector):
             frequencies.append(counts.float())
         optimiser = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
         loss_fn = nn.functional.logsigmoid
-        for _ in range(self.epochs):
+        for _ in tqdm(range(self.epochs), desc=f"train {self.name}", unit="epoch", disable=not verbose, leave=False):
             order = torch.randperm(len(x), generator=generator)
             for start in range(0, len(x), self.batch_size):
                 batch = x[order[start:start + self.batch_size]]

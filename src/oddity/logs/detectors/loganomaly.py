@@ -104,9 +104,9 @@ class LogAnomaly(DeepLog):
                 c[position] = nearest[events[position]]
         return codes
 
-    def _fit_codes(self, codes, labels, sequences) -> None:
+    def _fit_codes(self, codes, labels, sequences, verbose) -> None:
         self.embeddings_ = embed_templates(list(self.vocabulary_ or []))
-        super()._fit_codes(codes, labels, sequences)
+        super()._fit_codes(codes, labels, sequences, verbose)
 
     def _get_state(self):
         values, arrays = super()._get_state()

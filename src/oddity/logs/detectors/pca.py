@@ -56,7 +56,7 @@ class PCALogs(LogDetector):
             np.add.at(counts[row], c, 1.0)
         return counts[:, 1:]  # PAD never occurs; column 0 is UNKNOWN
 
-    def _fit_codes(self, codes, labels, sequences) -> None:
+    def _fit_codes(self, codes, labels, sequences, verbose) -> None:
         counts = self._counts(codes)
         documents = (counts > 0).sum(0)
         self.idf_ = (np.log((1 + len(counts)) / (1 + documents)) + 1 if self.idf

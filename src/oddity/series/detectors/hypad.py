@@ -204,7 +204,7 @@ class HypAD(WindowNetworkDetector):
         return z, nets["decoder"](z), predicted, poincare_distance(predicted, self._target(x))
 
     # --- training ------------------------------------------------------------------------------
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         train, validation = self._training_windows(values)
         torch.manual_seed(self.seed)
         self.networks_ = nets = self._build(values.shape[1])
@@ -257,7 +257,7 @@ class HypAD(WindowNetworkDetector):
 
         self.losses_ = train_with_early_stopping(run_epoch, validation_loss, list(nets.values()),
                                                  self.epochs, self.patience, "train hypad",
-                                                 self.verbose)
+                                                 verbose)
 
     def _window_parts(self, windows: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per window: (hyperbolic distance, certainty = prediction norm, critic value)."""

@@ -71,7 +71,7 @@ class RollingZScore(SeriesDetector):
     def min_length(self) -> int:
         return self.window + 1
 
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         self.centre_, self.scale_ = robust_scaling(values)
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

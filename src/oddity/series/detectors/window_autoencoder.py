@@ -132,7 +132,7 @@ class WindowAutoencoder(WindowNetworkDetector):
         inputs = self.window * channels
         return SparseAutoencoder(inputs, max(1, round(self.hidden_factor * inputs)))
 
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         train, validation = self._training_windows(values)
         train, validation = train.flatten(1), validation.flatten(1)
         torch.manual_seed(self.seed)
@@ -155,7 +155,7 @@ class WindowAutoencoder(WindowNetworkDetector):
 
         self.losses_ = train_with_early_stopping(run_epoch, validation_loss, [network],
                                                  self.epochs, self.patience,
-                                                 "train window_autoencoder", self.verbose)
+                                                 "train window_autoencoder", verbose)
         self.network_ = network
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

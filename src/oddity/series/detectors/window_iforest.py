@@ -144,7 +144,7 @@ class WindowIsolationForest(SeriesDetector):
         windows = sliding_windows(standardise(values, self.centre_, self.scale_), self.window)
         return windows.reshape(len(windows), -1)
 
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         self.centre_, self.scale_ = robust_scaling(values)
         windows = self._windows(values)
         forest = IsolationForest(n_estimators=self.n_estimators,

@@ -195,10 +195,10 @@ class XGBForecast(SeriesDetector):
         # lags for the first row, and enough rows that the validation tail has a few of them
         return self.lags + max(self.window, 10, int(np.ceil(5 / self.validation_fraction)))
 
-    def fit(self, data: Any) -> XGBForecast:
+    def fit(self, data: Any, *, verbose: bool = True) -> XGBForecast:
         """See `SeriesDetector.fit`; a refit forgets the previous model, anomaly model included."""
         self.uses_calendar_, self.anomaly_booster_ = None, None
-        super().fit(data)
+        super().fit(data, verbose=verbose)
         return self
 
     # --- the index (for calendar features) ------------------------------------------------------
@@ -245,7 +245,7 @@ class XGBForecast(SeriesDetector):
         return [columns.index(t) for t in self.targets]
 
     # --- SeriesDetector hooks -----------------------------------------------------------------
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         index = self._hook_index(len(values), head=True)
         self.uses_calendar_ = bool(self.calendar and isinstance(index, pd.DatetimeIndex))
         self.target_columns_ = self._resolve_targets()
