@@ -151,8 +151,8 @@ class EfficientNetLite(nn.Module):
         super().__init__()
         mean, std = check_input_norm(input_norm)
         self.input_norm = input_norm
-        self.register_buffer("_scale", 1 / torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("_shift", -torch.tensor(mean).view(1, 3, 1, 1) * self._scale,
+        self.register_buffer("input_scale", 1 / torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("input_shift", -torch.tensor(mean).view(1, 3, 1, 1) * self.input_scale,
                              persistent=False)
         self._conv_stem = Conv2dSame(3, _STEM_CHANNELS, 3, 2)
         self._bn0 = _bn(_STEM_CHANNELS)
@@ -197,7 +197,7 @@ class EfficientNetLite(nn.Module):
 
     def forward_stem(self, x: Tensor) -> Tensor:
         """Normalise [0, 1] RGB by `input_norm`, then stem conv, BN, ReLU6 (stride 2)."""
-        x = torch.addcmul(self._shift, x, self._scale)
+        x = torch.addcmul(self.input_shift, x, self.input_scale)
         return F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:

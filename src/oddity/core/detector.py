@@ -1,7 +1,8 @@
 """The Detector contract every method follows, whatever its modality.
 
 scikit-learn style: the constructor only stores hyper-parameters (keyword arguments, kept in
-the saved JSON), `fit` learns normal and returns self, learned state ends in an underscore.
+the saved JSON); `validate_params` checks them, called by `fit`, `oddity.create` and
+`oddity.load`; `fit` learns normal and returns self, learned state ends in an underscore.
 `score` gives raw anomaly scores (higher = more anomalous), `predict` applies the calibrated
 threshold. Subclasses say which arrays make up their learned state (`_get_state` /
 `_set_state`), and `save` / `oddity.load` take care of the rest.
@@ -81,6 +82,17 @@ class Detector:
         """
         return {name: getattr(self, name) for name in self.param_names()}
 
+    def validate_params(self) -> None:
+        """Check the hyper-parameters; the constructor only stores them.
+
+        `fit`, `oddity.create` and `oddity.load` call it. Subclasses extend it (calling super()).
+
+        Raises
+        ------
+        ConfigError
+            Naming the first parameter out of its range or inconsistent with another.
+        """
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
@@ -159,6 +171,7 @@ class Detector:
         try:
             saved = {k: v for k, v in document["params"].items() if k not in cls.retired_params}
             detector = cls(**check_params(cls, {**cls.legacy_params, **saved}))
+            detector.validate_params()
             for attribute, fields in document["thresholds"].items():
                 setattr(detector, attribute, _checked_threshold(Threshold(**fields), attribute))
             detector._set_state(document["state"], arrays)

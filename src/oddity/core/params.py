@@ -162,16 +162,26 @@ def parse_param(cls: type, name: str, raw: str) -> Any:
         raise ConfigError(f"--set {name}={raw}: {name} must be {describe(hint)}") from None
 
 
+def _sequence_type(hint: Any) -> type | None:
+    """tuple or list when `hint` (or the one type of an optional hint) is one, else None."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        types_ = [a for a in typing.get_args(hint) if a is not type(None)]
+        origin = typing.get_origin(types_[0]) if len(types_) == 1 else None
+    return origin if origin in (tuple, list) else None
+
+
 def check_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
     """`params` checked against their type hints (a ConfigError names the first that does not
-    fit); a single string given for a tuple or list parameter becomes a one-item tuple/list."""
+    fit); a single string given for a tuple or list parameter becomes a one-item tuple/list,
+    and a list for a tuple parameter (as JSON stores it) a tuple."""
     hints = parameter_types(cls)
     checked = dict(params)
     for name, value in params.items():
         hint = hints.get(name, Any)
-        origin = typing.get_origin(hint)
-        if isinstance(value, str) and origin in (tuple, list):
-            value = checked[name] = origin([value])
+        sequence = _sequence_type(hint)
+        if sequence is not None and isinstance(value, (str, list, tuple)):
+            value = checked[name] = sequence([value] if isinstance(value, str) else value)
         if not conforms(value, hint):
             raise ConfigError(f"{name}={value!r}: {name} must be {describe(hint)}, got "
                               f"{type(value).__name__}")

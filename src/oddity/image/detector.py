@@ -46,6 +46,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from oddity.core.detector import Detector
+from oddity.core.checks import check_calibration, check_seed
 from oddity.core.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from oddity.core.results import ImagePrediction, ImageScores
 from oddity.core.thresholds import CROSS_FOLDS, Threshold, calibrate_threshold, fold_indices, held_out_count
@@ -185,20 +186,6 @@ class ImageDetector(Detector):
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
                  calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False,
                  per_image_contrast: bool = False, border_rings: int = 0, calibration: str = "auto"):
-        if image_size < 32:
-            raise ConfigError(f"image_size must be at least 32 pixels, got {image_size}")
-        if tile is not None and tile < 32:
-            raise ConfigError(f"tile must be at least 32 pixels (or None for no tiling), got {tile}")
-        if border_rings < 0:
-            raise ConfigError(f"border_rings must be 0 (off) or positive, got {border_rings}")
-        if not 0.0 <= calibration_fraction < 1.0:
-            raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
-        if not 0.0 < target_fpr < 1.0:
-            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
-        if seed < 0:
-            raise ConfigError(f"seed must be a non-negative whole number, got {seed}")
-        if calibration not in CALIBRATIONS:
-            raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {calibration!r}")
         self.image_size = image_size
         self.tile = tile
         self.smoothing_sigma = smoothing_sigma
@@ -209,6 +196,20 @@ class ImageDetector(Detector):
         self.per_image_contrast = per_image_contrast
         self.border_rings = border_rings
         self.calibration = calibration
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if self.image_size < 32:
+            raise ConfigError(f"image_size must be at least 32 pixels, got {self.image_size}")
+        if self.tile is not None and self.tile < 32:
+            raise ConfigError(f"tile must be at least 32 pixels (or None for no tiling), got {self.tile}")
+        if self.border_rings < 0:
+            raise ConfigError(f"border_rings must be 0 (off) or positive, got {self.border_rings}")
+        check_calibration(self.target_fpr, self.calibration_fraction)
+        check_seed(self.seed)
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {self.calibration!r}")
 
     # --- hooks for subclasses --------------------------------------------------------------
     def _fit_images(self, images: ImageStream) -> None:
@@ -335,6 +336,7 @@ class ImageDetector(Detector):
         of maps (`oddity.image.border`), then calibrate the thresholds on standardised maps;
         the ring statistics pool thousands of patches, so reusing the images barely moves an
         image's own standardised maximum (splitting the few held-out images would cost more)."""
+        self.validate_params()
         samples = as_samples(data, for_fit=True)
         if len(samples) == 1:
             warnings.warn(SINGLE_IMAGE_WARNING.format(name=samples[0].name), stacklevel=2)

@@ -92,10 +92,28 @@ def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray],
-                   notes: list[str]) -> tuple[float, float, np.ndarray | None]:
-    """(pixel AUROC, AUPRO, per-image AUPIMO or None) over maps and masks of any sizes; why
-    AUPIMO is missing, or may be inaccurate, goes to `notes`."""
+def pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray],
+                  notes: list[str]) -> tuple[float, float, np.ndarray | None]:
+    """Pixel-level metrics of anomaly maps against ground-truth masks of any sizes.
+
+    Parameters
+    ----------
+    maps : list of numpy.ndarray
+        (H, W) anomaly map per image (higher = more anomalous).
+    masks : list of numpy.ndarray
+        (H, W) boolean ground-truth mask per image, each the size of its map.
+    notes : list of str
+        Why AUPIMO is missing, or may be inaccurate, is appended here.
+
+    Returns
+    -------
+    pixel_auroc : float
+        AUROC over all pixels (`oddity.metrics.segmentation.pixel_auroc`).
+    aupro : float
+        Area under the PRO curve up to FPR 0.3 (`oddity.metrics.segmentation.aupro`).
+    aupimo : numpy.ndarray or None
+        AUPIMO per image, None when it cannot be computed.
+    """
     auroc, pro = pixel_auroc(maps, masks), aupro(maps, masks)
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -142,7 +160,7 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool 
             notes.append(f"{len(empty)} anomalous image(s) have an empty mask (e.g. "
                          f"{result.paths[empty[0]]}): pixel metrics count their pixels as "
                          "normal, AUPIMO counts them as normal images")
-        pixel_auroc_value, aupro_value, known_aupimo = _pixel_metrics(
+        pixel_auroc_value, aupro_value, known_aupimo = pixel_metrics(
             [result.maps[i] for i in known], [masks[i] for i in known], notes)
         if known_aupimo is not None:
             per_image_aupimo = np.full(len(scored), np.nan)

@@ -81,6 +81,7 @@ def fit_few_shot(detector: ImageDetector, data: ImageInput, shots: int, *,
 
     Memory-bank methods should keep every patch of so few images: for PatchCore pass
     `coreset_ratio=1.0` (the CLI's `--shots` does)."""
+    detector.validate_params()
     samples = as_samples(data, for_fit=True)
     chosen = choose_shots(samples, shots, detector.seed)
     if len(chosen) < detector.min_shots:

@@ -22,8 +22,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from oddity.core.checks import check_calibration, check_seed
 from oddity.core.detector import Detector
-from oddity.core.errors import ConfigError, DataError
+from oddity.core.errors import DataError
 from oddity.core.thresholds import Threshold, calibrate_threshold
 from oddity.logs.results import LogPrediction, LogScores, LogSequences
 
@@ -42,13 +43,15 @@ class LogDetector(Detector):
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
                  seed: int = 0):
-        if not 0.0 <= calibration_fraction < 1.0:
-            raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
-        if not 0.0 < target_fpr < 1.0:
-            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
         self.seed = seed
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_calibration(self.target_fpr, self.calibration_fraction)
+        check_seed(self.seed)
 
     # --- hooks --------------------------------------------------------------------------------
     def _fit_codes(self, codes: list[np.ndarray], labels: np.ndarray | None,
@@ -105,7 +108,10 @@ class LogDetector(Detector):
         ------
         DataError
             No sequences, no normal sequence, or no labels for a supervised method.
+        ConfigError
+            If a hyper-parameter is invalid.
         """
+        self.validate_params()
         if len(sequences) == 0:
             raise DataError("no sequences to fit on")
         labels = sequences.labels

@@ -36,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from oddity.core.checks import check_calibration, check_seed
 from oddity.core.detector import Detector
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.online_calibration import OnlineConformal, fixed_levels
@@ -103,16 +104,6 @@ class SeriesDetector(Detector):
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
                  calibration: str = "online", calibration_window: int = 1000,
                  adaptation_rate: float = 0.05, causal: bool = True, seed: int = 0):
-        held_out_count(1, calibration_fraction)  # checks the fraction
-        if not 0.0 < target_fpr < 1.0:
-            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
-        if seed < 0:
-            raise ConfigError(f"seed must be a non-negative whole number, got {seed}")
-        if calibration not in CALIBRATIONS:
-            raise ConfigError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
-        if calibration_window < 1 or adaptation_rate < 0:
-            raise ConfigError("calibration_window must be >= 1 and adaptation_rate >= 0, got "
-                              f"{calibration_window} and {adaptation_rate}")
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
         self.calibration = calibration
@@ -120,6 +111,17 @@ class SeriesDetector(Detector):
         self.adaptation_rate = adaptation_rate
         self.causal = causal
         self.seed = seed
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_calibration(self.target_fpr, self.calibration_fraction)
+        check_seed(self.seed)
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
+        if self.calibration_window < 1 or self.adaptation_rate < 0:
+            raise ConfigError("calibration_window must be >= 1 and adaptation_rate >= 0, got "
+                              f"{self.calibration_window} and {self.adaptation_rate}")
 
     # --- hooks for subclasses --------------------------------------------------------------
     @property
@@ -194,6 +196,7 @@ class SeriesDetector(Detector):
         ConfigError
             If a hyper-parameter is invalid.
         """
+        self.validate_params()
         frame = self._frame(data, "fit data")
         self.columns_ = list(frame.columns)
         values = frame.to_numpy(dtype=np.float64)

@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from oddity.core.checks import check_fraction, check_positive, check_positive_ints
 from oddity.core.errors import ConfigError, DataError
-from oddity.series.checks import check_fraction, check_positive, check_positive_ints
 from oddity.series.detector import SeriesDetector
 from oddity.series.scaling import robust_scaling, standardise
 from oddity.series.windows import sliding_windows
@@ -85,12 +85,6 @@ class WindowNetworkDetector(SeriesDetector):
     def __init__(self, *, window: int, epochs: int, patience: int, batch_size: int, lr: float,
                  validation_fraction: float, **common: Any):
         super().__init__(**common)
-        check_positive_ints(window=window, epochs=epochs, patience=patience,
-                            batch_size=batch_size)
-        check_positive(lr=lr)
-        check_fraction("validation_fraction", validation_fraction)
-        if window < 2:
-            raise ConfigError(f"window must be at least 2 steps, got {window}")
         self.window = window
         self.epochs = epochs
         self.patience = patience
@@ -100,6 +94,16 @@ class WindowNetworkDetector(SeriesDetector):
         self.centre_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
         self.losses_: list[float] = []
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_positive_ints(window=self.window, epochs=self.epochs, patience=self.patience,
+                            batch_size=self.batch_size)
+        check_positive(lr=self.lr)
+        check_fraction("validation_fraction", self.validation_fraction)
+        if self.window < 2:
+            raise ConfigError(f"window must be at least 2 steps, got {self.window}")
 
     @property
     def min_length(self) -> int:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from oddity.core.checks import check_calibration, check_seed
 from oddity.core.detector import Detector
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.thresholds import Threshold, calibrate_threshold
@@ -82,19 +83,21 @@ class VideoDetector(Detector):
 
     def __init__(self, *, image_size: int = 160, smoothing_window: int = 5,
                  target_fpr: float = 0.01, calibration_fraction: float = 0.15, seed: int = 0):
-        if image_size < 32:
-            raise ConfigError(f"image_size must be at least 32 pixels, got {image_size}")
-        if smoothing_window < 1:
-            raise ConfigError(f"smoothing_window must be 1 (off) or more frames, got {smoothing_window}")
-        if not 0.0 < target_fpr < 1.0:
-            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
-        if not 0.0 <= calibration_fraction < 1.0:
-            raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
         self.image_size = image_size
         self.smoothing_window = smoothing_window
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
         self.seed = seed
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if self.image_size < 32:
+            raise ConfigError(f"image_size must be at least 32 pixels, got {self.image_size}")
+        if self.smoothing_window < 1:
+            raise ConfigError(f"smoothing_window must be 1 (off) or more frames, got {self.smoothing_window}")
+        check_calibration(self.target_fpr, self.calibration_fraction)
+        check_seed(self.seed)
 
     # --- hooks for subclasses --------------------------------------------------------------
     def _fit_clips(self, clips: list[Clip], verbose: bool) -> None:
@@ -123,6 +126,7 @@ class VideoDetector(Detector):
     def fit(self, data: VideoInput, *, verbose: bool = True) -> VideoDetector:
         """Learn normal from normal clips, then calibrate the frame threshold on held-out clips
         (see the module docstring)."""
+        self.validate_params()
         clips = as_clips(data, for_fit=True)
         held_out = math.ceil(len(clips) * self.calibration_fraction) if len(clips) > 1 else 0
         held_out = min(held_out, len(clips) - 1)

@@ -31,7 +31,7 @@ from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.core.thresholds import Threshold
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, feature_extractor
+from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, check_layers, feature_extractor
 
 ALL_STAGES = tuple(f"stage{i}" for i in range(1, 8))
 THRESHOLD_METHODS = ("conformal", "chi2")
@@ -81,6 +81,46 @@ def npca_components(centred: np.ndarray, variance_kept: float) -> np.ndarray:
     tail = np.cumsum(variance[::-1])[::-1] / total  # tail[j]: share of components j, j+1, ...
     first = int(np.flatnonzero(tail >= variance_kept - 1e-12).max())
     return directions[first:]
+
+
+def fit_gaussian(features: np.ndarray, variance_kept: float | None
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The Gaussian of one level, fitted to the (n, C) pooled features of normal images.
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        (n, C) float64 rows, one per image.
+    variance_kept : float or None
+        NPCA share (`npca_components`); None keeps every dimension.
+
+    Returns
+    -------
+    mean : numpy.ndarray
+        (C,) mean row.
+    projection : numpy.ndarray or None
+        (k, C) NPCA directions, None without NPCA.
+    precision : numpy.ndarray
+        (k, k) inverse Ledoit-Wolf covariance of the (projected) centred rows.
+
+    Raises
+    ------
+    DataError
+        If fewer than two rows are given (no covariance).
+    """
+    if len(features) < 2:
+        raise DataError(f"Gaussian-AD learns from {len(features)} image(s) here (the others "
+                        "are held out to calibrate thresholds, see calibration_fraction) "
+                        "and needs at least two to fit a covariance: give at least three "
+                        "normal images")
+    mean = features.mean(axis=0)
+    centred = features - mean
+    projection = None
+    if variance_kept is not None:
+        projection = npca_components(centred, variance_kept)
+        centred = centred @ projection.T
+    estimate = LedoitWolf(assume_centered=True).fit(centred)
+    return mean, projection, np.asarray(estimate.precision_, dtype=np.float64)
 
 
 def level_distances(levels: list[torch.Tensor], model: nn.Module) -> torch.Tensor:
@@ -160,10 +200,21 @@ class GaussianAD(ImageDetector):
                  variance_kept: float | None = None, threshold_method: str = "conformal",
                  **common: Any):
         super().__init__(**common)
-        if isinstance(layers, str):
-            layers = (layers,)
-        if not layers:
-            raise ConfigError("layers is empty; name at least one, e.g. layers=('stage5', 'stage7')")
+        self.backbone = backbone
+        self.input_norm = input_norm
+        self.layers = layers
+        self.variance_kept = variance_kept
+        self.threshold_method = threshold_method
+        # Per level: mean (d,), projection (k, d) or None without NPCA, precision (k, k).
+        self.means_: list[np.ndarray] | None = None
+        self.projections_: list[np.ndarray | None] | None = None
+        self.precisions_: list[np.ndarray] | None = None
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_layers(self.layers)
+        variance_kept, threshold_method = self.variance_kept, self.threshold_method
         if variance_kept is not None and not 0.0 < variance_kept <= 1.0:
             raise ConfigError(f"variance_kept must lie in (0, 1] (or None for no NPCA), got {variance_kept}")
         if threshold_method not in THRESHOLD_METHODS:
@@ -172,50 +223,12 @@ class GaussianAD(ImageDetector):
         if threshold_method == "chi2" and self.tile is not None:
             raise ConfigError("threshold_method='chi2' bounds the false-positive rate of one image, not "
                               "of the highest of several tiles; use tile=None or threshold_method='conformal'")
-        self.backbone = backbone
-        self.input_norm = input_norm
-        self.layers = tuple(layers)
-        self.variance_kept = variance_kept
-        self.threshold_method = threshold_method
-        # Per level: mean (d,), projection (k, d) or None without NPCA, precision (k, k).
-        self.means_: list[np.ndarray] | None = None
-        self.projections_: list[np.ndarray | None] | None = None
-        self.precisions_: list[np.ndarray] | None = None
 
     # --- features ------------------------------------------------------------------------
     def _pooled(self, x: torch.Tensor) -> list[np.ndarray]:
         """Globally average-pooled features of one image, one (C,) vector per level."""
         features = feature_extractor(self.backbone, self.layers, self.input_norm)(x)
         return [f.mean(dim=(2, 3))[0].double().numpy() for f in features]
-
-    # --- the Gaussian model, on pooled features --------------------------------------------
-    def _fit_levels(self, levels: list[np.ndarray]) -> None:
-        """Fit the per-level Gaussians to (n, C_l) feature matrices of normal images."""
-        means, projections, precisions = [], [], []
-        for features in levels:
-            if len(features) < 2:
-                raise DataError(f"Gaussian-AD learns from {len(features)} image(s) here (the others "
-                                "are held out to calibrate thresholds, see calibration_fraction) "
-                                "and needs at least two to fit a covariance: give at least three "
-                                "normal images")
-            mean = features.mean(axis=0)
-            centred = features - mean
-            projection = None
-            if self.variance_kept is not None:
-                projection = npca_components(centred, self.variance_kept)
-                centred = centred @ projection.T
-            estimate = LedoitWolf(assume_centered=True).fit(centred)
-            means.append(mean)
-            projections.append(projection)
-            precisions.append(np.asarray(estimate.precision_, dtype=np.float64))
-        self.means_, self.projections_, self.precisions_ = means, projections, precisions
-
-    def _distances(self, levels: list[np.ndarray]) -> np.ndarray:
-        """(n, L) Mahalanobis distances of (n, C_l) feature rows at each of the L levels."""
-        assert self.means_ is not None and self.projections_ is not None and self.precisions_ is not None
-        model = GaussianADScorer(None, self.means_, self.projections_, self.precisions_)
-        rows = [torch.from_numpy(np.atleast_2d(np.asarray(f, np.float64))) for f in levels]
-        return level_distances(rows, model).numpy()
 
     @property
     def degrees_of_freedom_(self) -> list[int]:
@@ -234,7 +247,8 @@ class GaussianAD(ImageDetector):
             pooled = [self._pooled(x) for x in images]
         if not pooled:
             raise DataError("no training images could be read")
-        self._fit_levels([np.stack(level) for level in zip(*pooled)])
+        fitted = [fit_gaussian(np.stack(level), self.variance_kept) for level in zip(*pooled)]
+        self.means_, self.projections_, self.precisions_ = (list(part) for part in zip(*fitted))
 
     def _model_threshold(self) -> Threshold | None:
         if self.threshold_method != "chi2":

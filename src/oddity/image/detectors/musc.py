@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from oddity.core.checks import check_positive
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.core.results import ImageScores
@@ -34,7 +35,12 @@ from oddity.core.thresholds import Threshold, batch_threshold
 from oddity.image import geometry
 from oddity.image.data import load_all
 from oddity.image.detector import ImageDetector, ImageInput, as_samples
-from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, feature_extractor
+from oddity.image.features import (
+    DEFAULT_INPUT_NORM,
+    LEGACY_PARAMS,
+    check_layers,
+    feature_extractor,
+)
 
 MIN_BATCH = 2  # a patch needs at least one other image to be scored against
 
@@ -155,33 +161,39 @@ class MuSc(ImageDetector):
                  windows: tuple[int, ...] = (1, 2, 3), max_references: int = 100,
                  chunk_mb: float = 256.0, **common: Any):
         super().__init__(**common)
-        if self.tile is not None:
-            raise ConfigError("tile: musc scores whole images against each other; leave tile unset")
-        if not radii or any(r < 1 or r % 2 == 0 for r in radii):
-            raise ConfigError(f"radii must be odd positive neighbourhood sizes, e.g. (1, 3, 5); got {radii}")
-        if not 0.0 < interval <= 1.0:
-            raise ConfigError(f"interval must lie in (0, 1] (fraction of other images averaged), got {interval}")
-        if not windows or any(k < 1 for k in windows):
-            raise ConfigError(f"windows must be positive neighbourhood sizes, e.g. (1, 2, 3); got {windows}")
-        if max_references < 2:
-            raise ConfigError(f"max_references must be at least 2, got {max_references}")
-        if chunk_mb <= 0:
-            raise ConfigError(f"chunk_mb must be positive, got {chunk_mb}")
         self.backbone = backbone
         self.input_norm = input_norm
-        self.layers = tuple(layers)
-        self.radii = tuple(radii)
+        self.layers = layers
+        self.radii = radii
         self.interval = interval
-        self.windows = tuple(windows)
+        self.windows = windows
         self.max_references = max_references
         self.chunk_mb = chunk_mb
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if self.tile is not None:
+            raise ConfigError("tile: musc scores whole images against each other; leave tile unset")
+        check_layers(self.layers)
+        radii, windows = self.radii, self.windows
+        if not radii or any(r < 1 or r % 2 == 0 for r in radii):
+            raise ConfigError(f"radii must be odd positive neighbourhood sizes, e.g. (1, 3, 5); got {radii}")
+        if not 0.0 < self.interval <= 1.0:
+            raise ConfigError(f"interval must lie in (0, 1] (fraction of other images averaged), got {self.interval}")
+        if not windows or any(k < 1 for k in windows):
+            raise ConfigError(f"windows must be positive neighbourhood sizes, e.g. (1, 2, 3); got {windows}")
+        if self.max_references < 2:
+            raise ConfigError(f"max_references must be at least 2, got {self.max_references}")
+        check_positive(chunk_mb=self.chunk_mb)
 
     @property
     def is_fitted(self) -> bool:
         return True  # nothing to learn: a configured detector is ready to score a batch
 
     def fit(self, data: ImageInput | None = None, *, verbose: bool = True) -> "MuSc":
-        """Nothing to learn: keeps the configuration only (images given are not read)."""
+        """Nothing to learn: checks the configuration only (images given are not read)."""
+        self.validate_params()
         if data is not None:
             warnings.warn("musc is zero-shot: the training images are not used; score a batch of "
                           "test images instead", stacklevel=2)
@@ -199,6 +211,7 @@ class MuSc(ImageDetector):
         """Score the images against each other: an anomaly score and a map (original size) per
         image. Needs a batch of at least MIN_BATCH images (more than 10 recommended); the
         whole input is that batch (`batch_size` does not apply)."""
+        self.validate_params()  # zero-shot: scoring may come without fit
         samples = as_samples(data, for_fit=False)
         stages: list[list[torch.Tensor]] = []
         embeddings, sizes, names = [], [], []

@@ -30,10 +30,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from oddity.core.checks import check_positive_ints
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, concat_on_first_grid, feature_extractor
+from oddity.image.features import (
+    DEFAULT_INPUT_NORM, LEGACY_PARAMS, check_layers, concat_on_first_grid, feature_extractor,
+)
 
 PROJECTION_DIM = 128
 BANK_CHUNK = 4096  # bank rows per distance matrix in the graph's exact search
@@ -212,15 +215,9 @@ class PatchCore(ImageDetector):
                  reweight_neighbours: int = 9, border_rings: int = 4,
                  coreset_chunk: int = 1 << 20, **common: Any):
         super().__init__(border_rings=border_rings, **common)
-        if not 0.0 < coreset_ratio <= 1.0:
-            raise ConfigError(f"coreset_ratio must lie in (0, 1], got {coreset_ratio}")
-        if max_bank_size < 1:
-            raise ConfigError(f"max_bank_size must be positive, got {max_bank_size}")
-        if coreset_chunk < 1:
-            raise ConfigError(f"coreset_chunk must be a positive number of patches, got {coreset_chunk}")
         self.backbone = backbone
         self.input_norm = input_norm
-        self.layers = tuple(layers)
+        self.layers = layers
         self.local_pool = local_pool
         self.coreset_ratio = coreset_ratio
         self.max_bank_size = max_bank_size
@@ -229,6 +226,14 @@ class PatchCore(ImageDetector):
         self.memory_bank_: np.ndarray | None = None
         self._index: faiss.Index | None = None
         self._neighbours: torch.Tensor | None = None
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_layers(self.layers)
+        if not 0.0 < self.coreset_ratio <= 1.0:
+            raise ConfigError(f"coreset_ratio must lie in (0, 1], got {self.coreset_ratio}")
+        check_positive_ints(max_bank_size=self.max_bank_size, coreset_chunk=self.coreset_chunk)
 
     def _patches(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(h*w, C) patch features of one image and its feature grid (h, w)."""

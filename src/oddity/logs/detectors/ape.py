@@ -30,8 +30,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from oddity.core.checks import check_fraction, check_seed
 from oddity.core.detector import Detector
-from oddity.core.errors import ConfigError, DataError
+from oddity.core.errors import DataError
 from oddity.core.registry import register
 from oddity.core.thresholds import calibrate_threshold
 from oddity.core.torch_state import load_module_arrays, module_arrays
@@ -96,10 +97,6 @@ class APE(Detector):
     def __init__(self, *, dim: int = 16, epochs: int = 20, batch_size: int = 256, lr: float = 0.01,
                  negatives: int = 3, unknown_noise: float = 0.05, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
                  seed: int = 0):
-        if not 0.0 < target_fpr < 1.0:
-            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
-        if not 0.0 < calibration_fraction < 1.0:
-            raise ConfigError(f"calibration_fraction must lie in (0, 1), got {calibration_fraction}")
         self.dim = dim
         self.epochs = epochs
         self.batch_size = batch_size
@@ -109,6 +106,13 @@ class APE(Detector):
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
         self.seed = seed
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_fraction("target_fpr", self.target_fpr)
+        check_fraction("calibration_fraction", self.calibration_fraction)
+        check_seed(self.seed)
 
     def _indices(self, events: pd.DataFrame) -> torch.Tensor:
         """(N, T) entity indices; an unseen value maps to its type's 'unknown' entity."""
@@ -142,7 +146,10 @@ class APE(Detector):
         ------
         DataError
             Fewer than two entity columns or too few events.
+        ConfigError
+            If a hyper-parameter is invalid.
         """
+        self.validate_params()
         if events.shape[1] < 2:
             raise DataError(f"APE needs at least two entity columns; got {list(events.columns)}")
         cut = len(events) - round(len(events) * self.calibration_fraction)

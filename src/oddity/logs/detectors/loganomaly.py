@@ -71,9 +71,13 @@ class LogAnomaly(DeepLog):
 
     def __init__(self, *, match_similarity: float = 0.9, **kwargs: Any):
         super().__init__(**kwargs)
-        if not -1.0 <= match_similarity <= 1.0:
-            raise ConfigError(f"match_similarity must lie in [-1, 1], got {match_similarity}")
         self.match_similarity = match_similarity
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if not -1.0 <= self.match_similarity <= 1.0:
+            raise ConfigError(f"match_similarity must lie in [-1, 1], got {self.match_similarity}")
 
     def _table(self) -> torch.Tensor:
         """Vectors of all codes: PAD, UNKNOWN, templates, START, END."""

@@ -56,9 +56,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from oddity.core.checks import check_positive_ints
 from oddity.core.registry import register
 from oddity.core.torch_state import load_module_arrays, module_arrays
-from oddity.series.checks import check_positive_ints
 from oddity.series.neural import (
     WindowNetworkDetector,
     batches,
@@ -173,11 +173,15 @@ class HypAD(WindowNetworkDetector):
                  n_critic: int = 1, validation_fraction: float = 0.2, **common: Any):
         super().__init__(window=window, epochs=epochs, patience=patience, batch_size=batch_size,
                          lr=lr, validation_fraction=validation_fraction, **common)
-        check_positive_ints(latent=latent, hidden=hidden, n_critic=n_critic)
         self.latent = latent
         self.hidden = hidden
         self.n_critic = n_critic
         self.networks_: dict[str, nn.Module] | None = None
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_positive_ints(latent=self.latent, hidden=self.hidden, n_critic=self.n_critic)
 
     def _build(self, channels: int) -> dict[str, nn.Module]:
         inputs = self.window * channels

@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from oddity.core.checks import check_positive
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
 from oddity.core.torch_state import load_module_arrays, module_arrays
-from oddity.series.checks import check_positive
 from oddity.series.neural import (
     WindowNetworkDetector,
     batches,
@@ -121,12 +121,16 @@ class WindowAutoencoder(WindowNetworkDetector):
                  validation_fraction: float = 0.2, **common: Any):
         super().__init__(window=window, epochs=epochs, patience=patience, batch_size=batch_size,
                          lr=lr, validation_fraction=validation_fraction, **common)
-        check_positive(hidden_factor=hidden_factor)
-        if l1 < 0:
-            raise ConfigError(f"l1 must be non-negative, got {l1}")
         self.hidden_factor = hidden_factor
         self.l1 = l1
         self.network_: SparseAutoencoder | None = None
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_positive(hidden_factor=self.hidden_factor)
+        if self.l1 < 0:
+            raise ConfigError(f"l1 must be non-negative, got {self.l1}")
 
     def _network(self, channels: int) -> SparseAutoencoder:
         inputs = self.window * channels

@@ -125,15 +125,19 @@ class WindowIsolationForest(SeriesDetector):
 
     def __init__(self, *, window: int = 32, n_estimators: int = 100, max_samples: int = 256,
                  **base: Any):
-        if window < 1:
-            raise ConfigError(f"window must be at least 1 step, got {window}")
-        if n_estimators < 1 or max_samples < 2:
-            raise ConfigError("n_estimators must be >= 1 and max_samples >= 2, got "
-                              f"{n_estimators} and {max_samples}")
         super().__init__(**base)
         self.window = window
         self.n_estimators = n_estimators
         self.max_samples = max_samples
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if self.window < 1:
+            raise ConfigError(f"window must be at least 1 step, got {self.window}")
+        if self.n_estimators < 1 or self.max_samples < 2:
+            raise ConfigError("n_estimators must be >= 1 and max_samples >= 2, got "
+                              f"{self.n_estimators} and {self.max_samples}")
 
     @property
     def min_length(self) -> int:

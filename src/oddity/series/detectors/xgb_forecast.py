@@ -62,9 +62,9 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from oddity.core.checks import check_fraction, check_positive, check_positive_ints
 from oddity.core.errors import ConfigError, DataError, NotFittedError
 from oddity.core.registry import register
-from oddity.series.checks import check_fraction, check_positive, check_positive_ints
 from oddity.series.detector import SeriesDetector
 from oddity.series.scaling import robust_scaling
 from oddity.series.windows import sliding_windows, window_scores_to_steps
@@ -162,16 +162,8 @@ class XGBForecast(SeriesDetector):
                  early_stopping_rounds: int = 10, min_scale: float = 0.1, window: int = 32,
                  n_jobs: int = 1, **common: Any):
         super().__init__(**common)
-        check_positive_ints(lags=lags, window=window, n_estimators=n_estimators,
-                            max_depth=max_depth, early_stopping_rounds=early_stopping_rounds,
-                            n_jobs=n_jobs)
-        check_positive(min_scale=min_scale)
-        check_fraction("validation_fraction", validation_fraction)
-        if learning_rate > 1.0:
-            raise ConfigError(f"learning_rate must lie in (0, 1], got {learning_rate}")
-        check_positive(learning_rate=learning_rate)
         self.lags = lags
-        self.targets = tuple(targets) if targets is not None else None
+        self.targets = targets
         self.calendar = calendar
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -189,6 +181,18 @@ class XGBForecast(SeriesDetector):
         self.residual_scale_: np.ndarray | None = None
         self.anomaly_booster_: xgb.Booster | None = None
         self._index: pd.Index | None = None  # index of the frame being fitted or scored
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_positive_ints(lags=self.lags, window=self.window, n_estimators=self.n_estimators,
+                            max_depth=self.max_depth, early_stopping_rounds=self.early_stopping_rounds,
+                            n_jobs=self.n_jobs)
+        check_positive(min_scale=self.min_scale)
+        check_fraction("validation_fraction", self.validation_fraction)
+        if self.learning_rate > 1.0:
+            raise ConfigError(f"learning_rate must lie in (0, 1], got {self.learning_rate}")
+        check_positive(learning_rate=self.learning_rate)
 
     @property
     def min_length(self) -> int:

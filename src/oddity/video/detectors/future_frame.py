@@ -140,15 +140,6 @@ class FutureFrame(VideoDetector):
                  batch_size: int = 8, learning_rate: float = 2e-4, adversarial_weight: float = 0.05,
                  image_size: int = 64, **common: Any):
         super().__init__(image_size=image_size, **common)
-        if past_frames < 2:
-            raise ConfigError(f"past_frames must be at least 2, got {past_frames}")
-        if width < 4 or width % 4:
-            raise ConfigError(f"width must be a positive multiple of 4, got {width}")
-        if steps < 1 or batch_size < 1 or learning_rate <= 0 or adversarial_weight < 0:
-            raise ConfigError("steps, batch_size and learning_rate must be positive, "
-                              "adversarial_weight 0 or more")
-        if image_size % 4:
-            raise ConfigError(f"image_size must be a multiple of 4 (two 2x downsamplings), got {image_size}")
         self.past_frames = past_frames
         self.width = width
         self.steps = steps
@@ -157,6 +148,20 @@ class FutureFrame(VideoDetector):
         self.adversarial_weight = adversarial_weight
         self.generator_: ConvTransformerGenerator | None = None
         self.loss_history_: list[float] = []
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if self.past_frames < 2:
+            raise ConfigError(f"past_frames must be at least 2, got {self.past_frames}")
+        if self.width < 4 or self.width % 4:
+            raise ConfigError(f"width must be a positive multiple of 4, got {self.width}")
+        if (self.steps < 1 or self.batch_size < 1 or self.learning_rate <= 0
+                or self.adversarial_weight < 0):
+            raise ConfigError("steps, batch_size and learning_rate must be positive, "
+                              "adversarial_weight 0 or more")
+        if self.image_size % 4:
+            raise ConfigError(f"image_size must be a multiple of 4 (two 2x downsamplings), got {self.image_size}")
 
     def model_size(self, height: int, width: int) -> tuple[int, int]:
         """Short side `image_size`, both sides multiples of 4 (for the encoder's strides)."""

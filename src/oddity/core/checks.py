@@ -1,4 +1,4 @@
-"""Constructor-argument checks shared by the series detectors (ConfigError naming the argument)."""
+"""Hyper-parameter checks shared by the detectors of every modality (ConfigError naming the parameter)."""
 from __future__ import annotations
 
 from oddity.core.errors import ConfigError
@@ -22,3 +22,17 @@ def check_fraction(name: str, value: float) -> None:
     """`value` must lie strictly between 0 and 1."""
     if not 0.0 < value < 1.0:
         raise ConfigError(f"{name} must lie in (0, 1), got {value}")
+
+
+def check_calibration(target_fpr: float, calibration_fraction: float) -> None:
+    """`target_fpr` must lie in (0, 1) and `calibration_fraction` in [0, 1)."""
+    if not 0.0 < target_fpr < 1.0:
+        raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
+    if not 0.0 <= calibration_fraction < 1.0:
+        raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
+
+
+def check_seed(seed: int) -> None:
+    """`seed` must be a non-negative whole number."""
+    if seed < 0:
+        raise ConfigError(f"seed must be a non-negative whole number, got {seed}")
