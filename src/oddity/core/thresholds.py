@@ -81,11 +81,28 @@ class Threshold:
             object.__setattr__(self, "fpr_interval", tuple(float(v) for v in self.fpr_interval))
 
     def to_dict(self) -> dict:
-        """The fields as a JSON-serialisable dict (``Threshold(**d)`` rebuilds it)."""
+        """The fields as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            Field name to value; ``Threshold(**d)`` rebuilds the threshold.
+        """
         return asdict(self)
 
     def describe(self, items: str = "images") -> str:
-        """One line for people: value, method, target and expected rate, interval, items."""
+        """One line for people: value, method, target and expected rate, interval, items.
+
+        Parameters
+        ----------
+        items : str, default "images"
+            What the rates count, in words.
+
+        Returns
+        -------
+        str
+            The line.
+        """
         if self.method == "manual":
             return f"{self.value:.6g} (set by hand)"
         interval = (f", {INTERVAL:.0%} interval {self.fpr_interval[0]:.3g}-{self.fpr_interval[1]:.3g}"
@@ -220,6 +237,13 @@ class RealisedFPR:
     warning: str | None
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         return asdict(self)
 
 

@@ -226,7 +226,18 @@ class ImageDetector(Detector):
 
     # --- the scoring graph and its pre- and post-processing ---------------------------------
     def spec(self) -> ImageSpec:
-        """Pre- and post-processing of this detector's images, as data (`oddity.image.spec`)."""
+        """Pre- and post-processing of this detector's images, as data.
+
+        Returns
+        -------
+        ImageSpec
+            Sizes, tiling, contrast and smoothing (`oddity.image.spec`).
+
+        Raises
+        ------
+        NotFittedError
+            If the method learns its input shape in fit and is not fitted.
+        """
         if self.needs_fixed_shape and self.input_shape_ is None:
             raise NotFittedError(f"{type(self).__name__} learns its input shape in fit: call fit first")
         return ImageSpec(image_size=self.image_size,
@@ -278,13 +289,39 @@ class ImageDetector(Detector):
     def cross_fits(self, n_images: int) -> bool:
         """Whether `fit` on `n_images` images calibrates by cross-fitting (see module docstring):
         asked for or "auto" on a cheap detector, with at least two images per fold and no
-        border statistics to learn."""
+        border statistics to learn.
+
+        Parameters
+        ----------
+        n_images : int
+            Number of normal images `fit` is given.
+
+        Returns
+        -------
+        bool
+            True when `fit` cross-fits.
+        """
         wanted = self.calibration == "cross" or (self.calibration == "auto" and self.cheap_refit)
         return wanted and n_images >= 2 * CROSS_FOLDS and not (self.border_rings and self.localises)
 
     def left_out_scores(self, groups: list[list], verbose: bool, first_only: bool = False) -> ImageScores:
-        """Scores (and maps) of each group's images (its first image only with `first_only`) by
-        a copy of this detector fitted on the other groups, in group order."""
+        """Scores (and maps) of each group's images by a copy of this detector fitted on the
+        other groups, in group order.
+
+        Parameters
+        ----------
+        groups : list of list
+            Groups of image samples (folds, or one shot and its views).
+        verbose : bool
+            Show a progress bar over the groups.
+        first_only : bool, default False
+            Score only the first image of each group.
+
+        Returns
+        -------
+        ImageScores
+            The left-out scores (and maps) of every group, concatenated.
+        """
         scores, maps, paths = [], [], []
         for index, group in enumerate(tqdm(groups, desc="calibrate", unit="fit", disable=not verbose)):
             copy = type(self)(**self.get_params())

@@ -74,7 +74,18 @@ class Evaluation:
 
 
 def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, formatted value) per metric in display order; None shows as 'n/a'."""
+    """The metrics as display rows.
+
+    Parameters
+    ----------
+    metrics : dict
+        Metric name to value (`Evaluation.metrics`).
+
+    Returns
+    -------
+    list of tuple of str
+        (label, formatted value) per metric in display order; None shows as 'n/a'.
+    """
     rows = []
     for key, label in METRIC_LABELS.items():
         value = metrics.get(key)
@@ -127,8 +138,30 @@ def pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray],
 
 
 def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool = True) -> Evaluation:
-    """Score the labelled test split under `root` (see `oddity.image.data.evaluation_samples`) with
-    a fitted detector and compute image and pixel metrics and throughput."""
+    """Score the labelled test split under `root` with a fitted detector and compute image and
+    pixel metrics and throughput.
+
+    Parameters
+    ----------
+    detector : ImageDetector
+        A fitted detector.
+    root : str or os.PathLike
+        An MVTec-style category (see `oddity.image.data.evaluation_samples`).
+    verbose : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    Evaluation
+        Metrics, per-image scores and notes.
+
+    Raises
+    ------
+    DataError
+        If the test split cannot be read.
+    NotFittedError
+        If the detector is not fitted.
+    """
     samples = evaluation_samples(root)
     start = time.perf_counter()
     result = detector.score(samples, verbose=verbose, desc="evaluate")

@@ -70,7 +70,18 @@ class LogDetector(Detector):
         return FIRST + len(self.vocabulary_)
 
     def encode(self, sequences: LogSequences) -> list[np.ndarray]:
-        """Event codes of each sequence (templates outside the vocabulary are `UNKNOWN`)."""
+        """Event codes of each sequence (templates outside the vocabulary are `UNKNOWN`).
+
+        Parameters
+        ----------
+        sequences : LogSequences
+            Sessions or windows of events (templates), as `fit` took them.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One int64 array of codes per sequence.
+        """
         assert self.vocabulary_ is not None
         index = {t: FIRST + i for i, t in enumerate(self.vocabulary_)}
         return [np.fromiter((index.get(t, UNKNOWN) for t in events), dtype=np.int64, count=len(events))
@@ -144,12 +155,44 @@ class LogDetector(Detector):
 
     def score(self, sequences: LogSequences) -> LogScores:
         """Raw anomaly score per sequence (higher = more anomalous), per event when the method
-        scores events, and the position of the most anomalous event."""
+        scores events, and the position of the most anomalous event.
+
+        Parameters
+        ----------
+        sequences : LogSequences
+            Sessions or windows of events (templates), as `fit` took them.
+
+        Returns
+        -------
+        LogScores
+            Scores, event scores (or None) and culprit positions.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         return self._scores(sequences)
 
     def predict(self, sequences: LogSequences) -> LogPrediction:
-        """Scores plus labels (score above the calibrated threshold)."""
+        """Scores plus labels (score above the calibrated threshold).
+
+        Parameters
+        ----------
+        sequences : LogSequences
+            Sessions or windows of events (templates), as `fit` took them.
+
+        Returns
+        -------
+        LogPrediction
+            The scores of `score`, the threshold and a label per sequence.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         result = self.score(sequences)
         assert self.threshold_ is not None
         return LogPrediction(ids=result.ids, scores=result.scores, event_scores=result.event_scores,

@@ -256,7 +256,18 @@ class SeriesDetector(Detector):
         return self.decide(result, self.stream_ if self.online else None)
 
     def calibrator(self) -> OnlineConformal:
-        """A fresh online calibrator starting from the scores calibrated at fit time."""
+        """A fresh online calibrator starting from the scores calibrated at fit time.
+
+        Returns
+        -------
+        OnlineConformal
+            The calibrator (`oddity.core.online_calibration`).
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         assert self.calibration_scores_ is not None
         return OnlineConformal(self.calibration_scores_, self.target_fpr,
@@ -321,7 +332,20 @@ class SeriesDetector(Detector):
 
     def decide(self, result: SeriesScores, calibrator: OnlineConformal | None) -> SeriesPrediction:
         """Decisions for scored steps: with `calibrator` (which then learns from them) or
-        with the fixed threshold when it is None."""
+        with the fixed threshold when it is None.
+
+        Parameters
+        ----------
+        result : SeriesScores
+            Scores of consecutive steps (`score`).
+        calibrator : OnlineConformal or None
+            The online calibrator (`calibrator`), or None for the fixed threshold.
+
+        Returns
+        -------
+        SeriesPrediction
+            The scores with a label, threshold and anomaly level per step, and the spans.
+        """
         assert self.threshold_ is not None and self.calibration_scores_ is not None
         if calibrator is not None:
             decisions = calibrator.update(result.scores)

@@ -108,12 +108,34 @@ class VideoDetector(Detector):
 
     # --- frames ------------------------------------------------------------------------------
     def model_size(self, height: int, width: int) -> tuple[int, int]:
-        """(height, width) of the model input for a frame: short side `image_size`."""
+        """Size of the model input for a frame: short side `image_size`, aspect kept.
+
+        Parameters
+        ----------
+        height, width : int
+            The frame's size.
+
+        Returns
+        -------
+        tuple of int
+            (height, width) of the model input.
+        """
         scale = self.image_size / min(height, width)
         return max(1, round(height * scale)), max(1, round(width * scale))
 
     def model_frames(self, clip: Clip) -> Iterator[np.ndarray]:
-        """The clip's frames resized to the model input (RGB uint8), streamed."""
+        """The clip's frames resized to the model input, streamed.
+
+        Parameters
+        ----------
+        clip : Clip
+            The clip to read.
+
+        Yields
+        ------
+        numpy.ndarray
+            (h, w, 3) RGB uint8 frame at `model_size`.
+        """
         size: tuple[int, int] | None = None
         for frame in clip.frames():
             if size is None:
@@ -125,7 +147,28 @@ class VideoDetector(Detector):
     # --- public API ------------------------------------------------------------------------
     def fit(self, data: VideoInput, *, verbose: bool = True) -> VideoDetector:
         """Learn normal from normal clips, then calibrate the frame threshold on held-out clips
-        (see the module docstring)."""
+        (see the module docstring).
+
+        Parameters
+        ----------
+        data : str, path, Clip or list
+            A clip (video file or folder of frames), a folder of clips or a dataset, a `Clip`,
+            or a list of those.
+        verbose : bool, default True
+            Show progress bars.
+
+        Returns
+        -------
+        VideoDetector
+            self, fitted.
+
+        Raises
+        ------
+        ConfigError
+            If a hyper-parameter is invalid.
+        DataError
+            If no clip can be read.
+        """
         self.validate_params()
         clips = as_clips(data, for_fit=True)
         held_out = math.ceil(len(clips) * self.calibration_fraction) if len(clips) > 1 else 0
@@ -150,12 +193,50 @@ class VideoDetector(Detector):
         return ClipScores(clip.id, names, smooth_scores(raw, self.smoothing_window), raw, maps)
 
     def score(self, data: VideoInput, *, verbose: bool = True) -> list[ClipScores]:
-        """Anomaly scores per frame (and maps) of every clip in `data`."""
+        """Anomaly scores per frame (and maps) of every clip in `data`.
+
+        Parameters
+        ----------
+        data : str, path, Clip or list
+            A clip (video file or folder of frames), a folder of clips or a dataset, a `Clip`,
+            or a list of those.
+        verbose : bool, default True
+            Show progress bars.
+
+        Returns
+        -------
+        list of ClipScores
+            One per clip: smoothed and raw scores per frame, maps where the method has them.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         return [self._scores(clip, verbose) for clip in as_clips(data, for_fit=False)]
 
     def predict(self, data: VideoInput, *, verbose: bool = True) -> list[ClipPrediction]:
-        """Scores plus anomalous frames (smoothed score above the threshold) and ranges."""
+        """Scores plus anomalous frames (smoothed score above the threshold) and ranges.
+
+        Parameters
+        ----------
+        data : str, path, Clip or list
+            A clip (video file or folder of frames), a folder of clips or a dataset, a `Clip`,
+            or a list of those.
+        verbose : bool, default True
+            Show progress bars.
+
+        Returns
+        -------
+        list of ClipPrediction
+            One per clip: the scores, the threshold, a label per frame and anomalous ranges.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         results = self.score(data, verbose=verbose)
         assert self.threshold_ is not None
         threshold = self.threshold_.value

@@ -192,7 +192,25 @@ class MuSc(ImageDetector):
         return True  # nothing to learn: a configured detector is ready to score a batch
 
     def fit(self, data: ImageInput | None = None, *, verbose: bool = True) -> "MuSc":
-        """Nothing to learn: checks the configuration only (images given are not read)."""
+        """Nothing to learn: checks the configuration only (images given are not read).
+
+        Parameters
+        ----------
+        data : optional
+            Ignored (a warning says so).
+        verbose : bool, default True
+            Unused: nothing is computed.
+
+        Returns
+        -------
+        MuSc
+            self.
+
+        Raises
+        ------
+        ConfigError
+            If a hyper-parameter is invalid.
+        """
         self.validate_params()
         if data is not None:
             warnings.warn("musc is zero-shot: the training images are not used; score a batch of "
@@ -210,7 +228,31 @@ class MuSc(ImageDetector):
               batch_size: int = 1, _calibrating: bool = False) -> ImageScores:
         """Score the images against each other: an anomaly score and a map (original size) per
         image. Needs a batch of at least MIN_BATCH images (more than 10 recommended); the
-        whole input is that batch (`batch_size` does not apply)."""
+        whole input is that batch (`batch_size` does not apply).
+
+        Parameters
+        ----------
+        data : str, path, list or array
+            The batch: a folder, image paths, an (N, H, W, 3) array or a list of images.
+        verbose : bool, default True
+            Show progress bars.
+        desc : str, default "score"
+            Label of the progress bars.
+        batch_size : int, default 1
+            Ignored (the whole input is one batch).
+
+        Returns
+        -------
+        ImageScores
+            A score and a map per image.
+
+        Raises
+        ------
+        ConfigError
+            If a hyper-parameter is invalid.
+        DataError
+            If fewer than MIN_BATCH images can be read.
+        """
         self.validate_params()  # zero-shot: scoring may come without fit
         samples = as_samples(data, for_fit=False)
         stages: list[list[torch.Tensor]] = []
@@ -256,7 +298,18 @@ class MuSc(ImageDetector):
         return [(t / count).astype(np.float32) for t in total]
 
     def decision_thresholds(self, result: ImageScores) -> tuple[Threshold | None, Threshold | None]:
-        """Thresholds set by the user (or saved) if any, else derived from this batch."""
+        """Thresholds set by the user (or saved) if any, else derived from this batch.
+
+        Parameters
+        ----------
+        result : ImageScores
+            The batch's scores and maps.
+
+        Returns
+        -------
+        tuple of Threshold
+            (image threshold, pixel threshold).
+        """
         image = self.threshold_ or batch_threshold(result.scores, self.target_fpr)
         assert result.maps is not None
         pixel = self.pixel_threshold_ or batch_threshold(np.array([m.max() for m in result.maps]),

@@ -191,12 +191,44 @@ class APE(Detector):
         return self
 
     def score(self, events: pd.DataFrame) -> np.ndarray:
-        """Anomaly score per event: minus its compatibility."""
+        """Anomaly score per event: minus its compatibility.
+
+        Parameters
+        ----------
+        events : pandas.DataFrame
+            One row per event with the entity columns the model was fitted on.
+
+        Returns
+        -------
+        numpy.ndarray
+            (N,) float64 scores, higher = more anomalous.
+
+        Raises
+        ------
+        DataError
+            If an entity column the model was fitted on is missing.
+        """
         with torch.inference_mode():
             return -self.model_(self._indices(events)).double().numpy()
 
     def predict(self, events: pd.DataFrame) -> EventPrediction:
-        """Scores plus labels (score above the calibrated threshold)."""
+        """Scores plus labels (score above the calibrated threshold).
+
+        Parameters
+        ----------
+        events : pandas.DataFrame
+            One row per event with the entity columns the model was fitted on.
+
+        Returns
+        -------
+        EventPrediction
+            Scores, labels and the threshold.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         scores = self.score(events)
         return EventPrediction(scores=scores, labels=scores > self.threshold_.value,
@@ -204,7 +236,25 @@ class APE(Detector):
 
     def explain(self, events: pd.DataFrame, top: int = 3) -> list[list[tuple[str, str, str, str, float]]]:
         """For each event, the `top` entity pairs with the lowest contribution to its
-        compatibility: (type, value, type, value, contribution), least compatible first."""
+        compatibility, least compatible first.
+
+        Parameters
+        ----------
+        events : pandas.DataFrame
+            One row per event with the entity columns the model was fitted on.
+        top : int, default 3
+            Pairs per event.
+
+        Returns
+        -------
+        list of list of tuple
+            Per event, (type, value, type, value, contribution) tuples.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         pairs = [(a, b) for a in range(len(self.columns_)) for b in range(a + 1, len(self.columns_))]
         with torch.inference_mode():

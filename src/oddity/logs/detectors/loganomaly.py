@@ -93,7 +93,18 @@ class LogAnomaly(DeepLog):
 
     def encode(self, sequences: LogSequences) -> list[np.ndarray]:
         """Event codes; a template outside the vocabulary takes the code of the closest known
-        template when their similarity reaches `match_similarity`, else `UNKNOWN`."""
+        template when their similarity reaches `match_similarity`, else `UNKNOWN`.
+
+        Parameters
+        ----------
+        sequences : LogSequences
+            Sessions or windows of events (templates).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One int64 array of codes per sequence.
+        """
         codes = super().encode(sequences)
         embeddings = getattr(self, "embeddings_", None)
         unknown = sorted({t for events, c in zip(sequences.events, codes)

@@ -200,7 +200,20 @@ class XGBForecast(SeriesDetector):
         return self.lags + max(self.window, 10, int(np.ceil(5 / self.validation_fraction)))
 
     def fit(self, data: Any, *, verbose: bool = True) -> XGBForecast:
-        """See `SeriesDetector.fit`; a refit forgets the previous model, anomaly model included."""
+        """See `SeriesDetector.fit`; a refit forgets the previous model, anomaly model included.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            The history (see `SeriesDetector.fit`).
+        verbose : bool, default True
+            Show progress bars while training.
+
+        Returns
+        -------
+        XGBForecast
+            self, fitted.
+        """
         self.uses_calendar_, self.anomaly_booster_ = None, None
         super().fit(data, verbose=verbose)
         return self
@@ -309,8 +322,26 @@ class XGBForecast(SeriesDetector):
     def fit_anomaly_model(self, data: Any, labels: Sequence[bool] | np.ndarray | None = None
                           ) -> XGBForecast:
         """Train an XGBoost classifier that predicts flagged anomalies from the lag/calendar
-        features of `data`. `labels`: one 0/1 per step of `data` (e.g. known incidents); by
-        default this detector's own `predict(data).labels`. Returns self; save() keeps it."""
+        features of `data`; `save` keeps it.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            A series with the fitted channels (see `SeriesDetector.fit`).
+        labels : sequence of bool, optional
+            One 0/1 per step of `data` (e.g. known incidents); by default this detector's own
+            `predict(data).labels`.
+
+        Returns
+        -------
+        XGBForecast
+            self.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         values, index = self._prepared(data)
         if labels is None:
@@ -332,8 +363,23 @@ class XGBForecast(SeriesDetector):
         return self
 
     def anomaly_probability(self, data: Any) -> np.ndarray:
-        """Probability of an anomaly per step from the second model (NaN for the first `lags`
-        steps, which have no features)."""
+        """Probability of an anomaly per step from the second model.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            A series with the fitted channels (see `SeriesDetector.fit`).
+
+        Returns
+        -------
+        numpy.ndarray
+            (T,) probabilities, NaN for the first `lags` steps (which have no features).
+
+        Raises
+        ------
+        NotFittedError
+            If `fit_anomaly_model` has not run.
+        """
         if self.anomaly_booster_ is None:
             raise NotFittedError("no anomaly model: call fit_anomaly_model(data, labels) first")
         values, index = self._prepared(data)
@@ -346,11 +392,31 @@ class XGBForecast(SeriesDetector):
                 target: str | None = None) -> pd.DataFrame:
         """Which lags/covariates drove the forecasts (or the anomaly model) in [start, end].
 
-        `start`/`end`: index labels of `data` (timestamps or integers, inclusive; None = open).
-        `target`: a forecast column, `"anomaly"` for the second model, or None for the target
-        column with the highest mean anomaly score in the range. Returns a table sorted by mean
-        |SHAP| (the `top` rows) with columns target, feature, mean_abs_shap, mean_shap, direction
-        ("raises" / "lowers": the average sign of the feature's effect on the output)."""
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            A series with the fitted channels (see `SeriesDetector.fit`).
+        start, end : optional
+            Index labels of `data` (timestamps or integers, inclusive); None leaves the range open.
+        top : int, default 10
+            Rows to return.
+        target : str, optional
+            A forecast column, ``"anomaly"`` for the second model, or None for the target column
+            with the highest mean anomaly score in the range.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The `top` features by mean |SHAP|, with columns target, feature, mean_abs_shap,
+            mean_shap, direction ("raises" / "lowers": the average sign of the feature's effect).
+
+        Raises
+        ------
+        ConfigError
+            If `top` or `target` is invalid.
+        NotFittedError
+            If the detector (or, for ``"anomaly"``, its anomaly model) is not fitted.
+        """
         import shap  # imported here: it is slow to import and only explain() needs it
 
         self._check_fitted()
