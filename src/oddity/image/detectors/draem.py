@@ -112,7 +112,20 @@ class DiscriminativeNetwork(nn.Module):
 def segment(x: torch.Tensor, reconstructive: nn.Module, discriminative: nn.Module
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reconstruction and segmentation logits of an (N, 3, H, W) batch, reflect-padded to a
-    multiple of the networks' stride and cropped back."""
+    multiple of the networks' stride and cropped back.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (N, 3, H, W) images in [0, 1].
+    reconstructive, discriminative : torch.nn.Module
+        The two sub-networks.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        (reconstruction (N, 3, H, W), logits (N, 2, H, W)).
+    """
     height, width = x.shape[-2:]
     pad_h, pad_w = -height % NETWORK_STRIDE, -width % NETWORK_STRIDE
     if pad_h or pad_w:
@@ -152,14 +165,40 @@ def score_window(image_size: int) -> int:
 
 def averaged_networks(average: AveragedModel, batches: Iterable[torch.Tensor]) -> NetworkPair:
     """The averaged networks in eval mode, their BatchNorm statistics re-estimated on `batches`
-    (the running statistics of the iterates do not belong to their average; SWA's step)."""
+    (the running statistics of the iterates do not belong to their average; SWA's step).
+
+    Parameters
+    ----------
+    average : torch.optim.swa_utils.AveragedModel
+        The running average of the networks' weights.
+    batches : iterable of torch.Tensor
+        Training-like input batches for the BatchNorm statistics.
+
+    Returns
+    -------
+    NetworkPair
+        The averaged networks.
+    """
     update_bn(batches, average.module)
     return average.module.eval()
 
 
 def build_networks(recon_width: int, disc_width: int, generator: torch.Generator | None = None
                    ) -> tuple[ReconstructiveNetwork, DiscriminativeNetwork]:
-    """Both sub-networks, initialised as the paper's code when a generator is given."""
+    """Both sub-networks, initialised as the paper's code when a generator is given.
+
+    Parameters
+    ----------
+    recon_width, disc_width : int
+        Base widths of the reconstructive and discriminative networks.
+    generator : torch.Generator, optional
+        Seeded generator of the initial weights.
+
+    Returns
+    -------
+    tuple
+        (ReconstructiveNetwork, DiscriminativeNetwork).
+    """
     networks = ReconstructiveNetwork(recon_width), DiscriminativeNetwork(disc_width)
     if generator is not None:
         for network in networks:
@@ -175,7 +214,18 @@ def build_networks(recon_width: int, disc_width: int, generator: torch.Generator
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean structural similarity of two (N, C, H, W) batches in [0, 1] (Gaussian window
-    11 x 11, sigma 1.5, per channel, as the paper's code)."""
+    11 x 11, sigma 1.5, per channel, as the paper's code).
+
+    Parameters
+    ----------
+    a, b : torch.Tensor
+        (N, C, H, W) batches in [0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        The mean SSIM (a scalar, 1 for identical batches).
+    """
     coords = torch.arange(SSIM_WINDOW, dtype=a.dtype) - SSIM_WINDOW // 2
     kernel_1d = torch.exp(-coords**2 / (2 * SSIM_SIGMA**2))
     kernel_1d = kernel_1d / kernel_1d.sum()
@@ -194,7 +244,22 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = FOCAL_GAMMA) -> torch.Tensor:
     """Mean focal loss -(1 - p_t)^gamma log p_t of (N, 2, H, W) logits against an (N, H, W)
-    0/1 target (Lin et al., ICCV 2017), as DRAEM's segmentation loss."""
+    0/1 target (Lin et al., ICCV 2017), as DRAEM's segmentation loss.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        (N, 2, H, W) segmentation logits.
+    target : torch.Tensor
+        (N, H, W) 0/1 anomaly mask.
+    gamma : float, default 2.0
+        Focusing exponent.
+
+    Returns
+    -------
+    torch.Tensor
+        The mean loss (a scalar).
+    """
     log_pt = F.log_softmax(logits, dim=1).gather(1, target[:, None].long())
     return -((1.0 - log_pt.exp()) ** gamma * log_pt).mean()
 

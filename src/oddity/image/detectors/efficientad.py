@@ -68,12 +68,36 @@ ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def pdn_grid(size: int) -> int:
-    """Output cells along an axis of `size` input pixels for PDN-small without padding."""
+    """Output cells along an axis of `size` input pixels for PDN-small without padding.
+
+    Parameters
+    ----------
+    size : int
+        Input pixels along the axis.
+
+    Returns
+    -------
+    int
+        Output cells (0 or less: the input is too small).
+    """
     return ((size - 3) // 2 - 3) // 2 - 5
 
 
 def pdn_small(width: int, out_channels: int) -> nn.Sequential:
-    """PDN-small: conv4-pool-conv4-pool-conv3-conv4, ReLU after all but the last conv."""
+    """PDN-small: conv4-pool-conv4-pool-conv3-conv4, ReLU after all but the last conv.
+
+    Parameters
+    ----------
+    width : int
+        Base width (the paper's 128 at full size).
+    out_channels : int
+        Output channels.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The network.
+    """
     return nn.Sequential(
         nn.Conv2d(3, width, 4), nn.ReLU(inplace=True), nn.AvgPool2d(2, 2),
         nn.Conv2d(width, 2 * width, 4), nn.ReLU(inplace=True), nn.AvgPool2d(2, 2),
@@ -84,7 +108,20 @@ def pdn_small(width: int, out_channels: int) -> nn.Sequential:
 
 def distillation_targets(extractor: FeatureExtractor, x: torch.Tensor) -> torch.Tensor:
     """What the teacher learns to output for images x: the backbone's features of x upsampled
-    2x (3x3-averaged, concatenated on the first layer's grid), centre-cropped to the PDN grid."""
+    2x (3x3-averaged, concatenated on the first layer's grid), centre-cropped to the PDN grid.
+
+    Parameters
+    ----------
+    extractor : FeatureExtractor
+        The pretrained backbone at the detector's layers.
+    x : torch.Tensor
+        (N, 3, H, W) images.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, C, h, w) targets on the PDN's output grid.
+    """
     grid = [pdn_grid(s) for s in x.shape[-2:]]
     doubled = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
     target = concat_on_first_grid(extractor(doubled), LOCAL_POOL)
@@ -126,7 +163,20 @@ class Autoencoder(nn.Module):
 
 def colour_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """The paper's autoencoder augmentation: one of brightness, contrast or saturation,
-    scaled by a factor drawn from [0.8, 1.2]."""
+    scaled by a factor drawn from [0.8, 1.2].
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (N, 3, H, W) images in [0, 1].
+    generator : torch.Generator
+        Seeded generator of the choice and the factor.
+
+    Returns
+    -------
+    torch.Tensor
+        The jittered images.
+    """
     choice = int(torch.randint(3, (1,), generator=generator))
     factor = 0.8 + 0.4 * float(torch.rand(1, generator=generator))
     grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
@@ -142,7 +192,24 @@ def colour_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def random_view(x: torch.Tensor, crop: tuple[int, int], grey_probability: float,
                 generator: torch.Generator) -> torch.Tensor:
     """A random `crop` of a (1, 3, H, W) image, flipped and turned by multiples of 90 degrees
-    (square crops only), colour-jittered, grey with `grey_probability`."""
+    (square crops only), colour-jittered, grey with `grey_probability`.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (1, 3, H, W) image.
+    crop : tuple of int
+        (height, width) of the view.
+    grey_probability : float
+        Probability of a greyscale view.
+    generator : torch.Generator
+        Seeded generator of every random choice.
+
+    Returns
+    -------
+    torch.Tensor
+        (1, 3, crop height, crop width) view.
+    """
     height, width = x.shape[-2:]
     top = int(torch.randint(height - crop[0] + 1, (1,), generator=generator))
     left = int(torch.randint(width - crop[1] + 1, (1,), generator=generator))
@@ -158,7 +225,22 @@ def random_view(x: torch.Tensor, crop: tuple[int, int], grey_probability: float,
 
 
 def generic_images(count: int, hw: tuple[int, int], seed: int) -> list[torch.Tensor]:
-    """`count` procedural textures (all families, random colours and scales) as (1, 3, H, W)."""
+    """`count` procedural textures (all families, random colours and scales) as (1, 3, H, W).
+
+    Parameters
+    ----------
+    count : int
+        Number of textures.
+    hw : tuple of int
+        (height, width) of each.
+    seed : int
+        Seed of the textures.
+
+    Returns
+    -------
+    list of torch.Tensor
+        (1, 3, H, W) images in [0, 1].
+    """
     rng = np.random.default_rng([seed, 4242])
     images = []
     for k in range(count):
@@ -170,7 +252,20 @@ def generic_images(count: int, hw: tuple[int, int], seed: int) -> list[torch.Ten
 def anomalous_copies(images: list[torch.Tensor], seed: int) -> list[torch.Tensor]:
     """One copy of each (1, 3, H, W) image carrying a synthetic anomaly, alternately DRAEM's
     Perlin-mask foreign texture (sources: every tenth image) and a cut-paste patch from another
-    image: defect-like content for the teacher to learn the backbone's description of."""
+    image: defect-like content for the teacher to learn the backbone's description of.
+
+    Parameters
+    ----------
+    images : list of torch.Tensor
+        (1, 3, H, W) training images.
+    seed : int
+        Seed of the anomalies.
+
+    Returns
+    -------
+    list of torch.Tensor
+        One anomalous copy per image, in order.
+    """
     rng = np.random.default_rng([seed, 4343])
     arrays = [x[0].permute(1, 2, 0).numpy() for x in images]
     sources = arrays[::10]
@@ -186,14 +281,33 @@ def anomalous_copies(images: list[torch.Tensor], seed: int) -> list[torch.Tensor
 
 def hard_feature_loss(teacher: torch.Tensor, student: torch.Tensor, count: int) -> torch.Tensor:
     """Mean of the `count` largest squared differences (the paper's L_hard at quantile
-    1 - count / n for n differences; all of them when count >= n)."""
+    1 - count / n for n differences; all of them when count >= n).
+
+    Parameters
+    ----------
+    teacher, student : torch.Tensor
+        Outputs of the same shape.
+    count : int
+        Number of largest squared differences averaged.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss (a scalar).
+    """
     distance = ((teacher - student) ** 2).flatten()
     return distance.topk(min(count, distance.numel()), sorted=False).values.mean()
 
 
 def native_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 in hardware (AMX tiles, or AVX-512 BF16 as on AMD Zen 4);
-    elsewhere bfloat16 is emulated and slower than float32."""
+    elsewhere bfloat16 is emulated and slower than float32.
+
+    Returns
+    -------
+    bool
+        True where bfloat16 runs in hardware.
+    """
     # torch has no public probe for these two CPU features: its private ones, read defensively
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
