@@ -68,7 +68,25 @@ ImageInput = Any  # folder/file path(s), ImageSample list, array(s) or an (N, 3,
 
 
 def as_samples(data: ImageInput, for_fit: bool) -> list:
-    """Normalise what a user passes to fit/score into a list of lazily loaded samples."""
+    """Normalise what a user passes to fit/score into a list of lazily loaded samples.
+
+    Parameters
+    ----------
+    data : str, path, list or array
+        A folder or MVTec category, image paths, an (N, H, W, 3) array or a list of images.
+    for_fit : bool
+        Read a category's ``train/good`` (True) or the images given as they are.
+
+    Returns
+    -------
+    list
+        Samples, loaded when scored.
+
+    Raises
+    ------
+    DataError
+        If no image is given, an array or tensor has the wrong shape, or the items mix kinds.
+    """
     if isinstance(data, (str, os.PathLike)):
         return training_samples(data) if for_fit else unlabelled_samples([data])
     if isinstance(data, torch.Tensor):

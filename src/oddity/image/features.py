@@ -73,7 +73,20 @@ def _extractor(backbone: str, layers: tuple[str, ...], input_norm: str) -> Featu
 def concat_on_first_grid(features: list[torch.Tensor], local_pool: int = 1) -> torch.Tensor:
     """(N, sum C, h, w): each map average-pooled over `local_pool` x `local_pool`
     neighbourhoods (stride 1, so the grid is unchanged), upsampled bilinearly to the first
-    map's grid, and concatenated along channels."""
+    map's grid, and concatenated along channels.
+
+    Parameters
+    ----------
+    features : list of torch.Tensor
+        (N, C_l, h_l, w_l) maps, the finest first.
+    local_pool : int, default 1
+        Neighbourhood size (1: no pooling).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, sum C_l, h, w) features on the first map's grid.
+    """
     grid = features[0].shape[-2:]
     parts = []
     for feature in features:

@@ -46,7 +46,25 @@ def chi_sum_quantile(dofs: Sequence[int], probability: float) -> float:
     One variable: the exact quantile. Several: each density is discretised into bins of width
     1e-3 (exact bin probabilities from the CDF, 1e-12 of the mass cut at each end), the bin
     probabilities are convolved, and the quantile is read off the cumulative sum; the result is
-    within len(dofs) * 1e-3 / 2 of the exact value."""
+    within len(dofs) * 1e-3 / 2 of the exact value.
+
+    Parameters
+    ----------
+    dofs : sequence of int
+        Degrees of freedom of each variable (positive).
+    probability : float
+        In (0, 1).
+
+    Returns
+    -------
+    float
+        The quantile.
+
+    Raises
+    ------
+    ConfigError
+        If a degree of freedom or the probability is out of range.
+    """
     dofs = [int(d) for d in dofs]
     if not dofs or min(dofs) < 1:
         raise ConfigError(f"degrees of freedom must be positive integers, got {dofs}")
@@ -72,7 +90,25 @@ def chi_sum_quantile(dofs: Sequence[int], probability: float) -> float:
 def npca_components(centred: np.ndarray, variance_kept: float) -> np.ndarray:
     """(k, d) principal directions of the rows of `centred` (already mean-free) with the least
     variance: the fewest trailing components (smallest variances) whose variances together
-    make up at least `variance_kept` of the total."""
+    make up at least `variance_kept` of the total.
+
+    Parameters
+    ----------
+    centred : numpy.ndarray
+        (n, d) mean-free rows.
+    variance_kept : float
+        Share of the variance, in (0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        (k, d) directions.
+
+    Raises
+    ------
+    DataError
+        If the rows do not vary.
+    """
     _, singular, directions = np.linalg.svd(centred, full_matrices=False)
     variance = singular**2
     total = variance.sum()
@@ -125,7 +161,20 @@ def fit_gaussian(features: np.ndarray, variance_kept: float | None
 
 def level_distances(levels: list[torch.Tensor], model: nn.Module) -> torch.Tensor:
     """(n, L) Mahalanobis distances of (n, C_l) float64 rows at each of the L levels of a
-    `GaussianADScorer`'s Gaussians (projected first where NPCA is on)."""
+    `GaussianADScorer`'s Gaussians (projected first where NPCA is on).
+
+    Parameters
+    ----------
+    levels : list of torch.Tensor
+        (n, C_l) float64 pooled features per level.
+    model : torch.nn.Module
+        A `GaussianADScorer` (its buffers hold the Gaussians).
+
+    Returns
+    -------
+    torch.Tensor
+        (n, L) distances.
+    """
     columns = []
     for level, features in enumerate(levels):
         delta = features - getattr(model, f"mean_{level}")

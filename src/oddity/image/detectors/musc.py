@@ -47,7 +47,20 @@ MIN_BATCH = 2  # a patch needs at least one other image to be scored against
 
 def aggregate(feature: torch.Tensor, radius: int) -> np.ndarray:
     """LNAMD for one layer-normalised (C, h, w) map: mean over r x r neighbourhoods, then
-    (h*w, C) L2-normalised patch vectors."""
+    (h*w, C) L2-normalised patch vectors.
+
+    Parameters
+    ----------
+    feature : torch.Tensor
+        (C, h, w) layer-normalised map.
+    radius : int
+        Odd neighbourhood size r.
+
+    Returns
+    -------
+    numpy.ndarray
+        (h*w, C) patch vectors.
+    """
     if radius > 1:
         feature = F.avg_pool2d(feature[None], radius, stride=1, padding=radius // 2,
                                count_include_pad=True)[0]
@@ -72,7 +85,24 @@ def mutual_scores(patches: list[np.ndarray], references: list[int], interval: fl
                   chunk_bytes: int) -> list[np.ndarray]:
     """MSM: per image, each patch's mean distance over the `interval` fraction of the reference
     images (all others, or a capped subset) whose nearest patch is closest to it (see module
-    docstring); memory bounded by chunks."""
+    docstring); memory bounded by chunks.
+
+    Parameters
+    ----------
+    patches : list of numpy.ndarray
+        (h*w, C) patch vectors per image (`aggregate`).
+    references : list of int
+        Indices of the reference images.
+    interval : float
+        Fraction of the references averaged over.
+    chunk_bytes : int
+        Memory bound of one distance chunk.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        (h*w,) patch scores per image.
+    """
     keep = max(1, int((len(references) - 1) * interval))
     column = {image: j for j, image in enumerate(references)}
     sizes = [len(p) for p in patches]
@@ -95,7 +125,22 @@ def mutual_scores(patches: list[np.ndarray], references: list[int], interval: fl
 
 def rescore(scores: np.ndarray, embeddings: np.ndarray, windows: tuple[int, ...]) -> np.ndarray:
     """RsCIN: min-max normalised scores averaged over each image's k most similar images
-    (similarity-weighted), then averaged over the windows k."""
+    (similarity-weighted), then averaged over the windows k.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        (N,) image scores of the batch.
+    embeddings : numpy.ndarray
+        (N, D) L2-normalised global image features.
+    windows : tuple of int
+        Neighbourhood sizes k.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) rescored image scores.
+    """
     span = scores.max() - scores.min()
     normalised = (scores - scores.min()) / span if span > 0 else np.zeros_like(scores)
     n = len(scores)

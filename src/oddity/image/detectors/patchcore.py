@@ -44,7 +44,24 @@ BANK_CHUNK = 4096  # bank rows per distance matrix in the graph's exact search
 
 def greedy_coreset(features: torch.Tensor, size: int, seed: int, verbose: bool = False) -> np.ndarray:
     """Indices of `size` rows chosen by greedy k-center selection (each new row is the one
-    farthest from those chosen so far), on a random projection of the rows."""
+    farthest from those chosen so far), on a random projection of the rows.
+
+    Parameters
+    ----------
+    features : torch.Tensor
+        (n, C) rows.
+    size : int
+        Rows to keep.
+    seed : int
+        Seed of the projection and the first row.
+    verbose : bool, default False
+        Show a progress bar.
+
+    Returns
+    -------
+    numpy.ndarray
+        Indices of the kept rows, in selection order.
+    """
     count, dim = features.shape
     if size >= count:
         return np.arange(count)
@@ -70,7 +87,26 @@ def greedy_coreset(features: torch.Tensor, size: int, seed: int, verbose: bool =
 def streamed_coreset(chunks: Iterable[torch.Tensor], ratio: float, max_size: int, seed: int,
                      verbose: bool = False) -> torch.Tensor:
     """Rows kept by a composable greedy coreset: each chunk keeps round(ratio x its rows)
-    (at most `max_size`), and a last greedy pass cuts the union to `max_size` if needed."""
+    (at most `max_size`), and a last greedy pass cuts the union to `max_size` if needed.
+
+    Parameters
+    ----------
+    chunks : iterable of torch.Tensor
+        (rows, C) patch chunks (`patch_chunks`).
+    ratio : float
+        Share of each chunk's rows kept.
+    max_size : int
+        Most rows kept in all.
+    seed : int
+        Seed of the selection.
+    verbose : bool, default False
+        Show progress bars.
+
+    Returns
+    -------
+    torch.Tensor
+        (kept, C) rows.
+    """
     kept = []
     for number, chunk in enumerate(chunks):
         size = min(max_size, max(1, round(ratio * len(chunk))))
@@ -87,7 +123,22 @@ def patch_chunks(patch_sets: Iterable[torch.Tensor], limit: int,
     """Consecutive (n, C) patch sets gathered into chunks of at most `limit` rows (a set larger
     than `limit` on its own makes one chunk). Each set is copied into a chunk buffer that
     doubles as needed and then dropped: keeping the sets and concatenating them would hold
-    a chunk twice, and leaves the allocator holding about a chunk of small blocks after."""
+    a chunk twice, and leaves the allocator holding about a chunk of small blocks after.
+
+    Parameters
+    ----------
+    patch_sets : iterable of torch.Tensor
+        (n, C) patch sets, one per image.
+    limit : int
+        Most rows per chunk.
+    initial_rows : int, default 65536
+        First size of the chunk buffer.
+
+    Yields
+    ------
+    torch.Tensor
+        (rows, C) chunks.
+    """
     buffer: torch.Tensor | None = None
     rows = 0
     for patches in patch_sets:

@@ -49,7 +49,22 @@ def _xavier(module: nn.Module, generator: torch.Generator) -> None:
 
 def build_networks(channels: int, hidden: int, generator: torch.Generator | None = None
                    ) -> tuple[nn.Linear, nn.Sequential]:
-    """The feature adaptor and the discriminator for `channels`-dimensional patch features."""
+    """The feature adaptor and the discriminator for `channels`-dimensional patch features.
+
+    Parameters
+    ----------
+    channels : int
+        Dimension of the patch features.
+    hidden : int
+        Hidden width of the discriminator.
+    generator : torch.Generator, optional
+        Seeded generator of the initial weights.
+
+    Returns
+    -------
+    tuple
+        (adaptor, discriminator).
+    """
     adaptor = nn.Linear(channels, channels)
     discriminator = nn.Sequential(
         nn.Linear(channels, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(LEAKY_SLOPE),
@@ -62,7 +77,20 @@ def build_networks(channels: int, hidden: int, generator: torch.Generator | None
 
 
 def truncated_l1_loss(normal: torch.Tensor, anomalous: torch.Tensor, margin: float) -> torch.Tensor:
-    """The paper's loss: mean(max(0, margin - D(normal))) + mean(max(0, margin + D(anomalous)))."""
+    """The paper's loss: mean(max(0, margin - D(normal))) + mean(max(0, margin + D(anomalous))).
+
+    Parameters
+    ----------
+    normal, anomalous : torch.Tensor
+        Discriminator outputs D on adapted normal and noised features.
+    margin : float
+        The margin th.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss (a scalar).
+    """
     return torch.clamp(margin - normal, min=0).mean() + torch.clamp(margin + anomalous, min=0).mean()
 
 
