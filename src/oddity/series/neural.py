@@ -24,7 +24,27 @@ def window_split(values: np.ndarray, width: int, validation_fraction: float
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """(training windows, validation windows) as float32 (N, width, C) tensors. The last
     `validation_fraction` of the steps form the validation windows and no training window
-    overlaps them, so early stopping sees data the network did not train on."""
+    overlaps them, so early stopping sees data the network did not train on.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (T, C) standardised series.
+    width : int
+        Window width.
+    validation_fraction : float
+        Share of the steps, from the end, for validation.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        (training windows, validation windows).
+
+    Raises
+    ------
+    DataError
+        If the series is too short for a window on either side.
+    """
     split = len(values) - max(width + 1, round(len(values) * validation_fraction))
     if split < width + 1:
         raise DataError(f"the fit history of {len(values)} steps is too short for windows of "
@@ -36,12 +56,40 @@ def window_split(values: np.ndarray, width: int, validation_fraction: float
 
 
 def windows_tensor(values: np.ndarray, width: int) -> torch.Tensor:
-    """All (T - width + 1, width, C) windows of `values` as a float32 tensor."""
+    """All (T - width + 1, width, C) windows of `values` as a float32 tensor.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (T, C) series.
+    width : int
+        Window width.
+
+    Returns
+    -------
+    torch.Tensor
+        (T - width + 1, width, C) windows.
+    """
     return torch.from_numpy(np.ascontiguousarray(sliding_windows(values, width), dtype=np.float32))
 
 
 def batches(count: int, size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """A seeded random partition of range(count) into index batches of at most `size`."""
+    """A seeded random partition of range(count) into index batches of at most `size`.
+
+    Parameters
+    ----------
+    count : int
+        Number of items.
+    size : int
+        Most items per batch.
+    generator : torch.Generator
+        Seeded generator of the shuffle.
+
+    Returns
+    -------
+    list of torch.Tensor
+        Index batches.
+    """
     return list(torch.randperm(count, generator=generator).split(size))
 
 
@@ -50,7 +98,30 @@ def train_with_early_stopping(run_epoch: Callable[[], None], validation_loss: Ca
                               desc: str, verbose: bool) -> list[float]:
     """Call `run_epoch` up to `epochs` times; after each, measure `validation_loss` and stop
     once it has not improved for `patience` epochs. The modules end with the weights of the
-    best epoch, in eval mode. Returns the validation loss of every epoch run."""
+    best epoch, in eval mode. Returns the validation loss of every epoch run.
+
+    Parameters
+    ----------
+    run_epoch : callable
+        Trains one epoch.
+    validation_loss : callable
+        Returns the loss on the validation windows.
+    modules : sequence of torch.nn.Module
+        The networks trained (restored to their best epoch).
+    epochs : int
+        Most epochs.
+    patience : int
+        Epochs without improvement before stopping.
+    desc : str
+        Label of the progress bar.
+    verbose : bool
+        Show the progress bar.
+
+    Returns
+    -------
+    list of float
+        The validation loss of every epoch run.
+    """
     best, best_states, stale, history = float("inf"), None, 0, []
     bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not verbose, leave=False)
     for _ in bar:

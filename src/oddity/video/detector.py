@@ -39,7 +39,25 @@ VideoInput = Any  # a path (clip, folder of clips or dataset), a Clip, or a list
 
 
 def as_clips(data: VideoInput, for_fit: bool) -> list[Clip]:
-    """Normalise what a user passes to fit/score into a list of clips."""
+    """Normalise what a user passes to fit/score into a list of clips.
+
+    Parameters
+    ----------
+    data : str, path, Clip or list
+        A clip, a folder of clips or a dataset, a `Clip`, or a list of those.
+    for_fit : bool
+        Read a dataset's training clips (True) or every clip found.
+
+    Returns
+    -------
+    list of Clip
+        The clips.
+
+    Raises
+    ------
+    DataError
+        If no clip is given or an item is neither a path nor a `Clip`.
+    """
     if isinstance(data, Clip):
         return [data]
     if isinstance(data, (str, os.PathLike)):
@@ -60,7 +78,20 @@ def as_clips(data: VideoInput, for_fit: bool) -> list[Clip]:
 
 def smooth_scores(scores: np.ndarray, window: int) -> np.ndarray:
     """Causal moving mean: each value becomes the mean of itself and the `window - 1` before
-    it (fewer at the start)."""
+    it (fewer at the start).
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        (T,) raw frame scores.
+    window : int
+        Frames averaged (1: unchanged).
+
+    Returns
+    -------
+    numpy.ndarray
+        (T,) smoothed scores.
+    """
     scores = np.asarray(scores, dtype=np.float64)
     if window <= 1 or scores.size == 0:
         return scores.copy()
@@ -71,7 +102,18 @@ def smooth_scores(scores: np.ndarray, window: int) -> np.ndarray:
 
 
 def anomalous_ranges(labels: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) frame, 0-based and inclusive, of every run of anomalous frames."""
+    """(first, last) frame, 0-based and inclusive, of every run of anomalous frames.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (T,) bool label per frame.
+
+    Returns
+    -------
+    list of tuple of int
+        (first, last) per run.
+    """
     starts, ends = events(np.asarray(labels, dtype=bool))
     return [(int(s), int(e)) for s, e in zip(starts, ends)]
 

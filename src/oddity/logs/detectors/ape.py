@@ -57,7 +57,18 @@ class PairwiseEntityModel(nn.Module):
         self.pair_weights = nn.Parameter(torch.ones(n_types, n_types))
 
     def contributions(self, entities: torch.Tensor) -> torch.Tensor:
-        """(B, T) entity indices -> (B, P) contributions of the P = T(T-1)/2 type pairs."""
+        """(B, T) entity indices -> (B, P) contributions of the P = T(T-1)/2 type pairs.
+
+        Parameters
+        ----------
+        entities : torch.Tensor
+            (B, T) entity indices.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, P) contributions.
+        """
         vectors = self.embed(entities)
         i, j = torch.triu_indices(entities.shape[1], entities.shape[1], offset=1)
         return self.pair_weights[i, j] * (vectors[:, i] * vectors[:, j]).sum(-1)

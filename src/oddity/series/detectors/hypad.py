@@ -74,13 +74,35 @@ NETWORKS = ("encoder", "decoder", "head", "critic_x", "critic_z")
 
 
 def expmap0(v: torch.Tensor) -> torch.Tensor:
-    """Exponential map at the origin of the Poincare ball (curvature -1): tanh(|v|) v / |v|."""
+    """Exponential map at the origin of the Poincare ball (curvature -1): tanh(|v|) v / |v|.
+
+    Parameters
+    ----------
+    v : torch.Tensor
+        Tangent vectors at the origin (last axis).
+
+    Returns
+    -------
+    torch.Tensor
+        Points of the ball.
+    """
     norm = v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return torch.tanh(norm).clamp_max(MAX_NORM) * v / norm
 
 
 def poincare_distance(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Geodesic distance between points of the Poincare ball, along the last axis."""
+    """Geodesic distance between points of the Poincare ball, along the last axis.
+
+    Parameters
+    ----------
+    u, v : torch.Tensor
+        Points of the ball (norm below 1), broadcastable.
+
+    Returns
+    -------
+    torch.Tensor
+        Distances.
+    """
     squared = ((u - v) ** 2).sum(-1)
     denominator = (1 - (u ** 2).sum(-1)).clamp_min(1e-10) * (1 - (v ** 2).sum(-1)).clamp_min(1e-10)
     return torch.acosh(1 + 2 * squared / denominator + 1e-7)
@@ -122,7 +144,22 @@ def _critic(inputs: int, width: int) -> nn.Sequential:
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
                      generator: torch.Generator) -> torch.Tensor:
-    """WGAN-GP: mean (|grad critic(mix)| - 1)^2 at random mixes of real and fake rows."""
+    """WGAN-GP: mean (|grad critic(mix)| - 1)^2 at random mixes of real and fake rows.
+
+    Parameters
+    ----------
+    critic : torch.nn.Module
+        The critic.
+    real, fake : torch.Tensor
+        Rows of the same shape.
+    generator : torch.Generator
+        Seeded generator of the mixing weights.
+
+    Returns
+    -------
+    torch.Tensor
+        The penalty (a scalar).
+    """
     alpha = torch.rand((len(real),) + (1,) * (real.dim() - 1), generator=generator)
     mix = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     gradients = torch.autograd.grad(critic(mix).sum(), mix, create_graph=True)[0]

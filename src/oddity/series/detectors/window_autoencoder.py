@@ -67,7 +67,22 @@ def step_errors(errors: np.ndarray, length: int, causal: bool = False) -> np.nda
     """(length, C) squared error per step: `errors` (N, width, C) holds window i's error at
     steps i .. i + width - 1. With `causal`, a step's error in the window ending at it (the
     first `width - 1` steps take theirs from the first window); otherwise the mean over the
-    windows covering the step, summed offset by offset like `window_scores_to_steps`."""
+    windows covering the step, summed offset by offset like `window_scores_to_steps`.
+
+    Parameters
+    ----------
+    errors : numpy.ndarray
+        (N, width, C) squared errors of the windows.
+    length : int
+        Steps of the series (N + width - 1).
+    causal : bool, default False
+        Take each step's error from the window ending at it.
+
+    Returns
+    -------
+    numpy.ndarray
+        (length, C) errors.
+    """
     count, width = errors.shape[:2]
     if causal:
         return np.concatenate((errors[0, :width - 1], errors[:, width - 1]))

@@ -75,13 +75,39 @@ ANOMALY_TARGET = "anomaly"
 
 
 def lag_feature_names(columns: Sequence[str], lags: int) -> list[str]:
-    """Feature names in the order `lag_matrix` lays them out: `col[t-1]`, ..., `col[t-lags]`."""
+    """Feature names in the order `lag_matrix` lays them out: `col[t-1]`, ..., `col[t-lags]`.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Channel names.
+    lags : int
+        Lags per channel.
+
+    Returns
+    -------
+    list of str
+        C * lags names.
+    """
     return [f"{column}[t-{lag}]" for column in columns for lag in range(1, lags + 1)]
 
 
 def lag_matrix(values: np.ndarray, lags: int) -> np.ndarray:
     """(T - lags, C * lags) rows of lagged values: row i holds x[t-1..t-lags] of each channel
-    for step t = i + lags."""
+    for step t = i + lags.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (T, C) series.
+    lags : int
+        Lags per channel.
+
+    Returns
+    -------
+    numpy.ndarray
+        (T - lags, C * lags) lagged values.
+    """
     steps, channels = values.shape
     rows = steps - lags
     out = np.empty((rows, channels * lags), dtype=np.float64)
@@ -92,7 +118,18 @@ def lag_matrix(values: np.ndarray, lags: int) -> np.ndarray:
 
 
 def calendar_matrix(index: pd.Index) -> np.ndarray | None:
-    """Hour of day and day of week for a DatetimeIndex (float columns), else None."""
+    """Hour of day and day of week for a DatetimeIndex (float columns), else None.
+
+    Parameters
+    ----------
+    index : pandas.Index
+        The series' index.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        (T, 2) hour and weekday, or None without a DatetimeIndex.
+    """
     if not isinstance(index, pd.DatetimeIndex):
         return None
     return np.column_stack([index.hour + index.minute / 60.0, index.day_of_week]).astype(np.float64)
