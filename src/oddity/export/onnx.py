@@ -57,7 +57,22 @@ class Parity:
 
 
 def parity(reference: ImageScores, exported: ImageScores, detector: ImageDetector) -> Parity:
-    """Differences between in-process and exported scores of the same images."""
+    """Differences between in-process and exported scores of the same images.
+
+    Parameters
+    ----------
+    reference : ImageScores
+        In-process scores.
+    exported : ImageScores
+        Scores of the exported graph on the same images.
+    detector : ImageDetector
+        The detector (its thresholds scale the differences).
+
+    Returns
+    -------
+    Parity
+        The largest differences and whether decisions agree.
+    """
     assert detector.threshold_ is not None
     cut = detector.threshold_.value
     scale = np.maximum(np.abs(reference.scores), abs(cut))

@@ -119,7 +119,18 @@ class VideoDiscriminator(nn.Module):
 
 
 def gradient_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 distance between the absolute horizontal and vertical image gradients."""
+    """L1 distance between the absolute horizontal and vertical image gradients.
+
+    Parameters
+    ----------
+    predicted, target : torch.Tensor
+        (N, 1, H, W) frames.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss (a scalar).
+    """
     def gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (x[..., :, 1:] - x[..., :, :-1]).abs(), (x[..., 1:, :] - x[..., :-1, :]).abs()
     (px, py), (tx, ty) = gradients(predicted), gradients(target)
@@ -127,7 +138,18 @@ def gradient_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 def psnr(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-item PSNR (dB) of frames in [-1, 1] (peak-to-peak 2)."""
+    """Per-item PSNR (dB) of frames in [-1, 1] (peak-to-peak 2).
+
+    Parameters
+    ----------
+    predicted, target : torch.Tensor
+        (N, 1, H, W) frames in [-1, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        (N,) PSNR in dB.
+    """
     mse = (predicted - target).pow(2).flatten(1).mean(1).clamp_min(1e-10)
     return 10.0 * torch.log10(4.0 / mse)
 
@@ -164,7 +186,18 @@ class FutureFrame(VideoDetector):
             raise ConfigError(f"image_size must be a multiple of 4 (two 2x downsamplings), got {self.image_size}")
 
     def model_size(self, height: int, width: int) -> tuple[int, int]:
-        """Short side `image_size`, both sides multiples of 4 (for the encoder's strides)."""
+        """Short side `image_size`, both sides multiples of 4 (for the encoder's strides).
+
+        Parameters
+        ----------
+        height, width : int
+            The frame's size.
+
+        Returns
+        -------
+        tuple of int
+            (height, width) of the model input.
+        """
         h, w = super().model_size(height, width)
         return max(4, round(h / 4) * 4), max(4, round(w / 4) * 4)
 
@@ -220,7 +253,18 @@ class FutureFrame(VideoDetector):
         self.generator_ = generator.eval()
 
     def predict_frames(self, video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(PSNR per predicted frame (T - past,), squared-error maps) of a (T, h, w) gray clip."""
+        """(PSNR per predicted frame (T - past,), squared-error maps) of a (T, h, w) gray clip.
+
+        Parameters
+        ----------
+        video : numpy.ndarray
+            (T, h, w) gray frames in [-1, 1].
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            (PSNR per predicted frame, (T - past, h, w) squared-error maps).
+        """
         assert self.generator_ is not None
         scores, maps = [], []
         with torch.inference_mode():

@@ -59,7 +59,22 @@ POSITION_CHANNELS = 2  # row, column as fractions of the grid
 
 def cell_motion(previous: np.ndarray | None, current: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """(grid h, grid w, 3) mean flow dx, dy and magnitude per cell, in pixels of the model
-    input, from two gray frames at half that resolution (zeros without a previous frame)."""
+    input, from two gray frames at half that resolution (zeros without a previous frame).
+
+    Parameters
+    ----------
+    previous : numpy.ndarray or None
+        The previous gray frame (None for the first frame).
+    current : numpy.ndarray
+        The current gray frame.
+    grid : tuple of int
+        (h, w) of the patch grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        (h, w, 3) motion features per cell.
+    """
     if previous is None:
         return np.zeros((*grid, MOTION_CHANNELS), np.float32)
     flow = cv2.calcOpticalFlowFarneback(previous, current, None, **FLOW_PARAMS) * 2.0
