@@ -117,7 +117,18 @@ class FeatureExtractor(nn.Module):
         return [self.net.block_strides[i] for i in self._indices]
 
     def train(self, mode: bool = True) -> FeatureExtractor:
-        """Ignore `mode`: the backbone is frozen and always in eval mode."""
+        """Ignore `mode`: the backbone is frozen and always in eval mode.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            Ignored.
+
+        Returns
+        -------
+        FeatureExtractor
+            self.
+        """
         return super().train(False)
 
     def forward(self, x: Tensor) -> list[Tensor]:

@@ -120,7 +120,13 @@ class MBConvBlock(nn.Module):
         return h.add_(x) if self.residual else h
 
     def conv_bn_pairs(self) -> list[tuple[nn.Module, str, str]]:
-        """(owner, conv attribute, BatchNorm attribute) for each conv followed by a BatchNorm."""
+        """(owner, conv attribute, BatchNorm attribute) for each conv followed by a BatchNorm.
+
+        Returns
+        -------
+        list of tuple
+            The pairs.
+        """
         pairs = [(self, "_expand_conv", "_bn0")] if self.expand else []
         return pairs + [(self, "_depthwise_conv", "_bn1"), (self, "_project_conv", "_bn2")]
 
@@ -192,6 +198,11 @@ class EfficientNetLite(nn.Module):
 
         Outputs stay the same up to float rounding; afterwards the network is inference-only
         (BatchNorm statistics can no longer adapt) and its state dict has conv biases instead.
+
+        Returns
+        -------
+        EfficientNetLite
+            self.
         """
         pairs = [(self, "_conv_stem", "_bn0"), (self, "_conv_head", "_bn1")]
         for block in self._blocks:
@@ -206,7 +217,18 @@ class EfficientNetLite(nn.Module):
         return self
 
     def forward_stem(self, x: Tensor) -> Tensor:
-        """Normalise [0, 1] RGB by `input_norm`, then stem conv, BN, ReLU6 (stride 2)."""
+        """Normalise [0, 1] RGB by `input_norm`, then stem conv, BN, ReLU6 (stride 2).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) RGB in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            (N, 32, H/2, W/2) features.
+        """
         x = torch.addcmul(self.input_shift, x, self.input_scale)
         return F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
 

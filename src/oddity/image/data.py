@@ -246,7 +246,23 @@ class ImageSample:
         return read_image(self.path)
 
     def load_mask(self, hw: tuple[int, int]) -> np.ndarray:
-        """The ground-truth mask, all False for a sample without one."""
+        """The ground-truth mask, all False for a sample without one.
+
+        Parameters
+        ----------
+        hw : tuple of int
+            (H, W) of the image.
+
+        Returns
+        -------
+        numpy.ndarray
+            (H, W) bool mask.
+
+        Raises
+        ------
+        DataError
+            If the mask cannot be read or has another size.
+        """
         if self.mask_path is None:
             return np.zeros(hw, dtype=bool)
         return read_mask(self.mask_path, hw)

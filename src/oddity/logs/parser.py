@@ -74,7 +74,13 @@ class TemplateParser:
         # templates do not change while matching, so a repeated masked message is looked up)
 
     def settings(self) -> dict[str, Any]:
-        """The constructor arguments (JSON-friendly)."""
+        """The constructor arguments (JSON-friendly).
+
+        Returns
+        -------
+        dict
+            Argument name to value.
+        """
         return {"sim_th": self.sim_th, "depth": self.depth, "max_children": self.max_children,
                 "masks": [list(rule) for rule in self.masks],
                 "extra_delimiters": list(self.extra_delimiters)}
@@ -142,12 +148,24 @@ class TemplateParser:
         return self.drain.id_to_cluster[template_id].get_template()
 
     def templates(self) -> dict[int, tuple[str, int]]:
-        """Template id -> (template text, number of messages mined into it)."""
+        """Template id -> (template text, number of messages mined into it).
+
+        Returns
+        -------
+        dict
+            The templates.
+        """
         return {c.cluster_id: (c.get_template(), c.size) for c in self.drain.clusters}
 
     # --- persistence -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Settings and the whole mined state as JSON-serialisable data."""
+        """Settings and the whole mined state as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            What `from_dict` reads.
+        """
         return {"settings": self.settings(),
                 "clusters": [[c.cluster_id, list(c.log_template_tokens), c.size]
                              for c in self.drain.clusters],

@@ -83,26 +83,56 @@ class NabEvaluation:
         return means
 
     def nab(self) -> dict[str, float]:
-        """NAB's normalised score per profile, over all series (see the module docstring)."""
+        """NAB's normalised score per profile, over all series (see the module docstring).
+
+        Returns
+        -------
+        dict
+            Profile name to score (0: null detector, 100: perfect).
+        """
         scores = nab_scores([(r.labels, r.levels) for r in self.series])
         return {profile: result.score for profile, result in scores.items()}
 
     def fpr_quantiles(self) -> list[float]:
-        """Realised false-positive rate over the series: min, quartiles, max."""
+        """Realised false-positive rate over the series: min, quartiles, max.
+
+        Returns
+        -------
+        list of float
+            Five rates.
+        """
         rates = [r.metrics["fpr"] for r in self.series if r.metrics["fpr"] is not None]
         return [float(q) for q in np.quantile(rates, [0, 0.25, 0.5, 0.75, 1])]
 
     def groups(self) -> dict[str, dict[str, float | None]]:
-        """Mean metrics per NAB group (sorted by name)."""
+        """Mean metrics per NAB group (sorted by name).
+
+        Returns
+        -------
+        dict
+            Group name to metric name to mean.
+        """
         names = sorted({r.group for r in self.series})
         return {g: self._mean([r for r in self.series if r.group == g]) for g in names}
 
     def overall(self) -> dict[str, float | None]:
-        """Mean metrics over all series."""
+        """Mean metrics over all series.
+
+        Returns
+        -------
+        dict
+            Metric name to mean.
+        """
         return self._mean(self.series)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: detector, params, overall, groups and every series."""
+        """JSON-ready: detector, params, overall, groups and every series.
+
+        Returns
+        -------
+        dict
+            The evaluation.
+        """
         return {"detector": self.detector, "params": self.params, "overall": self.overall(),
                 "nab": self.nab(), "fpr_quantiles": self.fpr_quantiles(),
                 "groups": self.groups(),

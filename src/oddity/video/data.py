@@ -126,7 +126,13 @@ class Clip:
         return self._count
 
     def frame_names(self) -> list[str]:
-        """A name per frame: the file name for frame folders, the 0-based index for videos."""
+        """A name per frame: the file name for frame folders, the 0-based index for videos.
+
+        Returns
+        -------
+        list of str
+            The names.
+        """
         if self.files is not None:
             return [f.name for f in self.files]
         return [str(i) for i in range(len(self))]
@@ -139,7 +145,18 @@ class Clip:
         return capture
 
     def frames(self) -> Iterator[np.ndarray]:
-        """Stream the frames as RGB uint8 (H, W, 3), one at a time."""
+        """Stream the frames as RGB uint8 (H, W, 3), one at a time.
+
+        Yields
+        ------
+        numpy.ndarray
+            (H, W, 3) uint8 frame.
+
+        Raises
+        ------
+        DataError
+            If a frame cannot be decoded.
+        """
         shape: tuple[int, ...] | None = None
         for number, frame in enumerate(self._decode()):
             if shape is None:
