@@ -51,6 +51,13 @@ class Parity:
     mask_pixels_differing: float | None = None  # share of mask pixels on the other side of the cut
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         return {"images": self.images, "max_score_difference": self.max_score_difference,
                 "max_map_difference": self.max_map_difference, "labels_identical": self.labels_identical,
                 "mask_pixels_differing": self.mask_pixels_differing}

@@ -54,6 +54,13 @@ class Alignment:
         return np.asarray(self.homography, dtype=np.float64)
 
     def to_dict(self) -> dict:
+        """The fields as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         return asdict(self)
 
 

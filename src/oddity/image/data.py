@@ -243,6 +243,18 @@ class ImageSample:
         return str(self.path)
 
     def load(self) -> np.ndarray:
+        """Decode the image file (`read_image`).
+
+        Returns
+        -------
+        numpy.ndarray
+            (H, W, 3) float32 in [0, 1].
+
+        Raises
+        ------
+        DataError
+            If the file cannot be decoded.
+        """
         return read_image(self.path)
 
     def load_mask(self, hw: tuple[int, int]) -> np.ndarray:
@@ -276,6 +288,18 @@ class ArraySample:
     name: str
 
     def load(self) -> np.ndarray:
+        """Convert the array (`as_rgb_float`).
+
+        Returns
+        -------
+        numpy.ndarray
+            (H, W, 3) float32 in [0, 1].
+
+        Raises
+        ------
+        DataError
+            On an unsupported shape or pixel type.
+        """
         return as_rgb_float(self.pixels, self.name)
 
 

@@ -128,6 +128,13 @@ class ImageSpec:
         return score, maps[0] if len(maps) == 1 else geometry.stitch(maps, boxes, hw)
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as JSON-serialisable data (`from_dict` reads it back).
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         values = asdict(self)
         values["input_shape"] = list(self.input_shape) if self.input_shape else None
         return values

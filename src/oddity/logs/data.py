@@ -52,6 +52,15 @@ class ReadReport:
     examples: list[tuple[int, str]] = field(default_factory=list)
 
     def skip(self, number: int, text: str) -> None:
+        """Count a line that does not fit the format, keeping a few examples.
+
+        Parameters
+        ----------
+        number : int
+            Its line number.
+        text : str
+            The line.
+        """
         self.unparsed += 1
         if len(self.examples) < EXAMPLES:
             self.examples.append((number, text[:200]))

@@ -32,6 +32,13 @@ class LogSource:
     encoding: str = "utf-8"
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         return asdict(self)
 
     def lines(self, path: str | os.PathLike, report: ReadReport, verbose: bool = False,

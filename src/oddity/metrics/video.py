@@ -217,6 +217,13 @@ class VideoMetrics:
     range_f1: DetectionF1 | None
 
     def to_dict(self) -> dict:
+        """The fields as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         document = {"micro_auroc": self.micro_auroc, "macro_auroc": self.macro_auroc,
                     "macro_clips": self.macro_clips, "aupr": self.aupr, "eer": self.eer}
         if self.range_f1 is not None:

@@ -43,6 +43,13 @@ class VideoEvaluation:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
     def to_dict(self) -> dict:
+        """The fields as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         return {"metrics": self.metrics, "frames": self.frames, "score_seconds": round(self.seconds, 2),
                 "frames_per_second": round(self.frames_per_second, 2),
                 "cpu_ms_per_frame": round(1000 * self.cpu_seconds / max(self.frames, 1), 1)}

@@ -434,6 +434,18 @@ class EfficientADScorer(nn.Module):
         self.lows = list(quantiles[0::2])
 
     def normalised(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Local and global maps normalised by the saved quantiles and padded by MAP_PAD.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs.
+
+        Returns
+        -------
+        list of torch.Tensor
+            (N, h', w') local and global maps.
+        """
         return [F.pad(scale * (raw - low), (MAP_PAD,) * 4, value=-scale * low)
                 for raw, low, scale in zip(self.discrepancy(x), self.lows, self.scales)]
 

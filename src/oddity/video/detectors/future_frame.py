@@ -50,6 +50,20 @@ MAP_CELL = 4  # pixels per map cell (side)
 
 
 def conv_block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    """Conv 3x3, BatchNorm, ReLU.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Channels.
+    stride : int, default 1
+        Stride of the convolution.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The block.
+    """
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
