@@ -132,7 +132,18 @@ class FeatureExtractor(nn.Module):
         return super().train(False)
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        """Feature maps of `self.layers` for RGB `x` in [0, 1]; blocks past the deepest are skipped."""
+        """Feature maps of `self.layers` for RGB `x` in [0, 1]; blocks past the deepest are skipped.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) RGB in [0, 1].
+
+        Returns
+        -------
+        list of torch.Tensor
+            One (N, C, h, w) map per requested layer, in order.
+        """
         if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
             raise DataError(f"FeatureExtractor expects float RGB in [0, 1] of shape (N, 3, H, W), "
                             f"got {x.dtype} of shape {tuple(x.shape)}")

@@ -85,6 +85,18 @@ class Conv2dSame(nn.Conv2d):
         self._dynamic = not static
 
     def forward(self, x: Tensor) -> Tensor:
+        """Convolution with TensorFlow's SAME padding.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, C, H, W) input.
+
+        Returns
+        -------
+        torch.Tensor
+            The convolved input.
+        """
         if self._dynamic:
             (kh, kw), (sh, sw) = self.kernel_size, self.stride
             ph, pw = _same_pad(x.shape[-2], kh, sh), _same_pad(x.shape[-1], kw, sw)
@@ -114,6 +126,18 @@ class MBConvBlock(nn.Module):
         self.residual = stride == 1 and in_ch == out_ch
 
     def forward(self, x: Tensor) -> Tensor:
+        """The inverted-residual block.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, C, H, W) input.
+
+        Returns
+        -------
+        torch.Tensor
+            The block's output.
+        """
         h = F.relu6(self._bn0(self._expand_conv(x)), inplace=True) if self.expand else x
         h = F.relu6(self._bn1(self._depthwise_conv(h)), inplace=True)
         h = self._bn2(self._project_conv(h))
@@ -233,6 +257,18 @@ class EfficientNetLite(nn.Module):
         return F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
+        """ImageNet logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) RGB in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            (N, 1000) logits.
+        """
         x = self.forward_stem(x)
         for block in self._blocks:
             x = block(x)

@@ -58,6 +58,18 @@ class ImageKernel(nn.Module):
             self.register_buffer("border_std", torch.as_tensor(border.std, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         scores, maps = self.scorer(x)
         if self.standardised:
             maps = ring_standardise(maps, self.border_mean, self.border_std)

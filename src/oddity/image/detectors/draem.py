@@ -81,6 +81,18 @@ class ReconstructiveNetwork(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct the batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) images, sides multiples of the stride.
+
+        Returns
+        -------
+        torch.Tensor
+            (N, 3, H, W) reconstructions.
+        """
         for index, block in enumerate(self.encoder):
             x = block(F.max_pool2d(x, 2) if index else x)
         return self.decoder(x)
@@ -100,6 +112,18 @@ class DiscriminativeNetwork(nn.Module):
         self.head = nn.Conv2d(width, 2, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Segmentation logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 6, H, W) images and reconstructions, concatenated.
+
+        Returns
+        -------
+        torch.Tensor
+            (N, 2, H, W) logits (normal, anomalous).
+        """
         skips = []
         for index, block in enumerate(self.encoder):
             x = block(F.max_pool2d(x, 2) if index else x)
@@ -144,6 +168,18 @@ class NetworkPair(nn.Module):
         self.reconstructive, self.discriminative = reconstructive, discriminative
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both networks on a batch (`segment`).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) images.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (reconstructions, logits).
+        """
         return segment(x, self.reconstructive, self.discriminative)
 
 
@@ -273,6 +309,18 @@ class DRAEMScorer(nn.Module):
         self.reconstructive, self.discriminative, self.window = reconstructive, discriminative, window
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         _, logits = segment(x, self.reconstructive, self.discriminative)
         anomaly = torch.softmax(logits, dim=1)[:, 1:]
         pooled = F.avg_pool2d(anomaly, self.window, stride=1, padding=self.window // 2,

@@ -155,6 +155,18 @@ class Autoencoder(nn.Module):
                                   nn.Conv2d(width, out_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct the teacher's features from the image.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) images.
+
+        Returns
+        -------
+        torch.Tensor
+            (N, C, h, w) features on the PDN grid.
+        """
         x = self.encoder(x)
         for size, conv in zip(self.sizes, self.stages):
             x = self.dropout(F.relu(conv(F.interpolate(x, size=size, mode="bilinear"))))
@@ -411,6 +423,18 @@ class Discrepancy(nn.Module):
         self.bfloat16 = bfloat16
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw local and global maps.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) images.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (local (N, h, w), global (N, h, w)).
+        """
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
             teacher, student, reconstruction = self.teacher(x), self.student(x), self.autoencoder(x)
@@ -450,6 +474,18 @@ class EfficientADScorer(nn.Module):
                 for raw, low, scale in zip(self.discrepancy(x), self.lows, self.scales)]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         local, global_ = self.normalised(x)
         combined = 0.5 * (local + global_)
         return combined[:, MAP_PAD:-MAP_PAD, MAP_PAD:-MAP_PAD].flatten(1).amax(dim=1), combined

@@ -201,6 +201,18 @@ class GaussianADScorer(nn.Module):
                 self.register_buffer(f"projection_{level}", torch.from_numpy(np.asarray(projection, np.float64)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         assert self.extractor is not None
         pooled = [feature.mean(dim=(2, 3)).double() for feature in self.extractor(x)]
         total = level_distances(pooled, self).sum(dim=1)

@@ -46,6 +46,18 @@ class PaDiMScorer(nn.Module):
         self.register_buffer("whitening", whitening)  # (positions, d, d)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         features = concat_on_first_grid(self.extractor(x)).index_select(1, self.channels)
         count, dims, height, width = features.shape
         delta = features.reshape(count, dims, height * width).permute(2, 0, 1) - self.mean[:, None, :]

@@ -173,6 +173,18 @@ class BankSearch(nn.Module):
         self.index = index
 
     def forward(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Nearest memory-bank patch of each query.
+
+        Parameters
+        ----------
+        queries : torch.Tensor
+            (n, C) patch features.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (distances (n,), bank indices (n,)).
+        """
         if self.index is not None:
             squared, nearest = self.index.search(np.ascontiguousarray(queries.numpy(), dtype=np.float32), 1)
             return torch.from_numpy(squared[:, 0]).clamp_min(0).sqrt(), torch.from_numpy(nearest[:, 0])
@@ -204,6 +216,18 @@ class PatchCoreScorer(nn.Module):
             self.register_buffer("support", support)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         embedding = concat_on_first_grid(self.extractor(x), self.local_pool)
         count, channels, height, width = embedding.shape
         queries = embedding.permute(0, 2, 3, 1).reshape(-1, channels)

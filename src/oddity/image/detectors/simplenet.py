@@ -104,6 +104,18 @@ class SimpleNetScorer(nn.Module):
         self.adaptor, self.discriminator = adaptor, discriminator
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         embedding = concat_on_first_grid(self.extractor(x), self.local_pool)
         count, channels, height, width = embedding.shape
         patches = embedding.permute(0, 2, 3, 1).reshape(-1, channels)

@@ -74,6 +74,18 @@ class PairwiseEntityModel(nn.Module):
         return self.pair_weights[i, j] * (vectors[:, i] * vectors[:, j]).sum(-1)
 
     def forward(self, entities: torch.Tensor) -> torch.Tensor:
+        """Compatibility of each event.
+
+        Parameters
+        ----------
+        entities : torch.Tensor
+            (B, T) entity indices.
+
+        Returns
+        -------
+        torch.Tensor
+            (B,) compatibility (sum of the pair contributions).
+        """
         return self.contributions(entities).sum(1)
 
 

@@ -46,6 +46,18 @@ class NextEventLSTM(nn.Module):
         self.head = nn.Linear(hidden, n_codes)
 
     def forward(self, histories: torch.Tensor) -> torch.Tensor:
+        """Logits of the next event.
+
+        Parameters
+        ----------
+        histories : torch.Tensor
+            (B, history) event codes.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, codes) logits.
+        """
         out, _ = self.lstm(self.embed(histories))
         return self.head(out[:, -1])
 

@@ -50,6 +50,18 @@ class SemanticCountLSTM(nn.Module):
         self.head = nn.Linear(2 * hidden, n_codes)
 
     def forward(self, histories: torch.Tensor) -> torch.Tensor:
+        """Logits of the next event from template vectors and event counts.
+
+        Parameters
+        ----------
+        histories : torch.Tensor
+            (B, history) event codes.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, codes) logits.
+        """
         out, _ = self.lstm(self.table[histories])
         counts = F.one_hot(histories, self.table.shape[0]).float().sum(1)
         return self.head(torch.cat([out[:, -1], self.counts(counts)], dim=1))

@@ -44,6 +44,20 @@ class AttentionBiLSTM(nn.Module):
         self.head = nn.Linear(2 * hidden, 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Anomaly logit of each sequence and its attention weights.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (B, T, d) template vectors.
+        mask : torch.Tensor
+            (B, T) bool, True at real (not padded) events.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (logits (B,), weights (B, T)).
+        """
         out, _ = self.lstm(x)
         weights = self.attention(out)[..., 0].masked_fill(~mask, float("-inf")).softmax(dim=1)
         pooled = (weights[..., None] * out).sum(1)

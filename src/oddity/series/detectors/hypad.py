@@ -117,6 +117,18 @@ class Encoder(nn.Module):
         self.dense = nn.Linear(2 * hidden, latent)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Latent vector of each window.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (B, window, C) windows.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, latent) tangent vectors.
+        """
         _, (state, _) = self.lstm(x)
         return self.dense(torch.cat([state[0], state[1]], dim=-1))
 
@@ -132,6 +144,18 @@ class Decoder(nn.Module):
         self.dense_out = nn.Linear(2 * hidden, channels)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Window reconstructed from a latent vector.
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            (B, latent) latent vectors.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, window, C) windows.
+        """
         steps = self.dense_in(z).unsqueeze(1).expand(-1, self.window, -1)
         output, _ = self.lstm(steps.contiguous())
         return self.dense_out(output)

@@ -59,6 +59,18 @@ class SparseAutoencoder(nn.Module):
         self.decode = nn.Linear(hidden, inputs)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruction and code.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (B, window * C) flattened windows.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (reconstructions, non-negative codes).
+        """
         code = torch.relu(self.encode(x))
         return self.decode(code), code
 

@@ -85,7 +85,18 @@ class ConvTransformerGenerator(nn.Module):
         self.out = nn.Conv2d(width, 1, 3, 1, 1)
 
     def forward(self, past: torch.Tensor) -> torch.Tensor:
-        """past (B, T, H, W) in [-1, 1] -> next frame (B, 1, H, W) in [-1, 1]."""
+        """past (B, T, H, W) in [-1, 1] -> next frame (B, 1, H, W) in [-1, 1].
+
+        Parameters
+        ----------
+        past : torch.Tensor
+            (B, T, H, W) past frames in [-1, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            (B, 1, H, W) predicted next frame.
+        """
         batch, steps, height, width = past.shape
         x = past.reshape(batch * steps, 1, height, width)
         e1 = self.enc1(x)
@@ -114,6 +125,18 @@ class ImageDiscriminator(nn.Module):
             nn.Conv2d(2 * width, 1, 3, 1, 1))
 
     def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        """Realness logits of frames.
+
+        Parameters
+        ----------
+        frame : torch.Tensor
+            (B, 1, H, W) frames.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits.
+        """
         return self.net(frame)
 
 
@@ -129,6 +152,18 @@ class VideoDiscriminator(nn.Module):
             nn.Conv3d(2 * width, 1, 3, 1, 1))
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """Realness logits of clips.
+
+        Parameters
+        ----------
+        clip : torch.Tensor
+            (B, T, H, W) clips.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits.
+        """
         return self.net(clip[:, None])
 
 
