@@ -50,7 +50,7 @@ def main() -> None:
              "|---|---|---|---|---|"]
     for name in DETECTORS:
         for block in (1, 100):
-            detector = oddity.create(name, verbose=False).fit(nab.history)
+            detector = oddity.create(name).fit(nab.history, verbose=False)
             seconds = timed_updates(detector, stream, block)
             lines.append(f"| {name} | {block} | {len(stream) / seconds.sum():,.0f} | "
                          f"{1000 * np.median(seconds):.3f} | "

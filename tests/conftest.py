@@ -50,6 +50,7 @@ class MeanDifference(ImageDetector):
     def _scorer(self, portable: bool) -> torch.nn.Module:
         return MeanDifferenceScorer(torch.from_numpy(self.mean_))
 
+    # the hooks every detector writes (docs/contributing.md), overridden as a method would
     def _get_state(self):
         values, arrays = super()._get_state()
         return values, {**arrays, "mean": self.mean_}

@@ -245,7 +245,7 @@ def test_wrongly_typed_set_values_are_one_line_errors(capsys, inspection_set, tm
 
 # --- 5. degenerate data ------------------------------------------------------------------------
 def test_constant_training_series_is_refused_and_a_constant_channel_warned(tmp_path):
-    detector = oddity.create("rolling_zscore", window=8, verbose=False)
+    detector = oddity.create("rolling_zscore", window=8)
     with pytest.raises(DataError, match="every channel is constant"):
         detector.fit(np.full(200, 3.0))
     values = np.stack([np.sin(np.arange(200) / 5), np.full(200, 1.0)], axis=1)

@@ -60,7 +60,9 @@ def create(name: str, **params: Any) -> Detector:
     from oddity.core.params import check_params
 
     cls = get_detector_class(name)
-    return cls(**check_params(cls, params))
+    detector = cls(**check_params(cls, params))
+    detector.validate_params()
+    return detector
 
 
 __all__ = ["Detector", "OddityError", "create", "list_detectors", "load", "__version__"]

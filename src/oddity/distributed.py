@@ -31,7 +31,23 @@ _MODELS: dict[str, Any] = {}  # per worker process: model path -> loaded model
 @contextmanager
 def dask_client(address: str) -> Iterator[Any]:
     """A `distributed.Client` for `local:N` (a LocalCluster of N worker processes, one thread
-    each, closed afterwards) or `tcp://HOST:PORT` (an existing scheduler)."""
+    each, closed afterwards) or `tcp://HOST:PORT` (an existing scheduler).
+
+    Parameters
+    ----------
+    address : str
+        ``local:N`` or ``tcp://HOST:PORT``.
+
+    Yields
+    ------
+    distributed.Client
+        The client.
+
+    Raises
+    ------
+    ConfigError
+        If the address is neither form.
+    """
     from distributed import Client, LocalCluster
 
     if address.startswith("local:"):
@@ -50,7 +66,18 @@ def dask_client(address: str) -> Iterator[Any]:
 
 
 def worker_model(path: str) -> Any:
-    """The model at `path` (a .oddity file or an export), loaded once per process."""
+    """The model at `path` (a .oddity file or an export), loaded once per process.
+
+    Parameters
+    ----------
+    path : str
+        A .oddity file or an export.
+
+    Returns
+    -------
+    Detector or ExportedModel
+        The model.
+    """
     if path not in _MODELS:
         from oddity.export.engine import ExportedModel, is_export
 
@@ -64,7 +91,24 @@ def worker_model(path: str) -> Any:
 
 
 def score_partition(path: str, samples: Sequence, batch_size: int, skip_bad: bool) -> ImageScores:
-    """Score one partition with the model at `path` (runs on a worker)."""
+    """Score one partition with the model at `path` (runs on a worker).
+
+    Parameters
+    ----------
+    path : str
+        The model.
+    samples : sequence
+        The partition's samples.
+    batch_size : int
+        Model inputs run at once.
+    skip_bad : bool
+        Skip unreadable images.
+
+    Returns
+    -------
+    ImageScores
+        The partition's scores.
+    """
     model = worker_model(path)
     if hasattr(model, "skip_bad"):
         model.skip_bad = skip_bad
@@ -73,7 +117,24 @@ def score_partition(path: str, samples: Sequence, batch_size: int, skip_bad: boo
 
 
 def run_partition(path: str, samples: Sequence, batch_size: int, skip_bad: bool) -> ImageScores:
-    """The task a worker runs; looks `score_partition` up at call time."""
+    """The task a worker runs; looks `score_partition` up at call time.
+
+    Parameters
+    ----------
+    path : str
+        The model.
+    samples : sequence
+        The partition's samples.
+    batch_size : int
+        Model inputs run at once.
+    skip_bad : bool
+        Skip unreadable images.
+
+    Returns
+    -------
+    ImageScores
+        The partition's scores.
+    """
     return score_partition(path, samples, batch_size, skip_bad)
 
 
@@ -133,7 +194,29 @@ def score_on_cluster(client: Any, path: str, samples: Sequence, *, partition_siz
 
 def predict_on_cluster(client: Any, path: str, samples: Sequence, **options: Any) -> ImagePrediction:
     """`score_on_cluster` plus labels and masks from the model's thresholds (decided here).
-    A model that scores a batch against itself (MuSc) is refused: partitions would change it."""
+    A model that scores a batch against itself (MuSc) is refused: partitions would change it.
+
+    Parameters
+    ----------
+    client : distributed.Client
+        A client (`dask_client`).
+    path : str
+        A .oddity model or an export, readable by every worker.
+    samples : sequence
+        Image samples.
+    **options
+        As `score_on_cluster` takes them (partition_size, batch_size, skip_bad, verbose).
+
+    Returns
+    -------
+    ImagePrediction
+        Scores, maps, labels and masks, in input order.
+
+    Raises
+    ------
+    ConfigError
+        If the model scores a batch against itself.
+    """
     model = worker_model(os.path.abspath(path))
     if getattr(model, "not_a_graph", None):
         raise ConfigError(f"{model.name} cannot be partitioned: {model.not_a_graph}")

@@ -44,7 +44,19 @@ def _figure(figsize: tuple[float, float] = FIGSIZE) -> tuple[Figure, object]:
 def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = DPI,
                 colours: int | None = None) -> None:
     """Write `figure` as a PNG file atomically (no partial file on failure); with `colours`,
-    as a palette PNG of at most that many colours (a plot: about 8 KB instead of 25 KB)."""
+    as a palette PNG of at most that many colours (a plot: about 8 KB instead of 25 KB).
+
+    Parameters
+    ----------
+    figure : matplotlib.figure.Figure
+        The figure.
+    path : str or os.PathLike
+        The PNG file.
+    dpi : int, default 100
+        Resolution.
+    colours : int, optional
+        Palette size (None: full colour).
+    """
     if colours is None:
         atomic_write(path, lambda tmp: figure.savefig(tmp, format="png", dpi=dpi,
                                                       metadata={"Software": None}))
@@ -59,7 +71,22 @@ def save_figure(figure: Figure, path: str | os.PathLike, dpi: int = DPI,
 def roc_figure(labels: np.ndarray, scores: np.ndarray, threshold: float = float("nan")) -> Figure:
     """Image-level ROC curve of `scores` against `labels` (1 = anomalous), the points of
     scikit-learn's `roc_curve` joined by straight lines, with the chance diagonal and, when
-    `threshold` is finite, the operating point `score > threshold` marked."""
+    `threshold` is finite, the operating point `score > threshold` marked.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (N,) 0/1, 1 = anomalous.
+    scores : numpy.ndarray
+        (N,) scores.
+    threshold : float, default nan
+        The operating point (not marked when not finite).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, np.float64)
     fpr, tpr, _ = roc_curve(labels, scores)
     area = float(np.trapezoid(tpr, fpr))
@@ -82,7 +109,20 @@ def roc_figure(labels: np.ndarray, scores: np.ndarray, threshold: float = float(
 def thin_curve(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> tuple[np.ndarray, np.ndarray]:
     """At most about `max_points` vertices of a monotone curve for drawing: the first and last
     vertex and those where x or y crosses one of `max_points // 2` evenly spaced levels, so
-    both steep and flat stretches keep their shape."""
+    both steep and flat stretches keep their shape.
+
+    Parameters
+    ----------
+    x, y : numpy.ndarray
+        The vertices of a monotone curve.
+    max_points : int, default 2000
+        About how many to keep.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        The kept x and y.
+    """
     x, y = np.asarray(x), np.asarray(y)
     if x.size <= max_points:
         return x, y
@@ -99,7 +139,24 @@ def thin_curve(x: np.ndarray, y: np.ndarray, max_points: int = 2000) -> tuple[np
 def pro_figure(fpr: np.ndarray, pro: np.ndarray, aupro: float | None = None,
                fpr_limit: float = 0.3, max_points: int = 2000) -> Figure:
     """The PRO curve (per-region overlap against pixel FPR) up to `fpr_limit`, as returned by
-    `oddity.metrics.pro_curve`, thinned to about `max_points` vertices; `aupro` in the legend."""
+    `oddity.metrics.pro_curve`, thinned to about `max_points` vertices; `aupro` in the legend.
+
+    Parameters
+    ----------
+    fpr, pro : numpy.ndarray
+        The curve.
+    aupro : float, optional
+        Shown in the legend.
+    fpr_limit : float, default 0.3
+        Right end of the x axis.
+    max_points : int, default 2000
+        Vertices drawn at most.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     x, y = thin_curve(fpr, pro, max_points)
     figure, ax = _figure()
     label = f"AUPRO {aupro:.3f} (FPR <= {fpr_limit:g})" if aupro is not None else "PRO"
@@ -115,7 +172,18 @@ def pro_figure(fpr: np.ndarray, pro: np.ndarray, aupro: float | None = None,
 def aupimo_figure(values: Mapping[str, np.ndarray]) -> Figure:
     """Box plot of per-image AUPIMO, one box per group (`values`: group name -> AUPIMO of its
     anomalous images; NaN entries dropped); with several groups a box "all" comes first.
-    Each image is drawn as a dot over its box (fixed jitter), the mean as a triangle."""
+    Each image is drawn as a dot over its box (fixed jitter), the mean as a triangle.
+
+    Parameters
+    ----------
+    values : mapping of str to numpy.ndarray
+        Group name to AUPIMO of its anomalous images.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     groups = {name: np.asarray(v, np.float64)[~np.isnan(np.asarray(v, np.float64))]
               for name, v in values.items()}
     groups = {name: v for name, v in groups.items() if v.size}
@@ -149,7 +217,26 @@ def score_histogram_figure(labels: np.ndarray, scores: np.ndarray, threshold: fl
     and the image threshold (`score > threshold` is flagged) as a vertical line. `log`: bins
     spaced evenly on a log axis; by default when every score is positive and the largest is
     more than 10 times the smallest, so that a few very high scores do not squash the rest
-    (where normal and anomalous scores meet) into one or two bins."""
+    (where normal and anomalous scores meet) into one or two bins.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (N,) 0/1, 1 = anomalous.
+    scores : numpy.ndarray
+        (N,) scores.
+    threshold : float, default nan
+        Drawn when finite.
+    bins : int, default 40
+        Number of bins.
+    log : bool, optional
+        Log-spaced bins (default: decided from the scores).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, np.float64)
     low, high = float(scores.min()), float(scores.max())
     if np.isfinite(threshold):

@@ -52,13 +52,39 @@ class ReportContext:
     png_colours: int | None = None
 
     def save_image(self, name: str, image: np.ndarray) -> str:
-        """Save an RGB float image as images/<name>.png; return its path relative to the page."""
+        """Save an RGB float image as images/<name>.png; return its path relative to the page.
+
+        Parameters
+        ----------
+        name : str
+            File stem.
+        image : numpy.ndarray
+            (H, W, 3) float RGB.
+
+        Returns
+        -------
+        str
+            Path relative to the page.
+        """
         relative = f"{IMAGE_FOLDER}/{name}.png"
         save_png(self.folder / relative, image, self.png_colours)
         return relative
 
     def save_figure(self, name: str, figure: Figure) -> str:
-        """Save a matplotlib figure as images/<name>.png; return its path relative to the page."""
+        """Save a matplotlib figure as images/<name>.png; return its path relative to the page.
+
+        Parameters
+        ----------
+        name : str
+            File stem.
+        figure : matplotlib.figure.Figure
+            The figure.
+
+        Returns
+        -------
+        str
+            Path relative to the page.
+        """
         from oddity.plots import save_figure
 
         relative = f"{IMAGE_FOLDER}/{name}.png"
@@ -75,13 +101,35 @@ def _table(rows: Sequence[tuple[str, str]]) -> str:
 
 
 def metrics_section(context: ReportContext) -> tuple[str, str]:
-    """The metric table, followed by the evaluation's notes (e.g. why pixel metrics are n/a)."""
+    """The metric table, followed by the evaluation's notes (e.g. why pixel metrics are n/a).
+
+    Parameters
+    ----------
+    context : ReportContext
+        The evaluation, configuration and output folder.
+
+    Returns
+    -------
+    tuple of str
+        (title, HTML).
+    """
     notes = "".join(f"<p class='note'>{html.escape(n)}</p>" for n in context.evaluation.notes)
     return "Metrics", _table(metric_rows(context.evaluation.metrics)) + notes
 
 
 def config_section(context: ReportContext) -> tuple[str, str]:
-    """The configuration: detector, parameters, thresholds, data; nested values as JSON."""
+    """The configuration: detector, parameters, thresholds, data; nested values as JSON.
+
+    Parameters
+    ----------
+    context : ReportContext
+        The evaluation, configuration and output folder.
+
+    Returns
+    -------
+    tuple of str
+        (title, HTML).
+    """
     rows = [(str(k), v if isinstance(v, str) else json.dumps(v, default=str)) for k, v in context.config.items()]
     return "Configuration", _table(rows)
 
@@ -117,7 +165,18 @@ def heatmap_section(context: ReportContext) -> tuple[str, str] | None:
     """Image and heat-map overlay side by side for the highest-scoring images first, the
     ground truth outlined in white on both; cards of wrong decisions (at the calibrated threshold) are
     framed red (missed defect) or orange (false alarm). Left out when `max_images` is 0 or the
-    detector gives no maps."""
+    detector gives no maps.
+
+    Parameters
+    ----------
+    context : ReportContext
+        The evaluation, configuration and output folder.
+
+    Returns
+    -------
+    tuple of str or None
+        (title, HTML), or None when the section is left out.
+    """
     evaluation = context.evaluation
     if context.max_images <= 0 or evaluation.maps is None:
         return None
@@ -137,7 +196,18 @@ def _plot(source: str, alt: str, caption: str) -> str:
 
 
 def roc_section(context: ReportContext) -> tuple[str, str]:
-    """Image-level ROC curve with the operating point of the calibrated threshold."""
+    """Image-level ROC curve with the operating point of the calibrated threshold.
+
+    Parameters
+    ----------
+    context : ReportContext
+        The evaluation, configuration and output folder.
+
+    Returns
+    -------
+    tuple of str
+        (title, HTML).
+    """
     from oddity.plots import roc_figure
 
     evaluation = context.evaluation
@@ -153,7 +223,18 @@ def _known_pixels(evaluation: Evaluation) -> tuple[list[np.ndarray], list[np.nda
 
 
 def pro_section(context: ReportContext) -> tuple[str, str] | None:
-    """The PRO curve up to FPR 0.3 with the AUPRO; left out when the evaluation has no AUPRO."""
+    """The PRO curve up to FPR 0.3 with the AUPRO; left out when the evaluation has no AUPRO.
+
+    Parameters
+    ----------
+    context : ReportContext
+        The evaluation, configuration and output folder.
+
+    Returns
+    -------
+    tuple of str or None
+        (title, HTML), or None when the section is left out.
+    """
     from oddity.metrics import pro_curve
     from oddity.plots import pro_figure
 
@@ -170,7 +251,18 @@ def pro_section(context: ReportContext) -> tuple[str, str] | None:
 
 def aupimo_section(context: ReportContext) -> tuple[str, str] | None:
     """Box plot of per-image AUPIMO over the anomalous images, one box per defect type when
-    there are several; a line saying why when AUPIMO was not computed, nothing without masks."""
+    there are several; a line saying why when AUPIMO was not computed, nothing without masks.
+
+    Parameters
+    ----------
+    context : ReportContext
+        The evaluation, configuration and output folder.
+
+    Returns
+    -------
+    tuple of str or None
+        (title, HTML), or None when the section is left out.
+    """
     from oddity.plots import aupimo_figure
 
     evaluation = context.evaluation
@@ -192,7 +284,18 @@ def aupimo_section(context: ReportContext) -> tuple[str, str] | None:
 
 
 def histogram_section(context: ReportContext) -> tuple[str, str]:
-    """Histogram of image scores, normal against anomalous, with the calibrated threshold line."""
+    """Histogram of image scores, normal against anomalous, with the calibrated threshold line.
+
+    Parameters
+    ----------
+    context : ReportContext
+        The evaluation, configuration and output folder.
+
+    Returns
+    -------
+    tuple of str
+        (title, HTML).
+    """
     from oddity.plots import score_histogram_figure
 
     evaluation = context.evaluation
@@ -210,7 +313,24 @@ def worst_errors(labels: np.ndarray, scores: np.ndarray, threshold: float,
     """Indices of the worst wrong decisions at `threshold` (flagged when `score > threshold`):
     false negatives (anomalous, not flagged) lowest score first, and false positives (normal,
     flagged) highest score first, at most `limit` of each; ties keep test-set order. No
-    errors are defined when the threshold is not finite."""
+    errors are defined when the threshold is not finite.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (N,) 0/1, 1 = anomalous.
+    scores : numpy.ndarray
+        (N,) scores.
+    threshold : float
+        The image threshold.
+    limit : int
+        Most of each kind.
+
+    Returns
+    -------
+    tuple of list of int
+        (false negatives, false positives).
+    """
     labels, scores = np.asarray(labels).astype(bool), np.asarray(scores, np.float64)
     if not np.isfinite(threshold) or limit <= 0:
         return [], []
@@ -224,7 +344,18 @@ def worst_errors(labels: np.ndarray, scores: np.ndarray, threshold: float,
 
 def errors_section(context: ReportContext) -> tuple[str, str] | None:
     """Grids of the worst false negatives (missed defects, lowest scores first) and false
-    positives (false alarms, highest first) at the calibrated image threshold, with overlays."""
+    positives (false alarms, highest first) at the calibrated image threshold, with overlays.
+
+    Parameters
+    ----------
+    context : ReportContext
+        The evaluation, configuration and output folder.
+
+    Returns
+    -------
+    tuple of str or None
+        (title, HTML), or None when the section is left out.
+    """
     evaluation = context.evaluation
     if not np.isfinite(evaluation.threshold) or context.max_errors <= 0:
         return None
@@ -277,7 +408,39 @@ def write_report(folder: str | os.PathLike, evaluation: Evaluation, config: dict
     `max_images`: cards in the heat-map grid (0 leaves the grid out); `max_errors`: cards of
     each kind of error (false negatives, false positives); `thumbnail_side`: long side of the
     images on the cards, in pixels; `png_colours`: reduce every PNG to a palette of this many
-    colours (about 3x smaller files, for reports that get committed)."""
+    colours (about 3x smaller files, for reports that get committed).
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Output folder (created or replaced whole).
+    evaluation : Evaluation
+        What `oddity.image.evaluate.evaluate` returned.
+    config : dict
+        The configuration shown (detector, parameters, data).
+    title : str, default "oddity evaluation"
+        Page title.
+    max_images : int, default 120
+        Cards in the heat-map grid.
+    max_errors : int, default 12
+        Cards of each kind of error.
+    thumbnail_side : int, default 256
+        Long side of the card images.
+    png_colours : int, optional
+        Palette size of every PNG.
+    sections : sequence of callable
+        The sections, in order.
+
+    Returns
+    -------
+    pathlib.Path
+        The page (index.html).
+
+    Raises
+    ------
+    OutputError
+        If `folder` may not be written.
+    """
     folder = Path(folder)
     with staged_directory(folder) as stage:
         context = ReportContext(evaluation, config, stage, max_images, max_errors, thumbnail_side,

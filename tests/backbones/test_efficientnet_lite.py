@@ -81,7 +81,7 @@ def test_folded_batchnorm_matches_the_classifier_trunk() -> None:
     net = build_classifier("efficientnet_lite0")
     with torch.inference_mode():
         h = net.forward_stem(x)
-        for block in net._blocks[:11]:
+        for block in net._blocks[:11]:  # named as in the published weights' keys
             h = block(h)
         (folded,) = FeatureExtractor(layers=("stage5",), memory_format=torch.channels_last)(x)
     torch.testing.assert_close(folded, h, rtol=1e-4, atol=1e-4)
@@ -102,9 +102,9 @@ def test_input_norms_are_the_documented_affine_maps() -> None:
     official = build_classifier("efficientnet_lite0", "efficientnet")
     imagenet = build_classifier("efficientnet_lite0", "imagenet")
     # (p - 127.5) / 128 on 0-255 pixels: -0.996, 0, +0.996 in every channel
-    shifted = torch.addcmul(official._shift, pixels, official._scale)
+    shifted = torch.addcmul(official.input_shift, pixels, official.input_scale)
     torch.testing.assert_close(shifted[0, :, 0], torch.tensor([-127.5, 0.0, 127.5]).expand(3, 3) / 128)
-    shifted = torch.addcmul(imagenet._shift, pixels, imagenet._scale)
+    shifted = torch.addcmul(imagenet.input_shift, pixels, imagenet.input_scale)
     torch.testing.assert_close(shifted[0, 0, 0], (torch.tensor([0.0, 0.5, 1.0]) - 0.485) / 0.229)
 
 

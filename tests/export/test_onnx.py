@@ -90,7 +90,7 @@ def test_a_graph_that_drifted_from_the_model_is_refused(inspection_set, tmp_path
     # Held-out calibration: the gate measures differences relative to the larger of the score
     # and the threshold, and a cross-fitted threshold on 12 images lies far above the scores.
     detector = oddity.create("padim", calibration="holdout", **QUICK).fit(inspection_set, verbose=False)
-    original = type(detector)._scorer
+    original = type(detector).kernel
 
     class Drifted(torch.nn.Module):
         def __init__(self, scorer):
@@ -101,8 +101,8 @@ def test_a_graph_that_drifted_from_the_model_is_refused(inspection_set, tmp_path
             scores, maps = self.scorer(x)
             return scores * 1.001, maps * 1.001
 
-    monkeypatch.setattr(type(detector), "_scorer",
-                        lambda self, portable: Drifted(original(self, portable)) if portable else original(self, portable))
+    monkeypatch.setattr(type(detector), "kernel", lambda self, portable=False:
+                        Drifted(original(self, portable)) if portable else original(self, portable))
     with pytest.raises(ExportError, match="parity gate failed"):
         export_onnx(detector, tmp_path / "export", verbose=False)
     assert not (tmp_path / "export").exists()

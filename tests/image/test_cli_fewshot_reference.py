@@ -12,7 +12,7 @@ import oddity
 from oddity.cli import main
 
 sys.path.insert(0, str(Path(__file__).parent))
-from test_reference import _crop, _moved, _part  # noqa: E402
+from test_reference import centre_crop, machined_part, moved_crop  # noqa: E402
 
 
 def _save(path: Path, pixels: np.ndarray) -> Path:
@@ -38,9 +38,9 @@ def test_augment_without_shots_is_refused(inspection_set, tmp_path, capsys):
 
 
 def test_compare_writes_its_outputs(tmp_path, capsys):
-    part = _part()
-    reference = _save(tmp_path / "ref.png", _crop(part))
-    query = _save(tmp_path / "query.png", _moved(part)[0])
+    part = machined_part()
+    reference = _save(tmp_path / "ref.png", centre_crop(part))
+    query = _save(tmp_path / "query.png", moved_crop(part)[0])
     out = tmp_path / "out"
     assert main(["compare", str(reference), str(query), "--out", str(out), "--quiet"]) == 0
     assert "inliers" in capsys.readouterr().out
@@ -52,7 +52,7 @@ def test_compare_writes_its_outputs(tmp_path, capsys):
 
 
 def test_compare_reports_a_failed_alignment(tmp_path, capsys):
-    reference = _save(tmp_path / "ref.png", _crop(_part()))
+    reference = _save(tmp_path / "ref.png", centre_crop(machined_part()))
     flat = _save(tmp_path / "flat.png", np.full((192, 192, 3), 0.5))
     code = main(["compare", str(reference), str(flat), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err

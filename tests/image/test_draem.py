@@ -5,12 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from torch.optim.swa_utils import AveragedModel
 
 import oddity
 from oddity.core.errors import ConfigError, ModelFileError
 from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.image.data import evaluation_samples
-from oddity.image.detectors.draem import DRAEM, focal_loss, ssim
+from oddity.image.detectors import draem
+from oddity.image.detectors.draem import DRAEM, averaged_networks, focal_loss, score_window, ssim
 
 # Tiny settings for 9 training images of 64 px: narrow networks, whole images, batches of 4.
 # At the defaults (lr 3e-4, weights averaged over the last 30 % of the steps) image / pixel AUROC
@@ -40,7 +42,7 @@ def test_image_score_is_the_max_of_the_mean_filtered_map(fitted):
         scores, maps = fitted.kernel()(x)
     score, anomaly_map = float(scores[0]), maps[0].numpy()
     assert anomaly_map.shape == (64, 80) and 0.0 <= anomaly_map.min() <= anomaly_map.max() <= 1.0
-    window = fitted._score_window()
+    window = score_window(fitted.image_size)
     assert window == 5  # the paper's 21 px at 256 px, scaled to 64 px and kept odd
     pooled = torch.nn.functional.avg_pool2d(torch.from_numpy(anomaly_map)[None, None], window,
                                             stride=1, padding=window // 2, count_include_pad=False)
@@ -68,39 +70,34 @@ def test_training_is_deterministic_under_a_seed(inspection_set):
 
 
 
-def test_checkpoints_score_the_networks_in_eval_mode_mid_training():
-    detector = DRAEM(**{**TINY, "steps": 4})
+def test_average_from_fits_the_mean_of_the_weights_over_the_end_of_training(monkeypatch):
     images = [np.random.default_rng(i).random((64, 64, 3), dtype=np.float32) for i in range(3)]
-    seen = []
+    tiny = {**TINY, "steps": 8, "calibration_fraction": 0.0}
+    averaged_weights, batchnorm_batches = [], []
+    update = AveragedModel.update_parameters
 
-    def checkpoint(step, focal):
-        seen.append((step, focal, detector.discriminative_.training, detector.reconstructive_.training))
+    def recording_update(self, model):
+        averaged_weights.append(model.discriminative.head.weight.detach().clone())
+        update(self, model)
 
-    detector._train(images, checkpoint=(2, checkpoint))
-    assert [s[0] for s in seen] == [2, 4]
-    assert all(focal > 0 and not d_train and not r_train for _, focal, d_train, r_train in seen)
-    assert not detector.discriminative_.training
+    def recording_average(average, batches):
+        batchnorm_batches.extend(batches)
+        return averaged_networks(average, batchnorm_batches)
 
-def test_average_from_fits_the_mean_of_the_weights_over_the_end_of_training():
-    images = [np.random.default_rng(i).random((64, 64, 3), dtype=np.float32) for i in range(3)]
-    tiny = {**TINY, "steps": 8}
-    head_weights = []
-
-    def checkpoint(step, focal):
-        head_weights.append(last.discriminative_.head.weight.detach().clone())
-
-    last = DRAEM(**tiny)
-    last._train(images, checkpoint=(1, checkpoint))
-    averaged = DRAEM(**tiny, average_from=0.5)
-    averaged._train(images)
+    monkeypatch.setattr(AveragedModel, "update_parameters", recording_update)
+    monkeypatch.setattr(draem, "averaged_networks", recording_average)
+    last = DRAEM(**tiny, average_from=None).fit(images, verbose=False)
+    assert not averaged_weights  # no averaging without average_from
+    averaged = DRAEM(**tiny, average_from=0.5).fit(images, verbose=False)
     # Same training run (averaging draws nothing from the training stream), fitted weights =
     # the uniform average of the weights after steps 5..8, BatchNorm statistics re-estimated.
     np.testing.assert_array_equal(averaged.losses_, last.losses_)
-    torch.testing.assert_close(averaged.discriminative_.head.weight, torch.stack(head_weights[4:]).mean(0))
+    assert len(averaged_weights) == 4
+    torch.testing.assert_close(averaged.discriminative_.head.weight, torch.stack(averaged_weights).mean(0))
     assert not torch.equal(averaged.discriminative_.head.weight, last.discriminative_.head.weight)
     conv, batchnorm = averaged.reconstructive_.encoder[0][:2]  # first layer: mean of its outputs
     with torch.inference_mode():
-        means = [conv(batch).mean((0, 2, 3)) for batch in averaged._batchnorm_batches(images)]
+        means = [conv(batch).mean((0, 2, 3)) for batch in batchnorm_batches]
     torch.testing.assert_close(batchnorm.running_mean, torch.stack(means).mean(0))
     assert not averaged.discriminative_.training and not averaged.reconstructive_.training
     x = torch.from_numpy(images[0]).permute(2, 0, 1)[None]
@@ -125,8 +122,9 @@ def test_ssim_and_focal_loss():
     {"average_from": True},
 ])
 def test_bad_parameters_are_config_errors(params):
+    detector = DRAEM(**params)  # the constructor only stores them
     with pytest.raises(ConfigError):
-        DRAEM(**params)
+        detector.validate_params()
 
 
 def test_detector_is_registered():

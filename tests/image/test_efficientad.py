@@ -14,9 +14,12 @@ from oddity.image.detectors.efficientad import (
     Autoencoder,
     EfficientAD,
     anomalous_copies,
+    distillation_pool,
+    generic_pool,
     hard_feature_loss,
     pdn_grid,
     pdn_small,
+    scores_in_bfloat16,
 )
 from oddity.image.geometry import patch_map_to_image
 
@@ -60,22 +63,23 @@ def test_bfloat16_scoring_gives_nearly_the_float32_maps(fitted):
     with torch.inference_mode():
         for precision in ("float32", "bfloat16"):
             fitted.precision = precision
-            maps[precision] = fitted._raw_maps(x)
+            maps[precision] = fitted.kernel()(x)[1][0].numpy()
     fitted.precision = "auto"
-    for full, half in zip(maps["float32"], maps["bfloat16"]):
-        assert not np.array_equal(full, half)  # bfloat16 did run
-        assert np.abs(full - half).mean() < 0.05 * np.abs(full).mean()
+    full, half = maps["float32"], maps["bfloat16"]
+    assert not np.array_equal(full, half)  # bfloat16 did run
+    assert np.abs(full - half).mean() < 0.05 * np.abs(full).mean()
 
 
 @pytest.mark.parametrize("amx, avx512_bf16, expected", [
     (False, False, False), (True, False, True), (False, True, True),
 ])
 def test_auto_precision_uses_bfloat16_only_where_the_cpu_computes_it(monkeypatch, amx, avx512_bf16, expected):
+    # torch's CPU-feature probes are private and have no public equivalent
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16, raising=False)
-    assert EfficientAD(precision="auto")._bfloat16() is expected
-    assert EfficientAD(precision="float32")._bfloat16() is False
-    assert EfficientAD(precision="bfloat16")._bfloat16() is True
+    assert scores_in_bfloat16("auto") is expected
+    assert scores_in_bfloat16("float32") is False
+    assert scores_in_bfloat16("bfloat16") is True
 
 
 def test_save_load_gives_identical_scores(fitted, inspection_set, reloaded):
@@ -95,11 +99,11 @@ def test_training_is_deterministic_under_a_seed(fitted, inspection_set):
 
 def test_distillation_pool_with_natural_images_and_anomalous_copies(inspection_set, aurocs):
     detector = EfficientAD(**{**TINY, "natural_images": True, "distill_anomalies": True})
-    generic = detector._generic((64, 80))
+    generic = generic_pool(TINY["generic_images"], (64, 80), seed=0, natural=True)
     assert len(generic) >= TINY["generic_images"] + 15  # scikit-image's photographs joined the textures
     assert all(x.shape[:2] == (1, 3) and x.shape[2] >= 64 and x.shape[3] >= 80 for x in generic)
     train = [torch.rand(1, 3, 64, 80) for _ in range(4)]
-    pool = detector._distillation_pool(train, generic)
+    pool = distillation_pool(train, generic, seed=0, anomalies=True)
     assert len(pool) == 2 * len(train) + len(generic) and all(a is b for a, b in zip(pool, train))
     samples = evaluation_samples(inspection_set)
     image_auroc, pixel_auroc = aurocs(samples, detector.fit(inspection_set, verbose=False).predict(samples, verbose=False))
@@ -171,8 +175,9 @@ def test_hard_feature_loss_keeps_only_the_largest_differences():
     {"hard_count": 0}, {"hard_count": 1.5}, {"natural_images": "yes"}, {"distill_anomalies": 1},
 ])
 def test_bad_parameters_are_config_errors(params):
+    detector = EfficientAD(**params)  # the constructor only stores them
     with pytest.raises(ConfigError):
-        EfficientAD(**params)
+        detector.validate_params()
 
 
 def test_detector_is_registered():

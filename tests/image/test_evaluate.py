@@ -11,7 +11,7 @@ from sklearn.metrics import roc_auc_score
 
 import oddity
 from oddity.core.errors import DataError
-from oddity.image.evaluate import METRIC_LABELS, _pixel_metrics, evaluate, metric_rows
+from oddity.image.evaluate import METRIC_LABELS, evaluate, metric_rows, pixel_metrics
 from oddity.image.synth import make_inspection_set
 from oddity.metrics import aupimo, aupro
 
@@ -83,7 +83,7 @@ def test_aupimo_keeps_images_without_masks_out(larger_set, tmp_path):
     np.testing.assert_array_equal(evaluation.aupimo[known], expected.per_image)
 
 
-def test_pixel_metrics_are_none_without_masks(detector, inspection_set, tmp_path):
+def testpixel_metrics_are_none_without_masks(detector, inspection_set, tmp_path):
     root = tmp_path / "nomasks"
     shutil.copytree(inspection_set, root, ignore=shutil.ignore_patterns("ground_truth"))
     evaluation = evaluate(detector, root, verbose=False)
@@ -110,7 +110,7 @@ def test_mixed_image_sizes_are_evaluated_exactly(detector, inspection_set, tmp_p
     assert not any("differ in size" in note or "resized" in note for note in evaluation.notes)
 
 
-def test_pixel_metrics_of_mixed_sizes_are_exact():
+def testpixel_metrics_of_mixed_sizes_are_exact():
     rng = np.random.default_rng(0)
     maps = [rng.random((20, 30)), rng.random((20, 20)), rng.random((20, 30))]
     masks = [np.zeros((20, 30), bool), np.zeros((20, 20), bool), np.zeros((20, 30), bool)]
@@ -118,14 +118,14 @@ def test_pixel_metrics_of_mixed_sizes_are_exact():
     masks[2][0:4, 0:6] = True
     maps[1][5:10, 5:10] += 0.5
     notes: list[str] = []
-    auroc, pro, per_image = _pixel_metrics(maps, masks, notes)
+    auroc, pro, per_image = pixel_metrics(maps, masks, notes)
     expected = roc_auc_score(np.concatenate([m.ravel() for m in masks]), np.concatenate([m.ravel() for m in maps]))
     assert auroc == pytest.approx(expected)
     assert pro == aupro(maps, masks) and 0 <= pro <= 1
     # 600 normal pixels cannot reach FPR 1e-5: no AUPIMO, and a note says why.
     assert per_image is None and len(notes) == 1 and "AUPIMO not computed" in notes[0]
     same_size = [m[:, :20] for m in maps], [m[:, :20] for m in masks]
-    assert _pixel_metrics(*same_size, [])[1] == pytest.approx(aupro(np.stack(same_size[0]), np.stack(same_size[1])))
+    assert pixel_metrics(*same_size, [])[1] == pytest.approx(aupro(np.stack(same_size[0]), np.stack(same_size[1])))
 
 
 def test_test_set_with_one_class_is_a_data_error(detector, inspection_set, tmp_path):

@@ -7,6 +7,7 @@ import csv
 
 import numpy as np
 import pytest
+import torch
 from scipy.stats import chi
 from sklearn.metrics import roc_auc_score
 
@@ -14,8 +15,11 @@ import oddity
 from oddity.cli import main
 from oddity.core.errors import ConfigError
 from oddity.image.data import evaluation_samples
-from oddity.image.detectors.gaussian_ad import GaussianAD, chi_sum_quantile, npca_components
+from oddity.image.detectors.gaussian_ad import (
+    GaussianAD, GaussianADScorer, chi_sum_quantile, fit_gaussian, level_distances, npca_components,
+)
 from oddity.image.evaluate import evaluate
+from oddity.image.features import feature_extractor
 from oddity.image.predictions import write_predictions
 from oddity.report import write_report
 
@@ -44,10 +48,9 @@ def test_save_load_gives_identical_scores(fitted, inspection_set, reloaded):
 
 def test_score_is_the_sum_of_per_level_mahalanobis_distances(fitted):
     x = np.random.default_rng(0).random((1, 3, 64, 64), dtype=np.float32)
-    import torch
-
     with torch.inference_mode():
-        levels = fitted._pooled(torch.from_numpy(x))
+        features = feature_extractor(fitted.backbone, fitted.layers, fitted.input_norm)(torch.from_numpy(x))
+        levels = [f.mean(dim=(2, 3))[0].double().numpy() for f in features]
         scores, maps = fitted.kernel()(torch.from_numpy(x))
     score = float(scores[0])
     assert maps.shape == (1, 1, 1) and float(maps[0, 0, 0]) == pytest.approx(score, rel=1e-6)
@@ -110,12 +113,11 @@ def test_chi2_threshold_gives_the_target_rate_on_gaussian_data():
     def sample(n: int) -> list[np.ndarray]:
         return [m + rng.normal(size=(n, d)) @ f.T for d, f, m in zip(dims, factors, means)]
 
-    detector = GaussianAD(threshold_method="chi2", target_fpr=target)
-    detector._fit_levels(sample(n_fit))
-    threshold = detector._model_threshold()
-    assert threshold.method == "chi2" and threshold.n_calibration == 0
-    assert threshold.value == pytest.approx(chi_sum_quantile(dims, 1 - target))
-    achieved = np.mean(detector._distances(sample(n_test)).sum(axis=1) > threshold.value)
+    means, projections, precisions = zip(*(fit_gaussian(level, None) for level in sample(n_fit)))
+    threshold = chi_sum_quantile([len(p) for p in precisions], 1 - target)
+    model = GaussianADScorer(None, list(means), list(projections), list(precisions))
+    distances = level_distances([torch.from_numpy(level) for level in sample(n_test)], model)
+    achieved = np.mean(distances.sum(dim=1).numpy() > threshold)
     assert abs(achieved - target) < 0.01
 
 
@@ -157,8 +159,9 @@ def test_npca_reduces_the_degrees_of_freedom(inspection_set):
     {"layers": ()}, {"threshold_method": "chi2", "tile": 64},
 ])
 def test_bad_parameters_are_config_errors(params):
+    detector = GaussianAD(**params)  # the constructor only stores them
     with pytest.raises(ConfigError):
-        GaussianAD(**params)
+        detector.validate_params()
 
 
 def test_unknown_layer_is_a_config_error(inspection_set):

@@ -9,6 +9,7 @@ import torch
 import oddity
 from oddity.image.data import evaluation_samples
 from oddity.image.detectors.patchcore import greedy_coreset, patch_chunks, streamed_coreset
+from oddity.image.features import concat_on_first_grid, feature_extractor
 from oddity.image.synth import inspection_images, make_inspection_set
 
 SMALL = {"image_size": 64, "seed": 0}
@@ -114,13 +115,14 @@ def test_padim_distance_is_the_mahalanobis_distance(inspection_set):
     detector = oddity.create("padim", **SMALL).fit(inspection_set, verbose=False)
     x = torch.rand(1, 3, 64, 64)
     with torch.inference_mode():
-        embedding, grid = detector._embed(x)
+        extractor = feature_extractor(detector.backbone, detector.layers, detector.input_norm)
+        features = concat_on_first_grid(extractor(x))[0][torch.from_numpy(detector.channels_)]
         score_map = detector.kernel()(x)[1][0].numpy()
     whitening = detector.whitening_[0].double().numpy()
     covariance = np.linalg.inv(whitening.T @ whitening)
-    delta = embedding[0].double().numpy() - detector.mean_[0].double().numpy()
+    delta = features[:, 0, 0].double().numpy() - detector.mean_[0].double().numpy()
     expected = np.sqrt(delta @ np.linalg.solve(covariance, delta))
-    assert score_map.shape == grid
+    assert score_map.shape == tuple(features.shape[1:])
     assert score_map[0, 0] == pytest.approx(expected, rel=1e-4)
 
 

@@ -14,7 +14,7 @@ MARGIN = 32  # parts are drawn this much larger and cropped, so moved views show
 DEFECT = (slice(120, 136), slice(50, 66))  # rows, columns in the query
 
 
-def _part(seed: int = 0) -> np.ndarray:
+def machined_part(seed: int = 0) -> np.ndarray:
     """A textured part: random filled rectangles and circles (corners for keypoints) on noise."""
     rng = np.random.default_rng(seed)
     full = SIZE + 2 * MARGIN
@@ -30,11 +30,11 @@ def _part(seed: int = 0) -> np.ndarray:
     return image
 
 
-def _crop(image: np.ndarray) -> np.ndarray:
+def centre_crop(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[MARGIN:MARGIN + SIZE, MARGIN:MARGIN + SIZE])
 
 
-def _moved(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def moved_crop(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The view of a drawn part rotated by 5 degrees and shifted by (7, -4) pixels, and the
     homography that takes it back onto the unmoved view (both cropped)."""
     full = image.shape[0]
@@ -43,7 +43,7 @@ def _moved(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     moved = cv2.warpAffine(image, matrix, (full, full), borderMode=cv2.BORDER_REFLECT)
     shift = np.array([[1, 0, MARGIN], [0, 1, MARGIN], [0, 0, 1]], dtype=np.float64)
     back = np.linalg.inv(shift) @ np.linalg.inv(np.vstack([matrix, [0, 0, 1]])) @ shift
-    return _crop(moved), back
+    return centre_crop(moved), back
 
 
 def _max_error(estimated: np.ndarray, true: np.ndarray) -> float:
@@ -53,8 +53,8 @@ def _max_error(estimated: np.ndarray, true: np.ndarray) -> float:
 
 @pytest.mark.parametrize("features, ecc", [("orb", False), ("sift", False), ("orb", True)])
 def test_alignment_recovers_a_known_transform(features, ecc):
-    part = _part()
-    reference, (query, true) = _crop(part), _moved(part)
+    part = machined_part()
+    reference, (query, true) = centre_crop(part), moved_crop(part)
     alignment = align(reference, query, features=features, ecc=ecc)
     assert alignment.ok and alignment.method.startswith(features), alignment
     assert alignment.inliers >= 15
@@ -62,8 +62,8 @@ def test_alignment_recovers_a_known_transform(features, ecc):
 
 
 def test_injected_defect_is_found_and_scores_above_a_good_query():
-    part = _part()
-    reference, (good, true) = _crop(part), _moved(part)
+    part = machined_part()
+    reference, (good, true) = centre_crop(part), moved_crop(part)
     defective = good.copy()
     defective[DEFECT] = (0.95, 0.05, 0.05)
     golden = GoldenSample(reference, image_size=SIZE)
@@ -80,13 +80,13 @@ def test_injected_defect_is_found_and_scores_above_a_good_query():
 def test_too_few_matches_is_reported_with_the_numbers():
     flat = np.full((SIZE, SIZE, 3), 0.5, np.float32)
     with pytest.raises(AlignmentError, match="inliers of") as caught:
-        GoldenSample(_crop(_part()), image_size=SIZE).compare(flat)
+        GoldenSample(centre_crop(machined_part()), image_size=SIZE).compare(flat)
     alignment = caught.value.alignment
     assert not alignment.ok and alignment.inliers < 15 and alignment.keypoints_query == 0
 
 
 def test_degenerate_homography_is_refused():
-    reference = _crop(_part())
+    reference = centre_crop(machined_part())
     tiny = cv2.resize(reference, None, fx=0.6, fy=0.6, interpolation=cv2.INTER_AREA)
     canvas = np.full_like(reference, 0.45)
     canvas[:tiny.shape[0], :tiny.shape[1]] = tiny

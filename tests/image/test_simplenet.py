@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import oddity
-from oddity.core.errors import ConfigError
+from oddity.core.errors import ConfigError, DataError
 from oddity.image.data import evaluation_samples
-from oddity.image.detectors.simplenet import SimpleNet, truncated_l1_loss
+from oddity.image.detectors.simplenet import SimpleNet, feature_scale, truncated_l1_loss
 
 # Tiny settings for 9 training images of 64 px (64 patches each): more noise and smaller
 # batches than the defaults, so that 30 epochs take about a second. One epoch leaves image and
@@ -53,11 +53,12 @@ def test_training_is_deterministic_under_a_seed(fitted, inspection_set):
     assert other.losses_ != fitted.losses_
 
 
-def test_features_are_scaled_before_the_noise():
-    detector = SimpleNet(noise_std=0.5, epochs=1, hidden=8, seed=0)
-    cache = [torch.randn(16, 4) * 7.0 for _ in range(3)]
-    detector._train(cache)
-    assert detector.feature_scale_ == pytest.approx(float(torch.cat(cache).std(dim=0).mean()))
+def test_features_are_scaled_before_the_noise(fitted):
+    features = torch.randn(48, 4) * 7.0
+    assert feature_scale(features) == pytest.approx(float(features.std(dim=0).mean()))
+    with pytest.raises(DataError, match="do not vary"):
+        feature_scale(torch.ones(8, 4))
+    assert fitted.feature_scale_ > 0
 
 
 def test_truncated_l1_loss():
@@ -72,8 +73,9 @@ def test_truncated_l1_loss():
     {"discriminator_lr": 0}, {"margin": 0}, {"layers": ()}, {"epochs": 2.5}, {"local_pool": 0},
 ])
 def test_bad_parameters_are_config_errors(params):
+    detector = SimpleNet(**params)  # the constructor only stores them
     with pytest.raises(ConfigError):
-        SimpleNet(**params)
+        detector.validate_params()
 
 
 def test_detector_is_registered():

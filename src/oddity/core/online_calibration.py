@@ -84,7 +84,13 @@ class OnlineConformal:
         self.ordered: list[float] = sorted(self.recent)
 
     def threshold(self) -> float:
-        """The threshold in force now (a step is flagged when its score is above it)."""
+        """The threshold in force now.
+
+        Returns
+        -------
+        float
+            A step is flagged when its score is above it.
+        """
         if self.level <= 0.0:
             return math.inf
         if self.level >= 1.0:
@@ -94,7 +100,18 @@ class OnlineConformal:
         return self.ordered[k - 1]
 
     def update(self, scores: np.ndarray) -> OnlineDecisions:
-        """Decide each score in turn, then learn from it; returns the decisions."""
+        """Decide each score in turn, then learn from it.
+
+        Parameters
+        ----------
+        scores : numpy.ndarray
+            (T,) scores of consecutive steps.
+
+        Returns
+        -------
+        OnlineDecisions
+            Flag, threshold and level of each step.
+        """
         values = np.asarray(scores, dtype=np.float64).ravel()
         thresholds = np.empty(values.size)
         levels = np.empty(values.size)
@@ -115,20 +132,54 @@ class OnlineConformal:
         return OnlineDecisions(thresholds, flags, levels)
 
     def state(self) -> tuple[np.ndarray, float]:
-        """(the pool of recent scores, oldest first; the current level a_t)."""
+        """What `from_state` needs to rebuild this calibrator.
+
+        Returns
+        -------
+        tuple
+            (the pool of recent scores, oldest first; the current level a_t).
+        """
         return np.array(self.recent, dtype=np.float64), float(self.level)
 
     @classmethod
     def from_state(cls, pool: np.ndarray, level: float, target_fpr: float, window: int,
                    rate: float) -> OnlineConformal:
-        """Rebuild a calibrator saved with `state`."""
+        """Rebuild a calibrator saved with `state`.
+
+        Parameters
+        ----------
+        pool : numpy.ndarray
+            The recent scores, oldest first.
+        level : float
+            The current level a_t.
+        target_fpr, window, rate : float, int, float
+            As the constructor takes them.
+
+        Returns
+        -------
+        OnlineConformal
+            The calibrator.
+        """
         calibrator = cls(pool, target_fpr, window, rate)
         calibrator.level = float(level)
         return calibrator
 
 
 def fixed_levels(normal_scores: np.ndarray, scores: np.ndarray) -> np.ndarray:
-    """Calibrated levels 1 - p of `scores` against a fixed pool of normal scores."""
+    """Calibrated levels 1 - p of `scores` against a fixed pool of normal scores.
+
+    Parameters
+    ----------
+    normal_scores : numpy.ndarray
+        The pool of normal scores.
+    scores : numpy.ndarray
+        Scores to rate.
+
+    Returns
+    -------
+    numpy.ndarray
+        One level in (0, 1) per score; higher = rarer among the normal scores.
+    """
     pool = np.sort(np.asarray(normal_scores, dtype=np.float64).ravel())
     above = pool.size - np.searchsorted(pool, np.asarray(scores, dtype=np.float64), side="left")
     return 1.0 - (1.0 + above) / (pool.size + 1.0)

@@ -54,7 +54,18 @@ _POLICY: contextvars.ContextVar[OutputPolicy] = contextvars.ContextVar("oddity_o
 @contextlib.contextmanager
 def output_policy(overwrite: bool) -> Iterator[OutputPolicy]:
     """Apply a policy to every output written inside the block (the CLI wraps each command:
-    `overwrite` is its `--overwrite`); `claim` adds the command's inputs to it."""
+    `overwrite` is its `--overwrite`); `claim` adds the command's inputs to it.
+
+    Parameters
+    ----------
+    overwrite : bool
+        Allow replacing existing outputs.
+
+    Yields
+    ------
+    OutputPolicy
+        The active policy.
+    """
     token = _POLICY.set(OutputPolicy(overwrite=overwrite))
     try:
         yield _POLICY.get()
@@ -63,7 +74,13 @@ def output_policy(overwrite: bool) -> Iterator[OutputPolicy]:
 
 
 def umask() -> int:
-    """The process umask (read without changing it for longer than one call)."""
+    """The process umask (read without changing it for longer than one call).
+
+    Returns
+    -------
+    int
+        The umask.
+    """
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
@@ -78,7 +95,20 @@ def _same_file(a: Path, b: Path) -> bool:
 
 def check_not_input(output: PathLike, inputs: Iterable[PathLike] | None = None) -> None:
     """Raise OutputError if `output` is an input, lies inside an input folder, contains an
-    input or is the same file as one (links); `inputs` defaults to the active policy's."""
+    input or is the same file as one (links); `inputs` defaults to the active policy's.
+
+    Parameters
+    ----------
+    output : path-like
+        The output.
+    inputs : iterable of path-like, optional
+        The inputs (default: the active policy's).
+
+    Raises
+    ------
+    OutputError
+        If the output would touch an input.
+    """
     out = Path(output).resolve()
     for item in (_POLICY.get().inputs if inputs is None else inputs):
         source = Path(item).resolve()
@@ -100,7 +130,22 @@ def _read_only(path: Path) -> bool:
 
 def check_output(path: PathLike, folder: bool, overwrite: bool | None = None) -> None:
     """Raise OutputError unless `path` can take a new file (or folder, `folder=True`): not an
-    input, of the right kind, absent (or `overwrite`), not read-only, in a writable folder."""
+    input, of the right kind, absent (or `overwrite`), not read-only, in a writable folder.
+
+    Parameters
+    ----------
+    path : path-like
+        The output.
+    folder : bool
+        Whether it is a folder.
+    overwrite : bool, optional
+        Allow replacing it (default: the active policy's).
+
+    Raises
+    ------
+    OutputError
+        If it may not be written.
+    """
     path = Path(path)
     overwrite = _POLICY.get().overwrite if overwrite is None else overwrite
     check_not_input(path)
@@ -130,7 +175,20 @@ def claim(inputs: Sequence[PathLike] = (), files: Sequence[PathLike | None] = ()
           folders: Sequence[PathLike | None] = ()) -> None:
     """Register a command's inputs with the active policy and check each of its outputs
     (None entries are options not given) before any work starts; outputs must also be
-    distinct and not nested in one another."""
+    distinct and not nested in one another.
+
+    Parameters
+    ----------
+    inputs : sequence of path-like
+        The command's inputs.
+    files, folders : sequence of path-like or None
+        Its output files and folders.
+
+    Raises
+    ------
+    OutputError
+        If an output may not be written or two outputs clash.
+    """
     policy = _POLICY.get()
     policy.inputs.extend(Path(p) for p in inputs)
     outputs = [(Path(p), False) for p in files if p is not None]
@@ -156,7 +214,13 @@ def _pid_alive(pid: int) -> bool:
 
 
 def clean_stale(path: Path) -> None:
-    """Delete temporaries of `path` (`.NAME.PID.*.tmp` / `.old`) left by processes that are gone."""
+    """Delete temporaries of `path` (`.NAME.PID.*.tmp` / `.old`) left by processes that are gone.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The output whose temporaries are cleaned.
+    """
     pattern = os.path.join(glob.escape(str(path.parent)), f".{glob.escape(path.name)}.*")
     for leftover in glob.glob(pattern):
         parts = Path(leftover).name[len(path.name) + 2:].split(".")
@@ -173,7 +237,25 @@ def clean_stale(path: Path) -> None:
 
 def temporary_sibling(path: PathLike, folder: bool) -> Path:
     """A new empty temporary file or folder beside `path` (after `check_output` and cleaning
-    stale temporaries), with the permissions the final output gets."""
+    stale temporaries), with the permissions the final output gets.
+
+    Parameters
+    ----------
+    path : path-like
+        The output.
+    folder : bool
+        Create a folder (True) or a file.
+
+    Returns
+    -------
+    pathlib.Path
+        The temporary.
+
+    Raises
+    ------
+    OutputError
+        If the output may not be written.
+    """
     path = Path(path)
     check_output(path, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -200,7 +282,20 @@ def _locked(folder: Path) -> Iterator[None]:
 
 def commit(staged: Path, path: PathLike) -> None:
     """Move the finished temporary `staged` onto `path` by the rules of the module docstring;
-    on refusal `staged` is left for the caller to delete."""
+    on refusal `staged` is left for the caller to delete.
+
+    Parameters
+    ----------
+    staged : pathlib.Path
+        The finished temporary file or folder.
+    path : path-like
+        The output.
+
+    Raises
+    ------
+    OutputError
+        If the output may not be replaced.
+    """
     path = Path(path)
     folder = staged.is_dir()
     mode = (0o777 if folder else 0o666) & ~umask()

@@ -25,7 +25,18 @@ _NONE = {"none", "null"}
 
 
 def parameter_types(cls: type) -> dict[str, Any]:
-    """Type hint of each constructor parameter of `cls` (first class in the MRO to name it)."""
+    """Type hint of each constructor parameter of `cls` (first class in the MRO to name it).
+
+    Parameters
+    ----------
+    cls : type
+        A detector class.
+
+    Returns
+    -------
+    dict
+        Parameter name to type hint (unresolvable hints are left out).
+    """
     hints: dict[str, Any] = {}
     for klass in cls.__mro__:
         if "__init__" not in vars(klass) or klass is object:
@@ -41,7 +52,18 @@ def parameter_types(cls: type) -> dict[str, Any]:
 
 
 def describe(hint: Any) -> str:
-    """A type hint in words, for messages."""
+    """A type hint in words, for messages.
+
+    Parameters
+    ----------
+    hint : Any
+        A type hint.
+
+    Returns
+    -------
+    str
+        E.g. "a whole number" or "a list (each item text)".
+    """
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
         return " or ".join("None" if a is type(None) else describe(a) for a in args)
@@ -126,7 +148,20 @@ def _from_value(value: Any, hint: Any) -> Any:
 
 
 def conforms(value: Any, hint: Any) -> bool:
-    """Whether a Python value fits a hint (an int fits float; a bool fits only bool)."""
+    """Whether a Python value fits a hint (an int fits float; a bool fits only bool).
+
+    Parameters
+    ----------
+    value : Any
+        The value.
+    hint : Any
+        The type hint.
+
+    Returns
+    -------
+    bool
+        True when it fits.
+    """
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if hint is Any or isinstance(hint, (str, typing.TypeVar)):
         return True
@@ -154,7 +189,27 @@ def conforms(value: Any, hint: Any) -> bool:
 
 
 def parse_param(cls: type, name: str, raw: str) -> Any:
-    """The value of parameter `name` of `cls` read from text by its type (module docstring)."""
+    """The value of parameter `name` of `cls` read from text by its type (module docstring).
+
+    Parameters
+    ----------
+    cls : type
+        A detector class.
+    name : str
+        The parameter.
+    raw : str
+        Its value as text (``--set name=raw``).
+
+    Returns
+    -------
+    Any
+        The typed value.
+
+    Raises
+    ------
+    ConfigError
+        If the text does not read as the parameter's type.
+    """
     hint = parameter_types(cls).get(name, Any)
     try:
         return _from_text(raw, hint)
@@ -162,16 +217,44 @@ def parse_param(cls: type, name: str, raw: str) -> Any:
         raise ConfigError(f"--set {name}={raw}: {name} must be {describe(hint)}") from None
 
 
+def _sequence_type(hint: Any) -> type | None:
+    """tuple or list when `hint` (or the one type of an optional hint) is one, else None."""
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        types_ = [a for a in typing.get_args(hint) if a is not type(None)]
+        origin = typing.get_origin(types_[0]) if len(types_) == 1 else None
+    return origin if origin in (tuple, list) else None
+
+
 def check_params(cls: type, params: dict[str, Any]) -> dict[str, Any]:
     """`params` checked against their type hints (a ConfigError names the first that does not
-    fit); a single string given for a tuple or list parameter becomes a one-item tuple/list."""
+    fit); a single string given for a tuple or list parameter becomes a one-item tuple/list,
+    and a list for a tuple parameter (as JSON stores it) a tuple.
+
+    Parameters
+    ----------
+    cls : type
+        A detector class.
+    params : dict
+        Parameter name to value.
+
+    Returns
+    -------
+    dict
+        The parameters, sequences converted as said above.
+
+    Raises
+    ------
+    ConfigError
+        Naming the first parameter whose value does not fit its type.
+    """
     hints = parameter_types(cls)
     checked = dict(params)
     for name, value in params.items():
         hint = hints.get(name, Any)
-        origin = typing.get_origin(hint)
-        if isinstance(value, str) and origin in (tuple, list):
-            value = checked[name] = origin([value])
+        sequence = _sequence_type(hint)
+        if sequence is not None and isinstance(value, (str, list, tuple)):
+            value = checked[name] = sequence([value] if isinstance(value, str) else value)
         if not conforms(value, hint):
             raise ConfigError(f"{name}={value!r}: {name} must be {describe(hint)}, got "
                               f"{type(value).__name__}")

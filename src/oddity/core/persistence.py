@@ -51,7 +51,20 @@ def _sigint_held() -> Iterator[None]:
 
 def atomic_write(path: str | os.PathLike, write: Any) -> None:
     """Call `write(tmp_path)` and move the result onto `path` only if it succeeded, by the
-    rules of `oddity.core.outputs` (the file gets 0666 less the umask)."""
+    rules of `oddity.core.outputs` (the file gets 0666 less the umask).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The file to write.
+    write : callable
+        Called with a temporary path beside `path`; writes the whole file there.
+
+    Raises
+    ------
+    OutputError
+        If `path` may not be written (`oddity.core.outputs`).
+    """
     tmp = temporary_sibling(path, folder=False)
     try:
         write(tmp)
@@ -66,7 +79,18 @@ def staged_directory(path: str | os.PathLike) -> Iterator[Path]:
     """Yield an empty staging folder beside `path`; when the block succeeds, the staging
     folder becomes `path` (an existing `path` is replaced whole, as `oddity.core.outputs`
     allows; never merged); when it fails or is interrupted, it is deleted. Output written this
-    way is all there or not there at all."""
+    way is all there or not there at all.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The folder to create or replace.
+
+    Yields
+    ------
+    pathlib.Path
+        The staging folder to write into.
+    """
     stage = temporary_sibling(path, folder=True)
     try:
         yield stage
@@ -77,7 +101,20 @@ def staged_directory(path: str | os.PathLike) -> Iterator[Path]:
 
 
 def checksum(document_text: str, arrays: dict[str, np.ndarray]) -> str:
-    """SHA-256 (hex) over the JSON text and each array's name, dtype, shape and bytes."""
+    """SHA-256 over the JSON text and each array's name, dtype, shape and bytes.
+
+    Parameters
+    ----------
+    document_text : str
+        The JSON header text.
+    arrays : dict of str to numpy.ndarray
+        The named arrays.
+
+    Returns
+    -------
+    str
+        The hex digest.
+    """
     digest = hashlib.sha256(b"oddity-model\0")
     digest.update(document_text.encode("utf-8"))
     for name in sorted(arrays):
@@ -88,8 +125,17 @@ def checksum(document_text: str, arrays: dict[str, np.ndarray]) -> str:
 
 
 def save_model(path: str | os.PathLike, document: dict, arrays: dict[str, np.ndarray]) -> None:
-    """Write `arrays` as safetensors and `document` (JSON-serialisable) into its header, with
-    the checksum of both."""
+    """Write `arrays` as safetensors and `document` into its header, with the checksum of both.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model file to write (atomically).
+    document : dict
+        JSON-serialisable description (detector, parameters, thresholds, state).
+    arrays : dict of str to numpy.ndarray
+        The learned arrays.
+    """
     text = json.dumps({**document, "format_version": FORMAT_VERSION})
     contiguous = {k: np.ascontiguousarray(v) for k, v in arrays.items()}
     metadata = {_META_KEY: text, _CHECKSUM_KEY: checksum(text, contiguous)}
@@ -97,7 +143,26 @@ def save_model(path: str | os.PathLike, document: dict, arrays: dict[str, np.nda
 
 
 def load_model(path: str | os.PathLike) -> tuple[dict, dict[str, np.ndarray]]:
-    """Read a model file written by `save_model`: (JSON document, arrays), verified."""
+    """Read a model file written by `save_model`, verified.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The model file.
+
+    Returns
+    -------
+    document : dict
+        The JSON header.
+    arrays : dict of str to numpy.ndarray
+        The arrays.
+
+    Raises
+    ------
+    ModelFileError
+        If the file is missing, unreadable, not an oddity model, altered since it was saved or
+        holds non-finite values.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelFileError(f"{path}: no such model file (create one with `oddity fit`)")

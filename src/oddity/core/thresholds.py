@@ -81,11 +81,28 @@ class Threshold:
             object.__setattr__(self, "fpr_interval", tuple(float(v) for v in self.fpr_interval))
 
     def to_dict(self) -> dict:
-        """The fields as a JSON-serialisable dict (``Threshold(**d)`` rebuilds it)."""
+        """The fields as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            Field name to value; ``Threshold(**d)`` rebuilds the threshold.
+        """
         return asdict(self)
 
     def describe(self, items: str = "images") -> str:
-        """One line for people: value, method, target and expected rate, interval, items."""
+        """One line for people: value, method, target and expected rate, interval, items.
+
+        Parameters
+        ----------
+        items : str, default "images"
+            What the rates count, in words.
+
+        Returns
+        -------
+        str
+            The line.
+        """
         if self.method == "manual":
             return f"{self.value:.6g} (set by hand)"
         interval = (f", {INTERVAL:.0%} interval {self.fpr_interval[0]:.3g}-{self.fpr_interval[1]:.3g}"
@@ -108,6 +125,22 @@ def held_out_count(n_items: int, fraction: float, min_fit: int = 1, *, small_set
     still gets a usable threshold; "in-sample" calibrates in-sample (a few consecutive time
     steps say little about a per-step rate).
 
+    Parameters
+    ----------
+    n_items : int
+        Number of normal items.
+    fraction : float
+        Share to hold out, in [0, 1).
+    min_fit : int, default 1
+        Items that must be left to fit on.
+    small_sets : {"quarter", "in-sample"}, default "quarter"
+        What to do when `fraction` gives fewer than MIN_CALIBRATION items.
+
+    Returns
+    -------
+    int
+        Items to hold out (0: calibrate in-sample).
+
     Raises
     ------
     ConfigError
@@ -126,7 +159,22 @@ def held_out_count(n_items: int, fraction: float, min_fit: int = 1, *, small_set
 
 
 def fold_indices(n_items: int, folds: int, seed: int) -> list[np.ndarray]:
-    """`folds` disjoint, nearly equal, seeded random index sets covering range(n_items)."""
+    """`folds` disjoint, nearly equal, seeded random index sets covering range(n_items).
+
+    Parameters
+    ----------
+    n_items : int
+        Number of items.
+    folds : int
+        Number of folds.
+    seed : int
+        Seed of the shuffle.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The index sets.
+    """
     if not 2 <= folds <= n_items:
         raise ConfigError(f"cross-fitting needs 2 <= folds <= items, got {folds} folds for {n_items} items")
     order = np.random.default_rng(seed).permutation(n_items)
@@ -139,8 +187,18 @@ def _rank(n: int, target_fpr: float) -> int:
 
 
 def fpr_law(threshold: Threshold) -> stats.rv_continuous | None:
-    """The Beta law of the threshold's false-positive rate on new normal data (frozen scipy
-    distribution), or None where its method gives none."""
+    """The Beta law of the threshold's false-positive rate on new normal data.
+
+    Parameters
+    ----------
+    threshold : Threshold
+        A calibrated threshold.
+
+    Returns
+    -------
+    scipy.stats.rv_continuous or None
+        The frozen distribution, or None where the threshold's method gives none.
+    """
     if threshold.method not in EXCHANGEABLE or threshold.n_calibration < 1:
         return None
     n = threshold.n_calibration
@@ -220,12 +278,35 @@ class RealisedFPR:
     warning: str | None
 
     def to_dict(self) -> dict:
+        """The fields as a JSON-serialisable dict.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         return asdict(self)
 
 
 def check_realised_fpr(threshold: Threshold, normal_scores: np.ndarray, level: float = 0.05,
                        items: str = "normal test images") -> RealisedFPR:
     """Compare the rate of `normal_scores` above `threshold` with the rate it was calibrated for.
+
+    Parameters
+    ----------
+    threshold : Threshold
+        A calibrated threshold.
+    normal_scores : numpy.ndarray
+        Scores of normal items not used to calibrate it.
+    level : float, default 0.05
+        Significance level of the test against the threshold's false-positive-rate law.
+    items : str, default "normal test images"
+        What the scores are of, in words.
+
+    Returns
+    -------
+    RealisedFPR
+        The realised rate, its expectation and whether they agree at `level`.
 
     Raises
     ------

@@ -62,7 +62,13 @@ def flushed_denormals() -> Iterator[None]:
     """Treat subnormal floats as zero inside the block (restored afterwards). On x86 CPUs,
     arithmetic on subnormals is tens of times slower; weights and gradients drift into that
     range late in a long training run (EfficientAD's student slowed about 7x without this; see
-    docs/methods/efficientad.md)."""
+    docs/methods/efficientad.md).
+
+    Yields
+    ------
+    None
+        Inside the block.
+    """
     supported = torch.set_flush_denormal(True)
     try:
         yield
@@ -74,7 +80,25 @@ def flushed_denormals() -> Iterator[None]:
 def average_start(steps: int, average_from: float | None) -> int | None:
     """The first step whose weights enter a uniform weight average (stochastic weight
     averaging, Izmailov et al. UAI 2018), or None for the last weights. `average_from` is a
-    fraction of the schedule in [0, 1); anything else is a ConfigError."""
+    fraction of the schedule in [0, 1); anything else is a ConfigError.
+
+    Parameters
+    ----------
+    steps : int
+        Training steps.
+    average_from : float or None
+        Fraction of the schedule where averaging starts.
+
+    Returns
+    -------
+    int or None
+        The first averaged step (0-based), or None.
+
+    Raises
+    ------
+    ConfigError
+        If `average_from` is not None or a fraction in [0, 1).
+    """
     if average_from is None:
         return None
     if isinstance(average_from, bool) or not isinstance(average_from, (int, float)) or not 0 <= average_from < 1:

@@ -29,13 +29,40 @@ MODEL = "model.onnx"
 
 
 def is_export(path: str | os.PathLike) -> bool:
-    """Whether `path` is an export folder or an .onnx file (rather than a .oddity model)."""
+    """Whether `path` is an export folder or an .onnx file (rather than a .oddity model).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A model path.
+
+    Returns
+    -------
+    bool
+        True for an export.
+    """
     path = Path(path)
     return path.suffix.lower() == ".onnx" or (path.is_dir() and (path / METADATA).is_file())
 
 
 def read_metadata(folder: str | os.PathLike) -> dict[str, Any]:
-    """The metadata.json of an export folder, checked for its schema version."""
+    """The metadata.json of an export folder, checked for its schema version.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        The export folder.
+
+    Returns
+    -------
+    dict
+        The metadata.
+
+    Raises
+    ------
+    ModelFileError
+        If it is missing, unreadable or of another schema version.
+    """
     path = Path(folder) / METADATA
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
@@ -88,7 +115,23 @@ class ExportedModel:
             raise ModelFileError(f"{graph}: onnxruntime cannot load this graph ({exc})") from None
 
     def run(self, batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The graph on a (N, 3, h, w) float32 batch: (scores (N,), maps (N, h', w'))."""
+        """The graph on a (N, 3, h, w) float32 batch: (scores (N,), maps (N, h', w')).
+
+        Parameters
+        ----------
+        batch : numpy.ndarray
+            (N, 3, h, w) float32 model inputs.
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            (scores (N,), maps (N, h', w')).
+
+        Raises
+        ------
+        DataError
+            If the batch's size differs from the exported input shape.
+        """
         if tuple(batch.shape[2:]) != self.input_hw:
             raise DataError(
                 f"{self.source} was exported for model inputs of {self.input_hw[0]}x{self.input_hw[1]} "
@@ -99,13 +142,59 @@ class ExportedModel:
 
     def score(self, samples: Sequence, *, verbose: bool = True, batch_size: int = BATCH_SIZE,
               skip_bad: bool = False, desc: str = "score") -> ImageScores:
-        """Scores (and maps, when the detector localises) of image samples."""
+        """Scores (and maps, when the detector localises) of image samples.
+
+        Parameters
+        ----------
+        samples : sequence
+            Image samples (`oddity.image.data`).
+        verbose : bool, default True
+            Show a progress bar.
+        batch_size : int, default 8
+            Model inputs run at once.
+        skip_bad : bool, default False
+            Skip unreadable images with a warning instead of raising.
+        desc : str, default "score"
+            Label of the progress bar.
+
+        Returns
+        -------
+        ImageScores
+            Scores (and maps).
+
+        Raises
+        ------
+        DataError
+            If an image cannot be read (without `skip_bad`) or has a shape the graph does not take.
+        """
         return score_samples(self.spec, self.run, samples, batch_size=batch_size, skip_bad=skip_bad,
                              verbose=verbose, desc=desc)
 
     def predict(self, samples: Sequence, *, verbose: bool = True, batch_size: int = BATCH_SIZE,
                 skip_bad: bool = False) -> ImagePrediction:
-        """Scores plus labels and masks from the exported thresholds."""
+        """Scores plus labels and masks from the exported thresholds.
+
+        Parameters
+        ----------
+        samples : sequence
+            Image samples (`oddity.image.data`).
+        verbose : bool, default True
+            Show a progress bar.
+        batch_size : int, default 8
+            Model inputs run at once.
+        skip_bad : bool, default False
+            Skip unreadable images with a warning instead of raising.
+
+        Returns
+        -------
+        ImagePrediction
+            Scores, maps, labels and masks.
+
+        Raises
+        ------
+        DataError
+            If an image cannot be read (without `skip_bad`) or has a shape the graph does not take.
+        """
         result = self.score(samples, verbose=verbose, batch_size=batch_size, skip_bad=skip_bad,
                             desc="predict")
         return decide(result, self.threshold, self.pixel_threshold)

@@ -51,13 +51,35 @@ class Parity:
     mask_pixels_differing: float | None = None  # share of mask pixels on the other side of the cut
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         return {"images": self.images, "max_score_difference": self.max_score_difference,
                 "max_map_difference": self.max_map_difference, "labels_identical": self.labels_identical,
                 "mask_pixels_differing": self.mask_pixels_differing}
 
 
 def parity(reference: ImageScores, exported: ImageScores, detector: ImageDetector) -> Parity:
-    """Differences between in-process and exported scores of the same images."""
+    """Differences between in-process and exported scores of the same images.
+
+    Parameters
+    ----------
+    reference : ImageScores
+        In-process scores.
+    exported : ImageScores
+        Scores of the exported graph on the same images.
+    detector : ImageDetector
+        The detector (its thresholds scale the differences).
+
+    Returns
+    -------
+    Parity
+        The largest differences and whether decisions agree.
+    """
     assert detector.threshold_ is not None
     cut = detector.threshold_.value
     scale = np.maximum(np.abs(reference.scores), abs(cut))

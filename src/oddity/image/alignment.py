@@ -54,6 +54,13 @@ class Alignment:
         return np.asarray(self.homography, dtype=np.float64)
 
     def to_dict(self) -> dict:
+        """The fields as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         return asdict(self)
 
 
@@ -129,7 +136,28 @@ def _degenerate(homography: np.ndarray, query_hw: tuple[int, int], reference_hw:
 def align(reference: np.ndarray, query: np.ndarray, *, features: str = "orb", ecc: bool = True,
           min_inliers: int = 15, min_correlation: float = 0.8, work_side: int = 512) -> Alignment:
     """Homography mapping `query` onto `reference` (both RGB float (H, W, 3) in [0, 1]),
-    with match statistics and an `ok` flag (see module docstring)."""
+    with match statistics and an `ok` flag (see module docstring).
+
+    Parameters
+    ----------
+    reference, query : numpy.ndarray
+        (H, W, 3) float RGB images.
+    features : str, default "orb"
+        Keypoint detector.
+    ecc : bool, default True
+        Refine the homography by ECC.
+    min_inliers : int, default 15
+        Fewest RANSAC inliers for `ok`.
+    min_correlation : float, default 0.8
+        Lowest correlation after warping for `ok`.
+    work_side : int, default 512
+        Long side images are matched at.
+
+    Returns
+    -------
+    Alignment
+        The homography and its checks.
+    """
     if features not in FEATURES:
         raise ConfigError(f"features must be one of {', '.join(FEATURES)}, got {features!r}")
     ref_grey, ref_scale = _grey(reference, work_side)
@@ -167,7 +195,22 @@ def align(reference: np.ndarray, query: np.ndarray, *, features: str = "orb", ec
 def warp_to_reference(query: np.ndarray, alignment: Alignment,
                       reference_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """The query resampled in the reference's frame (black outside it) and the bool mask of
-    reference pixels the query covers."""
+    reference pixels the query covers.
+
+    Parameters
+    ----------
+    query : numpy.ndarray
+        (H, W, 3) float RGB.
+    alignment : Alignment
+        From `align`.
+    reference_hw : tuple of int
+        (H, W) of the reference.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (warped query, coverage mask).
+    """
     height, width = reference_hw
     warped = cv2.warpPerspective(query, alignment.matrix, (width, height), flags=cv2.INTER_LINEAR,
                                  borderMode=cv2.BORDER_CONSTANT, borderValue=0)

@@ -22,7 +22,20 @@ MIN_STD = 1e-6
 
 
 def ring_index(grid: tuple[int, int], rings: int) -> np.ndarray:
-    """(h, w) integer map: each cell's distance in cells to the nearest border, capped at `rings`."""
+    """(h, w) integer map: each cell's distance in cells to the nearest border, capped at `rings`.
+
+    Parameters
+    ----------
+    grid : tuple of int
+        (h, w) of the patch grid.
+    rings : int
+        The cap.
+
+    Returns
+    -------
+    numpy.ndarray
+        (h, w) int ring per cell.
+    """
     h, w = grid
     rows = np.minimum(np.arange(h), np.arange(h)[::-1])[:, None]
     cols = np.minimum(np.arange(w), np.arange(w)[::-1])[None, :]
@@ -43,7 +56,20 @@ class BorderStandardiser:
     @classmethod
     def fit(cls, patch_maps: list[np.ndarray], rings: int) -> "BorderStandardiser":
         """Learn ring statistics from the patch maps of normal images. A ring that no map
-        reaches (all maps small) takes the statistics of the deepest ring that was seen."""
+        reaches (all maps small) takes the statistics of the deepest ring that was seen.
+
+        Parameters
+        ----------
+        patch_maps : list of numpy.ndarray
+            (h, w) patch maps of normal images.
+        rings : int
+            Rings standardised apart (`ImageDetector.border_rings`).
+
+        Returns
+        -------
+        BorderStandardiser
+            The ring means and spreads.
+        """
         if not patch_maps:
             raise DataError("border standardisation needs the patch maps of at least one normal image")
         values: list[list[np.ndarray]] = [[] for _ in range(rings + 1)]

@@ -47,7 +47,22 @@ R = TypeVar("R")
 
 def check_size(height: int, width: int, name: str, min_side: int = MIN_SIDE) -> None:
     """DataError unless an image of `height` x `width` has at least `min_side` pixels on each
-    side and at most MAX_PIXELS pixels."""
+    side and at most MAX_PIXELS pixels.
+
+    Parameters
+    ----------
+    height, width : int
+        The image's size.
+    name : str
+        The image, for the message.
+    min_side : int, default 16
+        Smallest side accepted.
+
+    Raises
+    ------
+    DataError
+        If the image is too small or too large.
+    """
     if min(height, width) < min_side:
         raise DataError(f"{name}: image is {width}x{height} pixels (WxH); oddity needs at least "
                         f"{min_side} pixels on each side to inspect it; remove it or pass --skip-bad")
@@ -92,13 +107,40 @@ def _open(path: Path, min_side: int = MIN_SIDE) -> Image.Image:
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """Decode an image file to RGB float32 in [0, 1], shape (H, W, 3)."""
+    """Decode an image file to RGB float32 in [0, 1], shape (H, W, 3).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The image file (PNG, JPEG, BMP, TIFF; grey, RGBA and 16-bit converted).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W, 3) float32 in [0, 1].
+
+    Raises
+    ------
+    DataError
+        If the file is missing, empty, corrupt, too large or of an unsupported kind.
+    """
     return image_pixels(_open(Path(path)))
 
 
 def image_pixels(image: Image.Image) -> np.ndarray:
     """A decoded PIL image as RGB float32 in [0, 1], shape (H, W, 3) (the conversions of the
-    module docstring); for images that come from memory rather than a file."""
+    module docstring); for images that come from memory rather than a file.
+
+    Parameters
+    ----------
+    image : PIL.Image.Image
+        A decoded image.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W, 3) float32 in [0, 1].
+    """
     if image.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
         pixels = np.asarray(image, dtype=np.float32)
         scale = 65535.0 if image.mode.startswith("I;16") or pixels.max(initial=0) > 255 else 255.0
@@ -116,7 +158,25 @@ def image_pixels(image: Image.Image) -> np.ndarray:
 def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
     """Decode a binary ground-truth mask to bool (H, W): 0 is normal, the one other value
     (255, or 1, or any single grey level) anomalous. A mask holding more than two values is
-    a DataError naming the values (see the module docstring)."""
+    a DataError naming the values (see the module docstring).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The mask file.
+    expected_hw : tuple of int, optional
+        (H, W) the mask must have (its image's size).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) bool, True = anomalous.
+
+    Raises
+    ------
+    DataError
+        If the mask is unreadable, not binary, has several channels or the wrong size.
+    """
     path = Path(path)
     image = _open(path, min_side=1)  # a mask must match its image, which is checked
     if image.mode not in ("1", "L", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
@@ -141,7 +201,23 @@ def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None) -> n
 
 
 def read_size(path: str | Path) -> tuple[int, int]:
-    """(H, W) of an image file, read from its header only."""
+    """(H, W) of an image file, read from its header only.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        The image file.
+
+    Returns
+    -------
+    tuple of int
+        (H, W).
+
+    Raises
+    ------
+    DataError
+        If the header cannot be read.
+    """
     path = Path(path)
     try:
         with _header(path) as image:
@@ -167,10 +243,38 @@ class ImageSample:
         return str(self.path)
 
     def load(self) -> np.ndarray:
+        """Decode the image file (`read_image`).
+
+        Returns
+        -------
+        numpy.ndarray
+            (H, W, 3) float32 in [0, 1].
+
+        Raises
+        ------
+        DataError
+            If the file cannot be decoded.
+        """
         return read_image(self.path)
 
     def load_mask(self, hw: tuple[int, int]) -> np.ndarray:
-        """The ground-truth mask, all False for a sample without one."""
+        """The ground-truth mask, all False for a sample without one.
+
+        Parameters
+        ----------
+        hw : tuple of int
+            (H, W) of the image.
+
+        Returns
+        -------
+        numpy.ndarray
+            (H, W) bool mask.
+
+        Raises
+        ------
+        DataError
+            If the mask cannot be read or has another size.
+        """
         if self.mask_path is None:
             return np.zeros(hw, dtype=bool)
         return read_mask(self.mask_path, hw)
@@ -184,11 +288,41 @@ class ArraySample:
     name: str
 
     def load(self) -> np.ndarray:
+        """Convert the array (`as_rgb_float`).
+
+        Returns
+        -------
+        numpy.ndarray
+            (H, W, 3) float32 in [0, 1].
+
+        Raises
+        ------
+        DataError
+            On an unsupported shape or pixel type.
+        """
         return as_rgb_float(self.pixels, self.name)
 
 
 def as_rgb_float(pixels: np.ndarray, name: str = "array") -> np.ndarray:
-    """Convert an (H, W), (H, W, 1|3|4) uint8/uint16/float array to RGB float32 [0, 1]."""
+    """Convert an (H, W), (H, W, 1|3|4) uint8/uint16/float array to RGB float32 [0, 1].
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        The image.
+    name : str, default "array"
+        The image, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W, 3) float32 in [0, 1].
+
+    Raises
+    ------
+    DataError
+        On an unsupported shape or pixel type, or floats outside [0, 1].
+    """
     array = np.asarray(pixels)
     if array.ndim == 2:
         array = array[:, :, None]
@@ -218,13 +352,40 @@ def _images_below(folder: Path) -> list[Path]:
 
 
 def is_mvtec_category(root: str | Path) -> bool:
-    """True if `root` looks like an MVTec AD category (has train/good and test/)."""
+    """True if `root` looks like an MVTec AD category (has train/good and test/).
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        A folder.
+
+    Returns
+    -------
+    bool
+        Whether it has ``train/good`` and ``test/``.
+    """
     root = Path(root)
     return (root / "train" / NORMAL_FOLDER).is_dir() and (root / "test").is_dir()
 
 
 def training_samples(root: str | Path) -> list[ImageSample]:
-    """Normal images to fit on: `train/good` of an MVTec category, else every image below `root`."""
+    """Normal images to fit on: `train/good` of an MVTec category, else every image below `root`.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        An MVTec category or a folder of normal images.
+
+    Returns
+    -------
+    list of ImageSample
+        The samples, in path order.
+
+    Raises
+    ------
+    DataError
+        If the folder is missing or holds no image.
+    """
     root = Path(root)
     if not root.exists():
         raise DataError(f"{root}: no such folder")
@@ -237,7 +398,23 @@ def training_samples(root: str | Path) -> list[ImageSample]:
 
 def evaluation_samples(root: str | Path) -> list[ImageSample]:
     """Labelled images to evaluate on: `test/` of an MVTec category (with masks), or a folder
-    whose `good/` sub-folder holds normal images and other sub-folders anomalous ones."""
+    whose `good/` sub-folder holds normal images and other sub-folders anomalous ones.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The category or folder.
+
+    Returns
+    -------
+    list of ImageSample
+        Labelled samples (label 1 = anomalous, with masks where given).
+
+    Raises
+    ------
+    DataError
+        If the folder is missing, has no images, or holds unlabelled images.
+    """
     root = Path(root)
     if not root.is_dir():
         raise DataError(f"{root}: no such folder")
@@ -263,7 +440,23 @@ def evaluation_samples(root: str | Path) -> list[ImageSample]:
 
 
 def unlabelled_samples(inputs: Sequence[str | Path]) -> list[ImageSample]:
-    """Images to score from files and/or folders (folders are searched recursively)."""
+    """Images to score from files and/or folders (folders are searched recursively).
+
+    Parameters
+    ----------
+    inputs : sequence of str or pathlib.Path
+        Image files and folders.
+
+    Returns
+    -------
+    list of ImageSample
+        The samples (no labels).
+
+    Raises
+    ------
+    DataError
+        If an input is missing or a folder holds no image.
+    """
     samples: list[ImageSample] = []
     for item in inputs:
         path = Path(item)
@@ -283,7 +476,22 @@ def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 4) -> Iter
     """Yield (item, load(item)) in order while up to `depth` loads run ahead in threads.
 
     Decoding (PIL releases the GIL) overlaps with model compute; the bounded queue keeps
-    memory flat however many images there are."""
+    memory flat however many images there are.
+
+    Parameters
+    ----------
+    items : iterable
+        The items.
+    load : callable
+        Loads one item (runs in a thread).
+    depth : int, default 4
+        Loads running ahead.
+
+    Yields
+    ------
+    tuple
+        (item, load(item)), in order.
+    """
     with ThreadPoolExecutor(max_workers=2) as pool:
         pending: deque = deque()
         iterator = iter(items)
@@ -301,7 +509,24 @@ def prefetch(items: Iterable[T], load: Callable[[T], R], depth: int = 4) -> Iter
 
 def skip_bad_file(sample, error: DataError, skip_bad: bool, skipped: set[str] | None) -> None:
     """Raise `error` about `sample`, or under `skip_bad` warn that it is skipped (recording its
-    name in `skipped` when given)."""
+    name in `skipped` when given).
+
+    Parameters
+    ----------
+    sample : ImageSample or ArraySample
+        The sample that failed.
+    error : DataError
+        Why.
+    skip_bad : bool
+        Warn and go on (True) or raise.
+    skipped : set of str, optional
+        Names of the skipped files.
+
+    Raises
+    ------
+    DataError
+        `error`, unless `skip_bad`.
+    """
     if not skip_bad:
         raise error
     warnings.warn(f"skipped: {error}", stacklevel=3)
@@ -314,7 +539,31 @@ def load_all(samples: Sequence, skip_bad: bool, skipped: set[str] | None = None,
     """Decode samples in order with prefetching; on `skip_bad`, warn about and skip bad files
     (their names are added to `skipped` when given). `load(sample)` (default `sample.load()`)
     runs in the prefetch threads, so preprocessing done there overlaps with the caller too;
-    up to `depth` samples are loaded ahead."""
+    up to `depth` samples are loaded ahead.
+
+    Parameters
+    ----------
+    samples : sequence
+        Samples to decode.
+    skip_bad : bool
+        Skip unreadable files with a warning instead of raising.
+    skipped : set of str, optional
+        Receives the names of skipped files.
+    load : callable, optional
+        Loads one sample (default ``sample.load()``).
+    depth : int, default 4
+        Samples loaded ahead.
+
+    Yields
+    ------
+    tuple
+        (sample, loaded pixels), in order.
+
+    Raises
+    ------
+    DataError
+        On an unreadable file, unless `skip_bad`.
+    """
 
     def safe_load(sample):
         try:

@@ -46,6 +46,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from oddity.core.detector import Detector
+from oddity.core.checks import check_calibration, check_seed
 from oddity.core.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from oddity.core.results import ImagePrediction, ImageScores
 from oddity.core.thresholds import CROSS_FOLDS, Threshold, calibrate_threshold, fold_indices, held_out_count
@@ -67,7 +68,25 @@ ImageInput = Any  # folder/file path(s), ImageSample list, array(s) or an (N, 3,
 
 
 def as_samples(data: ImageInput, for_fit: bool) -> list:
-    """Normalise what a user passes to fit/score into a list of lazily loaded samples."""
+    """Normalise what a user passes to fit/score into a list of lazily loaded samples.
+
+    Parameters
+    ----------
+    data : str, path, list or array
+        A folder or MVTec category, image paths, an (N, H, W, 3) array or a list of images.
+    for_fit : bool
+        Read a category's ``train/good`` (True) or the images given as they are.
+
+    Returns
+    -------
+    list
+        Samples, loaded when scored.
+
+    Raises
+    ------
+    DataError
+        If no image is given, an array or tensor has the wrong shape, or the items mix kinds.
+    """
     if isinstance(data, (str, os.PathLike)):
         return training_samples(data) if for_fit else unlabelled_samples([data])
     if isinstance(data, torch.Tensor):
@@ -185,20 +204,6 @@ class ImageDetector(Detector):
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
                  calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False,
                  per_image_contrast: bool = False, border_rings: int = 0, calibration: str = "auto"):
-        if image_size < 32:
-            raise ConfigError(f"image_size must be at least 32 pixels, got {image_size}")
-        if tile is not None and tile < 32:
-            raise ConfigError(f"tile must be at least 32 pixels (or None for no tiling), got {tile}")
-        if border_rings < 0:
-            raise ConfigError(f"border_rings must be 0 (off) or positive, got {border_rings}")
-        if not 0.0 <= calibration_fraction < 1.0:
-            raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
-        if not 0.0 < target_fpr < 1.0:
-            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
-        if seed < 0:
-            raise ConfigError(f"seed must be a non-negative whole number, got {seed}")
-        if calibration not in CALIBRATIONS:
-            raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {calibration!r}")
         self.image_size = image_size
         self.tile = tile
         self.smoothing_sigma = smoothing_sigma
@@ -209,6 +214,20 @@ class ImageDetector(Detector):
         self.per_image_contrast = per_image_contrast
         self.border_rings = border_rings
         self.calibration = calibration
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if self.image_size < 32:
+            raise ConfigError(f"image_size must be at least 32 pixels, got {self.image_size}")
+        if self.tile is not None and self.tile < 32:
+            raise ConfigError(f"tile must be at least 32 pixels (or None for no tiling), got {self.tile}")
+        if self.border_rings < 0:
+            raise ConfigError(f"border_rings must be 0 (off) or positive, got {self.border_rings}")
+        check_calibration(self.target_fpr, self.calibration_fraction)
+        check_seed(self.seed)
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {self.calibration!r}")
 
     # --- hooks for subclasses --------------------------------------------------------------
     def _fit_images(self, images: ImageStream) -> None:
@@ -225,7 +244,18 @@ class ImageDetector(Detector):
 
     # --- the scoring graph and its pre- and post-processing ---------------------------------
     def spec(self) -> ImageSpec:
-        """Pre- and post-processing of this detector's images, as data (`oddity.image.spec`)."""
+        """Pre- and post-processing of this detector's images, as data.
+
+        Returns
+        -------
+        ImageSpec
+            Sizes, tiling, contrast and smoothing (`oddity.image.spec`).
+
+        Raises
+        ------
+        NotFittedError
+            If the method learns its input shape in fit and is not fitted.
+        """
         if self.needs_fixed_shape and self.input_shape_ is None:
             raise NotFittedError(f"{type(self).__name__} learns its input shape in fit: call fit first")
         return ImageSpec(image_size=self.image_size,
@@ -277,13 +307,39 @@ class ImageDetector(Detector):
     def cross_fits(self, n_images: int) -> bool:
         """Whether `fit` on `n_images` images calibrates by cross-fitting (see module docstring):
         asked for or "auto" on a cheap detector, with at least two images per fold and no
-        border statistics to learn."""
+        border statistics to learn.
+
+        Parameters
+        ----------
+        n_images : int
+            Number of normal images `fit` is given.
+
+        Returns
+        -------
+        bool
+            True when `fit` cross-fits.
+        """
         wanted = self.calibration == "cross" or (self.calibration == "auto" and self.cheap_refit)
         return wanted and n_images >= 2 * CROSS_FOLDS and not (self.border_rings and self.localises)
 
     def left_out_scores(self, groups: list[list], verbose: bool, first_only: bool = False) -> ImageScores:
-        """Scores (and maps) of each group's images (its first image only with `first_only`) by
-        a copy of this detector fitted on the other groups, in group order."""
+        """Scores (and maps) of each group's images by a copy of this detector fitted on the
+        other groups, in group order.
+
+        Parameters
+        ----------
+        groups : list of list
+            Groups of image samples (folds, or one shot and its views).
+        verbose : bool
+            Show a progress bar over the groups.
+        first_only : bool, default False
+            Score only the first image of each group.
+
+        Returns
+        -------
+        ImageScores
+            The left-out scores (and maps) of every group, concatenated.
+        """
         scores, maps, paths = [], [], []
         for index, group in enumerate(tqdm(groups, desc="calibrate", unit="fit", disable=not verbose)):
             copy = type(self)(**self.get_params())
@@ -335,6 +391,7 @@ class ImageDetector(Detector):
         of maps (`oddity.image.border`), then calibrate the thresholds on standardised maps;
         the ring statistics pool thousands of patches, so reusing the images barely moves an
         image's own standardised maximum (splitting the few held-out images would cost more)."""
+        self.validate_params()
         samples = as_samples(data, for_fit=True)
         if len(samples) == 1:
             warnings.warn(SINGLE_IMAGE_WARNING.format(name=samples[0].name), stacklevel=2)

@@ -74,7 +74,18 @@ class Evaluation:
 
 
 def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
-    """(label, formatted value) per metric in display order; None shows as 'n/a'."""
+    """The metrics as display rows.
+
+    Parameters
+    ----------
+    metrics : dict
+        Metric name to value (`Evaluation.metrics`).
+
+    Returns
+    -------
+    list of tuple of str
+        (label, formatted value) per metric in display order; None shows as 'n/a'.
+    """
     rows = []
     for key, label in METRIC_LABELS.items():
         value = metrics.get(key)
@@ -92,10 +103,28 @@ def metric_rows(metrics: dict[str, Any]) -> list[tuple[str, str]]:
     return rows
 
 
-def _pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray],
-                   notes: list[str]) -> tuple[float, float, np.ndarray | None]:
-    """(pixel AUROC, AUPRO, per-image AUPIMO or None) over maps and masks of any sizes; why
-    AUPIMO is missing, or may be inaccurate, goes to `notes`."""
+def pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray],
+                  notes: list[str]) -> tuple[float, float, np.ndarray | None]:
+    """Pixel-level metrics of anomaly maps against ground-truth masks of any sizes.
+
+    Parameters
+    ----------
+    maps : list of numpy.ndarray
+        (H, W) anomaly map per image (higher = more anomalous).
+    masks : list of numpy.ndarray
+        (H, W) boolean ground-truth mask per image, each the size of its map.
+    notes : list of str
+        Why AUPIMO is missing, or may be inaccurate, is appended here.
+
+    Returns
+    -------
+    pixel_auroc : float
+        AUROC over all pixels (`oddity.metrics.segmentation.pixel_auroc`).
+    aupro : float
+        Area under the PRO curve up to FPR 0.3 (`oddity.metrics.segmentation.aupro`).
+    aupimo : numpy.ndarray or None
+        AUPIMO per image, None when it cannot be computed.
+    """
     auroc, pro = pixel_auroc(maps, masks), aupro(maps, masks)
     try:
         with warnings.catch_warnings(record=True) as caught:
@@ -109,8 +138,30 @@ def _pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray],
 
 
 def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool = True) -> Evaluation:
-    """Score the labelled test split under `root` (see `oddity.image.data.evaluation_samples`) with
-    a fitted detector and compute image and pixel metrics and throughput."""
+    """Score the labelled test split under `root` with a fitted detector and compute image and
+    pixel metrics and throughput.
+
+    Parameters
+    ----------
+    detector : ImageDetector
+        A fitted detector.
+    root : str or os.PathLike
+        An MVTec-style category (see `oddity.image.data.evaluation_samples`).
+    verbose : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    Evaluation
+        Metrics, per-image scores and notes.
+
+    Raises
+    ------
+    DataError
+        If the test split cannot be read.
+    NotFittedError
+        If the detector is not fitted.
+    """
     samples = evaluation_samples(root)
     start = time.perf_counter()
     result = detector.score(samples, verbose=verbose, desc="evaluate")
@@ -142,7 +193,7 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool 
             notes.append(f"{len(empty)} anomalous image(s) have an empty mask (e.g. "
                          f"{result.paths[empty[0]]}): pixel metrics count their pixels as "
                          "normal, AUPIMO counts them as normal images")
-        pixel_auroc_value, aupro_value, known_aupimo = _pixel_metrics(
+        pixel_auroc_value, aupro_value, known_aupimo = pixel_metrics(
             [result.maps[i] for i in known], [masks[i] for i in known], notes)
         if known_aupimo is not None:
             per_image_aupimo = np.full(len(scored), np.nan)

@@ -7,31 +7,86 @@ PyPI package and shared by every detector that asks for them.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 
 from oddity.backbones import DEFAULT_INPUT_NORM, FeatureExtractor
+from oddity.core.errors import ConfigError
 
-__all__ = ["DEFAULT_INPUT_NORM", "LEGACY_PARAMS", "concat_on_first_grid", "feature_extractor"]
+__all__ = ["DEFAULT_INPUT_NORM", "LEGACY_PARAMS", "check_layers", "concat_on_first_grid",
+           "feature_extractor"]
 
 # Settings of a model file saved before the setting existed: files without `input_norm` were
 # fitted on ImageNet mean/std inputs, and load with that, never with today's default.
 LEGACY_PARAMS = {"input_norm": "imagenet"}
 
 
-@lru_cache(maxsize=8)
-def feature_extractor(backbone: str, layers: tuple[str, ...],
+def check_layers(layers: Sequence[str]) -> None:
+    """Check a detector's `layers` parameter: a non-empty list of stage names.
+
+    Parameters
+    ----------
+    layers : sequence of str
+        Backbone stages, e.g. ``("stage3", "stage5")``.
+
+    Raises
+    ------
+    ConfigError
+        If `layers` is a single string or empty (unknown names are refused when the backbone
+        is built).
+    """
+    if isinstance(layers, str) or not layers:
+        raise ConfigError(f"layers must name at least one stage in a list, e.g. layers=('stage3', "
+                          f"'stage5'); got {layers!r}")
+
+
+def feature_extractor(backbone: str, layers: Sequence[str],
                       input_norm: str = DEFAULT_INPUT_NORM) -> FeatureExtractor:
-    """A shared, frozen extractor in channels_last layout (faster on CPU)."""
+    """The shared, frozen extractor of `backbone` at `layers` in channels_last layout (faster
+    on CPU), built once per process for each (backbone, layers, input normalisation).
+
+    Parameters
+    ----------
+    backbone : str
+        Backbone name (`oddity.backbones`).
+    layers : sequence of str
+        Stages whose feature maps it returns, in order.
+    input_norm : str
+        Input normalisation (`oddity.backbones`).
+
+    Returns
+    -------
+    FeatureExtractor
+        The extractor (shared: do not modify it).
+    """
+    return _extractor(backbone, tuple(layers), input_norm)
+
+
+@lru_cache(maxsize=8)
+def _extractor(backbone: str, layers: tuple[str, ...], input_norm: str) -> FeatureExtractor:
     return FeatureExtractor(backbone, layers, memory_format=torch.channels_last, input_norm=input_norm)
 
 
 def concat_on_first_grid(features: list[torch.Tensor], local_pool: int = 1) -> torch.Tensor:
     """(N, sum C, h, w): each map average-pooled over `local_pool` x `local_pool`
     neighbourhoods (stride 1, so the grid is unchanged), upsampled bilinearly to the first
-    map's grid, and concatenated along channels."""
+    map's grid, and concatenated along channels.
+
+    Parameters
+    ----------
+    features : list of torch.Tensor
+        (N, C_l, h_l, w_l) maps, the finest first.
+    local_pool : int, default 1
+        Neighbourhood size (1: no pooling).
+
+    Returns
+    -------
+    torch.Tensor
+        (N, sum C_l, h, w) features on the first map's grid.
+    """
     grid = features[0].shape[-2:]
     parts = []
     for feature in features:

@@ -57,14 +57,54 @@ AUGMENTATIONS: dict[str, Views] = {
 
 
 def augmented_views(pixels: np.ndarray, augment: str) -> list[np.ndarray]:
-    """The image itself first, then its views under `augment` (see module docstring)."""
+    """The image itself first, then its views under `augment` (see module docstring).
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        (H, W, 3) image.
+    augment : str
+        One of `AUGMENTATIONS`.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The views, the image itself first.
+
+    Raises
+    ------
+    ConfigError
+        If `augment` is unknown.
+    """
     if augment not in AUGMENTATIONS:
         raise ConfigError(f"augment must be one of {', '.join(AUGMENTATIONS)}, got {augment!r}")
     return [np.ascontiguousarray(view) for view in AUGMENTATIONS[augment](pixels)]
 
 
 def choose_shots(samples: list, shots: int, seed: int) -> list:
-    """`shots` of the samples drawn without replacement with `seed`, in their original order."""
+    """`shots` of the samples drawn without replacement with `seed`, in their original order.
+
+    Parameters
+    ----------
+    samples : list
+        The training samples.
+    shots : int
+        How many to draw.
+    seed : int
+        Seed of the draw.
+
+    Returns
+    -------
+    list
+        The chosen samples.
+
+    Raises
+    ------
+    ConfigError
+        If `shots` is not positive.
+    DataError
+        If there are fewer samples than `shots`.
+    """
     if shots < 1:
         raise ConfigError(f"shots must be a positive number of images, got {shots}")
     if shots > len(samples):
@@ -77,10 +117,37 @@ def fit_few_shot(detector: ImageDetector, data: ImageInput, shots: int, *,
                  augment: str = "none", verbose: bool = True) -> ImageDetector:
     """Fit `detector` on `shots` normal images of `data` chosen with `detector.seed`, with
     `augment` views of each, and calibrate its thresholds by leave-one-shot-out (see module
-    docstring). Returns the detector.
+    docstring).
 
     Memory-bank methods should keep every patch of so few images: for PatchCore pass
-    `coreset_ratio=1.0` (the CLI's `--shots` does)."""
+    `coreset_ratio=1.0` (the CLI's `--shots` does).
+
+    Parameters
+    ----------
+    detector : ImageDetector
+        An unfitted detector.
+    data : str, path, list or array
+        Normal images, as `ImageDetector.fit` takes them.
+    shots : int
+        Number of images to learn from.
+    augment : str, default "none"
+        Views added per shot (`AUGMENTATIONS`).
+    verbose : bool, default True
+        Show progress bars.
+
+    Returns
+    -------
+    ImageDetector
+        `detector`, fitted.
+
+    Raises
+    ------
+    ConfigError
+        If a parameter is invalid or the method needs more shots.
+    DataError
+        If none of the chosen shots can be read.
+    """
+    detector.validate_params()
     samples = as_samples(data, for_fit=True)
     chosen = choose_shots(samples, shots, detector.seed)
     if len(chosen) < detector.min_shots:

@@ -36,7 +36,20 @@ TILE_OVERLAP = 0.25
 
 
 def keep_aspect_shape(hw: tuple[int, int], image_size: int) -> tuple[int, int]:
-    """Model input (H, W): short side `image_size`, aspect ratio kept, long side capped."""
+    """Model input (H, W): short side `image_size`, aspect ratio kept, long side capped.
+
+    Parameters
+    ----------
+    hw : tuple of int
+        (H, W) of the image.
+    image_size : int
+        Short side of the input.
+
+    Returns
+    -------
+    tuple of int
+        (H, W) of the input.
+    """
     height, width = hw
     scale = image_size / min(height, width)
     scale = min(scale, MAX_ASPECT * image_size / max(height, width))
@@ -44,7 +57,20 @@ def keep_aspect_shape(hw: tuple[int, int], image_size: int) -> tuple[int, int]:
 
 
 def fixed_shape(sizes: list[tuple[int, int]], image_size: int) -> tuple[int, int]:
-    """One input (H, W) for a set of images: short side `image_size`, median aspect ratio."""
+    """One input (H, W) for a set of images: short side `image_size`, median aspect ratio.
+
+    Parameters
+    ----------
+    sizes : list of tuple of int
+        (H, W) of each image.
+    image_size : int
+        Short side of the input.
+
+    Returns
+    -------
+    tuple of int
+        (H, W) of the input.
+    """
     ratios = np.array([w / h for h, w in sizes], dtype=np.float64)
     ratio = float(np.median(ratios))
     ratio = min(max(ratio, 1.0 / MAX_ASPECT), MAX_ASPECT)
@@ -57,7 +83,18 @@ def standardise_contrast(pixels: np.ndarray) -> np.ndarray:
     """Map an image's intensities to one mean (0.45) and spread (std 0.225), all channels
     together so colours keep their relations. Removes illumination and exposure differences
     between images (useful for dark, low-contrast grayscale parts such as magnetic tiles), at a
-    price: an anomaly that is only a global change of brightness becomes invisible."""
+    price: an anomaly that is only a global change of brightness becomes invisible.
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        (H, W, 3) float image.
+
+    Returns
+    -------
+    numpy.ndarray
+        The image with mean 0.45 and standard deviation 0.225.
+    """
     mean, std = float(pixels.mean()), float(pixels.std())
     return np.clip(0.45 + (pixels - mean) * (0.225 / max(std, 1e-6)), 0.0, 1.0).astype(np.float32)
 
@@ -90,7 +127,22 @@ def resize_weights(size_in: int, size_out: int, antialias: bool) -> sparse.csr_a
 
 
 def resize(array: np.ndarray, hw: tuple[int, int], antialias: bool = False) -> np.ndarray:
-    """Bilinear resize of an (H, W) or (H, W, C) float array to `hw` (float32)."""
+    """Bilinear resize of an (H, W) or (H, W, C) float array to `hw` (float32).
+
+    Parameters
+    ----------
+    array : numpy.ndarray
+        (H, W) or (H, W, C) float array.
+    hw : tuple of int
+        Target (H, W).
+    antialias : bool, default False
+        Average over the source pixels when shrinking.
+
+    Returns
+    -------
+    numpy.ndarray
+        The resized float32 array.
+    """
     array = np.asarray(array, dtype=np.float32)
     height, width = array.shape[:2]
     if (height, width) == tuple(hw):
@@ -103,19 +155,58 @@ def resize(array: np.ndarray, hw: tuple[int, int], antialias: bool = False) -> n
 
 
 def model_input(pixels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """RGB float (H, W, 3) array to a (3, h, w) float32 array resized (antialiased) to `shape`."""
+    """RGB float (H, W, 3) array to a (3, h, w) float32 array resized (antialiased) to `shape`.
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        (H, W, 3) float image.
+    shape : tuple of int
+        (h, w) of the input.
+
+    Returns
+    -------
+    numpy.ndarray
+        (3, h, w) float32.
+    """
     return np.ascontiguousarray(resize(pixels, shape, antialias=True).transpose(2, 0, 1))
 
 
 def to_tensor(pixels: np.ndarray, shape: tuple[int, int]) -> "torch.Tensor":
-    """`model_input` as a (1, 3, h, w) torch tensor."""
+    """`model_input` as a (1, 3, h, w) torch tensor.
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        (H, W, 3) float image.
+    shape : tuple of int
+        (h, w) of the input.
+
+    Returns
+    -------
+    torch.Tensor
+        (1, 3, h, w) float32.
+    """
     import torch
 
     return torch.from_numpy(model_input(pixels, shape))[None]
 
 
 def resize_map(score_map: np.ndarray, hw: tuple[int, int]) -> np.ndarray:
-    """Bilinear resize of a 2-D float map to (H, W)."""
+    """Bilinear resize of a 2-D float map to (H, W).
+
+    Parameters
+    ----------
+    score_map : numpy.ndarray
+        (h, w) map.
+    hw : tuple of int
+        Target (H, W).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) float32 map.
+    """
     return resize(score_map, hw)
 
 
@@ -123,7 +214,24 @@ def patch_map_to_image(patch_map: np.ndarray, input_hw: tuple[int, int],
                        original_hw: tuple[int, int], sigma: float) -> np.ndarray:
     """Patch scores (h, w) -> map at the model input size, Gaussian-smoothed with `sigma`
     there (as PatchCore and PaDiM do, sigma = 4 at their 224-256 px inputs), then resized to
-    the original image size."""
+    the original image size.
+
+    Parameters
+    ----------
+    patch_map : numpy.ndarray
+        (h, w) patch scores.
+    input_hw : tuple of int
+        (H, W) of the model input.
+    original_hw : tuple of int
+        (H, W) of the image.
+    sigma : float
+        Gaussian sigma in input pixels (0: no smoothing).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) float32 map at the image's size.
+    """
     upsampled = resize_map(patch_map, input_hw)
     if sigma > 0:
         upsampled = gaussian_filter(upsampled, sigma=sigma, mode="nearest", truncate=4.0)
@@ -131,7 +239,20 @@ def patch_map_to_image(patch_map: np.ndarray, input_hw: tuple[int, int],
 
 
 def tile_boxes(hw: tuple[int, int], tile: int) -> list[tuple[int, int, int, int]]:
-    """(top, left, bottom, right) of overlapping square tiles covering an (H, W) image."""
+    """(top, left, bottom, right) of overlapping square tiles covering an (H, W) image.
+
+    Parameters
+    ----------
+    hw : tuple of int
+        (H, W) of the image.
+    tile : int
+        Side of a tile.
+
+    Returns
+    -------
+    list of tuple of int
+        The tiles' boxes.
+    """
 
     def starts(length: int) -> list[int]:
         if length <= tile:
@@ -149,7 +270,22 @@ def tile_boxes(hw: tuple[int, int], tile: int) -> list[tuple[int, int, int, int]
 
 
 def stitch(maps: list[np.ndarray], boxes: list[tuple[int, int, int, int]], hw: tuple[int, int]) -> np.ndarray:
-    """Average tile maps into one (H, W) map."""
+    """Average tile maps into one (H, W) map.
+
+    Parameters
+    ----------
+    maps : list of numpy.ndarray
+        One map per tile, at the tile's size.
+    boxes : list of tuple of int
+        (top, left, bottom, right) of each tile.
+    hw : tuple of int
+        Target (H, W).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) map, tiles averaged where they overlap.
+    """
     total = np.zeros(hw, dtype=np.float32)
     count = np.zeros(hw, dtype=np.float32)
     for tile_map, (top, left, bottom, right) in zip(maps, boxes):

@@ -23,7 +23,20 @@ from oddity.image.border import BorderStandardiser
 
 def ring_standardise(maps: torch.Tensor, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
     """(N, h, w) maps in standard deviations above the normal mean of each cell's ring (its
-    distance in cells to the nearest border, capped at len(mean) - 1)."""
+    distance in cells to the nearest border, capped at len(mean) - 1).
+
+    Parameters
+    ----------
+    maps : torch.Tensor
+        (N, h, w) patch maps.
+    mean, std : torch.Tensor
+        (rings + 1,) normal statistics per ring.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, h, w) standardised maps.
+    """
     height, width = maps.shape[-2:]
     rows = torch.arange(height, device=maps.device)
     cols = torch.arange(width, device=maps.device)
@@ -45,6 +58,18 @@ class ImageKernel(nn.Module):
             self.register_buffer("border_std", torch.as_tensor(border.std, dtype=torch.float32))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         scores, maps = self.scorer(x)
         if self.standardised:
             maps = ring_standardise(maps, self.border_mean, self.border_std)
@@ -53,7 +78,18 @@ class ImageKernel(nn.Module):
 
 
 def run_kernel(kernel: nn.Module) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """The kernel as a pipeline engine: numpy batch in, numpy (scores, maps) out."""
+    """The kernel as a pipeline engine: numpy batch in, numpy (scores, maps) out.
+
+    Parameters
+    ----------
+    kernel : torch.nn.Module
+        A scoring graph (`ImageDetector.kernel`).
+
+    Returns
+    -------
+    callable
+        Takes an (N, 3, h, w) float32 array, returns (scores (N,), maps (N, h', w')).
+    """
     kernel.eval()
 
     def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

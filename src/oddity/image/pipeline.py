@@ -108,7 +108,22 @@ def score_samples(spec: ImageSpec, engine: Engine, samples: Sequence, *, batch_s
 
 def decide(result: ImageScores, image: Threshold, pixel: Threshold | None) -> ImagePrediction:
     """Labels (score above the image threshold) and masks (map above the pixel threshold) of
-    scored images; `masks` is None when there are no maps."""
+    scored images; `masks` is None when there are no maps.
+
+    Parameters
+    ----------
+    result : ImageScores
+        Scores and maps.
+    image : Threshold
+        The image threshold.
+    pixel : Threshold or None
+        The pixel threshold.
+
+    Returns
+    -------
+    ImagePrediction
+        The decisions.
+    """
     masks, pixel_threshold = None, float("nan")
     if result.maps is not None:
         if pixel is None:

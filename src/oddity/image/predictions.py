@@ -30,7 +30,18 @@ CSV_COLUMNS = ("path", "score", "label", "overlay", "mask")
 
 
 def output_names(paths: Sequence[str]) -> list[str]:
-    """Unique, flat file stems for image paths (see the module docstring)."""
+    """Unique, flat file stems for image paths (see the module docstring).
+
+    Parameters
+    ----------
+    paths : sequence of str
+        Image paths.
+
+    Returns
+    -------
+    list of str
+        One stem per path.
+    """
     resolved = [Path(p).resolve() for p in paths]
     base = Path(os.path.commonpath([str(p.parent) for p in resolved]))
     names: list[str] = []
@@ -48,7 +59,25 @@ def output_names(paths: Sequence[str]) -> list[str]:
 
 def write_predictions(folder: str | os.PathLike, prediction: ImagePrediction) -> Path:
     """Write scores.csv, overlays/ and masks/ for `prediction` into `folder` (staged, so an
-    interrupted run leaves no partial output); return the path of scores.csv."""
+    interrupted run leaves no partial output); return the path of scores.csv.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Output folder (created or replaced whole).
+    prediction : ImagePrediction
+        What to write.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of scores.csv.
+
+    Raises
+    ------
+    OutputError
+        If `folder` may not be written.
+    """
     folder = Path(folder)
     maps, masks = prediction.maps, prediction.masks
     value_range = centred_range(maps, prediction.pixel_threshold) if maps is not None else None

@@ -96,7 +96,13 @@ class GoldenSample:
         self._reference_patches = self._embed(self.reference)
 
     def settings(self) -> dict[str, Any]:
-        """The comparison's settings (recorded beside its outputs)."""
+        """The comparison's settings (recorded beside its outputs).
+
+        Returns
+        -------
+        dict
+            Setting name to value.
+        """
         return {"image_size": self.image_size, "radius": self.radius, "margin": self.margin,
                 "smoothing_sigma": self.smoothing_sigma, "backbone": self.backbone,
                 "layers": list(self.layers), "input_norm": self.input_norm, "features": self.features, "ecc": self.ecc,
@@ -122,7 +128,25 @@ class GoldenSample:
 
     def compare(self, query: str | os.PathLike | np.ndarray, *, align_query: bool = True) -> Comparison:
         """Align `query` to the reference (unless `align_query` is False) and score it; raises
-        `AlignmentError` when the alignment fails its checks."""
+        `AlignmentError` when the alignment fails its checks.
+
+        Parameters
+        ----------
+        query : str, os.PathLike or numpy.ndarray
+            The image to inspect.
+        align_query : bool, default True
+            Align it to the reference first.
+
+        Returns
+        -------
+        Comparison
+            Score, map and alignment.
+
+        Raises
+        ------
+        AlignmentError
+            If the alignment fails its checks.
+        """
         pixels = _pixels(query, "query")
         hw = self.reference.shape[:2]
         alignment = None
@@ -160,14 +184,51 @@ class GoldenSample:
 
 def compare(reference: str | os.PathLike | np.ndarray, query: str | os.PathLike | np.ndarray,
             *, align_query: bool = True, **settings: Any) -> Comparison:
-    """One-off comparison of `query` against `reference` (see `GoldenSample`)."""
+    """One-off comparison of `query` against `reference` (see `GoldenSample`).
+
+    Parameters
+    ----------
+    reference, query : str, os.PathLike or numpy.ndarray
+        The golden image and the image to inspect.
+    align_query : bool, default True
+        Align the query first.
+    **settings
+        `GoldenSample` parameters.
+
+    Returns
+    -------
+    Comparison
+        Score, map and alignment.
+
+    Raises
+    ------
+    AlignmentError
+        If the alignment fails its checks.
+    """
     return GoldenSample(reference, **settings).compare(query, align_query=align_query)
 
 
 def write_comparison(out_dir: str | os.PathLike, comparison: Comparison, inputs: dict[str, str],
                      settings: dict[str, Any]) -> Path:
     """Write heatmap.png (the map over the warped query), warped.png and comparison.json
-    (score, alignment, settings, inputs) into `out_dir`, staged; return the JSON's path."""
+    (score, alignment, settings, inputs) into `out_dir`, staged; return the JSON's path.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        Output folder (created or replaced whole).
+    comparison : Comparison
+        What `compare` returned.
+    inputs : dict
+        The input paths, recorded.
+    settings : dict
+        The settings, recorded.
+
+    Returns
+    -------
+    pathlib.Path
+        The path of comparison.json.
+    """
     low, high = float(comparison.map.min()), float(comparison.map.max())
     document = {"score": comparison.score, "inputs": inputs, "settings": settings,
                 "alignment": comparison.alignment.to_dict() if comparison.alignment else None,

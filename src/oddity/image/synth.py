@@ -51,7 +51,22 @@ def perlin_noise(shape: tuple[int, int], cells: int | tuple[int, int],
                  rng: np.random.Generator) -> np.ndarray:
     """Perlin gradient noise of shape (H, W) in about [-1, 1], with `cells` lattice cells
     along each axis (more cells, finer noise): random unit gradients at the lattice corners,
-    blended with the quintic fade curve (Perlin, "Improving Noise", SIGGRAPH 2002)."""
+    blended with the quintic fade curve (Perlin, "Improving Noise", SIGGRAPH 2002).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (H, W).
+    cells : int or tuple of int
+        Lattice cells per axis.
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) noise.
+    """
     height, width = shape
     cells_y, cells_x = (cells, cells) if isinstance(cells, int) else cells
     angles = rng.uniform(0.0, 2.0 * np.pi, size=(cells_y + 1, cells_x + 1))
@@ -73,7 +88,26 @@ def perlin_noise(shape: tuple[int, int], cells: int | tuple[int, int],
 def fractal_noise(shape: tuple[int, int], cells: int, rng: np.random.Generator,
                   octaves: int = 4, persistence: float = 0.5) -> np.ndarray:
     """Sum of `octaves` Perlin noises, each with twice the cells and `persistence` times the
-    amplitude of the previous one, normalised back to about [-1, 1]."""
+    amplitude of the previous one, normalised back to about [-1, 1].
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (H, W).
+    cells : int
+        Lattice cells of the first octave.
+    rng : numpy.random.Generator
+        Source of randomness.
+    octaves : int, default 4
+        Noises summed.
+    persistence : float, default 0.5
+        Amplitude ratio between octaves.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) noise.
+    """
     total = np.zeros(shape, dtype=np.float32)
     amplitude, norm = 1.0, 0.0
     for octave in range(octaves):
@@ -97,7 +131,20 @@ class TextureStyle:
 
 
 def texture_style(kind: str, rng: np.random.Generator) -> TextureStyle:
-    """Draw the colours, scale and orientation of a product of texture family `kind`."""
+    """Draw the colours, scale and orientation of a product of texture family `kind`.
+
+    Parameters
+    ----------
+    kind : str
+        "woven", "marble" or "stripes".
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    TextureStyle
+        The style.
+    """
     if kind not in TEXTURES:
         raise ConfigError(f"unknown texture {kind!r}; choose one of: {', '.join(TEXTURES)}")
     hue = rng.uniform(0.0, 1.0)
@@ -140,7 +187,22 @@ _PATTERNS: dict[str, Callable[[TextureStyle, tuple[np.ndarray, np.ndarray], np.r
 
 def render_texture(style: TextureStyle, shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """One normal image of the product `style`: RGB float32 (H, W, 3) in [0, 1]. The pattern
-    (in [0, 1]) blends the two colours; fine grain noise is added on top."""
+    (in [0, 1]) blends the two colours; fine grain noise is added on top.
+
+    Parameters
+    ----------
+    style : TextureStyle
+        The product's look (`texture_style`).
+    shape : tuple of int
+        (H, W).
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    numpy.ndarray
+        The image.
+    """
     height, width = shape
     scale = float(max(height, width))
     grid = np.meshgrid(np.arange(height) / scale, np.arange(width) / scale, indexing="ij")
@@ -221,7 +283,22 @@ _DEFECT_PAINTERS: dict[str, Callable[[np.ndarray, np.random.Generator], tuple[np
 
 def draw_defect(image: np.ndarray, kind: str, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Paint a defect of `kind` (scratch, spot or cut) on a copy of an (H, W, 3) float image:
-    (defective image, bool mask of exactly the painted pixels)."""
+    (defective image, bool mask of exactly the painted pixels).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (H, W, 3) float image.
+    kind : str
+        "scratch", "spot" or "cut".
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (defective image, mask).
+    """
     if kind not in _DEFECT_PAINTERS:
         raise ConfigError(f"unknown defect {kind!r}; choose from: {', '.join(DEFECTS)}")
     painted, mask = _DEFECT_PAINTERS[kind](image, rng)
@@ -243,7 +320,24 @@ def perlin_mask(shape: tuple[int, int], rng: np.random.Generator, *, threshold: 
     """DRAEM's anomaly shape: Perlin noise with 2**a x 2**b lattice cells (a, b drawn from
     0..max_exponent-1, so blobs from image-sized to fine speckle), rotated by a random angle in
     [-90, 90] degrees, thresholded at `threshold`. A bool (H, W) mask, which may be empty
-    (the noise can stay below the threshold); DRAEM then trains on a normal sample."""
+    (the noise can stay below the threshold); DRAEM then trains on a normal sample.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (H, W).
+    rng : numpy.random.Generator
+        Source of randomness.
+    threshold : float, default 0.5
+        Noise level above which the mask is set.
+    max_exponent : int, default 6
+        Exponents of the lattice are drawn below it.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W) bool mask.
+    """
     if max_exponent < 1:
         raise ConfigError(f"max_exponent must be at least 1, got {max_exponent}")
     cells = tuple(int(2 ** e) for e in rng.integers(0, max_exponent, size=2))
@@ -290,7 +384,22 @@ _COLOUR_OPS: dict[str, Callable[[np.ndarray, np.random.Generator], np.ndarray]] 
 def colour_jitter(image: np.ndarray, rng: np.random.Generator, count: int = 3) -> np.ndarray:
     """DRAEM's strong augmentation of an anomaly source: `count` distinct operations drawn
     from gamma, brightness, hue/saturation, solarize, posterize, invert, autocontrast and
-    equalize, applied in random order to an (H, W, 3) float image; result in [0, 1]."""
+    equalize, applied in random order to an (H, W, 3) float image; result in [0, 1].
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (H, W, 3) float image.
+    rng : numpy.random.Generator
+        Source of randomness.
+    count : int, default 3
+        Operations applied.
+
+    Returns
+    -------
+    numpy.ndarray
+        The augmented image.
+    """
     names = list(_COLOUR_OPS)
     for index in rng.choice(len(names), size=min(count, len(names)), replace=False):
         image = np.clip(_COLOUR_OPS[names[index]](image, rng), 0.0, 1.0).astype(np.float32)
@@ -300,7 +409,20 @@ def colour_jitter(image: np.ndarray, rng: np.random.Generator, count: int = 3) -
 def procedural_texture(shape: tuple[int, int], rng: np.random.Generator) -> np.ndarray:
     """A texture made from nothing: a random texture family (woven, marble, stripes) in
     random colours, or a fractal colour cloud (independent fractal noise per channel, coarse
-    to fine); RGB float32 (H, W, 3) in [0, 1]."""
+    to fine); RGB float32 (H, W, 3) in [0, 1].
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (H, W).
+    rng : numpy.random.Generator
+        Source of randomness.
+
+    Returns
+    -------
+    numpy.ndarray
+        The texture.
+    """
     kind = int(rng.integers(0, len(TEXTURES) + 1))
     if kind < len(TEXTURES):
         return render_texture(texture_style(TEXTURES[kind], rng), shape, rng)
@@ -314,7 +436,22 @@ def foreign_texture(shape: tuple[int, int], rng: np.random.Generator,
     """A texture to fill a synthetic anomaly (our stand-in for DTD, see the module doc): with
     no `sources`, or with probability 1/2, a procedural texture; otherwise a random source
     image, randomly flipped and turned by a multiple of 90 degrees, resized to `shape`. Then
-    `colour_jitter` (3 operations). RGB float32 (H, W, 3) in [0, 1]."""
+    `colour_jitter` (3 operations). RGB float32 (H, W, 3) in [0, 1].
+
+    Parameters
+    ----------
+    shape : tuple of int
+        (H, W).
+    rng : numpy.random.Generator
+        Source of randomness.
+    sources : sequence of numpy.ndarray
+        Images to take textures from.
+
+    Returns
+    -------
+    numpy.ndarray
+        The texture.
+    """
     if not sources or rng.random() < 0.5:
         texture = procedural_texture(shape, rng)
     else:
@@ -334,7 +471,28 @@ def texture_anomaly(image: np.ndarray, rng: np.random.Generator, *, sources: Seq
     Returns (anomalous image, bool mask M); M may be empty (see `perlin_mask`). With
     `min_change` > 0 the mask keeps only the pixels whose largest channel change exceeds it:
     a texture taken from a training image can match the image where it lands (white
-    background on white background), and a pixel that did not change is no anomaly to learn."""
+    background on white background), and a pixel that did not change is no anomaly to learn.
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (H, W, 3) float image.
+    rng : numpy.random.Generator
+        Source of randomness.
+    sources : sequence of numpy.ndarray
+        Images to take textures from.
+    opacity : tuple of float
+        Range of beta.
+    max_exponent : int, default 6
+        See `perlin_mask`.
+    min_change : float, default 0.0
+        Smallest channel change a masked pixel must show.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (anomalous image, mask).
+    """
     mask = perlin_mask(image.shape[:2], rng, max_exponent=max_exponent)
     if not mask.any():
         return image.astype(np.float32, copy=True), mask
@@ -354,7 +512,28 @@ def cut_paste(image: np.ndarray, rng: np.random.Generator, *, source: np.ndarray
     `aspect` ratio (log-uniform) is cut from `source` (default: the image itself; another
     training image works too and is resized to the image's size), colour-jittered (brightness,
     contrast, saturation and hue, each by up to `jitter`, as the paper's ColorJitter) and
-    pasted at another random place. Returns (image, bool mask of the pasted rectangle)."""
+    pasted at another random place. Returns (image, bool mask of the pasted rectangle).
+
+    Parameters
+    ----------
+    image : numpy.ndarray
+        (H, W, 3) float image.
+    rng : numpy.random.Generator
+        Source of randomness.
+    source : numpy.ndarray, optional
+        Image the patch is cut from.
+    area : tuple of float
+        Range of the patch's area, as a fraction of the image.
+    aspect : tuple of float
+        Range of its aspect ratio.
+    jitter : float, default 0.1
+        Colour-jitter strength.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (image, mask).
+    """
     height, width = image.shape[:2]
     if source is None:
         source = image
@@ -394,7 +573,18 @@ def natural_images(cover: tuple[int, int]) -> list[np.ndarray]:
     """The NATURAL_IMAGES found in the installed scikit-image (read from its files, never
     through its downloader), RGB float32 (H, W, 3) in [0, 1], each resized (aspect kept) to
     the smallest size that covers `cover` = (height, width). Missing files, or no
-    scikit-image at all, give fewer images or none."""
+    scikit-image at all, give fewer images or none.
+
+    Parameters
+    ----------
+    cover : tuple of int
+        (height, width) each image must cover.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The images.
+    """
     spec = importlib.util.find_spec("skimage")
     if spec is None or spec.origin is None:
         return []
@@ -428,7 +618,26 @@ def inspection_images(*, n_train: int = 40, n_test_good: int = 10, n_test_defect
                       size: int = 128, seed: int = 0, texture: str = "woven",
                       defects: Sequence[str] = DEFECTS) -> Iterator[SynthImage]:
     """Generate a synthetic product in memory: `n_train` normal training images, `n_test_good`
-    normal test images and `n_test_defect` test images per defect kind, all `size` x `size`."""
+    normal test images and `n_test_defect` test images per defect kind, all `size` x `size`.
+
+    Parameters
+    ----------
+    n_train, n_test_good, n_test_defect : int
+        Image counts (defective ones per kind).
+    size : int, default 128
+        Side in pixels.
+    seed : int, default 0
+        Seed of everything.
+    texture : str, default "woven"
+        Texture family.
+    defects : sequence of str
+        Defect kinds.
+
+    Yields
+    ------
+    SynthImage
+        Image, split, label and mask.
+    """
     for name, count in (("n_train", n_train), ("n_test_good", n_test_good), ("n_test_defect", n_test_defect)):
         if count < 0:
             raise ConfigError(f"{name} must be >= 0, got {count}")
@@ -457,7 +666,28 @@ def make_inspection_set(root: str | os.PathLike, *, n_train: int = 40, n_test_go
                         texture: str = "woven", defects: Sequence[str] = DEFECTS) -> Path:
     """Write a synthetic product in the MVTec AD layout under `root` (train/good, test/good,
     test/<defect>, ground_truth/<defect>/<stem>_mask.png) and return `root`. The set is
-    staged and moved into place at the end, so an interrupted run leaves no partial set."""
+    staged and moved into place at the end, so an interrupted run leaves no partial set.
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        The category folder to create.
+    n_train, n_test_good, n_test_defect : int
+        Image counts (defective ones per kind).
+    size : int, default 128
+        Side in pixels.
+    seed : int, default 0
+        Seed of everything.
+    texture : str, default "woven"
+        Texture family.
+    defects : sequence of str
+        Defect kinds.
+
+    Returns
+    -------
+    pathlib.Path
+        `root`.
+    """
     root = Path(root)
     with staged_directory(root) as stage:
         for item in inspection_images(n_train=n_train, n_test_good=n_test_good,

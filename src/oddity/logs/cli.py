@@ -216,13 +216,13 @@ def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) ->
     from oddity.logs.detector import LogDetector
 
     verbose = not args.quiet
-    detector = oddity.create(detector_name, **{**params, "verbose": verbose})
+    detector = oddity.create(detector_name, **params)
     if not isinstance(detector, LogDetector):
         table, labels = _event_table(args.data, args.entities, args.label_field)
         if labels is not None:
             table = table[labels == 0]
         start = time.perf_counter()
-        detector.fit(table)
+        detector.fit(table, verbose=verbose)
         detector.save(args.out)
         print(f"fitted {detector_name} on {len(table)} events ({', '.join(table.columns)}) in "
               f"{time.perf_counter() - start:.1f} s; threshold {detector.threshold_.value:.6g}")
@@ -230,7 +230,7 @@ def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) ->
         return
     sequences, reading = read_for_fit(args, verbose)
     start = time.perf_counter()
-    detector.fit(sequences)
+    detector.fit(sequences, verbose=verbose)
     seconds = time.perf_counter() - start
     detector.reading_ = reading
     detector.save(args.out)

@@ -52,12 +52,27 @@ class ReadReport:
     examples: list[tuple[int, str]] = field(default_factory=list)
 
     def skip(self, number: int, text: str) -> None:
+        """Count a line that does not fit the format, keeping a few examples.
+
+        Parameters
+        ----------
+        number : int
+            Its line number.
+        text : str
+            The line.
+        """
         self.unparsed += 1
         if len(self.examples) < EXAMPLES:
             self.examples.append((number, text[:200]))
 
     def summary(self) -> str:
-        """One line, e.g. 'app.log: 2000 lines, 1998 parsed, 2 not fitting the format'."""
+        """One line, e.g. 'app.log: 2000 lines, 1998 parsed, 2 not fitting the format'.
+
+        Returns
+        -------
+        str
+            The line.
+        """
         text = f"{self.source}: {self.lines} lines, {self.parsed} parsed"
         if self.unparsed:
             text += f", {self.unparsed} not fitting the format (first at line {self.examples[0][0]})"

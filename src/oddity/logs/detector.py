@@ -1,9 +1,10 @@
 """Shared machinery of log detectors: vocabulary, calibration, results, saved reading setup.
 
 A method subclasses `LogDetector` and writes two hooks:
-- `_fit_codes(codes, labels)`: learn from sequences of event codes (int64 arrays; `PAD` 0,
+- `_fit_codes(codes, labels, sequences, verbose)`: learn from sequences of event codes (int64 arrays; `PAD` 0,
   `UNKNOWN` 1 for a template not in the vocabulary, templates from `FIRST`), with their labels
-  (1 = anomalous) when the method is supervised, else None;
+  (1 = anomalous) when the method is supervised, else None, showing progress bars when
+  `verbose`;
 - `_score_codes(codes, sequences)`: return (scores per sequence, per-event scores or None).
 It extends `_get_state` / `_set_state` with its learned arrays (calling super()).
 
@@ -21,8 +22,9 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from oddity.core.checks import check_calibration, check_seed
 from oddity.core.detector import Detector
-from oddity.core.errors import ConfigError, DataError
+from oddity.core.errors import DataError
 from oddity.core.thresholds import Threshold, calibrate_threshold
 from oddity.logs.results import LogPrediction, LogScores, LogSequences
 
@@ -40,19 +42,20 @@ class LogDetector(Detector):
     reading_: dict[str, Any] | None = None  # how files are read and grouped (set by the CLI)
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
-                 seed: int = 0, verbose: bool = True):
-        if not 0.0 <= calibration_fraction < 1.0:
-            raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
-        if not 0.0 < target_fpr < 1.0:
-            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
+                 seed: int = 0):
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
         self.seed = seed
-        self.verbose = verbose
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_calibration(self.target_fpr, self.calibration_fraction)
+        check_seed(self.seed)
 
     # --- hooks --------------------------------------------------------------------------------
     def _fit_codes(self, codes: list[np.ndarray], labels: np.ndarray | None,
-                   sequences: LogSequences) -> None:
+                   sequences: LogSequences, verbose: bool) -> None:
         raise NotImplementedError
 
     def _score_codes(self, codes: list[np.ndarray],
@@ -67,7 +70,18 @@ class LogDetector(Detector):
         return FIRST + len(self.vocabulary_)
 
     def encode(self, sequences: LogSequences) -> list[np.ndarray]:
-        """Event codes of each sequence (templates outside the vocabulary are `UNKNOWN`)."""
+        """Event codes of each sequence (templates outside the vocabulary are `UNKNOWN`).
+
+        Parameters
+        ----------
+        sequences : LogSequences
+            Sessions or windows of events (templates), as `fit` took them.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One int64 array of codes per sequence.
+        """
         assert self.vocabulary_ is not None
         index = {t: FIRST + i for i, t in enumerate(self.vocabulary_)}
         return [np.fromiter((index.get(t, UNKNOWN) for t in events), dtype=np.int64, count=len(events))
@@ -85,7 +99,7 @@ class LogDetector(Detector):
                          culprits=culprits)
 
     # --- public API ---------------------------------------------------------------------------
-    def fit(self, sequences: LogSequences) -> "LogDetector":
+    def fit(self, sequences: LogSequences, *, verbose: bool = True) -> "LogDetector":
         """Learn from `sequences` and calibrate the threshold (see the module docstring).
 
         Parameters
@@ -93,6 +107,8 @@ class LogDetector(Detector):
         sequences : LogSequences
             Sessions or windows in time order; labels are needed by supervised methods and
             used by unsupervised ones to leave anomalous sequences out.
+        verbose : bool, default True
+            Show progress bars while training.
 
         Returns
         -------
@@ -103,7 +119,10 @@ class LogDetector(Detector):
         ------
         DataError
             No sequences, no normal sequence, or no labels for a supervised method.
+        ConfigError
+            If a hyper-parameter is invalid.
         """
+        self.validate_params()
         if len(sequences) == 0:
             raise DataError("no sequences to fit on")
         labels = sequences.labels
@@ -123,7 +142,8 @@ class LogDetector(Detector):
             raise DataError("no sequence left to learn from before the held-out part")
         fit_part = sequences.subset(train)
         self.vocabulary_ = sorted({t for events in fit_part.events for t in events})
-        self._fit_codes(self.encode(fit_part), fit_part.labels if self.supervised else None, fit_part)
+        self._fit_codes(self.encode(fit_part), fit_part.labels if self.supervised else None, fit_part,
+                        verbose)
         if len(held_out):
             self.threshold_ = calibrate_threshold(self._scores(sequences.subset(held_out)).scores,
                                                   self.target_fpr)
@@ -135,12 +155,44 @@ class LogDetector(Detector):
 
     def score(self, sequences: LogSequences) -> LogScores:
         """Raw anomaly score per sequence (higher = more anomalous), per event when the method
-        scores events, and the position of the most anomalous event."""
+        scores events, and the position of the most anomalous event.
+
+        Parameters
+        ----------
+        sequences : LogSequences
+            Sessions or windows of events (templates), as `fit` took them.
+
+        Returns
+        -------
+        LogScores
+            Scores, event scores (or None) and culprit positions.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         return self._scores(sequences)
 
     def predict(self, sequences: LogSequences) -> LogPrediction:
-        """Scores plus labels (score above the calibrated threshold)."""
+        """Scores plus labels (score above the calibrated threshold).
+
+        Parameters
+        ----------
+        sequences : LogSequences
+            Sessions or windows of events (templates), as `fit` took them.
+
+        Returns
+        -------
+        LogPrediction
+            The scores of `score`, the threshold and a label per sequence.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         result = self.score(sequences)
         assert self.threshold_ is not None
         return LogPrediction(ids=result.ids, scores=result.scores, event_scores=result.event_scores,

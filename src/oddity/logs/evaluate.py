@@ -57,6 +57,11 @@ def sequence_metrics(labels: np.ndarray, prediction: LogPrediction) -> dict[str,
 def duplicate_counts(train: LogSequences, test: LogSequences) -> dict[str, Any]:
     """Exact repeats between and within splits (see the module docstring).
 
+    Parameters
+    ----------
+    train, test : LogSequences
+        The two splits.
+
     Returns
     -------
     dict

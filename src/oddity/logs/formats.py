@@ -52,7 +52,18 @@ class LineFormat:
         self.fields = names
 
     def split(self, line: str) -> dict[str, str] | None:
-        """The fields of `line` (stripped), or None when the line does not fit the format."""
+        """The fields of `line` (stripped), or None when the line does not fit the format.
+
+        Parameters
+        ----------
+        line : str
+            A log line.
+
+        Returns
+        -------
+        dict or None
+            Field name to text, or None.
+        """
         match = self.regex.match(line.strip())
         if match is None:
             return None

@@ -75,6 +75,13 @@ class Grouping:
             raise ConfigError("time windows need --time-field (the field holding the time stamp)")
 
     def to_dict(self) -> dict:
+        """The fields as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         return asdict(self)
 
     def group(self, events: Iterable[Event], session_labels: dict[str, int] | None = None) -> LogSequences:

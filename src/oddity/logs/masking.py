@@ -66,7 +66,18 @@ class Masker:
 
     def mask(self, text: str) -> str:
         """`text` with every rule's matches replaced by its placeholder; tokens are rejoined
-        with single spaces (Drain splits on white space anyway)."""
+        with single spaces (Drain splits on white space anyway).
+
+        Parameters
+        ----------
+        text : str
+            A message.
+
+        Returns
+        -------
+        str
+            The masked message.
+        """
         cache = self._cache  # type: ignore[attr-defined]
         out = []
         for token in text.split():
@@ -80,7 +91,18 @@ class Masker:
         return " ".join(out)
 
     def mask_token(self, token: str) -> str:
-        """One white-space-free token with the rules applied."""
+        """One white-space-free token with the rules applied.
+
+        Parameters
+        ----------
+        token : str
+            One token.
+
+        Returns
+        -------
+        str
+            The masked token.
+        """
         if self._regex is None:  # type: ignore[attr-defined]
             return token
         placeholders = self._placeholders  # type: ignore[attr-defined]

@@ -74,14 +74,31 @@ class TemplateParser:
         # templates do not change while matching, so a repeated masked message is looked up)
 
     def settings(self) -> dict[str, Any]:
-        """The constructor arguments (JSON-friendly)."""
+        """The constructor arguments (JSON-friendly).
+
+        Returns
+        -------
+        dict
+            Argument name to value.
+        """
         return {"sim_th": self.sim_th, "depth": self.depth, "max_children": self.max_children,
                 "masks": [list(rule) for rule in self.masks],
                 "extra_delimiters": list(self.extra_delimiters)}
 
     def learn(self, content: str) -> int:
         """Mine `content` (a message without its header): the id of its template, which may
-        be new or may have been generalised by this message."""
+        be new or may have been generalised by this message.
+
+        Parameters
+        ----------
+        content : str
+            A message without its header.
+
+        Returns
+        -------
+        int
+            The template id.
+        """
         cluster, change = self.drain.add_log_message(self.masker.mask(content))
         if change != "none":
             self._matched.clear()
@@ -89,7 +106,18 @@ class TemplateParser:
 
     def match(self, content: str) -> int:
         """Id of the known template `content` matches exactly (wildcards match any token), or
-        `UNSEEN`; the parser is not changed except for the count of unseen messages."""
+        `UNSEEN`; the parser is not changed except for the count of unseen messages.
+
+        Parameters
+        ----------
+        content : str
+            A message without its header.
+
+        Returns
+        -------
+        int
+            The template id, or `UNSEEN`.
+        """
         masked = self.masker.mask(content)
         template_id = self._matched.get(masked)
         if template_id is None:
@@ -103,18 +131,41 @@ class TemplateParser:
         return template_id
 
     def template(self, template_id: int) -> str:
-        """The template text of a template id (`<unseen>` for `UNSEEN`)."""
+        """The template text of a template id (`<unseen>` for `UNSEEN`).
+
+        Parameters
+        ----------
+        template_id : int
+            An id from `learn` or `match`.
+
+        Returns
+        -------
+        str
+            The template text.
+        """
         if template_id == UNSEEN:
             return UNSEEN_TEXT
         return self.drain.id_to_cluster[template_id].get_template()
 
     def templates(self) -> dict[int, tuple[str, int]]:
-        """Template id -> (template text, number of messages mined into it)."""
+        """Template id -> (template text, number of messages mined into it).
+
+        Returns
+        -------
+        dict
+            The templates.
+        """
         return {c.cluster_id: (c.get_template(), c.size) for c in self.drain.clusters}
 
     # --- persistence -------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        """Settings and the whole mined state as JSON-serialisable data."""
+        """Settings and the whole mined state as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            What `from_dict` reads.
+        """
         return {"settings": self.settings(),
                 "clusters": [[c.cluster_id, list(c.log_template_tokens), c.size]
                              for c in self.drain.clusters],
@@ -123,7 +174,18 @@ class TemplateParser:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TemplateParser":
-        """Rebuild a parser saved with `to_dict` (same templates, same tree)."""
+        """Rebuild a parser saved with `to_dict` (same templates, same tree).
+
+        Parameters
+        ----------
+        data : dict
+            What `to_dict` returned.
+
+        Returns
+        -------
+        TemplateParser
+            The parser.
+        """
         try:
             parser = cls(**data["settings"])
             for cluster_id, tokens, size in data["clusters"]:

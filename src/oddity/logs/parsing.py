@@ -32,11 +32,35 @@ class LogSource:
     encoding: str = "utf-8"
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         return asdict(self)
 
     def lines(self, path: str | os.PathLike, report: ReadReport, verbose: bool = False,
               description: str = "reading") -> Iterator[LogLine]:
-        """Stream the lines of `path` (see `read_log`), with a progress bar when `verbose`."""
+        """Stream the lines of `path` (see `read_log`), with a progress bar when `verbose`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            The log file.
+        report : ReadReport
+            Filled while reading.
+        verbose : bool, default False
+            Show a progress bar.
+        description : str, default "reading"
+            Label of the progress bar.
+
+        Yields
+        ------
+        LogLine
+            The parsed lines.
+        """
         lines = read_log(path, format=self.format, content_field=self.content_field,
                          label_field=self.label_field, encoding=self.encoding, report=report)
         return iter(tqdm(lines, desc=f"{description} {os.path.basename(path)}", unit=" lines",
@@ -45,7 +69,24 @@ class LogSource:
 
 def mine(path: str | os.PathLike, source: LogSource, parser: TemplateParser,
          verbose: bool = False) -> ReadReport:
-    """Mine the templates of `path` into `parser` (first pass); the reader's report."""
+    """Mine the templates of `path` into `parser` (first pass); the reader's report.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The log file.
+    source : LogSource
+        How its lines are read (format, masking).
+    parser : TemplateParser
+        The template miner.
+    verbose : bool, default False
+        Show a progress bar.
+
+    Returns
+    -------
+    ReadReport
+        Lines read, skipped and why.
+    """
     report = ReadReport(str(path))
     for line in source.lines(path, report, verbose, "mining"):
         parser.learn(line.content)
@@ -55,7 +96,26 @@ def mine(path: str | os.PathLike, source: LogSource, parser: TemplateParser,
 def matched(path: str | os.PathLike, source: LogSource, parser: TemplateParser,
             report: ReadReport, verbose: bool = False) -> Iterator[tuple[LogLine, str]]:
     """Stream (line, template text) of `path`, matched against the known templates only;
-    a line matching none gets `<unseen>` and is counted in `parser.unseen`."""
+    a line matching none gets `<unseen>` and is counted in `parser.unseen`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The log file.
+    source : LogSource
+        How its lines are read (format, masking).
+    parser : TemplateParser
+        The template miner.
+    report : ReadReport
+        Filled while reading.
+    verbose : bool, default False
+        Show a progress bar.
+
+    Yields
+    ------
+    tuple
+        (line, template text).
+    """
     texts: dict[int, str] = {}
     for line in source.lines(path, report, verbose, "matching"):
         template_id = parser.match(line.content)
@@ -67,7 +127,28 @@ def matched(path: str | os.PathLike, source: LogSource, parser: TemplateParser,
 def sequences_of(path: str | os.PathLike, source: LogSource, parser: TemplateParser,
                  grouping: Grouping, session_labels: dict[str, int] | None = None,
                  verbose: bool = False) -> tuple[LogSequences, ReadReport]:
-    """The sequences of `path` (matched against `parser`'s templates) and the read report."""
+    """The sequences of `path` (matched against `parser`'s templates) and the read report.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The log file.
+    source : LogSource
+        How its lines are read (format, masking).
+    parser : TemplateParser
+        The template miner.
+    grouping : Grouping
+        How lines form sequences (sessions or windows).
+    session_labels : dict, optional
+        Session id to 0/1 label.
+    verbose : bool, default False
+        Show a progress bar.
+
+    Returns
+    -------
+    tuple
+        (LogSequences, ReadReport).
+    """
     report = ReadReport(str(path))
     sequences = grouping.group(matched(path, source, parser, report, verbose), session_labels)
     return sequences, report

@@ -9,7 +9,20 @@ from oddity.plots import ANOMALOUS_COLOUR, NORMAL_COLOUR, THRESHOLD_COLOUR
 
 
 def timeline_figure(prediction: LogPrediction, title: str) -> Figure:
-    """Sequence scores in file order; anomalous ones in red, the threshold as a line."""
+    """Sequence scores in file order; anomalous ones in red, the threshold as a line.
+
+    Parameters
+    ----------
+    prediction : LogPrediction
+        The prediction.
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     figure = Figure(figsize=(8.0, 3.0), layout="constrained")
     axes = figure.add_subplot()
     x = np.arange(len(prediction))

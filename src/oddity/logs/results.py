@@ -24,7 +24,18 @@ class LogSequences:
         return len(self.ids)
 
     def subset(self, index: np.ndarray | list[int]) -> "LogSequences":
-        """The sequences at positions `index` (in that order)."""
+        """The sequences at positions `index` (in that order).
+
+        Parameters
+        ----------
+        index : numpy.ndarray or list of int
+            Positions.
+
+        Returns
+        -------
+        LogSequences
+            The selected sequences.
+        """
         index = np.asarray(index, dtype=np.int64)
         return LogSequences(
             ids=[self.ids[i] for i in index], events=[self.events[i] for i in index],
@@ -56,7 +67,18 @@ class LogPrediction(LogScores):
 
     def to_frame(self, sequences: LogSequences) -> pd.DataFrame:
         """One row per sequence: id, events, score, anomalous, and the culprit event with its
-        position and source line when the method names one."""
+        position and source line when the method names one.
+
+        Parameters
+        ----------
+        sequences : LogSequences
+            The sequences predicted (for events and source lines).
+
+        Returns
+        -------
+        pandas.DataFrame
+            The table.
+        """
         frame = pd.DataFrame({"id": self.ids, "events": [len(e) for e in sequences.events],
                               "score": self.scores, "anomalous": self.labels})
         if self.culprits is not None:

@@ -13,6 +13,22 @@ def next_event_pairs(codes: list[np.ndarray], history: int, start: int,
     Each sequence is prefixed with the code `start`, so its first event is predicted too, and
     followed by the code `end` when given, so that where it stops is predicted as well;
     histories shorter than `history` are padded on the left with `PAD`.
+
+    Parameters
+    ----------
+    codes : list of numpy.ndarray
+        Event codes per sequence.
+    history : int
+        Events of context.
+    start : int
+        Code of the start marker.
+    end : int, optional
+        Code of the end marker.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (histories, targets).
     """
     if end is not None:
         codes = [np.append(c, end) for c in codes]

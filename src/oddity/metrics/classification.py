@@ -16,7 +16,25 @@ from oddity.core.errors import MetricError
 
 
 def as_binary(values: ArrayLike, name: str) -> np.ndarray:
-    """Return `values` as a bool array; raise `MetricError` unless every value is 0/1 (or bool)."""
+    """`values` as a bool array.
+
+    Parameters
+    ----------
+    values : array_like
+        Bool or 0/1 values.
+    name : str
+        The argument's name, for the message.
+
+    Returns
+    -------
+    numpy.ndarray
+        The values as bool.
+
+    Raises
+    ------
+    MetricError
+        Unless every value is 0/1 (or bool).
+    """
     arr = np.asarray(values)
     if arr.dtype == bool:
         return arr
@@ -27,7 +45,25 @@ def as_binary(values: ArrayLike, name: str) -> np.ndarray:
 
 
 def as_scores(values: ArrayLike, name: str) -> np.ndarray:
-    """Return `values` as a finite float array; raise `MetricError` on NaN/inf or non-numbers."""
+    """`values` as a finite float array.
+
+    Parameters
+    ----------
+    values : array_like
+        Numeric scores.
+    name : str
+        The argument's name, for the message.
+
+    Returns
+    -------
+    numpy.ndarray
+        The values as float64.
+
+    Raises
+    ------
+    MetricError
+        On NaN, infinite or non-numeric values.
+    """
     arr = np.asarray(values)
     if not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)
             or arr.dtype == bool):
@@ -42,7 +78,27 @@ def as_scores(values: ArrayLike, name: str) -> np.ndarray:
 
 def labels_and_scores(labels: ArrayLike, scores: ArrayLike,
                       need_both: bool = True) -> tuple[np.ndarray, np.ndarray]:
-    """Validate a pair of 1-D `labels` (0/1) and `scores` of the same length."""
+    """Validate a pair of 1-D `labels` (0/1) and `scores` of the same length.
+
+    Parameters
+    ----------
+    labels : array_like
+        (N,) 0/1 or bool, 1 = anomalous.
+    scores : array_like
+        (N,) scores.
+    need_both : bool, default True
+        Require both classes among the labels.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (labels as bool, scores as float64).
+
+    Raises
+    ------
+    MetricError
+        If the shapes differ or are not 1-D, the values are invalid, or a class is missing.
+    """
     y = as_binary(labels, "labels")
     s = as_scores(scores, "scores")
     if y.ndim != 1 or s.ndim != 1:
@@ -163,7 +219,22 @@ def f1_max(labels: ArrayLike, scores: ArrayLike) -> F1Max:
 
 def best_f1(truth: np.ndarray, scores: np.ndarray,
             sample_weight: np.ndarray | None = None) -> F1Max:
-    """Best F1 over all thresholds of already validated (optionally weighted) items."""
+    """Best F1 over all thresholds of already validated (optionally weighted) items.
+
+    Parameters
+    ----------
+    truth : numpy.ndarray
+        (N,) bool labels, True = anomalous.
+    scores : numpy.ndarray
+        (N,) scores.
+    sample_weight : numpy.ndarray, optional
+        (N,) weights.
+
+    Returns
+    -------
+    F1Max
+        The best F1 with its precision, recall and threshold.
+    """
     precision, recall, thresholds = precision_recall_curve(truth, scores,
                                                            sample_weight=sample_weight)
     precision, recall = precision[:-1], recall[:-1]  # the last point (P=1, R=0) has no threshold

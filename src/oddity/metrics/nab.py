@@ -75,12 +75,34 @@ class NabScore:
 
 
 def probationary_length(length: int) -> int:
-    """NAB's probationary period of a series of `length` steps: min(floor(0.15 T), 750)."""
+    """NAB's probationary period of a series of `length` steps: min(floor(0.15 T), 750).
+
+    Parameters
+    ----------
+    length : int
+        Steps T of the series.
+
+    Returns
+    -------
+    int
+        The probationary steps.
+    """
     return int(min(math.floor(PROBATION_FRACTION * length), PROBATION_FRACTION * PROBATION_CAP))
 
 
 def scaled_sigmoid(position: np.ndarray) -> np.ndarray:
-    """NAB's S(x) = 2 * sigmoid(-5x) - 1, and -1 for x > 3."""
+    """NAB's S(x) = 2 * sigmoid(-5x) - 1, and -1 for x > 3.
+
+    Parameters
+    ----------
+    position : numpy.ndarray
+        Relative positions x to the end of a window.
+
+    Returns
+    -------
+    numpy.ndarray
+        S(x).
+    """
     position = np.asarray(position, dtype=np.float64)
     return np.where(position > 3.0, -1.0, 2.0 / (1.0 + np.exp(5.0 * position)) - 1.0)
 
@@ -88,7 +110,22 @@ def scaled_sigmoid(position: np.ndarray) -> np.ndarray:
 def sweep_weights(labels: np.ndarray, probation: int,
                   profile: NabProfile) -> tuple[np.ndarray, np.ndarray]:
     """Per step: the reward (or cost) of a detection there, and its window number (-1
-    outside windows, -2 in the probationary period)."""
+    outside windows, -2 in the probationary period).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (T,) bool labels.
+    probation : int
+        Probationary steps.
+    profile : NabProfile
+        Rewards and costs.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (weight per step, window number per step).
+    """
     steps = labels.size
     starts, ends = events(labels)
     window = np.full(steps, -1)
@@ -189,6 +226,22 @@ def nab_raw_score(series: Sequence[tuple[ArrayLike, ArrayLike]], threshold: floa
     """NAB's raw (unnormalised) score of a corpus at a given threshold (scores >= it are
     detections); arguments as in `nab_score`.
 
+    Parameters
+    ----------
+    series : sequence of tuple
+        (labels, scores) per series.
+    threshold : float
+        Scores at or above it are detections.
+    profile : str or NabProfile, default "standard"
+        Rewards and costs.
+    probation : int, optional
+        Probationary steps (default: `probationary_length` of each series).
+
+    Returns
+    -------
+    float
+        The raw score.
+
     Raises
     ------
     MetricError
@@ -244,5 +297,21 @@ def nab_score(series: Sequence[tuple[ArrayLike, ArrayLike]],
 
 
 def nab_scores(series: Sequence[tuple[ArrayLike, ArrayLike]]) -> dict[str, NabScore]:
-    """`nab_score` under each of NAB's three profiles, keyed by profile name."""
+    """`nab_score` under each of NAB's three profiles, keyed by profile name.
+
+    Parameters
+    ----------
+    series : sequence of tuple
+        (labels, scores) per series, as `nab_score` takes them.
+
+    Returns
+    -------
+    dict of str to NabScore
+        Profile name to score.
+
+    Raises
+    ------
+    MetricError
+        As `nab_score`.
+    """
     return {profile: nab_score(series, profile) for profile in PROFILES}

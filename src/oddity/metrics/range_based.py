@@ -25,7 +25,20 @@ CARDINALITIES = ("one", "reciprocal")
 
 
 def bias_weights(length: int, bias: str) -> np.ndarray:
-    """Positional weight of each step 1..`length` of a range."""
+    """Positional weight of each step 1..`length` of a range.
+
+    Parameters
+    ----------
+    length : int
+        Steps of the range.
+    bias : str
+        Positional bias ("flat", "front", "middle" or "back").
+
+    Returns
+    -------
+    numpy.ndarray
+        (length,) weights.
+    """
     position = np.arange(1, length + 1, dtype=np.float64)
     if bias == "flat":
         return np.ones(length)

@@ -67,14 +67,47 @@ def point_aupr(labels: ArrayLike, scores: ArrayLike) -> float:
 
 
 def events(binary: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Start and (inclusive) end index of every run of True in a 1-D bool array."""
+    """Start and (inclusive) end index of every run of True in a 1-D bool array.
+
+    Parameters
+    ----------
+    binary : numpy.ndarray
+        (T,) bool values.
+
+    Returns
+    -------
+    starts, ends : numpy.ndarray
+        Index of the first and last step of each run.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> starts, ends = events(np.array([0, 1, 1, 0, 1], bool))
+    >>> starts.tolist(), ends.tolist()
+    ([1, 4], [2, 4])
+    """
     steps = np.diff(np.concatenate(([0], binary.astype(np.int8), [0])))
     return np.flatnonzero(steps == 1), np.flatnonzero(steps == -1) - 1
 
 
 def per_event(ufunc: np.ufunc, values: np.ndarray, starts: np.ndarray,
               ends: np.ndarray) -> np.ndarray:
-    """`ufunc` reduced over each span [start, end] along the last axis of `values`."""
+    """`ufunc` reduced over each span [start, end] along the last axis of `values`.
+
+    Parameters
+    ----------
+    ufunc : numpy.ufunc
+        The reduction, e.g. ``numpy.maximum``.
+    values : numpy.ndarray
+        Values along time (last axis).
+    starts, ends : numpy.ndarray
+        Spans (inclusive), as `events` gives them.
+
+    Returns
+    -------
+    numpy.ndarray
+        One reduced value per span (along the last axis).
+    """
     padded = np.concatenate((values, values[..., :1]), axis=-1)  # so that end + 1 is an index
     bounds = np.column_stack((starts, ends + 1)).ravel()
     return ufunc.reduceat(padded, bounds, axis=-1)[..., ::2]

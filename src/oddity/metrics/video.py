@@ -34,13 +34,49 @@ def _concatenated(labels: Sequence[ArrayLike], scores: Sequence[ArrayLike]) -> t
 
 
 def micro_auroc(labels: Sequence[ArrayLike], scores: Sequence[ArrayLike]) -> float:
-    """Frame AUROC over all frames of all clips concatenated."""
+    """Frame AUROC over all frames of all clips concatenated.
+
+    Parameters
+    ----------
+    labels : sequence of array_like
+        Per clip, (T,) 0/1 frame labels (1 = anomalous).
+    scores : sequence of array_like
+        Per clip, (T,) frame scores.
+
+    Returns
+    -------
+    float
+        The AUROC.
+
+    Raises
+    ------
+    MetricError
+        If a clip's labels and scores differ in length or are invalid.
+    """
     return image_auroc(*_concatenated(labels, scores))
 
 
 def macro_auroc(labels: Sequence[ArrayLike], scores: Sequence[ArrayLike]) -> tuple[float, int]:
     """(mean of per-clip frame AUROCs, number of clips it averages): clips whose frames are all
-    normal or all anomalous have no AUROC and are left out."""
+    normal or all anomalous have no AUROC and are left out.
+
+    Parameters
+    ----------
+    labels : sequence of array_like
+        Per clip, (T,) 0/1 frame labels (1 = anomalous).
+    scores : sequence of array_like
+        Per clip, (T,) frame scores.
+
+    Returns
+    -------
+    tuple
+        (mean AUROC, clips averaged).
+
+    Raises
+    ------
+    MetricError
+        If a clip's labels and scores differ in length or are invalid.
+    """
     values = [image_auroc(y, s) for y, s in _pairs(labels, scores) if y.any() and not y.all()]
     if not values:
         raise MetricError("no clip has both normal and anomalous frames: macro AUROC is undefined")
@@ -48,13 +84,49 @@ def macro_auroc(labels: Sequence[ArrayLike], scores: Sequence[ArrayLike]) -> tup
 
 
 def micro_aupr(labels: Sequence[ArrayLike], scores: Sequence[ArrayLike]) -> float:
-    """Average precision over all frames concatenated, anomalous = positive."""
+    """Average precision over all frames concatenated, anomalous = positive.
+
+    Parameters
+    ----------
+    labels : sequence of array_like
+        Per clip, (T,) 0/1 frame labels (1 = anomalous).
+    scores : sequence of array_like
+        Per clip, (T,) frame scores.
+
+    Returns
+    -------
+    float
+        Average precision.
+
+    Raises
+    ------
+    MetricError
+        If a clip's labels and scores differ in length or are invalid.
+    """
     return image_aupr(*_concatenated(labels, scores))
 
 
 def equal_error_rate(labels: Sequence[ArrayLike], scores: Sequence[ArrayLike]) -> float:
     """Frame-level equal error rate (all frames concatenated): the rate at which the false-
-    positive and false-negative rates meet, interpolated linearly between ROC points."""
+    positive and false-negative rates meet, interpolated linearly between ROC points.
+
+    Parameters
+    ----------
+    labels : sequence of array_like
+        Per clip, (T,) 0/1 frame labels (1 = anomalous).
+    scores : sequence of array_like
+        Per clip, (T,) frame scores.
+
+    Returns
+    -------
+    float
+        The EER.
+
+    Raises
+    ------
+    MetricError
+        If a clip's labels and scores differ in length or are invalid.
+    """
     y, s = labels_and_scores(*_concatenated(labels, scores))
     fpr, tpr, _ = roc_curve(y, s)
     fnr = 1.0 - tpr
@@ -71,7 +143,27 @@ def range_f1(labels: Sequence[ArrayLike], scores: Sequence[ArrayLike], threshold
     """F1 over anomalous ranges at `threshold` (frames with score >= threshold are flagged),
     pooled over clips: recall is the fraction of true ranges (runs of anomalous frames) with
     at least one flagged frame, precision the fraction of flagged ranges that overlap a true one.
-    Ranges never run across clips."""
+    Ranges never run across clips.
+
+    Parameters
+    ----------
+    labels : sequence of array_like
+        Per clip, (T,) 0/1 frame labels (1 = anomalous).
+    scores : sequence of array_like
+        Per clip, (T,) frame scores.
+    threshold : float
+        Frames scoring at or above it are flagged.
+
+    Returns
+    -------
+    DetectionF1
+        Precision, recall and F1 over ranges.
+
+    Raises
+    ------
+    MetricError
+        If a clip's labels and scores differ in length or are invalid.
+    """
     hit = true_count = correct = flagged_count = 0
     for y, s in _pairs(labels, scores):
         flagged = s >= threshold
@@ -93,7 +185,18 @@ def range_f1(labels: Sequence[ArrayLike], scores: Sequence[ArrayLike], threshold
 
 def normalise_per_clip(scores: Sequence[ArrayLike]) -> list[np.ndarray]:
     """Each clip's scores min-max scaled to [0, 1] (a constant clip becomes all zeros). Needs
-    every clip in full before scoring it: an evaluation option, not a way to run a detector."""
+    every clip in full before scoring it: an evaluation option, not a way to run a detector.
+
+    Parameters
+    ----------
+    scores : sequence of array_like
+        Per clip, (T,) frame scores.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        The scaled scores.
+    """
     result = []
     for values in scores:
         s = np.asarray(values, dtype=np.float64)
@@ -114,6 +217,13 @@ class VideoMetrics:
     range_f1: DetectionF1 | None
 
     def to_dict(self) -> dict:
+        """The fields as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         document = {"micro_auroc": self.micro_auroc, "macro_auroc": self.macro_auroc,
                     "macro_clips": self.macro_clips, "aupr": self.aupr, "eer": self.eer}
         if self.range_f1 is not None:
@@ -124,7 +234,27 @@ class VideoMetrics:
 
 def video_metrics(labels: Sequence[ArrayLike], scores: Sequence[ArrayLike],
                   threshold: float | None = None) -> VideoMetrics:
-    """All the figures above; range F1 only when a (calibrated) `threshold` is given."""
+    """All the figures above; range F1 only when a (calibrated) `threshold` is given.
+
+    Parameters
+    ----------
+    labels : sequence of array_like
+        Per clip, (T,) 0/1 frame labels (1 = anomalous).
+    scores : sequence of array_like
+        Per clip, (T,) frame scores.
+    threshold : float, optional
+        The calibrated frame threshold.
+
+    Returns
+    -------
+    VideoMetrics
+        The figures.
+
+    Raises
+    ------
+    MetricError
+        If a clip's labels and scores differ in length or are invalid.
+    """
     macro, clips = macro_auroc(labels, scores)
     return VideoMetrics(micro_auroc(labels, scores), macro, clips, micro_aupr(labels, scores),
                         equal_error_rate(labels, scores),

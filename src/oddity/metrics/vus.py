@@ -41,7 +41,20 @@ class RangeAUC:
 
 def extended_labels(labels: np.ndarray, buffer: int) -> np.ndarray:
     """Continuous labels: `labels` with sqrt slopes of `buffer // 2` steps on both sides of
-    every anomaly (the reference's convention; buffers <= 1 leave the labels binary)."""
+    every anomaly (the reference's convention; buffers <= 1 leave the labels binary).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (T,) 0/1 labels.
+    buffer : int
+        Width of the slopes (both sides together).
+
+    Returns
+    -------
+    numpy.ndarray
+        (T,) float labels in [0, 1].
+    """
     extended = labels.astype(np.float64)
     if buffer <= 1:
         return extended

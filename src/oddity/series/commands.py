@@ -52,14 +52,14 @@ def fit_file(detector_name: str, data: str, out: str, params: dict[str, Any], ve
     """Read `data`, fit the detector on all of it (its tail calibrates the threshold), save.
     How the times were read (time column, date order) is saved with the model, so `predict`
     reads its files the same way."""
-    detector = oddity.create(detector_name, **{**params, "verbose": verbose})
+    detector = oddity.create(detector_name, **params)
     assert isinstance(detector, SeriesDetector)
     frame, report = read_series(data, time_column=time_column, value_columns=value_columns,
                                 dayfirst=dayfirst)
     _print_report(report)
     _check_length(data, frame, detector)
     start = time.perf_counter()
-    detector.fit(frame)
+    detector.fit(frame, verbose=verbose)
     detector.time_column_, detector.dayfirst_ = report.time_column, dayfirst
     seconds = time.perf_counter() - start
     detector.save(out)
@@ -134,8 +134,7 @@ def print_evaluation(evaluation: NabEvaluation) -> None:
 
 def evaluate_folder(detector: SeriesDetector, data: str, json_path: str | None, verbose: bool) -> None:
     """Refit the model's configuration on every NAB series of `data` and print the metrics."""
-    params = {k: v for k, v in detector.get_params().items() if k != "verbose"}
-    evaluation = evaluate_nab(detector.name, params, read_nab(data), verbose=verbose)
+    evaluation = evaluate_nab(detector.name, detector.get_params(), read_nab(data), verbose=verbose)
     print(f"{detector.name} on NAB {data} (refitted per series on its first 15%):")
     print_evaluation(evaluation)
     if json_path:

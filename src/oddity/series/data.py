@@ -206,7 +206,35 @@ def read_series(path: str | os.PathLike, time_column: str | None = None,
                 value_columns: list[str] | None = None, *, resample: bool = False,
                 min_length: int = 2, dayfirst: bool | None = None) -> tuple[pd.DataFrame, SeriesReport]:
     """Read a CSV/TSV/Parquet series: (frame, report); see the module docstring. `dayfirst`
-    settles dates such as 01/02/2024 that read both ways (see `_parse_times`)."""
+    settles dates such as 01/02/2024 that read both ways (see `_parse_times`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A .csv, .tsv or .parquet file.
+    time_column : str, optional
+        The column of times (found when None).
+    value_columns : list of str, optional
+        Channels to keep (all numeric ones when None).
+    resample : bool, default False
+        Put irregular steps on a regular grid.
+    min_length : int, default 2
+        Fewest steps accepted.
+    dayfirst : bool, optional
+        Read ambiguous dates day first (True) or month first (False).
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        One float column per channel over a DatetimeIndex or integer index.
+    report : SeriesReport
+        How the file was read (time column, dropped rows, notes).
+
+    Raises
+    ------
+    DataError
+        If the file cannot be read as a series.
+    """
     path = Path(path)
     return series_from_table(_read_table(path), str(path), time_column, value_columns,
                              resample=resample, min_length=min_length, dayfirst=dayfirst)
@@ -270,7 +298,20 @@ def series_from_table(table: pd.DataFrame, source: str, time_column: str | None 
 
 
 def split_series(frame: pd.DataFrame, fraction: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(first floor(fraction * T) steps, the rest): a time-ordered train/test split."""
+    """(first floor(fraction * T) steps, the rest): a time-ordered train/test split.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The series.
+    fraction : float
+        Share of the steps in the first part.
+
+    Returns
+    -------
+    tuple of pandas.DataFrame
+        (first part, rest).
+    """
     if not 0.0 < fraction < 1.0:
         raise ConfigError(f"split fraction must lie in (0, 1), got {fraction}")
     cut = math.floor(fraction * len(frame))
@@ -297,7 +338,20 @@ class NabSeries:
 
 
 def window_labels(index: pd.DatetimeIndex, windows: list[tuple[pd.Timestamp, pd.Timestamp]]) -> np.ndarray:
-    """Per-step labels: True where the time lies inside a window (both ends inclusive)."""
+    """Per-step labels: True where the time lies inside a window (both ends inclusive).
+
+    Parameters
+    ----------
+    index : pandas.DatetimeIndex
+        The series' times.
+    windows : list of tuple of pandas.Timestamp
+        (start, end) of each labelled window.
+
+    Returns
+    -------
+    numpy.ndarray
+        (T,) bool labels.
+    """
     labels = np.zeros(len(index), bool)
     for start, end in windows:
         labels |= np.asarray((index >= start) & (index <= end))
@@ -305,7 +359,23 @@ def window_labels(index: pd.DatetimeIndex, windows: list[tuple[pd.Timestamp, pd.
 
 
 def read_nab(root: str | os.PathLike) -> list[NabSeries]:
-    """All series of a NAB folder, sorted by name (see the module docstring)."""
+    """All series of a NAB folder, sorted by name (see the module docstring).
+
+    Parameters
+    ----------
+    root : str or os.PathLike
+        A NAB checkout (data/ and labels/).
+
+    Returns
+    -------
+    list of NabSeries
+        The series with their labels and probationary period.
+
+    Raises
+    ------
+    DataError
+        If the folder is not a NAB layout or a file cannot be read.
+    """
     root = Path(root)
     labels_path = root / "labels" / "combined_windows.json"
     if not (root / "data").is_dir() or not labels_path.is_file():

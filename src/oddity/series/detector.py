@@ -1,7 +1,8 @@
 """Shared machinery of time-series detectors: input checks, calibration, results.
 
 A method subclasses `SeriesDetector` and writes two hooks, nothing else:
-- `_fit_series(values)`: learn normal from a float64 (T, C) array (validated, NaN filled);
+- `_fit_series(values, verbose)`: learn normal from a float64 (T, C) array (validated, NaN
+  filled), showing progress bars when `verbose`;
 - `_score_series(values)`: return (per-step scores (T,), per-channel scores (T, C) or None),
   higher = more anomalous, never NaN. A method whose first steps have no score of their own
   (before a full window or lag) fills them with the lowest score it produced and says so.
@@ -35,6 +36,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
+from oddity.core.checks import check_calibration, check_seed
 from oddity.core.detector import Detector
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.online_calibration import OnlineConformal, fixed_levels
@@ -70,8 +72,6 @@ class SeriesDetector(Detector):
     causal : bool, default True
         Score each step by the window ending at it (no look-ahead); False averages over every
         window covering the step.
-    verbose : bool, default True
-        Show progress bars while training.
 
     Attributes
     ----------
@@ -103,18 +103,7 @@ class SeriesDetector(Detector):
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
                  calibration: str = "online", calibration_window: int = 1000,
-                 adaptation_rate: float = 0.05, causal: bool = True, seed: int = 0,
-                 verbose: bool = True):
-        held_out_count(1, calibration_fraction)  # checks the fraction
-        if not 0.0 < target_fpr < 1.0:
-            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
-        if seed < 0:
-            raise ConfigError(f"seed must be a non-negative whole number, got {seed}")
-        if calibration not in CALIBRATIONS:
-            raise ConfigError(f"calibration must be one of {CALIBRATIONS}, got {calibration!r}")
-        if calibration_window < 1 or adaptation_rate < 0:
-            raise ConfigError("calibration_window must be >= 1 and adaptation_rate >= 0, got "
-                              f"{calibration_window} and {adaptation_rate}")
+                 adaptation_rate: float = 0.05, causal: bool = True, seed: int = 0):
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
         self.calibration = calibration
@@ -122,7 +111,17 @@ class SeriesDetector(Detector):
         self.adaptation_rate = adaptation_rate
         self.causal = causal
         self.seed = seed
-        self.verbose = verbose
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_calibration(self.target_fpr, self.calibration_fraction)
+        check_seed(self.seed)
+        if self.calibration not in CALIBRATIONS:
+            raise ConfigError(f"calibration must be one of {CALIBRATIONS}, got {self.calibration!r}")
+        if self.calibration_window < 1 or self.adaptation_rate < 0:
+            raise ConfigError("calibration_window must be >= 1 and adaptation_rate >= 0, got "
+                              f"{self.calibration_window} and {self.adaptation_rate}")
 
     # --- hooks for subclasses --------------------------------------------------------------
     @property
@@ -130,7 +129,7 @@ class SeriesDetector(Detector):
         """How many time steps the method needs to fit or to score a series."""
         return 1
 
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         raise NotImplementedError
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
@@ -168,7 +167,7 @@ class SeriesDetector(Detector):
         return scores, channel_scores
 
     # --- public API ------------------------------------------------------------------------
-    def fit(self, data: SeriesInput) -> SeriesDetector:
+    def fit(self, data: SeriesInput, *, verbose: bool = True) -> SeriesDetector:
         """Learn normal from a (mostly) normal history, then calibrate the threshold on its
         held-out tail (see the module docstring), as many steps as
         `oddity.core.thresholds.held_out_count` says. When it says none (`calibration_fraction=0`,
@@ -182,6 +181,8 @@ class SeriesDetector(Detector):
         data : pandas.DataFrame, pandas.Series or numpy.ndarray
             The history: a DataFrame with a DatetimeIndex or integer index and one numeric
             column per channel, or a (T,) or (T, C) array.
+        verbose : bool, default True
+            Show progress bars while training.
 
         Returns
         -------
@@ -195,6 +196,7 @@ class SeriesDetector(Detector):
         ConfigError
             If a hyper-parameter is invalid.
         """
+        self.validate_params()
         frame = self._frame(data, "fit data")
         self.columns_ = list(frame.columns)
         values = frame.to_numpy(dtype=np.float64)
@@ -202,7 +204,7 @@ class SeriesDetector(Detector):
         held_out = held_out_count(len(values), self.calibration_fraction, self.min_length,
                                   small_sets="in-sample")
         fit_part = values[: len(values) - held_out]
-        self._fit_series(fit_part)
+        self._fit_series(fit_part, verbose)
         if held_out:
             context = min(self.min_length - 1, len(fit_part))
             scores, _ = self._score_values(values[len(fit_part) - context:])
@@ -254,7 +256,18 @@ class SeriesDetector(Detector):
         return self.decide(result, self.stream_ if self.online else None)
 
     def calibrator(self) -> OnlineConformal:
-        """A fresh online calibrator starting from the scores calibrated at fit time."""
+        """A fresh online calibrator starting from the scores calibrated at fit time.
+
+        Returns
+        -------
+        OnlineConformal
+            The calibrator (`oddity.core.online_calibration`).
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         assert self.calibration_scores_ is not None
         return OnlineConformal(self.calibration_scores_, self.target_fpr,
@@ -319,7 +332,20 @@ class SeriesDetector(Detector):
 
     def decide(self, result: SeriesScores, calibrator: OnlineConformal | None) -> SeriesPrediction:
         """Decisions for scored steps: with `calibrator` (which then learns from them) or
-        with the fixed threshold when it is None."""
+        with the fixed threshold when it is None.
+
+        Parameters
+        ----------
+        result : SeriesScores
+            Scores of consecutive steps (`score`).
+        calibrator : OnlineConformal or None
+            The online calibrator (`calibrator`), or None for the fixed threshold.
+
+        Returns
+        -------
+        SeriesPrediction
+            The scores with a label, threshold and anomaly level per step, and the spans.
+        """
         assert self.threshold_ is not None and self.calibration_scores_ is not None
         if calibrator is not None:
             decisions = calibrator.update(result.scores)

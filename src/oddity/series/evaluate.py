@@ -83,26 +83,56 @@ class NabEvaluation:
         return means
 
     def nab(self) -> dict[str, float]:
-        """NAB's normalised score per profile, over all series (see the module docstring)."""
+        """NAB's normalised score per profile, over all series (see the module docstring).
+
+        Returns
+        -------
+        dict
+            Profile name to score (0: null detector, 100: perfect).
+        """
         scores = nab_scores([(r.labels, r.levels) for r in self.series])
         return {profile: result.score for profile, result in scores.items()}
 
     def fpr_quantiles(self) -> list[float]:
-        """Realised false-positive rate over the series: min, quartiles, max."""
+        """Realised false-positive rate over the series: min, quartiles, max.
+
+        Returns
+        -------
+        list of float
+            Five rates.
+        """
         rates = [r.metrics["fpr"] for r in self.series if r.metrics["fpr"] is not None]
         return [float(q) for q in np.quantile(rates, [0, 0.25, 0.5, 0.75, 1])]
 
     def groups(self) -> dict[str, dict[str, float | None]]:
-        """Mean metrics per NAB group (sorted by name)."""
+        """Mean metrics per NAB group (sorted by name).
+
+        Returns
+        -------
+        dict
+            Group name to metric name to mean.
+        """
         names = sorted({r.group for r in self.series})
         return {g: self._mean([r for r in self.series if r.group == g]) for g in names}
 
     def overall(self) -> dict[str, float | None]:
-        """Mean metrics over all series."""
+        """Mean metrics over all series.
+
+        Returns
+        -------
+        dict
+            Metric name to mean.
+        """
         return self._mean(self.series)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready: detector, params, overall, groups and every series."""
+        """JSON-ready: detector, params, overall, groups and every series.
+
+        Returns
+        -------
+        dict
+            The evaluation.
+        """
         return {"detector": self.detector, "params": self.params, "overall": self.overall(),
                 "nab": self.nab(), "fpr_quantiles": self.fpr_quantiles(),
                 "groups": self.groups(),
@@ -112,7 +142,20 @@ class NabEvaluation:
 
 
 def onset_levels(levels: np.ndarray, memory: int = ONSET_MEMORY) -> np.ndarray:
-    """`levels` where a step's level exceeds all of the `memory` steps before it, else 0."""
+    """`levels` where a step's level exceeds all of the `memory` steps before it, else 0.
+
+    Parameters
+    ----------
+    levels : numpy.ndarray
+        (T,) anomaly levels.
+    memory : int, default 100
+        Steps looked back.
+
+    Returns
+    -------
+    numpy.ndarray
+        (T,) onset levels.
+    """
     padded = np.concatenate((np.full(memory, -np.inf), levels))
     previous = np.lib.stride_tricks.sliding_window_view(padded[:-1], memory).max(axis=1)
     return np.where(levels > previous, levels, 0.0)
@@ -120,7 +163,22 @@ def onset_levels(levels: np.ndarray, memory: int = ONSET_MEMORY) -> np.ndarray:
 
 def series_metrics(labels: np.ndarray, scores: np.ndarray,
                    flagged: np.ndarray) -> dict[str, float | None]:
-    """The metrics of one series' test part (see the module docstring)."""
+    """The metrics of one series' test part (see the module docstring).
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (T,) bool labels.
+    scores : numpy.ndarray
+        (T,) scores.
+    flagged : numpy.ndarray
+        (T,) bool decisions.
+
+    Returns
+    -------
+    dict
+        Metric name to value (None where undefined).
+    """
     normal = ~labels
     metrics: dict[str, float | None] = {m: None for m in METRICS}
     metrics["fpr"] = float(flagged[normal].mean()) if normal.any() else None
@@ -139,10 +197,25 @@ def series_metrics(labels: np.ndarray, scores: np.ndarray,
 
 def evaluate_series(detector_name: str, params: dict[str, Any], nab: NabSeries) -> SeriesResult:
     """Fit a fresh detector on the series' history, score the whole series, decide and
-    measure the steps after the probationary period."""
-    detector = get_detector_class(detector_name)(**{**params, "verbose": False})
+    measure the steps after the probationary period.
+
+    Parameters
+    ----------
+    detector_name : str
+        A registered series detector.
+    params : dict
+        Its parameters.
+    nab : NabSeries
+        The series.
+
+    Returns
+    -------
+    SeriesResult
+        Its metrics, timings and levels.
+    """
+    detector = get_detector_class(detector_name)(**params)
     start = time.perf_counter()
-    detector.fit(nab.history)
+    detector.fit(nab.history, verbose=False)
     fitted = time.perf_counter()
     scores = detector.score(nab.frame)
     test = slice(nab.probationary, None)
@@ -161,7 +234,24 @@ def evaluate_series(detector_name: str, params: dict[str, Any], nab: NabSeries) 
 
 def evaluate_nab(detector_name: str, params: dict[str, Any], series: list[NabSeries],
                  verbose: bool = True) -> NabEvaluation:
-    """`evaluate_series` over every series, with a progress bar."""
+    """`evaluate_series` over every series, with a progress bar.
+
+    Parameters
+    ----------
+    detector_name : str
+        A registered series detector.
+    params : dict
+        Its parameters.
+    series : list of NabSeries
+        The corpus (`oddity.series.data.read_nab`).
+    verbose : bool, default True
+        Show a progress bar.
+
+    Returns
+    -------
+    NabEvaluation
+        Per-series results and the corpus figures.
+    """
     evaluation = NabEvaluation(detector_name, dict(params))
     for nab in tqdm(series, desc=f"eval {detector_name}", unit="series", disable=not verbose):
         evaluation.series.append(evaluate_series(detector_name, params, nab))

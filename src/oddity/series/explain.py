@@ -26,7 +26,27 @@ CONTEXT = 3  # the series panel shows the range and 3 times its length on either
 
 
 def parse_bound(text: str | None, index: pd.Index, name: str) -> Any:
-    """A range end given on the command line, as a label of `index` (timestamp or integer)."""
+    """A range end given on the command line, as a label of `index` (timestamp or integer).
+
+    Parameters
+    ----------
+    text : str or None
+        The option's value.
+    index : pandas.Index
+        The series' index.
+    name : str
+        The option, for messages.
+
+    Returns
+    -------
+    Any
+        A timestamp, an integer or None.
+
+    Raises
+    ------
+    ConfigError
+        If the text does not read as a label of that index.
+    """
     if text is None:
         return None
     try:
@@ -41,7 +61,22 @@ def parse_bound(text: str | None, index: pd.Index, name: str) -> Any:
 
 def explanation_figure(frame: pd.DataFrame, table: pd.DataFrame, start: Any, end: Any) -> Figure:
     """The explained channel (or all channels for the anomaly model) around [start, end], the
-    range shaded, over horizontal bars of mean |SHAP| per feature, coloured by direction."""
+    range shaded, over horizontal bars of mean |SHAP| per feature, coloured by direction.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The series.
+    table : pandas.DataFrame
+        What `XGBForecast.explain` returned.
+    start, end : Any
+        The range.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     figure = Figure(figsize=(8.0, 5.0), layout="constrained")
     top, bottom = figure.subplots(2, 1, height_ratios=(2, 3))
     target = str(table["target"].iloc[0])
@@ -67,7 +102,35 @@ def explanation_figure(frame: pd.DataFrame, table: pd.DataFrame, start: Any, end
 def explain_file(model_path: str, data_path: str, start: str | None, end: str | None,
                  top: int, target: str | None, plot_path: str | None) -> pd.DataFrame:
     """Run `oddity explain`: print the top contributors, write the plot when asked; return the
-    table."""
+    table.
+
+    Parameters
+    ----------
+    model_path : str
+        An xgb_forecast model.
+    data_path : str
+        The series file.
+    start, end : str or None
+        The range (open ends when None).
+    top : int
+        Rows.
+    target : str or None
+        See `XGBForecast.explain`.
+    plot_path : str or None
+        PNG to write.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The table.
+
+    Raises
+    ------
+    ConfigError
+        If the model cannot explain or an argument is invalid.
+    DataError
+        If the plot would overwrite the input file.
+    """
     model = oddity.load(model_path)
     if not hasattr(model, "explain"):
         raise ConfigError(f"{model_path}: a {model.name} model has no SHAP explanations; "

@@ -16,7 +16,20 @@ from oddity.core.errors import DataError
 
 
 def fill_missing(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[str]]:
-    """`frame` with NaN filled (see module docstring) and one note per column that had any."""
+    """`frame` with NaN filled (see module docstring) and one note per column that had any.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Float channels.
+    source : str
+        What it is, for the notes.
+
+    Returns
+    -------
+    tuple
+        (filled frame, list of notes).
+    """
     notes: list[str] = []
     filled = frame.copy()
     method = "time" if isinstance(frame.index, pd.DatetimeIndex) else "index"
@@ -42,7 +55,25 @@ def fill_missing(frame: pd.DataFrame, source: str) -> tuple[pd.DataFrame, list[s
 def as_frame(data: pd.DataFrame | np.ndarray, source: str = "data") -> pd.DataFrame:
     """A float64 DataFrame (one column per channel, index kept) from a DataFrame or a 1-D
     (one channel, named 'value') or 2-D (T, C) array (channels named 'channel_0', ...).
-    NaN are filled with a warning per column; bad input raises DataError naming `source`."""
+    NaN are filled with a warning per column; bad input raises DataError naming `source`.
+
+    Parameters
+    ----------
+    data : pandas.DataFrame, pandas.Series or numpy.ndarray
+        The series.
+    source : str, default "data"
+        What it is, for messages.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Float64 channels, NaN filled.
+
+    Raises
+    ------
+    DataError
+        If it is empty, not numeric or of the wrong shape.
+    """
     if isinstance(data, pd.Series):
         data = data.to_frame(name=data.name if data.name is not None else "value")
     if isinstance(data, (np.ndarray, list)):

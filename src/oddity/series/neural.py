@@ -13,8 +13,8 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from oddity.core.checks import check_fraction, check_positive, check_positive_ints
 from oddity.core.errors import ConfigError, DataError
-from oddity.series.checks import check_fraction, check_positive, check_positive_ints
 from oddity.series.detector import SeriesDetector
 from oddity.series.scaling import robust_scaling, standardise
 from oddity.series.windows import sliding_windows
@@ -24,7 +24,27 @@ def window_split(values: np.ndarray, width: int, validation_fraction: float
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """(training windows, validation windows) as float32 (N, width, C) tensors. The last
     `validation_fraction` of the steps form the validation windows and no training window
-    overlaps them, so early stopping sees data the network did not train on."""
+    overlaps them, so early stopping sees data the network did not train on.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (T, C) standardised series.
+    width : int
+        Window width.
+    validation_fraction : float
+        Share of the steps, from the end, for validation.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        (training windows, validation windows).
+
+    Raises
+    ------
+    DataError
+        If the series is too short for a window on either side.
+    """
     split = len(values) - max(width + 1, round(len(values) * validation_fraction))
     if split < width + 1:
         raise DataError(f"the fit history of {len(values)} steps is too short for windows of "
@@ -36,12 +56,40 @@ def window_split(values: np.ndarray, width: int, validation_fraction: float
 
 
 def windows_tensor(values: np.ndarray, width: int) -> torch.Tensor:
-    """All (T - width + 1, width, C) windows of `values` as a float32 tensor."""
+    """All (T - width + 1, width, C) windows of `values` as a float32 tensor.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (T, C) series.
+    width : int
+        Window width.
+
+    Returns
+    -------
+    torch.Tensor
+        (T - width + 1, width, C) windows.
+    """
     return torch.from_numpy(np.ascontiguousarray(sliding_windows(values, width), dtype=np.float32))
 
 
 def batches(count: int, size: int, generator: torch.Generator) -> list[torch.Tensor]:
-    """A seeded random partition of range(count) into index batches of at most `size`."""
+    """A seeded random partition of range(count) into index batches of at most `size`.
+
+    Parameters
+    ----------
+    count : int
+        Number of items.
+    size : int
+        Most items per batch.
+    generator : torch.Generator
+        Seeded generator of the shuffle.
+
+    Returns
+    -------
+    list of torch.Tensor
+        Index batches.
+    """
     return list(torch.randperm(count, generator=generator).split(size))
 
 
@@ -50,7 +98,30 @@ def train_with_early_stopping(run_epoch: Callable[[], None], validation_loss: Ca
                               desc: str, verbose: bool) -> list[float]:
     """Call `run_epoch` up to `epochs` times; after each, measure `validation_loss` and stop
     once it has not improved for `patience` epochs. The modules end with the weights of the
-    best epoch, in eval mode. Returns the validation loss of every epoch run."""
+    best epoch, in eval mode. Returns the validation loss of every epoch run.
+
+    Parameters
+    ----------
+    run_epoch : callable
+        Trains one epoch.
+    validation_loss : callable
+        Returns the loss on the validation windows.
+    modules : sequence of torch.nn.Module
+        The networks trained (restored to their best epoch).
+    epochs : int
+        Most epochs.
+    patience : int
+        Epochs without improvement before stopping.
+    desc : str
+        Label of the progress bar.
+    verbose : bool
+        Show the progress bar.
+
+    Returns
+    -------
+    list of float
+        The validation loss of every epoch run.
+    """
     best, best_states, stale, history = float("inf"), None, 0, []
     bar = tqdm(range(epochs), desc=desc, unit="epoch", disable=not verbose, leave=False)
     for _ in bar:
@@ -85,12 +156,6 @@ class WindowNetworkDetector(SeriesDetector):
     def __init__(self, *, window: int, epochs: int, patience: int, batch_size: int, lr: float,
                  validation_fraction: float, **common: Any):
         super().__init__(**common)
-        check_positive_ints(window=window, epochs=epochs, patience=patience,
-                            batch_size=batch_size)
-        check_positive(lr=lr)
-        check_fraction("validation_fraction", validation_fraction)
-        if window < 2:
-            raise ConfigError(f"window must be at least 2 steps, got {window}")
         self.window = window
         self.epochs = epochs
         self.patience = patience
@@ -100,6 +165,16 @@ class WindowNetworkDetector(SeriesDetector):
         self.centre_: np.ndarray | None = None
         self.scale_: np.ndarray | None = None
         self.losses_: list[float] = []
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_positive_ints(window=self.window, epochs=self.epochs, patience=self.patience,
+                            batch_size=self.batch_size)
+        check_positive(lr=self.lr)
+        check_fraction("validation_fraction", self.validation_fraction)
+        if self.window < 2:
+            raise ConfigError(f"window must be at least 2 steps, got {self.window}")
 
     @property
     def min_length(self) -> int:

@@ -22,7 +22,24 @@ TRUTH_COLOUR = "tab:green"
 def prediction_figure(frame: pd.DataFrame, prediction: SeriesPrediction, title: str = "",
                       truth: list[tuple[Any, Any]] | None = None) -> Figure:
     """Series (up to MAX_CHANNELS channels), predicted anomalous spans (red) and, when given,
-    the true anomaly windows `truth` (green outline band), over scores and threshold."""
+    the true anomaly windows `truth` (green outline band), over scores and threshold.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        The series.
+    prediction : SeriesPrediction
+        Its prediction.
+    title : str, default ""
+        Figure title.
+    truth : list of tuple, optional
+        (start, end) of true anomaly windows.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     figure = Figure(figsize=(9.0, 4.2), layout="constrained")
     top, bottom = figure.subplots(2, 1, sharex=True, height_ratios=(3, 2))
     shown = list(frame.columns[:MAX_CHANNELS])

@@ -33,7 +33,13 @@ class SeriesScores:
         return len(self.scores)
 
     def to_frame(self) -> pd.DataFrame:
-        """Scores as a DataFrame over `index`: column 'score', then 'score_<channel>' each."""
+        """Scores as a DataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Over `index`: column 'score', then 'score_<channel>' for each channel.
+        """
         frame = pd.DataFrame({"score": self.scores}, index=self.index)
         if self.channel_scores is not None:
             for i, column in enumerate(self.columns):
@@ -66,8 +72,14 @@ class SeriesPrediction(SeriesScores):
     levels: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
     def to_frame(self) -> pd.DataFrame:
-        """Scores (see `SeriesScores.to_frame`), then 'threshold', 'level' and a boolean
-        'anomalous' column."""
+        """Scores and decisions as a DataFrame.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The scores (see `SeriesScores.to_frame`), then 'threshold', 'level' and a boolean
+            'anomalous' column.
+        """
         frame = super().to_frame()
         frame["threshold"] = self.thresholds
         frame["level"] = self.levels

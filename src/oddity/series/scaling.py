@@ -13,7 +13,18 @@ IQR_TO_STD = 1.349
 
 
 def robust_scaling(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(centre (C,), scale (C,)) of a (T, C) array; see the module docstring."""
+    """(centre (C,), scale (C,)) of a (T, C) array; see the module docstring.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (T, C) fit history.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (centre (C,), scale (C,)).
+    """
     centre = np.median(values, axis=0)
     q75, q25 = np.percentile(values, [75, 25], axis=0)
     scale = (q75 - q25) / IQR_TO_STD
@@ -24,5 +35,18 @@ def robust_scaling(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def standardise(values: np.ndarray, centre: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """(values - centre) / scale, channel by channel."""
+    """(values - centre) / scale, channel by channel.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (T, C) series.
+    centre, scale : numpy.ndarray
+        (C,) from `robust_scaling`.
+
+    Returns
+    -------
+    numpy.ndarray
+        (T, C) standardised values.
+    """
     return (values - centre) / scale

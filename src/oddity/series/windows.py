@@ -16,7 +16,22 @@ def _check(width: int, stride: int) -> None:
 
 def sliding_windows(values: np.ndarray, width: int, stride: int = 1) -> np.ndarray:
     """Read-only (N, width, C) view of the windows values[i*stride : i*stride + width],
-    N = (T - width) // stride + 1; no copy is made."""
+    N = (T - width) // stride + 1; no copy is made.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (T, C) series.
+    width : int
+        Window width.
+    stride : int, default 1
+        Steps between window starts.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, width, C) read-only view.
+    """
     _check(width, stride)
     if values.ndim != 2:
         raise DataError(f"sliding_windows needs a (T, C) array, got shape {values.shape}")
@@ -36,7 +51,26 @@ def window_scores_to_steps(window_scores: np.ndarray, length: int, width: int,
     mean score of the windows that cover it. Steps no window covers (the tail left over when
     `stride` does not divide length - width) take the score of the last window. Sums window
     offset by offset (`width` vectorised additions), not by prefix sums, which would lose small
-    scores after a huge one."""
+    scores after a huge one.
+
+    Parameters
+    ----------
+    window_scores : numpy.ndarray
+        (N,) or (N, C) scores per window.
+    length : int
+        Steps of the series.
+    width : int
+        Window width.
+    stride : int, default 1
+        Steps between window starts.
+    causal : bool, default False
+        Score each step by the window ending at it.
+
+    Returns
+    -------
+    numpy.ndarray
+        (length,) or (length, C) scores per step.
+    """
     _check(width, stride)
     scores = np.asarray(window_scores, dtype=np.float64)
     count = scores.shape[0]
@@ -63,6 +97,17 @@ def window_scores_to_steps(window_scores: np.ndarray, length: int, width: int,
 
 
 def labels_to_spans(labels: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) step index, both inclusive, of every run of True in a 1-D bool array."""
+    """(first, last) step index, both inclusive, of every run of True in a 1-D bool array.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (T,) bool labels.
+
+    Returns
+    -------
+    list of tuple of int
+        (first, last) per run.
+    """
     starts, ends = events(np.asarray(labels, dtype=bool))
     return [(int(s), int(e)) for s, e in zip(starts, ends)]

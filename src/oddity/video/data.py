@@ -36,7 +36,25 @@ RANGES_CSV = "test_anomaly_ranges.csv"
 
 
 def as_rgb_uint8(pixels: np.ndarray, source: str) -> np.ndarray:
-    """An OpenCV-decoded frame (gray, BGR or BGRA; 8 or 16 bit) as RGB uint8 (H, W, 3)."""
+    """An OpenCV-decoded frame (gray, BGR or BGRA; 8 or 16 bit) as RGB uint8 (H, W, 3).
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        The decoded frame.
+    source : str
+        Where it came from, for messages.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W, 3) uint8.
+
+    Raises
+    ------
+    DataError
+        On an unsupported shape or pixel type.
+    """
     if pixels.dtype == np.uint16:
         pixels = (pixels // 257).astype(np.uint8)
     elif pixels.dtype != np.uint8:
@@ -54,7 +72,23 @@ def as_rgb_uint8(pixels: np.ndarray, source: str) -> np.ndarray:
 
 
 def read_frame(path: Path) -> np.ndarray:
-    """Decode one frame file to RGB uint8 (H, W, 3)."""
+    """Decode one frame file to RGB uint8 (H, W, 3).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        An image file.
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W, 3) uint8.
+
+    Raises
+    ------
+    DataError
+        If the file cannot be decoded.
+    """
     pixels = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if pixels is None:
         raise DataError(f"{path}: not a readable image (PNG, JPEG, BMP or TIFF expected); "
@@ -92,7 +126,13 @@ class Clip:
         return self._count
 
     def frame_names(self) -> list[str]:
-        """A name per frame: the file name for frame folders, the 0-based index for videos."""
+        """A name per frame: the file name for frame folders, the 0-based index for videos.
+
+        Returns
+        -------
+        list of str
+            The names.
+        """
         if self.files is not None:
             return [f.name for f in self.files]
         return [str(i) for i in range(len(self))]
@@ -105,7 +145,18 @@ class Clip:
         return capture
 
     def frames(self) -> Iterator[np.ndarray]:
-        """Stream the frames as RGB uint8 (H, W, 3), one at a time."""
+        """Stream the frames as RGB uint8 (H, W, 3), one at a time.
+
+        Yields
+        ------
+        numpy.ndarray
+            (H, W, 3) uint8 frame.
+
+        Raises
+        ------
+        DataError
+            If a frame cannot be decoded.
+        """
         shape: tuple[int, ...] | None = None
         for number, frame in enumerate(self._decode()):
             if shape is None:
@@ -141,7 +192,25 @@ def _frame_files(folder: Path) -> list[Path]:
 
 
 def open_clip(path: str | Path, clip_id: str | None = None) -> Clip:
-    """A clip from a video file or a folder of frames (raises DataError otherwise)."""
+    """A clip from a video file or a folder of frames (raises DataError otherwise).
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A video file or a folder of frames.
+    clip_id : str, optional
+        Its id (default: the file or folder name).
+
+    Returns
+    -------
+    Clip
+        The clip (frames read lazily).
+
+    Raises
+    ------
+    DataError
+        If `path` is neither.
+    """
     path = Path(path)
     if path.is_file():
         if path.suffix.lower() not in VIDEO_EXTENSIONS:
@@ -163,7 +232,23 @@ def open_clip(path: str | Path, clip_id: str | None = None) -> Clip:
 
 def find_clips(path: str | Path) -> list[Clip]:
     """The clips at `path`: a video file or a frame folder is one clip; a folder of frame
-    folders and/or video files gives one clip each, sorted by name."""
+    folders and/or video files gives one clip each, sorted by name.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A video, a frame folder, or a folder of those.
+
+    Returns
+    -------
+    list of Clip
+        The clips.
+
+    Raises
+    ------
+    DataError
+        If nothing readable is found.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"{path}: no such file or folder")
@@ -186,13 +271,45 @@ def _split_folder(root: Path, split: str) -> Path | None:
 
 
 def training_clips(path: str | Path) -> list[Clip]:
-    """Normal clips to fit on: a dataset's `training/` split, or every clip at `path`."""
+    """Normal clips to fit on: a dataset's `training/` split, or every clip at `path`.
+
+    Parameters
+    ----------
+    path : str or pathlib.Path
+        A dataset or clips.
+
+    Returns
+    -------
+    list of Clip
+        The clips.
+
+    Raises
+    ------
+    DataError
+        If nothing readable is found.
+    """
     folder = _split_folder(Path(path), "training")
     return find_clips(folder if folder is not None else path)
 
 
 def evaluation_clips(root: str | Path) -> list[Clip]:
-    """The labelled test clips of a dataset (see the module docstring), labels attached."""
+    """The labelled test clips of a dataset (see the module docstring), labels attached.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The dataset.
+
+    Returns
+    -------
+    list of Clip
+        Labelled clips.
+
+    Raises
+    ------
+    DataError
+        If the layout or the labels cannot be read.
+    """
     root = Path(root)
     folder = _split_folder(root, "testing")
     if folder is None:
@@ -232,7 +349,20 @@ def _by_id(clips: Sequence[Clip], table: pd.DataFrame, path: Path) -> dict[str, 
 
 def attach_frame_labels(clips: Sequence[Clip], path: str | Path) -> None:
     """Set `clip.labels` from a CSV of (clip, frame_file, label) rows; every frame of every
-    clip needs exactly one row (frame_file is the file name, or the index for videos)."""
+    clip needs exactly one row (frame_file is the file name, or the index for videos).
+
+    Parameters
+    ----------
+    clips : sequence of Clip
+        The clips to label.
+    path : str or pathlib.Path
+        The CSV file.
+
+    Raises
+    ------
+    DataError
+        If the file is unreadable or a frame has no row or several.
+    """
     path = Path(path)
     table = _read_csv(path, ("clip", "frame_file", "label"))
     if not table["label"].isin([0, 1]).all():
@@ -251,7 +381,20 @@ def attach_frame_labels(clips: Sequence[Clip], path: str | Path) -> None:
 
 def attach_range_labels(clips: Sequence[Clip], path: str | Path) -> None:
     """Set `clip.labels` from a CSV of anomalous ranges (clip, first_anomalous_frame,
-    last_anomalous_frame; 1-based and inclusive). Clips with no row are all normal."""
+    last_anomalous_frame; 1-based and inclusive). Clips with no row are all normal.
+
+    Parameters
+    ----------
+    clips : sequence of Clip
+        The clips to label.
+    path : str or pathlib.Path
+        The CSV file.
+
+    Raises
+    ------
+    DataError
+        If the file is unreadable or a range is invalid.
+    """
     path = Path(path)
     table = _read_csv(path, ("clip", "first_anomalous_frame", "last_anomalous_frame"))
     clip_ids = _by_id(clips, table, path)

@@ -27,6 +27,7 @@ from typing import Any, ClassVar
 import cv2
 import numpy as np
 
+from oddity.core.checks import check_calibration, check_seed
 from oddity.core.detector import Detector
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.thresholds import Threshold, calibrate_threshold
@@ -38,7 +39,25 @@ VideoInput = Any  # a path (clip, folder of clips or dataset), a Clip, or a list
 
 
 def as_clips(data: VideoInput, for_fit: bool) -> list[Clip]:
-    """Normalise what a user passes to fit/score into a list of clips."""
+    """Normalise what a user passes to fit/score into a list of clips.
+
+    Parameters
+    ----------
+    data : str, path, Clip or list
+        A clip, a folder of clips or a dataset, a `Clip`, or a list of those.
+    for_fit : bool
+        Read a dataset's training clips (True) or every clip found.
+
+    Returns
+    -------
+    list of Clip
+        The clips.
+
+    Raises
+    ------
+    DataError
+        If no clip is given or an item is neither a path nor a `Clip`.
+    """
     if isinstance(data, Clip):
         return [data]
     if isinstance(data, (str, os.PathLike)):
@@ -59,7 +78,20 @@ def as_clips(data: VideoInput, for_fit: bool) -> list[Clip]:
 
 def smooth_scores(scores: np.ndarray, window: int) -> np.ndarray:
     """Causal moving mean: each value becomes the mean of itself and the `window - 1` before
-    it (fewer at the start)."""
+    it (fewer at the start).
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        (T,) raw frame scores.
+    window : int
+        Frames averaged (1: unchanged).
+
+    Returns
+    -------
+    numpy.ndarray
+        (T,) smoothed scores.
+    """
     scores = np.asarray(scores, dtype=np.float64)
     if window <= 1 or scores.size == 0:
         return scores.copy()
@@ -70,7 +102,18 @@ def smooth_scores(scores: np.ndarray, window: int) -> np.ndarray:
 
 
 def anomalous_ranges(labels: np.ndarray) -> list[tuple[int, int]]:
-    """(first, last) frame, 0-based and inclusive, of every run of anomalous frames."""
+    """(first, last) frame, 0-based and inclusive, of every run of anomalous frames.
+
+    Parameters
+    ----------
+    labels : numpy.ndarray
+        (T,) bool label per frame.
+
+    Returns
+    -------
+    list of tuple of int
+        (first, last) per run.
+    """
     starts, ends = events(np.asarray(labels, dtype=bool))
     return [(int(s), int(e)) for s, e in zip(starts, ends)]
 
@@ -82,19 +125,21 @@ class VideoDetector(Detector):
 
     def __init__(self, *, image_size: int = 160, smoothing_window: int = 5,
                  target_fpr: float = 0.01, calibration_fraction: float = 0.15, seed: int = 0):
-        if image_size < 32:
-            raise ConfigError(f"image_size must be at least 32 pixels, got {image_size}")
-        if smoothing_window < 1:
-            raise ConfigError(f"smoothing_window must be 1 (off) or more frames, got {smoothing_window}")
-        if not 0.0 < target_fpr < 1.0:
-            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
-        if not 0.0 <= calibration_fraction < 1.0:
-            raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
         self.image_size = image_size
         self.smoothing_window = smoothing_window
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
         self.seed = seed
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if self.image_size < 32:
+            raise ConfigError(f"image_size must be at least 32 pixels, got {self.image_size}")
+        if self.smoothing_window < 1:
+            raise ConfigError(f"smoothing_window must be 1 (off) or more frames, got {self.smoothing_window}")
+        check_calibration(self.target_fpr, self.calibration_fraction)
+        check_seed(self.seed)
 
     # --- hooks for subclasses --------------------------------------------------------------
     def _fit_clips(self, clips: list[Clip], verbose: bool) -> None:
@@ -105,12 +150,34 @@ class VideoDetector(Detector):
 
     # --- frames ------------------------------------------------------------------------------
     def model_size(self, height: int, width: int) -> tuple[int, int]:
-        """(height, width) of the model input for a frame: short side `image_size`."""
+        """Size of the model input for a frame: short side `image_size`, aspect kept.
+
+        Parameters
+        ----------
+        height, width : int
+            The frame's size.
+
+        Returns
+        -------
+        tuple of int
+            (height, width) of the model input.
+        """
         scale = self.image_size / min(height, width)
         return max(1, round(height * scale)), max(1, round(width * scale))
 
     def model_frames(self, clip: Clip) -> Iterator[np.ndarray]:
-        """The clip's frames resized to the model input (RGB uint8), streamed."""
+        """The clip's frames resized to the model input, streamed.
+
+        Parameters
+        ----------
+        clip : Clip
+            The clip to read.
+
+        Yields
+        ------
+        numpy.ndarray
+            (h, w, 3) RGB uint8 frame at `model_size`.
+        """
         size: tuple[int, int] | None = None
         for frame in clip.frames():
             if size is None:
@@ -120,9 +187,31 @@ class VideoDetector(Detector):
             yield frame
 
     # --- public API ------------------------------------------------------------------------
-    def fit(self, data: VideoInput, verbose: bool = True) -> VideoDetector:
+    def fit(self, data: VideoInput, *, verbose: bool = True) -> VideoDetector:
         """Learn normal from normal clips, then calibrate the frame threshold on held-out clips
-        (see the module docstring)."""
+        (see the module docstring).
+
+        Parameters
+        ----------
+        data : str, path, Clip or list
+            A clip (video file or folder of frames), a folder of clips or a dataset, a `Clip`,
+            or a list of those.
+        verbose : bool, default True
+            Show progress bars.
+
+        Returns
+        -------
+        VideoDetector
+            self, fitted.
+
+        Raises
+        ------
+        ConfigError
+            If a hyper-parameter is invalid.
+        DataError
+            If no clip can be read.
+        """
+        self.validate_params()
         clips = as_clips(data, for_fit=True)
         held_out = math.ceil(len(clips) * self.calibration_fraction) if len(clips) > 1 else 0
         held_out = min(held_out, len(clips) - 1)
@@ -145,14 +234,52 @@ class VideoDetector(Detector):
             names = [str(i) for i in range(len(raw))]
         return ClipScores(clip.id, names, smooth_scores(raw, self.smoothing_window), raw, maps)
 
-    def score(self, data: VideoInput, verbose: bool = True) -> list[ClipScores]:
-        """Anomaly scores per frame (and maps) of every clip in `data`."""
+    def score(self, data: VideoInput, *, verbose: bool = True) -> list[ClipScores]:
+        """Anomaly scores per frame (and maps) of every clip in `data`.
+
+        Parameters
+        ----------
+        data : str, path, Clip or list
+            A clip (video file or folder of frames), a folder of clips or a dataset, a `Clip`,
+            or a list of those.
+        verbose : bool, default True
+            Show progress bars.
+
+        Returns
+        -------
+        list of ClipScores
+            One per clip: smoothed and raw scores per frame, maps where the method has them.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         return [self._scores(clip, verbose) for clip in as_clips(data, for_fit=False)]
 
-    def predict(self, data: VideoInput, verbose: bool = True) -> list[ClipPrediction]:
-        """Scores plus anomalous frames (smoothed score above the threshold) and ranges."""
-        results = self.score(data, verbose)
+    def predict(self, data: VideoInput, *, verbose: bool = True) -> list[ClipPrediction]:
+        """Scores plus anomalous frames (smoothed score above the threshold) and ranges.
+
+        Parameters
+        ----------
+        data : str, path, Clip or list
+            A clip (video file or folder of frames), a folder of clips or a dataset, a `Clip`,
+            or a list of those.
+        verbose : bool, default True
+            Show progress bars.
+
+        Returns
+        -------
+        list of ClipPrediction
+            One per clip: the scores, the threshold, a label per frame and anomalous ranges.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
+        results = self.score(data, verbose=verbose)
         assert self.threshold_ is not None
         threshold = self.threshold_.value
         return [ClipPrediction(**vars(result), threshold=threshold, labels=result.scores > threshold,

@@ -43,13 +43,42 @@ class VideoEvaluation:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
     def to_dict(self) -> dict:
+        """The fields as JSON-serialisable data.
+
+        Returns
+        -------
+        dict
+            Field name to value.
+        """
         return {"metrics": self.metrics, "frames": self.frames, "score_seconds": round(self.seconds, 2),
                 "frames_per_second": round(self.frames_per_second, 2),
                 "cpu_ms_per_frame": round(1000 * self.cpu_seconds / max(self.frames, 1), 1)}
 
 
 def evaluate(detector: VideoDetector, root: str | Path, verbose: bool = True) -> VideoEvaluation:
-    """Score every test clip of the dataset at `root` and compute the metrics (module doc)."""
+    """Score every test clip of the dataset at `root` and compute the metrics (module doc).
+
+    Parameters
+    ----------
+    detector : VideoDetector
+        A fitted detector.
+    root : str or pathlib.Path
+        A labelled dataset.
+    verbose : bool, default True
+        Show progress bars.
+
+    Returns
+    -------
+    VideoEvaluation
+        Predictions and metrics.
+
+    Raises
+    ------
+    DataError
+        If the dataset cannot be read.
+    NotFittedError
+        If the detector is not fitted.
+    """
     clips = evaluation_clips(root)
     start, cpu_start = time.perf_counter(), time.process_time()
     predictions = detector.predict(clips, verbose=verbose)
@@ -66,7 +95,18 @@ def evaluate(detector: VideoDetector, root: str | Path, verbose: bool = True) ->
 
 
 def metric_lines(evaluation: VideoEvaluation) -> list[str]:
-    """Human-readable lines: one per variant, then the scoring speed."""
+    """Human-readable lines: one per variant, then the scoring speed.
+
+    Parameters
+    ----------
+    evaluation : VideoEvaluation
+        An evaluation.
+
+    Returns
+    -------
+    list of str
+        The lines.
+    """
     lines = []
     for variant, values in evaluation.metrics.items():
         text = (f"micro AUROC {values['micro_auroc']:.3f}  macro AUROC {values['macro_auroc']:.3f} "
@@ -83,7 +123,20 @@ def metric_lines(evaluation: VideoEvaluation) -> list[str]:
 
 def top_frames(evaluation: VideoEvaluation, count: int) -> list[tuple[int, int]]:
     """(clip index, frame index) of the `count` highest-scoring frames, at most one per clip
-    while clips last, so that the pictures show different scenes."""
+    while clips last, so that the pictures show different scenes.
+
+    Parameters
+    ----------
+    evaluation : VideoEvaluation
+        An evaluation.
+    count : int
+        Frames wanted.
+
+    Returns
+    -------
+    list of tuple of int
+        (clip index, frame index), highest score first.
+    """
     best = [(float(p.scores.max()), c, int(np.argmax(p.scores))) for c, p in enumerate(evaluation.predictions)]
     best.sort(reverse=True)
     return [(c, f) for _, c, f in best[:count]]

@@ -24,7 +24,22 @@ RED = (230, 40, 40)
 def timeline_figure(prediction: ClipPrediction, truth: np.ndarray | None = None,
                     title: str = "") -> Figure:
     """Frame scores (smoothed, raw in grey), threshold, predicted anomalous ranges (red) and,
-    when given, the true anomalous frames `truth` (green band)."""
+    when given, the true anomalous frames `truth` (green band).
+
+    Parameters
+    ----------
+    prediction : ClipPrediction
+        The clip's prediction.
+    truth : numpy.ndarray, optional
+        (T,) bool true labels.
+    title : str, default ""
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        The figure.
+    """
     figure = Figure(figsize=(9.0, 2.8), layout="constrained")
     axis = figure.subplots()
     frames = np.arange(len(prediction))
@@ -49,7 +64,18 @@ def timeline_figure(prediction: ClipPrediction, truth: np.ndarray | None = None,
 
 
 def map_range(prediction: ClipPrediction) -> tuple[float, float]:
-    """Colour scale of a clip's maps: from their lowest value to as far above the threshold."""
+    """Colour scale of a clip's maps: from their lowest value to as far above the threshold.
+
+    Parameters
+    ----------
+    prediction : ClipPrediction
+        The clip's prediction.
+
+    Returns
+    -------
+    tuple of float
+        (low, high).
+    """
     assert prediction.maps is not None
     low = float(prediction.maps.min())
     threshold = prediction.threshold
@@ -58,7 +84,24 @@ def map_range(prediction: ClipPrediction) -> tuple[float, float]:
 
 def annotated_frame(frame: np.ndarray, prediction: ClipPrediction, index: int,
                     value_range: tuple[float, float]) -> np.ndarray:
-    """The RGB uint8 frame with heat map (if anomalous), border and caption (module doc)."""
+    """The RGB uint8 frame with heat map (if anomalous), border and caption (module doc).
+
+    Parameters
+    ----------
+    frame : numpy.ndarray
+        (H, W, 3) uint8 frame.
+    prediction : ClipPrediction
+        The clip's prediction.
+    index : int
+        The frame's index.
+    value_range : tuple of float
+        Colour scale of the map (`map_range`).
+
+    Returns
+    -------
+    numpy.ndarray
+        (H, W, 3) uint8.
+    """
     height, width = frame.shape[:2]
     anomalous = bool(prediction.labels[index])
     picture = frame

@@ -23,7 +23,13 @@ class ClipScores:
         return len(self.scores)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per frame: frame (0-based), name, score, raw_score."""
+        """One row per frame: frame (0-based), name, score, raw_score.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The frames.
+        """
         return pd.DataFrame({"frame": np.arange(len(self)), "name": self.frame_names,
                              "score": self.scores, "raw_score": self.raw_scores})
 
@@ -38,13 +44,25 @@ class ClipPrediction(ClipScores):
     ranges: list[tuple[int, int]] = field(default_factory=list)
 
     def to_frame(self) -> pd.DataFrame:
-        """`ClipScores.to_frame` and a boolean 'anomalous' column."""
+        """`ClipScores.to_frame` and a boolean 'anomalous' column.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The frames.
+        """
         frame = super().to_frame()
         frame["anomalous"] = self.labels
         return frame
 
     def ranges_frame(self) -> pd.DataFrame:
-        """One row per anomalous range: first, last (0-based, inclusive), frames, peak score."""
+        """One row per anomalous range: first, last (0-based, inclusive), frames, peak score.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The ranges.
+        """
         rows = [{"clip": self.clip, "first": first, "last": last, "frames": last - first + 1,
                  "peak_score": float(self.scores[first:last + 1].max())} for first, last in self.ranges]
         return pd.DataFrame(rows, columns=["clip", "first", "last", "frames", "peak_score"])

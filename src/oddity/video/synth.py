@@ -19,7 +19,32 @@ def moving_square_clip(frames: int = 40, size: int = 64, square: int = 10, speed
                        anomaly: tuple[int, int] | None = None, speed_factor: float = 4.0,
                        reverse: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(frames (T, H, W, 3) uint8, labels (T,) bool): labels mark the anomalous frames, those
-    in `anomaly` = (first, last), 0-based and inclusive (None: a normal clip)."""
+    in `anomaly` = (first, last), 0-based and inclusive (None: a normal clip).
+
+    Parameters
+    ----------
+    frames : int, default 40
+        Frames.
+    size : int, default 64
+        Frame side.
+    square : int, default 10
+        Side of the square.
+    speed : float, default 1.5
+        Pixels per frame.
+    anomaly : tuple of int, optional
+        (first, last) anomalous frame.
+    speed_factor : float, default 4.0
+        Speed-up inside the anomaly.
+    reverse : bool, default False
+        Reverse the motion inside the anomaly instead.
+    seed : int, default 0
+        Seed of the start and the background.
+
+    Returns
+    -------
+    tuple of numpy.ndarray
+        (frames, labels).
+    """
     rng = np.random.default_rng(seed)
     background = cv2.GaussianBlur(rng.integers(40, 90, size=(size, size), dtype=np.uint8), (5, 5), 1.0)
     y = int(rng.integers(0, size - square))
@@ -43,7 +68,20 @@ def moving_square_clip(frames: int = 40, size: int = 64, square: int = 10, speed
 
 
 def write_frames(folder: str | Path, frames: np.ndarray) -> Path:
-    """Write frames as numbered PNG files 000.png, 001.png, ... into `folder`."""
+    """Write frames as numbered PNG files 000.png, 001.png, ... into `folder`.
+
+    Parameters
+    ----------
+    folder : str or pathlib.Path
+        The folder (created).
+    frames : numpy.ndarray
+        (T, H, W, 3) uint8.
+
+    Returns
+    -------
+    pathlib.Path
+        The folder.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for number, frame in enumerate(frames):
@@ -54,7 +92,26 @@ def write_frames(folder: str | Path, frames: np.ndarray) -> Path:
 def make_video_set(root: str | Path, train_clips: int = 4, test_clips: int = 3, frames: int = 40,
                    size: int = 64, seed: int = 0) -> Path:
     """A labelled dataset in the Ped2 layout (training/frames, testing/frames, frame labels):
-    every test clip has one anomalous stretch, alternately faster and reversed motion."""
+    every test clip has one anomalous stretch, alternately faster and reversed motion.
+
+    Parameters
+    ----------
+    root : str or pathlib.Path
+        The dataset folder to create.
+    train_clips, test_clips : int
+        Clip counts.
+    frames : int, default 40
+        Frames per clip.
+    size : int, default 64
+        Frame side in pixels.
+    seed : int, default 0
+        Seed of everything.
+
+    Returns
+    -------
+    pathlib.Path
+        `root`.
+    """
     root = Path(root)
     for number in range(train_clips):
         video, _ = moving_square_clip(frames, size, seed=seed + number)

@@ -18,7 +18,22 @@ FOURCC = "mp4v"  # MPEG-4 Part 2: encodable by every OpenCV build (H.264 is ofte
 
 
 def write_video(path: str | os.PathLike, frames: Iterable[np.ndarray], fps: float = 10.0) -> Path:
-    """Encode RGB uint8 frames (all of one size) into the video file `path`; returns the path."""
+    """Encode RGB uint8 frames (all of one size) into the video file `path`; returns the path.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        The video file.
+    frames : iterable of numpy.ndarray
+        (H, W, 3) uint8 frames.
+    fps : float, default 10.0
+        Frame rate.
+
+    Returns
+    -------
+    pathlib.Path
+        The path.
+    """
     path = Path(path)
 
     def write(tmp: str) -> None:

@@ -22,7 +22,7 @@ Deviations (reasons and figures: docs/methods/draem.md):
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import torch
@@ -31,6 +31,7 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, update_bn
 from tqdm.auto import tqdm
 
+from oddity.core.checks import check_positive, check_positive_ints
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.core.torch_state import average_start, flushed_denormals, load_module_arrays, module_arrays
@@ -80,6 +81,18 @@ class ReconstructiveNetwork(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct the batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) images, sides multiples of the stride.
+
+        Returns
+        -------
+        torch.Tensor
+            (N, 3, H, W) reconstructions.
+        """
         for index, block in enumerate(self.encoder):
             x = block(F.max_pool2d(x, 2) if index else x)
         return self.decoder(x)
@@ -99,6 +112,18 @@ class DiscriminativeNetwork(nn.Module):
         self.head = nn.Conv2d(width, 2, 3, padding=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Segmentation logits.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 6, H, W) images and reconstructions, concatenated.
+
+        Returns
+        -------
+        torch.Tensor
+            (N, 2, H, W) logits (normal, anomalous).
+        """
         skips = []
         for index, block in enumerate(self.encoder):
             x = block(F.max_pool2d(x, 2) if index else x)
@@ -111,7 +136,20 @@ class DiscriminativeNetwork(nn.Module):
 def segment(x: torch.Tensor, reconstructive: nn.Module, discriminative: nn.Module
             ) -> tuple[torch.Tensor, torch.Tensor]:
     """Reconstruction and segmentation logits of an (N, 3, H, W) batch, reflect-padded to a
-    multiple of the networks' stride and cropped back."""
+    multiple of the networks' stride and cropped back.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (N, 3, H, W) images in [0, 1].
+    reconstructive, discriminative : torch.nn.Module
+        The two sub-networks.
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        (reconstruction (N, 3, H, W), logits (N, 2, H, W)).
+    """
     height, width = x.shape[-2:]
     pad_h, pad_w = -height % NETWORK_STRIDE, -width % NETWORK_STRIDE
     if pad_h or pad_w:
@@ -130,19 +168,73 @@ class NetworkPair(nn.Module):
         self.reconstructive, self.discriminative = reconstructive, discriminative
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Both networks on a batch (`segment`).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) images.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (reconstructions, logits).
+        """
         return segment(x, self.reconstructive, self.discriminative)
+
+
+def score_window(image_size: int) -> int:
+    """Side of the mean filter whose maximum is the image score.
+
+    Parameters
+    ----------
+    image_size : int
+        The detector's `image_size`.
+
+    Returns
+    -------
+    int
+        The paper's 21 px at 256 px, scaled to `image_size`: the nearest odd size (at least 1).
+    """
+    return max(1, 2 * round((SCORE_WINDOW_AT_256 * image_size / 256 - 1) / 2) + 1)
 
 
 def averaged_networks(average: AveragedModel, batches: Iterable[torch.Tensor]) -> NetworkPair:
     """The averaged networks in eval mode, their BatchNorm statistics re-estimated on `batches`
-    (the running statistics of the iterates do not belong to their average; SWA's step)."""
+    (the running statistics of the iterates do not belong to their average; SWA's step).
+
+    Parameters
+    ----------
+    average : torch.optim.swa_utils.AveragedModel
+        The running average of the networks' weights.
+    batches : iterable of torch.Tensor
+        Training-like input batches for the BatchNorm statistics.
+
+    Returns
+    -------
+    NetworkPair
+        The averaged networks.
+    """
     update_bn(batches, average.module)
     return average.module.eval()
 
 
 def build_networks(recon_width: int, disc_width: int, generator: torch.Generator | None = None
                    ) -> tuple[ReconstructiveNetwork, DiscriminativeNetwork]:
-    """Both sub-networks, initialised as the paper's code when a generator is given."""
+    """Both sub-networks, initialised as the paper's code when a generator is given.
+
+    Parameters
+    ----------
+    recon_width, disc_width : int
+        Base widths of the reconstructive and discriminative networks.
+    generator : torch.Generator, optional
+        Seeded generator of the initial weights.
+
+    Returns
+    -------
+    tuple
+        (ReconstructiveNetwork, DiscriminativeNetwork).
+    """
     networks = ReconstructiveNetwork(recon_width), DiscriminativeNetwork(disc_width)
     if generator is not None:
         for network in networks:
@@ -158,7 +250,18 @@ def build_networks(recon_width: int, disc_width: int, generator: torch.Generator
 
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean structural similarity of two (N, C, H, W) batches in [0, 1] (Gaussian window
-    11 x 11, sigma 1.5, per channel, as the paper's code)."""
+    11 x 11, sigma 1.5, per channel, as the paper's code).
+
+    Parameters
+    ----------
+    a, b : torch.Tensor
+        (N, C, H, W) batches in [0, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        The mean SSIM (a scalar, 1 for identical batches).
+    """
     coords = torch.arange(SSIM_WINDOW, dtype=a.dtype) - SSIM_WINDOW // 2
     kernel_1d = torch.exp(-coords**2 / (2 * SSIM_SIGMA**2))
     kernel_1d = kernel_1d / kernel_1d.sum()
@@ -177,7 +280,22 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def focal_loss(logits: torch.Tensor, target: torch.Tensor, gamma: float = FOCAL_GAMMA) -> torch.Tensor:
     """Mean focal loss -(1 - p_t)^gamma log p_t of (N, 2, H, W) logits against an (N, H, W)
-    0/1 target (Lin et al., ICCV 2017), as DRAEM's segmentation loss."""
+    0/1 target (Lin et al., ICCV 2017), as DRAEM's segmentation loss.
+
+    Parameters
+    ----------
+    logits : torch.Tensor
+        (N, 2, H, W) segmentation logits.
+    target : torch.Tensor
+        (N, H, W) 0/1 anomaly mask.
+    gamma : float, default 2.0
+        Focusing exponent.
+
+    Returns
+    -------
+    torch.Tensor
+        The mean loss (a scalar).
+    """
     log_pt = F.log_softmax(logits, dim=1).gather(1, target[:, None].long())
     return -((1.0 - log_pt.exp()) ** gamma * log_pt).mean()
 
@@ -191,6 +309,18 @@ class DRAEMScorer(nn.Module):
         self.reconstructive, self.discriminative, self.window = reconstructive, discriminative, window
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         _, logits = segment(x, self.reconstructive, self.discriminative)
         anomaly = torch.softmax(logits, dim=1)[:, 1:]
         pooled = F.avg_pool2d(anomaly, self.window, stride=1, padding=self.window // 2,
@@ -242,15 +372,6 @@ class DRAEM(ImageDetector):
                  average_from: float | None = 0.7, image_size: int = 128,
                  smoothing_sigma: float = 2.0, **common: Any):
         super().__init__(image_size=image_size, smoothing_sigma=smoothing_sigma, **common)
-        for name, value in {"recon_width": recon_width, "disc_width": disc_width, "steps": steps,
-                            "batch_size": batch_size}.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
-        if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 32):
-            raise ConfigError(f"crop must be at least 32 pixels (or None for whole images), got {crop}")
-        if not lr > 0:
-            raise ConfigError(f"lr must be positive, got {lr}")
-        average_start(steps, average_from)
         self.recon_width = recon_width
         self.disc_width = disc_width
         self.steps = steps
@@ -261,6 +382,17 @@ class DRAEM(ImageDetector):
         self.reconstructive_: ReconstructiveNetwork | None = None
         self.discriminative_: DiscriminativeNetwork | None = None
         self.losses_: np.ndarray | None = None
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_positive_ints(recon_width=self.recon_width, disc_width=self.disc_width,
+                            steps=self.steps, batch_size=self.batch_size)
+        crop = self.crop
+        if crop is not None and (isinstance(crop, bool) or not isinstance(crop, int) or crop < 32):
+            raise ConfigError(f"crop must be at least 32 pixels (or None for whole images), got {crop}")
+        check_positive(lr=self.lr)
+        average_start(self.steps, self.average_from)
 
     # --- training --------------------------------------------------------------------------
     def _fit_images(self, images: ImageStream) -> None:
@@ -306,14 +438,10 @@ class DRAEM(ImageDetector):
         rng = np.random.default_rng([self.seed, 3])
         return [self._batch(cache, rng)[1] for _ in range(BATCHNORM_BATCHES)]
 
-    def _train(self, cache: list[np.ndarray], verbose: bool = False,
-               checkpoint: tuple[int, Callable[[int, float], None]] | None = None) -> None:
+    def _train(self, cache: list[np.ndarray], verbose: bool = False) -> None:
         """Train both sub-networks on (H, W, 3) float images of one shape; with `average_from`
         the fitted networks are the uniform average of the weights after each step from that
-        fraction of the schedule on. `checkpoint` (every, callback): every `every` steps the
-        current (not averaged) networks are set as the fitted ones, in eval mode, and
-        callback(step, mean focal loss since the last call) runs, so that a benchmark can follow
-        what the networks learn (benchmarks/draem_synthetic_val.py)."""
+        fraction of the schedule on."""
         generator = torch.Generator().manual_seed(self.seed)
         rng = np.random.default_rng([self.seed, 1])
         networks = NetworkPair(*build_networks(self.recon_width, self.disc_width, generator))
@@ -324,7 +452,6 @@ class DRAEM(ImageDetector):
         average = None if first_averaged is None else AveragedModel(networks)
         networks.train()
         losses = np.zeros(self.steps, dtype=np.float32)
-        focal = np.zeros(self.steps, dtype=np.float32)
         bar = tqdm(range(self.steps), desc="train draem", unit="step", disable=not verbose)
         for step in bar:
             clean, anomalous, mask = self._batch(cache, rng)
@@ -337,27 +464,17 @@ class DRAEM(ImageDetector):
             schedule.step()
             if average is not None and step >= first_averaged:
                 average.update_parameters(networks)
-            losses[step], focal[step] = float(loss.detach()), float(segmentation.detach())
+            losses[step] = float(loss.detach())
             if step % 20 == 0:
                 bar.set_postfix(loss=f"{losses[step]:.4f}")
-            if checkpoint is not None and (step + 1) % checkpoint[0] == 0:
-                networks.eval()
-                self.reconstructive_, self.discriminative_ = networks.reconstructive, networks.discriminative
-                with torch.inference_mode():
-                    checkpoint[1](step + 1, float(focal[step + 1 - checkpoint[0]:step + 1].mean()))
-                networks.train()
         fitted = networks.eval() if average is None else averaged_networks(average, self._batchnorm_batches(cache))
         self.reconstructive_, self.discriminative_ = fitted.reconstructive, fitted.discriminative
         self.losses_ = losses
 
     # --- scoring ---------------------------------------------------------------------------
-    def _score_window(self) -> int:
-        """The paper's 21 px mean filter at 256 px, scaled to `image_size`: the nearest odd size."""
-        return max(1, 2 * round((SCORE_WINDOW_AT_256 * self.image_size / 256 - 1) / 2) + 1)
-
     def _scorer(self, portable: bool) -> "DRAEMScorer":
         assert self.reconstructive_ is not None and self.discriminative_ is not None
-        return DRAEMScorer(self.reconstructive_, self.discriminative_, self._score_window())
+        return DRAEMScorer(self.reconstructive_, self.discriminative_, score_window(self.image_size))
 
     # --- persistence -----------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

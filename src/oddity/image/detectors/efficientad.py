@@ -35,11 +35,14 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from oddity.backbones import FeatureExtractor
+from oddity.core.checks import check_fraction, check_positive, check_positive_ints
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.core.torch_state import flushed_denormals, load_module_arrays, module_arrays
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, concat_on_first_grid, feature_extractor
+from oddity.image.features import (
+    DEFAULT_INPUT_NORM, LEGACY_PARAMS, check_layers, concat_on_first_grid, feature_extractor,
+)
 from oddity.image.geometry import to_tensor
 from oddity.image.synth import (
     TEXTURES,
@@ -65,12 +68,36 @@ ModuleT = TypeVar("ModuleT", bound=nn.Module)
 
 
 def pdn_grid(size: int) -> int:
-    """Output cells along an axis of `size` input pixels for PDN-small without padding."""
+    """Output cells along an axis of `size` input pixels for PDN-small without padding.
+
+    Parameters
+    ----------
+    size : int
+        Input pixels along the axis.
+
+    Returns
+    -------
+    int
+        Output cells (0 or less: the input is too small).
+    """
     return ((size - 3) // 2 - 3) // 2 - 5
 
 
 def pdn_small(width: int, out_channels: int) -> nn.Sequential:
-    """PDN-small: conv4-pool-conv4-pool-conv3-conv4, ReLU after all but the last conv."""
+    """PDN-small: conv4-pool-conv4-pool-conv3-conv4, ReLU after all but the last conv.
+
+    Parameters
+    ----------
+    width : int
+        Base width (the paper's 128 at full size).
+    out_channels : int
+        Output channels.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The network.
+    """
     return nn.Sequential(
         nn.Conv2d(3, width, 4), nn.ReLU(inplace=True), nn.AvgPool2d(2, 2),
         nn.Conv2d(width, 2 * width, 4), nn.ReLU(inplace=True), nn.AvgPool2d(2, 2),
@@ -81,7 +108,20 @@ def pdn_small(width: int, out_channels: int) -> nn.Sequential:
 
 def distillation_targets(extractor: FeatureExtractor, x: torch.Tensor) -> torch.Tensor:
     """What the teacher learns to output for images x: the backbone's features of x upsampled
-    2x (3x3-averaged, concatenated on the first layer's grid), centre-cropped to the PDN grid."""
+    2x (3x3-averaged, concatenated on the first layer's grid), centre-cropped to the PDN grid.
+
+    Parameters
+    ----------
+    extractor : FeatureExtractor
+        The pretrained backbone at the detector's layers.
+    x : torch.Tensor
+        (N, 3, H, W) images.
+
+    Returns
+    -------
+    torch.Tensor
+        (N, C, h, w) targets on the PDN's output grid.
+    """
     grid = [pdn_grid(s) for s in x.shape[-2:]]
     doubled = F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False)
     target = concat_on_first_grid(extractor(doubled), LOCAL_POOL)
@@ -115,6 +155,18 @@ class Autoencoder(nn.Module):
                                   nn.Conv2d(width, out_channels, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Reconstruct the teacher's features from the image.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) images.
+
+        Returns
+        -------
+        torch.Tensor
+            (N, C, h, w) features on the PDN grid.
+        """
         x = self.encoder(x)
         for size, conv in zip(self.sizes, self.stages):
             x = self.dropout(F.relu(conv(F.interpolate(x, size=size, mode="bilinear"))))
@@ -123,7 +175,20 @@ class Autoencoder(nn.Module):
 
 def colour_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """The paper's autoencoder augmentation: one of brightness, contrast or saturation,
-    scaled by a factor drawn from [0.8, 1.2]."""
+    scaled by a factor drawn from [0.8, 1.2].
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (N, 3, H, W) images in [0, 1].
+    generator : torch.Generator
+        Seeded generator of the choice and the factor.
+
+    Returns
+    -------
+    torch.Tensor
+        The jittered images.
+    """
     choice = int(torch.randint(3, (1,), generator=generator))
     factor = 0.8 + 0.4 * float(torch.rand(1, generator=generator))
     grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
@@ -139,7 +204,24 @@ def colour_jitter(x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def random_view(x: torch.Tensor, crop: tuple[int, int], grey_probability: float,
                 generator: torch.Generator) -> torch.Tensor:
     """A random `crop` of a (1, 3, H, W) image, flipped and turned by multiples of 90 degrees
-    (square crops only), colour-jittered, grey with `grey_probability`."""
+    (square crops only), colour-jittered, grey with `grey_probability`.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (1, 3, H, W) image.
+    crop : tuple of int
+        (height, width) of the view.
+    grey_probability : float
+        Probability of a greyscale view.
+    generator : torch.Generator
+        Seeded generator of every random choice.
+
+    Returns
+    -------
+    torch.Tensor
+        (1, 3, crop height, crop width) view.
+    """
     height, width = x.shape[-2:]
     top = int(torch.randint(height - crop[0] + 1, (1,), generator=generator))
     left = int(torch.randint(width - crop[1] + 1, (1,), generator=generator))
@@ -155,7 +237,22 @@ def random_view(x: torch.Tensor, crop: tuple[int, int], grey_probability: float,
 
 
 def generic_images(count: int, hw: tuple[int, int], seed: int) -> list[torch.Tensor]:
-    """`count` procedural textures (all families, random colours and scales) as (1, 3, H, W)."""
+    """`count` procedural textures (all families, random colours and scales) as (1, 3, H, W).
+
+    Parameters
+    ----------
+    count : int
+        Number of textures.
+    hw : tuple of int
+        (height, width) of each.
+    seed : int
+        Seed of the textures.
+
+    Returns
+    -------
+    list of torch.Tensor
+        (1, 3, H, W) images in [0, 1].
+    """
     rng = np.random.default_rng([seed, 4242])
     images = []
     for k in range(count):
@@ -167,7 +264,20 @@ def generic_images(count: int, hw: tuple[int, int], seed: int) -> list[torch.Ten
 def anomalous_copies(images: list[torch.Tensor], seed: int) -> list[torch.Tensor]:
     """One copy of each (1, 3, H, W) image carrying a synthetic anomaly, alternately DRAEM's
     Perlin-mask foreign texture (sources: every tenth image) and a cut-paste patch from another
-    image: defect-like content for the teacher to learn the backbone's description of."""
+    image: defect-like content for the teacher to learn the backbone's description of.
+
+    Parameters
+    ----------
+    images : list of torch.Tensor
+        (1, 3, H, W) training images.
+    seed : int
+        Seed of the anomalies.
+
+    Returns
+    -------
+    list of torch.Tensor
+        One anomalous copy per image, in order.
+    """
     rng = np.random.default_rng([seed, 4343])
     arrays = [x[0].permute(1, 2, 0).numpy() for x in images]
     sources = arrays[::10]
@@ -183,16 +293,104 @@ def anomalous_copies(images: list[torch.Tensor], seed: int) -> list[torch.Tensor
 
 def hard_feature_loss(teacher: torch.Tensor, student: torch.Tensor, count: int) -> torch.Tensor:
     """Mean of the `count` largest squared differences (the paper's L_hard at quantile
-    1 - count / n for n differences; all of them when count >= n)."""
+    1 - count / n for n differences; all of them when count >= n).
+
+    Parameters
+    ----------
+    teacher, student : torch.Tensor
+        Outputs of the same shape.
+    count : int
+        Number of largest squared differences averaged.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss (a scalar).
+    """
     distance = ((teacher - student) ** 2).flatten()
     return distance.topk(min(count, distance.numel()), sorted=False).values.mean()
 
 
 def native_bfloat16() -> bool:
     """Whether this CPU computes bfloat16 in hardware (AMX tiles, or AVX-512 BF16 as on AMD Zen 4);
-    elsewhere bfloat16 is emulated and slower than float32."""
+    elsewhere bfloat16 is emulated and slower than float32.
+
+    Returns
+    -------
+    bool
+        True where bfloat16 runs in hardware.
+    """
+    # torch has no public probe for these two CPU features: its private ones, read defensively
     probes = ("_is_amx_tile_supported", "_is_avx512_bf16_supported")
     return any(bool(getattr(torch.cpu, probe, lambda: False)()) for probe in probes)
+
+
+def scores_in_bfloat16(precision: str) -> bool:
+    """Whether an EfficientAD model of scoring `precision` runs its networks in bfloat16.
+
+    Parameters
+    ----------
+    precision : {"auto", "float32", "bfloat16"}
+        The detector's `precision`; "auto" means bfloat16 where `native_bfloat16` holds.
+
+    Returns
+    -------
+    bool
+        True for bfloat16, False for float32.
+    """
+    if precision == "auto":
+        return native_bfloat16()
+    return precision == "bfloat16"
+
+
+def generic_pool(count: int, hw: tuple[int, int], seed: int, natural: bool) -> list[torch.Tensor]:
+    """Generic images (the paper's ImageNet) at size `hw`: `count` procedural textures drawn
+    with `seed`, and scikit-image's photographs when `natural`.
+
+    Parameters
+    ----------
+    count : int
+        Number of procedural textures.
+    hw : tuple of int
+        (height, width) of the training images.
+    seed : int
+        Seed of the textures.
+    natural : bool
+        Add the natural photographs (the `natural_images` parameter).
+
+    Returns
+    -------
+    list of torch.Tensor
+        (1, 3, h, w) images, h >= hw[0] and w >= hw[1].
+    """
+    generic = generic_images(count, hw, seed)
+    if natural:
+        generic += [to_tensor(image, image.shape[:2]) for image in natural_images(hw)]
+    return generic
+
+
+def distillation_pool(train: list[torch.Tensor], generic: list[torch.Tensor], seed: int,
+                      anomalies: bool) -> list[torch.Tensor]:
+    """Images the teacher is distilled on: the training images, their anomalous copies when
+    `anomalies` (drawn with `seed`), then the generic ones.
+
+    Parameters
+    ----------
+    train : list of torch.Tensor
+        (1, 3, h, w) training images.
+    generic : list of torch.Tensor
+        Generic images (`generic_pool`).
+    seed : int
+        Seed of the anomalous copies.
+    anomalies : bool
+        Add anomalous copies (the `distill_anomalies` parameter).
+
+    Returns
+    -------
+    list of torch.Tensor
+        The pool, training images first (the same objects).
+    """
+    return train + (anomalous_copies(train, seed) if anomalies else []) + generic
 
 
 def _descend(optimiser: torch.optim.Optimizer, loss: torch.Tensor, losses: list[float], bar: tqdm) -> None:
@@ -210,11 +408,6 @@ def _frozen(module: ModuleT) -> ModuleT:
     return module.eval().requires_grad_(False).to(memory_format=torch.channels_last)
 
 
-def _positive_int(name: str, value: Any, minimum: int = 1) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"{name} must be an integer of at least {minimum}, got {value!r}")
-
-
 class Discrepancy(nn.Module):
     """Raw local (teacher vs student) and global (autoencoder vs student) maps of a batch,
     each (N, h, w): mean over channels of the squared differences, the teacher's output
@@ -230,6 +423,18 @@ class Discrepancy(nn.Module):
         self.bfloat16 = bfloat16
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw local and global maps.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, H, W) images.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (local (N, h, w), global (N, h, w)).
+        """
         x = x.contiguous(memory_format=torch.channels_last)
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.bfloat16):
             teacher, student, reconstruction = self.teacher(x), self.student(x), self.autoencoder(x)
@@ -253,10 +458,34 @@ class EfficientADScorer(nn.Module):
         self.lows = list(quantiles[0::2])
 
     def normalised(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Local and global maps normalised by the saved quantiles and padded by MAP_PAD.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs.
+
+        Returns
+        -------
+        list of torch.Tensor
+            (N, h', w') local and global maps.
+        """
         return [F.pad(scale * (raw - low), (MAP_PAD,) * 4, value=-scale * low)
                 for raw, low, scale in zip(self.discrepancy(x), self.lows, self.scales)]
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         local, global_ = self.normalised(x)
         combined = 0.5 * (local + global_)
         return combined[:, MAP_PAD:-MAP_PAD, MAP_PAD:-MAP_PAD].flatten(1).amax(dim=1), combined
@@ -321,26 +550,9 @@ class EfficientAD(ImageDetector):
                  map_fraction: float = 0.1, hard_count: int = PAPER_HARD_COUNT,
                  precision: str = "auto", **common: Any):
         super().__init__(**common)
-        if isinstance(layers, str):
-            layers = (layers,)
-        if not layers:
-            raise ConfigError("layers is empty; name at least one, e.g. layers=('stage3', 'stage5')")
-        for name, value in {"width": width, "ae_width": ae_width, "steps": steps,
-                            "distill_steps": distill_steps, "distill_batch": distill_batch,
-                            "generic_images": generic_images, "hard_count": hard_count}.items():
-            _positive_int(name, value)
-        if not lr > 0:
-            raise ConfigError(f"lr must be positive, got {lr}")
-        for name, flag in {"natural_images": natural_images, "distill_anomalies": distill_anomalies}.items():
-            if not isinstance(flag, bool):
-                raise ConfigError(f"{name} must be true or false, got {flag!r}")
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        if not 0.0 < map_fraction < 1.0:
-            raise ConfigError(f"map_fraction must lie in (0, 1), got {map_fraction}")
         self.backbone = backbone
         self.input_norm = input_norm
-        self.layers = tuple(layers)
+        self.layers = layers
         self.width = width
         self.ae_width = ae_width
         self.steps = steps
@@ -362,6 +574,22 @@ class EfficientAD(ImageDetector):
         self.losses_: list[float] = []
         self.distill_losses_: list[float] = []
 
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_layers(self.layers)
+        check_positive_ints(width=self.width, ae_width=self.ae_width, steps=self.steps,
+                            distill_steps=self.distill_steps, distill_batch=self.distill_batch,
+                            generic_images=self.generic_images, hard_count=self.hard_count)
+        check_positive(lr=self.lr)
+        for name, flag in {"natural_images": self.natural_images,
+                           "distill_anomalies": self.distill_anomalies}.items():
+            if not isinstance(flag, bool):
+                raise ConfigError(f"{name} must be true or false, got {flag!r}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        check_fraction("map_fraction", self.map_fraction)
+
     # --- fitting ---------------------------------------------------------------------------
     def _fit_images(self, images: ImageStream) -> None:
         with torch.no_grad():
@@ -380,10 +608,10 @@ class EfficientAD(ImageDetector):
         count = max(1, round(len(loaded) * self.map_fraction)) if len(loaded) > 1 else 0
         held_out = [loaded[i] for i in order[:count]]
         train = [loaded[i] for i in order[count:]]
-        generic = self._generic(hw)
+        generic = generic_pool(self.generic_images, hw, self.seed, self.natural_images)
+        pool = distillation_pool(train, generic, self.seed, self.distill_anomalies)
         with flushed_denormals():
-            self.teacher_ = self._distill(self._distillation_pool(train, generic), channels, generator,
-                                          images.verbose)
+            self.teacher_ = self._distill(pool, channels, generator, images.verbose)
         with torch.no_grad():
             outputs = torch.cat([self.teacher_(x) for x in train])
         self.teacher_mean_ = outputs.mean(dim=(0, 2, 3), keepdim=True)
@@ -397,18 +625,6 @@ class EfficientAD(ImageDetector):
         self.map_quantiles_ = [float(q) for part in zip(*maps)
                                for q in np.quantile(np.concatenate([m.ravel() for m in part]),
                                                     MAP_QUANTILES)]
-
-    def _generic(self, hw: tuple[int, int]) -> list[torch.Tensor]:
-        """Generic images (the paper's ImageNet): procedural textures and natural images."""
-        generic = generic_images(self.generic_images, hw, self.seed)
-        if self.natural_images:
-            generic += [to_tensor(image, image.shape[:2]) for image in natural_images(hw)]
-        return generic
-
-    def _distillation_pool(self, train: list[torch.Tensor], generic: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Images the teacher is distilled on: training images, their anomalous copies, generic ones."""
-        anomalous = anomalous_copies(train, self.seed) if self.distill_anomalies else []
-        return train + anomalous + generic
 
     def _crop(self, hw: tuple[int, int]) -> tuple[int, int]:
         """Side lengths of distillation and penalty crops: half the image, at least MIN_CROP."""
@@ -486,18 +702,12 @@ class EfficientAD(ImageDetector):
         assert self.teacher_ is not None and self.student_ is not None and self.autoencoder_ is not None
         assert self.teacher_mean_ is not None and self.teacher_std_ is not None
         return Discrepancy(self.teacher_, self.student_, self.autoencoder_, self.teacher_mean_,
-                           self.teacher_std_, bfloat16=self._bfloat16() and not portable)
+                           self.teacher_std_, bfloat16=scores_in_bfloat16(self.precision) and not portable)
 
     def _raw_maps(self, x: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
         """Unnormalised local (student-teacher) and global (autoencoder-student) maps of one image."""
         local, global_ = self._discrepancy()(x)
         return local[0].numpy(), global_[0].numpy()
-
-    def _bfloat16(self) -> bool:
-        """Whether scoring runs the networks in bfloat16 (see `precision`)."""
-        if self.precision == "auto":
-            return native_bfloat16()
-        return self.precision == "bfloat16"
 
     def _scorer(self, portable: bool) -> "EfficientADScorer":
         return EfficientADScorer(self._discrepancy(portable), self.map_quantiles_)

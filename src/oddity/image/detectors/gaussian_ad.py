@@ -31,7 +31,7 @@ from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.core.thresholds import Threshold
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, feature_extractor
+from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, check_layers, feature_extractor
 
 ALL_STAGES = tuple(f"stage{i}" for i in range(1, 8))
 THRESHOLD_METHODS = ("conformal", "chi2")
@@ -46,7 +46,25 @@ def chi_sum_quantile(dofs: Sequence[int], probability: float) -> float:
     One variable: the exact quantile. Several: each density is discretised into bins of width
     1e-3 (exact bin probabilities from the CDF, 1e-12 of the mass cut at each end), the bin
     probabilities are convolved, and the quantile is read off the cumulative sum; the result is
-    within len(dofs) * 1e-3 / 2 of the exact value."""
+    within len(dofs) * 1e-3 / 2 of the exact value.
+
+    Parameters
+    ----------
+    dofs : sequence of int
+        Degrees of freedom of each variable (positive).
+    probability : float
+        In (0, 1).
+
+    Returns
+    -------
+    float
+        The quantile.
+
+    Raises
+    ------
+    ConfigError
+        If a degree of freedom or the probability is out of range.
+    """
     dofs = [int(d) for d in dofs]
     if not dofs or min(dofs) < 1:
         raise ConfigError(f"degrees of freedom must be positive integers, got {dofs}")
@@ -72,7 +90,25 @@ def chi_sum_quantile(dofs: Sequence[int], probability: float) -> float:
 def npca_components(centred: np.ndarray, variance_kept: float) -> np.ndarray:
     """(k, d) principal directions of the rows of `centred` (already mean-free) with the least
     variance: the fewest trailing components (smallest variances) whose variances together
-    make up at least `variance_kept` of the total."""
+    make up at least `variance_kept` of the total.
+
+    Parameters
+    ----------
+    centred : numpy.ndarray
+        (n, d) mean-free rows.
+    variance_kept : float
+        Share of the variance, in (0, 1].
+
+    Returns
+    -------
+    numpy.ndarray
+        (k, d) directions.
+
+    Raises
+    ------
+    DataError
+        If the rows do not vary.
+    """
     _, singular, directions = np.linalg.svd(centred, full_matrices=False)
     variance = singular**2
     total = variance.sum()
@@ -83,9 +119,62 @@ def npca_components(centred: np.ndarray, variance_kept: float) -> np.ndarray:
     return directions[first:]
 
 
+def fit_gaussian(features: np.ndarray, variance_kept: float | None
+                 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """The Gaussian of one level, fitted to the (n, C) pooled features of normal images.
+
+    Parameters
+    ----------
+    features : numpy.ndarray
+        (n, C) float64 rows, one per image.
+    variance_kept : float or None
+        NPCA share (`npca_components`); None keeps every dimension.
+
+    Returns
+    -------
+    mean : numpy.ndarray
+        (C,) mean row.
+    projection : numpy.ndarray or None
+        (k, C) NPCA directions, None without NPCA.
+    precision : numpy.ndarray
+        (k, k) inverse Ledoit-Wolf covariance of the (projected) centred rows.
+
+    Raises
+    ------
+    DataError
+        If fewer than two rows are given (no covariance).
+    """
+    if len(features) < 2:
+        raise DataError(f"Gaussian-AD learns from {len(features)} image(s) here (the others "
+                        "are held out to calibrate thresholds, see calibration_fraction) "
+                        "and needs at least two to fit a covariance: give at least three "
+                        "normal images")
+    mean = features.mean(axis=0)
+    centred = features - mean
+    projection = None
+    if variance_kept is not None:
+        projection = npca_components(centred, variance_kept)
+        centred = centred @ projection.T
+    estimate = LedoitWolf(assume_centered=True).fit(centred)
+    return mean, projection, np.asarray(estimate.precision_, dtype=np.float64)
+
+
 def level_distances(levels: list[torch.Tensor], model: nn.Module) -> torch.Tensor:
     """(n, L) Mahalanobis distances of (n, C_l) float64 rows at each of the L levels of a
-    `GaussianADScorer`'s Gaussians (projected first where NPCA is on)."""
+    `GaussianADScorer`'s Gaussians (projected first where NPCA is on).
+
+    Parameters
+    ----------
+    levels : list of torch.Tensor
+        (n, C_l) float64 pooled features per level.
+    model : torch.nn.Module
+        A `GaussianADScorer` (its buffers hold the Gaussians).
+
+    Returns
+    -------
+    torch.Tensor
+        (n, L) distances.
+    """
     columns = []
     for level, features in enumerate(levels):
         delta = features - getattr(model, f"mean_{level}")
@@ -112,6 +201,18 @@ class GaussianADScorer(nn.Module):
                 self.register_buffer(f"projection_{level}", torch.from_numpy(np.asarray(projection, np.float64)))
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         assert self.extractor is not None
         pooled = [feature.mean(dim=(2, 3)).double() for feature in self.extractor(x)]
         total = level_distances(pooled, self).sum(dim=1)
@@ -160,10 +261,21 @@ class GaussianAD(ImageDetector):
                  variance_kept: float | None = None, threshold_method: str = "conformal",
                  **common: Any):
         super().__init__(**common)
-        if isinstance(layers, str):
-            layers = (layers,)
-        if not layers:
-            raise ConfigError("layers is empty; name at least one, e.g. layers=('stage5', 'stage7')")
+        self.backbone = backbone
+        self.input_norm = input_norm
+        self.layers = layers
+        self.variance_kept = variance_kept
+        self.threshold_method = threshold_method
+        # Per level: mean (d,), projection (k, d) or None without NPCA, precision (k, k).
+        self.means_: list[np.ndarray] | None = None
+        self.projections_: list[np.ndarray | None] | None = None
+        self.precisions_: list[np.ndarray] | None = None
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_layers(self.layers)
+        variance_kept, threshold_method = self.variance_kept, self.threshold_method
         if variance_kept is not None and not 0.0 < variance_kept <= 1.0:
             raise ConfigError(f"variance_kept must lie in (0, 1] (or None for no NPCA), got {variance_kept}")
         if threshold_method not in THRESHOLD_METHODS:
@@ -172,50 +284,12 @@ class GaussianAD(ImageDetector):
         if threshold_method == "chi2" and self.tile is not None:
             raise ConfigError("threshold_method='chi2' bounds the false-positive rate of one image, not "
                               "of the highest of several tiles; use tile=None or threshold_method='conformal'")
-        self.backbone = backbone
-        self.input_norm = input_norm
-        self.layers = tuple(layers)
-        self.variance_kept = variance_kept
-        self.threshold_method = threshold_method
-        # Per level: mean (d,), projection (k, d) or None without NPCA, precision (k, k).
-        self.means_: list[np.ndarray] | None = None
-        self.projections_: list[np.ndarray | None] | None = None
-        self.precisions_: list[np.ndarray] | None = None
 
     # --- features ------------------------------------------------------------------------
     def _pooled(self, x: torch.Tensor) -> list[np.ndarray]:
         """Globally average-pooled features of one image, one (C,) vector per level."""
         features = feature_extractor(self.backbone, self.layers, self.input_norm)(x)
         return [f.mean(dim=(2, 3))[0].double().numpy() for f in features]
-
-    # --- the Gaussian model, on pooled features --------------------------------------------
-    def _fit_levels(self, levels: list[np.ndarray]) -> None:
-        """Fit the per-level Gaussians to (n, C_l) feature matrices of normal images."""
-        means, projections, precisions = [], [], []
-        for features in levels:
-            if len(features) < 2:
-                raise DataError(f"Gaussian-AD learns from {len(features)} image(s) here (the others "
-                                "are held out to calibrate thresholds, see calibration_fraction) "
-                                "and needs at least two to fit a covariance: give at least three "
-                                "normal images")
-            mean = features.mean(axis=0)
-            centred = features - mean
-            projection = None
-            if self.variance_kept is not None:
-                projection = npca_components(centred, self.variance_kept)
-                centred = centred @ projection.T
-            estimate = LedoitWolf(assume_centered=True).fit(centred)
-            means.append(mean)
-            projections.append(projection)
-            precisions.append(np.asarray(estimate.precision_, dtype=np.float64))
-        self.means_, self.projections_, self.precisions_ = means, projections, precisions
-
-    def _distances(self, levels: list[np.ndarray]) -> np.ndarray:
-        """(n, L) Mahalanobis distances of (n, C_l) feature rows at each of the L levels."""
-        assert self.means_ is not None and self.projections_ is not None and self.precisions_ is not None
-        model = GaussianADScorer(None, self.means_, self.projections_, self.precisions_)
-        rows = [torch.from_numpy(np.atleast_2d(np.asarray(f, np.float64))) for f in levels]
-        return level_distances(rows, model).numpy()
 
     @property
     def degrees_of_freedom_(self) -> list[int]:
@@ -234,7 +308,8 @@ class GaussianAD(ImageDetector):
             pooled = [self._pooled(x) for x in images]
         if not pooled:
             raise DataError("no training images could be read")
-        self._fit_levels([np.stack(level) for level in zip(*pooled)])
+        fitted = [fit_gaussian(np.stack(level), self.variance_kept) for level in zip(*pooled)]
+        self.means_, self.projections_, self.precisions_ = (list(part) for part in zip(*fitted))
 
     def _model_threshold(self) -> Threshold | None:
         if self.threshold_method != "chi2":

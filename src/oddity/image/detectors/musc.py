@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from oddity.core.checks import check_positive
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.core.results import ImageScores
@@ -34,14 +35,32 @@ from oddity.core.thresholds import Threshold, batch_threshold
 from oddity.image import geometry
 from oddity.image.data import load_all
 from oddity.image.detector import ImageDetector, ImageInput, as_samples
-from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, feature_extractor
+from oddity.image.features import (
+    DEFAULT_INPUT_NORM,
+    LEGACY_PARAMS,
+    check_layers,
+    feature_extractor,
+)
 
 MIN_BATCH = 2  # a patch needs at least one other image to be scored against
 
 
 def aggregate(feature: torch.Tensor, radius: int) -> np.ndarray:
     """LNAMD for one layer-normalised (C, h, w) map: mean over r x r neighbourhoods, then
-    (h*w, C) L2-normalised patch vectors."""
+    (h*w, C) L2-normalised patch vectors.
+
+    Parameters
+    ----------
+    feature : torch.Tensor
+        (C, h, w) layer-normalised map.
+    radius : int
+        Odd neighbourhood size r.
+
+    Returns
+    -------
+    numpy.ndarray
+        (h*w, C) patch vectors.
+    """
     if radius > 1:
         feature = F.avg_pool2d(feature[None], radius, stride=1, padding=radius // 2,
                                count_include_pad=True)[0]
@@ -66,7 +85,24 @@ def mutual_scores(patches: list[np.ndarray], references: list[int], interval: fl
                   chunk_bytes: int) -> list[np.ndarray]:
     """MSM: per image, each patch's mean distance over the `interval` fraction of the reference
     images (all others, or a capped subset) whose nearest patch is closest to it (see module
-    docstring); memory bounded by chunks."""
+    docstring); memory bounded by chunks.
+
+    Parameters
+    ----------
+    patches : list of numpy.ndarray
+        (h*w, C) patch vectors per image (`aggregate`).
+    references : list of int
+        Indices of the reference images.
+    interval : float
+        Fraction of the references averaged over.
+    chunk_bytes : int
+        Memory bound of one distance chunk.
+
+    Returns
+    -------
+    list of numpy.ndarray
+        (h*w,) patch scores per image.
+    """
     keep = max(1, int((len(references) - 1) * interval))
     column = {image: j for j, image in enumerate(references)}
     sizes = [len(p) for p in patches]
@@ -89,7 +125,22 @@ def mutual_scores(patches: list[np.ndarray], references: list[int], interval: fl
 
 def rescore(scores: np.ndarray, embeddings: np.ndarray, windows: tuple[int, ...]) -> np.ndarray:
     """RsCIN: min-max normalised scores averaged over each image's k most similar images
-    (similarity-weighted), then averaged over the windows k."""
+    (similarity-weighted), then averaged over the windows k.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        (N,) image scores of the batch.
+    embeddings : numpy.ndarray
+        (N, D) L2-normalised global image features.
+    windows : tuple of int
+        Neighbourhood sizes k.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) rescored image scores.
+    """
     span = scores.max() - scores.min()
     normalised = (scores - scores.min()) / span if span > 0 else np.zeros_like(scores)
     n = len(scores)
@@ -155,33 +206,57 @@ class MuSc(ImageDetector):
                  windows: tuple[int, ...] = (1, 2, 3), max_references: int = 100,
                  chunk_mb: float = 256.0, **common: Any):
         super().__init__(**common)
-        if self.tile is not None:
-            raise ConfigError("tile: musc scores whole images against each other; leave tile unset")
-        if not radii or any(r < 1 or r % 2 == 0 for r in radii):
-            raise ConfigError(f"radii must be odd positive neighbourhood sizes, e.g. (1, 3, 5); got {radii}")
-        if not 0.0 < interval <= 1.0:
-            raise ConfigError(f"interval must lie in (0, 1] (fraction of other images averaged), got {interval}")
-        if not windows or any(k < 1 for k in windows):
-            raise ConfigError(f"windows must be positive neighbourhood sizes, e.g. (1, 2, 3); got {windows}")
-        if max_references < 2:
-            raise ConfigError(f"max_references must be at least 2, got {max_references}")
-        if chunk_mb <= 0:
-            raise ConfigError(f"chunk_mb must be positive, got {chunk_mb}")
         self.backbone = backbone
         self.input_norm = input_norm
-        self.layers = tuple(layers)
-        self.radii = tuple(radii)
+        self.layers = layers
+        self.radii = radii
         self.interval = interval
-        self.windows = tuple(windows)
+        self.windows = windows
         self.max_references = max_references
         self.chunk_mb = chunk_mb
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if self.tile is not None:
+            raise ConfigError("tile: musc scores whole images against each other; leave tile unset")
+        check_layers(self.layers)
+        radii, windows = self.radii, self.windows
+        if not radii or any(r < 1 or r % 2 == 0 for r in radii):
+            raise ConfigError(f"radii must be odd positive neighbourhood sizes, e.g. (1, 3, 5); got {radii}")
+        if not 0.0 < self.interval <= 1.0:
+            raise ConfigError(f"interval must lie in (0, 1] (fraction of other images averaged), got {self.interval}")
+        if not windows or any(k < 1 for k in windows):
+            raise ConfigError(f"windows must be positive neighbourhood sizes, e.g. (1, 2, 3); got {windows}")
+        if self.max_references < 2:
+            raise ConfigError(f"max_references must be at least 2, got {self.max_references}")
+        check_positive(chunk_mb=self.chunk_mb)
 
     @property
     def is_fitted(self) -> bool:
         return True  # nothing to learn: a configured detector is ready to score a batch
 
     def fit(self, data: ImageInput | None = None, *, verbose: bool = True) -> "MuSc":
-        """Nothing to learn: keeps the configuration only (images given are not read)."""
+        """Nothing to learn: checks the configuration only (images given are not read).
+
+        Parameters
+        ----------
+        data : optional
+            Ignored (a warning says so).
+        verbose : bool, default True
+            Unused: nothing is computed.
+
+        Returns
+        -------
+        MuSc
+            self.
+
+        Raises
+        ------
+        ConfigError
+            If a hyper-parameter is invalid.
+        """
+        self.validate_params()
         if data is not None:
             warnings.warn("musc is zero-shot: the training images are not used; score a batch of "
                           "test images instead", stacklevel=2)
@@ -198,7 +273,32 @@ class MuSc(ImageDetector):
               batch_size: int = 1, _calibrating: bool = False) -> ImageScores:
         """Score the images against each other: an anomaly score and a map (original size) per
         image. Needs a batch of at least MIN_BATCH images (more than 10 recommended); the
-        whole input is that batch (`batch_size` does not apply)."""
+        whole input is that batch (`batch_size` does not apply).
+
+        Parameters
+        ----------
+        data : str, path, list or array
+            The batch: a folder, image paths, an (N, H, W, 3) array or a list of images.
+        verbose : bool, default True
+            Show progress bars.
+        desc : str, default "score"
+            Label of the progress bars.
+        batch_size : int, default 1
+            Ignored (the whole input is one batch).
+
+        Returns
+        -------
+        ImageScores
+            A score and a map per image.
+
+        Raises
+        ------
+        ConfigError
+            If a hyper-parameter is invalid.
+        DataError
+            If fewer than MIN_BATCH images can be read.
+        """
+        self.validate_params()  # zero-shot: scoring may come without fit
         samples = as_samples(data, for_fit=False)
         stages: list[list[torch.Tensor]] = []
         embeddings, sizes, names = [], [], []
@@ -243,7 +343,18 @@ class MuSc(ImageDetector):
         return [(t / count).astype(np.float32) for t in total]
 
     def decision_thresholds(self, result: ImageScores) -> tuple[Threshold | None, Threshold | None]:
-        """Thresholds set by the user (or saved) if any, else derived from this batch."""
+        """Thresholds set by the user (or saved) if any, else derived from this batch.
+
+        Parameters
+        ----------
+        result : ImageScores
+            The batch's scores and maps.
+
+        Returns
+        -------
+        tuple of Threshold
+            (image threshold, pixel threshold).
+        """
         image = self.threshold_ or batch_threshold(result.scores, self.target_fpr)
         assert result.maps is not None
         pixel = self.pixel_threshold_ or batch_threshold(np.array([m.max() for m in result.maps]),

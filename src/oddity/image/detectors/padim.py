@@ -22,10 +22,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from oddity.core.checks import check_positive_ints
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, concat_on_first_grid, feature_extractor
+from oddity.image.features import (
+    DEFAULT_INPUT_NORM, LEGACY_PARAMS, check_layers, concat_on_first_grid, feature_extractor,
+)
 
 REGULARISATION = 0.01
 
@@ -43,6 +46,18 @@ class PaDiMScorer(nn.Module):
         self.register_buffer("whitening", whitening)  # (positions, d, d)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         features = concat_on_first_grid(self.extractor(x)).index_select(1, self.channels)
         count, dims, height, width = features.shape
         delta = features.reshape(count, dims, height * width).permute(2, 0, 1) - self.mean[:, None, :]
@@ -90,15 +105,19 @@ class PaDiM(ImageDetector):
                  layers: tuple[str, ...] = ("stage2", "stage3", "stage5"),
                  n_features: int = 100, **common: Any):
         super().__init__(**common)
-        if n_features < 1:
-            raise ConfigError(f"n_features must be positive, got {n_features}")
         self.backbone = backbone
         self.input_norm = input_norm
-        self.layers = tuple(layers)
+        self.layers = layers
         self.n_features = n_features
         self.channels_: np.ndarray | None = None
         self.mean_: torch.Tensor | None = None
         self.whitening_: torch.Tensor | None = None
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_layers(self.layers)
+        check_positive_ints(n_features=self.n_features)
 
     def _embed(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(h*w, d) selected features of one image, position-major, and the grid (h, w)."""

@@ -30,10 +30,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from oddity.core.checks import check_positive_ints
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, concat_on_first_grid, feature_extractor
+from oddity.image.features import (
+    DEFAULT_INPUT_NORM, LEGACY_PARAMS, check_layers, concat_on_first_grid, feature_extractor,
+)
 
 PROJECTION_DIM = 128
 BANK_CHUNK = 4096  # bank rows per distance matrix in the graph's exact search
@@ -41,7 +44,24 @@ BANK_CHUNK = 4096  # bank rows per distance matrix in the graph's exact search
 
 def greedy_coreset(features: torch.Tensor, size: int, seed: int, verbose: bool = False) -> np.ndarray:
     """Indices of `size` rows chosen by greedy k-center selection (each new row is the one
-    farthest from those chosen so far), on a random projection of the rows."""
+    farthest from those chosen so far), on a random projection of the rows.
+
+    Parameters
+    ----------
+    features : torch.Tensor
+        (n, C) rows.
+    size : int
+        Rows to keep.
+    seed : int
+        Seed of the projection and the first row.
+    verbose : bool, default False
+        Show a progress bar.
+
+    Returns
+    -------
+    numpy.ndarray
+        Indices of the kept rows, in selection order.
+    """
     count, dim = features.shape
     if size >= count:
         return np.arange(count)
@@ -67,7 +87,26 @@ def greedy_coreset(features: torch.Tensor, size: int, seed: int, verbose: bool =
 def streamed_coreset(chunks: Iterable[torch.Tensor], ratio: float, max_size: int, seed: int,
                      verbose: bool = False) -> torch.Tensor:
     """Rows kept by a composable greedy coreset: each chunk keeps round(ratio x its rows)
-    (at most `max_size`), and a last greedy pass cuts the union to `max_size` if needed."""
+    (at most `max_size`), and a last greedy pass cuts the union to `max_size` if needed.
+
+    Parameters
+    ----------
+    chunks : iterable of torch.Tensor
+        (rows, C) patch chunks (`patch_chunks`).
+    ratio : float
+        Share of each chunk's rows kept.
+    max_size : int
+        Most rows kept in all.
+    seed : int
+        Seed of the selection.
+    verbose : bool, default False
+        Show progress bars.
+
+    Returns
+    -------
+    torch.Tensor
+        (kept, C) rows.
+    """
     kept = []
     for number, chunk in enumerate(chunks):
         size = min(max_size, max(1, round(ratio * len(chunk))))
@@ -84,7 +123,22 @@ def patch_chunks(patch_sets: Iterable[torch.Tensor], limit: int,
     """Consecutive (n, C) patch sets gathered into chunks of at most `limit` rows (a set larger
     than `limit` on its own makes one chunk). Each set is copied into a chunk buffer that
     doubles as needed and then dropped: keeping the sets and concatenating them would hold
-    a chunk twice, and leaves the allocator holding about a chunk of small blocks after."""
+    a chunk twice, and leaves the allocator holding about a chunk of small blocks after.
+
+    Parameters
+    ----------
+    patch_sets : iterable of torch.Tensor
+        (n, C) patch sets, one per image.
+    limit : int
+        Most rows per chunk.
+    initial_rows : int, default 65536
+        First size of the chunk buffer.
+
+    Yields
+    ------
+    torch.Tensor
+        (rows, C) chunks.
+    """
     buffer: torch.Tensor | None = None
     rows = 0
     for patches in patch_sets:
@@ -119,6 +173,18 @@ class BankSearch(nn.Module):
         self.index = index
 
     def forward(self, queries: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Nearest memory-bank patch of each query.
+
+        Parameters
+        ----------
+        queries : torch.Tensor
+            (n, C) patch features.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (distances (n,), bank indices (n,)).
+        """
         if self.index is not None:
             squared, nearest = self.index.search(np.ascontiguousarray(queries.numpy(), dtype=np.float32), 1)
             return torch.from_numpy(squared[:, 0]).clamp_min(0).sqrt(), torch.from_numpy(nearest[:, 0])
@@ -150,6 +216,18 @@ class PatchCoreScorer(nn.Module):
             self.register_buffer("support", support)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         embedding = concat_on_first_grid(self.extractor(x), self.local_pool)
         count, channels, height, width = embedding.shape
         queries = embedding.permute(0, 2, 3, 1).reshape(-1, channels)
@@ -212,15 +290,9 @@ class PatchCore(ImageDetector):
                  reweight_neighbours: int = 9, border_rings: int = 4,
                  coreset_chunk: int = 1 << 20, **common: Any):
         super().__init__(border_rings=border_rings, **common)
-        if not 0.0 < coreset_ratio <= 1.0:
-            raise ConfigError(f"coreset_ratio must lie in (0, 1], got {coreset_ratio}")
-        if max_bank_size < 1:
-            raise ConfigError(f"max_bank_size must be positive, got {max_bank_size}")
-        if coreset_chunk < 1:
-            raise ConfigError(f"coreset_chunk must be a positive number of patches, got {coreset_chunk}")
         self.backbone = backbone
         self.input_norm = input_norm
-        self.layers = tuple(layers)
+        self.layers = layers
         self.local_pool = local_pool
         self.coreset_ratio = coreset_ratio
         self.max_bank_size = max_bank_size
@@ -229,6 +301,14 @@ class PatchCore(ImageDetector):
         self.memory_bank_: np.ndarray | None = None
         self._index: faiss.Index | None = None
         self._neighbours: torch.Tensor | None = None
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_layers(self.layers)
+        if not 0.0 < self.coreset_ratio <= 1.0:
+            raise ConfigError(f"coreset_ratio must lie in (0, 1], got {self.coreset_ratio}")
+        check_positive_ints(max_bank_size=self.max_bank_size, coreset_chunk=self.coreset_chunk)
 
     def _patches(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(h*w, C) patch features of one image and its feature grid (h, w)."""

@@ -25,11 +25,14 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from oddity.core.errors import ConfigError, DataError
+from oddity.core.checks import check_positive, check_positive_ints
+from oddity.core.errors import DataError
 from oddity.core.registry import register
 from oddity.core.torch_state import load_module_arrays, module_arrays
 from oddity.image.detector import ImageDetector, ImageStream
-from oddity.image.features import DEFAULT_INPUT_NORM, LEGACY_PARAMS, concat_on_first_grid, feature_extractor
+from oddity.image.features import (
+    DEFAULT_INPUT_NORM, LEGACY_PARAMS, check_layers, concat_on_first_grid, feature_extractor,
+)
 
 LEAKY_SLOPE = 0.2
 ADAPTOR_WEIGHT_DECAY = 0.01  # torch AdamW default, as the paper's code
@@ -46,7 +49,22 @@ def _xavier(module: nn.Module, generator: torch.Generator) -> None:
 
 def build_networks(channels: int, hidden: int, generator: torch.Generator | None = None
                    ) -> tuple[nn.Linear, nn.Sequential]:
-    """The feature adaptor and the discriminator for `channels`-dimensional patch features."""
+    """The feature adaptor and the discriminator for `channels`-dimensional patch features.
+
+    Parameters
+    ----------
+    channels : int
+        Dimension of the patch features.
+    hidden : int
+        Hidden width of the discriminator.
+    generator : torch.Generator, optional
+        Seeded generator of the initial weights.
+
+    Returns
+    -------
+    tuple
+        (adaptor, discriminator).
+    """
     adaptor = nn.Linear(channels, channels)
     discriminator = nn.Sequential(
         nn.Linear(channels, hidden), nn.BatchNorm1d(hidden), nn.LeakyReLU(LEAKY_SLOPE),
@@ -59,7 +77,20 @@ def build_networks(channels: int, hidden: int, generator: torch.Generator | None
 
 
 def truncated_l1_loss(normal: torch.Tensor, anomalous: torch.Tensor, margin: float) -> torch.Tensor:
-    """The paper's loss: mean(max(0, margin - D(normal))) + mean(max(0, margin + D(anomalous)))."""
+    """The paper's loss: mean(max(0, margin - D(normal))) + mean(max(0, margin + D(anomalous))).
+
+    Parameters
+    ----------
+    normal, anomalous : torch.Tensor
+        Discriminator outputs D on adapted normal and noised features.
+    margin : float
+        The margin th.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss (a scalar).
+    """
     return torch.clamp(margin - normal, min=0).mean() + torch.clamp(margin + anomalous, min=0).mean()
 
 
@@ -73,11 +104,48 @@ class SimpleNetScorer(nn.Module):
         self.adaptor, self.discriminator = adaptor, discriminator
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Score a batch.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs, RGB in [0, 1].
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (scores (N,), maps (N, h', w')).
+        """
         embedding = concat_on_first_grid(self.extractor(x), self.local_pool)
         count, channels, height, width = embedding.shape
         patches = embedding.permute(0, 2, 3, 1).reshape(-1, channels)
         maps = -self.discriminator(self.adaptor(patches / self.scale)).reshape(count, height, width)
         return maps.flatten(1).amax(dim=1), maps
+
+
+def feature_scale(features: torch.Tensor) -> float:
+    """The scale training features are divided by before the noise is added, so that
+    `noise_std` is relative to the features' spread whatever the backbone.
+
+    Parameters
+    ----------
+    features : torch.Tensor
+        (rows, C) patch features of the training images.
+
+    Returns
+    -------
+    float
+        The mean over channels of the per-channel standard deviation.
+
+    Raises
+    ------
+    DataError
+        If the features do not vary (the scale is zero or not finite).
+    """
+    scale = float(features.std(dim=0).mean())
+    if not np.isfinite(scale) or scale <= 0:
+        raise DataError("the training images' features do not vary; SimpleNet cannot learn from them")
+    return scale
 
 
 @register("simplenet")
@@ -129,22 +197,9 @@ class SimpleNet(ImageDetector):
                  batch_images: int = 8, adaptor_lr: float = 1e-4, discriminator_lr: float = 2e-4,
                  margin: float = 0.5, **common: Any):
         super().__init__(**common)
-        if isinstance(layers, str):
-            layers = (layers,)
-        if not layers:
-            raise ConfigError("layers is empty; name at least one, e.g. layers=('stage3', 'stage5')")
-        checks = {"noise_std": noise_std, "adaptor_lr": adaptor_lr,
-                  "discriminator_lr": discriminator_lr, "margin": margin}
-        for name, value in checks.items():
-            if not value > 0:
-                raise ConfigError(f"{name} must be positive, got {value}")
-        for name, value in {"hidden": hidden, "epochs": epochs, "batch_images": batch_images,
-                            "local_pool": local_pool}.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be a positive integer, got {value!r}")
         self.backbone = backbone
         self.input_norm = input_norm
-        self.layers = tuple(layers)
+        self.layers = layers
         self.local_pool = local_pool
         self.noise_std = noise_std
         self.hidden = hidden
@@ -157,6 +212,15 @@ class SimpleNet(ImageDetector):
         self.adaptor_: nn.Linear | None = None
         self.discriminator_: nn.Sequential | None = None
         self.losses_: list[float] = []
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_layers(self.layers)
+        check_positive(noise_std=self.noise_std, adaptor_lr=self.adaptor_lr,
+                       discriminator_lr=self.discriminator_lr, margin=self.margin)
+        check_positive_ints(hidden=self.hidden, epochs=self.epochs, batch_images=self.batch_images,
+                            local_pool=self.local_pool)
 
     def _patches(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(h*w, C) locally aggregated patch features of one image and its grid (h, w)."""
@@ -177,9 +241,7 @@ class SimpleNet(ImageDetector):
         training image (or tile)."""
         features = torch.cat(cache)
         starts = np.cumsum([0] + [len(c) for c in cache])
-        scale = float(features.std(dim=0).mean())
-        if not np.isfinite(scale) or scale <= 0:
-            raise DataError("the training images' features do not vary; SimpleNet cannot learn from them")
+        scale = feature_scale(features)
         features = features / scale
         generator = torch.Generator().manual_seed(self.seed)
         adaptor, discriminator = build_networks(features.shape[1], self.hidden, generator)

@@ -28,9 +28,11 @@ import numpy as np
 import pandas as pd
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
+from oddity.core.checks import check_fraction, check_seed
 from oddity.core.detector import Detector
-from oddity.core.errors import ConfigError, DataError
+from oddity.core.errors import DataError
 from oddity.core.registry import register
 from oddity.core.thresholds import calibrate_threshold
 from oddity.core.torch_state import load_module_arrays, module_arrays
@@ -55,12 +57,35 @@ class PairwiseEntityModel(nn.Module):
         self.pair_weights = nn.Parameter(torch.ones(n_types, n_types))
 
     def contributions(self, entities: torch.Tensor) -> torch.Tensor:
-        """(B, T) entity indices -> (B, P) contributions of the P = T(T-1)/2 type pairs."""
+        """(B, T) entity indices -> (B, P) contributions of the P = T(T-1)/2 type pairs.
+
+        Parameters
+        ----------
+        entities : torch.Tensor
+            (B, T) entity indices.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, P) contributions.
+        """
         vectors = self.embed(entities)
         i, j = torch.triu_indices(entities.shape[1], entities.shape[1], offset=1)
         return self.pair_weights[i, j] * (vectors[:, i] * vectors[:, j]).sum(-1)
 
     def forward(self, entities: torch.Tensor) -> torch.Tensor:
+        """Compatibility of each event.
+
+        Parameters
+        ----------
+        entities : torch.Tensor
+            (B, T) entity indices.
+
+        Returns
+        -------
+        torch.Tensor
+            (B,) compatibility (sum of the pair contributions).
+        """
         return self.contributions(entities).sum(1)
 
 
@@ -88,19 +113,13 @@ class APE(Detector):
         Share of the events (the last ones) held out to calibrate the threshold.
     seed : int
         Random seed.
-    verbose : bool
-        Unused; kept for the common detector options.
     """
 
     modality: ClassVar[str] = "logs"  # categorical events: tables of entities, same package
 
     def __init__(self, *, dim: int = 16, epochs: int = 20, batch_size: int = 256, lr: float = 0.01,
                  negatives: int = 3, unknown_noise: float = 0.05, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
-                 seed: int = 0, verbose: bool = True):
-        if not 0.0 < target_fpr < 1.0:
-            raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
-        if not 0.0 < calibration_fraction < 1.0:
-            raise ConfigError(f"calibration_fraction must lie in (0, 1), got {calibration_fraction}")
+                 seed: int = 0):
         self.dim = dim
         self.epochs = epochs
         self.batch_size = batch_size
@@ -110,7 +129,13 @@ class APE(Detector):
         self.target_fpr = target_fpr
         self.calibration_fraction = calibration_fraction
         self.seed = seed
-        self.verbose = verbose
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_fraction("target_fpr", self.target_fpr)
+        check_fraction("calibration_fraction", self.calibration_fraction)
+        check_seed(self.seed)
 
     def _indices(self, events: pd.DataFrame) -> torch.Tensor:
         """(N, T) entity indices; an unseen value maps to its type's 'unknown' entity."""
@@ -124,7 +149,7 @@ class APE(Detector):
             out[:, k] = [offset + index.get(v, 0) for v in events[column].astype(str)]
         return torch.from_numpy(out)
 
-    def fit(self, events: pd.DataFrame) -> "APE":
+    def fit(self, events: pd.DataFrame, *, verbose: bool = True) -> "APE":
         """Learn entity embeddings from `events` (rows in time order, one column per entity
         type, mostly normal); calibrate the threshold on the last `calibration_fraction`.
 
@@ -132,6 +157,8 @@ class APE(Detector):
         ----------
         events : pandas.DataFrame
             One row per event, one column per entity type (values read as strings).
+        verbose : bool, default True
+            Show a progress bar while training.
 
         Returns
         -------
@@ -142,7 +169,10 @@ class APE(Detector):
         ------
         DataError
             Fewer than two entity columns or too few events.
+        ConfigError
+            If a hyper-parameter is invalid.
         """
+        self.validate_params()
         if events.shape[1] < 2:
             raise DataError(f"APE needs at least two entity columns; got {list(events.columns)}")
         cut = len(events) - round(len(events) * self.calibration_fraction)
@@ -165,7 +195,7 @@ class APE(Detector):
             frequencies.append(counts.float())
         optimiser = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
         loss_fn = nn.functional.logsigmoid
-        for _ in range(self.epochs):
+        for _ in tqdm(range(self.epochs), desc=f"train {self.name}", unit="epoch", disable=not verbose, leave=False):
             order = torch.randperm(len(x), generator=generator)
             for start in range(0, len(x), self.batch_size):
                 batch = x[order[start:start + self.batch_size]]
@@ -184,12 +214,44 @@ class APE(Detector):
         return self
 
     def score(self, events: pd.DataFrame) -> np.ndarray:
-        """Anomaly score per event: minus its compatibility."""
+        """Anomaly score per event: minus its compatibility.
+
+        Parameters
+        ----------
+        events : pandas.DataFrame
+            One row per event with the entity columns the model was fitted on.
+
+        Returns
+        -------
+        numpy.ndarray
+            (N,) float64 scores, higher = more anomalous.
+
+        Raises
+        ------
+        DataError
+            If an entity column the model was fitted on is missing.
+        """
         with torch.inference_mode():
             return -self.model_(self._indices(events)).double().numpy()
 
     def predict(self, events: pd.DataFrame) -> EventPrediction:
-        """Scores plus labels (score above the calibrated threshold)."""
+        """Scores plus labels (score above the calibrated threshold).
+
+        Parameters
+        ----------
+        events : pandas.DataFrame
+            One row per event with the entity columns the model was fitted on.
+
+        Returns
+        -------
+        EventPrediction
+            Scores, labels and the threshold.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         scores = self.score(events)
         return EventPrediction(scores=scores, labels=scores > self.threshold_.value,
@@ -197,7 +259,25 @@ class APE(Detector):
 
     def explain(self, events: pd.DataFrame, top: int = 3) -> list[list[tuple[str, str, str, str, float]]]:
         """For each event, the `top` entity pairs with the lowest contribution to its
-        compatibility: (type, value, type, value, contribution), least compatible first."""
+        compatibility, least compatible first.
+
+        Parameters
+        ----------
+        events : pandas.DataFrame
+            One row per event with the entity columns the model was fitted on.
+        top : int, default 3
+            Pairs per event.
+
+        Returns
+        -------
+        list of list of tuple
+            Per event, (type, value, type, value, contribution) tuples.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         pairs = [(a, b) for a in range(len(self.columns_)) for b in range(a + 1, len(self.columns_))]
         with torch.inference_mode():

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from oddity.core.registry import register
 from oddity.core.torch_state import load_module_arrays, module_arrays
@@ -45,6 +46,18 @@ class NextEventLSTM(nn.Module):
         self.head = nn.Linear(hidden, n_codes)
 
     def forward(self, histories: torch.Tensor) -> torch.Tensor:
+        """Logits of the next event.
+
+        Parameters
+        ----------
+        histories : torch.Tensor
+            (B, history) event codes.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, codes) logits.
+        """
         out, _ = self.lstm(self.embed(histories))
         return self.head(out[:, -1])
 
@@ -96,7 +109,7 @@ class DeepLog(LogDetector):
         end = self.n_codes + 1 if self.end_event else None
         return next_event_pairs(codes, self.history, start=self.n_codes, end=end)
 
-    def _fit_codes(self, codes, labels, sequences) -> None:
+    def _fit_codes(self, codes, labels, sequences, verbose) -> None:
         torch.manual_seed(self.seed)
         histories, targets = self._pairs(codes)
         pairs, counts = np.unique(np.column_stack([histories, targets]), axis=0, return_counts=True)
@@ -108,7 +121,7 @@ class DeepLog(LogDetector):
         loss_fn = nn.CrossEntropyLoss(reduction="none")
         generator = torch.Generator().manual_seed(self.seed)
         self.network_.train()
-        for _ in range(self.epochs):
+        for _ in tqdm(range(self.epochs), desc=f"train {self.name}", unit="epoch", disable=not verbose, leave=False):
             order = torch.randperm(len(x), generator=generator)
             for start in range(0, len(x), self.batch_size):
                 batch = order[start:start + self.batch_size]

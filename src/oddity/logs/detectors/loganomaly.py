@@ -50,6 +50,18 @@ class SemanticCountLSTM(nn.Module):
         self.head = nn.Linear(2 * hidden, n_codes)
 
     def forward(self, histories: torch.Tensor) -> torch.Tensor:
+        """Logits of the next event from template vectors and event counts.
+
+        Parameters
+        ----------
+        histories : torch.Tensor
+            (B, history) event codes.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, codes) logits.
+        """
         out, _ = self.lstm(self.table[histories])
         counts = F.one_hot(histories, self.table.shape[0]).float().sum(1)
         return self.head(torch.cat([out[:, -1], self.counts(counts)], dim=1))
@@ -71,9 +83,13 @@ class LogAnomaly(DeepLog):
 
     def __init__(self, *, match_similarity: float = 0.9, **kwargs: Any):
         super().__init__(**kwargs)
-        if not -1.0 <= match_similarity <= 1.0:
-            raise ConfigError(f"match_similarity must lie in [-1, 1], got {match_similarity}")
         self.match_similarity = match_similarity
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if not -1.0 <= self.match_similarity <= 1.0:
+            raise ConfigError(f"match_similarity must lie in [-1, 1], got {self.match_similarity}")
 
     def _table(self) -> torch.Tensor:
         """Vectors of all codes: PAD, UNKNOWN, templates, START, END."""
@@ -89,7 +105,18 @@ class LogAnomaly(DeepLog):
 
     def encode(self, sequences: LogSequences) -> list[np.ndarray]:
         """Event codes; a template outside the vocabulary takes the code of the closest known
-        template when their similarity reaches `match_similarity`, else `UNKNOWN`."""
+        template when their similarity reaches `match_similarity`, else `UNKNOWN`.
+
+        Parameters
+        ----------
+        sequences : LogSequences
+            Sessions or windows of events (templates).
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One int64 array of codes per sequence.
+        """
         codes = super().encode(sequences)
         embeddings = getattr(self, "embeddings_", None)
         unknown = sorted({t for events, c in zip(sequences.events, codes)
@@ -104,9 +131,9 @@ class LogAnomaly(DeepLog):
                 c[position] = nearest[events[position]]
         return codes
 
-    def _fit_codes(self, codes, labels, sequences) -> None:
+    def _fit_codes(self, codes, labels, sequences, verbose) -> None:
         self.embeddings_ = embed_templates(list(self.vocabulary_ or []))
-        super()._fit_codes(codes, labels, sequences)
+        super()._fit_codes(codes, labels, sequences, verbose)
 
     def _get_state(self):
         values, arrays = super()._get_state()

@@ -25,6 +25,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from oddity.core.registry import register
 from oddity.core.torch_state import load_module_arrays, module_arrays
@@ -43,6 +44,20 @@ class AttentionBiLSTM(nn.Module):
         self.head = nn.Linear(2 * hidden, 1)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Anomaly logit of each sequence and its attention weights.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (B, T, d) template vectors.
+        mask : torch.Tensor
+            (B, T) bool, True at real (not padded) events.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (logits (B,), weights (B, T)).
+        """
         out, _ = self.lstm(x)
         weights = self.attention(out)[..., 0].masked_fill(~mask, float("-inf")).softmax(dim=1)
         pooled = (weights[..., None] * out).sum(1)
@@ -102,7 +117,7 @@ class LogRobust(LogDetector):
             mask[i, :max(1, len(v))] = True
         return x, mask
 
-    def _fit_codes(self, codes, labels, sequences: LogSequences) -> None:
+    def _fit_codes(self, codes, labels, sequences: LogSequences, verbose: bool) -> None:
         torch.manual_seed(self.seed)
         self.embeddings_ = embed_templates(list(self.vocabulary_ or []))
         distinct: dict[tuple, list] = {}
@@ -122,7 +137,7 @@ class LogRobust(LogDetector):
         loss_fn = nn.BCEWithLogitsLoss(reduction="none")
         generator = torch.Generator().manual_seed(self.seed)
         self.network_.train()
-        for _ in range(self.epochs):
+        for _ in tqdm(range(self.epochs), desc=f"train {self.name}", unit="epoch", disable=not verbose, leave=False):
             order = torch.randperm(len(keys), generator=generator).tolist()
             for start in range(0, len(order), self.batch_size):
                 batch = order[start:start + self.batch_size]

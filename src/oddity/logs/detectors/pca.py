@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 from sklearn.decomposition import PCA as _SklearnPCA
 
-from oddity.core.errors import ConfigError
+from oddity.core.checks import check_fraction
 from oddity.core.registry import register
 from oddity.logs.detector import LogDetector
 from oddity.logs.results import LogSequences
@@ -45,10 +45,13 @@ class PCALogs(LogDetector):
 
     def __init__(self, *, variance: float = 0.95, idf: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
-        if not 0.0 < variance < 1.0:
-            raise ConfigError(f"variance must lie in (0, 1), got {variance}")
         self.variance = variance
         self.idf = idf
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_fraction("variance", self.variance)
 
     def _counts(self, codes: list[np.ndarray]) -> np.ndarray:
         counts = np.zeros((len(codes), self.n_codes), dtype=np.float64)
@@ -56,7 +59,7 @@ class PCALogs(LogDetector):
             np.add.at(counts[row], c, 1.0)
         return counts[:, 1:]  # PAD never occurs; column 0 is UNKNOWN
 
-    def _fit_codes(self, codes, labels, sequences) -> None:
+    def _fit_codes(self, codes, labels, sequences, verbose) -> None:
         counts = self._counts(codes)
         documents = (counts > 0).sum(0)
         self.idf_ = (np.log((1 + len(counts)) / (1 + documents)) + 1 if self.idf

@@ -56,9 +56,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from oddity.core.checks import check_positive_ints
 from oddity.core.registry import register
 from oddity.core.torch_state import load_module_arrays, module_arrays
-from oddity.series.checks import check_positive_ints
 from oddity.series.neural import (
     WindowNetworkDetector,
     batches,
@@ -74,13 +74,35 @@ NETWORKS = ("encoder", "decoder", "head", "critic_x", "critic_z")
 
 
 def expmap0(v: torch.Tensor) -> torch.Tensor:
-    """Exponential map at the origin of the Poincare ball (curvature -1): tanh(|v|) v / |v|."""
+    """Exponential map at the origin of the Poincare ball (curvature -1): tanh(|v|) v / |v|.
+
+    Parameters
+    ----------
+    v : torch.Tensor
+        Tangent vectors at the origin (last axis).
+
+    Returns
+    -------
+    torch.Tensor
+        Points of the ball.
+    """
     norm = v.norm(dim=-1, keepdim=True).clamp_min(1e-12)
     return torch.tanh(norm).clamp_max(MAX_NORM) * v / norm
 
 
 def poincare_distance(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """Geodesic distance between points of the Poincare ball, along the last axis."""
+    """Geodesic distance between points of the Poincare ball, along the last axis.
+
+    Parameters
+    ----------
+    u, v : torch.Tensor
+        Points of the ball (norm below 1), broadcastable.
+
+    Returns
+    -------
+    torch.Tensor
+        Distances.
+    """
     squared = ((u - v) ** 2).sum(-1)
     denominator = (1 - (u ** 2).sum(-1)).clamp_min(1e-10) * (1 - (v ** 2).sum(-1)).clamp_min(1e-10)
     return torch.acosh(1 + 2 * squared / denominator + 1e-7)
@@ -95,6 +117,18 @@ class Encoder(nn.Module):
         self.dense = nn.Linear(2 * hidden, latent)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Latent vector of each window.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (B, window, C) windows.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, latent) tangent vectors.
+        """
         _, (state, _) = self.lstm(x)
         return self.dense(torch.cat([state[0], state[1]], dim=-1))
 
@@ -110,6 +144,18 @@ class Decoder(nn.Module):
         self.dense_out = nn.Linear(2 * hidden, channels)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """Window reconstructed from a latent vector.
+
+        Parameters
+        ----------
+        z : torch.Tensor
+            (B, latent) latent vectors.
+
+        Returns
+        -------
+        torch.Tensor
+            (B, window, C) windows.
+        """
         steps = self.dense_in(z).unsqueeze(1).expand(-1, self.window, -1)
         output, _ = self.lstm(steps.contiguous())
         return self.dense_out(output)
@@ -122,7 +168,22 @@ def _critic(inputs: int, width: int) -> nn.Sequential:
 
 def gradient_penalty(critic: nn.Module, real: torch.Tensor, fake: torch.Tensor,
                      generator: torch.Generator) -> torch.Tensor:
-    """WGAN-GP: mean (|grad critic(mix)| - 1)^2 at random mixes of real and fake rows."""
+    """WGAN-GP: mean (|grad critic(mix)| - 1)^2 at random mixes of real and fake rows.
+
+    Parameters
+    ----------
+    critic : torch.nn.Module
+        The critic.
+    real, fake : torch.Tensor
+        Rows of the same shape.
+    generator : torch.Generator
+        Seeded generator of the mixing weights.
+
+    Returns
+    -------
+    torch.Tensor
+        The penalty (a scalar).
+    """
     alpha = torch.rand((len(real),) + (1,) * (real.dim() - 1), generator=generator)
     mix = (alpha * real + (1 - alpha) * fake).requires_grad_(True)
     gradients = torch.autograd.grad(critic(mix).sum(), mix, create_graph=True)[0]
@@ -173,11 +234,15 @@ class HypAD(WindowNetworkDetector):
                  n_critic: int = 1, validation_fraction: float = 0.2, **common: Any):
         super().__init__(window=window, epochs=epochs, patience=patience, batch_size=batch_size,
                          lr=lr, validation_fraction=validation_fraction, **common)
-        check_positive_ints(latent=latent, hidden=hidden, n_critic=n_critic)
         self.latent = latent
         self.hidden = hidden
         self.n_critic = n_critic
         self.networks_: dict[str, nn.Module] | None = None
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_positive_ints(latent=self.latent, hidden=self.hidden, n_critic=self.n_critic)
 
     def _build(self, channels: int) -> dict[str, nn.Module]:
         inputs = self.window * channels
@@ -204,7 +269,7 @@ class HypAD(WindowNetworkDetector):
         return z, nets["decoder"](z), predicted, poincare_distance(predicted, self._target(x))
 
     # --- training ------------------------------------------------------------------------------
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         train, validation = self._training_windows(values)
         torch.manual_seed(self.seed)
         self.networks_ = nets = self._build(values.shape[1])
@@ -257,7 +322,7 @@ class HypAD(WindowNetworkDetector):
 
         self.losses_ = train_with_early_stopping(run_epoch, validation_loss, list(nets.values()),
                                                  self.epochs, self.patience, "train hypad",
-                                                 self.verbose)
+                                                 verbose)
 
     def _window_parts(self, windows: torch.Tensor) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per window: (hyperbolic distance, certainty = prediction norm, critic value)."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from oddity.core.checks import check_positive
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
 from oddity.series.detector import SeriesDetector
@@ -59,19 +60,22 @@ class RollingZScore(SeriesDetector):
     scale_: np.ndarray | None = None
 
     def __init__(self, *, window: int = 64, min_scale: float = 0.1, **base: Any):
-        if window < 2:
-            raise ConfigError(f"window must be at least 2 steps, got {window}")
-        if min_scale <= 0:
-            raise ConfigError(f"min_scale must be positive, got {min_scale}")
         super().__init__(**base)
         self.window = window
         self.min_scale = min_scale
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if self.window < 2:
+            raise ConfigError(f"window must be at least 2 steps, got {self.window}")
+        check_positive(min_scale=self.min_scale)
 
     @property
     def min_length(self) -> int:
         return self.window + 1
 
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         self.centre_, self.scale_ = robust_scaling(values)
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

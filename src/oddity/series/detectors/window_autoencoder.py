@@ -36,10 +36,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from oddity.core.checks import check_positive
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
 from oddity.core.torch_state import load_module_arrays, module_arrays
-from oddity.series.checks import check_positive
 from oddity.series.neural import (
     WindowNetworkDetector,
     batches,
@@ -59,6 +59,18 @@ class SparseAutoencoder(nn.Module):
         self.decode = nn.Linear(hidden, inputs)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Reconstruction and code.
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (B, window * C) flattened windows.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (reconstructions, non-negative codes).
+        """
         code = torch.relu(self.encode(x))
         return self.decode(code), code
 
@@ -67,7 +79,22 @@ def step_errors(errors: np.ndarray, length: int, causal: bool = False) -> np.nda
     """(length, C) squared error per step: `errors` (N, width, C) holds window i's error at
     steps i .. i + width - 1. With `causal`, a step's error in the window ending at it (the
     first `width - 1` steps take theirs from the first window); otherwise the mean over the
-    windows covering the step, summed offset by offset like `window_scores_to_steps`."""
+    windows covering the step, summed offset by offset like `window_scores_to_steps`.
+
+    Parameters
+    ----------
+    errors : numpy.ndarray
+        (N, width, C) squared errors of the windows.
+    length : int
+        Steps of the series (N + width - 1).
+    causal : bool, default False
+        Take each step's error from the window ending at it.
+
+    Returns
+    -------
+    numpy.ndarray
+        (length, C) errors.
+    """
     count, width = errors.shape[:2]
     if causal:
         return np.concatenate((errors[0, :width - 1], errors[:, width - 1]))
@@ -121,18 +148,22 @@ class WindowAutoencoder(WindowNetworkDetector):
                  validation_fraction: float = 0.2, **common: Any):
         super().__init__(window=window, epochs=epochs, patience=patience, batch_size=batch_size,
                          lr=lr, validation_fraction=validation_fraction, **common)
-        check_positive(hidden_factor=hidden_factor)
-        if l1 < 0:
-            raise ConfigError(f"l1 must be non-negative, got {l1}")
         self.hidden_factor = hidden_factor
         self.l1 = l1
         self.network_: SparseAutoencoder | None = None
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_positive(hidden_factor=self.hidden_factor)
+        if self.l1 < 0:
+            raise ConfigError(f"l1 must be non-negative, got {self.l1}")
 
     def _network(self, channels: int) -> SparseAutoencoder:
         inputs = self.window * channels
         return SparseAutoencoder(inputs, max(1, round(self.hidden_factor * inputs)))
 
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         train, validation = self._training_windows(values)
         train, validation = train.flatten(1), validation.flatten(1)
         torch.manual_seed(self.seed)
@@ -155,7 +186,7 @@ class WindowAutoencoder(WindowNetworkDetector):
 
         self.losses_ = train_with_early_stopping(run_epoch, validation_loss, [network],
                                                  self.epochs, self.patience,
-                                                 "train window_autoencoder", self.verbose)
+                                                 "train window_autoencoder", verbose)
         self.network_ = network
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

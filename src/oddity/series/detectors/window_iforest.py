@@ -37,7 +37,18 @@ CHUNK = 8192  # windows scored per block
 
 def average_path_length(sizes: np.ndarray) -> np.ndarray:
     """c(n): the mean path length of an unsuccessful binary-search-tree search among n items
-    (Liu et al. 2008, eq. 1), with c(0) = c(1) = 0 and c(2) = 1."""
+    (Liu et al. 2008, eq. 1), with c(0) = c(1) = 0 and c(2) = 1.
+
+    Parameters
+    ----------
+    sizes : numpy.ndarray
+        Numbers of items n.
+
+    Returns
+    -------
+    numpy.ndarray
+        c(n) for each.
+    """
     n = np.asarray(sizes, dtype=np.float64)
     safe = np.maximum(n, 3.0)
     value = 2.0 * (np.log(safe - 1.0) + np.euler_gamma) - 2.0 * (safe - 1.0) / safe
@@ -46,7 +57,18 @@ def average_path_length(sizes: np.ndarray) -> np.ndarray:
 
 def export_forest(forest: IsolationForest) -> dict[str, np.ndarray]:
     """The fitted trees as padded (n_trees, max_nodes) arrays: left/right child (-1 at leaves),
-    split feature (in the input's columns), split value, and leaf path length."""
+    split feature (in the input's columns), split value, and leaf path length.
+
+    Parameters
+    ----------
+    forest : sklearn.ensemble.IsolationForest
+        A fitted forest.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        The tree arrays by name.
+    """
     trees = [(tree.tree_, features) for tree, features in
              zip(forest.estimators_, forest.estimators_features_)]
     width = max(t.node_count for t, _ in trees)
@@ -73,7 +95,22 @@ def export_forest(forest: IsolationForest) -> dict[str, np.ndarray]:
 def forest_scores(forest: dict[str, np.ndarray], samples: np.ndarray,
                   max_samples: int) -> np.ndarray:
     """Isolation score in (0, 1] of each row of `samples` (higher = more anomalous). Rows are
-    rounded to float32 first, as scikit-learn does before comparing with the split values."""
+    rounded to float32 first, as scikit-learn does before comparing with the split values.
+
+    Parameters
+    ----------
+    forest : dict of str to numpy.ndarray
+        Trees exported by `export_forest`.
+    samples : numpy.ndarray
+        (n, d) rows.
+    max_samples : int
+        Sub-sample size each tree was grown on (for the normalisation c).
+
+    Returns
+    -------
+    numpy.ndarray
+        (n,) scores.
+    """
     x = samples.astype(np.float32).astype(np.float64)
     rows = np.arange(len(x))[None, :]
     trees = np.arange(forest["left"].shape[0])[:, None]
@@ -125,15 +162,19 @@ class WindowIsolationForest(SeriesDetector):
 
     def __init__(self, *, window: int = 32, n_estimators: int = 100, max_samples: int = 256,
                  **base: Any):
-        if window < 1:
-            raise ConfigError(f"window must be at least 1 step, got {window}")
-        if n_estimators < 1 or max_samples < 2:
-            raise ConfigError("n_estimators must be >= 1 and max_samples >= 2, got "
-                              f"{n_estimators} and {max_samples}")
         super().__init__(**base)
         self.window = window
         self.n_estimators = n_estimators
         self.max_samples = max_samples
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if self.window < 1:
+            raise ConfigError(f"window must be at least 1 step, got {self.window}")
+        if self.n_estimators < 1 or self.max_samples < 2:
+            raise ConfigError("n_estimators must be >= 1 and max_samples >= 2, got "
+                              f"{self.n_estimators} and {self.max_samples}")
 
     @property
     def min_length(self) -> int:
@@ -144,7 +185,7 @@ class WindowIsolationForest(SeriesDetector):
         windows = sliding_windows(standardise(values, self.centre_, self.scale_), self.window)
         return windows.reshape(len(windows), -1)
 
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         self.centre_, self.scale_ = robust_scaling(values)
         windows = self._windows(values)
         forest = IsolationForest(n_estimators=self.n_estimators,

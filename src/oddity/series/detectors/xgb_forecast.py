@@ -62,9 +62,9 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
+from oddity.core.checks import check_fraction, check_positive, check_positive_ints
 from oddity.core.errors import ConfigError, DataError, NotFittedError
 from oddity.core.registry import register
-from oddity.series.checks import check_fraction, check_positive, check_positive_ints
 from oddity.series.detector import SeriesDetector
 from oddity.series.scaling import robust_scaling
 from oddity.series.windows import sliding_windows, window_scores_to_steps
@@ -75,13 +75,39 @@ ANOMALY_TARGET = "anomaly"
 
 
 def lag_feature_names(columns: Sequence[str], lags: int) -> list[str]:
-    """Feature names in the order `lag_matrix` lays them out: `col[t-1]`, ..., `col[t-lags]`."""
+    """Feature names in the order `lag_matrix` lays them out: `col[t-1]`, ..., `col[t-lags]`.
+
+    Parameters
+    ----------
+    columns : sequence of str
+        Channel names.
+    lags : int
+        Lags per channel.
+
+    Returns
+    -------
+    list of str
+        C * lags names.
+    """
     return [f"{column}[t-{lag}]" for column in columns for lag in range(1, lags + 1)]
 
 
 def lag_matrix(values: np.ndarray, lags: int) -> np.ndarray:
     """(T - lags, C * lags) rows of lagged values: row i holds x[t-1..t-lags] of each channel
-    for step t = i + lags."""
+    for step t = i + lags.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (T, C) series.
+    lags : int
+        Lags per channel.
+
+    Returns
+    -------
+    numpy.ndarray
+        (T - lags, C * lags) lagged values.
+    """
     steps, channels = values.shape
     rows = steps - lags
     out = np.empty((rows, channels * lags), dtype=np.float64)
@@ -92,7 +118,18 @@ def lag_matrix(values: np.ndarray, lags: int) -> np.ndarray:
 
 
 def calendar_matrix(index: pd.Index) -> np.ndarray | None:
-    """Hour of day and day of week for a DatetimeIndex (float columns), else None."""
+    """Hour of day and day of week for a DatetimeIndex (float columns), else None.
+
+    Parameters
+    ----------
+    index : pandas.Index
+        The series' index.
+
+    Returns
+    -------
+    numpy.ndarray or None
+        (T, 2) hour and weekday, or None without a DatetimeIndex.
+    """
     if not isinstance(index, pd.DatetimeIndex):
         return None
     return np.column_stack([index.hour + index.minute / 60.0, index.day_of_week]).astype(np.float64)
@@ -162,16 +199,8 @@ class XGBForecast(SeriesDetector):
                  early_stopping_rounds: int = 10, min_scale: float = 0.1, window: int = 32,
                  n_jobs: int = 1, **common: Any):
         super().__init__(**common)
-        check_positive_ints(lags=lags, window=window, n_estimators=n_estimators,
-                            max_depth=max_depth, early_stopping_rounds=early_stopping_rounds,
-                            n_jobs=n_jobs)
-        check_positive(min_scale=min_scale)
-        check_fraction("validation_fraction", validation_fraction)
-        if learning_rate > 1.0:
-            raise ConfigError(f"learning_rate must lie in (0, 1], got {learning_rate}")
-        check_positive(learning_rate=learning_rate)
         self.lags = lags
-        self.targets = tuple(targets) if targets is not None else None
+        self.targets = targets
         self.calendar = calendar
         self.n_estimators = n_estimators
         self.max_depth = max_depth
@@ -190,15 +219,40 @@ class XGBForecast(SeriesDetector):
         self.anomaly_booster_: xgb.Booster | None = None
         self._index: pd.Index | None = None  # index of the frame being fitted or scored
 
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_positive_ints(lags=self.lags, window=self.window, n_estimators=self.n_estimators,
+                            max_depth=self.max_depth, early_stopping_rounds=self.early_stopping_rounds,
+                            n_jobs=self.n_jobs)
+        check_positive(min_scale=self.min_scale)
+        check_fraction("validation_fraction", self.validation_fraction)
+        if self.learning_rate > 1.0:
+            raise ConfigError(f"learning_rate must lie in (0, 1], got {self.learning_rate}")
+        check_positive(learning_rate=self.learning_rate)
+
     @property
     def min_length(self) -> int:
         # lags for the first row, and enough rows that the validation tail has a few of them
         return self.lags + max(self.window, 10, int(np.ceil(5 / self.validation_fraction)))
 
-    def fit(self, data: Any) -> XGBForecast:
-        """See `SeriesDetector.fit`; a refit forgets the previous model, anomaly model included."""
+    def fit(self, data: Any, *, verbose: bool = True) -> XGBForecast:
+        """See `SeriesDetector.fit`; a refit forgets the previous model, anomaly model included.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            The history (see `SeriesDetector.fit`).
+        verbose : bool, default True
+            Show progress bars while training.
+
+        Returns
+        -------
+        XGBForecast
+            self, fitted.
+        """
         self.uses_calendar_, self.anomaly_booster_ = None, None
-        super().fit(data)
+        super().fit(data, verbose=verbose)
         return self
 
     # --- the index (for calendar features) ------------------------------------------------------
@@ -245,7 +299,7 @@ class XGBForecast(SeriesDetector):
         return [columns.index(t) for t in self.targets]
 
     # --- SeriesDetector hooks -----------------------------------------------------------------
-    def _fit_series(self, values: np.ndarray) -> None:
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         index = self._hook_index(len(values), head=True)
         self.uses_calendar_ = bool(self.calendar and isinstance(index, pd.DatetimeIndex))
         self.target_columns_ = self._resolve_targets()
@@ -305,8 +359,26 @@ class XGBForecast(SeriesDetector):
     def fit_anomaly_model(self, data: Any, labels: Sequence[bool] | np.ndarray | None = None
                           ) -> XGBForecast:
         """Train an XGBoost classifier that predicts flagged anomalies from the lag/calendar
-        features of `data`. `labels`: one 0/1 per step of `data` (e.g. known incidents); by
-        default this detector's own `predict(data).labels`. Returns self; save() keeps it."""
+        features of `data`; `save` keeps it.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            A series with the fitted channels (see `SeriesDetector.fit`).
+        labels : sequence of bool, optional
+            One 0/1 per step of `data` (e.g. known incidents); by default this detector's own
+            `predict(data).labels`.
+
+        Returns
+        -------
+        XGBForecast
+            self.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
         self._check_fitted()
         values, index = self._prepared(data)
         if labels is None:
@@ -328,8 +400,23 @@ class XGBForecast(SeriesDetector):
         return self
 
     def anomaly_probability(self, data: Any) -> np.ndarray:
-        """Probability of an anomaly per step from the second model (NaN for the first `lags`
-        steps, which have no features)."""
+        """Probability of an anomaly per step from the second model.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            A series with the fitted channels (see `SeriesDetector.fit`).
+
+        Returns
+        -------
+        numpy.ndarray
+            (T,) probabilities, NaN for the first `lags` steps (which have no features).
+
+        Raises
+        ------
+        NotFittedError
+            If `fit_anomaly_model` has not run.
+        """
         if self.anomaly_booster_ is None:
             raise NotFittedError("no anomaly model: call fit_anomaly_model(data, labels) first")
         values, index = self._prepared(data)
@@ -342,11 +429,31 @@ class XGBForecast(SeriesDetector):
                 target: str | None = None) -> pd.DataFrame:
         """Which lags/covariates drove the forecasts (or the anomaly model) in [start, end].
 
-        `start`/`end`: index labels of `data` (timestamps or integers, inclusive; None = open).
-        `target`: a forecast column, `"anomaly"` for the second model, or None for the target
-        column with the highest mean anomaly score in the range. Returns a table sorted by mean
-        |SHAP| (the `top` rows) with columns target, feature, mean_abs_shap, mean_shap, direction
-        ("raises" / "lowers": the average sign of the feature's effect on the output)."""
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            A series with the fitted channels (see `SeriesDetector.fit`).
+        start, end : optional
+            Index labels of `data` (timestamps or integers, inclusive); None leaves the range open.
+        top : int, default 10
+            Rows to return.
+        target : str, optional
+            A forecast column, ``"anomaly"`` for the second model, or None for the target column
+            with the highest mean anomaly score in the range.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The `top` features by mean |SHAP|, with columns target, feature, mean_abs_shap,
+            mean_shap, direction ("raises" / "lowers": the average sign of the feature's effect).
+
+        Raises
+        ------
+        ConfigError
+            If `top` or `target` is invalid.
+        NotFittedError
+            If the detector (or, for ``"anomaly"``, its anomaly model) is not fitted.
+        """
         import shap  # imported here: it is slow to import and only explain() needs it
 
         self._check_fitted()

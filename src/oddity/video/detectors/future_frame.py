@@ -50,6 +50,20 @@ MAP_CELL = 4  # pixels per map cell (side)
 
 
 def conv_block(c_in: int, c_out: int, stride: int = 1) -> nn.Sequential:
+    """Conv 3x3, BatchNorm, ReLU.
+
+    Parameters
+    ----------
+    c_in, c_out : int
+        Channels.
+    stride : int, default 1
+        Stride of the convolution.
+
+    Returns
+    -------
+    torch.nn.Sequential
+        The block.
+    """
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
 
@@ -71,7 +85,18 @@ class ConvTransformerGenerator(nn.Module):
         self.out = nn.Conv2d(width, 1, 3, 1, 1)
 
     def forward(self, past: torch.Tensor) -> torch.Tensor:
-        """past (B, T, H, W) in [-1, 1] -> next frame (B, 1, H, W) in [-1, 1]."""
+        """past (B, T, H, W) in [-1, 1] -> next frame (B, 1, H, W) in [-1, 1].
+
+        Parameters
+        ----------
+        past : torch.Tensor
+            (B, T, H, W) past frames in [-1, 1].
+
+        Returns
+        -------
+        torch.Tensor
+            (B, 1, H, W) predicted next frame.
+        """
         batch, steps, height, width = past.shape
         x = past.reshape(batch * steps, 1, height, width)
         e1 = self.enc1(x)
@@ -100,6 +125,18 @@ class ImageDiscriminator(nn.Module):
             nn.Conv2d(2 * width, 1, 3, 1, 1))
 
     def forward(self, frame: torch.Tensor) -> torch.Tensor:
+        """Realness logits of frames.
+
+        Parameters
+        ----------
+        frame : torch.Tensor
+            (B, 1, H, W) frames.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits.
+        """
         return self.net(frame)
 
 
@@ -115,11 +152,34 @@ class VideoDiscriminator(nn.Module):
             nn.Conv3d(2 * width, 1, 3, 1, 1))
 
     def forward(self, clip: torch.Tensor) -> torch.Tensor:
+        """Realness logits of clips.
+
+        Parameters
+        ----------
+        clip : torch.Tensor
+            (B, T, H, W) clips.
+
+        Returns
+        -------
+        torch.Tensor
+            Logits.
+        """
         return self.net(clip[:, None])
 
 
 def gradient_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """L1 distance between the absolute horizontal and vertical image gradients."""
+    """L1 distance between the absolute horizontal and vertical image gradients.
+
+    Parameters
+    ----------
+    predicted, target : torch.Tensor
+        (N, 1, H, W) frames.
+
+    Returns
+    -------
+    torch.Tensor
+        The loss (a scalar).
+    """
     def gradients(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return (x[..., :, 1:] - x[..., :, :-1]).abs(), (x[..., 1:, :] - x[..., :-1, :]).abs()
     (px, py), (tx, ty) = gradients(predicted), gradients(target)
@@ -127,7 +187,18 @@ def gradient_loss(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor
 
 
 def psnr(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Per-item PSNR (dB) of frames in [-1, 1] (peak-to-peak 2)."""
+    """Per-item PSNR (dB) of frames in [-1, 1] (peak-to-peak 2).
+
+    Parameters
+    ----------
+    predicted, target : torch.Tensor
+        (N, 1, H, W) frames in [-1, 1].
+
+    Returns
+    -------
+    torch.Tensor
+        (N,) PSNR in dB.
+    """
     mse = (predicted - target).pow(2).flatten(1).mean(1).clamp_min(1e-10)
     return 10.0 * torch.log10(4.0 / mse)
 
@@ -140,15 +211,6 @@ class FutureFrame(VideoDetector):
                  batch_size: int = 8, learning_rate: float = 2e-4, adversarial_weight: float = 0.05,
                  image_size: int = 64, **common: Any):
         super().__init__(image_size=image_size, **common)
-        if past_frames < 2:
-            raise ConfigError(f"past_frames must be at least 2, got {past_frames}")
-        if width < 4 or width % 4:
-            raise ConfigError(f"width must be a positive multiple of 4, got {width}")
-        if steps < 1 or batch_size < 1 or learning_rate <= 0 or adversarial_weight < 0:
-            raise ConfigError("steps, batch_size and learning_rate must be positive, "
-                              "adversarial_weight 0 or more")
-        if image_size % 4:
-            raise ConfigError(f"image_size must be a multiple of 4 (two 2x downsamplings), got {image_size}")
         self.past_frames = past_frames
         self.width = width
         self.steps = steps
@@ -158,8 +220,33 @@ class FutureFrame(VideoDetector):
         self.generator_: ConvTransformerGenerator | None = None
         self.loss_history_: list[float] = []
 
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        if self.past_frames < 2:
+            raise ConfigError(f"past_frames must be at least 2, got {self.past_frames}")
+        if self.width < 4 or self.width % 4:
+            raise ConfigError(f"width must be a positive multiple of 4, got {self.width}")
+        if (self.steps < 1 or self.batch_size < 1 or self.learning_rate <= 0
+                or self.adversarial_weight < 0):
+            raise ConfigError("steps, batch_size and learning_rate must be positive, "
+                              "adversarial_weight 0 or more")
+        if self.image_size % 4:
+            raise ConfigError(f"image_size must be a multiple of 4 (two 2x downsamplings), got {self.image_size}")
+
     def model_size(self, height: int, width: int) -> tuple[int, int]:
-        """Short side `image_size`, both sides multiples of 4 (for the encoder's strides)."""
+        """Short side `image_size`, both sides multiples of 4 (for the encoder's strides).
+
+        Parameters
+        ----------
+        height, width : int
+            The frame's size.
+
+        Returns
+        -------
+        tuple of int
+            (height, width) of the model input.
+        """
         h, w = super().model_size(height, width)
         return max(4, round(h / 4) * 4), max(4, round(w / 4) * 4)
 
@@ -215,7 +302,18 @@ class FutureFrame(VideoDetector):
         self.generator_ = generator.eval()
 
     def predict_frames(self, video: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(PSNR per predicted frame (T - past,), squared-error maps) of a (T, h, w) gray clip."""
+        """(PSNR per predicted frame (T - past,), squared-error maps) of a (T, h, w) gray clip.
+
+        Parameters
+        ----------
+        video : numpy.ndarray
+            (T, h, w) gray frames in [-1, 1].
+
+        Returns
+        -------
+        tuple of numpy.ndarray
+            (PSNR per predicted frame, (T - past, h, w) squared-error maps).
+        """
         assert self.generator_ is not None
         scores, maps = [], []
         with torch.inference_mode():

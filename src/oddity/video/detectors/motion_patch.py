@@ -47,7 +47,7 @@ from tqdm.auto import tqdm
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.image.detectors.patchcore import patch_chunks, streamed_coreset
-from oddity.image.features import concat_on_first_grid, feature_extractor
+from oddity.image.features import check_layers, concat_on_first_grid, feature_extractor
 from oddity.video.data import Clip
 from oddity.video.detector import VideoDetector
 
@@ -59,7 +59,22 @@ POSITION_CHANNELS = 2  # row, column as fractions of the grid
 
 def cell_motion(previous: np.ndarray | None, current: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
     """(grid h, grid w, 3) mean flow dx, dy and magnitude per cell, in pixels of the model
-    input, from two gray frames at half that resolution (zeros without a previous frame)."""
+    input, from two gray frames at half that resolution (zeros without a previous frame).
+
+    Parameters
+    ----------
+    previous : numpy.ndarray or None
+        The previous gray frame (None for the first frame).
+    current : numpy.ndarray
+        The current gray frame.
+    grid : tuple of int
+        (h, w) of the patch grid.
+
+    Returns
+    -------
+    numpy.ndarray
+        (h, w, 3) motion features per cell.
+    """
     if previous is None:
         return np.zeros((*grid, MOTION_CHANNELS), np.float32)
     flow = cv2.calcOpticalFlowFarneback(previous, current, None, **FLOW_PARAMS) * 2.0
@@ -78,18 +93,8 @@ class MotionPatch(VideoDetector):
                  max_bank_size: int = 4096, coreset_chunk: int = 1 << 20, batch_size: int = 8,
                  **common: Any):
         super().__init__(**common)
-        if motion_weight < 0:
-            raise ConfigError(f"motion_weight must be 0 (appearance only) or positive, got {motion_weight}")
-        if position_weight < 0:
-            raise ConfigError(f"position_weight must be 0 (off) or positive, got {position_weight}")
-        if frame_stride < 1:
-            raise ConfigError(f"frame_stride must be a positive number of frames, got {frame_stride}")
-        if not 0.0 < coreset_ratio <= 1.0:
-            raise ConfigError(f"coreset_ratio must lie in (0, 1], got {coreset_ratio}")
-        if max_bank_size < 1 or coreset_chunk < 1 or batch_size < 1:
-            raise ConfigError("max_bank_size, coreset_chunk and batch_size must be positive")
         self.backbone = backbone
-        self.layers = tuple(layers)
+        self.layers = layers
         self.local_pool = local_pool
         self.motion_weight = motion_weight
         self.position_weight = position_weight
@@ -101,6 +106,21 @@ class MotionPatch(VideoDetector):
         self.block_scales_: np.ndarray | None = None
         self.memory_bank_: np.ndarray | None = None
         self._index: faiss.Index | None = None
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_layers(self.layers)
+        if self.motion_weight < 0:
+            raise ConfigError(f"motion_weight must be 0 (appearance only) or positive, got {self.motion_weight}")
+        if self.position_weight < 0:
+            raise ConfigError(f"position_weight must be 0 (off) or positive, got {self.position_weight}")
+        if self.frame_stride < 1:
+            raise ConfigError(f"frame_stride must be a positive number of frames, got {self.frame_stride}")
+        if not 0.0 < self.coreset_ratio <= 1.0:
+            raise ConfigError(f"coreset_ratio must lie in (0, 1], got {self.coreset_ratio}")
+        if self.max_bank_size < 1 or self.coreset_chunk < 1 or self.batch_size < 1:
+            raise ConfigError("max_bank_size, coreset_chunk and batch_size must be positive")
 
     # --- patches -------------------------------------------------------------------------
     def _patches(self, frames: list[np.ndarray], grays: list[tuple[np.ndarray | None, np.ndarray]]
