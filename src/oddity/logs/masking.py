@@ -5,8 +5,9 @@ Each rule replaces what its regular expression matches by a named placeholder (`
 paths) never split one event into many templates. All rules run in one pass; where several
 match at the same place, the first rule wins, so the most specific come first: a block id is
 masked before its digits could be taken for a number. Rules apply to each white-space
-separated token (a rule never spans a space), and a token's masked form is cached, which is
-what makes masking fast on logs, whose tokens repeat. Rules must not use named groups. Placeholders stay named in
+separated token (a rule never spans a space), and a token's masked form is cached (a dict
+lookup per token; only tokens not seen before run the rules), which is what makes masking
+fast on logs, whose tokens repeat. Rules must not use named groups. Placeholders stay named in
 the templates (`<NUM>` rather than `<*>`) so a reader sees what varied; Drain's own wildcard
 `<*>` marks tokens that differed between lines of one template.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from oddity.core.errors import ConfigError
 
@@ -40,6 +42,20 @@ DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
 CACHE_SIZE = 200_000  # tokens whose masked form is remembered (the cache is emptied when full)
 
 
+class _TokenCache(dict):
+    """Token -> masked token; a missing token is masked and remembered (emptied when full)."""
+
+    def __init__(self, mask_token: Callable[[str], str]):
+        super().__init__()
+        self.mask_token = mask_token
+
+    def __missing__(self, token: str) -> str:
+        if len(self) >= CACHE_SIZE:
+            self.clear()
+        masked = self[token] = self.mask_token(token)
+        return masked
+
+
 @dataclass(frozen=True)
 class Masker:
     """Applies masking rules in order; `rules` are (name, regex) pairs (JSON-friendly)."""
@@ -62,22 +78,12 @@ class Masker:
         regex = re.compile("|".join(alternatives)) if alternatives else None
         object.__setattr__(self, "_regex", regex)
         object.__setattr__(self, "_placeholders", placeholders)
-        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_cache", _TokenCache(self.mask_token))
 
     def mask(self, text: str) -> str:
         """`text` with every rule's matches replaced by its placeholder; tokens are rejoined
         with single spaces (Drain splits on white space anyway)."""
-        cache = self._cache  # type: ignore[attr-defined]
-        out = []
-        for token in text.split():
-            masked = cache.get(token)
-            if masked is None:
-                masked = self.mask_token(token)
-                if len(cache) >= CACHE_SIZE:
-                    cache.clear()
-                cache[token] = masked
-            out.append(masked)
-        return " ".join(out)
+        return " ".join(map(self._cache.__getitem__, text.split()))  # type: ignore[attr-defined]
 
     def mask_token(self, token: str) -> str:
         """One white-space-free token with the rules applied."""
