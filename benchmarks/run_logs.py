@@ -3,7 +3,7 @@ generated session log, detectors on HDFS sessions (the given split), on BGL_2k w
 on BGL_2k lines as categorical events (chronological splits). Writes benchmarks/results/logs.{md,json}.
 
 Usage: python benchmarks/run_logs.py [--data DIR] [--sections parsing speed hdfs bgl events]
-       [--speed-sessions N]
+       [--detectors NAME ...] [--speed-sessions N]
 Data: $ODDITY_DATA/logs (default ../shared/data/logs).
 """
 from __future__ import annotations
@@ -24,8 +24,9 @@ import numpy as np
 RESULTS = Path(__file__).resolve().parent / "results"
 PUBLISHED_GA = {"Drain (logparser benchmark)": 0.866, "Brain": 0.983,
                 "drain3 0.9.11 library defaults, measured here": 0.732}
-HDFS_DETECTORS = {"pca_logs": {}, "deeplog": {}, "loganomaly": {}, "logrobust": {}}
-BGL_DETECTORS = {"pca_logs": {}, "deeplog": {"end_event": False}, "loganomaly": {"end_event": False}}
+HDFS_DETECTORS = {"pca_logs": {}, "invariants": {}, "deeplog": {}, "loganomaly": {}, "logrobust": {}}
+BGL_DETECTORS = {"pca_logs": {}, "invariants": {}, "deeplog": {"end_event": False},
+                 "loganomaly": {"end_event": False}}
 BGL_WINDOW = {"size": 20, "step": 5}
 
 
@@ -49,7 +50,21 @@ def section_speed(sessions: int) -> dict:
         return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def section_hdfs(data: Path) -> dict:
+def _chosen(detectors: dict, only: list[str] | None) -> dict:
+    return {k: v for k, v in detectors.items() if only is None or k in only}
+
+
+def _merged(new: dict, old: dict | None, order: list[str]) -> dict:
+    """`new` with the rows of detectors it did not run taken from `old` (same split order)."""
+    if old is None:
+        return new
+    ran = {r["detector"] for r in new["rows"]}
+    rows = [r for r in old["rows"] if r["detector"] not in ran] + new["rows"]
+    return {**new, "rows": sorted(rows, key=lambda r: order.index(r["detector"]) if r["detector"] in order
+                                  else len(order))}
+
+
+def section_hdfs(data: Path, only: list[str] | None = None) -> dict:
     from oddity.bench.logs import detector_row
     from oddity.logs.data import read_event_sessions
     from oddity.logs.evaluate import duplicate_counts
@@ -59,7 +74,7 @@ def section_hdfs(data: Path) -> dict:
     train = sequences.subset(np.flatnonzero(splits == "train"))
     test = sequences.subset(np.flatnonzero(splits == "test"))
     rows = []
-    for name, params in HDFS_DETECTORS.items():
+    for name, params in _chosen(HDFS_DETECTORS, only).items():
         print(f"HDFS / {name} ...", flush=True)
         rows.append(detector_row(name, params, train, test, "given (random 80/20, deep-loglizer)"))
     return {"rows": rows, "duplicates": duplicate_counts(train, test),
@@ -67,7 +82,7 @@ def section_hdfs(data: Path) -> dict:
             "test": len(test), "test_anomalous": int(test.labels.sum())}
 
 
-def section_bgl(data: Path) -> dict:
+def section_bgl(data: Path, only: list[str] | None = None) -> dict:
     from oddity.bench.logs import LOGHUB_FORMATS, detector_row
     from oddity.logs.evaluate import duplicate_counts
     from oddity.logs.grouping import Grouping
@@ -88,7 +103,7 @@ def section_bgl(data: Path) -> dict:
     order = np.random.default_rng(0).permutation(len(sequences))
     random_train, random_test = sequences.subset(np.sort(order[:cut])), sequences.subset(np.sort(order[cut:]))
     rows = []
-    for name, params in BGL_DETECTORS.items():
+    for name, params in _chosen(BGL_DETECTORS, only).items():
         print(f"BGL_2k / {name} ...", flush=True)
         rows.append(detector_row(name, params, train, test, "chronological 60/40 (windows)"))
         rows.append(detector_row(name, params, random_train, random_test,
@@ -178,6 +193,9 @@ def main() -> int:
     parser.add_argument("--data", default=str(default), help="logs folder (loghub/, hdfs_sessions/)")
     parser.add_argument("--sections", nargs="+", default=["parsing", "speed", "hdfs", "bgl", "events"],
                         choices=["parsing", "speed", "hdfs", "bgl", "events"])
+    parser.add_argument("--detectors", nargs="+", default=None,
+                        help="run only these detectors in the hdfs and bgl sections; the rows of the "
+                             "others are kept from the previous results")
     parser.add_argument("--speed-sessions", type=int, default=20000,
                         help="sessions in the generated log for the speed section (~16 lines each)")
     args = parser.parse_args()
@@ -195,7 +213,10 @@ def main() -> int:
                     "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch 1 thread",
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
     sections = {"parsing": lambda: section_parsing(data), "speed": lambda: section_speed(args.speed_sessions),
-                "hdfs": lambda: section_hdfs(data), "bgl": lambda: section_bgl(data),
+                "hdfs": lambda: _merged(section_hdfs(data, args.detectors), results.get("hdfs") if args.detectors
+                                        else None, list(HDFS_DETECTORS)),
+                "bgl": lambda: _merged(section_bgl(data, args.detectors), results.get("bgl") if args.detectors
+                                       else None, list(BGL_DETECTORS)),
                 "events": lambda: section_events(data)}
     for name in args.sections:
         print(f"{name} ...", flush=True)
