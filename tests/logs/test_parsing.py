@@ -180,7 +180,8 @@ def test_learn_and_match_caches_give_drains_own_templates(seed):
 
     messages = _generated_log(3000, seed)
     parser = TemplateParser()
-    reference = Drain(sim_th=parser.sim_th, depth=parser.depth, max_children=parser.max_children)
+    reference = Drain(sim_th=parser.sim_th, depth=parser.depth, max_children=parser.max_children,
+                      extra_delimiters=parser.extra_delimiters)
     masker = Masker()
     ids = [parser.learn(m) for m in messages]
     expected = [reference.add_log_message(masker.mask(m))[0].cluster_id for m in messages]
