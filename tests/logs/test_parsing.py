@@ -20,7 +20,13 @@ def test_default_masks_replace_variable_values():
         "<UUID> size=<NUM>, took <NUM> s"
     assert masker.mask("node R02-M1-N0 core.2275 ssh2") == "node <ID> core.<NUM> <ID>"
     assert masker.mask("at 0x7fed806eb5d in /usr/lib/libc.so at 12:01:01") == \
-        "at <HEX> in <PATH> at <TIME>"
+        "at <NUM> in <PATH> at <TIME>"
+    # hexadecimal and decimal values are both numbers; a list of one kind of value is one value;
+    # a path keeps its query string
+    assert masker.mask("iar 00106570 dear 0010d3d0") == "iar <NUM> dear <NUM>"
+    assert masker.mask('10.11.10.1,10.11.21.138 "GET /v2/servers/detail?all=True&x=1 HTTP/1.1"') == \
+        '<ADDR> "GET <PATH> HTTP/<NUM>"'
+    assert masker.mask("sizes 1,2,3 and a,b") == "sizes <NUM> and a,b"
     assert masker.mask("user root logged in") == "user root logged in"
 
 

@@ -9,7 +9,10 @@ separated token (a rule never spans a space), and a token's masked form is cache
 lookup per token; only tokens not seen before run the rules), which is what makes masking
 fast on logs, whose tokens repeat. Rules must not use named groups. Placeholders stay named in
 the templates (`<NUM>` rather than `<*>`) so a reader sees what varied; Drain's own wildcard
-`<*>` marks tokens that differed between lines of one template.
+`<*>` marks tokens that differed between lines of one template. Hexadecimal and decimal
+values are both `<NUM>` (`00106570` and `0010d3d0` are the same kind of value), and a
+comma-separated list of one kind of value (`<ADDR>,<ADDR>`) is one value of that kind, since
+lists vary in length.
 """
 from __future__ import annotations
 
@@ -31,14 +34,15 @@ DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
     ("MAC", r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b"),
     ("TIME", _B + r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?" + _E),
     ("DATE", _B + r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}" + _E),
-    ("PATH", r"(?<![\w/.])(?:[A-Za-z]:)?(?:[/\\][\w.\-@$~+]+){2,}[/\\]?"),
+    ("PATH", r"(?<![\w/.])(?:[A-Za-z]:)?(?:[/\\][\w.\-@$~+]+){2,}[/\\]?(?:\?[^\s\"'<>]*)?"),
     ("ADDR", _B + r"(?:\w[\w\-]*\.)+[a-z][a-z0-9_\-]*(?::\d{1,5})?" + _E),
-    ("HEX", _B + r"(?:0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,})" + _E),
+    ("NUM", _B + r"(?:0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,})" + _E),
     ("ID", r"(?<![\w\-.])(?=[\w\-]*\d)(?=[\w\-]*[A-Za-z])[\w\-]*[A-Za-z0-9]" + _E),
     ("NUM", r"(?<![A-Za-z0-9])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?" + _E),
 )
 
 
+_LIST = re.compile(r"(<[A-Za-z_]\w*>)(?:,\1)+")  # a comma-separated list of one kind of value
 CACHE_SIZE = 200_000  # tokens whose masked form is remembered (the cache is emptied when full)
 
 
@@ -90,4 +94,5 @@ class Masker:
         if self._regex is None:  # type: ignore[attr-defined]
             return token
         placeholders = self._placeholders  # type: ignore[attr-defined]
-        return self._regex.sub(lambda m: placeholders[m.lastgroup], token)  # type: ignore[attr-defined]
+        masked = self._regex.sub(lambda m: placeholders[m.lastgroup], token)  # type: ignore[attr-defined]
+        return _LIST.sub(r"\1", masked) if "," in masked else masked
