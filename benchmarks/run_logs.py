@@ -186,7 +186,8 @@ def write_markdown(results: dict, path: Path) -> None:
         lines += ["## Parse speed and memory (generated HDFS-like log, fresh process)", "",
                   f"{s['lines']:,} lines ({s['bytes'] / 1e6:.1f} MB). Mining (read, split, mask, mine): "
                   f"{s['seconds']:.1f} s, **{s['lines_per_s']:,.0f} lines/s**; matching against the mined "
-                  f"templates (fit's second pass, predict): **{s['match_lines_per_s']:,.0f} lines/s**. "
+                  f"templates as a freshly loaded model does (predict): **{s['match_lines_per_s']:,.0f} "
+                  "lines/s**. "
                   f"Resident memory {s['rss_before_mb']:.0f} MB after imports, peak {s['peak_rss_mb']:.0f} MB "
                   "over both passes.", ""]
     for key, title in (("hdfs", "HDFS sessions (hdfs_100k_sessions.csv)"), ("bgl", "BGL_2k windows"),
