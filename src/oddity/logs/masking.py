@@ -17,8 +17,8 @@ lists vary in length.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from oddity.core.errors import ConfigError
 
