@@ -11,7 +11,7 @@ from oddity.logs.evaluate import duplicate_counts, sequence_metrics
 from oddity.logs.results import LogSequences
 from oddity.metrics.classification import image_auroc
 
-FAST = {"pca_logs": {}, "deeplog": {"epochs": 8, "hidden": 32, "embedding": 16}}
+FAST = {"pca_logs": {}, "invariants": {}, "deeplog": {"epochs": 8, "hidden": 32, "embedding": 16}}
 
 
 @pytest.mark.parametrize("name", sorted(FAST))
@@ -89,3 +89,22 @@ def test_loganomaly_detects_and_matches_reworded_templates(session_sequences, tm
     path = tmp_path / "model.oddity"
     detector.save(path)
     np.testing.assert_allclose(oddity.load(path).score(test).scores, prediction.scores, rtol=1e-5, atol=1e-6)
+
+
+def test_invariant_mining_finds_count_relations():
+    rng = np.random.default_rng(0)
+    events = []
+    for _ in range(200):  # every opened file is closed; "retry" is rare
+        n = int(rng.integers(1, 4))
+        session = ["start"] + ["open <*>", "read <*>"] * n + ["close <*>"] * n
+        events.append(session + (["retry"] if rng.random() < 0.01 else []))
+    train = LogSequences(ids=[str(k) for k in range(200)], events=events)
+    detector = oddity.create("invariants", verbose=False).fit(train)
+    invariants = detector.invariants()
+    assert {"<unknown>": 1} in invariants and {"start": 1} not in invariants
+    assert {"open <*>": 1, "close <*>": -1} in invariants or {"open <*>": -1, "close <*>": 1} in invariants
+    probe = LogSequences(ids=["ok", "unclosed", "new"], events=[
+        ["start", "open <*>", "read <*>", "close <*>"], ["start", "open <*>", "read <*>"],
+        ["start", "open <*>", "read <*>", "close <*>", "panic"]])
+    scores = detector.score(probe).scores
+    assert scores[0] == 0 and scores[1] >= 1 and scores[2] >= 1

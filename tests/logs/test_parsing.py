@@ -20,7 +20,13 @@ def test_default_masks_replace_variable_values():
         "<UUID> size=<NUM>, took <NUM> s"
     assert masker.mask("node R02-M1-N0 core.2275 ssh2") == "node <ID> core.<NUM> <ID>"
     assert masker.mask("at 0x7fed806eb5d in /usr/lib/libc.so at 12:01:01") == \
-        "at <HEX> in <PATH> at <TIME>"
+        "at <NUM> in <PATH> at <TIME>"
+    # hexadecimal and decimal values are both numbers; a list of one kind of value is one value;
+    # a path keeps its query string
+    assert masker.mask("iar 00106570 dear 0010d3d0") == "iar <NUM> dear <NUM>"
+    assert masker.mask('10.11.10.1,10.11.21.138 "GET /v2/servers/detail?all=True&x=1 HTTP/1.1"') == \
+        '<ADDR> "GET <PATH> HTTP/<NUM>"'
+    assert masker.mask("sizes 1,2,3 and a,b") == "sizes <NUM> and a,b"
     assert masker.mask("user root logged in") == "user root logged in"
 
 
@@ -143,3 +149,79 @@ def test_event_session_reader(tmp_path):
     path.write_text("BlockId,Label\nblk_1,Normal\n", encoding="utf-8")
     with pytest.raises(DataError, match="EventTemplates_json"):
         read_event_sessions(path)
+
+
+def _generated_log(n: int, seed: int) -> list[str]:
+    """Messages of a few dozen events with variable values, repeated in random order."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    events = [
+        "Receiving block blk_{i} src: /10.0.{a}.{b}:50010 dest: /10.0.{b}.{a}:50010",
+        "PacketResponder {a} for block blk_{i} terminating",
+        "session opened for user {w} by (uid={a})",
+        "session closed for user {w}",
+        "Connection from {a}.{b}.1.2 port {i} on {w}",
+        "job {i} finished in {a} ms on node{b}",
+        "job {i} failed on node{b}: {w} not found",
+        "disk /dev/sd{w} is {a}% full",
+        "{w} {w} {w} started",
+        "Failed password for {w} from 10.1.{a}.{b} port {i} ssh2",
+        "Failed password for invalid user {w} from 10.1.{a}.{b} port {i} ssh2",
+        "{a} bytes sent, {b} bytes received, lifetime {a}:{b}",
+        "VM {w} ({w}) Lifecycle Event",
+    ]
+    words = ["alice", "bob", "root", "test", "cron", "sda", "x"]
+    out = []
+    for _ in range(n):
+        event = events[int(rng.integers(len(events)))]
+        out.append(event.format(i=int(rng.integers(-10**9, 10**9)), a=int(rng.integers(0, 300)),
+                                b=int(rng.integers(0, 300)), w=words[int(rng.integers(len(words)))]))
+    return out
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_learn_and_match_caches_give_drains_own_templates(seed):
+    from drain3.drain import Drain
+
+    messages = _generated_log(3000, seed)
+    parser = TemplateParser()
+    reference = Drain(sim_th=parser.sim_th, depth=parser.depth, max_children=parser.max_children,
+                      extra_delimiters=parser.extra_delimiters)
+    masker = Masker()
+    ids = [parser.learn(m) for m in messages]
+    expected = [reference.add_log_message(masker.mask(m))[0].cluster_id for m in messages]
+    assert ids == expected
+    assert parser.templates() == {c.cluster_id: (c.get_template(), c.size) for c in reference.clusters}
+    restored = TemplateParser.from_dict(parser.to_dict())  # empty caches
+    probes = messages + _generated_log(500, seed + 10)
+    assert [parser.match(m) for m in probes] == [restored.match(m) for m in probes] == [
+        UNSEEN if (c := reference.match(masker.mask(m), full_search_strategy="fallback")) is None
+        else c.cluster_id for m in probes]
+
+
+def test_masking_cache_gives_the_rules_result():
+    masker = Masker()
+    messages = _generated_log(500, 3)
+    assert [masker.mask(m) for m in messages] == [
+        " ".join(masker.mask_token(t) for t in m.split()) for m in messages]
+    assert [Masker().mask(m) for m in messages] == [masker.mask(m) for m in messages]
+
+
+@pytest.mark.parametrize("format, line", [
+    ("<Date> <Time> <Level> <Component>: <Content>", "2024-01-01 10:00  INFO a.b:  x: y  z"),
+    ("<Date> <Time> <Level> <Component>: <Content>", "d t l c d: e: f"),
+    (r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>", "Jun 9 06:06:20 combo su(pam)[1]: x"),
+    (r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>", "Jun 9 06:06:20 combo klogd: a b"),
+    (r"\[<Time>\] <Program> - <Content>", "[10.30 16:49:06] chrome.exe - proxy.cse:5070 close, 0 bytes"),
+    ("<A> <B> <Content>", "a  b"),
+    ("<A> <B> <Content>", "a b"),
+])
+def test_line_format_keeps_the_lazy_pattern_fields(format, line):
+    import re
+
+    fmt = LineFormat(format)
+    lazy = re.compile(fmt.regex.pattern.replace("(?P<Content>.*)$", "(?P<Content>.*?)$"))
+    match = lazy.match(line.strip())
+    expected = None if match is None else {k: (v or "").strip() for k, v in match.groupdict().items()}
+    assert fmt.split(line) == expected

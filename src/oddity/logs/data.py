@@ -30,7 +30,7 @@ EXAMPLES = 5          # unparseable lines kept as examples
 PROBE_LINES = 1000    # a format that fits none of the first PROBE_LINES lines is an error
 
 
-@dataclass
+@dataclass(slots=True)
 class LogLine:
     """One log message: its 1-based line (or record) number, header fields, content, label."""
 
@@ -150,7 +150,7 @@ def read_raw(path: str | os.PathLike, format: str = "<Content>", *, encoding: st
     first: tuple[int, str] | None = None
     for number, text in _text_lines(path, encoding):
         report.lines += 1
-        if not text.strip():
+        if not text or text.isspace():
             report.blank += 1
             continue
         fields = line_format.split(text)

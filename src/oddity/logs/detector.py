@@ -32,6 +32,28 @@ PAD, UNKNOWN, FIRST = 0, 1, 2
 MIN_CALIBRATION = 10
 
 
+def event_counts(codes: list[np.ndarray], n_codes: int) -> np.ndarray:
+    """Event-count vectors of coded sequences: one row per sequence, one column per code
+    from `UNKNOWN` on (`PAD` never occurs in a sequence).
+
+    Parameters
+    ----------
+    codes : list of int64 arrays
+        Coded sequences (`LogDetector.encode`).
+    n_codes : int
+        Number of codes (`LogDetector.n_codes`).
+
+    Returns
+    -------
+    numpy.ndarray
+        float64 counts of shape (len(codes), n_codes - 1).
+    """
+    counts = np.zeros((len(codes), n_codes), dtype=np.float64)
+    for row, c in enumerate(codes):
+        np.add.at(counts[row], c, 1.0)
+    return counts[:, UNKNOWN:]
+
+
 class LogDetector(Detector):
     """Base of all log detectors (see the module docstring for the hooks)."""
 

@@ -41,7 +41,10 @@ class LineFormat:
                 if name in names:
                     raise ConfigError(f"--format {format!r}: field <{name}> appears twice")
                 names.append(name)
-                pattern += f"(?P<{name}>.*?)"
+                # the last field, at the end of the line, takes the rest: the same as `.*?$`
+                # there (the line has no newline), without trying every shorter length first
+                last = k == len(parts) - 2 and parts[-1] == ""
+                pattern += f"(?P<{name}>{'.*' if last else '.*?'})"
         if "Content" not in names:
             raise ConfigError(f"--format {format!r}: needs a <Content> field (the message), "
                               "e.g. '<Date> <Time> <Level> <Component>: <Content>'")
@@ -67,4 +70,4 @@ class LineFormat:
         match = self.regex.match(line.strip())
         if match is None:
             return None
-        return {name: (value or "").strip() for name, value in match.groupdict().items()}
+        return dict(zip(self.fields, map(str.strip, match.groupdict("").values())))

@@ -5,14 +5,19 @@ Each rule replaces what its regular expression matches by a named placeholder (`
 paths) never split one event into many templates. All rules run in one pass; where several
 match at the same place, the first rule wins, so the most specific come first: a block id is
 masked before its digits could be taken for a number. Rules apply to each white-space
-separated token (a rule never spans a space), and a token's masked form is cached, which is
-what makes masking fast on logs, whose tokens repeat. Rules must not use named groups. Placeholders stay named in
+separated token (a rule never spans a space), and a token's masked form is cached (a dict
+lookup per token; only tokens not seen before run the rules), which is what makes masking
+fast on logs, whose tokens repeat. Rules must not use named groups. Placeholders stay named in
 the templates (`<NUM>` rather than `<*>`) so a reader sees what varied; Drain's own wildcard
-`<*>` marks tokens that differed between lines of one template.
+`<*>` marks tokens that differed between lines of one template. Hexadecimal and decimal
+values are both `<NUM>` (`00106570` and `0010d3d0` are the same kind of value), and a
+comma-separated list of one kind of value (`<ADDR>,<ADDR>`) is one value of that kind, since
+lists vary in length.
 """
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from oddity.core.errors import ConfigError
@@ -29,15 +34,30 @@ DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
     ("MAC", r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b"),
     ("TIME", _B + r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?" + _E),
     ("DATE", _B + r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}" + _E),
-    ("PATH", r"(?<![\w/.])(?:[A-Za-z]:)?(?:[/\\][\w.\-@$~+]+){2,}[/\\]?"),
+    ("PATH", r"(?<![\w/.])(?:[A-Za-z]:)?(?:[/\\][\w.\-@$~+]+){2,}[/\\]?(?:\?[^\s\"'<>]*)?"),
     ("ADDR", _B + r"(?:\w[\w\-]*\.)+[a-z][a-z0-9_\-]*(?::\d{1,5})?" + _E),
-    ("HEX", _B + r"(?:0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,})" + _E),
+    ("NUM", _B + r"(?:0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,})" + _E),
     ("ID", r"(?<![\w\-.])(?=[\w\-]*\d)(?=[\w\-]*[A-Za-z])[\w\-]*[A-Za-z0-9]" + _E),
     ("NUM", r"(?<![A-Za-z0-9])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?" + _E),
 )
 
 
+_LIST = re.compile(r"(<[A-Za-z_]\w*>)(?:,\1)+")  # a comma-separated list of one kind of value
 CACHE_SIZE = 200_000  # tokens whose masked form is remembered (the cache is emptied when full)
+
+
+class _TokenCache(dict):
+    """Token -> masked token; a missing token is masked and remembered (emptied when full)."""
+
+    def __init__(self, mask_token: Callable[[str], str]):
+        super().__init__()
+        self.mask_token = mask_token
+
+    def __missing__(self, token: str) -> str:
+        if len(self) >= CACHE_SIZE:
+            self.clear()
+        masked = self[token] = self.mask_token(token)
+        return masked
 
 
 @dataclass(frozen=True)
@@ -62,7 +82,7 @@ class Masker:
         regex = re.compile("|".join(alternatives)) if alternatives else None
         object.__setattr__(self, "_regex", regex)
         object.__setattr__(self, "_placeholders", placeholders)
-        object.__setattr__(self, "_cache", {})
+        object.__setattr__(self, "_cache", _TokenCache(self.mask_token))
 
     def mask(self, text: str) -> str:
         """`text` with every rule's matches replaced by its placeholder; tokens are rejoined
@@ -78,17 +98,7 @@ class Masker:
         str
             The masked message.
         """
-        cache = self._cache  # type: ignore[attr-defined]
-        out = []
-        for token in text.split():
-            masked = cache.get(token)
-            if masked is None:
-                masked = self.mask_token(token)
-                if len(cache) >= CACHE_SIZE:
-                    cache.clear()
-                cache[token] = masked
-            out.append(masked)
-        return " ".join(out)
+        return " ".join(map(self._cache.__getitem__, text.split()))  # type: ignore[attr-defined]
 
     def mask_token(self, token: str) -> str:
         """One white-space-free token with the rules applied.
@@ -106,4 +116,5 @@ class Masker:
         if self._regex is None:  # type: ignore[attr-defined]
             return token
         placeholders = self._placeholders  # type: ignore[attr-defined]
-        return self._regex.sub(lambda m: placeholders[m.lastgroup], token)  # type: ignore[attr-defined]
+        masked = self._regex.sub(lambda m: placeholders[m.lastgroup], token)  # type: ignore[attr-defined]
+        return _LIST.sub(r"\1", masked) if "," in masked else masked

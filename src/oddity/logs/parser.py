@@ -10,6 +10,13 @@ templates up, so templates fixed at fit time stay stable when scoring: a message
 none gets the id `UNSEEN` and is counted, never merged into a known template. The whole state
 (the prefix tree and the clusters) round-trips through JSON (`to_dict` / `from_dict`); drain3's
 own persistence (jsonpickle) is not used, so loading a model can never run code.
+
+Logs repeat: most masked messages have been seen before. `learn` remembers the cluster of a
+masked message that joined it without changing any template, and forgets everything when a
+template is created or changed; while no template changes, Drain would put that message in
+the same cluster again (its choice depends on the templates only, not on cluster sizes), so a
+repeated message only counts into its cluster and skips the tree. `match` remembers every
+masked message it looked up the same way. The templates are those of Drain without the caches.
 """
 from __future__ import annotations
 
@@ -23,7 +30,7 @@ from oddity.logs.masking import DEFAULT_MASKS, Masker
 
 UNSEEN = -1  # template id of a message that matches no known template (match-only mode)
 UNSEEN_TEXT = "<unseen>"  # its template text
-MATCH_CACHE = 100_000  # masked messages whose template id `match` remembers
+MATCH_CACHE = 100_000  # masked messages whose template `learn` and `match` remember
 
 
 def _node_to_dict(node: Node) -> dict[str, Any]:
@@ -52,11 +59,18 @@ class TemplateParser:
     masks : sequence of (name, regex) pairs, optional
         Masking rules applied in order (default `oddity.logs.masking.DEFAULT_MASKS`).
     extra_delimiters : sequence of str
-        Characters split on in addition to white space.
+        Characters split on in addition to white space (default `=`, so that `key=value`
+        pairs are two tokens and a varying value is one differing token).
+
+    Notes
+    -----
+    The defaults (sim_th 0.7, depth 5, `=` as delimiter) give the best mean grouping accuracy
+    over all 16 Loghub-2k sets among sim_th 0.6-0.9, depth 4-6 and the delimiters `=` and `,`
+    (see docs/logs.md).
     """
 
-    def __init__(self, *, sim_th: float = 0.7, depth: int = 4, max_children: int = 100,
-                 masks: Any = None, extra_delimiters: tuple[str, ...] = ()):
+    def __init__(self, *, sim_th: float = 0.7, depth: int = 5, max_children: int = 100,
+                 masks: Any = None, extra_delimiters: tuple[str, ...] = ("=",)):
         if not 0.0 < sim_th <= 1.0:
             raise ConfigError(f"sim_th must lie in (0, 1], got {sim_th}")
         if depth < 3:
@@ -72,6 +86,8 @@ class TemplateParser:
         self.unseen = Counter()  # masked message -> count, for messages `match` could not place
         self._matched: dict[str, int] = {}  # masked message -> template id (match is exact:
         # templates do not change while matching, so a repeated masked message is looked up)
+        self._learned: dict[str, LogCluster] = {}  # masked message -> the cluster `learn` put
+        # it in without changing any template; valid until a template is created or changed
 
     def settings(self) -> dict[str, Any]:
         """The constructor arguments (JSON-friendly).
@@ -99,9 +115,19 @@ class TemplateParser:
         int
             The template id.
         """
-        cluster, change = self.drain.add_log_message(self.masker.mask(content))
-        if change != "none":
+        masked = self.masker.mask(content)
+        cluster = self._learned.get(masked)
+        if cluster is not None:  # what Drain would do: same leaf, same best cluster, no change
+            cluster.size += 1
+            return cluster.cluster_id
+        cluster, change = self.drain.add_log_message(masked)
+        if change == "none":
+            if len(self._learned) >= MATCH_CACHE:
+                self._learned.clear()
+            self._learned[masked] = cluster
+        else:
             self._matched.clear()
+            self._learned.clear()
         return cluster.cluster_id
 
     def match(self, content: str) -> int:

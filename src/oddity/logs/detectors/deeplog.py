@@ -86,7 +86,7 @@ class DeepLog(LogDetector):
         Predict the end of each sequence too (right for sessions; for windows cut from a
         stream, where the end is arbitrary, set it False).
     **kwargs
-        `LogDetector` parameters (target_fpr, calibration_fraction, seed, verbose).
+        `LogDetector` parameters (target_fpr, calibration_fraction, seed).
     """
 
     def __init__(self, *, history: int = 10, hidden: int = 64, layers: int = 2, embedding: int = 32,

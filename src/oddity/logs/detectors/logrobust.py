@@ -81,7 +81,7 @@ class LogRobust(LogDetector):
     max_length : int
         Events kept per sequence.
     **kwargs
-        `LogDetector` parameters (target_fpr, calibration_fraction, seed, verbose).
+        `LogDetector` parameters (target_fpr, calibration_fraction, seed).
     """
 
     supervised: ClassVar[bool] = True

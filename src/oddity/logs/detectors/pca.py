@@ -25,7 +25,7 @@ from sklearn.decomposition import PCA as _SklearnPCA
 
 from oddity.core.checks import check_fraction
 from oddity.core.registry import register
-from oddity.logs.detector import LogDetector
+from oddity.logs.detector import LogDetector, event_counts
 from oddity.logs.results import LogSequences
 
 
@@ -40,7 +40,7 @@ class PCALogs(LogDetector):
     idf : bool
         Weight counts by inverse document frequency.
     **kwargs
-        `LogDetector` parameters (target_fpr, calibration_fraction, seed, verbose).
+        `LogDetector` parameters (target_fpr, calibration_fraction, seed).
     """
 
     def __init__(self, *, variance: float = 0.95, idf: bool = True, **kwargs: Any):
@@ -53,14 +53,8 @@ class PCALogs(LogDetector):
         super().validate_params()
         check_fraction("variance", self.variance)
 
-    def _counts(self, codes: list[np.ndarray]) -> np.ndarray:
-        counts = np.zeros((len(codes), self.n_codes), dtype=np.float64)
-        for row, c in enumerate(codes):
-            np.add.at(counts[row], c, 1.0)
-        return counts[:, 1:]  # PAD never occurs; column 0 is UNKNOWN
-
     def _fit_codes(self, codes, labels, sequences, verbose) -> None:
-        counts = self._counts(codes)
+        counts = event_counts(codes, self.n_codes)
         documents = (counts > 0).sum(0)
         self.idf_ = (np.log((1 + len(counts)) / (1 + documents)) + 1 if self.idf
                      else np.ones(counts.shape[1]))
@@ -75,7 +69,7 @@ class PCALogs(LogDetector):
         self.components_ = pca.components_
 
     def _score_codes(self, codes, sequences: LogSequences):
-        centred = self._counts(codes) * self.idf_ - self.mean_
+        centred = event_counts(codes, self.n_codes) * self.idf_ - self.mean_
         residual = centred - (centred @ self.components_.T) @ self.components_
         return (residual ** 2).sum(1), None
 
