@@ -99,7 +99,7 @@ def test_invariant_mining_finds_count_relations():
         session = ["start"] + ["open <*>", "read <*>"] * n + ["close <*>"] * n
         events.append(session + (["retry"] if rng.random() < 0.01 else []))
     train = LogSequences(ids=[str(k) for k in range(200)], events=events)
-    detector = oddity.create("invariants", verbose=False).fit(train)
+    detector = oddity.create("invariants").fit(train, verbose=False)
     invariants = detector.invariants()
     assert {"<unknown>": 1} in invariants and {"start": 1} not in invariants
     assert {"open <*>": 1, "close <*>": -1} in invariants or {"open <*>": -1, "close <*>": 1} in invariants
