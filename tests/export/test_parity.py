@@ -1,5 +1,5 @@
 """The parity gate's criterion: each score's difference relative to that score, floored at the
-typical magnitude of the parity images' scores."""
+scale the parity images' scores vary at."""
 from __future__ import annotations
 
 from types import SimpleNamespace
@@ -31,8 +31,8 @@ def test_a_threshold_far_above_the_scores_does_not_loosen_the_gate():
 
 def test_a_score_near_zero_is_judged_at_the_scale_of_the_scores():
     reference = np.array([1e-3, 1.0, 2.0, 3.0])
-    exported = reference + np.array([1e-5, 0.0, 0.0, 0.0])  # 1% of the tiny score, 7e-6 of the typical one
-    assert np.allclose(score_scale(reference), [1.5, 1.5, 2.0, 3.0])
+    exported = reference + np.array([1e-5, 0.0, 0.0, 0.0])  # 1% of the tiny score, 4e-6 of the scale
+    assert np.allclose(score_scale(reference), [2.7, 2.7, 2.7, 3.0])
     gate = parity(_scores(reference), _scores(exported), _detector(cut=2.5))
     assert gate.max_score_difference <= SCORE_TOLERANCE
 

@@ -5,8 +5,9 @@ model input shape of the parity images with a dynamic batch axis. Before anythin
 the parity images are scored both ways through the one pipeline (`oddity.image.pipeline`):
 in process exactly as `predict` scores them, and with onnxruntime. The export is refused if any
 image score differs by more than `SCORE_TOLERANCE` relative to that score (`score_scale`: its
-own magnitude, floored at the median magnitude of the parity images' scores, so a score near
-zero is judged at the scale the scores live at rather than divided by almost nothing) or any
+own magnitude, floored at the 90th percentile of the parity images' score magnitudes, so a
+score near zero is judged at the scale the scores vary at rather than divided by almost
+nothing) or any
 label differs (except for a score within that tolerance of the threshold: a calibration image
 can sit exactly on it); the largest differences (scores, and maps relative to the pixel
 threshold) are printed and stored in metadata.json. With `quantize="int8"` a dynamically quantized copy (`model.int8.onnx`,
@@ -37,6 +38,7 @@ from oddity.image.data import ImageSample, load_all
 from oddity.image.detector import ImageDetector
 
 SCORE_TOLERANCE = 1e-4
+SCALE_QUANTILE = 0.9  # of the parity scores' magnitudes: the floor of `score_scale`
 OPSET = 17
 QUANTIZED = "model.int8.onnx"
 
@@ -58,10 +60,12 @@ class Parity:
 
 
 def score_scale(scores: np.ndarray) -> np.ndarray:
-    """What each score's difference is relative to: its own magnitude, floored at the median
-    magnitude of `scores` (the typical size of the scores being compared; for the default gate,
-    those of the calibration images), so that a score that happens to lie near zero is not held
-    to an absolute tolerance far below the scale at which the model's scores vary.
+    """What each score's difference is relative to: its own magnitude, floored at the 90th
+    percentile of the magnitudes of `scores` (the scale at which the compared scores vary; for
+    the default gate, the calibration images'). Float rounding scales with the values inside
+    the graph, not with a score that happens to lie near zero: detectors whose normal scores
+    are centred on zero (EfficientAD's normalised maps) would otherwise be held to an absolute
+    tolerance far below their scale. A threshold far above the scores does not enter.
 
     Parameters
     ----------
@@ -74,7 +78,7 @@ def score_scale(scores: np.ndarray) -> np.ndarray:
         (N,) positive scales.
     """
     magnitude = np.abs(np.asarray(scores, dtype=np.float64))
-    floor = float(np.median(magnitude)) if magnitude.size else 0.0
+    floor = float(np.quantile(magnitude, SCALE_QUANTILE)) if magnitude.size else 0.0
     return np.maximum(magnitude, max(floor, 1e-12))
 
 
