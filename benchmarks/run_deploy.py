@@ -167,6 +167,8 @@ def markdown(results: dict) -> str:
                   f"{accuracy['pixel_auroc']:.3f}, AUPRO {accuracy['aupro']:.3f}."]
     if "dask" in results:
         dask = results["dask"]
+        maps_note = (f", max map difference {dask['max_map_difference']:.1e}"
+                     if "max_map_difference" in dask else "")
         lines += ["", "## Dask", "",
                   f"{dask['images']} images ({dask.get('distinct_images', 'the')} views of the bottle test images: "
                   f"four rotations, each mirrored, short side {dask.get('image_size', 900)} px, listed over and "
@@ -174,7 +176,7 @@ def markdown(results: dict) -> str:
                   f"{dask['local_images_per_second']:.1f} images/s, `--dask local:{dask['workers']}` "
                   f"{dask['dask_images_per_second']:.1f} images/s ({dask['ratio']:.2f}x the local path); "
                   f"results identical: {dask['identical']} (max score difference {dask['max_score_difference']:.1e}"
-                  f"{', max map difference %.1e' % dask['max_map_difference'] if 'max_map_difference' in dask else ''}).",
+                  f"{maps_note}).",
                   "Scaling: each worker is one process with one compute thread that scores whole "
                   "partitions (64 images) with its own copy of the model (loaded once) and reads the "
                   "images itself; only scores and maps travel back. On one machine `local:N` with N = "
