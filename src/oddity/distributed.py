@@ -1,7 +1,10 @@
 """Scoring on a Dask cluster (`dask.distributed`): the same pipeline, partitioned.
 
 Inputs are cut into partitions of `partition_size` images (a multiple of the pipeline's batch
-size, so batches are formed as in a local run and the scores are the same). Each partition is
+size, so batches are formed as in a local run). The pipeline computes every engine call on one
+thread, in process and on a worker alike, so the scores and maps are bit for bit those of a
+local run (for inputs of one model input shape, e.g. images of one size; where shapes vary, a
+partition boundary can group a batch differently and they agree to float rounding). Each partition is
 one task: a worker loads the model once (kept per worker process, keyed by path) and scores
 the partition with the model's own `score` (the shared pipeline: `oddity.image.pipeline`);
 results are gathered in input order and decided with the model's thresholds on the client.
@@ -54,7 +57,7 @@ def dask_client(address: str) -> Iterator[Any]:
         count = address[len("local:"):]
         if not count.isdigit() or int(count) < 1:
             raise ConfigError(f"--dask {address!r}: expected local:N with N >= 1 workers, e.g. local:2")
-        env = {"OMP_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
+        env = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OMP_WAIT_POLICY": "PASSIVE"}
         with LocalCluster(n_workers=int(count), threads_per_worker=1, processes=True,
                           dashboard_address=None, env=env) as cluster, Client(cluster) as client:
             yield client
@@ -88,6 +91,25 @@ def worker_model(path: str) -> Any:
 
             _MODELS[path] = oddity.load(path)
     return _MODELS[path]
+
+
+def preload(path: str) -> None:
+    """Load the model at `path` into this process's cache (runs on a worker)."""
+    worker_model(path)
+
+
+def load_on_workers(client: Any, path: str) -> None:
+    """Load the model at `path` on every worker of `client` now, in parallel, so that a run
+    starts scoring at once on all of them (otherwise each loads it with its first partition).
+
+    Parameters
+    ----------
+    client : distributed.Client
+        The cluster.
+    path : str
+        A .oddity model file or an export folder / .onnx file, readable by every worker.
+    """
+    client.run(preload, os.path.abspath(path))
 
 
 def score_partition(path: str, samples: Sequence, batch_size: int, skip_bad: bool) -> ImageScores:
@@ -165,14 +187,15 @@ def score_on_cluster(client: Any, path: str, samples: Sequence, *, partition_siz
     Raises
     ------
     ConfigError
-        If `partition_size` is not positive.
+        If `partition_size` is not a positive multiple of `batch_size`.
     DataError
         If there are no samples, or an unreadable one without `skip_bad`.
     """
     from distributed import as_completed
 
-    if partition_size < 1:
-        raise ConfigError(f"partition_size must be positive, got {partition_size}")
+    if partition_size < 1 or batch_size < 1 or partition_size % batch_size:
+        raise ConfigError(f"partition_size ({partition_size}) must be a positive multiple of the batch size "
+                          f"({batch_size}), so that partitions hold the batches of a local run")
     if not samples:
         raise DataError("no images given")
     path = os.path.abspath(path)

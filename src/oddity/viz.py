@@ -241,9 +241,11 @@ def to_uint8(image: np.ndarray) -> np.ndarray:
     return np.round(np.clip(array.astype(np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
-def save_png(path: str | os.PathLike, image: np.ndarray, colours: int | None = None) -> None:
-    """Write an RGB (H, W, 3) or grey (H, W) image as PNG, atomically. Compression level 3:
-    3x faster than PIL's default 6 for about 8% larger files on heat-map overlays. With
+def save_png(path: str | os.PathLike, image: np.ndarray, colours: int | None = None,
+             compress_level: int = 3) -> None:
+    """Write an RGB (H, W, 3) or grey (H, W) image as PNG, atomically. Compression level 3 by
+    default: 3x faster than PIL's default 6 for about 8% larger files on heat-map overlays
+    (level 1: another quarter faster, about 4% larger than level 3). With
     `colours`, the image is first reduced to a palette of at most that many colours (median
     cut, no dithering): a 128-colour overlay card is about 3x smaller, for files meant to be
     committed or mailed.
@@ -261,7 +263,7 @@ def save_png(path: str | os.PathLike, image: np.ndarray, colours: int | None = N
     if colours is not None:
         save_palette_png(path, pixels, colours)
         return
-    atomic_write(path, lambda tmp: pixels.save(tmp, format="PNG", compress_level=3))
+    atomic_write(path, lambda tmp: pixels.save(tmp, format="PNG", compress_level=compress_level))
 
 
 def save_palette_png(path: str | os.PathLike, pixels: Image.Image, colours: int) -> None:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import oddity
-from oddity.distributed import dask_client, predict_on_cluster
+from oddity.distributed import dask_client, load_on_workers, predict_on_cluster
 from oddity.image.data import evaluation_samples
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this file
@@ -31,19 +31,19 @@ def client():
 
 
 def _assert_same(got, expected) -> None:
-    """Same paths, order and labels; scores and maps equal to float32 rounding (a worker
-    process runs torch with its own thread count, so sums may be added in another order)."""
+    """Same paths, order, labels, scores and maps, bit for bit: every engine call runs on one
+    thread, in a worker as in process, and partitions hold whole batches."""
     assert got.paths == expected.paths
-    np.testing.assert_allclose(got.scores, expected.scores, rtol=1e-5)
+    assert np.array_equal(got.scores, expected.scores)
     assert np.array_equal(got.labels, expected.labels)
-    for a, b in zip(got.maps, expected.maps):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+    assert all(np.array_equal(a, b) for a, b in zip(got.maps, expected.maps))
 
 
 def test_cluster_run_equals_the_local_run_in_input_order(client, model, inspection_set):
     samples = evaluation_samples(inspection_set)
-    expected = oddity.load(model).predict(samples, verbose=False)
-    _assert_same(predict_on_cluster(client, model, samples, partition_size=2, verbose=False), expected)
+    expected = oddity.load(model).predict(samples, verbose=False, batch_size=2)
+    got = predict_on_cluster(client, model, samples, partition_size=4, batch_size=2, verbose=False)
+    _assert_same(got, expected)
 
 
 def _die_on_first_partition(marker: str) -> None:
@@ -63,12 +63,31 @@ def _die_on_first_partition(marker: str) -> None:
 
 def test_a_killed_worker_has_its_partitions_run_again(client, model, inspection_set, tmp_path):
     samples = evaluation_samples(inspection_set)
-    expected = oddity.load(model).predict(samples, verbose=False)
+    expected = oddity.load(model).predict(samples, verbose=False, batch_size=1)
     marker = tmp_path / "killed"
     client.run(_die_on_first_partition, str(marker))
-    got = predict_on_cluster(client, model, samples, partition_size=1, verbose=False)
+    got = predict_on_cluster(client, model, samples, partition_size=1, batch_size=1, verbose=False)
     assert marker.exists()  # a worker did die
     _assert_same(got, expected)
+
+
+def test_the_model_is_loaded_once_per_worker(client, model):
+    client.wait_for_workers(2)  # a worker killed by another test is back
+    load_on_workers(client, model)
+    first = client.run(_cached_model_id, model)
+    assert len(first) == 2 and first == client.run(_cached_model_id, model)
+
+
+def _cached_model_id(path: str) -> int:
+    from oddity.distributed import worker_model
+
+    return id(worker_model(os.path.abspath(path)))
+
+
+def test_partitions_must_hold_whole_batches(client, model, inspection_set):
+    with pytest.raises(oddity.OddityError, match="multiple of the batch size"):
+        predict_on_cluster(client, model, evaluation_samples(inspection_set), partition_size=12,
+                           batch_size=8, verbose=False)
 
 
 def test_batch_relative_detectors_are_refused(client, tmp_path):

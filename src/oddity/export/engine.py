@@ -5,7 +5,8 @@ An export folder holds `model.onnx` (the detector's scoring graph: a float32 bat
 (what `oddity.export.onnx` wrote: the detector, its pre- and post-processing as an
 `ImageSpec`, its thresholds, the parity achieved at export). `ExportedModel` scores images
 through the same pipeline as the in-process detector (`oddity.image.pipeline`), so the two
-give the same outputs.
+give the same outputs. The session computes each call on one thread; the pipeline runs
+several calls at once.
 """
 from __future__ import annotations
 
@@ -109,6 +110,9 @@ class ExportedModel:
         self.input_hw = tuple(self.metadata["input"]["shape"][2:])
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
+        # One thread per call: the pipeline runs several calls at once (`oddity.image.pipeline`).
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
         try:
             self.session = onnxruntime.InferenceSession(str(graph), options, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types

@@ -4,11 +4,13 @@ The detector's portable scoring graph (`ImageDetector.kernel(portable=True)`) is
 model input shape of the parity images with a dynamic batch axis. Before anything is written,
 the parity images are scored both ways through the one pipeline (`oddity.image.pipeline`):
 in process exactly as `predict` scores them, and with onnxruntime. The export is refused if any
-image score differs by more than `SCORE_TOLERANCE` relative (to the larger of the score and the
-image threshold, the scale decisions are made at) or any label differs (except for a score
-within that tolerance of the threshold: a calibration image can sit exactly on it); the largest
-differences (scores, and maps relative to the pixel threshold) are printed and stored in
-metadata.json. With `quantize="int8"` a dynamically quantized copy (`model.int8.onnx`,
+image score differs by more than `SCORE_TOLERANCE` relative to that score (`score_scale`: its
+own magnitude, floored at the 90th percentile of the parity images' score magnitudes, so a
+score near zero is judged at the scale the scores vary at rather than divided by almost
+nothing) or any
+label differs (except for a score within that tolerance of the threshold: a calibration image
+can sit exactly on it); the largest differences (scores, and maps relative to the pixel
+threshold) are printed and stored in metadata.json. With `quantize="int8"` a dynamically quantized copy (`model.int8.onnx`,
 onnxruntime's `quantize_dynamic`) passes its own gate: identical labels; its score
 difference is reported, not bounded.
 """
@@ -36,6 +38,7 @@ from oddity.image.data import ImageSample, load_all
 from oddity.image.detector import ImageDetector
 
 SCORE_TOLERANCE = 1e-4
+SCALE_QUANTILE = 0.9  # of the parity scores' magnitudes: the floor of `score_scale`
 OPSET = 17
 QUANTIZED = "model.int8.onnx"
 
@@ -45,7 +48,7 @@ class Parity:
     """How closely an exported graph reproduces the in-process scores on `images` images."""
 
     images: int
-    max_score_difference: float  # relative: |a - b| / max(|a|, |image threshold|)
+    max_score_difference: float  # relative: |a - b| / score_scale(a)
     max_map_difference: float | None  # absolute, divided by |pixel threshold|
     labels_identical: bool  # image labels
     mask_pixels_differing: float | None = None  # share of mask pixels on the other side of the cut
@@ -63,6 +66,29 @@ class Parity:
                 "mask_pixels_differing": self.mask_pixels_differing}
 
 
+def score_scale(scores: np.ndarray) -> np.ndarray:
+    """What each score's difference is relative to: its own magnitude, floored at the 90th
+    percentile of the magnitudes of `scores` (the scale at which the compared scores vary; for
+    the default gate, the calibration images'). Float rounding scales with the values inside
+    the graph, not with a score that happens to lie near zero: detectors whose normal scores
+    are centred on zero (EfficientAD's normalised maps) would otherwise be held to an absolute
+    tolerance far below their scale. A threshold far above the scores does not enter.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray
+        (N,) reference (in-process) scores of the parity images.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N,) positive scales.
+    """
+    magnitude = np.abs(np.asarray(scores, dtype=np.float64))
+    floor = float(np.quantile(magnitude, SCALE_QUANTILE)) if magnitude.size else 0.0
+    return np.maximum(magnitude, max(floor, 1e-12))
+
+
 def parity(reference: ImageScores, exported: ImageScores, detector: ImageDetector) -> Parity:
     """Differences between in-process and exported scores of the same images.
 
@@ -73,17 +99,18 @@ def parity(reference: ImageScores, exported: ImageScores, detector: ImageDetecto
     exported : ImageScores
         Scores of the exported graph on the same images.
     detector : ImageDetector
-        The detector (its thresholds scale the differences).
+        The detector (its pixel threshold scales the map differences).
 
     Returns
     -------
     Parity
-        The largest differences and whether decisions agree.
+        The largest differences (scores relative to `score_scale` of the reference scores)
+        and whether decisions agree.
     """
     assert detector.threshold_ is not None
     cut = detector.threshold_.value
-    scale = np.maximum(np.abs(reference.scores), abs(cut))
-    score_difference = float(np.max(np.abs(reference.scores - exported.scores) / np.maximum(scale, 1e-12)))
+    scale = score_scale(reference.scores)
+    score_difference = float(np.max(np.abs(reference.scores - exported.scores) / scale))
     # A calibration image's score can be the threshold itself (the conformal threshold is one of
     # them): a label that flips on a score within the tolerance of the cut is a tie, not a drift.
     tie = np.abs(reference.scores - cut) <= SCORE_TOLERANCE * scale
@@ -239,4 +266,4 @@ def _quantize(graph: Path, target: Path) -> None:
         quantize_dynamic(str(graph), str(target), weight_type=QuantType.QInt8)
 
 
-__all__ = ["Parity", "export_onnx", "parity"]
+__all__ = ["Parity", "export_onnx", "parity", "score_scale"]

@@ -80,6 +80,10 @@ class ImageKernel(nn.Module):
 def run_kernel(kernel: nn.Module) -> Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]:
     """The kernel as a pipeline engine: numpy batch in, numpy (scores, maps) out.
 
+    Each call is computed on the calling thread alone (see `oddity.image.pipeline`): torch's
+    thread count is set to 1 for the call and set back afterwards; OpenMP and MKL keep that
+    setting per thread, so other threads, and the caller's, keep theirs.
+
     Parameters
     ----------
     kernel : torch.nn.Module
@@ -91,10 +95,15 @@ def run_kernel(kernel: nn.Module) -> Callable[[np.ndarray], tuple[np.ndarray, np
         Takes an (N, 3, h, w) float32 array, returns (scores (N,), maps (N, h', w')).
     """
     kernel.eval()
+    restore = torch.get_num_threads()  # the creating thread's setting, put back after each call
 
     def run(batch: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        with torch.inference_mode():
-            scores, maps = kernel(torch.from_numpy(batch))
+        torch.set_num_threads(1)
+        try:
+            with torch.inference_mode():
+                scores, maps = kernel(torch.from_numpy(batch))
+        finally:
+            torch.set_num_threads(restore)
         return scores.numpy(), maps.numpy()
 
     return run

@@ -5,11 +5,22 @@ One implementation for every engine. An engine is any callable that takes a floa
 the in-process torch kernel (`oddity.image.kernel.run_kernel`) or an onnxruntime session
 (`oddity.export.engine`). Decoding and preprocessing run in a thread pool ahead of the engine
 (PIL and numpy release the GIL), batches group consecutive inputs of one shape, and each
-image's parts are put back together by its `ImageSpec`. This module imports no torch.
+image's parts are put back together by its `ImageSpec` as soon as they are scored.
+
+Parallelism is across batches, not inside them: an engine computes each call on the calling
+thread alone, and `threads` calls run at once (`engine_threads`: the OMP_NUM_THREADS setting,
+else the CPUs this process may use). A batch's scores then depend only on the batch, never on
+the number of cores or threads, so a Dask worker (one thread) gives bit for bit the scores of
+an in-process run on any machine with the same instruction set, and a small network keeps
+both cores busy without the synchronisation cost of splitting every layer across threads.
+This module imports no torch.
 """
 from __future__ import annotations
 
+import os
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -24,19 +35,29 @@ Engine = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 BATCH_SIZE = 8  # model inputs per engine call
 
 
+def engine_threads() -> int:
+    """Engine calls run at once by default: OMP_NUM_THREADS when set (a Dask worker sets 1),
+    else the number of CPUs this process may run on."""
+    setting = os.environ.get("OMP_NUM_THREADS", "")
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 class _Pending:
-    """An image whose parts are being scored."""
+    """An image whose parts are being scored; `result` is set once all of them are."""
 
     def __init__(self, name: str, hw: tuple[int, int], parts: int):
         self.name, self.hw = name, hw
         self.scores: list[float | None] = [None] * parts
         self.maps: list[np.ndarray | None] = [None] * parts
         self.missing = parts
+        self.result: tuple[float, np.ndarray | None] | None = None
 
 
 def score_samples(spec: ImageSpec, engine: Engine, samples: Sequence, *, batch_size: int = BATCH_SIZE,
                   skip_bad: bool = False, skipped: set[str] | None = None, verbose: bool = True,
-                  desc: str = "score") -> ImageScores:
+                  desc: str = "score", threads: int | None = None) -> ImageScores:
     """Score image samples (`oddity.image.data` samples) with `engine`.
 
     Parameters
@@ -44,7 +65,8 @@ def score_samples(spec: ImageSpec, engine: Engine, samples: Sequence, *, batch_s
     spec : ImageSpec
         Pre- and post-processing of the model.
     engine : callable
-        (N, 3, h, w) float32 batch -> (scores (N,), patch maps (N, h', w')).
+        (N, 3, h, w) float32 batch -> (scores (N,), patch maps (N, h', w')), computed on the
+        calling thread only, safe to call from several threads at once.
     samples : sequence
         Objects with `.load()` (RGB float (H, W, 3)) and `.name`.
     batch_size : int
@@ -55,6 +77,8 @@ def score_samples(spec: ImageSpec, engine: Engine, samples: Sequence, *, batch_s
         Show a progress bar.
     desc : str
         Label of the progress bar.
+    threads : int, optional
+        Engine calls run at once (default `engine_threads()`).
 
     Returns
     -------
@@ -69,6 +93,7 @@ def score_samples(spec: ImageSpec, engine: Engine, samples: Sequence, *, batch_s
     """
     if batch_size < 1:
         raise DataError(f"batch_size must be positive, got {batch_size}")
+    threads = threads or engine_threads()
 
     def prepare(sample) -> tuple[tuple[int, int], list[np.ndarray]]:
         pixels = sample.load()
@@ -76,32 +101,45 @@ def score_samples(spec: ImageSpec, engine: Engine, samples: Sequence, *, batch_s
 
     done: list[_Pending] = []
     batch: list[tuple[_Pending, int, np.ndarray]] = []
+    running: deque[tuple[list[tuple[_Pending, int]], Future]] = deque()
     bar = tqdm(total=len(samples), desc=desc, unit="img", disable=not verbose)
 
-    def flush() -> None:
-        scores, maps = engine(np.stack([x for _, _, x in batch]))
-        for (item, part, _), score, patch_map in zip(batch, scores, maps):
+    def collect() -> None:
+        """Take the oldest batch's results; finish the images it completes."""
+        entries, future = running.popleft()
+        scores, maps = future.result()
+        for (item, part), score, patch_map in zip(entries, scores, maps):
             item.scores[part], item.maps[part] = float(score), patch_map
             item.missing -= 1
             if item.missing == 0:
+                item.result = spec.finish(item.hw, item.scores, item.maps)  # type: ignore[arg-type]
+                item.maps = []
                 bar.update(1)
-        batch.clear()
 
-    with bar:
+    def submit(pool: ThreadPoolExecutor) -> None:
+        running.append(([(item, part) for item, part, _ in batch],
+                        pool.submit(engine, np.stack([x for _, _, x in batch]))))
+        batch.clear()
+        while len(running) > threads:
+            collect()
+
+    with bar, ThreadPoolExecutor(threads, thread_name_prefix="oddity-engine") as pool:
         for sample, (hw, inputs) in load_all(samples, skip_bad, skipped, load=prepare,
-                                                   depth=batch_size + 2):
+                                             depth=(threads + 1) * batch_size + 2):
             item = _Pending(sample.name, hw, len(inputs))
             done.append(item)
             for part, x in enumerate(inputs):
                 if batch and (len(batch) >= batch_size or batch[0][2].shape != x.shape):
-                    flush()
+                    submit(pool)
                 batch.append((item, part, x))
         if batch:
-            flush()
+            submit(pool)
+        while running:
+            collect()
     if not done:
         raise DataError("none of the given images could be read")
-    finished = [spec.finish(item.hw, item.scores, item.maps) for item in done]  # type: ignore[arg-type]
-    return ImageScores(scores=np.asarray([s for s, _ in finished], dtype=np.float64),
+    finished = [item.result for item in done]
+    return ImageScores(scores=np.asarray([s for s, _ in finished], dtype=np.float64),  # type: ignore[misc]
                        maps=[m for _, m in finished] if spec.localises else None,  # type: ignore[misc]
                        paths=[item.name for item in done])
 

@@ -13,20 +13,28 @@ written, with empty `overlay` and `mask` columns.
 `<name>` is the image's path relative to the deepest folder holding all inputs, folders joined
 by `__` and extension dropped (`a/b/x.png` -> `a__b__x`), with `-2`, `-3`... appended on a
 clash, so images with the same file name in different folders never overwrite each other.
+Images are written by a pool of threads (decoding, colouring and PNG encoding release the
+GIL), overlays at PNG compression level 1 (they are photographs: higher levels cost more time
+than they save space).
 """
 from __future__ import annotations
 
 import csv
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Sequence
+
+import numpy as np
 
 from oddity.core.persistence import staged_directory
 from oddity.core.results import ImagePrediction
 from oddity.image.data import read_image
+from oddity.image.pipeline import engine_threads
 from oddity.viz import WHITE, centred_range, outline, overlay, save_png
 
 CSV_COLUMNS = ("path", "score", "label", "overlay", "mask")
+OVERLAY_COMPRESSION = 1  # PNG compression level of overlays
 
 
 def output_names(paths: Sequence[str]) -> list[str]:
@@ -57,6 +65,16 @@ def output_names(paths: Sequence[str]) -> list[str]:
     return names
 
 
+def write_image_outputs(stage: Path, name: str, path: str, score_map: np.ndarray, mask: np.ndarray,
+                        value_range: tuple[float, float]) -> tuple[str, str]:
+    """Write one image's overlay and mask under `stage`; return their paths relative to it."""
+    overlay_path, mask_path = f"overlays/{name}.png", f"masks/{name}_mask.png"
+    heat = overlay(read_image(path), score_map, value_range)
+    save_png(stage / overlay_path, outline(heat, mask, WHITE), compress_level=OVERLAY_COMPRESSION)
+    save_png(stage / mask_path, mask)
+    return overlay_path, mask_path
+
+
 def write_predictions(folder: str | os.PathLike, prediction: ImagePrediction) -> Path:
     """Write scores.csv, overlays/ and masks/ for `prediction` into `folder` (staged, so an
     interrupted run leaves no partial output); return the path of scores.csv.
@@ -80,19 +98,18 @@ def write_predictions(folder: str | os.PathLike, prediction: ImagePrediction) ->
     """
     folder = Path(folder)
     maps, masks = prediction.maps, prediction.masks
-    value_range = centred_range(maps, prediction.pixel_threshold) if maps is not None else None
+    names = output_names(prediction.paths)
     with staged_directory(folder) as stage:
+        files = [("", "")] * len(names)
+        if maps is not None and masks is not None:
+            value_range = centred_range(maps, prediction.pixel_threshold)
+            with ThreadPoolExecutor(engine_threads()) as pool:
+                files = list(pool.map(write_image_outputs, [stage] * len(names), names, prediction.paths,
+                                      maps, masks, [value_range] * len(names)))
         with open(stage / "scores.csv", "w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(CSV_COLUMNS)
-            for i, name in enumerate(output_names(prediction.paths)):
-                overlay_path, mask_path = "", ""
-                if maps is not None and masks is not None and value_range is not None:
-                    overlay_path, mask_path = f"overlays/{name}.png", f"masks/{name}_mask.png"
-                    image = read_image(prediction.paths[i])
-                    heat = overlay(image, maps[i], value_range)
-                    save_png(stage / overlay_path, outline(heat, masks[i], WHITE))
-                    save_png(stage / mask_path, masks[i])
+            for i, (overlay_path, mask_path) in enumerate(files):
                 label = "anomalous" if prediction.labels[i] else "normal"
                 writer.writerow([prediction.paths[i], f"{prediction.scores[i]:.6g}", label,
                                  overlay_path, mask_path])

@@ -186,6 +186,7 @@ class BankSearch(nn.Module):
             (distances (n,), bank indices (n,)).
         """
         if self.index is not None:
+            faiss.omp_set_num_threads(torch.get_num_threads())  # this thread's setting (per thread)
             squared, nearest = self.index.search(np.ascontiguousarray(queries.numpy(), dtype=np.float32), 1)
             return torch.from_numpy(squared[:, 0]).clamp_min(0).sqrt(), torch.from_numpy(nearest[:, 0])
         queries = queries - self.centre
