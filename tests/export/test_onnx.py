@@ -151,3 +151,15 @@ def test_export_refuses_images_of_several_input_shapes(inspection_set, tmp_path)
     Image.new("RGB", (128, 64)).save(tmp_path / "wide.png")
     with pytest.raises(ExportError, match="several shapes"):
         export_onnx(detector, tmp_path / "export", images=[str(tmp_path)], verbose=False)
+
+
+def test_a_threshold_set_by_hand_is_exported_and_read_back(inspection_set, tmp_path):
+    detector = oddity.create("padim", **QUICK).fit(inspection_set, verbose=False)
+    detector.set_threshold(float(np.median(detector.predict(evaluation_samples(inspection_set),
+                                                             verbose=False).scores)))
+    export_onnx(detector, tmp_path / "export", verbose=False)
+    metadata = json.loads((tmp_path / "export" / "metadata.json").read_text())  # standard JSON
+    assert metadata["thresholds"]["image"]["target_fpr"] is None
+    exported = ExportedModel(tmp_path / "export")
+    assert exported.threshold.value == detector.threshold_.value and exported.threshold.method == "manual"
+    assert np.isnan(exported.threshold.target_fpr)

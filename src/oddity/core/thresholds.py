@@ -79,6 +79,9 @@ class Threshold:
     def __post_init__(self) -> None:
         if self.fpr_interval is not None:  # JSON gives a list; keep equality with the original
             object.__setattr__(self, "fpr_interval", tuple(float(v) for v in self.fpr_interval))
+        for name in ("target_fpr", "achievable_fpr"):  # standard JSON writes an undefined rate as null
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, float("nan"))
 
     def to_dict(self) -> dict:
         """The fields as a JSON-serialisable dict.
@@ -86,9 +89,14 @@ class Threshold:
         Returns
         -------
         dict
-            Field name to value; ``Threshold(**d)`` rebuilds the threshold.
+            Field name to value, an undefined (NaN) rate as None so that the dict is standard
+            JSON; ``Threshold(**d)`` rebuilds the threshold.
         """
-        return asdict(self)
+        fields = asdict(self)
+        for name in ("target_fpr", "achievable_fpr"):
+            if math.isnan(fields[name]):
+                fields[name] = None
+        return fields
 
     def describe(self, items: str = "images") -> str:
         """One line for people: value, method, target and expected rate, interval, items.
