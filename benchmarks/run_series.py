@@ -2,6 +2,10 @@
 $ODDITY_DATA/series/nab (default ../shared/data), written to benchmarks/results/series.{md,json}.
 
 Usage: python benchmarks/run_series.py [--detectors rolling_zscore hypad] [--data DIR] [--keep]
+                                      [--cache DIR]
+
+With --cache (default results/runs/series, ignored by git) every series' scores are saved, so
+that `benchmarks/series_nab.py` recomputes NAB variants without refitting.
 """
 from __future__ import annotations
 
@@ -29,6 +33,8 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true",
                         help="keep the other rows already in results/series.json")
     parser.add_argument("--timeout", type=float, default=1200.0, help="seconds per detector")
+    parser.add_argument("--cache", default=str(RESULTS / "runs" / "series"),
+                        help="folder for every series' scores ('' for none)")
     args = parser.parse_args()
     if not (Path(args.data) / "labels" / "combined_windows.json").is_file():
         print(f"no NAB folder at {args.data}; set ODDITY_DATA", file=sys.stderr)
@@ -36,7 +42,8 @@ def main() -> int:
     command = command_line("run_series.py", sys.argv[1:])
     previous = read_results(RESULTS) if args.keep else []
     jobs = [(f"NAB / {detector} {params or ''}",
-             lambda detector=detector, params=params: run_one(args.data, detector, params, args.timeout))
+             lambda detector=detector, params=params: run_one(args.data, detector, params, args.timeout,
+                                                             args.cache or None))
             for detector in args.detectors for params in CONFIGS.get(detector, [{}])]
     run_all(jobs, previous, command, lambda runs: write_results(runs, RESULTS, command),
             lambda run: (f"{run.error or run.evaluation.get('overall', {})}  total {run.total_seconds}s"

@@ -24,7 +24,8 @@ from oddity.core.online_calibration import OnlineConformal
 from oddity.core.persistence import atomic_write
 from oddity.metrics.nab import nab_scores
 from oddity.series.data import read_nab
-from oddity.series.evaluate import METRICS, onset_levels, series_metrics
+from oddity.series.postprocess import onset_scores
+from oddity.series.evaluate import METRICS, ONSET_MEMORY, series_metrics
 from oddity.series.scaling import robust_scaling, standardise
 from oddity.series.windows import sliding_windows
 
@@ -80,7 +81,7 @@ def evaluate(peer: str, window: int) -> dict:
         labels = nab.labels[nab.probationary:]
         rows.append(series_metrics(labels, scores, decisions.flags))
         pairs.append((nab.labels, np.concatenate((np.zeros(nab.probationary),
-                                                  onset_levels(decisions.levels)))))
+                                                  onset_scores(decisions.levels, ONSET_MEMORY)))))
     means = {m: float(np.mean([r[m] for r in rows if r[m] is not None])) for m in METRICS}
     means["median_fpr"] = float(np.median([r["fpr"] for r in rows]))
     means["nab"] = {k: v.score for k, v in nab_scores(pairs).items()}

@@ -3,11 +3,8 @@ written, read back and merged."""
 import json
 from dataclasses import asdict
 
-import numpy as np
-
 from oddity.bench.common import merge_runs
 from oddity.bench.series import SeriesRun, read_results, run_one, write_results
-from oddity.series.evaluate import onset_levels
 
 
 def test_run_write_read_merge(tmp_path, nab_root):
@@ -31,7 +28,3 @@ def test_run_write_read_merge(tmp_path, nab_root):
     assert [r.detector for r in merged] == ["rolling_zscore", "window_iforest", "hypad"]
     assert merged[1].error == "re-measured"
 
-
-def test_onset_levels_keep_only_new_maxima_of_the_recent_past():
-    levels = np.array([0.5, 0.9, 0.8, 0.95, 0.1, 0.2, 0.3])
-    assert onset_levels(levels, memory=2).tolist() == [0.5, 0.9, 0.0, 0.95, 0.0, 0.0, 0.3]

@@ -49,23 +49,35 @@ class SeriesRun:
         return self.detector, json.dumps(self.params, sort_keys=True)
 
 
-def worker(nab_root: str, detector: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Run in the child process: evaluate on all series, report this process's peak RSS."""
+def worker(nab_root: str, detector: str, params: dict[str, Any],
+           cache: str | None = None) -> dict[str, Any]:
+    """Run in the child process: evaluate on all series, report this process's peak RSS;
+    with `cache`, save every series' scores there (`oddity.series.evaluate.save_arrays`)."""
     from oddity.series.data import read_nab
-    from oddity.series.evaluate import evaluate_nab
+    from oddity.series.evaluate import evaluate_nab, save_arrays
 
     start = time.perf_counter()
     evaluation = evaluate_nab(detector, params, read_nab(nab_root), verbose=False)
+    if cache is not None:
+        save_arrays(evaluation, cache)
     return {"evaluation": evaluation.to_dict(), "total_seconds": time.perf_counter() - start,
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2}
 
 
+def cache_path(cache_dir: str | os.PathLike, detector: str, params: dict[str, Any]) -> Path:
+    """Where a run's per-series scores are saved: `cache_dir`/detector[-key=value...].npz."""
+    settings = "".join(f"-{k}={v}" for k, v in sorted(params.items()))
+    return Path(cache_dir) / f"{detector}{settings}.npz"
+
+
 def run_one(nab_root: str | os.PathLike, detector: str, params: dict[str, Any],
-            timeout: float) -> SeriesRun:
-    """Evaluate one configuration in a fresh Python process; failures are recorded."""
+            timeout: float, cache_dir: str | os.PathLike | None = None) -> SeriesRun:
+    """Evaluate one configuration in a fresh Python process; failures are recorded. With
+    `cache_dir`, every series' scores are saved there (`cache_path`)."""
     run = SeriesRun(detector=detector, params=params)
-    result, run.error = run_in_child("oddity.bench.series:worker", [str(nab_root), detector, params],
-                                     timeout)
+    cache = None if cache_dir is None else str(cache_path(cache_dir, detector, params))
+    result, run.error = run_in_child("oddity.bench.series:worker",
+                                     [str(nab_root), detector, params, cache], timeout)
     if result is None:
         return run
     run.evaluation, run.total_seconds = result["evaluation"], result["total_seconds"]
