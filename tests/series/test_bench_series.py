@@ -4,7 +4,15 @@ import json
 from dataclasses import asdict
 
 from oddity.bench.common import merge_runs
-from oddity.bench.series import SeriesRun, read_results, run_one, write_results
+from oddity.bench.series import (
+    SeriesRun,
+    cache_path,
+    read_results,
+    refresh_nab,
+    run_one,
+    write_results,
+)
+from oddity.series.evaluate import load_arrays
 
 
 def test_run_write_read_merge(tmp_path, nab_root):
@@ -28,3 +36,20 @@ def test_run_write_read_merge(tmp_path, nab_root):
     assert [r.detector for r in merged] == ["rolling_zscore", "window_iforest", "hypad"]
     assert merged[1].error == "re-measured"
 
+
+
+def test_saved_scores_give_the_same_nab_figures_without_a_refit(tmp_path, nab_root):
+    run = run_one(nab_root, "rolling_zscore", {"window": 16}, timeout=300, cache_dir=tmp_path)
+    assert run.error is None, run.error
+    path = cache_path(tmp_path, "rolling_zscore", {"window": 16})
+    assert path.name == "rolling_zscore-window=16.npz"
+    evaluation = load_arrays(path, "rolling_zscore", {"window": 16})
+    assert len(evaluation.series) == 3 and evaluation.nab_figures() == ({
+        key: run.evaluation[key] for key in ("nab", "nab_level", "nab_likelihood",
+                                             "nab_calibrated")})
+    stale = SeriesRun("rolling_zscore", {"window": 16}, evaluation={**run.evaluation,
+                                                                     "nab": {"standard": 0.0}})
+    assert refresh_nab([stale], tmp_path)[0].evaluation["nab"] == run.evaluation["nab"]
+    write_results([stale], tmp_path, "make bench")
+    table = (tmp_path / "series.md").read_text()
+    assert "rolling_zscore (window=16), likelihood" in table and "(b) calibrated" in table

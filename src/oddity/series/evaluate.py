@@ -54,6 +54,7 @@ from oddity.series.results import SeriesScores
 
 ONSET_MEMORY = 100
 POSTPROCESS = ("level", "likelihood")
+NAB_STEPS = "level"  # the step score of the NAB figure eval prints (see docs/series.md)
 METRICS = ("point_auroc", "point_aupr", "vus_roc", "vus_pr", "pate", "pa_f1", "event_f1",
            "range_f1", "fpr")
 
@@ -75,7 +76,7 @@ class SeriesResult:
     levels: np.ndarray  # the test steps' calibrated levels and decisions
     flags: np.ndarray
 
-    def nab_steps(self, postprocess: str = "level", period: int = ONSET_MEMORY,
+    def nab_steps(self, postprocess: str = NAB_STEPS, period: int = ONSET_MEMORY,
                   short_window: int = 1) -> np.ndarray:
         """The step scores NAB's optimiser sees (module docstring), 0 in the probationary
         period; `short_window` is the likelihood's short mean (`anomaly_likelihood`)."""
@@ -115,13 +116,20 @@ class NabEvaluation:
                                                      for r in results]))
         return means
 
-    def nab(self, postprocess: str = "level", period: int = ONSET_MEMORY,
+    def nab(self, postprocess: str = NAB_STEPS, period: int = ONSET_MEMORY,
             short_window: int = 1) -> dict[str, float]:
         """NAB's normalised score per profile under NAB's protocol (threshold optimised over
         the corpus per profile) on the step scores of `SeriesResult.nab_steps`."""
         corpus = [(r.labels, r.nab_steps(postprocess, period, short_window))
                   for r in self.series]
         return {profile: nab_score(corpus, profile).score for profile in PROFILES}
+
+    def nab_figures(self) -> dict[str, dict[str, float]]:
+        """Every NAB figure, keyed as in `to_dict`: "nab" (NAB's protocol on the default step
+        score), "nab_level" and "nab_likelihood" (each step score), "nab_calibrated"."""
+        figures = {f"nab_{postprocess}": self.nab(postprocess) for postprocess in POSTPROCESS}
+        return {"nab": figures[f"nab_{NAB_STEPS}"], **figures,
+                "nab_calibrated": self.nab_calibrated()}
 
     def nab_calibrated(self, period: int = ONSET_MEMORY) -> dict[str, float]:
         """NAB's normalised score per profile at the detector's calibrated decisions
@@ -146,8 +154,7 @@ class NabEvaluation:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: detector, params, overall, groups and every series."""
         return {"detector": self.detector, "params": self.params, "overall": self.overall(),
-                "nab": self.nab(), "nab_likelihood": self.nab("likelihood"),
-                "nab_calibrated": self.nab_calibrated(), "fpr_quantiles": self.fpr_quantiles(),
+                **self.nab_figures(), "fpr_quantiles": self.fpr_quantiles(),
                 "groups": self.groups(),
                 "series": [{"name": r.name, "group": r.group, **r.metrics,
                             "fit_seconds": r.fit_seconds, "score_seconds": r.score_seconds,
