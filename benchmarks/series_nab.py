@@ -96,9 +96,11 @@ def variants(periods: list[int]) -> dict[str, tuple[str, object]]:
     rows: dict[str, tuple[str, object]] = {}
     for label, postprocess, short in (("level", "level", 1),
                                       ("likelihood, short mean 10 (Numenta's)", "likelihood", 10),
-                                      ("likelihood, short mean 1", "likelihood", 1)):
+                                      ("likelihood, short mean 1", "likelihood", 1),
+                                      ("level at calibrated alerts", "alerts", 1)):
         for period in periods:
-            rows[f"{label}, onsets over {period}"] = (
+            rows[f"{label}, {'refractory' if postprocess == 'alerts' else 'onsets over'} "
+                 f"{period}"] = (
                 "a", lambda e, p=postprocess, m=period, s=short: e.nab(p, m, s))
     for period in periods:
         rows[f"calibrated flags, refractory {period}"] = (
@@ -106,11 +108,17 @@ def variants(periods: list[int]) -> dict[str, tuple[str, object]]:
     return rows
 
 
-def table(title: str, evaluations: list[NabEvaluation], periods: list[int]) -> list[str]:
+def table(title: str, evaluations: list[NabEvaluation], periods: list[int],
+          summary: dict[str, list[float]]) -> list[str]:
+    """Per detector: a row per step score, a column per group; adds to `summary` each row's
+    mean over the groups (the corpus column left out)."""
     lines = [f"## {title}", ""]
     for evaluation in evaluations:
         rows = {label: (protocol, nab_by_group(evaluation, scorer))
                 for label, (protocol, scorer) in variants(periods).items()}
+        for label, (_, scores) in rows.items():
+            summary.setdefault(label, []).append(
+                float(np.mean([s for g, s in scores.items() if g != "all"])))
         groups = list(next(iter(rows.values()))[1])
         lines += [f"### {evaluation.detector}", "",
                   "| step score | protocol | " + " | ".join(groups) + " |",
@@ -135,7 +143,7 @@ def main() -> None:
     synthetic = []
     corpus = synthetic_corpus(args.synthetic)
     for detector in args.detectors:
-        path = cache_path(Path(args.cache) / "synthetic", detector, {})
+        path = cache_path(Path(args.cache) / f"synthetic-{args.synthetic}", detector, {})
         if not path.is_file():
             save_arrays(evaluate_nab(detector, {}, corpus, verbose=False), path)
         synthetic.append(load_arrays(path, detector, {}))
@@ -152,9 +160,21 @@ def main() -> None:
              "Numenta's anomaly likelihood of the raw scores (short mean over 10 steps as Numenta, "
              "or 1; long window 8640); kept at alert onsets over "
              "the given memory (0 = every step). Standard profile throughout.", ""]
-    lines += table("NAB (58 series)", nab, args.periods)
-    lines += table(f"Synthetic ({len(corpus)} series: {args.synthetic} per anomaly kind, "
-                   f"{', '.join(KINDS)})", synthetic, args.periods)
+    summary: dict[str, list[float]] = {}
+    body = table("NAB (58 series)", nab, args.periods, summary)
+    body += table(f"Synthetic ({len(corpus)} series: {args.synthetic} per anomaly kind, "
+                  f"{', '.join(KINDS)})", synthetic, args.periods, summary)
+    lines += ["## Summary: mean over the detectors of the mean over the groups", "",
+              "The rule for the default step score: the highest mean, over the "
+              f"{len(args.detectors)} detectors, of the NAB and synthetic group means (each "
+              "group one threshold, so no group's figure rests on another's).", "",
+              "| step score | protocol | NAB groups | synthetic groups | mean |", "|---|---|---|---|---|"]
+    count = len(args.detectors)
+    for label, (protocol, _) in variants(args.periods).items():
+        real, made = summary[label][:count], summary[label][count:]
+        lines.append(f"| {label} | {'(a)' if protocol == 'a' else '(b)'} | {np.mean(real):.1f} "
+                     f"| {np.mean(made):.1f} | {np.mean(real + made):.1f} |")
+    lines += [""] + body
     atomic_write(RESULTS / "series_nab.md",
                  lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
 

@@ -19,7 +19,10 @@ profile: the step score is the calibrated level (1 - conformal p-value) or, with
 `postprocess="likelihood"`, Numenta's anomaly likelihood of the raw scores
 (`oddity.series.postprocess`). NAB rewards the first detection in a window and charges every
 later one outside it, so the step score is kept only at alert onsets (where it exceeds every
-score of the `period` steps before it, 0 elsewhere; causal). At the detector's own calibrated
+score of the `period` steps before it, 0 elsewhere; causal). With `postprocess="alerts"` the
+step score is the calibrated level at the detector's own alerts (the flags kept by a
+refractory `period`, below), 0 elsewhere: the optimiser then only raises the bar above the
+calibrated one. At the detector's own calibrated
 decisions (`nab_calibrated`) the detections are the flagged steps, a flag within `period`
 steps after a kept one dropped (a refractory period): the figure a user of the calibrated
 threshold gets, with no threshold chosen in hindsight.
@@ -53,7 +56,7 @@ from oddity.series.postprocess import anomaly_likelihood, onset_scores, refracto
 from oddity.series.results import SeriesScores
 
 ONSET_MEMORY = 100
-POSTPROCESS = ("level", "likelihood")
+POSTPROCESS = ("level", "likelihood", "alerts")
 NAB_STEPS = "level"  # the step score of the NAB figure eval prints (see docs/series.md)
 METRICS = ("point_auroc", "point_aupr", "vus_roc", "vus_pr", "pate", "pa_f1", "event_f1",
            "range_f1", "fpr")
@@ -80,6 +83,9 @@ class SeriesResult:
                   short_window: int = 1) -> np.ndarray:
         """The step scores NAB's optimiser sees (module docstring), 0 in the probationary
         period; `short_window` is the likelihood's short mean (`anomaly_likelihood`)."""
+        if postprocess == "alerts":
+            kept = refractory_flags(self.flags, period)
+            return np.concatenate((np.zeros(self.probationary), np.where(kept, self.levels, 0.0)))
         if postprocess == "level":
             test = self.levels
         elif postprocess == "likelihood":
