@@ -44,9 +44,9 @@ def test_saved_scores_give_the_same_nab_figures_without_a_refit(tmp_path, nab_ro
     path = cache_path(tmp_path, "rolling_zscore", {"window": 16})
     assert path.name == "rolling_zscore-window=16.npz"
     evaluation = load_arrays(path, "rolling_zscore", {"window": 16})
-    assert len(evaluation.series) == 3 and evaluation.nab_figures() == ({
-        key: run.evaluation[key] for key in ("nab", "nab_level", "nab_likelihood",
-                                             "nab_calibrated")})
+    figures = evaluation.nab_figures()
+    assert set(figures) == {"nab", "nab_level", "nab_likelihood", "nab_alerts", "nab_calibrated"}
+    assert len(evaluation.series) == 3 and figures == {key: run.evaluation[key] for key in figures}
     stale = SeriesRun("rolling_zscore", {"window": 16}, evaluation={**run.evaluation,
                                                                      "nab": {"standard": 0.0}})
     assert refresh_nab([stale], tmp_path)[0].evaluation["nab"] == run.evaluation["nab"]

@@ -78,7 +78,8 @@ def anomaly_likelihood(scores: ArrayLike, history: ArrayLike, short_window: int 
     spread = rolling.std().shift(1).to_numpy()[past.size:]
     # Tail of short means above the fitted distribution; a zero spread makes any rise certain.
     spread = np.maximum(spread, np.finfo(np.float64).tiny)
-    z = (means.to_numpy()[past.size:] - centre) / spread
+    with np.errstate(over="ignore"):  # a rise over a zero spread: z = inf, clipped below
+        z = (means.to_numpy()[past.size:] - centre) / spread
     tail_digits = -log_ndtr(-np.clip(z, -1e6, 1e6)) / np.log(10.0)  # -log10 Q(z)
     return tail_digits / (1.0 + tail_digits)
 
