@@ -24,8 +24,8 @@ from oddity.core.online_calibration import OnlineConformal
 from oddity.core.persistence import atomic_write
 from oddity.metrics.nab import nab_scores
 from oddity.series.data import read_nab
-from oddity.series.postprocess import onset_scores
 from oddity.series.evaluate import METRICS, ONSET_MEMORY, series_metrics
+from oddity.series.postprocess import onset_scores
 from oddity.series.scaling import robust_scaling, standardise
 from oddity.series.windows import sliding_windows
 

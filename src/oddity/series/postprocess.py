@@ -29,6 +29,7 @@ from scipy.special import log_ndtr
 
 from oddity.core.errors import ConfigError, DataError
 
+
 def _steps(name: str, value: int, least: int) -> int:
     if int(value) != value or value < least:
         raise ConfigError(f"`{name}` must be a whole number of steps >= {least}; got {value!r}.")
