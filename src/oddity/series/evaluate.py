@@ -22,10 +22,9 @@ later one outside it, so the step score is kept only at alert onsets (where it e
 score of the `period` steps before it, 0 elsewhere; causal). With `postprocess="alerts"` the
 step score is the calibrated level at the detector's own alerts (the flags kept by a
 refractory `period`, below), 0 elsewhere: the optimiser then only raises the bar above the
-calibrated one. At the detector's own calibrated
-decisions (`nab_calibrated`) the detections are the flagged steps, a flag within `period`
-steps after a kept one dropped (a refractory period): the figure a user of the calibrated
-threshold gets, with no threshold chosen in hindsight.
+calibrated one. At the detector's own calibrated decisions (`nab_calibrated`) the detections
+are the flagged steps, a flag within `period` steps after a kept one dropped (a refractory
+period): the figure a user of the calibrated threshold gets, no threshold chosen in hindsight.
 """
 from __future__ import annotations
 
@@ -81,8 +80,27 @@ class SeriesResult:
 
     def nab_steps(self, postprocess: str = NAB_STEPS, period: int = ONSET_MEMORY,
                   short_window: int = 1) -> np.ndarray:
-        """The step scores NAB's optimiser sees (module docstring), 0 in the probationary
-        period; `short_window` is the likelihood's short mean (`anomaly_likelihood`)."""
+        """The step scores NAB's optimiser sees (module docstring), over the whole series.
+
+        Parameters
+        ----------
+        postprocess : str
+            "level", "likelihood" or "alerts" (module docstring).
+        period : int
+            Memory of the alert onsets, or the refractory period for "alerts", in steps.
+        short_window : int
+            Steps in the likelihood's short mean (`anomaly_likelihood`).
+
+        Returns
+        -------
+        numpy.ndarray
+            Scores in [0, 1], 0 in the probationary period and between alert onsets.
+
+        Raises
+        ------
+        ConfigError
+            On an unknown `postprocess` or a negative `period`.
+        """
         if postprocess == "alerts":
             kept = refractory_flags(self.flags, period)
             return np.concatenate((np.zeros(self.probationary), np.where(kept, self.levels, 0.0)))
@@ -132,7 +150,8 @@ class NabEvaluation:
 
     def nab_figures(self) -> dict[str, dict[str, float]]:
         """Every NAB figure, keyed as in `to_dict`: "nab" (NAB's protocol on the default step
-        score), "nab_level" and "nab_likelihood" (each step score), "nab_calibrated"."""
+        score), "nab_level", "nab_likelihood" and "nab_alerts" (each step score),
+        "nab_calibrated"."""
         figures = {f"nab_{postprocess}": self.nab(postprocess) for postprocess in POSTPROCESS}
         return {"nab": figures[f"nab_{NAB_STEPS}"], **figures,
                 "nab_calibrated": self.nab_calibrated()}
