@@ -143,7 +143,9 @@ def markdown(runs: list[SeriesRun], command: str) -> str:
              run.evaluation[f"nab_{steps}"]["standard"],
              run.evaluation.get("nab_calibrated", {}).get("standard"))
             for run in done for steps in ("level", "likelihood")
-            if f"nab_{steps}" in run.evaluation]
+            if f"nab_{steps}" in run.evaluation
+            # the likelihood reads the raw scores: the calibration setting does not change it
+            and not (steps == "likelihood" and "calibration" in run.params)]
     ranked = sorted(ours + [(f"{n} (published)", s, None) for n, s in SCOREBOARD],
                     key=lambda row: -row[1])
     lines += ["", "## NAB score, standard profile, beside NAB's scoreboard", "",
