@@ -106,3 +106,84 @@ def test_bad_input_raises():
         nab_score([([0, 1, 1], [0.1, 0.2])])
     with pytest.raises(MetricError, match="no series has an anomaly window"):
         nab_score([([0, 0, 0], [0.1, 0.2, 0.3])])
+
+
+def nab_loop_raw(corpus, threshold, profile, probation):
+    """NAB 1.1's sweeper written as its loop (calcSweepScore, then the score at one
+    threshold of calcScoreByThreshold): a step's weight from its position in or after a
+    window, the best weight among a window's detections, every detection outside counted."""
+    total = 0.0
+    max_tp = 2 / (1 + math.exp(-5)) - 1
+    for labels, scores in corpus:
+        window_id, weights = [], []
+        current, count, prev_right, prev_width = None, -1, None, None
+        for i in range(len(labels)):
+            if labels[i] and current is None:
+                count += 1
+                right = i
+                while right + 1 < len(labels) and labels[right + 1]:
+                    right += 1
+                current = (i, right)
+            if current is not None:
+                width = current[1] - current[0] + 1
+                position = -(current[1] - i + 1) / width
+                weights.append((2 / (1 + math.exp(5 * position)) - 1) * profile.tp / max_tp)
+                window_id.append(count)
+                if i == current[1]:
+                    prev_right, prev_width, current = current[1], width, None
+            else:
+                if prev_right is None or prev_width == 1:
+                    unweighted = -1.0
+                else:
+                    position = abs(prev_right - i) / (prev_width - 1)
+                    unweighted = -1.0 if position > 3 else 2 / (1 + math.exp(5 * position)) - 1
+                weights.append(unweighted * profile.fp)
+                window_id.append(None)
+        best = {}
+        for i in range(probation, len(labels)):
+            if window_id[i] is not None:
+                best.setdefault(window_id[i], -profile.fn)
+                if scores[i] >= threshold:
+                    best[window_id[i]] = max(best[window_id[i]], weights[i])
+            elif scores[i] >= threshold:
+                total += weights[i]
+        total += sum(best.values())
+    return total
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_optimiser_matches_nab_loop_at_every_threshold_on_random_corpora(seed):
+    rng = np.random.default_rng(seed)
+    corpus = []
+    for length in rng.integers(60, 120, size=3):
+        labels = np.zeros(length, int)
+        for start in rng.choice(np.arange(15, length - 12, 13), size=2, replace=False):
+            labels[start:start + int(rng.integers(1, 8))] = 1
+        corpus.append((labels, np.round(rng.random(length), 2)))  # ties, as real scores have
+    for name, profile in PROFILES.items():
+        thresholds = np.unique(np.concatenate([s for _, s in corpus]))
+        raws = {t: nab_loop_raw(corpus, t, profile, 10) for t in thresholds}
+        for t, expected in raws.items():
+            assert nab_raw_score(corpus, t, name, probation=10) == pytest.approx(expected)
+        result = nab_score(corpus, name, probation=10)
+        assert result.raw == pytest.approx(max(max(raws.values()),
+                                               nab_loop_raw(corpus, np.inf, profile, 10)))
+        fixed = nab_score(corpus, name, probation=10, threshold=0.5)
+        assert fixed.threshold == 0.5 and fixed.raw == pytest.approx(
+            nab_loop_raw(corpus, 0.5, profile, 10))
+        assert fixed.null == result.null and fixed.score <= result.score
+
+
+def test_one_threshold_serves_the_whole_corpus():
+    # Each series alone would pick its own threshold; NAB picks one for both.
+    labels = np.zeros(50, int)
+    labels[30:35] = 1
+    high, low = np.zeros(50), np.zeros(50)
+    high[30], high[10] = 0.9, 0.8  # window hit at 0.9, false positive at 0.8
+    low[30], low[12] = 0.5, 0.6  # window hit only at 0.5, false positive at 0.6 before it
+    corpus = [(labels, high), (labels, low)]
+    result = nab_score(corpus, "standard", probation=0)
+    assert result.threshold == 0.5 and (result.tp, result.fp, result.fn) == (2, 2, 0)
+    assert result.raw == pytest.approx(2.0 - 2 * 0.11)
+    at_high = nab_score(corpus, "standard", probation=0, threshold=0.9)
+    assert at_high.raw == pytest.approx(1.0 - 1.0) and (at_high.tp, at_high.fn) == (1, 1)

@@ -3,11 +3,16 @@ written, read back and merged."""
 import json
 from dataclasses import asdict
 
-import numpy as np
-
 from oddity.bench.common import merge_runs
-from oddity.bench.series import SeriesRun, read_results, run_one, write_results
-from oddity.series.evaluate import onset_levels
+from oddity.bench.series import (
+    SeriesRun,
+    cache_path,
+    read_results,
+    refresh_nab,
+    run_one,
+    write_results,
+)
+from oddity.series.evaluate import load_arrays
 
 
 def test_run_write_read_merge(tmp_path, nab_root):
@@ -32,6 +37,19 @@ def test_run_write_read_merge(tmp_path, nab_root):
     assert merged[1].error == "re-measured"
 
 
-def test_onset_levels_keep_only_new_maxima_of_the_recent_past():
-    levels = np.array([0.5, 0.9, 0.8, 0.95, 0.1, 0.2, 0.3])
-    assert onset_levels(levels, memory=2).tolist() == [0.5, 0.9, 0.0, 0.95, 0.0, 0.0, 0.3]
+
+def test_saved_scores_give_the_same_nab_figures_without_a_refit(tmp_path, nab_root):
+    run = run_one(nab_root, "rolling_zscore", {"window": 16}, timeout=300, cache_dir=tmp_path)
+    assert run.error is None, run.error
+    path = cache_path(tmp_path, "rolling_zscore", {"window": 16})
+    assert path.name == "rolling_zscore-window=16.npz"
+    evaluation = load_arrays(path, "rolling_zscore", {"window": 16})
+    figures = evaluation.nab_figures()
+    assert set(figures) == {"nab", "nab_level", "nab_likelihood", "nab_alerts", "nab_calibrated"}
+    assert len(evaluation.series) == 3 and figures == {key: run.evaluation[key] for key in figures}
+    stale = SeriesRun("rolling_zscore", {"window": 16}, evaluation={**run.evaluation,
+                                                                     "nab": {"standard": 0.0}})
+    assert refresh_nab([stale], tmp_path)[0].evaluation["nab"] == run.evaluation["nab"]
+    write_results([stale], tmp_path, "make bench")
+    table = (tmp_path / "series.md").read_text()
+    assert "rolling_zscore (window=16), likelihood" in table and "(b) calibrated" in table

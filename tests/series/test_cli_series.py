@@ -64,7 +64,7 @@ def test_eval_on_nab_folder(tmp_path, capsys, nab_root):
     assert real["pa_f1"] > 0.6 and real["fpr"] < 0.1 and real["vus_pr"] > real["point_aupr"]
     assert 0 < real["range_f1"] <= 1
     assert result["groups"]["artificialNoAnomaly"]["pate"] is None
-    assert "NAB score" in out and "realised FPR" in out
+    assert "NAB's protocol" in out and "at the calibrated threshold" in out and "realised FPR" in out
     assert set(result["nab"]) == {"standard", "reward_low_FP_rate", "reward_low_FN_rate"}
     assert all(score <= 100 for score in result["nab"].values())
 

@@ -252,7 +252,8 @@ def nab_raw_score(series: Sequence[tuple[ArrayLike, ArrayLike]], threshold: floa
 
 
 def nab_score(series: Sequence[tuple[ArrayLike, ArrayLike]],
-              profile: str | NabProfile = "standard", probation: int | None = None) -> NabScore:
+              profile: str | NabProfile = "standard", probation: int | None = None,
+              threshold: float | None = None) -> NabScore:
     """NAB's normalised score of a detector over a corpus, under one application profile.
 
     Parameters
@@ -265,11 +266,15 @@ def nab_score(series: Sequence[tuple[ArrayLike, ArrayLike]],
         "standard", "reward_low_FP_rate" or "reward_low_FN_rate", or other weights.
     probation : int or None
         Steps ignored at the start of every series; None for NAB's min(floor(0.15 T), 750).
+    threshold : float or None
+        None to optimise the threshold over the corpus as NAB does; else detections are the
+        scores >= this threshold (e.g. 1 for 0/1 decisions made beforehand). The null
+        detector is optimised either way, as in NAB's normalisation.
 
     Returns
     -------
     NabScore
-        The normalised score, its raw parts, the optimised threshold and counts.
+        The normalised score, its raw parts, the threshold (optimised or given) and counts.
 
     Raises
     ------
@@ -282,7 +287,8 @@ def nab_score(series: Sequence[tuple[ArrayLike, ArrayLike]],
         raise MetricError("no series has an anomaly window; the normalised NAB score needs at "
                           "least one (nab_raw_score works without).")
     sweep = _sweep(corpus, weights)
-    best = int(np.argmax(sweep.raw))  # the first maximum: the highest such threshold, as NAB
+    # The first maximum: the highest such threshold, as NAB.
+    best = int(np.argmax(sweep.raw)) if threshold is None else sweep.at(threshold)
     null_corpus = [(y, np.zeros(y.size), probation) for y, _, probation in corpus]
     null = float(_sweep(null_corpus, weights).raw.max())
     windows = sum(events(y)[0].size for y, _, _ in corpus)
@@ -292,7 +298,8 @@ def nab_score(series: Sequence[tuple[ArrayLike, ArrayLike]],
     name = profile if isinstance(profile, str) else "custom"
     return NabScore(profile=name, score=100.0 * (raw - null) / (perfect - null), raw=raw,
                     null=null, perfect=perfect,
-                    threshold=None if best == 0 else float(sweep.thresholds[best]),
+                    threshold=(None if best == 0 else float(sweep.thresholds[best]))
+                    if threshold is None else threshold,
                     tp=tp, fp=int(sweep.fp[best]), fn=sweep.windows - tp)
 
 

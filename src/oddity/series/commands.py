@@ -25,7 +25,13 @@ from oddity.core.persistence import atomic_write, staged_directory
 from oddity.plots import save_figure
 from oddity.series.data import TIME_NAMES, SeriesReport, read_nab, read_series
 from oddity.series.detector import SeriesDetector
-from oddity.series.evaluate import METRICS, NabEvaluation, evaluate_nab
+from oddity.series.evaluate import (
+    METRICS,
+    NAB_STEPS,
+    ONSET_MEMORY,
+    NabEvaluation,
+    evaluate_nab,
+)
 from oddity.series.plots import prediction_figure
 from oddity.series.results import SeriesPrediction
 
@@ -128,8 +134,13 @@ def print_evaluation(evaluation: NabEvaluation) -> None:
         print(f"  {name:<{width}}  " + "  ".join(f"{_format(means[c]):>8}" for c in columns))
     quantiles = ", ".join(f"{q:.4f}" for q in evaluation.fpr_quantiles())
     print(f"realised FPR over the series (min, quartiles, max): {quantiles}")
-    print("NAB score (normalised; null detector 0, perfect 100): " +
-          ", ".join(f"{profile} {score:.1f}" for profile, score in evaluation.nab().items()))
+    figures = evaluation.nab_figures()
+    print(f"NAB score (null detector 0, perfect 100), NAB's protocol (one threshold optimised "
+          f"over the corpus; step score: {NAB_STEPS} at alert onsets): " +
+          ", ".join(f"{profile} {score:.1f}" for profile, score in figures["nab"].items()))
+    print(f"NAB score at the calibrated threshold (flags, refractory {ONSET_MEMORY} steps): " +
+          ", ".join(f"{profile} {score:.1f}"
+                    for profile, score in figures["nab_calibrated"].items()))
 
 
 def evaluate_folder(detector: SeriesDetector, data: str, json_path: str | None, verbose: bool) -> None:

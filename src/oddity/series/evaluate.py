@@ -12,25 +12,35 @@ group) only gets the false-positive rate. Group figures are means over the group
 the overall figure is the mean over all series, each metric over the series where it is
 defined, plus the median realised false-positive rate.
 
-The NAB score (`oddity.metrics.nab`, three profiles) is computed over the whole corpus from
-the calibrated levels (1 - conformal p-value) of every step, which share one scale across
-series as NAB's single corpus threshold requires. NAB rewards the first detection in a window
-and charges every later one outside it, so its detectors report alert onsets: the level of a
-step is kept only where it exceeds every level of the `ONSET_MEMORY` steps before it, 0
-elsewhere (causal). Memories of 50 and 200 steps gave NAB scores within 2 points of each
-other for three detectors; 100 lies between; without it the score is near 0.
+The NAB score (`oddity.metrics.nab`, three profiles) is computed over the whole corpus, two
+ways. Under NAB's own protocol (`nab`; the scoreboard's) every step gets a score in [0, 1] on
+one scale across series and NAB's optimiser picks one threshold for the whole corpus per
+profile: the step score is the calibrated level (1 - conformal p-value) or, with
+`postprocess="likelihood"`, Numenta's anomaly likelihood of the raw scores
+(`oddity.series.postprocess`). NAB rewards the first detection in a window and charges every
+later one outside it, so the step score is kept only at alert onsets (where it exceeds every
+score of the `period` steps before it, 0 elsewhere; causal). With `postprocess="alerts"` the
+step score is the calibrated level at the detector's own alerts (the flags kept by a
+refractory `period`, below), 0 elsewhere: the optimiser then only raises the bar above the
+calibrated one. At the detector's own calibrated decisions (`nab_calibrated`) the detections
+are the flagged steps, a flag within `period` steps after a kept one dropped (a refractory
+period): the figure a user of the calibrated threshold gets, no threshold chosen in hindsight.
 """
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
 
+from oddity.core.errors import ConfigError, DataError
+from oddity.core.persistence import atomic_write
 from oddity.core.registry import get_detector_class
-from oddity.metrics.nab import nab_scores
+from oddity.metrics.nab import PROFILES, nab_score
 from oddity.metrics.range_based import range_precision_recall
 from oddity.metrics.series import (
     event_f1,
@@ -41,9 +51,12 @@ from oddity.metrics.series import (
 )
 from oddity.metrics.vus import vus
 from oddity.series.data import NabSeries
+from oddity.series.postprocess import anomaly_likelihood, onset_scores, refractory_flags
 from oddity.series.results import SeriesScores
 
 ONSET_MEMORY = 100
+POSTPROCESS = ("level", "likelihood", "alerts")
+NAB_STEPS = "level"  # the step score of the NAB figure eval prints (see docs/series.md)
 METRICS = ("point_auroc", "point_aupr", "vus_roc", "vus_pr", "pate", "pa_f1", "event_f1",
            "range_f1", "fpr")
 
@@ -58,8 +71,53 @@ class SeriesResult:
     fit_seconds: float
     score_seconds: float
     threshold_method: str
-    labels: np.ndarray  # the whole series' labels and onset levels, for the NAB score
-    levels: np.ndarray
+    labels: np.ndarray  # the whole series' labels and raw scores
+    scores: np.ndarray
+    probationary: int
+    held_out: np.ndarray  # the held-out scores the calibration started from
+    levels: np.ndarray  # the test steps' calibrated levels and decisions
+    flags: np.ndarray
+
+    def nab_steps(self, postprocess: str = NAB_STEPS, period: int = ONSET_MEMORY,
+                  short_window: int = 1) -> np.ndarray:
+        """The step scores NAB's optimiser sees (module docstring), over the whole series.
+
+        Parameters
+        ----------
+        postprocess : str
+            "level", "likelihood" or "alerts" (module docstring).
+        period : int
+            Memory of the alert onsets, or the refractory period for "alerts", in steps.
+        short_window : int
+            Steps in the likelihood's short mean (`anomaly_likelihood`).
+
+        Returns
+        -------
+        numpy.ndarray
+            Scores in [0, 1], 0 in the probationary period and between alert onsets.
+
+        Raises
+        ------
+        ConfigError
+            On an unknown `postprocess` or a negative `period`.
+        """
+        if postprocess == "alerts":
+            kept = refractory_flags(self.flags, period)
+            return np.concatenate((np.zeros(self.probationary), np.where(kept, self.levels, 0.0)))
+        if postprocess == "level":
+            test = self.levels
+        elif postprocess == "likelihood":
+            test = anomaly_likelihood(self.scores[self.probationary:], self.held_out,
+                                      short_window=short_window)
+        else:
+            raise ConfigError(f"unknown NAB post-processing {postprocess!r}; choose one of "
+                              f"{POSTPROCESS}.")
+        return np.concatenate((np.zeros(self.probationary), onset_scores(test, period)))
+
+    def nab_detections(self, period: int = ONSET_MEMORY) -> np.ndarray:
+        """The calibrated decisions as NAB detections (1), a refractory `period` applied."""
+        return np.concatenate((np.zeros(self.probationary),
+                               refractory_flags(self.flags, period).astype(np.float64)))
 
 
 @dataclass
@@ -82,16 +140,27 @@ class NabEvaluation:
                                                      for r in results]))
         return means
 
-    def nab(self) -> dict[str, float]:
-        """NAB's normalised score per profile, over all series (see the module docstring).
+    def nab(self, postprocess: str = NAB_STEPS, period: int = ONSET_MEMORY,
+            short_window: int = 1) -> dict[str, float]:
+        """NAB's normalised score per profile under NAB's protocol (threshold optimised over
+        the corpus per profile) on the step scores of `SeriesResult.nab_steps`."""
+        corpus = [(r.labels, r.nab_steps(postprocess, period, short_window))
+                  for r in self.series]
+        return {profile: nab_score(corpus, profile).score for profile in PROFILES}
 
-        Returns
-        -------
-        dict
-            Profile name to score (0: null detector, 100: perfect).
-        """
-        scores = nab_scores([(r.labels, r.levels) for r in self.series])
-        return {profile: result.score for profile, result in scores.items()}
+    def nab_figures(self) -> dict[str, dict[str, float]]:
+        """Every NAB figure, keyed as in `to_dict`: "nab" (NAB's protocol on the default step
+        score), "nab_level", "nab_likelihood" and "nab_alerts" (each step score),
+        "nab_calibrated"."""
+        figures = {f"nab_{postprocess}": self.nab(postprocess) for postprocess in POSTPROCESS}
+        return {"nab": figures[f"nab_{NAB_STEPS}"], **figures,
+                "nab_calibrated": self.nab_calibrated()}
+
+    def nab_calibrated(self, period: int = ONSET_MEMORY) -> dict[str, float]:
+        """NAB's normalised score per profile at the detector's calibrated decisions
+        (`SeriesResult.nab_detections`), no threshold optimised."""
+        corpus = [(r.labels, r.nab_detections(period)) for r in self.series]
+        return {profile: nab_score(corpus, profile, threshold=1.0).score for profile in PROFILES}
 
     def fpr_quantiles(self) -> list[float]:
         """Realised false-positive rate over the series: min, quartiles, max.
@@ -134,31 +203,56 @@ class NabEvaluation:
             The evaluation.
         """
         return {"detector": self.detector, "params": self.params, "overall": self.overall(),
-                "nab": self.nab(), "fpr_quantiles": self.fpr_quantiles(),
+                **self.nab_figures(), "fpr_quantiles": self.fpr_quantiles(),
                 "groups": self.groups(),
                 "series": [{"name": r.name, "group": r.group, **r.metrics,
                             "fit_seconds": r.fit_seconds, "score_seconds": r.score_seconds,
                             "threshold": r.threshold_method} for r in self.series]}
 
 
-def onset_levels(levels: np.ndarray, memory: int = ONSET_MEMORY) -> np.ndarray:
-    """`levels` where a step's level exceeds all of the `memory` steps before it, else 0.
+ARRAY_FIELDS = ("labels", "scores", "held_out", "levels", "flags")
 
-    Parameters
-    ----------
-    levels : numpy.ndarray
-        (T,) anomaly levels.
-    memory : int, default 100
-        Steps looked back.
 
-    Returns
-    -------
-    numpy.ndarray
-        (T,) onset levels.
+def save_arrays(evaluation: NabEvaluation, path: str | os.PathLike) -> None:
+    """Every series' arrays (labels, raw scores, held-out scores, test levels and flags)
+    into one .npz file, written atomically, so that NAB variants can be recomputed without
+    refitting (`load_arrays`)."""
+    arrays: dict[str, np.ndarray] = {}
+    for k, r in enumerate(evaluation.series):
+        arrays[f"{k}/meta"] = np.array([r.name, r.group, str(r.probationary), r.threshold_method])
+        arrays.update({f"{k}/{name}": getattr(r, name) for name in ARRAY_FIELDS})
+
+    def write(tmp: Path) -> None:
+        with open(tmp, "wb") as handle:  # a handle: savez would add ".npz" to the name
+            np.savez_compressed(handle, **arrays)
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    atomic_write(Path(path), write)
+
+
+def load_arrays(path: str | os.PathLike, detector: str,
+                params: dict[str, Any]) -> NabEvaluation:
+    """A `NabEvaluation` of the series saved by `save_arrays` (no metrics, no timings).
+
+    Raises
+    ------
+    DataError
+        If the file is missing or not such a file.
     """
-    padded = np.concatenate((np.full(memory, -np.inf), levels))
-    previous = np.lib.stride_tricks.sliding_window_view(padded[:-1], memory).max(axis=1)
-    return np.where(levels > previous, levels, 0.0)
+    try:
+        with np.load(Path(path), allow_pickle=False) as data:
+            stored = {key: data[key] for key in data.files}
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: not a saved NAB evaluation ({exc}); rerun the benchmark "
+                        "with --cache") from None
+    evaluation = NabEvaluation(detector, dict(params))
+    for k in range(sum(key.endswith("/meta") for key in stored)):
+        name, group, probationary, method = stored[f"{k}/meta"].tolist()
+        arrays = {field: stored[f"{k}/{field}"] for field in ARRAY_FIELDS}
+        evaluation.series.append(SeriesResult(
+            name, group, {}, 0.0, 0.0, method, arrays["labels"], arrays["scores"],
+            int(probationary), arrays["held_out"], arrays["levels"], arrays["flags"]))
+    return evaluation
 
 
 def series_metrics(labels: np.ndarray, scores: np.ndarray,
@@ -197,7 +291,8 @@ def series_metrics(labels: np.ndarray, scores: np.ndarray,
 
 def evaluate_series(detector_name: str, params: dict[str, Any], nab: NabSeries) -> SeriesResult:
     """Fit a fresh detector on the series' history, score the whole series, decide and
-    measure the steps after the probationary period.
+    measure the steps after the probationary period (`constant_history_result` when every
+    channel of the history is constant: nothing to fit).
 
     Parameters
     ----------
@@ -211,8 +306,10 @@ def evaluate_series(detector_name: str, params: dict[str, Any], nab: NabSeries) 
     Returns
     -------
     SeriesResult
-        Its metrics, timings and levels.
+        Its metrics, timings, scores and levels.
     """
+    if (nab.history.nunique() <= 1).all():
+        return constant_history_result(nab)
     detector = get_detector_class(detector_name)(**params)
     start = time.perf_counter()
     detector.fit(nab.history, verbose=False)
@@ -224,12 +321,27 @@ def evaluate_series(detector_name: str, params: dict[str, Any], nab: NabSeries) 
                                else scores.channel_scores[test], scores.columns)
     prediction = detector.decide(test_scores, detector.calibrator() if detector.online else None)
     scored = time.perf_counter()
-    assert detector.threshold_ is not None
-    levels = np.concatenate((np.zeros(nab.probationary), onset_levels(prediction.levels)))
+    assert detector.threshold_ is not None and detector.calibration_scores_ is not None
     method = "online" if detector.online else detector.threshold_.method
     return SeriesResult(nab.name, nab.group,
                         series_metrics(nab.labels[test], prediction.scores, prediction.labels),
-                        fitted - start, scored - fitted, method, nab.labels, levels)
+                        fitted - start, scored - fitted, method, nab.labels,
+                        np.asarray(scores.scores, dtype=np.float64), nab.probationary,
+                        np.asarray(detector.calibration_scores_, dtype=np.float64),
+                        prediction.levels, prediction.labels)
+
+
+def constant_history_result(nab: NabSeries) -> SeriesResult:
+    """A series whose history is constant (NAB's art_flatline): no detector can fit it, so
+    the score is the largest absolute change from the history's value and every change is
+    flagged at level 1."""
+    values = nab.frame.to_numpy(dtype=np.float64)
+    scores = np.abs(values - values[0]).max(axis=1)
+    test = slice(nab.probationary, None)
+    flags = scores[test] > 0
+    return SeriesResult(nab.name, nab.group, series_metrics(nab.labels[test], scores[test], flags),
+                        0.0, 0.0, "constant history", nab.labels, scores, nab.probationary,
+                        np.zeros(2), flags.astype(np.float64), flags)
 
 
 def evaluate_nab(detector_name: str, params: dict[str, Any], series: list[NabSeries],
