@@ -30,7 +30,15 @@ OPEN_PATHS = ("/", "/favicon.ico")
 
 
 async def send_refusal(send: Send, refusal: Refusal) -> None:
-    """Answer an ASGI request with the refusal's JSON body."""
+    """Answer an ASGI request with the refusal's JSON body.
+
+    Parameters
+    ----------
+    send : callable
+        The ASGI send channel.
+    refusal : Refusal
+        Status, body and extra headers of the answer.
+    """
     body = json.dumps(refusal.body()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
@@ -68,7 +76,18 @@ class ApiKeyGate:
 
 
 def body_too_large(limit: int) -> Refusal:
-    """The refusal of a body above the upload limit."""
+    """The refusal of a body above the upload limit.
+
+    Parameters
+    ----------
+    limit : int
+        Upload limit in bytes, quoted in the message.
+
+    Returns
+    -------
+    Refusal
+        413 ``body_too_large``.
+    """
     return Refusal(413, "body_too_large", f"request body larger than the limit of {limit} bytes; "
                    "send fewer or smaller images, or raise --max-upload-mb")
 
