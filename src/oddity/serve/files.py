@@ -32,6 +32,11 @@ def sha256_hex(data: bytes) -> str:
     -------
     str
         64 lowercase hex digits.
+
+    Examples
+    --------
+    >>> sha256_hex(b"")[:12]
+    'e3b0c44298fc'
     """
     return hashlib.sha256(data).hexdigest()
 

@@ -43,6 +43,11 @@ def is_loopback(host: str) -> bool:
     -------
     bool
         False for any other name or address.
+
+    Examples
+    --------
+    >>> is_loopback("127.0.0.2"), is_loopback("::1"), is_loopback("0.0.0.0")
+    (True, True, False)
     """
     if host == "localhost":
         return True

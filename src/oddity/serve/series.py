@@ -188,5 +188,10 @@ def json_index(value: Any) -> Any:
     -------
     str or int
         ISO 8601 text for a timestamp, else an int.
+
+    Examples
+    --------
+    >>> json_index(pd.Timestamp("2026-01-31 12:00")), json_index(np.int64(7))
+    ('2026-01-31T12:00:00', 7)
     """
     return value.isoformat() if isinstance(value, pd.Timestamp) else int(value)

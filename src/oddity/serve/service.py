@@ -59,6 +59,11 @@ def parse_threshold(text: str | float | None) -> float | None:
     ------
     Refusal
         422 if it is not a finite number.
+
+    Examples
+    --------
+    >>> parse_threshold("0.25"), parse_threshold("")
+    (0.25, None)
     """
     if text is None or text == "":
         return None
@@ -83,6 +88,12 @@ def iso(value: Any) -> str | None:
     -------
     str or None
         E.g. ``2026-01-31T12:00:00.000Z`` (milliseconds); None for None.
+
+    Examples
+    --------
+    >>> import datetime
+    >>> iso(datetime.datetime(2026, 1, 31, 12, 0))
+    '2026-01-31T12:00:00.000Z'
     """
     return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
 

@@ -42,6 +42,13 @@ def database_url(url: str) -> str:
     -------
     str
         ``postgresql://`` and ``postgres://`` URLs rewritten; any other unchanged.
+
+    Examples
+    --------
+    >>> database_url("postgresql://plant@db/oddity")
+    'postgresql+psycopg://plant@db/oddity'
+    >>> database_url("sqlite:///store.sqlite")
+    'sqlite:///store.sqlite'
     """
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):

@@ -58,6 +58,13 @@ def sniff(data: bytes) -> tuple[str, str] | None:
     tuple of (str, str) or None
         (media type, PIL format), e.g. ``("image/png", "PNG")``; None if not a PNG, JPEG,
         BMP or TIFF image.
+
+    Examples
+    --------
+    >>> sniff(b"\\x89PNG\\r\\n\\x1a\\n...")
+    ('image/png', 'PNG')
+    >>> sniff(b"<html>") is None
+    True
     """
     for signature, media_type, pil_format in SIGNATURES:
         if data.startswith(signature):
