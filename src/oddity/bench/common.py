@@ -16,8 +16,12 @@ from oddity.core.persistence import atomic_write
 
 
 class Keyed(Protocol):
+    """A benchmark run that `merge_runs` matches on its `key`."""
+
     @property
-    def key(self) -> Any: ...
+    def key(self) -> Any:
+        """What identifies the run (dataset, detector, settings)."""
+        ...
 
 
 R = TypeVar("R", bound=Keyed)

@@ -151,6 +151,7 @@ class LoadRun:
 
     @property
     def requests(self) -> int:
+        """Requests sent: answered and failed."""
         return len(self.answers) + sum(self.failures.values())
 
 
@@ -271,6 +272,7 @@ class StoreCheck:
 
     @property
     def ok(self) -> bool:
+        """Whether nothing was lost or damaged."""
         return not (self.missing_rows or self.wrong_rows or self.bad_files or self.integrity_errors)
 
 

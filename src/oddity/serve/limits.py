@@ -54,7 +54,15 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class ApiKeyGate:
-    """ASGI middleware: the API key check (see module docstring)."""
+    """ASGI middleware: the API key check (see module docstring).
+
+    Parameters
+    ----------
+    app : callable
+        The ASGI app behind the gate.
+    api_key : str or None
+        The key; None or empty lets every request through.
+    """
 
     def __init__(self, app: ASGIApp, api_key: str | None):
         self.app, self.key = app, api_key.encode() if api_key else None
@@ -94,14 +102,28 @@ def body_too_large(limit: int) -> Refusal:
 
 class BodyTooLarge(HTTPException):
     """Raised while reading a body that passes the upload limit (an HTTPException, so that
-    the framework's body parsing passes it on to the error handler unchanged)."""
+    the framework's body parsing passes it on to the error handler unchanged).
+
+    Parameters
+    ----------
+    limit : int
+        Upload limit in bytes, quoted in the message.
+    """
 
     def __init__(self, limit: int):
         super().__init__(413, detail=body_too_large(limit).message)
 
 
 class BodyLimit:
-    """ASGI middleware: the upload size limit (see module docstring)."""
+    """ASGI middleware: the upload size limit (see module docstring).
+
+    Parameters
+    ----------
+    app : callable
+        The ASGI app behind the limit.
+    limit : int
+        Largest request body in bytes.
+    """
 
     def __init__(self, app: ASGIApp, limit: int):
         self.app, self.limit = app, limit
@@ -129,7 +151,18 @@ class BodyLimit:
 
 
 class Admission:
-    """Counts requests in scoring; refuses the one past `capacity` (see module docstring)."""
+    """Counts requests in scoring; refuses the one past `capacity` (see module docstring).
+
+    Used as a context manager around scoring; entering past `capacity` raises a 503
+    `Refusal` with a `Retry-After` header.
+
+    Parameters
+    ----------
+    capacity : int
+        Most requests in scoring at once.
+    retry_after_s : int
+        Seconds the refusal asks the client to wait.
+    """
 
     def __init__(self, capacity: int, retry_after_s: int):
         self.capacity, self.retry_after_s = capacity, retry_after_s

@@ -152,8 +152,12 @@ class InspectionService:
     models : dict
         Served models by name (`oddity.serve.adapter.load_models`).
     store : InspectionStore
+        Rows of inspections and threshold changes; thresholds changed earlier are put back
+        in force.
     files : FileStore
+        Uploaded images and map PNGs.
     settings : ServiceSettings
+        Limits, batching and the API key.
     """
 
     def __init__(self, models: dict[str, ServedModel | ServedSeries], store: InspectionStore,

@@ -79,7 +79,13 @@ class InspectionQuery:
 
 
 class InspectionStore:
-    """Inspections and threshold changes in the database at `engine` (see module docstring)."""
+    """Inspections and threshold changes in the database at `engine` (see module docstring).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+        Connection to a database with the current schema (`open` makes one).
+    """
 
     def __init__(self, engine: Engine):
         self.engine = engine
