@@ -63,8 +63,10 @@ def run_in_child(worker: str, arguments: list[Any], timeout: float) -> tuple[dic
 
 
 def command_line(script: str, argv: Sequence[str], make_target: str | None = "make bench") -> str:
-    """The command a results file says to run: `make_target` when the runner was called with
-    no option, else ``python benchmarks/<script> <options>``.
+    """The command a results file says to run.
+
+    `make_target` when the runner was called with no option, else
+    ``python benchmarks/<script> <options>``.
 
     Parameters
     ----------
@@ -93,8 +95,10 @@ def command_line(script: str, argv: Sequence[str], make_target: str | None = "ma
 
 
 def merge_runs(previous: list[R], new: list[R]) -> list[R]:
-    """`previous` with each run replaced by a new run of the same key (dataset, detector,
-    settings), and the other new runs appended, so that one row can be re-measured alone.
+    """`previous` with re-measured runs replaced and the other new runs appended.
+
+    A run is replaced by a new run of the same key (dataset, detector, settings), so that one
+    row can be re-measured alone.
 
     Parameters
     ----------
@@ -154,9 +158,10 @@ def write_files(out_dir: str | os.PathLike, texts: dict[str, str]) -> None:
 
 def run_all(jobs: Iterable[tuple[str, Callable[[], R]]], previous: list[R], command: str,
             write: Callable[[list[R]], None], describe: Callable[[R], str]) -> list[R]:
-    """Run each (label, job) in turn, printing the label and `describe(run)`; after every run
-    the results so far, merged into `previous`, are written with `write`, so an interrupted
-    benchmark keeps what it measured.
+    """Run each (label, job) in turn, printing the label and `describe(run)`.
+
+    After every run the results so far, merged into `previous`, are written with `write`, so
+    an interrupted benchmark keeps what it measured.
 
     Parameters
     ----------

@@ -19,9 +19,11 @@ def _rss_mb(field: str) -> float:
 
 
 def parse_throughput(path: Path, line_format: str) -> dict[str, float]:
-    """Lines per second of mining `path` (read, split, mask, mine) and of matching it
-    against the mined templates as a loaded model does (predict); the resident memory
-    before (MB), its peak after both passes, and the file size (bytes).
+    """Parse speed and memory of the template parser on one raw log file.
+
+    Lines per second of mining `path` (read, split, mask, mine) and of matching it against
+    the mined templates as a loaded model does (predict); the resident memory before (MB),
+    its peak after both passes, and the file size (bytes).
 
     Parameters
     ----------

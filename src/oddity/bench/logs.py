@@ -47,8 +47,9 @@ LOGHUB_FORMATS: dict[str, str] = {
 
 
 def grouping_accuracy(truth: Mapping[Hashable, Hashable], parsed: Mapping[Hashable, Hashable]) -> float:
-    """Share of lines whose parsed group equals their true group exactly (keys: line ids,
-    values: true / parsed template; only lines present in both count).
+    """Share of lines whose parsed group equals their true group exactly.
+
+    Keys are line ids, values true / parsed templates; only lines present in both count.
 
     Parameters
     ----------
@@ -74,8 +75,9 @@ def grouping_accuracy(truth: Mapping[Hashable, Hashable], parsed: Mapping[Hashab
 
 
 def loghub_parsing(root: Path, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Grouping accuracy and parse speed of `TemplateParser(**settings)` on every Loghub-2k
-    set under `root` (`<name>/<name>_2k.log` and its `_structured.csv`).
+    """Grouping accuracy and parse speed of `TemplateParser(**settings)` on Loghub-2k.
+
+    Every set under `root` is read: `<name>/<name>_2k.log` and its `_structured.csv`.
 
     Parameters
     ----------
@@ -149,8 +151,10 @@ def detector_row(name: str, params: dict[str, Any], train: LogSequences, test: L
 
 
 def bgl_event_table(path: Path) -> tuple["pd.DataFrame", np.ndarray]:
-    """BGL lines as categorical events: node, component, level, template and hour of day of
-    each line (entity columns), and its alert tag as label (1 = alert).
+    """BGL lines as categorical events, with their alert tags as labels.
+
+    The entity columns of each line: node, component, level, template and hour of day; its
+    label is 1 for an alert.
 
     Parameters
     ----------

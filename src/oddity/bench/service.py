@@ -158,8 +158,9 @@ class LoadRun:
 def load_run(port: int, model: str, images: Sequence[bytes], clients: int, *,
              stop: threading.Event | None = None, api_key: str | None = None,
              timeout_s: float = 120.0) -> LoadRun:
-    """Post each image once (one image per request) from `clients` concurrent clients on
-    loopback; stop early when `stop` is set. Each request that was not answered 200 counts
+    """Post each image once (one image per request) from concurrent clients on loopback.
+
+    Stop early when `stop` is set. Each request that was not answered 200 counts
     under its status or the exception's class name.
 
     Parameters
@@ -222,8 +223,9 @@ def load_run(port: int, model: str, images: Sequence[bytes], clients: int, *,
 
 def crash_run(process: subprocess.Popen, port: int, model: str, images: Sequence[bytes], clients: int,
               kill_after: int) -> LoadRun:
-    """A load run during which the server is killed with SIGKILL once it has stored
-    `kill_after` images (or the load ends first); what the clients saw.
+    """A load run during which the server is killed with SIGKILL; what the clients saw.
+
+    The kill comes once the server has stored `kill_after` images (or when the load ends first).
 
     Parameters
     ----------
@@ -347,8 +349,9 @@ class BadRequest:
 
 
 def bad_requests(good: bytes, model: str, settings: ServiceSettings) -> list[BadRequest]:
-    """The bad-input list for a service with these limits and an API key set: `good` is a
-    valid image of `model` (for requests that are bad for another reason).
+    """The bad-input list for a service with these limits and an API key set.
+
+    `good` is a valid image of `model`, for requests that are bad for another reason.
 
     Parameters
     ----------

@@ -243,8 +243,9 @@ def read_series(path: str | os.PathLike, time_column: str | None = None,
 def series_from_table(table: pd.DataFrame, source: str, time_column: str | None = None,
                       value_columns: list[str] | None = None, *, resample: bool = False,
                       min_length: int = 2, dayfirst: bool | None = None) -> tuple[pd.DataFrame, SeriesReport]:
-    """A series from a table already read (e.g. a CSV body received by the service), named
-    `source` in messages; as `read_series` from there on.
+    """A series from a table already read (e.g. a CSV body received by the service).
+
+    The table is named `source` in messages; as `read_series` from there on.
 
     Parameters
     ----------

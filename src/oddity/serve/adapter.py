@@ -78,10 +78,11 @@ def file_version(paths: Sequence[Path]) -> str:
 
 
 def report_files(path: Path) -> dict[str, Path]:
-    """The files of the `oddity eval --report` folder served with the model at `path`, by the
-    name a request may ask for (`index.html`, `images/NAME.png`); empty without a report.
-    The folder is `NAME.report/` beside a `NAME.oddity` file, `report/` inside an export
-    folder. Only regular files (not links) are listed, once, when the model is loaded.
+    """The files of the `oddity eval --report` folder served with the model at `path`.
+
+    Keyed by the name a request may ask for (`index.html`, `images/NAME.png`); empty without
+    a report. The folder is `NAME.report/` beside a `NAME.oddity` file, `report/` inside an
+    export folder. Only regular files (not links) are listed, once, when the model is loaded.
 
     Parameters
     ----------
@@ -184,10 +185,12 @@ class ServedModel:
 
 
 def map_png(scored: Scored, max_side: int = MAP_SIDE) -> bytes | None:
-    """The anomaly map as a turbo-coloured palette PNG, the pixel threshold in the middle of
-    the colour scale (`oddity.viz.centred_range`), shrunk to at most `max_side` pixels on its long side
-    (the maps are smooth; viewers stretch them over the image, and colouring and compressing a
-    full-size map of a large image cost as much as scoring it).
+    """The anomaly map as a turbo-coloured palette PNG.
+
+    The pixel threshold lies in the middle of the colour scale (`oddity.viz.centred_range`).
+    The map is shrunk to at most `max_side` pixels on its long side (the maps are smooth;
+    viewers stretch them over the image, and colouring and compressing a full-size map of a
+    large image cost as much as scoring it).
 
     Parameters
     ----------
@@ -230,8 +233,10 @@ def is_export_folder(path: Path) -> bool:
 
 
 def model_files(inputs: Sequence[str]) -> list[Path]:
-    """The models named by `inputs`: `.oddity` files, export folders, or folders whose
-    `.oddity` files and export sub-folders are all taken.
+    """The models named by `inputs`.
+
+    An input is a `.oddity` file, an export folder, or a folder whose `.oddity` files and
+    export sub-folders are all taken.
 
     Parameters
     ----------

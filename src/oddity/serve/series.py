@@ -46,8 +46,9 @@ class ServedSeries:
         self.report = report_files(path)
 
     def read_csv(self, body: bytes) -> pd.DataFrame:
-        """The series in a CSV body, read as the model's training file was (its time column,
-        date order and channels).
+        """The series in a CSV body, read as the model's training file was.
+
+        The model's time column, date order and channels are used.
 
         Parameters
         ----------
@@ -77,8 +78,10 @@ class ServedSeries:
         return frame
 
     def read_tensor(self, body: dict[str, Any]) -> pd.DataFrame:
-        """The series in an Open Inference Protocol request: one input of shape [T] or [T, C]
-        (C the model's channels, in its order), datatype FP32 or FP64; rows are numbered steps.
+        """The series in an Open Inference Protocol request.
+
+        One input of shape [T] or [T, C] (C the model's channels, in its order), datatype FP32
+        or FP64; rows are numbered steps.
 
         Parameters
         ----------

@@ -266,8 +266,9 @@ class InspectionService:
         return answers
 
     def predict_series(self, model: ServedSeries, frame: Any, threshold: float | None) -> dict[str, Any]:
-        """Scores, labels and ranges of a series (`ServedSeries.predict_frame`); not stored: the
-        store keeps image inspections.
+        """Scores, labels and ranges of a series (`ServedSeries.predict_frame`).
+
+        Not stored: the store keeps image inspections.
 
         Parameters
         ----------
@@ -388,8 +389,9 @@ class InspectionService:
     # --- thresholds ----------------------------------------------------------------------
     def recalibrate(self, model: ServedModel | ServedSeries, target_fpr: float | None, apply: bool,
                     who: str | None, why: str | None) -> dict[str, Any]:
-        """Propose a threshold from the reviews; with `apply`, put it in force and record who
-        and why.
+        """Propose a threshold from the reviews; with `apply`, put it in force.
+
+        An applied change is recorded with who made it and why.
 
         Parameters
         ----------

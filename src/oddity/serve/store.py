@@ -242,9 +242,10 @@ class InspectionStore:
         return self.get(inspection_id)
 
     def reviewed_scores(self, model: str, version: str) -> dict[str, list[float]]:
-        """Scores of a model version's inspections by what is known of them: `false_alarm`
-        (reviewed and normal), `normal` (labelled normal, not disputed by a review),
-        `confirmed_defect` (reviewed and defective).
+        """Scores of a model version's inspections by what is known of them.
+
+        The groups: `false_alarm` (reviewed and normal), `normal` (labelled normal, not
+        disputed by a review), `confirmed_defect` (reviewed and defective).
 
         Parameters
         ----------
