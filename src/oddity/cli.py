@@ -32,6 +32,20 @@ from oddity.serve.runner import add_arguments as add_serve_arguments
 
 
 def cmd_fit(args: argparse.Namespace) -> None:
+    """`oddity fit`: fit a detector on normal data and save the model.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `detector`, `data`, `out`, the detector options (`seed`, `target_fpr`, `set`) and
+        the fit options of the detector's modality.
+
+    Raises
+    ------
+    OddityError
+        On an unknown detector, bad options, unreadable data or an output that would replace
+        an input or an existing file without `--overwrite`.
+    """
     modality = get_detector_class(args.detector).modality
     params = detector_params(args.detector, args)
     claim(inputs=[args.data], files=[args.out])
@@ -39,6 +53,22 @@ def cmd_fit(args: argparse.Namespace) -> None:
 
 
 def cmd_predict(args: argparse.Namespace) -> None:
+    """`oddity predict`: score inputs with a model (or an export) and write the results.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `model`, `inputs`, `out`, `follow` (when the modality adds it: rows scored as
+        they arrive and printed, nothing written) and the modality's predict options.
+
+    Raises
+    ------
+    ConfigError
+        If `out` is missing without `follow`.
+    OddityError
+        On an unreadable model or inputs, or an output that would replace an input or an
+        existing folder without `--overwrite`.
+    """
     from oddity.export.engine import ExportedModel, is_export
 
     if getattr(args, "follow", False):  # rows scored as they arrive, printed, nothing written
@@ -53,18 +83,51 @@ def cmd_predict(args: argparse.Namespace) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> None:
+    """`oddity eval`: measure a model on a labelled test set.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `model`, `data`, `json`, `report` (when the modality adds it) and the
+        modality's eval options.
+
+    Raises
+    ------
+    OddityError
+        On an unreadable model or test set, or an output that would replace an input or an
+        existing file without `--overwrite`.
+    """
     claim(inputs=[args.model, args.data], files=[args.json], folders=[getattr(args, "report", None)])
     model = oddity.load(args.model)
     verb(model.modality, "evaluate")(model, args)
 
 
 def cmd_serve(args: argparse.Namespace) -> None:
+    """`oddity serve`: run the inspection service until interrupted.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        The options of `oddity.serve.runner.add_arguments` (see `run_command`).
+
+    Raises
+    ------
+    ConfigError
+        On refused options or models that cannot be served.
+    """
     from oddity.serve.runner import run_command
 
     run_command(args)
 
 
 def cmd_list(args: argparse.Namespace) -> None:
+    """`oddity list`: print each registered detector, its modality and summary line.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads no field.
+    """
     names = oddity.list_detectors()
     width = max(len(name) for name in names)
     for name in names:
@@ -145,8 +208,21 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the `oddity` command with `argv` (default: the process arguments); return the exit
-    status (0 success, 1 I/O failure, 2 error in input or usage, 130 interrupted)."""
+    """Run the `oddity` command with `argv`.
+
+    Errors are printed as one line on stderr, never raised.
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        The arguments after `oddity` (default: the process arguments).
+
+    Returns
+    -------
+    int
+        Exit status: 0 success (and `--help`, `--version`), 1 I/O failure, 2 error in input
+        or usage, 130 interrupted.
+    """
     parser = build_parser()
     try:
         args = parser.parse_args(argv)

@@ -16,8 +16,12 @@ from oddity.core.persistence import atomic_write
 
 
 class Keyed(Protocol):
+    """A benchmark run that `merge_runs` matches on its `key`."""
+
     @property
-    def key(self) -> Any: ...
+    def key(self) -> Any:
+        """What identifies the run (dataset, detector, settings)."""
+        ...
 
 
 R = TypeVar("R", bound=Keyed)
@@ -59,8 +63,24 @@ def run_in_child(worker: str, arguments: list[Any], timeout: float) -> tuple[dic
 
 
 def command_line(script: str, argv: Sequence[str], make_target: str | None = "make bench") -> str:
-    """The command a results file says to run: `make_target` when the runner was called with
-    no option, else ``python benchmarks/<script> <options>``.
+    """The command a results file says to run.
+
+    `make_target` when the runner was called with no option, else
+    ``python benchmarks/<script> <options>``.
+
+    Parameters
+    ----------
+    script : str
+        The runner's file name in `benchmarks/`.
+    argv : sequence of str
+        The options it was called with.
+    make_target : str or None, default "make bench"
+        The command quoted when `argv` is empty; None to always quote the script.
+
+    Returns
+    -------
+    str
+        The command, options shell-quoted.
 
     Examples
     --------
@@ -75,8 +95,23 @@ def command_line(script: str, argv: Sequence[str], make_target: str | None = "ma
 
 
 def merge_runs(previous: list[R], new: list[R]) -> list[R]:
-    """`previous` with each run replaced by a new run of the same key (dataset, detector,
-    settings), and the other new runs appended, so that one row can be re-measured alone."""
+    """`previous` with re-measured runs replaced and the other new runs appended.
+
+    A run is replaced by a new run of the same key (dataset, detector, settings), so that one
+    row can be re-measured alone.
+
+    Parameters
+    ----------
+    previous : list
+        Runs read from the earlier results, each with a `key`.
+    new : list
+        Runs just measured.
+
+    Returns
+    -------
+    list
+        The merged runs, in `previous`'s order, then the new keys in `new`'s order.
+    """
     fresh = {run.key: run for run in new}
     kept = [fresh.pop(run.key, run) for run in previous]
     return kept + list(fresh.values())
@@ -84,6 +119,17 @@ def merge_runs(previous: list[R], new: list[R]) -> list[R]:
 
 def cell(value: Any, digits: int = 3) -> str:
     """A table cell: floats with `digits` decimals, None as a dash.
+
+    Parameters
+    ----------
+    value : object
+        The value; anything but a float or None is shown with `str`.
+    digits : int, default 3
+        Decimals of a float.
+
+    Returns
+    -------
+    str
 
     Examples
     --------
@@ -96,7 +142,15 @@ def cell(value: Any, digits: int = 3) -> str:
 
 
 def write_files(out_dir: str | os.PathLike, texts: dict[str, str]) -> None:
-    """Write each `texts` entry (file name -> text) into `out_dir` atomically."""
+    """Write each `texts` entry into `out_dir` atomically.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        Folder of the result files.
+    texts : dict of str to str
+        File name -> text.
+    """
     out = Path(out_dir)
     for name, text in texts.items():
         atomic_write(out / name, lambda tmp, text=text: Path(tmp).write_text(text))
@@ -104,9 +158,23 @@ def write_files(out_dir: str | os.PathLike, texts: dict[str, str]) -> None:
 
 def run_all(jobs: Iterable[tuple[str, Callable[[], R]]], previous: list[R], command: str,
             write: Callable[[list[R]], None], describe: Callable[[R], str]) -> list[R]:
-    """Run each (label, job) in turn, printing the label and `describe(run)`; after every run
-    the results so far, merged into `previous`, are written with `write`, so an interrupted
-    benchmark keeps what it measured.
+    """Run each (label, job) in turn, printing the label and `describe(run)`.
+
+    After every run the results so far, merged into `previous`, are written with `write`, so
+    an interrupted benchmark keeps what it measured.
+
+    Parameters
+    ----------
+    jobs : iterable of (str, callable)
+        Label and a function measuring one run.
+    previous : list
+        Runs read from the earlier results (see `merge_runs`).
+    command : str
+        Command line to record on each new run (`command_line`).
+    write : callable
+        Writes the merged runs (called after every run).
+    describe : callable
+        One-line summary of a run, printed.
 
     Returns
     -------

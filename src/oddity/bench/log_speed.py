@@ -19,9 +19,25 @@ def _rss_mb(field: str) -> float:
 
 
 def parse_throughput(path: Path, line_format: str) -> dict[str, float]:
-    """Lines per second of mining `path` (read, split, mask, mine) and of matching it
-    against the mined templates as a loaded model does (predict); the resident memory
-    before (MB), its peak after both passes, and the file size (bytes)."""
+    """Parse speed and memory of the template parser on one raw log file.
+
+    Lines per second of mining `path` (read, split, mask, mine) and of matching it against
+    the mined templates as a loaded model does (predict); the resident memory before (MB),
+    its peak after both passes, and the file size (bytes).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A raw log file.
+    line_format : str
+        Its loghub-style line format, e.g. ``'<Date> <Time> <Level> <Component>: <Content>'``.
+
+    Returns
+    -------
+    dict of str to float
+        `lines`, `seconds`, `lines_per_s`, `match_lines_per_s`, `bytes`, `rss_before_mb` and
+        `peak_rss_mb`.
+    """
     before = _rss_mb("VmRSS")
     parser = TemplateParser()
     start = time.perf_counter()

@@ -47,8 +47,9 @@ LOGHUB_FORMATS: dict[str, str] = {
 
 
 def grouping_accuracy(truth: Mapping[Hashable, Hashable], parsed: Mapping[Hashable, Hashable]) -> float:
-    """Share of lines whose parsed group equals their true group exactly (keys: line ids,
-    values: true / parsed template; only lines present in both count).
+    """Share of lines whose parsed group equals their true group exactly.
+
+    Keys are line ids, values true / parsed templates; only lines present in both count.
 
     Parameters
     ----------
@@ -74,8 +75,16 @@ def grouping_accuracy(truth: Mapping[Hashable, Hashable], parsed: Mapping[Hashab
 
 
 def loghub_parsing(root: Path, settings: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Grouping accuracy and parse speed of `TemplateParser(**settings)` on every Loghub-2k
-    set under `root` (`<name>/<name>_2k.log` and its `_structured.csv`).
+    """Grouping accuracy and parse speed of `TemplateParser(**settings)` on Loghub-2k.
+
+    Every set under `root` is read: `<name>/<name>_2k.log` and its `_structured.csv`.
+
+    Parameters
+    ----------
+    root : pathlib.Path
+        Folder holding one sub-folder per Loghub-2k data set.
+    settings : dict, optional
+        `TemplateParser` parameters (its defaults when None).
 
     Returns
     -------
@@ -104,7 +113,27 @@ def loghub_parsing(root: Path, settings: dict[str, Any] | None = None) -> list[d
 
 def detector_row(name: str, params: dict[str, Any], train: LogSequences, test: LogSequences,
                  split: str) -> dict[str, Any]:
-    """Fit `name` on `train`, predict `test`: metrics at the calibrated threshold and timings."""
+    """Fit `name` on `train`, predict `test`: metrics at the calibrated threshold and timings.
+
+    Parameters
+    ----------
+    name : str
+        Registered log detector.
+    params : dict
+        Its parameters.
+    train : LogSequences
+        Training sequences.
+    test : LogSequences
+        Labelled test sequences.
+    split : str
+        Description of the train/test split, recorded in the row.
+
+    Returns
+    -------
+    dict
+        Detector, params, split, `sequence_metrics` of the test set, the threshold rule,
+        `fit_s` and `score_s`.
+    """
     detector = oddity.create(name, **params)
     start = time.perf_counter()
     detector.fit(train, verbose=False)
@@ -122,8 +151,23 @@ def detector_row(name: str, params: dict[str, Any], train: LogSequences, test: L
 
 
 def bgl_event_table(path: Path) -> tuple["pd.DataFrame", np.ndarray]:
-    """BGL lines as categorical events: node, component, level, template and hour of day of
-    each line (entity columns), and its alert tag as label (1 = alert)."""
+    """BGL lines as categorical events, with their alert tags as labels.
+
+    The entity columns of each line: node, component, level, template and hour of day; its
+    label is 1 for an alert.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A raw BGL log file (Loghub format, label first).
+
+    Returns
+    -------
+    events : pandas.DataFrame
+        Columns `node`, `component`, `level`, `template` and `hour`, one row per matched line.
+    labels : numpy.ndarray
+        int64, one per row.
+    """
     import pandas as pd
 
     from oddity.logs.parsing import LogSource, matched, mine
@@ -140,7 +184,26 @@ def bgl_event_table(path: Path) -> tuple["pd.DataFrame", np.ndarray]:
 
 
 def event_row(params: dict[str, Any], events: "pd.DataFrame", labels: np.ndarray, cut: int) -> dict[str, Any]:
-    """APE fitted on the normal events before `cut` (time order), measured on the rest."""
+    """APE fitted on the normal events before `cut` (time order), measured on the rest.
+
+    Parameters
+    ----------
+    params : dict
+        APE parameters.
+    events : pandas.DataFrame
+        Entity columns, in time order (`bgl_event_table`).
+    labels : numpy.ndarray
+        1 for an anomalous event, one per row.
+    cut : int
+        Row where the test part starts.
+
+    Returns
+    -------
+    dict
+        Precision, recall, F1, FPR, AUROC, AUPR and best hindsight F1 on the test part, the
+        threshold rule, `fit_s`, `score_s`, and explanations of the first three anomalous
+        test events.
+    """
     from oddity.metrics.classification import f1_max, image_aupr, image_auroc
 
     train = events.iloc[:cut][labels[:cut] == 0]

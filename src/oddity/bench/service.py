@@ -44,6 +44,28 @@ def start_server(models: Sequence[str], store_url: str, files: str | os.PathLike
                  timeout_s: float = 180.0) -> subprocess.Popen:
     """Run `oddity serve` on 127.0.0.1:`port` in a child process and wait until it is ready.
 
+    Parameters
+    ----------
+    models : sequence of str
+        Model files or folders to serve.
+    store_url : str
+        Database URL (`--store`).
+    files : str or os.PathLike
+        Folder of the file store (`--files`).
+    port : int
+        Loopback port to bind.
+    extra : sequence of str, default ()
+        More `oddity serve` options.
+    log : str or os.PathLike, optional
+        File the server's output is appended to (discarded when None).
+    timeout_s : float, default 180.0
+        Longest wait for `/v2/health/ready` to answer 200.
+
+    Returns
+    -------
+    subprocess.Popen
+        The running server.
+
     Raises
     ------
     RuntimeError
@@ -70,14 +92,38 @@ def start_server(models: Sequence[str], store_url: str, files: str | os.PathLike
 
 
 def stop_server(process: subprocess.Popen, kill: bool = False) -> None:
-    """SIGTERM (graceful) or SIGKILL the server and wait for it."""
+    """SIGTERM (graceful) or SIGKILL the server and wait for it.
+
+    Parameters
+    ----------
+    process : subprocess.Popen
+        The server (`start_server`); nothing is sent if it has exited.
+    kill : bool, default False
+        SIGKILL instead of SIGTERM.
+
+    Raises
+    ------
+    subprocess.TimeoutExpired
+        If it has not exited 60 s later.
+    """
     if process.poll() is None:
         process.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
     process.wait(timeout=60)
 
 
 def stored_count(port: int) -> int:
-    """Images the server has stored so far, read from its own metrics (0 if it does not answer)."""
+    """Images the server has stored so far, read from its own metrics (0 if it does not answer).
+
+    Parameters
+    ----------
+    port : int
+        The server's loopback port.
+
+    Returns
+    -------
+    int
+        The sum of its `oddity_labels_total` counters.
+    """
     try:
         text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
     except httpx.HTTPError:
@@ -105,15 +151,40 @@ class LoadRun:
 
     @property
     def requests(self) -> int:
+        """Requests sent: answered and failed."""
         return len(self.answers) + sum(self.failures.values())
 
 
 def load_run(port: int, model: str, images: Sequence[bytes], clients: int, *,
              stop: threading.Event | None = None, api_key: str | None = None,
              timeout_s: float = 120.0) -> LoadRun:
-    """Post each image once (one image per request) from `clients` concurrent clients on
-    loopback; stop early when `stop` is set. Each request that was not answered 200 counts
-    under its status or the exception's class name."""
+    """Post each image once (one image per request) from concurrent clients on loopback.
+
+    Stop early when `stop` is set. Each request that was not answered 200 counts
+    under its status or the exception's class name.
+
+    Parameters
+    ----------
+    port : int
+        The server's loopback port.
+    model : str
+        Name of the served image model.
+    images : sequence of bytes
+        Image files to post, each once.
+    clients : int
+        Concurrent clients.
+    stop : threading.Event, optional
+        Set to stop the clients before their next request.
+    api_key : str, optional
+        Sent as `X-API-Key`.
+    timeout_s : float, default 120.0
+        Timeout of each request.
+
+    Returns
+    -------
+    LoadRun
+        The answers, failures by outcome and wall time.
+    """
     run = LoadRun()
     lock = threading.Lock()
     queue: Iterator[tuple[int, bytes]] = iter(enumerate(images))
@@ -152,8 +223,29 @@ def load_run(port: int, model: str, images: Sequence[bytes], clients: int, *,
 
 def crash_run(process: subprocess.Popen, port: int, model: str, images: Sequence[bytes], clients: int,
               kill_after: int) -> LoadRun:
-    """A load run during which the server is killed with SIGKILL once it has stored
-    `kill_after` images (or the load ends first); what the clients saw."""
+    """A load run during which the server is killed with SIGKILL; what the clients saw.
+
+    The kill comes once the server has stored `kill_after` images (or when the load ends first).
+
+    Parameters
+    ----------
+    process : subprocess.Popen
+        The server (`start_server`).
+    port : int
+        Its loopback port.
+    model : str
+        Name of the served image model.
+    images : sequence of bytes
+        Image files to post, each once.
+    clients : int
+        Concurrent clients.
+    kill_after : int
+        Stored images (`stored_count`) at which the server is killed.
+
+    Returns
+    -------
+    LoadRun
+    """
     stop = threading.Event()
     result: dict[str, LoadRun] = {}
     loader = threading.Thread(target=lambda: result.update(run=load_run(port, model, images, clients, stop=stop)))
@@ -182,11 +274,31 @@ class StoreCheck:
 
     @property
     def ok(self) -> bool:
+        """Whether nothing was lost or damaged."""
         return not (self.missing_rows or self.wrong_rows or self.bad_files or self.integrity_errors)
 
 
 def verify_store(store_url: str, files: str | os.PathLike, answers: Sequence[Answer]) -> StoreCheck:
-    """Check every answered inspection and every stored row (see module docstring)."""
+    """Check every answered inspection and every stored row (see module docstring).
+
+    Parameters
+    ----------
+    store_url : str
+        Database URL of the killed server's store.
+    files : str or os.PathLike
+        Folder of its file store.
+    answers : sequence of Answer
+        What the clients were answered.
+
+    Returns
+    -------
+    StoreCheck
+
+    Raises
+    ------
+    ConfigError
+        If the database cannot be opened.
+    """
     store, file_store = InspectionStore.open(store_url), FileStore(files)
     try:
         rows, cursor = [], None
@@ -207,7 +319,20 @@ def verify_store(store_url: str, files: str | os.PathLike, answers: Sequence[Ans
 
 
 def png_bytes(size: tuple[int, int], mode: str = "RGB") -> bytes:
-    """A blank PNG of `size` (width, height); mode "1" makes huge images in a few kilobytes."""
+    """A blank PNG of `size`; mode "1" makes huge images in a few kilobytes.
+
+    Parameters
+    ----------
+    size : tuple of (int, int)
+        Width and height.
+    mode : str, default "RGB"
+        PIL image mode.
+
+    Returns
+    -------
+    bytes
+        The PNG file.
+    """
     buffer = io.BytesIO()
     Image.new(mode, size).save(buffer, format="PNG")
     return buffer.getvalue()
@@ -224,8 +349,24 @@ class BadRequest:
 
 
 def bad_requests(good: bytes, model: str, settings: ServiceSettings) -> list[BadRequest]:
-    """The bad-input list for a service with these limits and an API key set: `good` is a
-    valid image of `model` (for requests that are bad for another reason)."""
+    """The bad-input list for a service with these limits and an API key set.
+
+    `good` is a valid image of `model`, for requests that are bad for another reason.
+
+    Parameters
+    ----------
+    good : bytes
+        A valid image file for `model`.
+    model : str
+        Name of the served image model.
+    settings : ServiceSettings
+        The service's limits (upload size, pixels, images per request).
+
+    Returns
+    -------
+    list of BadRequest
+        Each with the status the service must answer.
+    """
     predict = f"/v1/models/{model}:predict"
     infer = f"/v2/models/{model}/infer"
 
@@ -287,7 +428,21 @@ def bad_requests(good: bytes, model: str, settings: ServiceSettings) -> list[Bad
 
 
 def send(client: httpx.Client, bad: BadRequest, api_key: str) -> httpx.Response:
-    """Send a bad request with the API key unless the request overrides the header."""
+    """Send a bad request with the API key unless the request overrides the header.
+
+    Parameters
+    ----------
+    client : httpx.Client
+        Client with the server's base URL.
+    bad : BadRequest
+        The request; a header it sets to None is left out.
+    api_key : str
+        The service's key.
+
+    Returns
+    -------
+    httpx.Response
+    """
     request = dict(bad.request)
     headers = {k: v for k, v in {"X-API-Key": api_key, **request.pop("headers", {})}.items() if v is not None}
     return client.request(**request, headers=headers)

@@ -27,7 +27,13 @@ if TYPE_CHECKING:
 
 
 def add_reading_options(parser: argparse.ArgumentParser) -> None:
-    """Options that say how a log file is read and grouped (fit, eval, parse)."""
+    """Add the options that say how a log file is read and grouped (fit, eval, parse).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser; the options go in a group "logs".
+    """
     group = parser.add_argument_group("logs")
     group.add_argument("--format", metavar="FORMAT",
                        help="logs: loghub-style line format, e.g. '<Date> <Time> <Level> <Component>: <Content>'")
@@ -49,13 +55,29 @@ def add_reading_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
-    """Logs options of the shared verbs: how a log file is read (fit and eval)."""
+    """Add the logs options of the shared verbs: how a log file is read (fit and eval).
+
+    Parameters
+    ----------
+    verb : str
+        ``"fit"``, ``"predict"`` or ``"eval"``; predict gets no option.
+    parser : argparse.ArgumentParser
+        The verb's parser.
+    """
     if verb in ("fit", "eval"):
         add_reading_options(parser)
 
 
 def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """The `parse` command (`parents`: the options every writing command shares)."""
+    """Add the `parse` command.
+
+    Parameters
+    ----------
+    commands : argparse._SubParsersAction
+        The sub-commands of `oddity`.
+    parents : list of argparse.ArgumentParser
+        The options every writing command shares.
+    """
     parse = commands.add_parser("parse", parents=parents, help="mine the templates of a log file",
                                 description="Mine log templates (Drain with masking) and write "
                                             "templates.csv: id, template, lines.")
@@ -111,6 +133,20 @@ def _is_event_sessions(path: str) -> bool:
 
 
 def cmd_parse(args: argparse.Namespace) -> None:
+    """`oddity parse`: mine the templates of a log file and write templates.csv.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `log`, `out`, `lines` (also write each line's template id there), `quiet` and
+        the reading options `format`, `content_field`, `label_field`, `encoding` and `sim_th`.
+
+    Raises
+    ------
+    OddityError
+        On an unreadable log or an output that would replace an input or an existing file
+        without `--overwrite`.
+    """
     from oddity.core.persistence import atomic_write
     from oddity.logs.data import ReadReport
     from oddity.core.outputs import claim
@@ -152,7 +188,32 @@ def _labels(args: argparse.Namespace):
 
 
 def read_for_fit(args: argparse.Namespace, verbose: bool) -> tuple["LogSequences", dict | None]:
-    """The training sequences of `args.data` and the reading setup to store in the model."""
+    """The training sequences of `args.data` and the reading setup to store in the model.
+
+    An event-session CSV (`EventTemplates_json` column) is read as it is; any other file is
+    parsed into templates, then grouped into sequences.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `data`, `labels` and the reading options (see `add_reading_options`).
+    verbose : bool
+        Show progress bars.
+
+    Returns
+    -------
+    sequences : LogSequences
+        The training sequences.
+    reading : dict
+        The reading setup (`kind`, and for a log its source, grouping and parser).
+
+    Raises
+    ------
+    ConfigError
+        If a log file is given no grouping (session, window or time window).
+    OddityError
+        If the file cannot be read.
+    """
     from oddity.logs.data import read_event_sessions
     from oddity.logs.parsing import mine, sequences_of
 
@@ -169,7 +230,30 @@ def read_for_fit(args: argparse.Namespace, verbose: bool) -> tuple["LogSequences
 
 
 def read_with_model(detector: "LogDetector", path: str, labels: dict | None, verbose: bool) -> "LogSequences":
-    """Sequences of a new file read the way the model's training file was read."""
+    """Sequences of a new file read the way the model's training file was read.
+
+    Parameters
+    ----------
+    detector : LogDetector
+        A fitted model; its `reading_` setup is used (event sessions when it has none).
+    path : str
+        The file to read.
+    labels : dict or None
+        Session labels (session id -> label) to attach, for a log file.
+    verbose : bool
+        Show progress bars.
+
+    Returns
+    -------
+    LogSequences
+
+    Raises
+    ------
+    ConfigError
+        If the model was fitted on event sessions and `path` is not such a file.
+    OddityError
+        If the file cannot be read.
+    """
     from oddity.logs.data import read_event_sessions
     from oddity.logs.grouping import Grouping
     from oddity.logs.parser import TemplateParser
@@ -211,7 +295,27 @@ def _event_table(path: str, entities: list[str] | None, label_field: str | None)
 
 
 def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) -> None:
-    """`oddity fit` for a log detector (or APE on a table of categorical events): read, fit, save."""
+    """`oddity fit` for a log detector (or APE on a table of categorical events): read, fit, save.
+
+    Events labelled anomalous by `--label-field` are left out of an APE fit.
+
+    Parameters
+    ----------
+    detector_name : str
+        Registered detector name.
+    args : argparse.Namespace
+        Reads `data`, `out`, `quiet`, `entities`, `label_field`, `labels` and the reading
+        options (see `add_reading_options`).
+    params : dict
+        Detector parameters.
+
+    Raises
+    ------
+    ConfigError
+        On a missing grouping, or an `--entities` / `--label-field` column not in the table.
+    OddityError
+        If the data cannot be read or the fit fails.
+    """
     import oddity
     from oddity.logs.detector import LogDetector
 
@@ -242,7 +346,25 @@ def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) ->
 
 
 def predict(detector: "LogDetector", args: argparse.Namespace) -> None:
-    """`oddity predict` for a log model: sequences.csv, templates.csv, timeline.png in `--out`."""
+    """`oddity predict` for a log model: sequences.csv, templates.csv, timeline.png in `--out`.
+
+    A model of categorical events (APE) writes events.csv instead: each event's score, label
+    and least compatible pairs.
+
+    Parameters
+    ----------
+    detector : LogDetector
+        A fitted log model (or APE).
+    args : argparse.Namespace
+        Reads `inputs` (exactly one file), `out` and `quiet`.
+
+    Raises
+    ------
+    ConfigError
+        If more than one input is given, or the file is not of the kind the model read.
+    OddityError
+        If the file cannot be read.
+    """
     from collections import Counter
 
     import pandas as pd
@@ -282,7 +404,22 @@ def predict(detector: "LogDetector", args: argparse.Namespace) -> None:
 
 
 def evaluate(detector: "LogDetector", args: argparse.Namespace) -> None:
-    """`oddity eval` for a log model: metrics on a labelled file."""
+    """`oddity eval` for a log model: metrics on a labelled file, printed and optionally saved.
+
+    Parameters
+    ----------
+    detector : LogDetector
+        A fitted log model (or APE).
+    args : argparse.Namespace
+        Reads `data`, `json`, `quiet`, `labels` and, for APE, `label_field`.
+
+    Raises
+    ------
+    ConfigError
+        For APE without `--label-field`, or a file not of the kind the model read.
+    DataError
+        If the sequences carry no labels.
+    """
     verbose = not args.quiet
     from oddity.core.errors import DataError
     from oddity.core.persistence import atomic_write

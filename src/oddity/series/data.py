@@ -243,8 +243,40 @@ def read_series(path: str | os.PathLike, time_column: str | None = None,
 def series_from_table(table: pd.DataFrame, source: str, time_column: str | None = None,
                       value_columns: list[str] | None = None, *, resample: bool = False,
                       min_length: int = 2, dayfirst: bool | None = None) -> tuple[pd.DataFrame, SeriesReport]:
-    """A series from a table already read (e.g. a CSV body received by the service), named
-    `source` in messages; as `read_series` from there on."""
+    """A series from a table already read (e.g. a CSV body received by the service).
+
+    The table is named `source` in messages; as `read_series` from there on.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        The table as read, one column per field.
+    source : str
+        Name of the table's origin in messages (a path, or ``"body"``).
+    time_column : str, optional
+        The column of times (found when None).
+    value_columns : list of str, optional
+        Channels to keep (every column but the time column when None).
+    resample : bool, default False
+        Put irregular steps on a regular grid.
+    min_length : int, default 2
+        Fewest steps accepted.
+    dayfirst : bool, optional
+        Read ambiguous dates day first (True) or month first (False).
+
+    Returns
+    -------
+    frame : pandas.DataFrame
+        One float column per channel over a DatetimeIndex or integer index.
+    report : SeriesReport
+        How the table was read (time column, dropped rows, notes).
+
+    Raises
+    ------
+    DataError
+        If the table is empty, a named column is absent, there is no value column, fewer
+        than `min_length` rows remain or a column holds infinite values.
+    """
     if table.empty or len(table.columns) == 0:
         raise DataError(f"{source}: the file has no rows")
     time_name = _find_time_column(table, time_column, source)

@@ -59,7 +59,18 @@ class Scored:
 
 
 def file_version(paths: Sequence[Path]) -> str:
-    """The first 12 hex digits of the sha256 of the files' bytes, in order."""
+    """The first 12 hex digits of the sha256 of the files' bytes, in order.
+
+    Parameters
+    ----------
+    paths : sequence of pathlib.Path
+        Files hashed one after another.
+
+    Returns
+    -------
+    str
+        12 lowercase hex digits.
+    """
     digest = hashlib.sha256()
     for path in paths:
         digest.update(path.read_bytes())
@@ -67,10 +78,23 @@ def file_version(paths: Sequence[Path]) -> str:
 
 
 def report_files(path: Path) -> dict[str, Path]:
-    """The files of the `oddity eval --report` folder served with the model at `path`, by the
-    name a request may ask for (`index.html`, `images/NAME.png`); empty without a report.
-    The folder is `NAME.report/` beside a `NAME.oddity` file, `report/` inside an export
-    folder. Only regular files (not links) are listed, once, when the model is loaded."""
+    """The files of the `oddity eval --report` folder served with the model at `path`.
+
+    Keyed by the name a request may ask for (`index.html`, `images/NAME.png`); empty without
+    a report. The folder is `NAME.report/` beside a `NAME.oddity` file, `report/` inside an
+    export folder. Only regular files (not links) are listed, once, when the model is loaded.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The `.oddity` file or the export folder.
+
+    Returns
+    -------
+    dict of str to pathlib.Path
+        Request name -> file; empty when the folder, its ``index.html`` or the folder itself is
+        missing or a link.
+    """
     if path.is_dir():
         folder = path / EXPORT_REPORT
     else:
@@ -96,6 +120,13 @@ class ServedModel:
         Name in URLs (`/v1/models/{name}:predict`).
     path : Path
         The `.oddity` file or the export folder.
+    detector : ImageDetector, optional
+        The loaded `.oddity` model (loaded from `path` when None; unused for an export folder).
+
+    Raises
+    ------
+    ConfigError
+        If the detector is zero-shot.
     """
 
     kind = "image"
@@ -124,7 +155,18 @@ class ServedModel:
         self.report = report_files(path)
 
     def score_batch(self, images: Sequence[np.ndarray]) -> list[Scored]:
-        """Score RGB float images (H, W, 3) in [0, 1] in one call through the image pipeline."""
+        """Score RGB float images (H, W, 3) in [0, 1] in one call through the image pipeline.
+
+        Parameters
+        ----------
+        images : sequence of numpy.ndarray
+            The images' pixels.
+
+        Returns
+        -------
+        list of Scored
+            One per image, in order; each carries an equal share of the batch's seconds.
+        """
         start = time.perf_counter()
         samples = [ArraySample(pixels, f"image-{i}") for i, pixels in enumerate(images)]
         result = self.engine.score(samples, verbose=False, batch_size=max(len(samples), 1))
@@ -143,10 +185,25 @@ class ServedModel:
 
 
 def map_png(scored: Scored, max_side: int = MAP_SIDE) -> bytes | None:
-    """The anomaly map as a turbo-coloured palette PNG, the pixel threshold in the middle of
-    the colour scale (`oddity.viz.centred_range`), shrunk to at most `max_side` pixels on its long side
-    (the maps are smooth; viewers stretch them over the image, and colouring and compressing a
-    full-size map of a large image cost as much as scoring it); None without a map."""
+    """The anomaly map as a turbo-coloured palette PNG.
+
+    The pixel threshold lies in the middle of the colour scale (`oddity.viz.centred_range`).
+    The map is shrunk to at most `max_side` pixels on its long side (the maps are smooth;
+    viewers stretch them over the image, and colouring and compressing a full-size map of a
+    large image cost as much as scoring it).
+
+    Parameters
+    ----------
+    scored : Scored
+        The scored image, its map and pixel threshold.
+    max_side : int, default MAP_SIDE
+        Longest side of the PNG in pixels; smaller maps keep their size.
+
+    Returns
+    -------
+    bytes or None
+        The PNG, or None when the image has no map.
+    """
     if scored.map is None:
         return None
     score_map = scored.map
@@ -161,13 +218,35 @@ def map_png(scored: Scored, max_side: int = MAP_SIDE) -> bytes | None:
 
 
 def is_export_folder(path: Path) -> bool:
-    """Whether `path` is a folder written by `oddity export` (it holds metadata.json)."""
+    """Whether `path` is a folder written by `oddity export` (it holds metadata.json).
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        A file or folder.
+
+    Returns
+    -------
+    bool
+    """
     return path.is_dir() and (path / METADATA).is_file()
 
 
 def model_files(inputs: Sequence[str]) -> list[Path]:
-    """The models named by `inputs`: `.oddity` files, export folders, or folders whose
-    `.oddity` files and export sub-folders are all taken.
+    """The models named by `inputs`.
+
+    An input is a `.oddity` file, an export folder, or a folder whose `.oddity` files and
+    export sub-folders are all taken.
+
+    Parameters
+    ----------
+    inputs : sequence of str
+        Paths given on the command line.
+
+    Returns
+    -------
+    list of pathlib.Path
+        Model files and export folders, in the order given (a folder's sorted).
 
     Raises
     ------
@@ -198,6 +277,18 @@ def model_files(inputs: Sequence[str]) -> list[Path]:
 def load_model(name: str, path: Path) -> ServedModel | ServedSeries:
     """The served model at `path` (an export folder or a `.oddity` file).
 
+    Parameters
+    ----------
+    name : str
+        Name in URLs.
+    path : pathlib.Path
+        The export folder or `.oddity` file.
+
+    Returns
+    -------
+    ServedModel or ServedSeries
+        By the model's modality.
+
     Raises
     ------
     ConfigError
@@ -219,10 +310,21 @@ def load_model(name: str, path: Path) -> ServedModel | ServedSeries:
 def load_models(inputs: Sequence[str]) -> dict[str, ServedModel | ServedSeries]:
     """Load every model named by `inputs` (see `model_files`), keyed by name.
 
+    Parameters
+    ----------
+    inputs : sequence of str
+        Model files, export folders or folders of them.
+
+    Returns
+    -------
+    dict of str to ServedModel or ServedSeries
+        Model name (file name without `.oddity`, or the export folder's name) -> served model.
+
     Raises
     ------
     ConfigError
-        If two models would share a name, or a model cannot be served.
+        If a name holds characters other than letters, digits, '.', '_' and '-', two models
+        would share a name, or a model cannot be served.
     """
     models: dict[str, ServedModel | ServedSeries] = {}
     for path in model_files(inputs):

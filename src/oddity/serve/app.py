@@ -76,6 +76,17 @@ class RecalibrateBody(BaseModel):
 
 
 def refusal_response(refusal: Refusal) -> JSONResponse:
+    """The HTTP answer of a refusal.
+
+    Parameters
+    ----------
+    refusal : Refusal
+        Status, JSON body and extra headers of the answer.
+
+    Returns
+    -------
+    fastapi.responses.JSONResponse
+    """
     return JSONResponse(refusal.body(), status_code=refusal.status, headers=refusal.headers)
 
 

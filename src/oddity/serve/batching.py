@@ -70,7 +70,20 @@ class MicroBatcher:
             thread.start()
 
     def submit(self, items: Sequence[Any], options: Any = None) -> Future:
-        """Queue a job; its future gives `finish`'s answer for it."""
+        """Queue a job; its future gives `finish`'s answer for it.
+
+        Parameters
+        ----------
+        items : sequence
+            The job's items (images), scored with those of other jobs.
+        options : object, optional
+            Passed to `finish` on the job, unchanged.
+
+        Returns
+        -------
+        concurrent.futures.Future
+            Resolves with the job's answer, or with the exception that failed its batch.
+        """
         job = Job(items, options)
         self.jobs.put(job)
         return job.future

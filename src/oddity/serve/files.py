@@ -21,7 +21,23 @@ _HASH = re.compile(r"[0-9a-f]{64}")
 
 
 def sha256_hex(data: bytes) -> str:
-    """The lowercase hex sha256 of `data`."""
+    """The lowercase hex sha256 of `data`.
+
+    Parameters
+    ----------
+    data : bytes
+        Bytes to hash.
+
+    Returns
+    -------
+    str
+        64 lowercase hex digits.
+
+    Examples
+    --------
+    >>> sha256_hex(b"")[:12]
+    'e3b0c44298fc'
+    """
     return hashlib.sha256(data).hexdigest()
 
 
@@ -49,6 +65,16 @@ class FileStore:
     def path(self, digest: str) -> Path:
         """Where the file with this hash lives.
 
+        Parameters
+        ----------
+        digest : str
+            sha256 hex digest of the file.
+
+        Returns
+        -------
+        pathlib.Path
+            ``root/ab/cd/abcd...`` (the file need not exist).
+
         Raises
         ------
         DataError
@@ -59,7 +85,18 @@ class FileStore:
         return self.root / digest[:2] / digest[2:4] / digest
 
     def put(self, data: bytes) -> str:
-        """Store `data` durably and return its sha256 hex digest."""
+        """Store `data` durably and return its sha256 hex digest.
+
+        Parameters
+        ----------
+        data : bytes
+            File content.
+
+        Returns
+        -------
+        str
+            sha256 hex digest naming the stored file.
+        """
         return self.put_many([data])[0]
 
     def put_many(self, blobs: list[bytes]) -> list[str]:
@@ -67,6 +104,17 @@ class FileStore:
 
         Each file is flushed before its rename; each folder that gained a file is flushed
         once after all renames, and a folder's parent only when the folder itself is new.
+        A file already stored with the same size is not written again.
+
+        Parameters
+        ----------
+        blobs : list of bytes
+            File contents.
+
+        Returns
+        -------
+        list of str
+            sha256 hex digest of each blob, in order.
         """
         digests, folders = [], set()
         for data in blobs:
@@ -99,6 +147,16 @@ class FileStore:
     def get(self, digest: str) -> bytes:
         """The bytes stored under `digest`.
 
+        Parameters
+        ----------
+        digest : str
+            sha256 hex digest of the file.
+
+        Returns
+        -------
+        bytes
+            The file's content, checked against its hash.
+
         Raises
         ------
         DataError
@@ -113,7 +171,18 @@ class FileStore:
         return data
 
     def has(self, digest: str) -> bool:
-        """Whether a file with this hash is stored intact."""
+        """Whether a file with this hash is stored intact.
+
+        Parameters
+        ----------
+        digest : str
+            sha256 hex digest of the file.
+
+        Returns
+        -------
+        bool
+            False also when `digest` is not a valid digest.
+        """
         try:
             self.get(digest)
         except DataError:

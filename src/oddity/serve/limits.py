@@ -30,7 +30,15 @@ OPEN_PATHS = ("/", "/favicon.ico")
 
 
 async def send_refusal(send: Send, refusal: Refusal) -> None:
-    """Answer an ASGI request with the refusal's JSON body."""
+    """Answer an ASGI request with the refusal's JSON body.
+
+    Parameters
+    ----------
+    send : callable
+        The ASGI send channel.
+    refusal : Refusal
+        Status, body and extra headers of the answer.
+    """
     body = json.dumps(refusal.body()).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     headers += [(k.lower().encode(), v.encode()) for k, v in refusal.headers.items()]
@@ -46,7 +54,15 @@ def _header(scope: Scope, name: bytes) -> bytes | None:
 
 
 class ApiKeyGate:
-    """ASGI middleware: the API key check (see module docstring)."""
+    """ASGI middleware: the API key check (see module docstring).
+
+    Parameters
+    ----------
+    app : callable
+        The ASGI app behind the gate.
+    api_key : str or None
+        The key; None or empty lets every request through.
+    """
 
     def __init__(self, app: ASGIApp, api_key: str | None):
         self.app, self.key = app, api_key.encode() if api_key else None
@@ -68,21 +84,46 @@ class ApiKeyGate:
 
 
 def body_too_large(limit: int) -> Refusal:
-    """The refusal of a body above the upload limit."""
+    """The refusal of a body above the upload limit.
+
+    Parameters
+    ----------
+    limit : int
+        Upload limit in bytes, quoted in the message.
+
+    Returns
+    -------
+    Refusal
+        413 ``body_too_large``.
+    """
     return Refusal(413, "body_too_large", f"request body larger than the limit of {limit} bytes; "
                    "send fewer or smaller images, or raise --max-upload-mb")
 
 
 class BodyTooLarge(HTTPException):
     """Raised while reading a body that passes the upload limit (an HTTPException, so that
-    the framework's body parsing passes it on to the error handler unchanged)."""
+    the framework's body parsing passes it on to the error handler unchanged).
+
+    Parameters
+    ----------
+    limit : int
+        Upload limit in bytes, quoted in the message.
+    """
 
     def __init__(self, limit: int):
         super().__init__(413, detail=body_too_large(limit).message)
 
 
 class BodyLimit:
-    """ASGI middleware: the upload size limit (see module docstring)."""
+    """ASGI middleware: the upload size limit (see module docstring).
+
+    Parameters
+    ----------
+    app : callable
+        The ASGI app behind the limit.
+    limit : int
+        Largest request body in bytes.
+    """
 
     def __init__(self, app: ASGIApp, limit: int):
         self.app, self.limit = app, limit
@@ -110,7 +151,18 @@ class BodyLimit:
 
 
 class Admission:
-    """Counts requests in scoring; refuses the one past `capacity` (see module docstring)."""
+    """Counts requests in scoring; refuses the one past `capacity` (see module docstring).
+
+    Used as a context manager around scoring; entering past `capacity` raises a 503
+    `Refusal` with a `Retry-After` header.
+
+    Parameters
+    ----------
+    capacity : int
+        Most requests in scoring at once.
+    retry_after_s : int
+        Seconds the refusal asks the client to wait.
+    """
 
     def __init__(self, capacity: int, retry_after_s: int):
         self.capacity, self.retry_after_s = capacity, retry_after_s

@@ -34,7 +34,21 @@ class ServiceMetrics:
                                  registry=self.registry)
 
     def observe_image(self, model: str, seconds: float, score: float, threshold: float, anomalous: bool) -> None:
-        """Record one scored image."""
+        """Record one scored image.
+
+        Parameters
+        ----------
+        model : str
+            Model name (metric label).
+        seconds : float
+            Model time spent on the image.
+        score : float
+            Image anomaly score.
+        threshold : float
+            Threshold in force; the score ratio is recorded only when it is positive.
+        anomalous : bool
+            The label given to the image.
+        """
         self.inference_seconds.labels(model).observe(seconds)
         if threshold > 0:
             self.score_ratio.labels(model).observe(score / threshold)

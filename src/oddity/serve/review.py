@@ -33,6 +33,12 @@ class Proposal:
     confirmed_defects_missed: int
 
     def to_dict(self) -> dict:
+        """The proposal as a JSON-ready dict of its fields.
+
+        Returns
+        -------
+        dict
+        """
         return asdict(self)
 
 

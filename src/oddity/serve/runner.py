@@ -32,7 +32,23 @@ class ServeOptions:
 
 
 def is_loopback(host: str) -> bool:
-    """Whether `host` is a loopback address (127.0.0.0/8, ::1) or `localhost`."""
+    """Whether `host` is a loopback address (127.0.0.0/8, ::1) or `localhost`.
+
+    Parameters
+    ----------
+    host : str
+        Host name or IP address to bind.
+
+    Returns
+    -------
+    bool
+        False for any other name or address.
+
+    Examples
+    --------
+    >>> is_loopback("127.0.0.2"), is_loopback("::1"), is_loopback("0.0.0.0")
+    (True, True, False)
+    """
     if host == "localhost":
         return True
     try:
@@ -44,10 +60,16 @@ def is_loopback(host: str) -> bool:
 def check_options(options: ServeOptions) -> None:
     """Refuse options that would expose an open service or cannot work.
 
+    Parameters
+    ----------
+    options : ServeOptions
+        What `oddity serve` was asked for.
+
     Raises
     ------
     ConfigError
-        On a non-loopback host without an API key, a bad port or a bad limit.
+        On a non-loopback host without an API key, a port outside 0..65535, a size or batch
+        limit below 1, a negative queue or a batch wait outside 0..1000 ms.
     """
     if not is_loopback(options.host) and not options.settings.api_key:
         raise ConfigError(f"--host {options.host}: serving beyond this machine needs an API key; "
@@ -65,7 +87,22 @@ def check_options(options: ServeOptions) -> None:
 
 
 def store_locations(options: ServeOptions, first_model: Path) -> tuple[str, Path]:
-    """(database URL, files folder), defaulting to `oddity-store/` beside the first model."""
+    """Where the service keeps its rows and files.
+
+    Parameters
+    ----------
+    options : ServeOptions
+        Its `store` URL and `files` folder, when given, are taken as they are.
+    first_model : pathlib.Path
+        The first model served; the default store folder `oddity-store/` lies beside it.
+
+    Returns
+    -------
+    url : str
+        Database URL (default: SQLite ``oddity-store/inspections.sqlite``).
+    files : pathlib.Path
+        Folder of the file store (default: ``oddity-store/files``).
+    """
     folder = first_model.resolve().parent / STORE_FOLDER
     url = options.store or f"sqlite:///{folder / 'inspections.sqlite'}"
     files = Path(options.files) if options.files else folder / "files"
@@ -73,7 +110,22 @@ def store_locations(options: ServeOptions, first_model: Path) -> tuple[str, Path
 
 
 def build_service(options: ServeOptions):
-    """Load the models and open the store: the `InspectionService` to serve."""
+    """Load the models and open the store: the `InspectionService` to serve.
+
+    Parameters
+    ----------
+    options : ServeOptions
+        What `oddity serve` was asked for (checked first, see `check_options`).
+
+    Returns
+    -------
+    InspectionService
+
+    Raises
+    ------
+    ConfigError
+        If the options are refused or a model cannot be found or served.
+    """
     from oddity.serve.adapter import load_models, model_files
     from oddity.serve.files import FileStore
     from oddity.serve.service import InspectionService
@@ -87,7 +139,20 @@ def build_service(options: ServeOptions):
 
 
 def serve(options: ServeOptions) -> None:
-    """Run the service until interrupted (see module docstring)."""
+    """Run the service until interrupted (see module docstring).
+
+    Prints the models served and the URL, runs uvicorn, then closes the service.
+
+    Parameters
+    ----------
+    options : ServeOptions
+        What `oddity serve` was asked for.
+
+    Raises
+    ------
+    ConfigError
+        As `build_service`.
+    """
     import uvicorn
 
     from oddity.serve.app import create_app
@@ -106,12 +171,29 @@ def serve(options: ServeOptions) -> None:
 
 
 def api_key_from_environment(given: str | None) -> str | None:
-    """`--api-key` if given, else the `ODDITY_API_KEY` environment variable, else None."""
+    """`--api-key` if given, else the `ODDITY_API_KEY` environment variable, else None.
+
+    Parameters
+    ----------
+    given : str or None
+        The `--api-key` value.
+
+    Returns
+    -------
+    str or None
+        The key; an empty one counts as none.
+    """
     return given or os.environ.get("ODDITY_API_KEY") or None
 
 
 def add_arguments(parser) -> None:
-    """The options of `oddity serve` (on an argparse parser)."""
+    """Add the options of `oddity serve` to a parser.
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The `serve` sub-command's parser.
+    """
     defaults = ServiceSettings()
     parser.add_argument("models", nargs="+", metavar="MODEL",
                         help=".oddity model files (image or series), export folders "
@@ -138,7 +220,19 @@ def add_arguments(parser) -> None:
 
 
 def run_command(args) -> None:
-    """Run `oddity serve` from parsed arguments."""
+    """Run `oddity serve` from parsed arguments.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `models`, `host`, `port`, `store`, `files`, `api_key`, `max_upload_mb`,
+        `max_pixels`, `batch`, `batch_wait_ms` and `queue`.
+
+    Raises
+    ------
+    ConfigError
+        As `serve`.
+    """
     settings = ServiceSettings(api_key=api_key_from_environment(args.api_key),
                                max_upload_bytes=int(args.max_upload_mb * 2**20),
                                max_pixels=args.max_pixels, batch=args.batch,

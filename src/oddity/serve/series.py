@@ -46,8 +46,19 @@ class ServedSeries:
         self.report = report_files(path)
 
     def read_csv(self, body: bytes) -> pd.DataFrame:
-        """The series in a CSV body, read as the model's training file was (its time column,
-        date order and channels).
+        """The series in a CSV body, read as the model's training file was.
+
+        The model's time column, date order and channels are used.
+
+        Parameters
+        ----------
+        body : bytes
+            The request body.
+
+        Returns
+        -------
+        pandas.DataFrame
+            The model's channels, indexed by time (or by row number without a time column).
 
         Raises
         ------
@@ -67,8 +78,20 @@ class ServedSeries:
         return frame
 
     def read_tensor(self, body: dict[str, Any]) -> pd.DataFrame:
-        """The series in an Open Inference Protocol request: one input of shape [T] or [T, C]
-        (C the model's channels, in its order), datatype FP32 or FP64; rows are numbered steps.
+        """The series in an Open Inference Protocol request.
+
+        One input of shape [T] or [T, C] (C the model's channels, in its order), datatype FP32
+        or FP64; rows are numbered steps.
+
+        Parameters
+        ----------
+        body : dict
+            The parsed JSON request, with its ``inputs`` list.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One column per channel of the model, one row per step.
 
         Raises
         ------
@@ -106,7 +129,21 @@ class ServedSeries:
 
     def predict_frame(self, frame: pd.DataFrame, threshold: float | None) -> dict[str, Any]:
         """Per-row scores, labels and the anomalous ranges of a series, as the API shows them.
-        `threshold` (else the threshold in force unless the model calibrates online) decides."""
+
+        Parameters
+        ----------
+        frame : pandas.DataFrame
+            The series (`read_csv` or `read_tensor`).
+        threshold : float or None
+            Threshold of this request; None for the threshold in force, or for the model's
+            own per-row thresholds when it calibrates online.
+
+        Returns
+        -------
+        dict
+            Model name and version, threshold and its source, latency, per-row index, scores,
+            thresholds and labels, and the anomalous ranges with their peak scores.
+        """
         start = time.perf_counter()
         prediction = self.detector.predict(frame)
         seconds = time.perf_counter() - start
@@ -143,5 +180,21 @@ class ServedSeries:
 
 
 def json_index(value: Any) -> Any:
-    """An index value (a timestamp or a step number) as JSON shows it."""
+    """An index value (a timestamp or a step number) as JSON shows it.
+
+    Parameters
+    ----------
+    value : pandas.Timestamp or int
+        An index value of a series.
+
+    Returns
+    -------
+    str or int
+        ISO 8601 text for a timestamp, else an int.
+
+    Examples
+    --------
+    >>> json_index(pd.Timestamp("2026-01-31 12:00")), json_index(np.int64(7))
+    ('2026-01-31T12:00:00', 7)
+    """
     return value.isoformat() if isinstance(value, pd.Timestamp) else int(value)

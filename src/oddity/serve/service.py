@@ -45,10 +45,25 @@ class Inspected:
 def parse_threshold(text: str | float | None) -> float | None:
     """A per-request threshold override: None, or a finite number.
 
+    Parameters
+    ----------
+    text : str, float or None
+        The request's threshold field; None or ``""`` when not given.
+
+    Returns
+    -------
+    float or None
+        None when not given.
+
     Raises
     ------
     Refusal
         422 if it is not a finite number.
+
+    Examples
+    --------
+    >>> parse_threshold("0.25"), parse_threshold("")
+    (0.25, None)
     """
     if text is None or text == "":
         return None
@@ -62,12 +77,41 @@ def parse_threshold(text: str | float | None) -> float | None:
 
 
 def iso(value: Any) -> str | None:
-    """A stored naive UTC time as ISO 8601 with a Z, or None."""
+    """A stored naive UTC time as ISO 8601 with a Z, or None.
+
+    Parameters
+    ----------
+    value : datetime.datetime or None
+        Naive UTC time from the store.
+
+    Returns
+    -------
+    str or None
+        E.g. ``2026-01-31T12:00:00.000Z`` (milliseconds); None for None.
+
+    Examples
+    --------
+    >>> import datetime
+    >>> iso(datetime.datetime(2026, 1, 31, 12, 0))
+    '2026-01-31T12:00:00.000Z'
+    """
     return None if value is None else value.isoformat(timespec="milliseconds") + "Z"
 
 
 def inspection_json(row: dict[str, Any]) -> dict[str, Any]:
-    """An inspection row as the API shows it."""
+    """An inspection row as the API shows it.
+
+    Parameters
+    ----------
+    row : dict
+        A stored `inspections` row, column name -> value.
+
+    Returns
+    -------
+    dict
+        Id, times, model, score, label, thresholds, size, image and map hashes, and the
+        verdict (None when unreviewed).
+    """
     verdict = None
     if row["verdict"] is not None:
         verdict = {"verdict": row["verdict"], "who": row["verdict_by"], "note": row["verdict_note"],
@@ -85,6 +129,18 @@ def inspection_json(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def b64(data: bytes | None) -> str | None:
+    """Bytes as base64 text, or None.
+
+    Parameters
+    ----------
+    data : bytes or None
+        File content.
+
+    Returns
+    -------
+    str or None
+        ASCII base64; None for None.
+    """
     return None if data is None else base64.b64encode(data).decode("ascii")
 
 
@@ -96,8 +152,12 @@ class InspectionService:
     models : dict
         Served models by name (`oddity.serve.adapter.load_models`).
     store : InspectionStore
+        Rows of inspections and threshold changes; thresholds changed earlier are put back
+        in force.
     files : FileStore
+        Uploaded images and map PNGs.
     settings : ServiceSettings
+        Limits, batching and the API key.
     """
 
     def __init__(self, models: dict[str, ServedModel | ServedSeries], store: InspectionStore,
@@ -124,6 +184,15 @@ class InspectionService:
     def model(self, name: str) -> ServedModel | ServedSeries:
         """The served model called `name`.
 
+        Parameters
+        ----------
+        name : str
+            Model name from the URL.
+
+        Returns
+        -------
+        ServedModel or ServedSeries
+
         Raises
         ------
         Refusal
@@ -137,7 +206,22 @@ class InspectionService:
 
     async def inspect(self, model: ServedModel, uploads: Sequence[Upload],
                       threshold: float | None) -> list[Inspected]:
-        """Score and durably store the uploads (see module docstring); the caller holds admission."""
+        """Score and durably store the uploads (see module docstring); the caller holds admission.
+
+        Parameters
+        ----------
+        model : ServedModel
+            An image model.
+        uploads : sequence of Upload
+            Decoded images of one request.
+        threshold : float or None
+            This request's threshold; None for the model's threshold in force.
+
+        Returns
+        -------
+        list of Inspected
+            One per upload, in order, once its row is committed.
+        """
         future = self.batchers[model.name].submit([u.pixels for u in uploads], (uploads, threshold))
         return await asyncio.wrap_future(future)
 
@@ -182,21 +266,59 @@ class InspectionService:
         return answers
 
     def predict_series(self, model: ServedSeries, frame: Any, threshold: float | None) -> dict[str, Any]:
-        """Scores, labels and ranges of a series (`ServedSeries.predict_frame`); not stored: the
-        store keeps image inspections."""
+        """Scores, labels and ranges of a series (`ServedSeries.predict_frame`).
+
+        Not stored: the store keeps image inspections.
+
+        Parameters
+        ----------
+        model : ServedSeries
+            A series model.
+        frame : pandas.DataFrame
+            The series, as read by `ServedSeries.read_csv` or `ServedSeries.read_tensor`.
+        threshold : float or None
+            This request's threshold; None for the model's.
+
+        Returns
+        -------
+        dict
+            `ServedSeries.predict_frame`'s answer.
+        """
         answer = model.predict_frame(frame, threshold)
         self.metrics.inference_seconds.labels(model.name).observe(answer["latency_ms"] / 1000.0)
         return answer
 
     # --- reading and reviewing -----------------------------------------------------------
     def search(self, query: InspectionQuery) -> dict[str, Any]:
-        """A page of inspections and the cursor of the next one."""
+        """A page of inspections and the cursor of the next one.
+
+        Parameters
+        ----------
+        query : InspectionQuery
+            Filters, page size and cursor.
+
+        Returns
+        -------
+        dict
+            `inspections` (as `inspection_json` shows them) and `next_cursor` (text, or None
+            on the last page).
+        """
         rows, cursor = self.store.search(query)
         return {"inspections": [inspection_json(r) for r in rows],
                 "next_cursor": None if cursor is None else str(cursor)}
 
     def row(self, inspection_id: int) -> dict[str, Any]:
         """The stored row of an inspection.
+
+        Parameters
+        ----------
+        inspection_id : int
+            Row id.
+
+        Returns
+        -------
+        dict
+            Column name -> value.
 
         Raises
         ------
@@ -209,7 +331,25 @@ class InspectionService:
         return row
 
     def inspection(self, inspection_id: int) -> dict[str, Any]:
-        """An inspection with its image and map (base64)."""
+        """An inspection with its image and map (base64).
+
+        Parameters
+        ----------
+        inspection_id : int
+            Row id.
+
+        Returns
+        -------
+        dict
+            As `inspection_json`, with `base64` added to `image` and to `map` when there is one.
+
+        Raises
+        ------
+        Refusal
+            404 if there is no such inspection.
+        DataError
+            If a stored file is missing or damaged.
+        """
         row = self.row(inspection_id)
         document = inspection_json(row)
         document["image"]["base64"] = b64(self.files.get(row["image_sha256"]))
@@ -218,7 +358,29 @@ class InspectionService:
         return document
 
     def set_verdict(self, inspection_id: int, verdict: str, who: str, note: str) -> dict[str, Any]:
-        """Record a verdict; the inspection as it is now."""
+        """Record a verdict; the inspection as it is now.
+
+        Parameters
+        ----------
+        inspection_id : int
+            Row id.
+        verdict : str
+            The verdict (checked by the route).
+        who : str
+            The operator.
+        note : str
+            Free text stored with the verdict.
+
+        Returns
+        -------
+        dict
+            The inspection as `inspection_json` shows it.
+
+        Raises
+        ------
+        Refusal
+            404 if there is no such inspection.
+        """
         row = self.store.set_verdict(inspection_id, verdict, who, note)
         if row is None:
             raise Refusal(404, "unknown_inspection", f"no inspection with id {inspection_id}")
@@ -227,8 +389,28 @@ class InspectionService:
     # --- thresholds ----------------------------------------------------------------------
     def recalibrate(self, model: ServedModel | ServedSeries, target_fpr: float | None, apply: bool,
                     who: str | None, why: str | None) -> dict[str, Any]:
-        """Propose a threshold from the reviews; with `apply`, put it in force and record who
-        and why.
+        """Propose a threshold from the reviews; with `apply`, put it in force.
+
+        An applied change is recorded with who made it and why.
+
+        Parameters
+        ----------
+        model : ServedModel or ServedSeries
+            The model to recalibrate (its current version's inspections are the evidence).
+        target_fpr : float or None
+            False-positive rate to calibrate for; None for the model's own (0.01 if it has none).
+        apply : bool
+            Put the proposal in force and record the change.
+        who : str or None
+            Who applies it (needed with `apply`).
+        why : str or None
+            Why (needed with `apply`).
+
+        Returns
+        -------
+        dict
+            `model`, `current` threshold, `proposed` (`Proposal.to_dict`), `applied` and
+            `change_id` (None unless applied).
 
         Raises
         ------
@@ -258,7 +440,19 @@ class InspectionService:
         return answer
 
     def model_page(self, model: ServedModel | ServedSeries) -> dict[str, Any]:
-        """Everything the model page shows: description, counts, threshold history."""
+        """Everything the model page shows: description, counts, threshold history.
+
+        Parameters
+        ----------
+        model : ServedModel or ServedSeries
+            A served model.
+
+        Returns
+        -------
+        dict
+            The model's `describe()` with `counts` (`InspectionStore.counts`) and
+            `threshold_history` (oldest first) added.
+        """
         history = [{**{k: v for k, v in change.items() if k != "created_at"},
                     "created_at": iso(change["created_at"])}
                    for change in self.store.threshold_history(model.name)]

@@ -31,7 +31,25 @@ def utc_now() -> dt.datetime:
 
 
 def database_url(url: str) -> str:
-    """`url` with PostgreSQL URLs pointed at the psycopg 3 driver (`postgresql+psycopg://`)."""
+    """`url` with PostgreSQL URLs pointed at the psycopg 3 driver (`postgresql+psycopg://`).
+
+    Parameters
+    ----------
+    url : str
+        Database URL as the user gave it.
+
+    Returns
+    -------
+    str
+        ``postgresql://`` and ``postgres://`` URLs rewritten; any other unchanged.
+
+    Examples
+    --------
+    >>> database_url("postgresql://plant@db/oddity")
+    'postgresql+psycopg://plant@db/oddity'
+    >>> database_url("sqlite:///store.sqlite")
+    'sqlite:///store.sqlite'
+    """
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
             return "postgresql+psycopg://" + url[len(prefix):]
@@ -61,7 +79,13 @@ class InspectionQuery:
 
 
 class InspectionStore:
-    """Inspections and threshold changes in the database at `engine` (see module docstring)."""
+    """Inspections and threshold changes in the database at `engine` (see module docstring).
+
+    Parameters
+    ----------
+    engine : sqlalchemy.engine.Engine
+        Connection to a database with the current schema (`open` makes one).
+    """
 
     def __init__(self, engine: Engine):
         self.engine = engine
@@ -117,7 +141,18 @@ class InspectionStore:
 
     # --- inspections ---------------------------------------------------------------------
     def add_inspections(self, rows: list[dict[str, Any]]) -> list[int]:
-        """Insert the rows in one transaction (committed when this returns); their ids."""
+        """Insert the rows in one transaction (committed when this returns).
+
+        Parameters
+        ----------
+        rows : list of dict
+            Column name -> value for the `inspections` table.
+
+        Returns
+        -------
+        list of int
+            The new rows' ids, in order.
+        """
         ids = []
         with self.engine.begin() as connection:
             for row in rows:
@@ -126,13 +161,37 @@ class InspectionStore:
         return ids
 
     def get(self, inspection_id: int) -> dict[str, Any] | None:
-        """The inspection with this id, or None."""
+        """The inspection with this id.
+
+        Parameters
+        ----------
+        inspection_id : int
+            Row id.
+
+        Returns
+        -------
+        dict or None
+            Column name -> value, or None if there is no such row.
+        """
         with self.engine.connect() as connection:
             row = connection.execute(select(inspections).where(inspections.c.id == inspection_id)).first()
         return dict(row._mapping) if row is not None else None
 
     def search(self, query: InspectionQuery) -> tuple[list[dict[str, Any]], int | None]:
-        """A page of inspections, newest first, and the cursor of the next page (None at the end)."""
+        """A page of inspections, newest first.
+
+        Parameters
+        ----------
+        query : InspectionQuery
+            Filters, page size and cursor.
+
+        Returns
+        -------
+        rows : list of dict
+            At most `query.limit` rows, column name -> value.
+        next_cursor : int or None
+            The cursor of the next page (the last row's id), None at the end.
+        """
         c = inspections.c
         statement = select(inspections).order_by(c.id.desc()).limit(query.limit + 1)
         if query.model is not None:
@@ -156,7 +215,24 @@ class InspectionStore:
         return rows, (rows[-1]["id"] if more else None)
 
     def set_verdict(self, inspection_id: int, verdict: str, who: str, note: str) -> dict[str, Any] | None:
-        """Record the operator's verdict on an inspection; the updated row, or None if no such id."""
+        """Record the operator's verdict on an inspection, with the time it was given.
+
+        Parameters
+        ----------
+        inspection_id : int
+            Row id.
+        verdict : str
+            The verdict (the caller checks its value).
+        who : str
+            The operator.
+        note : str
+            Free text stored with the verdict.
+
+        Returns
+        -------
+        dict or None
+            The updated row, or None if there is no such id.
+        """
         with self.engine.begin() as connection:
             result = connection.execute(
                 update(inspections).where(inspections.c.id == inspection_id)
@@ -166,9 +242,24 @@ class InspectionStore:
         return self.get(inspection_id)
 
     def reviewed_scores(self, model: str, version: str) -> dict[str, list[float]]:
-        """Scores of a model version's inspections by what is known of them: `false_alarm`
-        (reviewed and normal), `normal` (labelled normal, not disputed by a review),
-        `confirmed_defect` (reviewed and defective)."""
+        """Scores of a model version's inspections by what is known of them.
+
+        The groups: `false_alarm` (reviewed and normal), `normal` (labelled normal, not
+        disputed by a review), `confirmed_defect` (reviewed and defective).
+
+        Parameters
+        ----------
+        model : str
+            Model name.
+        version : str
+            Model version; inspections by other versions are left out.
+
+        Returns
+        -------
+        dict of str to list of float
+            Scores under `false_alarm`, `normal` and `confirmed_defect` (each present, maybe
+            empty).
+        """
         c = inspections.c
         statement = select(c.score, c.anomalous, c.verdict).where(c.model == model, c.model_version == version)
         groups: dict[str, list[float]] = {"false_alarm": [], "normal": [], "confirmed_defect": []}
@@ -181,7 +272,18 @@ class InspectionStore:
         return groups
 
     def counts(self, model: str) -> dict[str, int]:
-        """Numbers of a model's inspections: total, anomalous, and per verdict."""
+        """Numbers of a model's inspections: total, anomalous, and per verdict.
+
+        Parameters
+        ----------
+        model : str
+            Model name (all versions).
+
+        Returns
+        -------
+        dict of str to int
+            `inspections`, `anomalous` and `verdict_<verdict>` for each verdict given.
+        """
         c = inspections.c
         with self.engine.connect() as connection:
             total, anomalous = connection.execute(
@@ -195,20 +297,55 @@ class InspectionStore:
 
     # --- thresholds ----------------------------------------------------------------------
     def add_threshold_change(self, row: dict[str, Any]) -> int:
-        """Record a threshold change (committed when this returns); its id."""
+        """Record a threshold change (committed when this returns), stamped with the time.
+
+        Parameters
+        ----------
+        row : dict
+            Column name -> value for the `threshold_changes` table, but `created_at`.
+
+        Returns
+        -------
+        int
+            The new row's id.
+        """
         with self.engine.begin() as connection:
             result = connection.execute(insert(threshold_changes).values(created_at=utc_now(), **row))
         return int(result.inserted_primary_key[0])
 
     def threshold_history(self, model: str) -> list[dict[str, Any]]:
-        """Every threshold change of a model, oldest first."""
+        """Every threshold change of a model, oldest first.
+
+        Parameters
+        ----------
+        model : str
+            Model name (all versions).
+
+        Returns
+        -------
+        list of dict
+            Column name -> value per change.
+        """
         statement = (select(threshold_changes).where(threshold_changes.c.model == model)
                      .order_by(threshold_changes.c.id))
         with self.engine.connect() as connection:
             return [dict(r._mapping) for r in connection.execute(statement)]
 
     def current_threshold(self, model: str, version: str) -> float | None:
-        """The threshold last set for this model version, or None if never changed."""
+        """The threshold last set for this model version.
+
+        Parameters
+        ----------
+        model : str
+            Model name.
+        version : str
+            Model version.
+
+        Returns
+        -------
+        float or None
+            The last change's new value, or None if it was never changed.
+        """
         t = threshold_changes.c
         statement = (select(t.new_value).where(t.model == model, t.model_version == version)
                      .order_by(t.id.desc()).limit(1))

@@ -38,15 +38,36 @@ class Upload:
 
     @property
     def width(self) -> int:
+        """Width in pixels."""
         return int(self.pixels.shape[1])
 
     @property
     def height(self) -> int:
+        """Height in pixels."""
         return int(self.pixels.shape[0])
 
 
 def sniff(data: bytes) -> tuple[str, str] | None:
-    """(media type, PIL format) from the leading bytes, or None if not a supported image."""
+    """The image type of `data`, read from its leading bytes.
+
+    Parameters
+    ----------
+    data : bytes
+        The file as received.
+
+    Returns
+    -------
+    tuple of (str, str) or None
+        (media type, PIL format), e.g. ``("image/png", "PNG")``; None if not a PNG, JPEG,
+        BMP or TIFF image.
+
+    Examples
+    --------
+    >>> sniff(b"\\x89PNG\\r\\n\\x1a\\n...")
+    ('image/png', 'PNG')
+    >>> sniff(b"<html>") is None
+    True
+    """
     for signature, media_type, pil_format in SIGNATURES:
         if data.startswith(signature):
             return media_type, pil_format
@@ -54,7 +75,24 @@ def sniff(data: bytes) -> tuple[str, str] | None:
 
 
 def check_pixels(name: str, width: int, height: int, max_pixels: int) -> None:
-    """Refuse an image of more than `max_pixels` pixels (413) or with no pixels (422)."""
+    """Refuse an image of more than `max_pixels` pixels or with no pixels.
+
+    Parameters
+    ----------
+    name : str
+        The client's name for the file, used in messages only.
+    width : int
+        Image width from its header.
+    height : int
+        Image height from its header.
+    max_pixels : int
+        Largest width x height accepted.
+
+    Raises
+    ------
+    Refusal
+        422 if width or height is not positive; 413 if width x height exceeds `max_pixels`.
+    """
     if width <= 0 or height <= 0:
         raise Refusal(422, "empty_image", f"{name}: the image has no pixels ({width}x{height})")
     if width * height > max_pixels:
@@ -110,9 +148,22 @@ def decode_upload(name: str, data: bytes, max_pixels: int) -> Upload:
 
 
 def encode_png(pixels: np.ndarray, palette: np.ndarray | None = None) -> bytes:
-    """PNG bytes of an RGB uint8 (H, W, 3) or grey (H, W) array (fast compression, level 1);
-    with `palette` ((256, 3) uint8 colours), the (H, W) array holds indices into it and the
-    PNG is a palette image (a third of the bytes to filter and compress)."""
+    """PNG bytes of an image array, with fast compression (level 1).
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        RGB uint8 (H, W, 3) or grey (H, W) array; with `palette`, an (H, W) uint8 array of
+        indices into it.
+    palette : numpy.ndarray, optional
+        (256, 3) uint8 colours; the PNG is then a palette image (a third of the bytes to
+        filter and compress).
+
+    Returns
+    -------
+    bytes
+        The PNG file.
+    """
     image = Image.fromarray(pixels)
     if palette is not None:
         image = image.convert("P")
