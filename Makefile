@@ -22,7 +22,7 @@ demo: $(STAMP)
 # Tests, the doctests of src/ (the Examples sections) and a strict build of the docs site.
 test: $(STAMP)
 	$(BIN)/python -m pytest --doctest-modules tests src/oddity
-	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --site-dir $(VENV)/site-check
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir $(VENV)/site-check
 
 docs: $(STAMP)
 	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict
