@@ -483,6 +483,7 @@ def main_() -> None:
             if kind != item.expect:
                 verdict += f" (expected {item.expect})"
         text = outcome.replace(str(WORK), "…").replace("|", "\\|").replace("\n", " ")
+        text = text.replace("[", "\\[")  # "[-h] [--quiet]" would read as a Markdown reference
         text = text if len(text) <= 260 else text[:257] + "..."
         print(f"| {number} | {item.area} | {item.hostile} | {text} | {verdict} |", flush=True)
     shutil.rmtree(WORK, ignore_errors=True)
