@@ -98,27 +98,79 @@ class Run:
 
     @property
     def key(self) -> tuple[str, str, str]:
+        """(dataset folder name, detector, parameters as sorted JSON): what identifies a run."""
         return Path(self.dataset).name, self.detector, json.dumps(self.params, sort_keys=True)
 
 
 def find_datasets(data_root: str | os.PathLike) -> list[Path]:
-    """Every MVTec-layout category below `data_root` (a category has train/good and test/)."""
+    """Find every MVTec-layout category below `data_root` (a category has train/good and test/).
+
+    Parameters
+    ----------
+    data_root : str or path-like
+        Folder searched recursively.
+
+    Returns
+    -------
+    list of Path
+        The category folders, sorted.
+    """
     root = Path(data_root)
     return sorted({p.parent.parent for p in root.rglob("train/good") if is_mvtec_category(p.parent.parent)})
 
 
 def report_folder_name(dataset: str | os.PathLike, detector: str, params: dict[str, Any]) -> str:
-    """`<dataset>-<detector>` for default settings, followed by the settings otherwise (e.g.
-    `bottle-patchcore-coreset_ratio=0.01`); characters other than letters, digits and `._=-`
-    become `_`."""
+    """Name a run's report folder: `<dataset>-<detector>`, then its settings if any.
+
+    Characters other than letters, digits and `._=-` become `_`.
+
+    Parameters
+    ----------
+    dataset : str or path-like
+        The dataset folder (its name is used).
+    detector : str
+        Detector name.
+    params : dict
+        Settings that differ from the defaults, in the name sorted by key.
+
+    Returns
+    -------
+    str
+        The folder name.
+
+    Examples
+    --------
+    >>> report_folder_name("data/mvtec/bottle", "patchcore", {"coreset_ratio": 0.01})
+    'bottle-patchcore-coreset_ratio=0.01'
+    """
     parts = [Path(dataset).name, detector, *(f"{k}={v}" for k, v in sorted(params.items()))]
     return re.sub(r"[^A-Za-z0-9._=-]+", "_", "-".join(parts))
 
 
 def worker(dataset: str, detector: str, params: dict[str, Any],
             report_dir: str | None = None) -> dict[str, Any]:
-    """Run in the child process: fit, evaluate, report metrics and this process's peak RSS,
-    then write the light report into `report_dir` (when given) and time it."""
+    """Fit, evaluate and measure one run; called in the child process (see `run_one`).
+
+    The light report is written into `report_dir` (when given) after the peak RSS is read, and
+    timed on its own.
+
+    Parameters
+    ----------
+    dataset : str
+        MVTec-layout category folder.
+    detector : str
+        Registered image detector name.
+    params : dict
+        Detector parameters.
+    report_dir : str, optional
+        Folder of the run's light report.
+
+    Returns
+    -------
+    dict
+        `metrics`, `fit_seconds`, `peak_rss_gb` and, with a report, `report` (its page) and
+        `report_seconds`.
+    """
     import oddity
     from oddity.image.evaluate import evaluate
 
@@ -147,8 +199,26 @@ def worker(dataset: str, detector: str, params: dict[str, Any],
 
 def run_one(dataset: Path, detector: str, params: dict[str, Any], timeout: float,
             report_dir: str | os.PathLike | None = None) -> Run:
-    """Fit and evaluate in a fresh Python process, writing the run's light report into
-    `report_dir` when given; failures are recorded, not raised."""
+    """Fit and evaluate in a fresh Python process; failures are recorded, not raised.
+
+    Parameters
+    ----------
+    dataset : Path
+        MVTec-layout category folder.
+    detector : str
+        Registered image detector name.
+    params : dict
+        Detector parameters.
+    timeout : float
+        Seconds before the child is stopped and the run recorded as failed.
+    report_dir : str or path-like, optional
+        Folder of the run's light report.
+
+    Returns
+    -------
+    Run
+        The run, with its measurements or its `error`.
+    """
     run = Run(dataset=str(dataset), detector=detector, params=params)
     arguments = [str(dataset), detector, params, None if report_dir is None else str(report_dir)]
     result, run.error = run_in_child("oddity.bench.image:worker", arguments, timeout)
@@ -168,9 +238,27 @@ def _relative(path: str | None, base: Path | None) -> str | None:
 
 
 def fpr_cell(metrics: dict[str, Any]) -> str:
-    """"target / expected / realised" false-positive rate of the image threshold on the normal
-    test images, with "(over 2x)" when the realised rate exceeds twice the larger of the
-    target and the expected rate; "–" for runs measured before the rates were recorded."""
+    """Format the image threshold's false-positive rates as "target / expected / realised".
+
+    The rates are those on the normal test images; "(over 2x)" is added when the realised rate
+    exceeds twice the larger of the target and the expected rate, and "–" is returned for
+    runs measured before the rates were recorded.
+
+    Parameters
+    ----------
+    metrics : dict
+        A run's metrics (`target_fpr`, `expected_fpr`, `realised_fpr`).
+
+    Returns
+    -------
+    str
+        The table cell.
+
+    Examples
+    --------
+    >>> fpr_cell({"target_fpr": 0.01, "expected_fpr": 0.02, "realised_fpr": 0.05})
+    '0.01 / 0.02 / 0.05 (over 2x)'
+    """
     if metrics.get("realised_fpr") is None:
         return "–"
     target, expected, realised = metrics["target_fpr"], metrics["expected_fpr"], metrics["realised_fpr"]
@@ -179,8 +267,25 @@ def fpr_cell(metrics: dict[str, Any]) -> str:
 
 
 def markdown_table(runs: list[Run], command: str, base: Path | None = None) -> str:
-    """The results as markdown, each of our rows followed by its reference rows, then the plots
-    of each run that has a report (links relative to `base`, the folder of the markdown file)."""
+    """Render the results as markdown: our rows, each followed by its reference rows, then plots.
+
+    The plots section shows each run that has a report.
+
+    Parameters
+    ----------
+    runs : list of Run
+        The runs, in table order.
+    command : str
+        The command that reproduces runs that do not record their own.
+    base : Path, optional
+        The folder of the markdown file; links are made relative to it (and plots shown only
+        when their files exist there).
+
+    Returns
+    -------
+    str
+        The markdown document.
+    """
     commands = list(dict.fromkeys(run.command or command for run in runs)) or [command]
     lines = [
         "# Image benchmark",
@@ -231,7 +336,18 @@ def markdown_table(runs: list[Run], command: str, base: Path | None = None) -> s
 
 
 def read_results(out_dir: str | os.PathLike) -> list[Run]:
-    """Runs recorded in `out_dir`/image.json (none if there is no such file)."""
+    """Read the runs recorded in `out_dir`/image.json (none if there is no such file).
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        The results folder.
+
+    Returns
+    -------
+    list of Run
+        The runs, report paths resolved against `out_dir`.
+    """
     out = Path(out_dir)
     if not (out / "image.json").is_file():
         return []
@@ -240,7 +356,17 @@ def read_results(out_dir: str | os.PathLike) -> list[Run]:
 
 
 def write_results(runs: list[Run], out_dir: str | os.PathLike, command: str) -> None:
-    """Write image.json and image.md into `out_dir` atomically (report paths relative to it)."""
+    """Write image.json and image.md into `out_dir` atomically (report paths relative to it).
+
+    Parameters
+    ----------
+    runs : list of Run
+        The runs to record.
+    out_dir : str or path-like
+        The results folder.
+    command : str
+        The command that reproduces the runs.
+    """
     out = Path(out_dir)
     records = [{**run.__dict__, "report": _relative(run.report, out)} for run in runs]
     document = {"command": command, "cpu_count": os.cpu_count(), "runs": records}

@@ -47,13 +47,31 @@ class SeriesRun:
 
     @property
     def key(self) -> tuple[str, str]:
+        """(detector, parameters as sorted JSON): what identifies a run."""
         return self.detector, json.dumps(self.params, sort_keys=True)
 
 
 def worker(nab_root: str, detector: str, params: dict[str, Any],
            cache: str | None = None) -> dict[str, Any]:
-    """Run in the child process: evaluate on all series, report this process's peak RSS;
-    with `cache`, save every series' scores there (`oddity.series.evaluate.save_arrays`)."""
+    """Evaluate one configuration on all NAB series; called in the child process (see `run_one`).
+
+    Parameters
+    ----------
+    nab_root : str
+        The NAB folder.
+    detector : str
+        Registered series detector name.
+    params : dict
+        Detector parameters.
+    cache : str, optional
+        Save every series' scores to this file (`oddity.series.evaluate.save_arrays`).
+
+    Returns
+    -------
+    dict
+        `evaluation` (`NabEvaluation.to_dict`), `total_seconds` and `peak_rss_gb` (this
+        process's peak RSS).
+    """
     from oddity.series.data import read_nab
     from oddity.series.evaluate import evaluate_nab, save_arrays
 
@@ -66,15 +84,53 @@ def worker(nab_root: str, detector: str, params: dict[str, Any],
 
 
 def cache_path(cache_dir: str | os.PathLike, detector: str, params: dict[str, Any]) -> Path:
-    """Where a run's per-series scores are saved: `cache_dir`/detector[-key=value...].npz."""
+    """Return where a run's per-series scores are saved: `cache_dir`/detector[-key=value...].npz.
+
+    Parameters
+    ----------
+    cache_dir : str or path-like
+        The cache folder.
+    detector : str
+        Detector name.
+    params : dict
+        Settings, in the name sorted by key.
+
+    Returns
+    -------
+    Path
+        The cache file.
+
+    Examples
+    --------
+    >>> cache_path("cache", "knn", {"window": 32}).as_posix()
+    'cache/knn-window=32.npz'
+    """
     settings = "".join(f"-{k}={v}" for k, v in sorted(params.items()))
     return Path(cache_dir) / f"{detector}{settings}.npz"
 
 
 def run_one(nab_root: str | os.PathLike, detector: str, params: dict[str, Any],
             timeout: float, cache_dir: str | os.PathLike | None = None) -> SeriesRun:
-    """Evaluate one configuration in a fresh Python process; failures are recorded. With
-    `cache_dir`, every series' scores are saved there (`cache_path`)."""
+    """Evaluate one configuration in a fresh Python process; failures are recorded, not raised.
+
+    Parameters
+    ----------
+    nab_root : str or path-like
+        The NAB folder.
+    detector : str
+        Registered series detector name.
+    params : dict
+        Detector parameters.
+    timeout : float
+        Seconds before the child is stopped and the run recorded as failed.
+    cache_dir : str or path-like, optional
+        Save every series' scores there (see `cache_path`).
+
+    Returns
+    -------
+    SeriesRun
+        The run, with its measurements or its `error`.
+    """
     run = SeriesRun(detector=detector, params=params)
     cache = None if cache_dir is None else str(cache_path(cache_dir, detector, params))
     result, run.error = run_in_child("oddity.bench.series:worker",
@@ -91,7 +147,22 @@ def _settings(run: SeriesRun) -> str:
 
 
 def markdown(runs: list[SeriesRun], command: str) -> str:
-    """series.md: the overall table, then one table per metric with a row per NAB group."""
+    """Render series.md: the overall table, NAB scores, FPR quantiles, then per-metric tables.
+
+    The per-metric tables have a row per NAB group.
+
+    Parameters
+    ----------
+    runs : list of SeriesRun
+        The runs, in table order.
+    command : str
+        The command that reproduces runs that do not record their own.
+
+    Returns
+    -------
+    str
+        The markdown document.
+    """
     commands = list(dict.fromkeys(run.command or command for run in runs)) or [command]
     done = [run for run in runs if not run.error]
     lines = [
@@ -178,9 +249,23 @@ def markdown(runs: list[SeriesRun], command: str) -> str:
 
 
 def refresh_nab(runs: list[SeriesRun], cache_dir: str | os.PathLike) -> list[SeriesRun]:
-    """`runs` with their NAB figures recomputed from the per-series scores saved in
-    `cache_dir` (`cache_path`), where there are any: the NAB figures are a function of those
-    scores alone, so a change of post-processing needs no refit."""
+    """Recompute the NAB figures of `runs` from the per-series scores saved in `cache_dir`.
+
+    The NAB figures are a function of those scores alone, so a change of post-processing
+    needs no refit. Runs that failed or have no cache file (`cache_path`) are left as they are.
+
+    Parameters
+    ----------
+    runs : list of SeriesRun
+        The runs; their `evaluation` is updated in place.
+    cache_dir : str or path-like
+        The cache folder.
+
+    Returns
+    -------
+    list of SeriesRun
+        The same runs.
+    """
     from oddity.series.evaluate import load_arrays
 
     for run in runs:
@@ -193,7 +278,20 @@ def refresh_nab(runs: list[SeriesRun], cache_dir: str | os.PathLike) -> list[Ser
 
 
 def read_results(out_dir: str | os.PathLike) -> list[SeriesRun]:
-    """Runs recorded in `out_dir`/series.json (none if there is no such file)."""
+    """Read the runs recorded in `out_dir`/series.json (none if there is no such file).
+
+    Fields that `SeriesRun` no longer has are dropped.
+
+    Parameters
+    ----------
+    out_dir : str or path-like
+        The results folder.
+
+    Returns
+    -------
+    list of SeriesRun
+        The runs.
+    """
     path = Path(out_dir) / "series.json"
     if not path.is_file():
         return []
@@ -203,7 +301,17 @@ def read_results(out_dir: str | os.PathLike) -> list[SeriesRun]:
 
 
 def write_results(runs: list[SeriesRun], out_dir: str | os.PathLike, command: str) -> None:
-    """Write series.json and series.md into `out_dir` atomically."""
+    """Write series.json and series.md into `out_dir` atomically.
+
+    Parameters
+    ----------
+    runs : list of SeriesRun
+        The runs to record.
+    out_dir : str or path-like
+        The results folder.
+    command : str
+        The command that reproduces the runs.
+    """
     out = Path(out_dir)
     document = {"command": command, "cpu_count": os.cpu_count(),
                 "runs": [asdict(run) for run in runs]}

@@ -32,7 +32,25 @@ DEMO_PARAMS = {"image_size": 128, "seed": 0, "calibration_fraction": 0.25}
 
 
 def as_image_detector(detector: Detector, source: str) -> ImageDetector:
-    """`detector` if it is an image detector, else a ConfigError naming `source`."""
+    """Return `detector` if it is an image detector, else raise a ConfigError naming `source`.
+
+    Parameters
+    ----------
+    detector : Detector
+        A detector or loaded model.
+    source : str
+        Where it came from (a model path or an option), for the error message.
+
+    Returns
+    -------
+    ImageDetector
+        The same detector.
+
+    Raises
+    ------
+    ConfigError
+        If `detector` is not an image detector.
+    """
     from oddity.image.detector import ImageDetector
 
     if not isinstance(detector, ImageDetector):
@@ -42,7 +60,13 @@ def as_image_detector(detector: Detector, source: str) -> ImageDetector:
 
 
 def print_metrics(evaluation: Evaluation) -> None:
-    """The metrics of an evaluation, one per line, then its notes."""
+    """Print the metrics of an evaluation, one per line, then its notes.
+
+    Parameters
+    ----------
+    evaluation : Evaluation
+        The evaluation to print.
+    """
     from oddity.image.evaluate import metric_rows
 
     rows = metric_rows(evaluation.metrics)
@@ -54,7 +78,22 @@ def print_metrics(evaluation: Evaluation) -> None:
 
 
 def model_config(detector: ImageDetector, model: str, data: str) -> dict[str, Any]:
-    """The settings block of a report."""
+    """Return the settings block of a report: paths, detector parameters and thresholds.
+
+    Parameters
+    ----------
+    detector : ImageDetector
+        The fitted detector.
+    model : str
+        Path of the model file.
+    data : str
+        Path of the evaluated dataset.
+
+    Returns
+    -------
+    dict
+        Setting name to value.
+    """
     return {"model": model, "data": data, "detector": detector.name, **detector.get_params(),
             "image threshold": describe(detector.threshold_),
             "pixel threshold": describe(detector.pixel_threshold_)}
@@ -62,8 +101,39 @@ def model_config(detector: ImageDetector, model: str, data: str) -> dict[str, An
 
 def fit_and_save(detector_name: str, data: str, out: str, params: dict[str, Any], verbose: bool,
          shots: int | None = None, augment: str = "none") -> ImageDetector:
-    """Create, fit (on `shots` images when given), save and describe a detector (shared by
-    `fit` and `demo`)."""
+    """Create, fit (on `shots` images when given), save and describe a detector.
+
+    Shared by `fit` and `demo`. A zero-shot detector reads no data: its configuration is saved.
+
+    Parameters
+    ----------
+    detector_name : str
+        Registered image detector name.
+    data : str
+        Dataset folder whose normal training images are read.
+    out : str
+        Model file to write.
+    params : dict
+        Detector parameters.
+    verbose : bool
+        Show progress.
+    shots : int, optional
+        Few-shot: fit on this many normal images (see `oddity.image.fewshot`).
+    augment : str, optional
+        Few-shot augmentation: ``"none"``, ``"flips"``, ``"rotations"`` or ``"flips+rotations"``.
+
+    Returns
+    -------
+    ImageDetector
+        The fitted detector.
+
+    Raises
+    ------
+    ConfigError
+        If `detector_name` is not an image detector or a few-shot parameter is invalid.
+    DataError
+        If the training images cannot be read.
+    """
     from oddity.image.data import training_samples
     from oddity.image.fewshot import fit_few_shot
 
@@ -95,7 +165,29 @@ def fit_and_save(detector_name: str, data: str, out: str, params: dict[str, Any]
 
 
 def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) -> None:
-    """`oddity fit` for an image detector (few-shot with --shots)."""
+    """`oddity fit` for an image detector (few-shot with --shots).
+
+    A few-shot fit of a detector with a `coreset_ratio` keeps every patch unless that parameter
+    is given.
+
+    Parameters
+    ----------
+    detector_name : str
+        Registered image detector name.
+    args : argparse.Namespace
+        Reads `data`, `out`, `quiet`, `shots`, `augment` and the series options
+        `time_column`, `value_columns` and `dates` (which must be unset).
+    params : dict
+        Detector parameters (`coreset_ratio` may be added).
+
+    Raises
+    ------
+    ConfigError
+        If a series option is given, `--augment` is given without `--shots`, or a parameter is
+        invalid.
+    DataError
+        If the training images cannot be read.
+    """
     series_only = [option for option, given in (("--time-column", args.time_column),
                    ("--value-columns", args.value_columns), ("--dates", args.dates != "auto")) if given]
     if series_only:
@@ -108,7 +200,23 @@ def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) ->
 
 
 def predict(model: Detector | ExportedModel, args: argparse.Namespace) -> None:
-    """`oddity predict` with an image model file or an export (onnxruntime, no torch)."""
+    """`oddity predict` with an image model file or an export (onnxruntime, no torch).
+
+    Parameters
+    ----------
+    model : Detector or ExportedModel
+        A fitted image detector or an exported model.
+    args : argparse.Namespace
+        Reads `inputs`, `out`, `quiet`, `skip_bad`, `model` (its path) and `dask` (score on a
+        Dask cluster at this address).
+
+    Raises
+    ------
+    ConfigError
+        If `model` is not an image model or the `--dask` address is invalid.
+    DataError
+        If an input is missing or holds no image.
+    """
     from oddity.export.engine import ExportedModel
     from oddity.image.data import unlabelled_samples
 
@@ -129,7 +237,17 @@ def predict(model: Detector | ExportedModel, args: argparse.Namespace) -> None:
 
 
 def write_prediction(detector: ImageDetector | ExportedModel, prediction: ImagePrediction, out: str) -> None:
-    """Write a prediction folder (`oddity.image.predictions`) and say what is in it."""
+    """Write a prediction folder (`oddity.image.predictions`) and say what is in it.
+
+    Parameters
+    ----------
+    detector : ImageDetector or ExportedModel
+        The model that made the prediction (its name is printed).
+    prediction : ImagePrediction
+        The prediction to write.
+    out : str
+        The prediction folder.
+    """
     from oddity.image.predictions import write_predictions
 
     csv_path = write_predictions(out, prediction)
@@ -143,7 +261,23 @@ def write_prediction(detector: ImageDetector | ExportedModel, prediction: ImageP
 
 
 def evaluate(model: Detector, args: argparse.Namespace) -> None:
-    """`oddity eval` of an image model: metrics, optionally as JSON and an HTML report."""
+    """`oddity eval` of an image model: metrics, optionally as JSON and an HTML report.
+
+    Parameters
+    ----------
+    model : Detector
+        A fitted image detector.
+    args : argparse.Namespace
+        Reads `model` (its path), `data`, `quiet`, `skip_bad`, `json` and `report` (optional
+        outputs).
+
+    Raises
+    ------
+    ConfigError
+        If `model` is not an image detector.
+    DataError
+        If the test split cannot be read.
+    """
     from oddity.image.evaluate import evaluate as evaluate_images
     from oddity.report import write_report
 
@@ -161,6 +295,23 @@ def evaluate(model: Detector, args: argparse.Namespace) -> None:
 
 
 def cmd_export(args: argparse.Namespace) -> None:
+    """`oddity export`: write model.onnx and metadata.json after the parity gate.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `model`, `out`, `images` (gate images; default the calibration images),
+        `quantize` and `quiet`.
+
+    Raises
+    ------
+    OutputError
+        If `--out` may not be written.
+    ConfigError
+        If the model is not an image detector.
+    ExportError
+        If the detector cannot be exported or the exported graph fails the parity gate.
+    """
     from oddity.export.onnx import export_onnx
 
     claim(inputs=[args.model, *(args.images or [])], folders=[args.out])
@@ -180,6 +331,23 @@ def cmd_export(args: argparse.Namespace) -> None:
 
 
 def cmd_zeroshot(args: argparse.Namespace) -> None:
+    """`oddity zeroshot`: score a batch of images against each other and write a prediction folder.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `inputs`, `out`, `detector`, `skip_bad`, `quiet` and the detector options
+        (`image_size`, `backbone`, `seed`, `target_fpr`, `set`).
+
+    Raises
+    ------
+    OutputError
+        If `--out` may not be written.
+    ConfigError
+        If the detector is not a zero-shot image detector or a parameter is invalid.
+    DataError
+        If an input is missing or holds no image.
+    """
     from oddity.image.data import unlabelled_samples
 
     claim(inputs=args.inputs, folders=[args.out])
@@ -195,6 +363,22 @@ def cmd_zeroshot(args: argparse.Namespace) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
+    """`oddity demo`: generate a synthetic set, fit, predict, evaluate and write a report.
+
+    Everything goes under `--out`: data/, model.oddity, predictions/, metrics.json, report/.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `out`, `detector` and `quiet`.
+
+    Raises
+    ------
+    OutputError
+        If `--out` may not be written.
+    ConfigError
+        If the detector is not an image detector.
+    """
     from oddity.image.data import unlabelled_samples
     from oddity.image.evaluate import evaluate
     from oddity.image.predictions import write_predictions
@@ -221,6 +405,21 @@ def cmd_demo(args: argparse.Namespace) -> None:
 
 
 def cmd_compare(args: argparse.Namespace) -> None:
+    """`oddity compare`: align a query image to a reference and write the comparison.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `reference`, `query`, `out`, `image_size`, `radius`, `features`, `no_ecc`,
+        `no_align` and `min_inliers`.
+
+    Raises
+    ------
+    OutputError
+        If `--out` may not be written.
+    AlignmentError
+        If the alignment fails its checks.
+    """
     from oddity.image.reference import GoldenSample, write_comparison
 
     claim(inputs=[args.reference, args.query], folders=[args.out])
@@ -237,7 +436,15 @@ def cmd_compare(args: argparse.Namespace) -> None:
 
 
 def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
-    """Image options of the shared verbs."""
+    """Add the image options of the shared verbs (fit, predict and eval).
+
+    Parameters
+    ----------
+    verb : str
+        ``"fit"``, ``"predict"`` or ``"eval"``.
+    parser : argparse.ArgumentParser
+        The verb's parser.
+    """
     if verb == "fit":
         parser.add_argument("--image-size", type=int, metavar="N", help="short side of the model input in pixels")
         parser.add_argument("--backbone", metavar="NAME", help="feature extractor (detectors that take one)")
@@ -259,8 +466,15 @@ def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """The image-only verbs: export, zeroshot, demo, compare (`parents`: the shared options
-    of writing verbs)."""
+    """Add the image-only commands: export, zeroshot, demo and compare.
+
+    Parameters
+    ----------
+    commands : argparse._SubParsersAction
+        The sub-commands of `oddity`.
+    parents : list of argparse.ArgumentParser
+        The options every writing command shares.
+    """
     export = commands.add_parser(
         "export", parents=parents, help="export an image model to ONNX (with a parity gate)",
         description="Write model.onnx and metadata.json after checking that onnxruntime gives the "

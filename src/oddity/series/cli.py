@@ -16,7 +16,25 @@ DATE_ORDERS = {"auto": None, "day-first": True, "month-first": False}
 
 
 def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) -> None:
-    """`oddity fit` for a series detector."""
+    """`oddity fit` for a series detector: read one history file, fit, save.
+
+    Parameters
+    ----------
+    detector_name : str
+        Registered detector name.
+    args : argparse.Namespace
+        Reads `data`, `out`, `quiet`, `time_column`, `value_columns`, `dates` (a key of
+        `DATE_ORDERS`) and `shots` (must be unset).
+    params : dict
+        Detector parameters.
+
+    Raises
+    ------
+    ConfigError
+        If `--shots` is given.
+    DataError
+        If the file cannot be read or is shorter than the detector needs.
+    """
     from oddity.series.commands import fit_file
 
     if getattr(args, "shots", None) is not None:
@@ -26,21 +44,68 @@ def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) ->
 
 
 def predict(model: Detector, args: argparse.Namespace) -> None:
-    """`oddity predict` with a series model: one file in, a prediction folder out."""
+    """`oddity predict` with a series model: one file in, a prediction folder out.
+
+    Parameters
+    ----------
+    model : Detector
+        A fitted series detector.
+    args : argparse.Namespace
+        Reads `inputs` (exactly one file) and `out`.
+
+    Raises
+    ------
+    ConfigError
+        If more than one input is given.
+    DataError
+        If the file cannot be read or is shorter than the model needs.
+    """
     from oddity.series.commands import predict_file
 
     predict_file(model, args.inputs, args.out)  # type: ignore[arg-type]
 
 
 def follow(model: Detector, args: argparse.Namespace) -> None:
-    """`oddity predict --follow` with a series model: rows scored as they arrive."""
+    """`oddity predict --follow` with a series model: rows scored as they arrive.
+
+    Parameters
+    ----------
+    model : Detector
+        A fitted series detector.
+    args : argparse.Namespace
+        Reads `inputs` (one CSV file, or ``-`` for stdin) and `idle` (seconds without new rows
+        before stopping; None: follow until interrupted).
+
+    Raises
+    ------
+    ConfigError
+        If more than one input is given.
+    DataError
+        If the file cannot be opened or a row cannot be read.
+    """
     from oddity.series.commands import follow as follow_rows
 
     follow_rows(model, args.inputs, args.idle)  # type: ignore[arg-type]
 
 
 def evaluate(model: Detector, args: argparse.Namespace) -> None:
-    """`oddity eval` of a series model on a NAB folder (refitted per series)."""
+    """`oddity eval` of a series model on a NAB folder (refitted per series).
+
+    Parameters
+    ----------
+    model : Detector
+        A series detector; its configuration is refitted on each series.
+    args : argparse.Namespace
+        Reads `data` (a NAB folder), `json` (optional metrics file), `quiet` and `report`
+        (must be unset).
+
+    Raises
+    ------
+    ConfigError
+        If `--report` is given.
+    DataError
+        If the folder is not a NAB layout or a file cannot be read.
+    """
     from oddity.series.commands import evaluate_folder
 
     if getattr(args, "report", None):
@@ -49,6 +114,20 @@ def evaluate(model: Detector, args: argparse.Namespace) -> None:
 
 
 def cmd_explain(args: argparse.Namespace) -> None:
+    """`oddity explain`: the top lags and covariates behind an xgb_forecast model's forecasts.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `model`, `data`, `start`, `end`, `top`, `target` and `plot` (optional PNG).
+
+    Raises
+    ------
+    OutputError
+        If the plot may not be written.
+    ConfigError
+        If the model cannot explain or an argument is invalid.
+    """
     from oddity.core.outputs import claim
     from oddity.series.explain import explain_file
 
@@ -57,7 +136,15 @@ def cmd_explain(args: argparse.Namespace) -> None:
 
 
 def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
-    """Series options of the shared verbs."""
+    """Add the series options of the shared verbs: `--follow` and `--idle` (predict), reading (fit).
+
+    Parameters
+    ----------
+    verb : str
+        ``"fit"``, ``"predict"`` or ``"eval"``; eval gets no option.
+    parser : argparse.ArgumentParser
+        The verb's parser.
+    """
     if verb == "predict":
         parser.add_argument("--follow", action="store_true",
                             help="series: score rows as they are appended to INPUT ('-': stdin), "
@@ -75,7 +162,15 @@ def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """The series-only verb: explain (`parents`: the shared options of writing verbs)."""
+    """Add the series-only command `explain`.
+
+    Parameters
+    ----------
+    commands : argparse._SubParsersAction
+        The sub-commands of `oddity`.
+    parents : list of argparse.ArgumentParser
+        The options every writing command shares.
+    """
     explain = commands.add_parser("explain", parents=parents,
                                   help="top lags/covariates behind a series model's forecasts",
                                   description="SHAP contributions of the lags and covariates to "

@@ -56,8 +56,39 @@ def fit_file(detector_name: str, data: str, out: str, params: dict[str, Any], ve
              time_column: str | None = None, value_columns: list[str] | None = None,
              dayfirst: bool | None = None) -> SeriesDetector:
     """Read `data`, fit the detector on all of it (its tail calibrates the threshold), save.
+
     How the times were read (time column, date order) is saved with the model, so `predict`
-    reads its files the same way."""
+    reads its files the same way.
+
+    Parameters
+    ----------
+    detector_name : str
+        Registered series detector name.
+    data : str
+        CSV, TSV or Parquet series file.
+    out : str
+        Model folder to write.
+    params : dict
+        Detector parameters.
+    verbose : bool
+        Show progress.
+    time_column : str, optional
+        The time column (default: detected).
+    value_columns : list of str, optional
+        The value columns (default: all but the time column).
+    dayfirst : bool or None, optional
+        How to read dates like 01/02/2024; None refuses when both orders are plausible.
+
+    Returns
+    -------
+    SeriesDetector
+        The fitted detector.
+
+    Raises
+    ------
+    DataError
+        If the file cannot be read or is shorter than the detector needs.
+    """
     detector = oddity.create(detector_name, **params)
     assert isinstance(detector, SeriesDetector)
     frame, report = read_series(data, time_column=time_column, value_columns=value_columns,
@@ -79,7 +110,19 @@ def fit_file(detector_name: str, data: str, out: str, params: dict[str, Any], ve
 
 def write_prediction(out: str | Path, frame: pd.DataFrame, prediction: SeriesPrediction,
                      title: str) -> None:
-    """scores.csv, ranges.csv and plot.png into the folder `out` (staged, see module doc)."""
+    """Write scores.csv, ranges.csv and plot.png into the folder `out` (staged, see module doc).
+
+    Parameters
+    ----------
+    out : str or Path
+        The prediction folder.
+    frame : pandas.DataFrame
+        The series that was scored.
+    prediction : SeriesPrediction
+        Its prediction.
+    title : str
+        Title of plot.png.
+    """
     scores = pd.concat([frame, prediction.to_frame()], axis=1)
     positions = pd.RangeIndex(len(prediction))
     rows = []
@@ -95,7 +138,26 @@ def write_prediction(out: str | Path, frame: pd.DataFrame, prediction: SeriesPre
 
 
 def predict_file(detector: SeriesDetector, inputs: list[str], out: str) -> None:
-    """Score one series file with a fitted model and write the prediction folder."""
+    """Score one series file with a fitted model and write the prediction folder.
+
+    The file is read as the training file was (time column, value columns, date order).
+
+    Parameters
+    ----------
+    detector : SeriesDetector
+        A fitted series detector.
+    inputs : list of str
+        Exactly one series file.
+    out : str
+        The prediction folder (see `write_prediction`).
+
+    Raises
+    ------
+    ConfigError
+        If more than one input is given.
+    DataError
+        If the file cannot be read or is shorter than the model needs.
+    """
     if len(inputs) != 1:
         raise ConfigError(f"a series model predicts one file at a time; got {len(inputs)} inputs")
     assert detector.columns_ is not None
@@ -124,7 +186,16 @@ def _format(value: float | None) -> str:
 
 
 def print_evaluation(evaluation: NabEvaluation) -> None:
-    """A table: one row per NAB group, then the mean over all series."""
+    """Print a table of metrics: one row per NAB group, then the mean over all series.
+
+    The realised FPR quantiles and the NAB scores (NAB's protocol and at the calibrated
+    threshold) follow the table.
+
+    Parameters
+    ----------
+    evaluation : NabEvaluation
+        The evaluation to print.
+    """
     columns = (*METRICS, "series", "seconds_per_series")
     rows = [(group, means) for group, means in evaluation.groups().items()]
     rows.append(("mean", evaluation.overall()))
@@ -144,7 +215,24 @@ def print_evaluation(evaluation: NabEvaluation) -> None:
 
 
 def evaluate_folder(detector: SeriesDetector, data: str, json_path: str | None, verbose: bool) -> None:
-    """Refit the model's configuration on every NAB series of `data` and print the metrics."""
+    """Refit the model's configuration on every NAB series of `data` and print the metrics.
+
+    Parameters
+    ----------
+    detector : SeriesDetector
+        A series detector; its name and parameters are refitted on each series.
+    data : str
+        A NAB folder.
+    json_path : str or None
+        Also write the metrics to this JSON file (atomically).
+    verbose : bool
+        Show progress.
+
+    Raises
+    ------
+    DataError
+        If the folder is not a NAB layout or a file cannot be read.
+    """
     evaluation = evaluate_nab(detector.name, detector.get_params(), read_nab(data), verbose=verbose)
     print(f"{detector.name} on NAB {data} (refitted per series on its first 15%):")
     print_evaluation(evaluation)
@@ -178,9 +266,29 @@ def _parse_rows(lines: list[str], header: list[str], columns: list[str], source:
 
 
 def follow(detector: SeriesDetector, inputs: list[str], idle: float | None) -> None:
-    """Stream one CSV file being appended to (or stdin, '-') through `detector.update`,
-    printing time, score, threshold, level and anomalous (1/0) for each row as it arrives;
-    a summary with the steps per second goes to stderr at the end."""
+    """Stream one CSV file being appended to (or stdin, '-') through `detector.update`.
+
+    Prints time, score, threshold, level and anomalous (1/0) for each row as it arrives; a
+    summary with the steps per second goes to stderr at the end.
+
+    Parameters
+    ----------
+    detector : SeriesDetector
+        A fitted series detector.
+    inputs : list of str
+        Exactly one CSV file, or ``-`` for stdin.
+    idle : float or None
+        Stop after this many seconds without new rows in a file; None follows until
+        interrupted (stdin is read to its end).
+
+    Raises
+    ------
+    ConfigError
+        If more than one input is given.
+    DataError
+        If the file cannot be opened, is empty, or a row has the wrong number of fields, lacks
+        a fitted column or holds a value that is not a number.
+    """
     if len(inputs) != 1:
         raise ConfigError(f"--follow reads one file (or '-'); got {len(inputs)} inputs")
     assert detector.columns_ is not None

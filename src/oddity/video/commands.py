@@ -32,8 +32,31 @@ DEFAULT_FPS = 10.0  # frame folders carry no frame rate; the annotated video pla
 
 
 def fit_clips(detector_name: str, data: str, out: str, params: dict[str, Any], verbose: bool) -> VideoDetector:
-    """Fit the detector on the normal clips at `data` (a dataset's training/ split, or every
-    clip there), save it to `out` and describe the threshold."""
+    """Fit a video detector on normal clips, save it and print its threshold.
+
+    Parameters
+    ----------
+    detector_name : str
+        Registered detector name.
+    data : str
+        A dataset folder (its training/ split is used) or a folder of normal clips.
+    out : str
+        Model folder to write.
+    params : dict
+        Detector parameters.
+    verbose : bool
+        Show progress.
+
+    Returns
+    -------
+    VideoDetector
+        The fitted detector.
+
+    Raises
+    ------
+    DataError
+        If no clips are found at `data`.
+    """
     detector = oddity.create(detector_name, **params)
     assert isinstance(detector, VideoDetector)
     clips = as_clips(data, for_fit=True)
@@ -52,7 +75,19 @@ def fit_clips(detector_name: str, data: str, out: str, params: dict[str, Any], v
 
 def write_prediction(out: str | Path, clips: list[Clip], predictions: list[ClipPrediction],
                      verbose: bool) -> None:
-    """The prediction folder described in the module docstring."""
+    """Write the prediction folder described in the module docstring (staged, then moved).
+
+    Parameters
+    ----------
+    out : str or Path
+        The prediction folder.
+    clips : list of Clip
+        The scored clips, in the order of `predictions`.
+    predictions : list of ClipPrediction
+        One prediction per clip.
+    verbose : bool
+        Show progress while annotating frames.
+    """
     scores = pd.concat([p.to_frame().assign(clip=p.clip) for p in predictions], ignore_index=True)
     scores = scores[["clip", *[c for c in scores.columns if c != "clip"]]]
     ranges = pd.concat([p.ranges_frame() for p in predictions], ignore_index=True)
@@ -74,7 +109,24 @@ def write_prediction(out: str | Path, clips: list[Clip], predictions: list[ClipP
 
 
 def predict_clips(detector: VideoDetector, inputs: list[str], out: str, verbose: bool) -> None:
-    """Score video files, frame folders or folders of clips and write the prediction folder."""
+    """Score video files, frame folders or folders of clips and write the prediction folder.
+
+    Parameters
+    ----------
+    detector : VideoDetector
+        A fitted video detector.
+    inputs : list of str
+        Video files, frame folders or folders of clips.
+    out : str
+        The prediction folder (see `write_prediction`).
+    verbose : bool
+        Show progress.
+
+    Raises
+    ------
+    DataError
+        If no clips are found in `inputs`.
+    """
     clips = as_clips(inputs, for_fit=False)
     predictions = detector.predict(clips, verbose=verbose)
     write_prediction(out, clips, predictions, verbose)
@@ -87,7 +139,19 @@ def predict_clips(detector: VideoDetector, inputs: list[str], out: str, verbose:
 
 
 def evaluate_set_file(detector: VideoDetector, data: str, json_path: str | None, verbose: bool) -> None:
-    """Score the labelled test clips of the dataset `data` and print the frame metrics."""
+    """Score the labelled test clips of the dataset `data` and print the frame metrics.
+
+    Parameters
+    ----------
+    detector : VideoDetector
+        A fitted video detector.
+    data : str
+        A labelled dataset folder.
+    json_path : str or None
+        Also write the metrics to this JSON file (atomically).
+    verbose : bool
+        Show progress.
+    """
     evaluation = evaluate_set(detector, data, verbose=verbose)
     print(f"{detector.name} on {data}:")
     for line in metric_lines(evaluation):
