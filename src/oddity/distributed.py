@@ -94,7 +94,13 @@ def worker_model(path: str) -> Any:
 
 
 def preload(path: str) -> None:
-    """Load the model at `path` into this process's cache (runs on a worker)."""
+    """Load the model at `path` into this process's cache (runs on a worker).
+
+    Parameters
+    ----------
+    path : str
+        The model file, as the worker sees it.
+    """
     worker_model(path)
 
 

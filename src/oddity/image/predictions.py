@@ -67,7 +67,28 @@ def output_names(paths: Sequence[str]) -> list[str]:
 
 def write_image_outputs(stage: Path, name: str, path: str, score_map: np.ndarray, mask: np.ndarray,
                         value_range: tuple[float, float]) -> tuple[str, str]:
-    """Write one image's overlay and mask under `stage`; return their paths relative to it."""
+    """Write one image's overlay and mask under `stage`.
+
+    Parameters
+    ----------
+    stage : pathlib.Path
+        The staged prediction folder.
+    name : str
+        The output name of the image.
+    path : str
+        The image file (read again for the overlay).
+    score_map : numpy.ndarray
+        (H, W) anomaly map at the image's size.
+    mask : numpy.ndarray
+        (H, W) binary mask.
+    value_range : tuple of float
+        The colour range of the overlay.
+
+    Returns
+    -------
+    tuple of str
+        The overlay's and the mask's paths relative to `stage`.
+    """
     overlay_path, mask_path = f"overlays/{name}.png", f"masks/{name}_mask.png"
     heat = overlay(read_image(path), score_map, value_range)
     save_png(stage / overlay_path, outline(heat, mask, WHITE), compress_level=OVERLAY_COMPRESSION)

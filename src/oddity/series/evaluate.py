@@ -115,7 +115,18 @@ class SeriesResult:
         return np.concatenate((np.zeros(self.probationary), onset_scores(test, period)))
 
     def nab_detections(self, period: int = ONSET_MEMORY) -> np.ndarray:
-        """The calibrated decisions as NAB detections (1), a refractory `period` applied."""
+        """The calibrated decisions as NAB detections (1), a refractory `period` applied.
+
+        Parameters
+        ----------
+        period : int, default ONSET_MEMORY
+            Steps after a kept detection in which further detections are dropped.
+
+        Returns
+        -------
+        numpy.ndarray
+            (T,) 0/1 detections, zero over the probationary period.
+        """
         return np.concatenate((np.zeros(self.probationary),
                                refractory_flags(self.flags, period).astype(np.float64)))
 
@@ -142,8 +153,25 @@ class NabEvaluation:
 
     def nab(self, postprocess: str = NAB_STEPS, period: int = ONSET_MEMORY,
             short_window: int = 1) -> dict[str, float]:
-        """NAB's normalised score per profile under NAB's protocol (threshold optimised over
-        the corpus per profile) on the step scores of `SeriesResult.nab_steps`."""
+        """NAB's normalised score per profile under NAB's protocol.
+
+        The threshold is optimised over the corpus per profile, on the step scores of
+        `SeriesResult.nab_steps`.
+
+        Parameters
+        ----------
+        postprocess : str, default NAB_STEPS
+            The step score: one of `POSTPROCESS`.
+        period : int, default ONSET_MEMORY
+            Steps an onset must exceed (level), or the refractory period (alerts).
+        short_window : int, default 1
+            The likelihood's short averaging window.
+
+        Returns
+        -------
+        dict
+            Profile name to score (0: null detector, 100: perfect).
+        """
         corpus = [(r.labels, r.nab_steps(postprocess, period, short_window))
                   for r in self.series]
         return {profile: nab_score(corpus, profile).score for profile in PROFILES}
@@ -157,8 +185,20 @@ class NabEvaluation:
                 "nab_calibrated": self.nab_calibrated()}
 
     def nab_calibrated(self, period: int = ONSET_MEMORY) -> dict[str, float]:
-        """NAB's normalised score per profile at the detector's calibrated decisions
-        (`SeriesResult.nab_detections`), no threshold optimised."""
+        """NAB's normalised score per profile at the detector's calibrated decisions.
+
+        No threshold is optimised: the detections are `SeriesResult.nab_detections`.
+
+        Parameters
+        ----------
+        period : int, default ONSET_MEMORY
+            The refractory period applied to the decisions.
+
+        Returns
+        -------
+        dict
+            Profile name to score.
+        """
         corpus = [(r.labels, r.nab_detections(period)) for r in self.series]
         return {profile: nab_score(corpus, profile, threshold=1.0).score for profile in PROFILES}
 
@@ -214,9 +254,18 @@ ARRAY_FIELDS = ("labels", "scores", "held_out", "levels", "flags")
 
 
 def save_arrays(evaluation: NabEvaluation, path: str | os.PathLike) -> None:
-    """Every series' arrays (labels, raw scores, held-out scores, test levels and flags)
-    into one .npz file, written atomically, so that NAB variants can be recomputed without
-    refitting (`load_arrays`)."""
+    """Write every series' arrays to one .npz file, atomically.
+
+    The labels, raw scores, held-out scores, test levels and flags are kept so that NAB
+    variants can be recomputed without refitting (`load_arrays`).
+
+    Parameters
+    ----------
+    evaluation : NabEvaluation
+        The run to save.
+    path : str or PathLike
+        The .npz file (its folder is created).
+    """
     arrays: dict[str, np.ndarray] = {}
     for k, r in enumerate(evaluation.series):
         arrays[f"{k}/meta"] = np.array([r.name, r.group, str(r.probationary), r.threshold_method])
@@ -233,6 +282,20 @@ def save_arrays(evaluation: NabEvaluation, path: str | os.PathLike) -> None:
 def load_arrays(path: str | os.PathLike, detector: str,
                 params: dict[str, Any]) -> NabEvaluation:
     """A `NabEvaluation` of the series saved by `save_arrays` (no metrics, no timings).
+
+    Parameters
+    ----------
+    path : str or PathLike
+        The .npz file.
+    detector : str
+        The detector name to record.
+    params : dict
+        Its parameters.
+
+    Returns
+    -------
+    NabEvaluation
+        The series with their arrays.
 
     Raises
     ------
@@ -332,9 +395,21 @@ def evaluate_series(detector_name: str, params: dict[str, Any], nab: NabSeries) 
 
 
 def constant_history_result(nab: NabSeries) -> SeriesResult:
-    """A series whose history is constant (NAB's art_flatline): no detector can fit it, so
-    the score is the largest absolute change from the history's value and every change is
-    flagged at level 1."""
+    """The result of a series whose history is constant (NAB's art_flatline).
+
+    No detector can fit it, so the score is the largest absolute change from the history's
+    value and every change is flagged at level 1.
+
+    Parameters
+    ----------
+    nab : NabSeries
+        The series.
+
+    Returns
+    -------
+    SeriesResult
+        Its metrics, scores, levels and flags.
+    """
     values = nab.frame.to_numpy(dtype=np.float64)
     scores = np.abs(values - values[0]).max(axis=1)
     test = slice(nab.probationary, None)

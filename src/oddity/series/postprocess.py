@@ -86,8 +86,19 @@ def anomaly_likelihood(scores: ArrayLike, history: ArrayLike, short_window: int 
 
 
 def onset_scores(scores: ArrayLike, period: int) -> np.ndarray:
-    """`scores` where a step's score exceeds every score of the `period` steps before it,
-    else 0 (scores are expected >= 0; `period=0` returns them unchanged).
+    """`scores` where a step's score exceeds every score of the `period` steps before it, else 0.
+
+    Parameters
+    ----------
+    scores : array-like
+        (T,) step scores, expected >= 0.
+    period : int
+        Steps looked back; 0 returns the scores unchanged.
+
+    Returns
+    -------
+    numpy.ndarray
+        (T,) onset scores.
 
     Raises
     ------
@@ -105,6 +116,18 @@ def onset_scores(scores: ArrayLike, period: int) -> np.ndarray:
 
 def refractory_flags(flags: ArrayLike, period: int) -> np.ndarray:
     """Flags with every flag dropped that comes within `period` steps after a kept one.
+
+    Parameters
+    ----------
+    flags : array-like
+        (T,) booleans.
+    period : int
+        The refractory period in steps (0 keeps every flag).
+
+    Returns
+    -------
+    numpy.ndarray
+        (T,) booleans.
 
     Raises
     ------
