@@ -34,7 +34,7 @@ class Detector:
     name : str
         The registered name (class attribute, set by `oddity.core.registry.register`).
     modality : str
-        ``"image"`` or ``"series"`` (class attribute).
+        ``"image"``, ``"series"``, ``"logs"`` or ``"video"`` (class attribute).
     threshold_ : Threshold or None
         The decision threshold calibrated by ``fit`` (None before).
     """

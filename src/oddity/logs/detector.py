@@ -55,7 +55,26 @@ def event_counts(codes: list[np.ndarray], n_codes: int) -> np.ndarray:
 
 
 class LogDetector(Detector):
-    """Base of all log detectors (see the module docstring for the hooks)."""
+    """Base of all log detectors (see the module docstring for the hooks).
+
+    Parameters
+    ----------
+    target_fpr : float, default 0.01
+        False-positive rate per sequence the calibrated threshold aims at.
+    calibration_fraction : float, default 0.2
+        Share of the sequences, the last ones, held out to calibrate the threshold.
+    seed : int, default 0
+        Seed of every random step.
+
+    Attributes
+    ----------
+    vocabulary_ : list of str
+        The event templates seen by `fit`, sorted; template i has the code `FIRST` + i.
+    threshold_ : Threshold
+        Threshold on the sequence score calibrated by `fit`.
+    reading_ : dict or None
+        How the fitted log was read and grouped (set by the command line; None from Python).
+    """
 
     modality: ClassVar[str] = "logs"
     supervised: ClassVar[bool] = False

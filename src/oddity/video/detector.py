@@ -119,7 +119,26 @@ def anomalous_ranges(labels: np.ndarray) -> list[tuple[int, int]]:
 
 
 class VideoDetector(Detector):
-    """Base of all video detectors (see the module docstring for the hooks)."""
+    """Base of all video detectors (see the module docstring for the hooks).
+
+    Parameters
+    ----------
+    image_size : int, default 160
+        Short side of the model input in pixels; the aspect ratio is kept. At least 32.
+    smoothing_window : int, default 5
+        Frames of the temporal smoothing of the scores (1: off).
+    target_fpr : float, default 0.01
+        False-positive rate per frame the calibrated threshold aims at.
+    calibration_fraction : float, default 0.15
+        Share of the clips, the last ones, held out to calibrate the threshold.
+    seed : int, default 0
+        Seed of every random step.
+
+    Attributes
+    ----------
+    threshold_ : Threshold
+        Threshold on the frame score calibrated by `fit` (in-sample when there is one clip).
+    """
 
     modality: ClassVar[str] = "video"
 

@@ -363,6 +363,18 @@ class DRAEM(ImageDetector):
     See Also
     --------
     docs/methods/draem.md : paper, deviations and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> images = np.random.default_rng(0).uniform(0.4, 0.6, size=(10, 64, 64, 3))
+    >>> detector = oddity.create("draem", image_size=64, steps=4, recon_width=4, disc_width=4,
+    ...                          average_from=None)
+    >>> detector = detector.fit(images, verbose=False)     # a few steps: a smoke run, not a model
+    >>> result = detector.predict(images[:2], verbose=False)
+    >>> result.maps[1].shape, len(detector.losses_)
+    ((64, 64), 4)
     """
 
     needs_fixed_shape = True  # training batches stack images of one shape

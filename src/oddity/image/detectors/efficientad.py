@@ -536,6 +536,20 @@ class EfficientAD(ImageDetector):
     See Also
     --------
     docs/methods/efficientad.md : paper, deviations and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> images = np.random.default_rng(0).uniform(0.4, 0.6, size=(10, 64, 64, 3))
+    >>> detector = oddity.create("efficientad", image_size=64, width=8, ae_width=8, steps=4,
+    ...                          distill_steps=2, distill_batch=2, generic_images=2)
+    >>> detector = detector.fit(images, verbose=False)     # a few steps: a smoke run, not a model
+    >>> probe = images[:2].copy()
+    >>> probe[1, 20:40, 20:40] = 1.0                           # a bright square
+    >>> result = detector.predict(probe, verbose=False)
+    >>> result.maps[1].shape, bool(result.scores[1] > result.scores[0])
+    ((64, 64), True)
     """
 
     legacy_params = LEGACY_PARAMS

@@ -249,6 +249,18 @@ class GaussianAD(ImageDetector):
     See Also
     --------
     docs/methods/gaussian_ad.md : paper, deviations and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> images = np.random.default_rng(0).uniform(0.4, 0.6, size=(10, 64, 64, 3))
+    >>> detector = oddity.create("gaussian_ad", image_size=64, layers=("stage3", "stage5")).fit(images, verbose=False)
+    >>> probe = images[:2].copy()
+    >>> probe[1, 20:40, 20:40] = 1.0                           # a bright square
+    >>> result = detector.predict(probe, verbose=False)
+    >>> result.maps is None, result.labels.tolist()
+    (True, [False, True])
     """
 
     legacy_params = LEGACY_PARAMS

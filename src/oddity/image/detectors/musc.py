@@ -189,9 +189,26 @@ class MuSc(ImageDetector):
     **common
         Parameters shared by every image detector (`ImageDetector`).
 
+    Attributes
+    ----------
+    threshold_, pixel_threshold_ : Threshold or None
+        None: nothing is learned, each batch is thresholded by its own scores (median + MAD,
+        `oddity.core.thresholds.batch_threshold`) unless a threshold is set by hand.
+
     See Also
     --------
     docs/methods/musc.md : paper, deviations and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> batch = np.random.default_rng(0).uniform(0.4, 0.6, size=(6, 64, 64, 3))
+    >>> batch[5, 20:40, 20:40] = 1.0                           # a bright square on the last image
+    >>> detector = oddity.create("musc", image_size=64).fit()   # nothing to learn
+    >>> result = detector.predict(batch, verbose=False)
+    >>> result.maps[5].shape, int(np.argmax(result.scores))
+    ((64, 64), 5)
     """
 
     legacy_params = LEGACY_PARAMS

@@ -187,6 +187,18 @@ class SimpleNet(ImageDetector):
     See Also
     --------
     docs/methods/simplenet.md : paper, deviations and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> images = np.random.default_rng(0).uniform(0.4, 0.6, size=(10, 64, 64, 3))
+    >>> detector = oddity.create("simplenet", image_size=64, epochs=2, hidden=64).fit(images, verbose=False)
+    >>> probe = images[:2].copy()
+    >>> probe[1, 20:40, 20:40] = 1.0                           # a bright square
+    >>> result = detector.predict(probe, verbose=False)
+    >>> result.maps[1].shape, bool(result.scores[1] > result.scores[0])
+    ((64, 64), True)
     """
 
     legacy_params = LEGACY_PARAMS

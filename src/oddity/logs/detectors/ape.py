@@ -113,6 +113,32 @@ class APE(Detector):
         Share of the events (the last ones) held out to calibrate the threshold.
     seed : int
         Random seed.
+
+    Attributes
+    ----------
+    columns_ : list of str
+        The entity types (columns) seen by `fit`, in order.
+    entities_ : list of list of str
+        The entities of each type seen in training, each list led by ``"<unknown>"``.
+    offsets_ : numpy.ndarray
+        Index of each type's first entity in the shared embedding table.
+    model_ : torch.nn.Module
+        The trained entity embeddings and pairwise weights.
+    threshold_ : Threshold
+        Threshold on the event score, calibrated on the held-out last events.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import oddity
+    >>> users = np.random.default_rng(0).integers(0, 6, 300)
+    >>> events = pd.DataFrame({"user": [f"u{u}" for u in users],
+    ...                        "host": [f"h{u % 3}" for u in users]})    # each user on one host
+    >>> detector = oddity.create("ape", epochs=8).fit(events, verbose=False)
+    >>> probe = pd.DataFrame({"user": ["u1", "u1"], "host": ["h1", "h2"]})
+    >>> detector.predict(probe).labels.tolist()
+    [False, True]
     """
 
     modality: ClassVar[str] = "logs"  # categorical events: tables of entities, same package

@@ -56,6 +56,31 @@ class InvariantMining(LogDetector):
         Most events one invariant relates (the search grows combinatorially with it).
     **kwargs
         `LogDetector` parameters (target_fpr, calibration_fraction, seed).
+
+    Attributes
+    ----------
+    terms_ : numpy.ndarray
+        The mined invariants as (invariant, event column, coefficient) rows.
+    n_invariants_ : int
+        Number of invariants mined.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> from oddity.logs.results import LogSequences
+    >>> rng = np.random.default_rng(0)
+    >>> def session(failed):
+    ...     reads, writes = int(rng.integers(1, 4)), int(rng.integers(0, 2))
+    ...     return (["open block <*>"] + ["read block <*>"] * reads + ["write block <*>"] * writes
+    ...             + ["error block <*>"] * failed + ["close block <*>"])
+    >>> labels = (np.arange(120) % 10 == 9).astype(int)           # 1 = anomalous
+    >>> train = LogSequences(ids=[f"s{i}" for i in range(120)],
+    ...                      events=[session(bool(y)) for y in labels], labels=labels)
+    >>> detector = oddity.create("invariants").fit(train, verbose=False)
+    >>> probe = LogSequences(ids=["ok", "failed"], events=[session(False), session(True)])
+    >>> detector.predict(probe).labels.tolist(), detector.threshold_.method
+    ([False, True], 'conformal')
     """
 
     def __init__(self, *, support: float = 0.98, max_events: int = 3, **kwargs: Any):

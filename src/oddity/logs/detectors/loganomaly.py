@@ -79,6 +79,31 @@ class LogAnomaly(DeepLog):
     **kwargs
         `DeepLog` parameters (history, hidden, layers, epochs, batch_size, lr, end_event) and
         `LogDetector` parameters.
+
+    Attributes
+    ----------
+    embeddings_ : numpy.ndarray
+        Sentence embedding of each vocabulary template, one per row (`oddity.logs.embeddings`).
+    network_ : torch.nn.Module
+        The trained next-event LSTM over semantic and count vectors.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> from oddity.logs.results import LogSequences
+    >>> rng = np.random.default_rng(0)
+    >>> def session(failed):
+    ...     reads, writes = int(rng.integers(1, 4)), int(rng.integers(0, 2))
+    ...     return (["open block <*>"] + ["read block <*>"] * reads + ["write block <*>"] * writes
+    ...             + ["error block <*>"] * failed + ["close block <*>"])
+    >>> labels = (np.arange(120) % 10 == 9).astype(int)           # 1 = anomalous
+    >>> train = LogSequences(ids=[f"s{i}" for i in range(120)],
+    ...                      events=[session(bool(y)) for y in labels], labels=labels)
+    >>> detector = oddity.create("loganomaly", epochs=8, hidden=32).fit(train, verbose=False)
+    >>> probe = LogSequences(ids=["ok", "failed"], events=[session(False), session(True)])
+    >>> detector.predict(probe).labels.tolist(), detector.threshold_.method
+    ([False, True], 'conformal')
     """
 
     def __init__(self, *, match_similarity: float = 0.9, **kwargs: Any):

@@ -82,6 +82,31 @@ class LogRobust(LogDetector):
         Events kept per sequence.
     **kwargs
         `LogDetector` parameters (target_fpr, calibration_fraction, seed).
+
+    Attributes
+    ----------
+    embeddings_ : numpy.ndarray
+        Sentence embedding of each vocabulary template, one per row (`oddity.logs.embeddings`).
+    network_ : torch.nn.Module
+        The trained attention-based bidirectional LSTM classifier.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> from oddity.logs.results import LogSequences
+    >>> rng = np.random.default_rng(0)
+    >>> def session(failed):
+    ...     reads, writes = int(rng.integers(1, 4)), int(rng.integers(0, 2))
+    ...     return (["open block <*>"] + ["read block <*>"] * reads + ["write block <*>"] * writes
+    ...             + ["error block <*>"] * failed + ["close block <*>"])
+    >>> labels = (np.arange(120) % 10 == 9).astype(int)           # 1 = anomalous
+    >>> train = LogSequences(ids=[f"s{i}" for i in range(120)],
+    ...                      events=[session(bool(y)) for y in labels], labels=labels)
+    >>> detector = oddity.create("logrobust", epochs=20, hidden=16).fit(train, verbose=False)
+    >>> probe = LogSequences(ids=["ok", "failed"], events=[session(False), session(True)])
+    >>> detector.predict(probe).labels.tolist(), detector.threshold_.method
+    ([False, True], 'conformal')
     """
 
     supervised: ClassVar[bool] = True

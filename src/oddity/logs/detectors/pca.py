@@ -41,6 +41,35 @@ class PCALogs(LogDetector):
         Weight counts by inverse document frequency.
     **kwargs
         `LogDetector` parameters (target_fpr, calibration_fraction, seed).
+
+    Attributes
+    ----------
+    idf_ : numpy.ndarray
+        Weight of each event column: its inverse document frequency over the training
+        sequences, or ones when `idf` is False.
+    mean_ : numpy.ndarray
+        Mean weighted event-count vector of the training sequences.
+    components_ : numpy.ndarray
+        Principal axes spanning the normal subspace, one per row (none when the counts do not
+        vary).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> from oddity.logs.results import LogSequences
+    >>> rng = np.random.default_rng(0)
+    >>> def session(failed):
+    ...     reads, writes = int(rng.integers(1, 4)), int(rng.integers(0, 2))
+    ...     return (["open block <*>"] + ["read block <*>"] * reads + ["write block <*>"] * writes
+    ...             + ["error block <*>"] * failed + ["close block <*>"])
+    >>> labels = (np.arange(120) % 10 == 9).astype(int)           # 1 = anomalous
+    >>> train = LogSequences(ids=[f"s{i}" for i in range(120)],
+    ...                      events=[session(bool(y)) for y in labels], labels=labels)
+    >>> detector = oddity.create("pca_logs").fit(train, verbose=False)
+    >>> probe = LogSequences(ids=["ok", "failed"], events=[session(False), session(True)])
+    >>> detector.predict(probe).labels.tolist(), detector.threshold_.method
+    ([False, True], 'conformal')
     """
 
     def __init__(self, *, variance: float = 0.95, idf: bool = True, **kwargs: Any):

@@ -227,6 +227,22 @@ class HypAD(WindowNetworkDetector):
     See Also
     --------
     docs/methods/hypad.md : paper, deviations and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import oddity
+    >>> rng, steps = np.random.default_rng(0), np.arange(600)
+    >>> data = pd.DataFrame({"cpu": np.sin(steps / 10) + 0.05 * rng.normal(size=600),
+    ...                      "mem": np.cos(steps / 10) + 0.05 * rng.normal(size=600)},
+    ...                     index=pd.date_range("2024-01-01", periods=600, freq="min"))
+    >>> detector = oddity.create("hypad", window=16, epochs=4).fit(data.iloc[:400], verbose=False)
+    >>> test = data.iloc[400:].copy()
+    >>> test.iloc[100, 0] += 3.0                               # a spike on cpu
+    >>> result = detector.predict(test)
+    >>> result.scores.shape, detector.threshold_.method
+    ((200,), 'conformal')
     """
 
     def __init__(self, *, window: int = 32, latent: int = 8, hidden: int = 16,

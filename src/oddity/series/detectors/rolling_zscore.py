@@ -54,6 +54,22 @@ class RollingZScore(SeriesDetector):
     See Also
     --------
     docs/methods/rolling_zscore.md : method and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import oddity
+    >>> rng, steps = np.random.default_rng(0), np.arange(600)
+    >>> data = pd.DataFrame({"cpu": np.sin(steps / 10) + 0.05 * rng.normal(size=600),
+    ...                      "mem": np.cos(steps / 10) + 0.05 * rng.normal(size=600)},
+    ...                     index=pd.date_range("2024-01-01", periods=600, freq="min"))
+    >>> detector = oddity.create("rolling_zscore", window=16).fit(data.iloc[:400], verbose=False)
+    >>> test = data.iloc[400:].copy()
+    >>> test.iloc[100, 0] += 3.0                               # a spike on cpu
+    >>> result = detector.predict(test)
+    >>> bool(result.labels[100]), detector.threshold_.method
+    (True, 'conformal')
     """
 
     centre_: np.ndarray | None = None

@@ -141,6 +141,22 @@ class WindowAutoencoder(WindowNetworkDetector):
     See Also
     --------
     docs/methods/window_autoencoder.md : paper, deviations and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import oddity
+    >>> rng, steps = np.random.default_rng(0), np.arange(600)
+    >>> data = pd.DataFrame({"cpu": np.sin(steps / 10) + 0.05 * rng.normal(size=600),
+    ...                      "mem": np.cos(steps / 10) + 0.05 * rng.normal(size=600)},
+    ...                     index=pd.date_range("2024-01-01", periods=600, freq="min"))
+    >>> detector = oddity.create("window_autoencoder", window=16, epochs=8).fit(data.iloc[:400], verbose=False)
+    >>> test = data.iloc[400:].copy()
+    >>> test.iloc[100, 0] += 3.0                               # a spike on cpu
+    >>> result = detector.predict(test)
+    >>> bool(result.labels[100]), detector.threshold_.method
+    (True, 'conformal')
     """
 
     def __init__(self, *, window: int = 32, hidden_factor: float = 10.0, l1: float = 1e-4,

@@ -153,6 +153,22 @@ class WindowIsolationForest(SeriesDetector):
     See Also
     --------
     docs/methods/window_iforest.md : method and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import oddity
+    >>> rng, steps = np.random.default_rng(0), np.arange(600)
+    >>> data = pd.DataFrame({"cpu": np.sin(steps / 10) + 0.05 * rng.normal(size=600),
+    ...                      "mem": np.cos(steps / 10) + 0.05 * rng.normal(size=600)},
+    ...                     index=pd.date_range("2024-01-01", periods=600, freq="min"))
+    >>> detector = oddity.create("window_iforest", window=8, n_estimators=20).fit(data.iloc[:400], verbose=False)
+    >>> test = data.iloc[400:].copy()
+    >>> test.iloc[100, 0] += 3.0                               # a spike on cpu
+    >>> result = detector.predict(test)
+    >>> bool(result.labels[100]), detector.threshold_.method
+    (True, 'conformal')
     """
 
     centre_: np.ndarray | None = None

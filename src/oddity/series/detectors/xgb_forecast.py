@@ -183,6 +183,9 @@ class XGBForecast(SeriesDetector):
         The forecast channels.
     feature_names_ : list of str
         Names of the lag and calendar features.
+    uses_calendar_ : bool
+        Whether calendar features (hour, day of week) were used: `calendar` set and a
+        DatetimeIndex given.
     residual_centre_, residual_scale_ : numpy.ndarray
         Out-of-sample residual statistics per target channel.
     anomaly_booster_ : object or None
@@ -191,6 +194,22 @@ class XGBForecast(SeriesDetector):
     See Also
     --------
     docs/methods/xgb_forecast.md : paper, deviations and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> import oddity
+    >>> rng, steps = np.random.default_rng(0), np.arange(600)
+    >>> data = pd.DataFrame({"cpu": np.sin(steps / 10) + 0.05 * rng.normal(size=600),
+    ...                      "mem": np.cos(steps / 10) + 0.05 * rng.normal(size=600)},
+    ...                     index=pd.date_range("2024-01-01", periods=600, freq="min"))
+    >>> detector = oddity.create("xgb_forecast", lags=8).fit(data.iloc[:400], verbose=False)
+    >>> test = data.iloc[400:].copy()
+    >>> test.iloc[100, 0] += 3.0                               # a spike on cpu
+    >>> result = detector.predict(test)
+    >>> bool(result.labels[100]), detector.threshold_.method
+    (True, 'conformal')
     """
 
     def __init__(self, *, lags: int = 10, targets: tuple[str, ...] | None = None,

@@ -205,7 +205,32 @@ def psnr(predicted: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @register("future_frame")
 class FutureFrame(VideoDetector):
-    """CT-D2GAN: next-frame prediction error (negative PSNR) of a convolutional transformer."""
+    """CT-D2GAN: next-frame prediction error (negative PSNR) of a convolutional transformer.
+
+    Attributes
+    ----------
+    generator_ : torch.nn.Module
+        The trained next-frame generator.
+    loss_history_ : list of float
+        Generator loss at each training step.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import oddity
+    >>> from oddity.video.data import evaluation_clips
+    >>> from oddity.video.synth import make_video_set
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> root = make_video_set(os.path.join(folder.name, "squares"), train_clips=3,
+    ...                       test_clips=1, frames=24)
+    >>> detector = oddity.create("future_frame", image_size=32, width=8, steps=20, batch_size=4)
+    >>> detector = detector.fit(root, verbose=False)      # a few steps: a smoke run, not a model
+    >>> clip = evaluation_clips(root)[0]
+    >>> result = detector.score(clip, verbose=False)[0]
+    >>> len(result.scores) == len(clip), len(detector.loss_history_)
+    (True, 20)
+    >>> folder.cleanup()
+    """
 
     def __init__(self, *, past_frames: int = 4, width: int = 32, steps: int = 1500,
                  batch_size: int = 8, learning_rate: float = 2e-4, adversarial_weight: float = 0.05,

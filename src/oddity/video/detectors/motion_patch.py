@@ -85,7 +85,34 @@ def cell_motion(previous: np.ndarray | None, current: np.ndarray, grid: tuple[in
 
 @register("motion_patch")
 class MotionPatch(VideoDetector):
-    """Nearest-neighbour distance of appearance + optical-flow patches to a bank of normal ones."""
+    """Nearest-neighbour distance of appearance + optical-flow patches to a bank of normal ones.
+
+    Attributes
+    ----------
+    memory_bank_ : numpy.ndarray
+        Coreset of the scaled appearance + motion patch features of the training clips, one
+        per row.
+    block_scales_ : numpy.ndarray
+        Spread of the appearance, motion and position blocks of the features on the first
+        training chunk; each block is divided by its spread and multiplied by its weight.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> import oddity
+    >>> from oddity.video.data import evaluation_clips
+    >>> from oddity.video.synth import make_video_set
+    >>> folder = tempfile.TemporaryDirectory()
+    >>> root = make_video_set(os.path.join(folder.name, "squares"), train_clips=3,
+    ...                       test_clips=1, frames=24)  # a moving square, then faster in the test
+    >>> detector = oddity.create("motion_patch", image_size=64, frame_stride=1, smoothing_window=1)
+    >>> detector = detector.fit(root, verbose=False)
+    >>> clip = evaluation_clips(root)[0]
+    >>> result = detector.score(clip, verbose=False)[0]
+    >>> result.maps.shape, bool(result.scores[clip.labels].min() > result.scores[~clip.labels].max())
+    ((24, 8, 8), True)
+    >>> folder.cleanup()
+    """
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
