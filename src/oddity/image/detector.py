@@ -49,7 +49,7 @@ from oddity.core.detector import Detector
 from oddity.core.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from oddity.core.results import ImagePrediction, ImageScores
 from oddity.core.thresholds import CROSS_FOLDS, Threshold, calibrate_threshold, fold_indices, held_out_count
-from oddity.image import geometry
+from oddity.image import geometry, photometric
 from oddity.image.border import BorderStandardiser
 from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, skip_bad_file,
                                training_samples, unlabelled_samples)
@@ -81,7 +81,7 @@ def as_samples(data: ImageInput, for_fit: bool) -> list:
     items = list(data)
     if not items:
         raise DataError("no images given")
-    if all(isinstance(i, (ImageSample, ArraySample)) for i in items):
+    if all(isinstance(i, (ImageSample, ArraySample, photometric.JitteredSample)) for i in items):
         return items
     if all(isinstance(i, (str, os.PathLike)) for i in items):
         return unlabelled_samples(items)
@@ -100,18 +100,23 @@ class ImageStream:
     """Re-iterable stream of model-ready (1, 3, h, w) tensors over training images (tiles
     included), with a progress bar per pass."""
 
-    def __init__(self, detector: "ImageDetector", samples: list, verbose: bool, desc: str):
+    def __init__(self, detector: "ImageDetector", samples: list, verbose: bool, desc: str,
+                 jitter: float = 0.0):
         self.detector, self.samples, self.verbose, self.desc = detector, samples, verbose, desc
+        self.jitter = jitter  # > 0: each image also once photometrically jittered (fit_jitter)
 
     def __len__(self) -> int:
         return len(self.samples)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         bar = tqdm(total=len(self.samples), desc=self.desc, unit="img", disable=not self.verbose)
+        rng = np.random.default_rng([self.detector.seed, 20])  # the same jitter on every pass
         with bar:
             for _, pixels in load_all(self.samples, self.detector.skip_bad, self.detector.skipped_):
-                for part in self.detector._parts(pixels):
-                    yield self.detector._model_input(part)
+                variants = [pixels, photometric.jitter(pixels, rng, self.jitter)] if self.jitter else [pixels]
+                for variant in variants:
+                    for part in self.detector._parts(variant):
+                        yield self.detector._model_input(part)
                 bar.update(1)
 
 
@@ -140,6 +145,15 @@ class ImageDetector(Detector):
     border_rings : int, default 0
         Standardise maps by their normal statistics at each distance from the border, over
         this many rings of the patch grid (`oddity.image.border`); 0 turns it off.
+    calibration : {"auto", "holdout", "cross"}, default "auto"
+        How the thresholds are calibrated (see the module docstring).
+    fit_jitter : float, default 0.0
+        Photometric augmentation at fit: each normal image is learned as it is and once more
+        with a random brightness, contrast, gamma and white-balance change of this strength
+        (`oddity.image.photometric.jitter`: 0.2 means +-20%, gamma 0.8 to 1.25), so that such
+        lighting changes are learned as normal; fit sees twice the images, and the thresholds
+        are calibrated on the held-out (or out-of-fold) images as they are and once jittered.
+        0 turns it off.
 
     Attributes
     ----------
@@ -184,7 +198,8 @@ class ImageDetector(Detector):
     def __init__(self, *, image_size: int = 256, tile: int | None = None,
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
                  calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False,
-                 per_image_contrast: bool = False, border_rings: int = 0, calibration: str = "auto"):
+                 per_image_contrast: bool = False, border_rings: int = 0, calibration: str = "auto",
+                 fit_jitter: float = 0.0):
         if image_size < 32:
             raise ConfigError(f"image_size must be at least 32 pixels, got {image_size}")
         if tile is not None and tile < 32:
@@ -195,6 +210,8 @@ class ImageDetector(Detector):
             raise ConfigError(f"calibration_fraction must lie in [0, 1), got {calibration_fraction}")
         if not 0.0 < target_fpr < 1.0:
             raise ConfigError(f"target_fpr must lie in (0, 1), got {target_fpr}")
+        if not 0.0 <= fit_jitter < 1.0:
+            raise ConfigError(f"fit_jitter must lie in [0, 1) (0 turns it off), got {fit_jitter}")
         if seed < 0:
             raise ConfigError(f"seed must be a non-negative whole number, got {seed}")
         if calibration not in CALIBRATIONS:
@@ -209,6 +226,7 @@ class ImageDetector(Detector):
         self.per_image_contrast = per_image_contrast
         self.border_rings = border_rings
         self.calibration = calibration
+        self.fit_jitter = fit_jitter
 
     # --- hooks for subclasses --------------------------------------------------------------
     def _fit_images(self, images: ImageStream) -> None:
@@ -281,6 +299,15 @@ class ImageDetector(Detector):
         wanted = self.calibration == "cross" or (self.calibration == "auto" and self.cheap_refit)
         return wanted and n_images >= 2 * CROSS_FOLDS and not (self.border_rings and self.localises)
 
+    def calibration_set(self, samples: list) -> list:
+        """The normal samples thresholds are calibrated on: `samples`, followed with
+        `fit_jitter` by each once photometrically jittered (`oddity.image.photometric`), so that
+        the thresholds take the lighting changes the model learned as normal into account."""
+        if not self.fit_jitter:
+            return samples
+        return samples + [photometric.JitteredSample(s, self.fit_jitter, (self.seed, 21, i))
+                          for i, s in enumerate(samples)]
+
     def left_out_scores(self, groups: list[list], verbose: bool, first_only: bool = False) -> ImageScores:
         """Scores (and maps) of each group's images (its first image only with `first_only`) by
         a copy of this detector fitted on the other groups, in group order."""
@@ -289,7 +316,8 @@ class ImageDetector(Detector):
             copy = type(self)(**self.get_params())
             copy.skipped_ = set()
             copy._learn([item for other, g in enumerate(groups) if other != index for item in g], False)
-            result = copy.score(group[:1] if first_only else group, verbose=False, _calibrating=True)
+            result = copy.score(self.calibration_set(group[:1] if first_only else group),
+                                verbose=False, _calibrating=True)
             scores.extend(result.scores.tolist())
             maps.extend(result.maps or [])
             paths.extend(result.paths)
@@ -354,7 +382,7 @@ class ImageDetector(Detector):
         if self.border_rings and self.localises:
             self.border_ = BorderStandardiser.fit(self._patch_maps(normal, verbose), self.border_rings)
         if self.threshold_ is None or self.localises:
-            calibration = self.score(normal, verbose=verbose,
+            calibration = self.score(self.calibration_set(normal), verbose=verbose,
                                      desc="calibrate", _calibrating=True)
             self._calibrate(calibration, "conformal" if calibration_samples else "in-sample")
         return self
@@ -370,7 +398,7 @@ class ImageDetector(Detector):
             if self.tile is not None:
                 sizes = [(min(h, self.tile), min(w, self.tile)) for h, w in sizes]
             self.input_shape_ = geometry.fixed_shape(sizes, self.image_size)
-        self._fit_images(ImageStream(self, samples, verbose, f"fit {self.name}"))
+        self._fit_images(ImageStream(self, samples, verbose, f"fit {self.name}", self.fit_jitter))
         self.threshold_, self.pixel_threshold_ = self._model_threshold(), None
 
     def _readable_sizes(self, samples: list) -> tuple[list, list[tuple[int, int]]]:
