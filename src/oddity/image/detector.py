@@ -106,7 +106,8 @@ class ImageStream:
         self.jitter = jitter  # > 0: each image also once photometrically jittered (fit_jitter)
 
     def __len__(self) -> int:
-        return len(self.samples)
+        """Images a pass yields (jittered copies included; tiles not counted)."""
+        return len(self.samples) * (2 if self.jitter else 1)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         bar = tqdm(total=len(self.samples), desc=self.desc, unit="img", disable=not self.verbose)
