@@ -48,8 +48,10 @@ class LightingRun:
     command: str = ""
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        return Path(self.dataset).name, self.detector, json.dumps(self.params, sort_keys=True)
+    def key(self) -> tuple[str, str, str, int | None, int | None]:
+        """Dataset, detector, settings and the image counts (a subset run keeps a full one)."""
+        return (Path(self.dataset).name, self.detector, json.dumps(self.params, sort_keys=True),
+                self.fit_images, self.normal_images)
 
 
 def subsample(items: list, most: int | None, seed: int) -> list:
