@@ -63,8 +63,8 @@ def test_fit_jitter_reads_darker_normal_parts_as_normal_and_still_flags_defects(
     assert plain.predict(darker, verbose=False).labels.all()  # without: every darker part flagged
     assert not jittered.predict(darker, verbose=False).labels.any()
     assert jittered.predict(defect, verbose=False).labels.all()
-    # calibrated on the held-out images as they are and once jittered each
-    assert jittered.threshold_.n_calibration == 2 * plain.threshold_.n_calibration
+    # one calibration score per held-out image: the larger of its own and a jittered copy's
+    assert jittered.threshold_.n_calibration == plain.threshold_.n_calibration
 
 
 def test_fit_jitter_is_saved_and_checked(tmp_path):

@@ -152,9 +152,9 @@ class ImageDetector(Detector):
         Photometric augmentation at fit: each normal image is learned as it is and once more
         with a random brightness, contrast, gamma and white-balance change of this strength
         (`oddity.image.photometric.jitter`: 0.2 means +-20%, gamma 0.8 to 1.25), so that such
-        lighting changes are learned as normal; fit sees twice the images, and the thresholds
-        are calibrated on the held-out (or out-of-fold) images as they are and once jittered.
-        0 turns it off.
+        lighting changes are learned as normal; fit sees twice the images, and each held-out
+        (or out-of-fold) image calibrates with the larger of its score as it is and once
+        jittered (`calibration_scores`). 0 turns it off.
 
     Attributes
     ----------
@@ -300,14 +300,18 @@ class ImageDetector(Detector):
         wanted = self.calibration == "cross" or (self.calibration == "auto" and self.cheap_refit)
         return wanted and n_images >= 2 * CROSS_FOLDS and not (self.border_rings and self.localises)
 
-    def calibration_set(self, samples: list) -> list:
-        """The normal samples thresholds are calibrated on: `samples`, followed with
-        `fit_jitter` by each once photometrically jittered (`oddity.image.photometric`), so that
-        the thresholds take the lighting changes the model learned as normal into account."""
+    def calibration_scores(self, samples: list, verbose: bool = False) -> ImageScores:
+        """Scores (and maps) of normal `samples` to calibrate thresholds on. With `fit_jitter`,
+        each image is also scored once photometrically jittered (`oddity.image.photometric`)
+        and keeps the larger score (and the pixel-wise larger map): the thresholds then allow
+        for the lighting changes the model learned as normal, still one score per image."""
+        result = self.score(samples, verbose=verbose, desc="calibrate", _calibrating=True)
         if not self.fit_jitter:
-            return samples
-        return samples + [photometric.JitteredSample(s, self.fit_jitter, (self.seed, 21, i))
-                          for i, s in enumerate(samples)]
+            return result
+        jittered = self.score([photometric.JitteredSample(s, self.fit_jitter, (self.seed, 21, i))
+                               for i, s in enumerate(samples)], verbose=False, _calibrating=True)
+        maps = None if result.maps is None else [np.maximum(a, b) for a, b in zip(result.maps, jittered.maps)]
+        return ImageScores(scores=np.maximum(result.scores, jittered.scores), maps=maps, paths=result.paths)
 
     def left_out_scores(self, groups: list[list], verbose: bool, first_only: bool = False) -> ImageScores:
         """Scores (and maps) of each group's images (its first image only with `first_only`) by
@@ -317,8 +321,7 @@ class ImageDetector(Detector):
             copy = type(self)(**self.get_params())
             copy.skipped_ = set()
             copy._learn([item for other, g in enumerate(groups) if other != index for item in g], False)
-            result = copy.score(self.calibration_set(group[:1] if first_only else group),
-                                verbose=False, _calibrating=True)
+            result = copy.calibration_scores(group[:1] if first_only else group)
             scores.extend(result.scores.tolist())
             maps.extend(result.maps or [])
             paths.extend(result.paths)
@@ -383,8 +386,7 @@ class ImageDetector(Detector):
         if self.border_rings and self.localises:
             self.border_ = BorderStandardiser.fit(self._patch_maps(normal, verbose), self.border_rings)
         if self.threshold_ is None or self.localises:
-            calibration = self.score(self.calibration_set(normal), verbose=verbose,
-                                     desc="calibrate", _calibrating=True)
+            calibration = self.calibration_scores(normal, verbose)
             self._calibrate(calibration, "conformal" if calibration_samples else "in-sample")
         return self
 

@@ -13,6 +13,8 @@ Deviations (reasons and figures: docs/methods/padim.md):
 - Statistics accumulated in float64 one image at a time; the inverse covariance is kept as an
   inverse Cholesky factor computed with numpy (batched torch inversion was unreliable).
 - Every image resized to the training set's median aspect ratio (one shape for all positions).
+- Photometric augmentation of the normal images by default (`fit_jitter=0.2`), so that global
+  lighting changes are not read as anomalies.
 """
 from __future__ import annotations
 
@@ -63,6 +65,9 @@ class PaDiM(ImageDetector):
         Backbone stages concatenated on the finest grid.
     n_features : int, default 100
         Number of randomly chosen feature channels kept.
+    fit_jitter : float, default 0.2
+        Photometric augmentation of the normal images (`ImageDetector`; 0 turns it off). On by
+        default for PaDiM: docs/images.md, "Lighting".
     **common
         Parameters shared by every image detector (`ImageDetector`).
 
@@ -88,8 +93,8 @@ class PaDiM(ImageDetector):
 
     def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
                  layers: tuple[str, ...] = ("stage2", "stage3", "stage5"),
-                 n_features: int = 100, **common: Any):
-        super().__init__(**common)
+                 n_features: int = 100, fit_jitter: float = 0.2, **common: Any):
+        super().__init__(fit_jitter=fit_jitter, **common)
         if n_features < 1:
             raise ConfigError(f"n_features must be positive, got {n_features}")
         self.backbone = backbone
