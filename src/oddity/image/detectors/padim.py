@@ -128,8 +128,9 @@ class PaDiM(ImageDetector):
                 sums += embedding
                 products.baddbmm_(embedding[:, :, None], embedding[:, None, :])
                 count += 1
-        if count < 2:
-            raise DataError(f"PaDiM learns from {count} image(s) here (the others are held out to "
+        learned = count // (2 if images.jitter else 1)  # a jittered copy is no new image
+        if learned < 2:
+            raise DataError(f"PaDiM learns from {learned} image(s) here (the others are held out to "
                             "calibrate thresholds, see calibration_fraction) and needs at least two "
                             "to estimate covariances: give at least three normal images")
         mean, products = (sums / count).numpy(), products.numpy()
