@@ -1,5 +1,6 @@
 """The backbone's input normalisation is a saved setting: a model file written before the
-setting existed loads with the normalisation it was fitted with, not with today's default."""
+setting existed loads with the normalisation it was fitted with, not with today's default
+(likewise PaDiM's photometric augmentation, `fit_jitter`, on by default since)."""
 from __future__ import annotations
 
 import json
@@ -39,6 +40,16 @@ def test_model_saved_without_input_norm_loads_with_imagenet(name, inspection_set
     samples = evaluation_samples(inspection_set)[:3]
     np.testing.assert_allclose(loaded.score(samples, verbose=False).scores,
                                fitted.score(samples, verbose=False).scores, rtol=1e-6)
+
+
+def test_padim_saved_without_fit_jitter_loads_with_none(inspection_set, tmp_path):
+    fitted = oddity.create("padim", fit_jitter=0.0, **SMALL).fit(inspection_set, verbose=False)
+    assert oddity.create("padim").fit_jitter == 0.2  # today's default
+    path = tmp_path / "old.oddity"
+    fitted.save(path)
+    _drop_param(path, "fit_jitter")
+    with pytest.warns(UserWarning, match="checksum"):
+        assert oddity.load(path).fit_jitter == 0.0
 
 
 def test_input_norm_is_saved_and_changes_scores(inspection_set, tmp_path):

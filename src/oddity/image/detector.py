@@ -50,7 +50,7 @@ from oddity.core.checks import check_calibration, check_seed
 from oddity.core.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from oddity.core.results import ImagePrediction, ImageScores
 from oddity.core.thresholds import CROSS_FOLDS, Threshold, calibrate_threshold, fold_indices, held_out_count
-from oddity.image import geometry
+from oddity.image import geometry, photometric
 from oddity.image.border import BorderStandardiser
 from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, skip_bad_file,
                                training_samples, unlabelled_samples)
@@ -100,7 +100,7 @@ def as_samples(data: ImageInput, for_fit: bool) -> list:
     items = list(data)
     if not items:
         raise DataError("no images given")
-    if all(isinstance(i, (ImageSample, ArraySample)) for i in items):
+    if all(isinstance(i, (ImageSample, ArraySample, photometric.JitteredSample)) for i in items):
         return items
     if all(isinstance(i, (str, os.PathLike)) for i in items):
         return unlabelled_samples(items)
@@ -119,18 +119,24 @@ class ImageStream:
     """Re-iterable stream of model-ready (1, 3, h, w) tensors over training images (tiles
     included), with a progress bar per pass."""
 
-    def __init__(self, detector: "ImageDetector", samples: list, verbose: bool, desc: str):
+    def __init__(self, detector: "ImageDetector", samples: list, verbose: bool, desc: str,
+                 jitter: float = 0.0):
         self.detector, self.samples, self.verbose, self.desc = detector, samples, verbose, desc
+        self.jitter = jitter  # > 0: each image also once photometrically jittered (fit_jitter)
 
     def __len__(self) -> int:
-        return len(self.samples)
+        """Images a pass yields (jittered copies included; tiles not counted)."""
+        return len(self.samples) * (2 if self.jitter else 1)
 
     def __iter__(self) -> Iterator[torch.Tensor]:
         bar = tqdm(total=len(self.samples), desc=self.desc, unit="img", disable=not self.verbose)
+        rng = np.random.default_rng([self.detector.seed, 20])  # the same jitter on every pass
         with bar:
             for _, pixels in load_all(self.samples, self.detector.skip_bad, self.detector.skipped_):
-                for part in self.detector._parts(pixels):
-                    yield self.detector._model_input(part)
+                variants = [pixels, photometric.jitter(pixels, rng, self.jitter)] if self.jitter else [pixels]
+                for variant in variants:
+                    for part in self.detector._parts(variant):
+                        yield self.detector._model_input(part)
                 bar.update(1)
 
 
@@ -159,6 +165,15 @@ class ImageDetector(Detector):
     border_rings : int, default 0
         Standardise maps by their normal statistics at each distance from the border, over
         this many rings of the patch grid (`oddity.image.border`); 0 turns it off.
+    calibration : {"auto", "holdout", "cross"}, default "auto"
+        How the thresholds are calibrated (see the module docstring).
+    fit_jitter : float, default 0.0
+        Photometric augmentation at fit: each normal image is learned as it is and once more
+        with a random brightness, contrast, gamma and white-balance change of this strength
+        (`oddity.image.photometric.jitter`: 0.2 means +-20%, gamma 0.8 to 1.25), so that such
+        lighting changes are learned as normal; fit sees twice the images, and each held-out
+        (or out-of-fold) image calibrates with the larger of its score as it is and once
+        jittered (`calibration_scores`). 0 turns it off.
 
     Attributes
     ----------
@@ -203,7 +218,8 @@ class ImageDetector(Detector):
     def __init__(self, *, image_size: int = 256, tile: int | None = None,
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
                  calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False,
-                 per_image_contrast: bool = False, border_rings: int = 0, calibration: str = "auto"):
+                 per_image_contrast: bool = False, border_rings: int = 0, calibration: str = "auto",
+                 fit_jitter: float = 0.0):
         self.image_size = image_size
         self.tile = tile
         self.smoothing_sigma = smoothing_sigma
@@ -214,6 +230,7 @@ class ImageDetector(Detector):
         self.per_image_contrast = per_image_contrast
         self.border_rings = border_rings
         self.calibration = calibration
+        self.fit_jitter = fit_jitter
 
     def validate_params(self) -> None:
         """See `oddity.core.detector.Detector.validate_params`."""
@@ -228,6 +245,8 @@ class ImageDetector(Detector):
         check_seed(self.seed)
         if self.calibration not in CALIBRATIONS:
             raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {self.calibration!r}")
+        if not 0.0 <= self.fit_jitter < 1.0:
+            raise ConfigError(f"fit_jitter must lie in [0, 1) (0 turns it off), got {self.fit_jitter}")
 
     # --- hooks for subclasses --------------------------------------------------------------
     def _fit_images(self, images: ImageStream) -> None:
@@ -322,6 +341,34 @@ class ImageDetector(Detector):
         wanted = self.calibration == "cross" or (self.calibration == "auto" and self.cheap_refit)
         return wanted and n_images >= 2 * CROSS_FOLDS and not (self.border_rings and self.localises)
 
+    def calibration_scores(self, samples: list, verbose: bool = False) -> ImageScores:
+        """Scores (and maps) of normal `samples` to calibrate thresholds on.
+
+        With `fit_jitter`, each image is also scored once photometrically jittered
+        (`oddity.image.photometric`) and keeps the larger score (and the pixel-wise larger
+        map): the thresholds then allow for the lighting changes the model learned as normal,
+        still one score per image.
+
+        Parameters
+        ----------
+        samples : list
+            Normal image samples (held out, or out of fold).
+        verbose : bool, default False
+            Show a progress bar.
+
+        Returns
+        -------
+        ImageScores
+            One score (and map) per sample.
+        """
+        result = self.score(samples, verbose=verbose, desc="calibrate", _calibrating=True)
+        if not self.fit_jitter:
+            return result
+        jittered = self.score([photometric.JitteredSample(s, self.fit_jitter, (self.seed, 21, i))
+                               for i, s in enumerate(samples)], verbose=False, _calibrating=True)
+        maps = None if result.maps is None else [np.maximum(a, b) for a, b in zip(result.maps, jittered.maps)]
+        return ImageScores(scores=np.maximum(result.scores, jittered.scores), maps=maps, paths=result.paths)
+
     def left_out_scores(self, groups: list[list], verbose: bool, first_only: bool = False) -> ImageScores:
         """Scores (and maps) of each group's images by a copy of this detector fitted on the
         other groups, in group order.
@@ -345,7 +392,7 @@ class ImageDetector(Detector):
             copy = type(self)(**self.get_params())
             copy.skipped_ = set()
             copy._learn([item for other, g in enumerate(groups) if other != index for item in g], False)
-            result = copy.score(group[:1] if first_only else group, verbose=False, _calibrating=True)
+            result = copy.calibration_scores(group[:1] if first_only else group)
             scores.extend(result.scores.tolist())
             maps.extend(result.maps or [])
             paths.extend(result.paths)
@@ -411,8 +458,7 @@ class ImageDetector(Detector):
         if self.border_rings and self.localises:
             self.border_ = BorderStandardiser.fit(self._patch_maps(normal, verbose), self.border_rings)
         if self.threshold_ is None or self.localises:
-            calibration = self.score(normal, verbose=verbose,
-                                     desc="calibrate", _calibrating=True)
+            calibration = self.calibration_scores(normal, verbose)
             self._calibrate(calibration, "conformal" if calibration_samples else "in-sample")
         return self
 
@@ -427,7 +473,7 @@ class ImageDetector(Detector):
             if self.tile is not None:
                 sizes = [(min(h, self.tile), min(w, self.tile)) for h, w in sizes]
             self.input_shape_ = geometry.fixed_shape(sizes, self.image_size)
-        self._fit_images(ImageStream(self, samples, verbose, f"fit {self.name}"))
+        self._fit_images(ImageStream(self, samples, verbose, f"fit {self.name}", self.fit_jitter))
         self.threshold_, self.pixel_threshold_ = self._model_threshold(), None
 
     def _readable_sizes(self, samples: list) -> tuple[list, list[tuple[int, int]]]:

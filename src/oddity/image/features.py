@@ -20,8 +20,9 @@ __all__ = ["DEFAULT_INPUT_NORM", "LEGACY_PARAMS", "check_layers", "concat_on_fir
            "feature_extractor"]
 
 # Settings of a model file saved before the setting existed: files without `input_norm` were
-# fitted on ImageNet mean/std inputs, and load with that, never with today's default.
-LEGACY_PARAMS = {"input_norm": "imagenet"}
+# fitted on ImageNet mean/std inputs, files without `fit_jitter` without photometric
+# augmentation, and load with that, never with today's default.
+LEGACY_PARAMS = {"input_norm": "imagenet", "fit_jitter": 0.0}
 
 
 def check_layers(layers: Sequence[str]) -> None:

@@ -13,6 +13,8 @@ Deviations (reasons and figures: docs/methods/padim.md):
 - Statistics accumulated in float64 one image at a time; the inverse covariance is kept as an
   inverse Cholesky factor computed with numpy (batched torch inversion was unreliable).
 - Every image resized to the training set's median aspect ratio (one shape for all positions).
+- Photometric augmentation of the normal images by default (`fit_jitter=0.2`), so that global
+  lighting changes are not read as anomalies.
 """
 from __future__ import annotations
 
@@ -78,6 +80,9 @@ class PaDiM(ImageDetector):
         Backbone stages concatenated on the finest grid.
     n_features : int, default 100
         Number of randomly chosen feature channels kept.
+    fit_jitter : float, default 0.2
+        Photometric augmentation of the normal images (`ImageDetector`; 0 turns it off). On by
+        default for PaDiM: docs/images.md, "Lighting".
     **common
         Parameters shared by every image detector (`ImageDetector`).
 
@@ -115,8 +120,8 @@ class PaDiM(ImageDetector):
 
     def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
                  layers: tuple[str, ...] = ("stage2", "stage3", "stage5"),
-                 n_features: int = 100, **common: Any):
-        super().__init__(**common)
+                 n_features: int = 100, fit_jitter: float = 0.2, **common: Any):
+        super().__init__(fit_jitter=fit_jitter, **common)
         self.backbone = backbone
         self.input_norm = input_norm
         self.layers = layers
@@ -154,8 +159,9 @@ class PaDiM(ImageDetector):
                 sums += embedding
                 products.baddbmm_(embedding[:, :, None], embedding[:, None, :])
                 count += 1
-        if count < 2:
-            raise DataError(f"PaDiM learns from {count} image(s) here (the others are held out to "
+        learned = count // (2 if images.jitter else 1)  # a jittered copy is no new image
+        if learned < 2:
+            raise DataError(f"PaDiM learns from {learned} image(s) here (the others are held out to "
                             "calibrate thresholds, see calibration_fraction) and needs at least two "
                             "to estimate covariances: give at least three normal images")
         mean, products = (sums / count).numpy(), products.numpy()
