@@ -59,16 +59,18 @@ FLAT = np.array([1.0, 0.0, 1.0], np.float32)  # perspective off: the same speed 
 
 
 def cell_motion(previous: np.ndarray | None, current: np.ndarray, grid: tuple[int, int],
-                flow_scale: float) -> np.ndarray:
+                flow_scale: float, peak: bool = False) -> np.ndarray:
     """(grid h, grid w, 3) mean flow dx, dy and magnitude per cell, in pixels of the model
     input, from two gray frames at `flow_scale` of that resolution (zeros without a previous
-    frame)."""
+    frame); with `peak` the magnitude is the cell's largest rather than its mean."""
     if previous is None:
         return np.zeros((*grid, MOTION_CHANNELS), np.float32)
     flow = cv2.calcOpticalFlowFarneback(previous, current, None, **FLOW_PARAMS) / flow_scale
     magnitude = np.sqrt((flow * flow).sum(axis=2, keepdims=True))
-    motion = np.concatenate([flow, magnitude], axis=2)
-    return cv2.resize(motion, grid[::-1], interpolation=cv2.INTER_AREA)
+    motion = cv2.resize(np.concatenate([flow, magnitude], axis=2), grid[::-1], interpolation=cv2.INTER_AREA)
+    if peak:
+        motion[:, :, 2] = F.adaptive_max_pool2d(torch.from_numpy(magnitude[None, :, :, 0]), grid)[0].numpy()
+    return motion
 
 
 def perspective_fit(rows: np.ndarray, magnitudes: np.ndarray) -> np.ndarray:
@@ -105,7 +107,7 @@ class MotionPatch(VideoDetector):
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
                  motion_weight: float = 1.0, position_weight: float = 0.0, flow_scale: float = 0.5,
-                 perspective: bool = False, frame_stride: int = 4, coreset_ratio: float = 0.01,
+                 perspective: bool = False, motion_peak: bool = False, frame_stride: int = 4, coreset_ratio: float = 0.01,
                  max_bank_size: int = 4096, coreset_chunk: int = 1 << 20, batch_size: int = 8,
                  **common: Any):
         super().__init__(**common)
@@ -128,6 +130,7 @@ class MotionPatch(VideoDetector):
         self.position_weight = position_weight
         self.flow_scale = flow_scale
         self.perspective = bool(perspective)
+        self.motion_peak = bool(motion_peak)
         self.frame_stride = frame_stride
         self.coreset_ratio = coreset_ratio
         self.max_bank_size = max_bank_size
@@ -148,11 +151,15 @@ class MotionPatch(VideoDetector):
             appearance = concat_on_first_grid(feature_extractor(self.backbone, self.layers)(x),
                                               self.local_pool)
         grid = (int(appearance.shape[-2]), int(appearance.shape[-1]))
-        motion = torch.from_numpy(np.stack([cell_motion(p, c, grid, self.flow_scale) for p, c in grays]))
+        motion = torch.from_numpy(np.stack([cell_motion(p, c, grid, self.flow_scale, self.motion_peak)
+                                            for p, c in grays]))
         motion = motion.permute(0, 3, 1, 2)
         if self.local_pool > 1:
-            motion = F.avg_pool2d(motion, self.local_pool, stride=1, padding=self.local_pool // 2,
+            pooled = F.avg_pool2d(motion, self.local_pool, stride=1, padding=self.local_pool // 2,
                                   count_include_pad=False)
+            if self.motion_peak:
+                pooled[:, 2] = F.max_pool2d(motion[:, 2], self.local_pool, stride=1, padding=self.local_pool // 2)
+            motion = pooled
         rows = torch.linspace(0, 1, grid[0]).view(1, 1, -1, 1).expand(len(frames), 1, *grid)
         columns = torch.linspace(0, 1, grid[1]).view(1, 1, 1, -1).expand(len(frames), 1, *grid)
         patches = torch.cat([appearance.float(), motion, rows, columns], dim=1)
