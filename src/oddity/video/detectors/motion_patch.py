@@ -9,10 +9,17 @@ Accurate and Interpretable Video Anomaly Detection", 2022, https://arxiv.org/abs
 
 - Appearance: PatchCore's patch features of each frame (EfficientNet-Lite0 stages 3 and 5,
   3x3 local averaging, on the stride-8 grid; `oddity.image.features`).
-- Motion: Farneback flow from the previous frame to this one, on the gray frame at half the
-  model resolution; per grid cell the mean horizontal and vertical flow and the mean flow
-  magnitude, averaged over the same 3x3 neighbourhood. The first frame of a clip has no
-  previous frame: its motion is zero.
+- Motion: Farneback flow from the previous frame to this one, on the gray frame at
+  `flow_scale` of the model resolution (default half); per grid cell the mean horizontal and
+  vertical flow and the mean flow magnitude, averaged over the same 3x3 neighbourhood. With
+  `motion_peak` the magnitude is instead the cell's largest, max-pooled over the
+  neighbourhood, so that a figure smaller than a cell is not diluted by the still ground
+  around it. The first frame of a clip has no previous frame: its motion is zero.
+- Perspective (option `perspective`): with a fixed camera over a ground plane, pixel speeds
+  grow linearly towards the bottom of the frame. The fit draws a line through the median
+  speed of the moving patches of each grid row; the motion block is divided by that typical
+  speed at the patch's row (floored at a quarter of the line's largest value), so that a far
+  cyclist is as fast, to the bank, as a near one.
 - Position (option, off by default): the patch's row and column on the grid, as fractions of
   the grid's height and width. With a fixed camera, what is normal depends on where it happens
   (perspective makes far walkers small and slow); `position_weight` > 0 lets the bank say so.
