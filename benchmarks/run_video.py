@@ -113,8 +113,8 @@ def write_results(rows: list[dict], command: str) -> None:
         "unsmoothed frame scores, and per-clip min-max normalised scores (needs whole test clips; "
         "many papers report this way).", "",
         "| detector | settings | micro AUROC | macro AUROC | AUPR | EER | range F1 (P / R) | "
-        "unsmoothed micro | per-clip norm. micro / macro | fit s | frames/s | CPU ms/frame | peak RSS GB |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "unsmoothed micro | per-clip norm. micro / macro | fit s | fit CPU s | frames/s | CPU ms/frame | peak RSS GB |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
         m = row["metrics"]
@@ -124,7 +124,7 @@ def write_results(rows: list[dict], command: str) -> None:
             f"| **{row['detector']}** | {settings} | {fmt(s['micro_auroc'])} | {fmt(s['macro_auroc'])} | "
             f"{fmt(s['aupr'])} | {fmt(s['eer'])} | {fmt(s.get('range_f1'))} ({fmt(s.get('range_precision'))} / "
             f"{fmt(s.get('range_recall'))}) | {fmt(u['micro_auroc'])} | {fmt(n['micro_auroc'])} / "
-            f"{fmt(n['macro_auroc'])} | {row['fit_seconds']} | {row['frames_per_second']} | "
+            f"{fmt(n['macro_auroc'])} | {row['fit_seconds']} | {row.get('fit_cpu_seconds', '–')} | {row['frames_per_second']} | "
             f"{row.get('cpu_ms_per_frame', '–')} | "
             f"{row['peak_rss_gb']} |")
     lines += ["", "Commands:", ""]
