@@ -12,7 +12,11 @@ from oddity.core.errors import ConfigError, NotFittedError
 from oddity.metrics.video import micro_auroc
 from oddity.video.data import evaluation_clips, open_clip
 from oddity.video.detector import smooth_scores
-from oddity.video.detectors.motion_patch import cell_motion, perspective_fit, perspective_speed
+from oddity.video.detectors.motion_patch import (
+    cell_motion,
+    perspective_fit,
+    perspective_speed,
+)
 from oddity.video.synth import make_video_set, moving_square_clip
 from oddity.video.writers import write_video
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from oddity.core.errors import ConfigError
 from oddity.video.synth import insert_moving_object
 
 
@@ -24,5 +25,5 @@ def test_figure_crosses_at_the_given_speed_and_labels_mark_it() -> None:
 
 
 def test_a_figure_that_does_not_fit_is_refused() -> None:
-    with pytest.raises(ValueError, match="does not fit"):
+    with pytest.raises(ConfigError, match="does not fit"):
         insert_moving_object(np.zeros((3, 20, 20, 3), np.uint8), height=30, speed=1.0, row=0, first=0)

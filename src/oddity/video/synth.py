@@ -5,6 +5,9 @@ speed, at a height that differs between clips, and re-enters on the left when it
 the right. An anomalous stretch of a clip changes that motion: the square moves `speed_factor`
 times faster (a cyclist among walkers), or it goes the other way (`reverse=True`). Frames are
 RGB uint8 (H, W, 3).
+
+For validation on real footage, `insert_moving_object` pastes a fast figure into the frames
+of a normal clip (see benchmarks/video_validation.py).
 """
 from __future__ import annotations
 
@@ -12,6 +15,8 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+
+from oddity.core.errors import ConfigError
 
 
 def moving_square_clip(frames: int = 40, size: int = 64, square: int = 10, speed: float = 1.5,
@@ -94,14 +99,14 @@ def insert_moving_object(frames: np.ndarray, height: int, speed: float, row: int
 
     Raises
     ------
-    ValueError
+    ConfigError
         If the figure does not fit the frame height or `speed` is not positive.
     """
     count, rows, columns = frames.shape[:3]
     width = max(2, round(0.4 * height))
     if height < 2 or row < 0 or row + height > rows or speed <= 0:
-        raise ValueError(f"a {height}-pixel figure at row {row} moving {speed} px/frame does not "
-                         f"fit {rows}-pixel frames")
+        raise ConfigError(f"a {height}-pixel figure at row {row} moving {speed} px/frame does not "
+                         f"fit {rows}-pixel frames; lower the row or the height")
     rng = np.random.default_rng(seed)
     texture = cv2.GaussianBlur(rng.uniform(20, 90, (height, width)).astype(np.float32), (3, 3), 0.8)
     mask = np.zeros((height + 4, width + 4), np.float32)
