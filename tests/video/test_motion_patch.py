@@ -5,12 +5,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import oddity
 from oddity.core.errors import ConfigError, NotFittedError
 from oddity.metrics.video import micro_auroc
 from oddity.video.data import evaluation_clips, open_clip
 from oddity.video.detector import smooth_scores
+from oddity.video.detectors.motion_patch import (
+    cell_motion,
+    perspective_fit,
+    perspective_speed,
+)
 from oddity.video.synth import make_video_set, moving_square_clip
 from oddity.video.writers import write_video
 
@@ -96,3 +102,42 @@ def test_position_block_is_scaled_and_saved(video_set: Path, tmp_path: Path) -> 
     assert oddity.load(tmp_path / "p.oddity").position_weight == 1.0
     with pytest.raises(ConfigError, match="position_weight"):
         oddity.create("motion_patch", position_weight=-1)
+
+
+def test_perspective_line_follows_speed_growing_down_the_frame() -> None:
+    rng = np.random.default_rng(0)
+    rows = rng.integers(0, 11, 20000) / 10
+    movers = rng.uniform(size=20000) < 0.2
+    magnitudes = np.where(movers, (0.5 + 2.0 * rows) * rng.uniform(0.9, 1.1, 20000), 0.01)
+    intercept, slope, floor = perspective_fit(rows, magnitudes)
+    assert intercept == pytest.approx(0.5, abs=0.05) and slope == pytest.approx(2.0, abs=0.1)
+    assert floor == pytest.approx(0.25 * 2.5, abs=0.05)
+    speeds = perspective_speed(np.array([intercept, slope, floor]), torch.tensor([0.0, 1.0]))
+    assert speeds.tolist() == pytest.approx([max(intercept, floor), intercept + slope], abs=1e-5)
+    assert perspective_fit(np.zeros(100), np.ones(100)).tolist() == [1.0, 0.0, 1.0]  # one row: flat
+
+
+def test_peak_motion_of_a_cell_is_its_fastest_pixel() -> None:
+    previous = np.zeros((32, 48), np.uint8)
+    previous[8:12, 8:12] = 200
+    current = np.roll(previous, 3, axis=1)
+    mean = cell_motion(previous, current, (4, 6), flow_scale=1.0)
+    peak = cell_motion(previous, current, (4, 6), flow_scale=1.0, peak=True)
+    assert np.array_equal(mean[..., :2], peak[..., :2]) and (peak[..., 2] >= mean[..., 2] - 1e-6).all()
+    assert peak[..., 2].max() == pytest.approx(3.0, abs=0.4)  # the square moved 3 pixels
+    assert (peak[..., 2] > 2.5).sum() > (mean[..., 2] > 2.5).sum()  # the mean dilutes it
+
+
+def test_perspective_and_full_resolution_flow_are_fitted_and_saved(video_set: Path, tmp_path: Path) -> None:
+    detector = oddity.create("motion_patch", **PARAMS, perspective=True, flow_scale=1.0,
+                             motion_peak=True).fit(video_set, verbose=False)
+    assert detector.perspective_.shape == (3,) and detector.perspective_[2] > 0
+    clips = evaluation_clips(video_set)
+    scores = [r.scores for r in detector.score(clips, verbose=False)]
+    assert micro_auroc([c.labels for c in clips], scores) > 0.9
+    detector.save(tmp_path / "p.oddity")
+    loaded = oddity.load(tmp_path / "p.oddity")
+    assert loaded.perspective and loaded.motion_peak and np.array_equal(loaded.perspective_, detector.perspective_)
+    assert np.allclose(loaded.score(clips[0], verbose=False)[0].scores, scores[0], atol=1e-5)
+    with pytest.raises(ConfigError, match="flow_scale"):
+        oddity.create("motion_patch", flow_scale=2.0)

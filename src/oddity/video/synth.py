@@ -5,6 +5,9 @@ speed, at a height that differs between clips, and re-enters on the left when it
 the right. An anomalous stretch of a clip changes that motion: the square moves `speed_factor`
 times faster (a cyclist among walkers), or it goes the other way (`reverse=True`). Frames are
 RGB uint8 (H, W, 3).
+
+For validation on real footage, `insert_moving_object` pastes a fast figure into the frames
+of a normal clip (see benchmarks/video_validation.py).
 """
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from oddity.core.errors import ConfigError
 
 
 def moving_square_clip(frames: int = 40, size: int = 64, square: int = 10, speed: float = 1.5,
@@ -126,3 +130,56 @@ def make_video_set(root: str | Path, train_clips: int = 4, test_clips: int = 3, 
         rows += [f"{clip},{t:03d}.png,{int(label)}" for t, label in enumerate(labels)]
     (root / "test_frame_labels.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     return root
+
+
+def insert_moving_object(frames: np.ndarray, height: int, speed: float, row: int, first: int,
+                         leftward: bool = False, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Paste a dark textured figure (`height` pixels tall, 0.4 as wide) that crosses real
+    frames horizontally at `speed` pixels per frame from frame `first` on, its top at `row`:
+    a validation anomaly for a fixed camera (a cyclist among walkers, small when far).
+
+    Parameters
+    ----------
+    frames : np.ndarray
+        (T, H, W, 3) uint8 frames of a normal clip (not modified).
+    height, speed, row, first : int, float, int, int
+        Figure height in pixels, pixels per frame, top row, first frame it moves in.
+    leftward : bool
+        Cross from right to left instead of left to right.
+    seed : int
+        Seed of the figure's texture.
+
+    Returns
+    -------
+    tuple[np.ndarray, np.ndarray]
+        The new frames, and labels (T,) bool: True where part of the figure is in view.
+
+    Raises
+    ------
+    ConfigError
+        If the figure does not fit the frame height or `speed` is not positive.
+    """
+    count, rows, columns = frames.shape[:3]
+    width = max(2, round(0.4 * height))
+    if height < 2 or row < 0 or row + height > rows or speed <= 0:
+        raise ConfigError(f"a {height}-pixel figure at row {row} moving {speed} px/frame does not "
+                         f"fit {rows}-pixel frames; lower the row or the height")
+    rng = np.random.default_rng(seed)
+    texture = cv2.GaussianBlur(rng.uniform(20, 90, (height, width)).astype(np.float32), (3, 3), 0.8)
+    mask = np.zeros((height + 4, width + 4), np.float32)
+    cv2.ellipse(mask, (((width + 4) / 2, (height + 4) / 2), (width, height), 0.0), 1.0, -1)
+    mask = cv2.GaussianBlur(mask, (3, 3), 0.7)[2:-2, 2:-2, None]
+    out = frames.copy()
+    labels = np.zeros(count, dtype=bool)
+    for t in range(first, count):
+        travelled = speed * (t - first + 1)  # partly in view from the first frame on
+        left = round(columns - travelled if leftward else travelled - width)
+        if left >= columns or left + width <= 0:
+            break
+        lo, hi = max(left, 0), min(left + width, columns)
+        region = out[t, row:row + height, lo:hi].astype(np.float32)
+        alpha = mask[:, lo - left:hi - left]
+        region = alpha * texture[:, lo - left:hi - left, None] + (1 - alpha) * region
+        out[t, row:row + height, lo:hi] = np.clip(region, 0, 255).astype(np.uint8)
+        labels[t] = True
+    return out, labels

@@ -9,10 +9,17 @@ Accurate and Interpretable Video Anomaly Detection", 2022, https://arxiv.org/abs
 
 - Appearance: PatchCore's patch features of each frame (EfficientNet-Lite0 stages 3 and 5,
   3x3 local averaging, on the stride-8 grid; `oddity.image.features`).
-- Motion: Farneback flow from the previous frame to this one, on the gray frame at half the
-  model resolution; per grid cell the mean horizontal and vertical flow and the mean flow
-  magnitude, averaged over the same 3x3 neighbourhood. The first frame of a clip has no
-  previous frame: its motion is zero.
+- Motion: Farneback flow from the previous frame to this one, on the gray frame at
+  `flow_scale` of the model resolution (default half); per grid cell the mean horizontal and
+  vertical flow and the mean flow magnitude, averaged over the same 3x3 neighbourhood. With
+  `motion_peak` the magnitude is instead the cell's largest, max-pooled over the
+  neighbourhood, so that a figure smaller than a cell is not diluted by the still ground
+  around it. The first frame of a clip has no previous frame: its motion is zero.
+- Perspective (option `perspective`): with a fixed camera over a ground plane, pixel speeds
+  grow linearly towards the bottom of the frame. The fit draws a line through the median
+  speed of the moving patches of each grid row; the motion block is divided by that typical
+  speed at the patch's row (floored at a quarter of the line's largest value), so that a far
+  cyclist is as fast, to the bank, as a near one.
 - Position (option, off by default): the patch's row and column on the grid, as fractions of
   the grid's height and width. With a fixed camera, what is normal depends on where it happens
   (perspective makes far walkers small and slow); `position_weight` > 0 lets the bank say so.
@@ -55,11 +62,14 @@ FLOW_PARAMS = {"pyr_scale": 0.5, "levels": 2, "winsize": 9, "iterations": 2, "po
                "poly_sigma": 1.1, "flags": 0}
 MOTION_CHANNELS = 3  # mean dx, mean dy, mean magnitude per cell
 POSITION_CHANNELS = 2  # row, column as fractions of the grid
+FLAT = np.array([1.0, 0.0, 1.0], np.float32)  # perspective off: the same speed at every row
 
 
-def cell_motion(previous: np.ndarray | None, current: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+def cell_motion(previous: np.ndarray | None, current: np.ndarray, grid: tuple[int, int],
+                flow_scale: float, peak: bool = False) -> np.ndarray:
     """(grid h, grid w, 3) mean flow dx, dy and magnitude per cell, in pixels of the model
-    input, from two gray frames at half that resolution (zeros without a previous frame).
+    input, from two gray frames at `flow_scale` of that resolution (zeros without a previous
+    frame).
 
     Parameters
     ----------
@@ -69,6 +79,10 @@ def cell_motion(previous: np.ndarray | None, current: np.ndarray, grid: tuple[in
         The current gray frame.
     grid : tuple of int
         (h, w) of the patch grid.
+    flow_scale : float
+        The gray frames' resolution as a fraction of the model input.
+    peak : bool, default False
+        The magnitude channel is the cell's largest flow magnitude rather than its mean.
 
     Returns
     -------
@@ -77,10 +91,65 @@ def cell_motion(previous: np.ndarray | None, current: np.ndarray, grid: tuple[in
     """
     if previous is None:
         return np.zeros((*grid, MOTION_CHANNELS), np.float32)
-    flow = cv2.calcOpticalFlowFarneback(previous, current, None, **FLOW_PARAMS) * 2.0
+    flow = cv2.calcOpticalFlowFarneback(previous, current, None, **FLOW_PARAMS) / flow_scale
     magnitude = np.sqrt((flow * flow).sum(axis=2, keepdims=True))
-    motion = np.concatenate([flow, magnitude], axis=2)
-    return cv2.resize(motion, grid[::-1], interpolation=cv2.INTER_AREA)
+    motion = cv2.resize(np.concatenate([flow, magnitude], axis=2), grid[::-1], interpolation=cv2.INTER_AREA)
+    if peak:
+        motion[:, :, 2] = F.adaptive_max_pool2d(torch.from_numpy(magnitude[None, :, :, 0]), grid)[0].numpy()
+    return motion
+
+
+def perspective_fit(rows: np.ndarray, magnitudes: np.ndarray) -> np.ndarray:
+    """[intercept, slope, floor] of the typical speed of moving patches as a line in the grid
+    row (0 = top, 1 = bottom): a fixed camera over a ground plane sees speeds grow linearly
+    towards the bottom. Moving = faster than a quarter of the 99th percentile; per row the
+    median speed of the moving patches, the line weighted by their counts; the floor (a
+    quarter of the line's largest value) keeps rows above the scene's movers finite.
+    A flat [1, 0, 1] when fewer than two rows have moving patches.
+
+    Parameters
+    ----------
+    rows : numpy.ndarray
+        (N,) grid row of each fit patch, as a fraction of the grid height.
+    magnitudes : numpy.ndarray
+        (N,) flow magnitude of each fit patch.
+
+    Returns
+    -------
+    numpy.ndarray
+        (3,) float32 [intercept, slope, floor].
+    """
+    moving = magnitudes > 0.25 * np.percentile(magnitudes, 99)
+    values, medians, counts = [], [], []
+    for row in np.unique(rows):
+        speeds = magnitudes[moving & (rows == row)]
+        if len(speeds) >= 10:
+            values.append(row)
+            medians.append(np.median(speeds))
+            counts.append(len(speeds))
+    if len(values) < 2 or max(medians) <= 0:
+        return FLAT
+    slope, intercept = np.polyfit(values, medians, 1, w=np.sqrt(counts))
+    top = max(intercept, intercept + slope)
+    return np.array([intercept, slope, 0.25 * top], np.float32)
+
+
+def perspective_speed(line: np.ndarray, rows: torch.Tensor) -> torch.Tensor:
+    """The typical speed at each grid row of a `perspective_fit` line.
+
+    Parameters
+    ----------
+    line : numpy.ndarray
+        [intercept, slope, floor] from `perspective_fit`.
+    rows : torch.Tensor
+        Grid rows as fractions of the grid height.
+
+    Returns
+    -------
+    torch.Tensor
+        The speeds, at least the floor.
+    """
+    return (line[0] + line[1] * rows).clamp_min(float(line[2]))
 
 
 @register("motion_patch")
@@ -116,7 +185,8 @@ class MotionPatch(VideoDetector):
 
     def __init__(self, *, backbone: str = "efficientnet_lite0",
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
-                 motion_weight: float = 1.0, position_weight: float = 0.0, frame_stride: int = 4, coreset_ratio: float = 0.01,
+                 motion_weight: float = 1.0, position_weight: float = 0.0, flow_scale: float = 0.5,
+                 perspective: bool = False, motion_peak: bool = False, frame_stride: int = 4, coreset_ratio: float = 0.01,
                  max_bank_size: int = 4096, coreset_chunk: int = 1 << 20, batch_size: int = 8,
                  **common: Any):
         super().__init__(**common)
@@ -125,12 +195,16 @@ class MotionPatch(VideoDetector):
         self.local_pool = local_pool
         self.motion_weight = motion_weight
         self.position_weight = position_weight
+        self.flow_scale = flow_scale
+        self.perspective = bool(perspective)
+        self.motion_peak = bool(motion_peak)
         self.frame_stride = frame_stride
         self.coreset_ratio = coreset_ratio
         self.max_bank_size = max_bank_size
         self.coreset_chunk = coreset_chunk
         self.batch_size = batch_size
         self.block_scales_: np.ndarray | None = None
+        self.perspective_: np.ndarray = FLAT
         self.memory_bank_: np.ndarray | None = None
         self._index: faiss.Index | None = None
 
@@ -142,6 +216,8 @@ class MotionPatch(VideoDetector):
             raise ConfigError(f"motion_weight must be 0 (appearance only) or positive, got {self.motion_weight}")
         if self.position_weight < 0:
             raise ConfigError(f"position_weight must be 0 (off) or positive, got {self.position_weight}")
+        if not 0.0 < self.flow_scale <= 1.0:
+            raise ConfigError(f"flow_scale must lie in (0, 1] (fraction of the model input), got {self.flow_scale}")
         if self.frame_stride < 1:
             raise ConfigError(f"frame_stride must be a positive number of frames, got {self.frame_stride}")
         if not 0.0 < self.coreset_ratio <= 1.0:
@@ -159,11 +235,15 @@ class MotionPatch(VideoDetector):
             appearance = concat_on_first_grid(feature_extractor(self.backbone, self.layers)(x),
                                               self.local_pool)
         grid = (int(appearance.shape[-2]), int(appearance.shape[-1]))
-        motion = torch.from_numpy(np.stack([cell_motion(p, c, grid) for p, c in grays]))
+        motion = torch.from_numpy(np.stack([cell_motion(p, c, grid, self.flow_scale, self.motion_peak)
+                                            for p, c in grays]))
         motion = motion.permute(0, 3, 1, 2)
         if self.local_pool > 1:
-            motion = F.avg_pool2d(motion, self.local_pool, stride=1, padding=self.local_pool // 2,
+            pooled = F.avg_pool2d(motion, self.local_pool, stride=1, padding=self.local_pool // 2,
                                   count_include_pad=False)
+            if self.motion_peak:
+                pooled[:, 2] = F.max_pool2d(motion[:, 2], self.local_pool, stride=1, padding=self.local_pool // 2)
+            motion = pooled
         rows = torch.linspace(0, 1, grid[0]).view(1, 1, -1, 1).expand(len(frames), 1, *grid)
         columns = torch.linspace(0, 1, grid[1]).view(1, 1, 1, -1).expand(len(frames), 1, *grid)
         patches = torch.cat([appearance.float(), motion, rows, columns], dim=1)
@@ -179,7 +259,8 @@ class MotionPatch(VideoDetector):
                   leave=False) as bar:
             for number, frame in enumerate(self.model_frames(clip)):
                 gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-                gray = cv2.resize(gray, (max(1, gray.shape[1] // 2), max(1, gray.shape[0] // 2)),
+                size = (max(1, round(gray.shape[1] * self.flow_scale)), max(1, round(gray.shape[0] * self.flow_scale)))
+                gray = cv2.resize(gray, size,
                                   interpolation=cv2.INTER_AREA)
                 if number % stride == 0:
                     frames.append(frame)
@@ -198,8 +279,19 @@ class MotionPatch(VideoDetector):
         return [slice(0, motion), slice(motion, channels - POSITION_CHANNELS),
                 slice(channels - POSITION_CHANNELS, channels)]
 
+    def _normalised(self, patches: torch.Tensor) -> torch.Tensor:
+        """Motion divided by the typical speed at the patch's row (`perspective`)."""
+        if not self.perspective:
+            return patches
+        motion = self._blocks(patches.shape[-1])[1]
+        speed = perspective_speed(self.perspective_, patches[..., -POSITION_CHANNELS])
+        patches = patches.clone()
+        patches[..., motion] /= speed.unsqueeze(-1)
+        return patches
+
     def _scaled(self, patches: torch.Tensor) -> torch.Tensor:
         assert self.block_scales_ is not None
+        patches = self._normalised(patches)
         scales = torch.ones(patches.shape[-1])
         weights = (1.0, self.motion_weight, self.position_weight)
         for block, weight, spread in zip(self._blocks(patches.shape[-1]), weights, self.block_scales_):
@@ -216,7 +308,7 @@ class MotionPatch(VideoDetector):
 
     # --- hooks ---------------------------------------------------------------------------
     def _fit_clips(self, clips: list[Clip], verbose: bool) -> None:
-        self.block_scales_ = None
+        self.block_scales_, self.perspective_ = None, FLAT
 
         def patch_sets() -> Iterator[torch.Tensor]:
             for clip in clips:
@@ -226,7 +318,10 @@ class MotionPatch(VideoDetector):
         def scaled_chunks() -> Iterator[torch.Tensor]:
             for chunk in patch_chunks(patch_sets(), self.coreset_chunk):
                 if self.block_scales_ is None:
-                    self._set_scales(chunk)
+                    if self.perspective:
+                        self.perspective_ = perspective_fit(
+                            chunk[:, -POSITION_CHANNELS].numpy(), chunk[:, -POSITION_CHANNELS - 1].numpy())
+                    self._set_scales(self._normalised(chunk))
                 yield self._scaled(chunk)
 
         bank = streamed_coreset(scaled_chunks(), self.coreset_ratio, self.max_bank_size, self.seed,
@@ -252,11 +347,15 @@ class MotionPatch(VideoDetector):
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
         assert self.memory_bank_ is not None and self.block_scales_ is not None
-        return values, {**arrays, "memory_bank": self.memory_bank_, "block_scales": self.block_scales_}
+        return values, {**arrays, "memory_bank": self.memory_bank_, "block_scales": self.block_scales_,
+                        "perspective": self.perspective_}
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
         if arrays.get("memory_bank", np.zeros(0)).ndim != 2 or arrays.get("block_scales", np.zeros(0)).shape != (3,):
             raise DataError("model file has no 2-D 'memory_bank' or no 3 'block_scales'")
         self.block_scales_ = arrays["block_scales"].astype(np.float32)
+        self.perspective_ = arrays.get("perspective", FLAT).astype(np.float32)
+        if self.perspective_.shape != (3,):
+            raise DataError("model file's 'perspective' must hold 3 numbers (intercept, slope, floor)")
         self._build_index(arrays["memory_bank"])
