@@ -55,7 +55,22 @@ class LightingRun:
 
 
 def subsample(items: list, most: int | None, seed: int) -> list:
-    """A fixed random subset of at most `most` items, in their order (all when `most` is None)."""
+    """A fixed random subset of at most `most` items, in their order.
+
+    Parameters
+    ----------
+    items : list
+        The items.
+    most : int or None
+        The most to keep (all when None).
+    seed : int
+        Seed of the subset.
+
+    Returns
+    -------
+    list
+        The kept items in their original order.
+    """
     if most is None or len(items) <= most:
         return items
     keep = np.sort(np.random.default_rng(seed).permutation(len(items))[:most])
@@ -64,7 +79,24 @@ def subsample(items: list, most: int | None, seed: int) -> list:
 
 def worker(dataset: str, detector: str, params: dict[str, Any], max_fit: int | None,
            max_test: int | None) -> dict[str, Any]:
-    """Run in the child process: fit once, then score normal test images under every shift."""
+    """Run in the child process: fit once, then score normal test images under every shift.
+
+    Parameters
+    ----------
+    dataset : str
+        An MVTec-layout dataset folder.
+    detector : str
+        A registered image detector.
+    params : dict
+        Its parameters.
+    max_fit, max_test : int or None
+        The most training images and the most test images of each kind (all when None).
+
+    Returns
+    -------
+    dict
+        The fields of a `LightingRun`: per shift the realised FPR and the image AUROC.
+    """
     import oddity
     from oddity.image.data import ArraySample, evaluation_samples, training_samples
     from oddity.image.photometric import SHIFTS
@@ -95,7 +127,26 @@ def worker(dataset: str, detector: str, params: dict[str, Any], max_fit: int | N
 
 def run_one(dataset: Path, detector: str, params: dict[str, Any], max_fit: int | None,
             max_test: int | None, timeout: float) -> LightingRun:
-    """One cell in a fresh Python process; failures are recorded, not raised."""
+    """One cell in a fresh Python process; failures are recorded, not raised.
+
+    Parameters
+    ----------
+    dataset : pathlib.Path
+        An MVTec-layout dataset folder.
+    detector : str
+        A registered image detector.
+    params : dict
+        Its parameters.
+    max_fit, max_test : int or None
+        As in `worker`.
+    timeout : float
+        Seconds allowed for the child process.
+
+    Returns
+    -------
+    LightingRun
+        The results, or the error.
+    """
     run = LightingRun(dataset=str(dataset), detector=detector, params=params)
     result, run.error = run_in_child("oddity.bench.lighting:worker",
                                      [str(dataset), detector, params, max_fit, max_test], timeout)
@@ -106,7 +157,19 @@ def run_one(dataset: Path, detector: str, params: dict[str, Any], max_fit: int |
 
 
 def passes(run: LightingRun) -> bool:
-    """Whether a run meets the lighting targets on every shift of TARGET_SHIFTS."""
+    """Whether a run meets the lighting targets on every shift of TARGET_SHIFTS.
+
+    Parameters
+    ----------
+    run : LightingRun
+        A finished run.
+
+    Returns
+    -------
+    bool
+        True when every shift keeps the AUROC drop within `AUROC_DROP` and the realised FPR
+        within `FPR_FACTOR` times the target (or the expected rate, if larger).
+    """
     base = run.shifts[UNSHIFTED]["image_auroc"]
     limit = FPR_FACTOR * max(run.target_fpr or 0.0, run.expected_fpr or 0.0)
     return all(base - run.shifts[s]["image_auroc"] <= AUROC_DROP and run.shifts[s]["fpr"] <= limit
@@ -114,7 +177,18 @@ def passes(run: LightingRun) -> bool:
 
 
 def markdown_table(runs: list[LightingRun]) -> str:
-    """One row per run: realised FPR / image AUROC under each shift, and whether it passes."""
+    """One row per run: realised FPR / image AUROC under each shift, and whether it passes.
+
+    Parameters
+    ----------
+    runs : list of LightingRun
+        The runs to show.
+
+    Returns
+    -------
+    str
+        The Markdown page.
+    """
     names = [UNSHIFTED] + [s for s in next((r.shifts for r in runs if r.shifts), {}) if s != UNSHIFTED]
     commands = list(dict.fromkeys(run.command for run in runs))
     lines = [
@@ -150,13 +224,32 @@ def markdown_table(runs: list[LightingRun]) -> str:
 
 
 def read_results(out_dir: str | os.PathLike) -> list[LightingRun]:
-    """Runs recorded in `out_dir`/lighting.json (none if there is no such file)."""
+    """Runs recorded in `out_dir`/lighting.json (none if there is no such file).
+
+    Parameters
+    ----------
+    out_dir : str or PathLike
+        The results folder.
+
+    Returns
+    -------
+    list of LightingRun
+        The recorded runs.
+    """
     path = Path(out_dir) / "lighting.json"
     return [LightingRun(**r) for r in json.loads(path.read_text())["runs"]] if path.is_file() else []
 
 
 def write_results(runs: list[LightingRun], out_dir: str | os.PathLike) -> None:
-    """Write lighting.json and lighting.md into `out_dir` atomically."""
+    """Write lighting.json and lighting.md into `out_dir` atomically.
+
+    Parameters
+    ----------
+    runs : list of LightingRun
+        The runs to record.
+    out_dir : str or PathLike
+        The results folder.
+    """
     document = {"cpu_count": os.cpu_count(), "runs": [run.__dict__ for run in runs]}
     write_files(out_dir, {"lighting.json": json.dumps(document, indent=2, default=float),
                           "lighting.md": markdown_table(runs)})

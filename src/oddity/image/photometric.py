@@ -21,23 +21,71 @@ __all__ = ["SHIFTS", "JitteredSample", "brightness", "contrast", "gamma", "jitte
 
 
 def brightness(pixels: np.ndarray, factor: float) -> np.ndarray:
-    """Every intensity times `factor` (an exposure or light-level change)."""
+    """Every intensity times `factor` (an exposure or light-level change).
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        (H, W, 3) float32 RGB in [0, 1].
+    factor : float
+        The brightness factor (1 leaves the image unchanged).
+
+    Returns
+    -------
+    numpy.ndarray
+        The changed image, float32 clipped to [0, 1].
+    """
     return np.clip(pixels * np.float32(factor), 0.0, 1.0).astype(np.float32)
 
 
 def contrast(pixels: np.ndarray, factor: float) -> np.ndarray:
-    """Intensities spread by `factor` about the image's mean (its mean is kept)."""
+    """Intensities spread by `factor` about the image's mean (its mean is kept).
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        (H, W, 3) float32 RGB in [0, 1].
+    factor : float
+        The contrast factor (1 leaves the image unchanged).
+
+    Returns
+    -------
+    numpy.ndarray
+        The changed image, float32 clipped to [0, 1].
+    """
     mean = np.float32(pixels.mean())
     return np.clip(mean + (pixels - mean) * np.float32(factor), 0.0, 1.0).astype(np.float32)
 
 
 def gamma(pixels: np.ndarray, exponent: float) -> np.ndarray:
-    """Intensities raised to `exponent` (< 1 brightens the mid-tones, > 1 darkens them)."""
+    """Intensities raised to `exponent` (< 1 brightens the mid-tones, > 1 darkens them).
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        (H, W, 3) float32 RGB in [0, 1].
+    exponent : float
+        The gamma exponent.
+
+    Returns
+    -------
+    numpy.ndarray
+        The changed image, float32 clipped to [0, 1].
+    """
     return np.power(np.clip(pixels, 0.0, 1.0), np.float32(exponent)).astype(np.float32)
 
 
 def white_balance(pixels: np.ndarray, gains: tuple[float, float, float]) -> np.ndarray:
-    """Each channel (R, G, B) times its gain (a colour-temperature or white-balance change)."""
+    """Each channel (R, G, B) times its gain (a colour-temperature or white-balance change).
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        (H, W, 3) float32 RGB in [0, 1].
+    gains : tuple of float
+        (R, G, B) gains.
+
+    Returns
+    -------
+    numpy.ndarray
+        The changed image, float32 clipped to [0, 1].
+    """
     return np.clip(pixels * np.asarray(gains, dtype=np.float32), 0.0, 1.0).astype(np.float32)
 
 
@@ -95,4 +143,11 @@ class JitteredSample:
         return f"{self.sample.name} (jittered)"
 
     def load(self) -> np.ndarray:
+        """The sample's pixels with its fixed jitter.
+
+        Returns
+        -------
+        numpy.ndarray
+            (H, W, 3) float32 RGB in [0, 1].
+        """
         return jitter(self.sample.load(), np.random.default_rng(self.seed), self.strength)
