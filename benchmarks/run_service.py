@@ -5,9 +5,10 @@
 The defaults are the load protocol of the service's targets: 5,000 requests from 50 clients.
 
 1. Fit PatchCore (1% coreset) on the first `--fit-images` bottle training images.
-2. Baseline: the same model scoring the bottle test images in process
-   (`detector.predict(paths)`, what `oddity predict` runs, without writing its folder), before
-   and after the load run (the mean is the baseline: the machine's speed drifts).
+2. Baselines: the same model scoring the bottle test images in process, scores and maps in
+   memory (`detector.predict(paths)`) and end to end as `oddity predict` does (the same call
+   plus writing its output folder), each before and after the load run (the means are the
+   baselines: the machine's speed drifts).
 3. Load: `oddity serve` in a child process, `--clients` concurrent clients posting one test
    image per request, `--requests` requests in all (the test images in turn); p50/p99
    latency, throughput, failures, and the store checked against the answers
@@ -41,6 +42,7 @@ import httpx
 from oddity.bench.service import (bad_requests, crash_run, free_port, load_run, send, start_server,
                                   stop_server, verify_store)
 from oddity.core.persistence import atomic_write
+from oddity.image.predictions import write_predictions
 from oddity.serve.settings import ServiceSettings
 
 API_KEY = "benchmark-key"
@@ -50,10 +52,13 @@ def percentile_ms(seconds: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(seconds) * 1000.0, q)) if seconds else float("nan")
 
 
-def predict_rate(detector, paths: list[Path]) -> float:
-    """Images per second of `detector.predict` on `paths` in this process."""
+def predict_rate(detector, paths: list[Path], folder: Path | None = None) -> float:
+    """Images per second of `detector.predict` on `paths` in this process; with `folder`, also
+    writing the prediction folder there as `oddity predict` does (scores.csv, overlays, masks)."""
     start = time.perf_counter()
-    detector.predict(paths, verbose=False)
+    prediction = detector.predict(paths, verbose=False)
+    if folder is not None:
+        write_predictions(folder, prediction)
     return len(paths) / (time.perf_counter() - start)
 
 
@@ -108,6 +113,7 @@ def main() -> int:
     port = free_port()
     if "load" in stages:
         before = predict_rate(detector, tests)
+        before_cli = predict_rate(detector, tests, work / "predict-before")
         url, files = f"sqlite:///{work / 'load' / 'inspections.sqlite'}", work / "load" / "files"
         server = start_server([model], url, files, port, log=work / "load.log")
         try:
@@ -116,7 +122,9 @@ def main() -> int:
         finally:
             stop_server(server)
         after_rate = predict_rate(detector, tests)
+        after_cli = predict_rate(detector, tests, work / "predict-after")
         baseline = (before + after_rate) / 2
+        baseline_cli = (before_cli + after_cli) / 2
         print(f"in-process predict: {before:.2f} img/s before, {after_rate:.2f} after", flush=True)
         check = verify_store(url, files, load.answers)
         latencies = [a.seconds for a in load.answers]
@@ -124,11 +132,14 @@ def main() -> int:
         print(f"load: {len(load.answers)} answered, failures {load.failures}, {throughput:.2f} req/s", flush=True)
         result["baseline_img_per_s"], result["test_images"] = round(baseline, 2), len(tests)
         result["baseline_before_after"] = [round(before, 2), round(after_rate, 2)]
+        result["predict_with_folder_img_per_s"] = round(baseline_cli, 2)
+        result["predict_with_folder_before_after"] = [round(before_cli, 2), round(after_cli, 2)]
         result["load"] = {
             "command": result["command"], "clients": args.clients, "requests": load.requests,
             "answered_200": len(load.answers),
             "failures": load.failures, "wall_s": round(load.wall_s, 1),
             "throughput_req_per_s": round(throughput, 2), "vs_predict": round(throughput / baseline, 3),
+            "vs_predict_with_folder": round(throughput / baseline_cli, 3),
             "p50_ms": round(percentile_ms(latencies, 50), 1), "p99_ms": round(percentile_ms(latencies, 99), 1),
             "rows": check.rows, "missing_rows": len(check.missing_rows), "wrong_rows": len(check.wrong_rows),
             "rows_with_bad_files": len(check.bad_files), "integrity_errors": check.integrity_errors,
@@ -195,14 +206,17 @@ image and map files flushed and the batch's rows committed before its answers).
 
 `{load['command']}`
 
-| requests | 200 answers | failed | rows | answered but missing | rows with bad files | p50 ms | p99 ms | req/s | in-process predict img/s | ratio |
-|---|---|---|---|---|---|---|---|---|---|---|
-| {load['requests']} | {load['answered_200']} | {sum(load['failures'].values())} | {load['rows']} | {load['missing_rows']} | {load['rows_with_bad_files']} | {load['p50_ms']} | {load['p99_ms']} | {load['throughput_req_per_s']} | {r['baseline_img_per_s']} | {load['vs_predict']} |
+| requests | 200 answers | failed | rows | answered but missing | rows with bad files | p50 ms | p99 ms | req/s | predict, scores only img/s | ratio | `oddity predict` with its folder img/s | ratio |
+|---|---|---|---|---|---|---|---|---|---|---|---|---|
+| {load['requests']} | {load['answered_200']} | {sum(load['failures'].values())} | {load['rows']} | {load['missing_rows']} | {load['rows_with_bad_files']} | {load['p50_ms']} | {load['p99_ms']} | {load['throughput_req_per_s']} | {r['baseline_img_per_s']} | {load['vs_predict']} | {r.get('predict_with_folder_img_per_s', '–')} | {load.get('vs_predict_with_folder', '–')} |
 
-The baseline is `detector.predict` on the {r['test_images']} bottle test images in one process (what
-`oddity predict` runs, without writing its output folder), measured before and after the load run
-({' and '.join(map(str, r.get('baseline_before_after', [])))} img/s; the ratio uses their mean,
-{load.get('baseline_ms_per_image', '?')} ms per image); inside the server under load the model took {load.get('server_model_ms_per_image', '?')} ms per image
+Two baselines on the {r['test_images']} bottle test images in one process, each measured before
+and after the load run (the ratios use the means): `detector.predict` alone, scores and maps in
+memory ({' and '.join(map(str, r.get('baseline_before_after', [])))} img/s,
+{load.get('baseline_ms_per_image', '?')} ms per image), and what `oddity predict` does end to
+end, the same call plus writing its output folder (scores.csv, overlay and mask PNGs;
+{' and '.join(map(str, r.get('predict_with_folder_before_after', [])))} img/s), which is the like-for-like
+comparison for a server that also writes every image's map and record; inside the server under load the model took {load.get('server_model_ms_per_image', '?')} ms per image
 (its own metric: a batch's time divided among its images), the rest of each request being upload,
 decoding, the map PNG, hashing, flushing files and committing the rows. The clients run on the same
 machine as the server. Latency is what a client waits with {load['clients']} clients queued on one
