@@ -10,12 +10,11 @@ Usage: python benchmarks/run_lighting.py [--detectors patchcore padim gaussian_a
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
 
-from oddity.bench.common import command_line, merge_runs, run_all
+from oddity.bench.common import command_line, merge_runs, parse_settings, run_all
 from oddity.bench.image import find_datasets
 from oddity.bench.lighting import read_results, run_one, write_results
 
@@ -23,10 +22,8 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 
 def settings(text: str) -> dict:
-    """"defaults" -> {}; "a=1,b=true" -> {"a": 1, "b": True} (values read as JSON, as `--set`)."""
-    if text == "defaults":
-        return {}
-    return {key: json.loads(value) for key, value in (item.split("=", 1) for item in text.split(","))}
+    """"defaults" -> {}; "a=1,b=true" -> {"a": 1, "b": True} (`parse_settings` of its items)."""
+    return {} if text == "defaults" else parse_settings(text.split(","))
 
 
 def main() -> int:

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 import oddity
+from oddity.bench.common import parse_settings
 from oddity.core.persistence import atomic_write
 from oddity.plots import save_figure
 from oddity.video.detector import VideoDetector
@@ -35,17 +36,6 @@ IMAGES = HERE.parent / "docs" / "images"
 # Published frame-level micro AUROC on Ped2 (no per-clip normalisation stated by the papers).
 PUBLISHED = [("future-frame prediction (Liu et al., CVPR 2018)", 0.954),
              ("CT-D2GAN (Feng et al., ACM MM 2021)", 0.972)]
-
-
-def parse_set(items: list[str]) -> dict:
-    params = {}
-    for item in items:
-        key, _, raw = item.partition("=")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
-    return params
 
 
 def run(detector_name: str, data: Path, params: dict, verbose: bool) -> tuple[dict, VideoDetector, VideoEvaluation]:
@@ -155,7 +145,7 @@ def main() -> int:
         return 2
     command = "python benchmarks/run_video.py " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     rows: list[dict] = []
-    params = parse_set(args.set)
+    params = parse_settings(args.set)
     for name in args.detectors:
         print(f"Ped2 / {name} {params or ''} ...", flush=True)
         row, _, evaluation = run(name, data, params, not args.quiet)

@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 import oddity
+from oddity.bench.common import parse_settings
 from oddity.core.persistence import atomic_write
 from oddity.video.data import Clip, open_clip, training_clips
 from oddity.video.detector import smooth_scores
@@ -38,17 +39,6 @@ SPEEDS = [0.12, 0.2]  # pixels per frame, as fractions of the figure's height
 FRAMES, FIRST = 60, 10
 WINDOWS = (1, 5, 9, 15)  # smoothing windows compared on the same raw scores
 TOP_K = (1, 3, 9)  # frame score = mean of the k largest map cells (1 = max), compared alike
-
-
-def parse_set(items: list[str]) -> dict:
-    params = {}
-    for item in items:
-        key, _, raw = item.partition("=")
-        try:
-            params[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key] = raw
-    return params
 
 
 def validation_set(data: Path, cache: Path) -> tuple[list[Clip], list[Clip], list[tuple[Clip, str]]]:
@@ -86,7 +76,7 @@ def main() -> int:
     parser.add_argument("--cache", default="/tmp/oddity_video_validation_v2",
                         help="folder for the generated validation clips")
     args = parser.parse_args()
-    params = parse_set(args.set)
+    params = parse_settings(args.set)
     fit_clips, normal, anomalous = validation_set(Path(args.data), Path(args.cache))
     detector = oddity.create(args.detector, calibration_fraction=0.05, **params)
     start = time.process_time()

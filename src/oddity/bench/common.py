@@ -27,6 +27,35 @@ class Keyed(Protocol):
 R = TypeVar("R", bound=Keyed)
 
 
+def parse_settings(items: Sequence[str]) -> dict[str, Any]:
+    """Detector settings from "name=value" items, each value read as JSON where it is JSON
+    (numbers, true/false, lists) and kept as text otherwise, as the runners' `--set` options.
+
+    Parameters
+    ----------
+    items : sequence of str
+        "name=value" items.
+
+    Returns
+    -------
+    dict
+        Setting name to value.
+
+    Examples
+    --------
+    >>> parse_settings(["steps=200", "perspective=true", "backbone=efficientnet_lite0"])
+    {'steps': 200, 'perspective': True, 'backbone': 'efficientnet_lite0'}
+    """
+    settings: dict[str, Any] = {}
+    for item in items:
+        key, _, raw = item.partition("=")
+        try:
+            settings[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            settings[key] = raw
+    return settings
+
+
 def run_in_child(worker: str, arguments: list[Any], timeout: float) -> tuple[dict[str, Any] | None, str | None]:
     """Call `worker` (``"package.module:function"``) with `arguments` in a fresh Python process.
 
