@@ -3,12 +3,10 @@ hit: outputs over inputs, misread data, tampered models, tracebacks, degenerate 
 validation, misleading messages, and save debris/permissions."""
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np

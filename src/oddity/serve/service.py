@@ -16,7 +16,6 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
-
 from oddity.serve.adapter import Scored, ServedModel, map_png
 from oddity.serve.batching import Job, MicroBatcher
 from oddity.serve.errors import Refusal
