@@ -26,7 +26,7 @@ import numpy as np
 
 import oddity
 from oddity.backbones import INPUT_NORMS
-from oddity.bench.image import find_datasets
+from oddity.bench.image import MASK_THRESHOLD, find_datasets
 from oddity.core.persistence import atomic_write
 from oddity.image.data import ArraySample, read_image, training_samples
 from oddity.image.evaluate import evaluate
@@ -80,7 +80,7 @@ def measure(dataset: Path, detector: str, input_norm: str, max_fit: int | None =
     start = time.perf_counter()
     model.fit(fit_samples, verbose=False)
     fit_seconds = time.perf_counter() - start
-    real = evaluate(model, dataset, verbose=False).metrics
+    real = evaluate(model, dataset, mask_threshold=MASK_THRESHOLD, verbose=False).metrics
     pixels, masks = synthetic_set([read_image(s.path) for s in held])
     result = model.score([ArraySample(p, f"synthetic[{i}]") for i, p in enumerate(pixels)], verbose=False)
     labels = np.array([m.any() for m in masks])

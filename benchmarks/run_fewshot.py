@@ -24,7 +24,7 @@ import numpy as np
 
 import oddity
 from oddity.bench.common import command_line, write_files
-from oddity.bench.image import find_datasets
+from oddity.bench.image import MASK_THRESHOLD, find_datasets
 from oddity.image.data import evaluation_samples
 from oddity.image.evaluate import evaluate
 from oddity.image.fewshot import fit_few_shot
@@ -55,12 +55,12 @@ def run(dataset: Path, shots: int, augment: str, seed: int, pixel: bool, contras
     fit_few_shot(detector, dataset, shots, augment=augment, verbose=False)
     fit_seconds = time.perf_counter() - start
     if pixel:
-        evaluation = evaluate(detector, dataset, verbose=False)
+        evaluation = evaluate(detector, dataset, mask_threshold=MASK_THRESHOLD, verbose=False)
         scores, labels = evaluation.scores, evaluation.labels.astype(bool)
         metrics = {k: evaluation.metrics[k] for k in ("image_auroc", "image_aupr", "pixel_auroc", "aupro",
                                                       "images_per_second")}
     else:  # image metrics only: pixel AUROC and AUPRO over hundreds of large maps take minutes
-        samples = evaluation_samples(dataset)
+        samples = evaluation_samples(dataset, MASK_THRESHOLD)
         start = time.perf_counter()
         scores = detector.score(samples, verbose=False).scores
         labels = np.array([s.label for s in samples], dtype=bool)

@@ -24,7 +24,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from oddity.bench.image import find_datasets
+from oddity.bench.image import MASK_THRESHOLD, find_datasets
 from oddity.bench.common import cell, command_line, write_files
 from oddity.image.data import evaluation_samples
 from oddity.image.reference import AlignmentError, GoldenSample
@@ -45,10 +45,10 @@ def moved(pixels: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 def run_dataset(dataset: Path, seed: int, max_pairs: int) -> dict:
     rng = np.random.default_rng(seed)
-    samples = evaluation_samples(dataset)
+    samples = evaluation_samples(dataset, MASK_THRESHOLD)
     if len(samples) > max_pairs:
         samples = [samples[i] for i in sorted(rng.choice(len(samples), max_pairs, replace=False))]
-    normals = [s for s in evaluation_samples(dataset) if s.label == 0]
+    normals = [s for s in evaluation_samples(dataset, MASK_THRESHOLD) if s.label == 0]
     goldens: dict[tuple[str, int], GoldenSample] = {}
     pairs = []
     start = time.perf_counter()

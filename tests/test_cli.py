@@ -200,6 +200,30 @@ def test_eval_prints_table_and_writes_json_and_report(capsys, model, inspection_
         assert f"images/{name}.png" in page and (tmp_path / "report" / "images" / f"{name}.png").is_file()
 
 
+def test_eval_reads_anti_aliased_masks_only_with_a_mask_threshold(capsys, model, inspection_set, tmp_path):
+    import shutil
+
+    data = tmp_path / "grey_masks"
+    shutil.copytree(inspection_set, data)
+    masks = sorted((data / "ground_truth").rglob("*.png"))
+    for path in masks:  # soften one edge pixel per mask, as an anti-aliasing export does
+        values = np.asarray(Image.open(path)).copy()
+        rows, cols = np.nonzero(values)
+        values[rows[0], max(cols[0] - 1, 0)] = 90
+        Image.fromarray(values).save(path)
+    code, _, err = run(capsys, "eval", model, "--data", data, "--quiet")
+    assert_error(code, err, "not binary", "--mask-threshold")
+    code, _, err = run(capsys, "eval", model, "--data", data, "--quiet", "--json", tmp_path / "grey.json",
+                       "--mask-threshold", "0.5")
+    assert code == 0, err
+    code, _, err = run(capsys, "eval", model, "--data", inspection_set, "--quiet", "--json", tmp_path / "binary.json")
+    assert code == 0, err
+    grey, binary = (json.loads((tmp_path / f"{name}.json").read_text()) for name in ("grey", "binary"))
+    assert grey["pixel_auroc"] == binary["pixel_auroc"] and grey["aupro"] == binary["aupro"]
+    code, _, err = run(capsys, "eval", model, "--data", data, "--mask-threshold", "1.5")
+    assert code == 2 and "(0, 1]" in err
+
+
 def test_eval_refuses_report_inside_data(capsys, model, inspection_set):
     code, _, err = run(capsys, "eval", model, "--data", inspection_set, "--report", inspection_set / "report")
     assert_error(code, err, "report")

@@ -154,6 +154,9 @@ def test_non_binary_masks_are_refused(tmp_path):
         read_mask(tmp_path / "m.png")
     Image.fromarray((mask == 255).astype(np.uint8)).save(tmp_path / "ones.png")  # 0/1 is binary
     assert read_mask(tmp_path / "ones.png").sum() == 36
+    assert read_mask(tmp_path / "m.png", threshold=0.5).sum() == 36  # the grey edge is below half
+    assert read_mask(tmp_path / "m.png", threshold=0.01).sum() == 42
+    np.testing.assert_array_equal(read_mask(tmp_path / "ones.png", threshold=0.9), mask == 255)
 
 
 def test_exif_orientation_is_applied_to_pixels_and_sizes(tmp_path):

@@ -268,8 +268,8 @@ def evaluate(model: Detector, args: argparse.Namespace) -> None:
     model : Detector
         A fitted image detector.
     args : argparse.Namespace
-        Reads `model` (its path), `data`, `quiet`, `skip_bad`, `json` and `report` (optional
-        outputs).
+        Reads `model` (its path), `data`, `quiet`, `skip_bad`, `mask_threshold`, `json` and
+        `report` (optional outputs).
 
     Raises
     ------
@@ -283,7 +283,8 @@ def evaluate(model: Detector, args: argparse.Namespace) -> None:
 
     detector = as_image_detector(model, args.model)
     detector.skip_bad = args.skip_bad
-    evaluation = evaluate_images(detector, args.data, verbose=not args.quiet)
+    evaluation = evaluate_images(detector, args.data, mask_threshold=args.mask_threshold,
+                                 verbose=not args.quiet)
     print(f"{detector.name} on {args.data}:")
     print_metrics(evaluation)
     if args.json:
@@ -435,6 +436,33 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(f"score {comparison.score:.6g}; heat map, warped query and {path.name} in {args.out}")
 
 
+def mask_fraction(text: str) -> float:
+    """Parse `--mask-threshold`: a number in (0, 1].
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    float
+        The fraction.
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If `text` is not a number in (0, 1].
+    """
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text!r}") from None
+    if not 0.0 < value <= 1.0:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
+    return value
+
+
 def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
     """Add the image options of the shared verbs (fit, predict and eval).
 
@@ -463,6 +491,9 @@ def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
     elif verb == "eval":
         parser.add_argument("--report", metavar="DIR", help="write an HTML report into this folder")
         parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
+        parser.add_argument("--mask-threshold", type=mask_fraction, metavar="F",
+                            help="binarise grey (anti-aliased) ground-truth masks at this fraction of "
+                                 "their brightest value, e.g. 0.5; by default such masks are refused")
 
 
 def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:

@@ -12,7 +12,8 @@ pixels (too little to inspect) or more than `MAX_PIXELS` pixels (Pillow's decomp
 limit: a small file can decode to gigabytes). Arrays given to the API obey the same limits.
 Ground-truth masks must be binary: exactly one value for "normal" (0) and at most one other
 for "anomalous"; a mask with more values (anti-aliased edges, JPEG noise, class labels) is
-refused rather than guessed at.
+refused rather than guessed at, unless the caller names a `mask_threshold` (a fraction of the
+mask's brightest value) to binarise it with.
 
 Layouts
 - MVTec AD: `ROOT/train/good/*`, `ROOT/test/<defect>/*`, masks in
@@ -155,10 +156,12 @@ def image_pixels(image: Image.Image) -> np.ndarray:
     return np.asarray(rgb, dtype=np.float32) / 255.0
 
 
-def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None) -> np.ndarray:
-    """Decode a binary ground-truth mask to bool (H, W): 0 is normal, the one other value
-    (255, or 1, or any single grey level) anomalous. A mask holding more than two values is
-    a DataError naming the values (see the module docstring).
+def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None,
+              threshold: float | None = None) -> np.ndarray:
+    """Decode a ground-truth mask to bool (H, W): 0 is normal, the one other value (255, or 1,
+    or any single grey level) anomalous. Without `threshold`, a mask holding more than two
+    values is a DataError naming the values (see the module docstring); with it, pixels at or
+    above `threshold` times the mask's brightest value are anomalous.
 
     Parameters
     ----------
@@ -166,6 +169,9 @@ def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None) -> n
         The mask file.
     expected_hw : tuple of int, optional
         (H, W) the mask must have (its image's size).
+    threshold : float, optional
+        In (0, 1]: binarise a grey (anti-aliased) mask at this fraction of its brightest value.
+        Masks that are already binary read the same with any threshold.
 
     Returns
     -------
@@ -186,12 +192,16 @@ def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None) -> n
         raise DataError(f"{path}: mask has {values.shape[2]} channels; expected a one-channel "
                         "(grey) mask image")
     levels = np.unique(values)
-    if len(levels) > 2 or (len(levels) == 2 and levels[0] != 0):
+    if threshold is not None:
+        mask = values >= threshold * levels[-1] if levels[-1] > 0 else np.zeros(values.shape, bool)
+    elif len(levels) > 2 or (len(levels) == 2 and levels[0] != 0):
         shown = ", ".join(f"{v:g}" for v in levels[:8]) + (", ..." if len(levels) > 8 else "")
         raise DataError(f"{path}: mask is not binary, it holds {len(levels)} values ({shown}); "
                         "expected 0 for normal and one value (e.g. 255) for anomalous pixels; "
-                        "threshold it, or save masks as PNG (JPEG blurs edges)")
-    mask = values > 0
+                        "threshold it (e.g. `--mask-threshold 0.5`), or save masks as PNG (JPEG "
+                        "blurs edges)")
+    else:
+        mask = values > 0
     if expected_hw is not None and mask.shape != tuple(expected_hw):
         raise DataError(
             f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} (WxH) but its image is "
@@ -237,6 +247,7 @@ class ImageSample:
     label: int | None = None
     defect: str | None = None
     mask_path: Path | None = None
+    mask_threshold: float | None = None
 
     @property
     def name(self) -> str:
@@ -277,7 +288,7 @@ class ImageSample:
         """
         if self.mask_path is None:
             return np.zeros(hw, dtype=bool)
-        return read_mask(self.mask_path, hw)
+        return read_mask(self.mask_path, hw, self.mask_threshold)
 
 
 @dataclass(frozen=True)
@@ -396,7 +407,7 @@ def training_samples(root: str | Path) -> list[ImageSample]:
     return [ImageSample(path=p, label=0, defect=NORMAL_FOLDER) for p in paths]
 
 
-def evaluation_samples(root: str | Path) -> list[ImageSample]:
+def evaluation_samples(root: str | Path, mask_threshold: float | None = None) -> list[ImageSample]:
     """Labelled images to evaluate on: `test/` of an MVTec category (with masks), or a folder
     whose `good/` sub-folder holds normal images and other sub-folders anomalous ones.
 
@@ -404,6 +415,9 @@ def evaluation_samples(root: str | Path) -> list[ImageSample]:
     ----------
     root : str or pathlib.Path
         The category or folder.
+    mask_threshold : float, optional
+        Binarise grey ground-truth masks at this fraction of their brightest value (see
+        `read_mask`); by default a mask that is not binary is refused when read.
 
     Returns
     -------
@@ -433,7 +447,7 @@ def evaluation_samples(root: str | Path) -> list[ImageSample]:
         if defect != NORMAL_FOLDER:
             candidate = root / "ground_truth" / defect / f"{path.stem}_mask.png"
             mask_path = candidate if candidate.is_file() else None
-        samples.append(ImageSample(path, int(defect != NORMAL_FOLDER), defect, mask_path))
+        samples.append(ImageSample(path, int(defect != NORMAL_FOLDER), defect, mask_path, mask_threshold))
     if not samples:
         raise DataError(f"{test_root}: no images found")
     return samples

@@ -137,7 +137,8 @@ def pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray],
     return auroc, pro, per_image
 
 
-def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool = True) -> Evaluation:
+def evaluate(detector: ImageDetector, root: str | os.PathLike, *, mask_threshold: float | None = None,
+             verbose: bool = True) -> Evaluation:
     """Score the labelled test split under `root` with a fitted detector and compute image and
     pixel metrics and throughput.
 
@@ -147,6 +148,9 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool 
         A fitted detector.
     root : str or os.PathLike
         An MVTec-style category (see `oddity.image.data.evaluation_samples`).
+    mask_threshold : float, optional
+        Binarise grey (anti-aliased) ground-truth masks at this fraction of their brightest
+        value; by default a mask that is not binary is refused.
     verbose : bool, default True
         Show a progress bar.
 
@@ -162,7 +166,7 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, verbose: bool 
     NotFittedError
         If the detector is not fitted.
     """
-    samples = evaluation_samples(root)
+    samples = evaluation_samples(root, mask_threshold)
     start = time.perf_counter()
     result = detector.score(samples, verbose=verbose, desc="evaluate")
     seconds = time.perf_counter() - start
