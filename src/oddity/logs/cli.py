@@ -187,7 +187,8 @@ def _labels(args: argparse.Namespace):
     return read_session_labels(args.labels) if args.labels else None
 
 
-def read_for_fit(args: argparse.Namespace, verbose: bool) -> tuple["LogSequences", dict | None]:
+def read_for_fit(args: argparse.Namespace, verbose: bool,
+                 contents: bool = False) -> tuple["LogSequences", dict | None]:
     """The training sequences of `args.data` and the reading setup to store in the model.
 
     An event-session CSV (`EventTemplates_json` column) is read as it is; any other file is
@@ -199,6 +200,8 @@ def read_for_fit(args: argparse.Namespace, verbose: bool) -> tuple["LogSequences
         Reads `data`, `labels` and the reading options (see `add_reading_options`).
     verbose : bool
         Show progress bars.
+    contents : bool, default False
+        Keep each event's message (for a detector that reads them).
 
     Returns
     -------
@@ -223,7 +226,7 @@ def read_for_fit(args: argparse.Namespace, verbose: bool) -> tuple["LogSequences
         return sequences, {"kind": "event_sessions"}
     source, parser, grouping = _source(args), _parser(args), _grouping(args)
     _print_report(mine(args.data, source, parser, verbose))
-    sequences, _ = sequences_of(args.data, source, parser, grouping, _labels(args), verbose)
+    sequences, _ = sequences_of(args.data, source, parser, grouping, _labels(args), verbose, contents)
     print(f"{len(parser.templates())} templates; {len(sequences)} sequences ({grouping.kind})")
     return sequences, {"kind": "log", "source": source.to_dict(), "grouping": grouping.to_dict(),
                        "parser": parser.to_dict()}
@@ -268,7 +271,7 @@ def read_with_model(detector: "LogDetector", path: str, labels: dict | None, ver
         return sequences
     parser = TemplateParser.from_dict(reading["parser"])
     sequences, report = sequences_of(path, LogSource(**reading["source"]), parser,
-                                     Grouping(**reading["grouping"]), labels, verbose)
+                                     Grouping(**reading["grouping"]), labels, verbose, detector.reads_contents)
     _print_report(report, parser)
     return sequences
 
@@ -332,7 +335,7 @@ def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) ->
               f"{time.perf_counter() - start:.1f} s; threshold {detector.threshold_.value:.6g}")
         print(f"model saved to {args.out}")
         return
-    sequences, reading = read_for_fit(args, verbose)
+    sequences, reading = read_for_fit(args, verbose, detector.reads_contents)
     start = time.perf_counter()
     detector.fit(sequences, verbose=verbose)
     seconds = time.perf_counter() - start

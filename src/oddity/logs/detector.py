@@ -5,7 +5,8 @@ A method subclasses `LogDetector` and writes two hooks:
   `UNKNOWN` 1 for a template not in the vocabulary, templates from `FIRST`), with their labels
   (1 = anomalous) when the method is supervised, else None, showing progress bars when
   `verbose`;
-- `_score_codes(codes, sequences)`: return (scores per sequence, per-event scores or None).
+- `_score_codes(codes, sequences)`: return (scores per sequence, per-event scores or None), or
+  (scores, per-event scores, explanations) with one text per sequence saying why it scored so.
 It extends `_get_state` / `_set_state` with its learned arrays (calling super()).
 
 `fit` keeps the order of the sequences it is given (chronological when they come from a
@@ -78,6 +79,7 @@ class LogDetector(Detector):
 
     modality: ClassVar[str] = "logs"
     supervised: ClassVar[bool] = False
+    reads_contents: ClassVar[bool] = False  # needs each event's message (LogSequences.contents)
 
     vocabulary_: list[str] | None = None
     reading_: dict[str, Any] | None = None  # how files are read and grouped (set by the CLI)
@@ -99,8 +101,7 @@ class LogDetector(Detector):
                    sequences: LogSequences, verbose: bool) -> None:
         raise NotImplementedError
 
-    def _score_codes(self, codes: list[np.ndarray],
-                     sequences: LogSequences) -> tuple[np.ndarray, list[np.ndarray] | None]:
+    def _score_codes(self, codes: list[np.ndarray], sequences: LogSequences) -> tuple:
         raise NotImplementedError
 
     # --- encoding -----------------------------------------------------------------------------
@@ -130,14 +131,14 @@ class LogDetector(Detector):
 
     def _scores(self, sequences: LogSequences) -> LogScores:
         codes = self.encode(sequences)
-        scores, event_scores = self._score_codes(codes, sequences)
+        scores, event_scores, *explained = self._score_codes(codes, sequences)
         scores = np.asarray(scores, dtype=np.float64)
         assert scores.shape == (len(sequences),) and np.isfinite(scores).all(), self.name
         culprits = None
         if event_scores is not None:
             culprits = np.array([int(np.argmax(e)) if len(e) else -1 for e in event_scores])
         return LogScores(ids=list(sequences.ids), scores=scores, event_scores=event_scores,
-                         culprits=culprits)
+                         culprits=culprits, explanations=explained[0] if explained else None)
 
     # --- public API ---------------------------------------------------------------------------
     def fit(self, sequences: LogSequences, *, verbose: bool = True) -> "LogDetector":
@@ -237,7 +238,8 @@ class LogDetector(Detector):
         result = self.score(sequences)
         assert self.threshold_ is not None
         return LogPrediction(ids=result.ids, scores=result.scores, event_scores=result.event_scores,
-                             culprits=result.culprits, threshold=self.threshold_.value,
+                             culprits=result.culprits, explanations=result.explanations,
+                             threshold=self.threshold_.value,
                              labels=result.scores > self.threshold_.value)
 
     # --- persistence --------------------------------------------------------------------------

@@ -84,7 +84,8 @@ class Grouping:
         """
         return asdict(self)
 
-    def group(self, events: Iterable[Event], session_labels: dict[str, int] | None = None) -> LogSequences:
+    def group(self, events: Iterable[Event], session_labels: dict[str, int] | None = None,
+              contents: bool = False) -> LogSequences:
         """The sequences of `events` (see the module docstring).
 
         Parameters
@@ -93,6 +94,9 @@ class Grouping:
             Parsed lines in file order.
         session_labels : dict, optional
             Session id -> label (1 anomalous), overriding line labels where given.
+        contents : bool, default False
+            Keep each event's message in `LogSequences.contents` (memory grows with the
+            file's text, not only with its templates).
 
         Returns
         -------
@@ -104,9 +108,9 @@ class Grouping:
             No line names a session, or no line at all.
         """
         if self.kind == "session":
-            sequences = _sessions(events, self)
+            sequences = _sessions(events, self, contents)
         else:
-            sequences = _windows(events, self)
+            sequences = _windows(events, self, contents)
         if session_labels is not None:
             missing = [i for i in sequences.ids if i not in session_labels]
             if len(missing) == len(sequences.ids):
@@ -117,17 +121,21 @@ class Grouping:
         return sequences
 
 
-def _build(ids: list[str], rows: list[list[tuple[str, int, int | None]]]) -> LogSequences:
-    labelled = any(label is not None for row in rows for _, _, label in row)
-    labels = (np.array([int(any(label for _, _, label in row)) for row in rows], dtype=np.int64)
+Row = tuple[str, int, int | None, str | None]  # template, line number, label, message
+
+
+def _build(ids: list[str], rows: list[list[Row]], contents: bool) -> LogSequences:
+    labelled = any(label is not None for row in rows for _, _, label, _ in row)
+    labels = (np.array([int(any(label for _, _, label, _ in row)) for row in rows], dtype=np.int64)
               if labelled else None)
-    return LogSequences(ids=ids, events=[[t for t, _, _ in row] for row in rows], labels=labels,
-                        lines=[[n for _, n, _ in row] for row in rows])
+    return LogSequences(ids=ids, events=[[t for t, _, _, _ in row] for row in rows], labels=labels,
+                        lines=[[n for _, n, _, _ in row] for row in rows],
+                        contents=[[c for _, _, _, c in row] for row in rows] if contents else None)
 
 
-def _sessions(events: Iterable[Event], grouping: Grouping) -> LogSequences:
+def _sessions(events: Iterable[Event], grouping: Grouping, contents: bool) -> LogSequences:
     regex = re.compile(grouping.session) if grouping.session else None
-    sessions: dict[str, list[tuple[str, int, int | None]]] = {}
+    sessions: dict[str, list[Row]] = {}
     first: LogLine | None = None
     for line, template in events:
         first = first or line
@@ -137,14 +145,15 @@ def _sessions(events: Iterable[Event], grouping: Grouping) -> LogSequences:
             value = line.fields.get(grouping.session_field or "")
             keys = {value: None} if value else {}
         for key in keys:
-            sessions.setdefault(key, []).append((template, line.number, line.label))
+            sessions.setdefault(key, []).append((template, line.number, line.label,
+                                                 line.content if contents else None))
     if first is None:
         raise DataError("no log lines to group")
     if not sessions:
         what = f"--session {grouping.session!r}" if regex else f"--session-field {grouping.session_field!r}"
         raise DataError(f"{what} names no session in any line; line {first.number} is "
                         f"{first.content[:200]!r}")
-    return _build(list(sessions), list(sessions.values()))
+    return _build(list(sessions), list(sessions.values()), contents)
 
 
 def _timestamp(line: LogLine, grouping: Grouping) -> float:
@@ -158,11 +167,11 @@ def _timestamp(line: LogLine, grouping: Grouping) -> float:
                         f"not read as {grouping.time_format or 'epoch seconds'}; set --time-format") from None
 
 
-def _windows(events: Iterable[Event], grouping: Grouping) -> LogSequences:
-    rows: list[tuple[float, str, int, int | None]] = []
+def _windows(events: Iterable[Event], grouping: Grouping, contents: bool) -> LogSequences:
+    rows: list[tuple[float, str, int, int | None, str | None]] = []
     for k, (line, template) in enumerate(events):
         position = float(k) if grouping.kind == "count" else _timestamp(line, grouping)
-        rows.append((position, template, line.number, line.label))
+        rows.append((position, template, line.number, line.label, line.content if contents else None))
     if not rows:
         raise DataError("no log lines to group")
     positions = np.array([r[0] for r in rows])
@@ -176,8 +185,8 @@ def _windows(events: Iterable[Event], grouping: Grouping) -> LogSequences:
         lo, hi = np.searchsorted(positions, [start, start + size], side="left")
         if hi > lo:
             ids.append(f"{start:g}" if grouping.kind == "count" else datetime.fromtimestamp(start).isoformat())
-            windows.append([(t, n, label) for _, t, n, label in rows[lo:hi]])
+            windows.append([row[1:] for row in rows[lo:hi]])
         if start + size > positions[-1]:
             break
         start += step
-    return _build(ids, windows)
+    return _build(ids, windows, contents)

@@ -100,6 +100,25 @@ class Masker:
         """
         return " ".join(map(self._cache.__getitem__, text.split()))  # type: ignore[attr-defined]
 
+    def values(self, text: str) -> list[tuple[str, str]]:
+        """What the rules match in `text`, token by token: (rule name, matched text) pairs.
+
+        Parameters
+        ----------
+        text : str
+            A message.
+
+        Returns
+        -------
+        list of tuple
+            (name, value) in the order found; the first rule that matches at a place wins.
+        """
+        if self._regex is None:  # type: ignore[attr-defined]
+            return []
+        names = self._placeholders  # type: ignore[attr-defined]
+        return [(names[m.lastgroup][1:-1], m.group(0)) for token in text.split()
+                for m in self._regex.finditer(token)]  # type: ignore[attr-defined]
+
     def mask_token(self, token: str) -> str:
         """One white-space-free token with the rules applied.
 

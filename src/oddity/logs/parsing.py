@@ -126,7 +126,7 @@ def matched(path: str | os.PathLike, source: LogSource, parser: TemplateParser,
 
 def sequences_of(path: str | os.PathLike, source: LogSource, parser: TemplateParser,
                  grouping: Grouping, session_labels: dict[str, int] | None = None,
-                 verbose: bool = False) -> tuple[LogSequences, ReadReport]:
+                 verbose: bool = False, contents: bool = False) -> tuple[LogSequences, ReadReport]:
     """The sequences of `path` (matched against `parser`'s templates) and the read report.
 
     Parameters
@@ -143,6 +143,8 @@ def sequences_of(path: str | os.PathLike, source: LogSource, parser: TemplatePar
         Session id to 0/1 label.
     verbose : bool, default False
         Show a progress bar.
+    contents : bool, default False
+        Keep each event's message in the sequences (see `Grouping.group`).
 
     Returns
     -------
@@ -150,6 +152,6 @@ def sequences_of(path: str | os.PathLike, source: LogSource, parser: TemplatePar
         (LogSequences, ReadReport).
     """
     report = ReadReport(str(path))
-    sequences = grouping.group(matched(path, source, parser, report, verbose), session_labels)
+    sequences = grouping.group(matched(path, source, parser, report, verbose), session_labels, contents)
     return sequences, report
 

@@ -12,13 +12,15 @@ class LogSequences:
     """Sequences of events (template texts in order): sessions or windows of a log.
 
     `labels` (1 = anomalous) when known; `lines` the source line numbers of each event when
-    the sequences come from a file.
+    the sequences come from a file; `contents` the message of each event when the grouping was
+    asked to keep them (for detectors that read the messages, not only their templates).
     """
 
     ids: list[str]
     events: list[list[str]]
     labels: np.ndarray | None = None
     lines: list[list[int]] | None = None
+    contents: list[list[str]] | None = None
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -40,19 +42,22 @@ class LogSequences:
         return LogSequences(
             ids=[self.ids[i] for i in index], events=[self.events[i] for i in index],
             labels=None if self.labels is None else self.labels[index],
-            lines=None if self.lines is None else [self.lines[i] for i in index])
+            lines=None if self.lines is None else [self.lines[i] for i in index],
+            contents=None if self.contents is None else [self.contents[i] for i in index])
 
 
 @dataclass
 class LogScores:
     """Raw anomaly scores: one per sequence (`scores`), and per event (`event_scores`, one
     array per sequence) when the method scores events; `culprits` is the position of the
-    event that made each sequence most anomalous (-1 when there is none)."""
+    event that made each sequence most anomalous (-1 when there is none); `explanations` one
+    text per sequence saying what made it score so, when the method gives one."""
 
     ids: list[str]
     scores: np.ndarray
     event_scores: list[np.ndarray] | None = None
     culprits: np.ndarray | None = None
+    explanations: list[str] | None = None
 
     def __len__(self) -> int:
         return len(self.scores)
@@ -66,8 +71,9 @@ class LogPrediction(LogScores):
     labels: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))
 
     def to_frame(self, sequences: LogSequences) -> pd.DataFrame:
-        """One row per sequence: id, events, score, anomalous, and the culprit event with its
-        position and source line when the method names one.
+        """One row per sequence: id, events, score, anomalous, the culprit event with its
+        position and source line when the method names one, and the explanation when it
+        gives one.
 
         Parameters
         ----------
@@ -88,4 +94,6 @@ class LogPrediction(LogScores):
             if sequences.lines is not None:
                 frame["culprit_line"] = [lines[c] if c >= 0 else -1 for lines, c
                                          in zip(sequences.lines, self.culprits)]
+        if self.explanations is not None:
+            frame["explanation"] = self.explanations
         return frame
