@@ -5,6 +5,9 @@ A normal session allocates a block, receives it on three nodes, and each node re
 a terminating responder and a stored-block update, in a slightly shuffled order; sessions
 interleave in the file. An anomalous session either hits an exception (a message never seen
 in normal sessions) or stops after the first receipt (cut short).
+
+A second generator writes a log of events that carry field values (`write_field_log`), with
+anomalous lines that pair an event with another event's value.
 """
 from __future__ import annotations
 
@@ -83,3 +86,54 @@ def write_session_log(path: str | os.PathLike, n_sessions: int, anomaly_rate: fl
                 if not pending[k]:
                     pending.pop(k)
     return labels
+
+
+FIELD_FORMAT = "<Label> <Date> <Time> <Level> <Component>: <Content>"
+_FIELD_EVENTS = (  # (component, message with a {} for its field value, the values it takes)
+    ("sshd", "accepted connection from {}", [f"10.0.0.{k}" for k in range(1, 7)]),
+    ("backup", "wrote archive {}", [f"/var/backup/{name}.tar" for name in ("db", "web", "mail")]),
+    ("cron", "ran job {}", ["/usr/bin/logrotate", "/usr/bin/updatedb"]),
+    ("sudo", "session opened state=OK user={}", ["admin", "ops"]),
+    ("kernel", "eth0 link up", []),
+)
+
+
+def write_field_log(path: str | os.PathLike, n_lines: int, anomaly_rate: float = 0.01,
+                    seed: int = 0) -> list[int]:
+    """Write a log whose messages carry field values (addresses, paths, users), each event
+    with its own values; an anomalous line pairs an event with a value that only another
+    event takes: cron running a backup archive, or a backup written to a cron program.
+    Lines are labelled in their first field ('-' normal, 'ANOMALY'), format `FIELD_FORMAT`.
+
+    Parameters
+    ----------
+    path : path-like
+        File to write.
+    n_lines : int
+        Number of lines.
+    anomaly_rate : float
+        Share of anomalous lines.
+    seed : int
+        Random seed.
+
+    Returns
+    -------
+    list of int
+        The 1-based numbers of the anomalous lines.
+    """
+    rng = np.random.default_rng(seed)
+    swapped = {1: 2, 2: 1}  # backup <-> cron paths
+    anomalous = []
+    with Path(path).open("w", encoding="utf-8") as handle:
+        for number in range(1, n_lines + 1):
+            k = int(rng.integers(len(_FIELD_EVENTS)))
+            component, message, values = _FIELD_EVENTS[k]
+            odd = k in swapped and rng.random() < anomaly_rate * len(_FIELD_EVENTS) / len(swapped)
+            if odd:
+                values = _FIELD_EVENTS[swapped[k]][2]
+                anomalous.append(number)
+            value = values[int(rng.integers(len(values)))] if values else ""
+            clock = number * 2
+            handle.write(f"{'ANOMALY' if odd else '-'} 081109 {(clock // 3600) % 24:02d}{(clock // 60) % 60:02d}"
+                         f"{clock % 60:02d} INFO {component}: {message.format(value)}\n")
+    return anomalous
