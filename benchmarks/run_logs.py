@@ -234,11 +234,10 @@ def write_markdown(results: dict, path: Path) -> None:
                       f"({h['test_anomalous']} anomalous). Duplicates: {d['test_seen_in_train']} of {d['test']} "
                       f"test sequences repeat a training sequence exactly; {d['test_distinct']} distinct; "
                       f"{d['anomalous_test_identical_to_normal']} anomalous test sequences are identical to a "
-                      f"normal one. Best F1 any method that sees only the events could reach on this test "
-                      f"split: **{d['oracle_f1']:.3f}**.", ""]
-            if not h["test_anomalous"]:
-                lines[-2] += (" No line of this sample carries an alert tag: only the share of (normal) "
-                              "test windows flagged, their false-positive rate, is measured.")
+                      "normal one. " + (f"Best F1 any method that sees only the events could reach on this test "
+                                        f"split: **{d['oracle_f1']:.3f}**." if h["test_anomalous"] else
+                                        "No line of this sample carries an alert tag: only the share of (normal) "
+                                        "test windows flagged, their false-positive rate, is measured."), ""]
         lines += [
                   "| detector | split | precision | recall | F1 | FPR | AUROC | AUPR | best F1 (hindsight) | "
                   "threshold rule | fit s | score s |", "|---|---|---|---|---|---|---|---|---|---|---|---|"]
