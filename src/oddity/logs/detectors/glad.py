@@ -38,6 +38,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from functools import lru_cache
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,6 +87,12 @@ def extract_fields(content: str, max_fields: int = 8) -> list[tuple[str, str]]:
     >>> extract_fields("session opened for user root from 10.1.2.3 state=RUNNING")
     [('state', 'RUNNING'), ('user', 'root'), ('ADDR', '10.1.2.3')]
     """
+    return list(_fields(content)[:max_fields])
+
+
+@lru_cache(maxsize=65536)  # messages repeat (and overlapping windows share lines)
+def _fields(content: str) -> tuple[tuple[str, str], ...]:
+    """(type, value) pairs of a message, all of them (see `extract_fields`)."""
     fields: dict[str, str] = {}
     for regex in (KEY_VALUE, NAMED):
         for key, value in regex.findall(content):
@@ -94,7 +101,7 @@ def extract_fields(content: str, max_fields: int = 8) -> list[tuple[str, str]]:
     for kind, value in MASKER.values(content):
         if kind not in VARYING and value not in fields:
             fields[value] = kind
-    return [(kind, value) for value, kind in fields.items()][:max_fields]
+    return tuple((kind, value) for value, kind in fields.items())
 
 
 @dataclass
@@ -366,12 +373,12 @@ class GLAD(LogDetector):
         return [self._graph(c, e, t) for c, e, t in zip(codes, sequences.events, contents)]
 
     # --- batches --------------------------------------------------------------------------------
-    def _edge_logits(self, graphs: list[WindowGraph], folds: list[np.ndarray], fold: int,
-                     candidates: list[np.ndarray] | None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
-        """Logits of the edges of `fold` in each graph, messages passed over the other folds.
+    def _fold_edges(self, graphs: list[WindowGraph], folds: list[np.ndarray],
+                    fold: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+        """The edges of `fold` in each graph, with messages passed over the other folds only.
 
-        Returns (logits (E, 1 + K), relations (E,), (window, edge) index of each scored edge);
-        column 0 is the observed target, the others the `candidates` (negatives) when given.
+        Returns (source contexts (E, dim), relations (E,), target node ids (E,), (window, edge)
+        index of each edge).
         """
         nodes, types, links, kinds, sequences, rows = [], [], [], [], [], []
         contexts_at, targets, relations = [], [], []
@@ -404,15 +411,11 @@ class GLAD(LogDetector):
             padding[w, :len(s)] = False
         context = self.model_.context(h[padded], padding)
         at = np.array(contexts_at, dtype=np.int64).reshape(-1, 2)
-        target = torch.from_numpy(np.concatenate(targets))[:, None]
-        if candidates is not None:
-            target = torch.cat([target, torch.from_numpy(np.concatenate(candidates))], dim=1)
-        relation = torch.from_numpy(np.concatenate(relations))
-        logits = self.model_.logits(context[at[:, 0], at[:, 1]], relation, target)
-        return logits, relation, np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return (context[at[:, 0], at[:, 1]], torch.from_numpy(np.concatenate(relations)),
+                np.concatenate(targets), np.array(rows, dtype=np.int64).reshape(-1, 2))
 
     def _noise(self, graphs: list[WindowGraph]) -> list[np.ndarray]:
-        """Sampling tables per node type: (node ids, probabilities) from training counts."""
+        """Sampling tables per node type: (node ids, cumulative probabilities) from training counts."""
         counts = np.zeros(self.n_nodes_)
         for graph in graphs:
             np.add.at(counts, graph.nodes[graph.target], 1.0)
@@ -425,7 +428,7 @@ class GLAD(LogDetector):
             if weights.sum() > 0:
                 weights = weights / weights.sum() * (1.0 - self.unknown_noise)
             weights[ids == unseen] += self.unknown_noise
-            tables.append((ids, weights / weights.sum()))
+            tables.append((ids, np.cumsum(weights / weights.sum())))
         return tables
 
     def _folds(self, graph: WindowGraph, salt: int) -> np.ndarray:
@@ -462,31 +465,29 @@ class GLAD(LogDetector):
                 salt = int(rng.integers(1 << 30))
                 folds = [self._folds(g, salt) for g in batch]
                 for fold in range(self.folds):
-                    candidates = [self._negatives(g, f == fold, tables, rng) for g, f in zip(batch, folds)]
-                    if not sum(len(c) for c in candidates):
+                    if not any((f == fold).any() for f in folds):
                         continue
-                    logits, _, _ = self._edge_logits(batch, folds, fold, candidates)
-                    target = torch.cat([torch.from_numpy(np.concatenate([g.nodes[g.target[f == fold]]
-                                                                          for g, f in zip(batch, folds)]))[:, None],
-                                        torch.from_numpy(np.concatenate(candidates))], dim=1)
-                    valid = torch.ones_like(logits)
-                    valid[:, 1:] = (target[:, 1:] != target[:, :1]).float()
+                    context, relation, targets, _ = self._fold_edges(batch, folds, fold)
+                    candidates = torch.from_numpy(np.column_stack([targets, self._negatives(targets, tables, rng)]))
+                    logits = self.model_.logits(context, relation, candidates)
+                    # a negative drawn equal to the observed target is no negative
+                    valid = (candidates[:, 1:] != candidates[:, :1]).float()
                     loss = (-nn.functional.logsigmoid(logits[:, 0]).mean()
-                            - (nn.functional.logsigmoid(-logits[:, 1:]) * valid[:, 1:]).sum(1).mean())
+                            - (nn.functional.logsigmoid(-logits[:, 1:]) * valid).sum(1).mean())
                     optimiser.zero_grad()
                     loss.backward()
                     optimiser.step()
         self.model_.eval()
 
-    def _negatives(self, graph: WindowGraph, scored: np.ndarray, tables: list, rng: np.random.Generator) -> np.ndarray:
-        """(E, negatives) random nodes of the same type as each scored edge's target."""
-        targets = graph.nodes[graph.target[scored]]
+    def _negatives(self, targets: np.ndarray, tables: list, rng: np.random.Generator) -> np.ndarray:
+        """(E, negatives) random nodes of the same type as each target, drawn from the tables."""
         out = np.empty((len(targets), self.negatives), dtype=np.int64)
         kinds = self.node_types_[targets]
         for kind in np.unique(kinds):
             rows = kinds == kind
-            ids, weights = tables[kind]
-            out[rows] = rng.choice(ids, size=(int(rows.sum()), self.negatives), p=weights)
+            ids, cumulative = tables[kind]
+            drawn = np.searchsorted(cumulative, rng.random((int(rows.sum()), self.negatives)), side="right")
+            out[rows] = ids[np.minimum(drawn, len(ids) - 1)]
         return out
 
     def edge_scores(self, sequences: LogSequences) -> list[tuple[WindowGraph, np.ndarray]]:
@@ -521,7 +522,8 @@ class GLAD(LogDetector):
                 for fold in range(self.folds):
                     if not any((f == fold).any() for f in batch_folds):
                         continue
-                    logits, _, rows = self._edge_logits(batch, batch_folds, fold, None)
+                    context, relation, targets, rows = self._fold_edges(batch, batch_folds, fold)
+                    logits = self.model_.logits(context, relation, torch.from_numpy(targets)[:, None])
                     values = (-nn.functional.logsigmoid(logits[:, 0])).double().numpy()
                     for (w, e), value in zip(rows, values):
                         scores[start + w][e] = value
