@@ -132,7 +132,8 @@ def detector_row(name: str, params: dict[str, Any], train: LogSequences, test: L
     -------
     dict
         Detector, params, split, `sequence_metrics` of the test set, the threshold rule,
-        `fit_s` and `score_s`.
+        `fit_s` and `score_s`. When every test sequence is normal, only `fpr` (the share
+        flagged) and `threshold` are measured; the other metrics are "n/a".
     """
     detector = oddity.create(name, **params)
     start = time.perf_counter()
@@ -143,8 +144,12 @@ def detector_row(name: str, params: dict[str, Any], train: LogSequences, test: L
     score_seconds = time.perf_counter() - start
     threshold = detector.threshold_
     assert threshold is not None and test.labels is not None
-    return {"detector": name, "params": params, "split": split,
-            **sequence_metrics(test.labels, prediction),
+    if test.labels.any():
+        metrics = sequence_metrics(test.labels, prediction)
+    else:
+        metrics = {**dict.fromkeys(["precision", "recall", "f1", "auroc", "aupr", "best_f1_hindsight"], "n/a"),
+                   "fpr": float(prediction.labels.mean()), "threshold": float(prediction.threshold)}
+    return {"detector": name, "params": params, "split": split, **metrics,
             "threshold_rule": f"{threshold.method}, target FPR {threshold.target_fpr:g} on "
                               f"{threshold.n_calibration} held-out normal sequences",
             "fit_s": fit_seconds, "score_s": score_seconds}

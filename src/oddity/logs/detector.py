@@ -7,7 +7,9 @@ A method subclasses `LogDetector` and writes two hooks:
   `verbose`;
 - `_score_codes(codes, sequences)`: return (scores per sequence, per-event scores or None), or
   (scores, per-event scores, explanations) with one text per sequence saying why it scored so.
-It extends `_get_state` / `_set_state` with its learned arrays (calling super()).
+It extends `_get_state` / `_set_state` with its learned arrays (calling super()). A method that
+reads the messages themselves, not only their templates, sets `reads_contents = True`; the
+command line then keeps each event's message in `LogSequences.contents`.
 
 `fit` keeps the order of the sequences it is given (chronological when they come from a
 file) and holds out the last `calibration_fraction` of them: an unsupervised method learns
