@@ -6,7 +6,7 @@ https://arxiv.org/abs/2309.05953
 
 Fields are extracted from the log messages with rules and patterns (the masks of
 `oddity.logs.masking`: addresses, paths, ids, URLs, ...; ``key=value`` pairs; words named
-after a user, host, port, ...), NOT with the paper's prompted large language model.
+after a user, host, port, ...), NOT with the paper's prompt-based few-shot language model.
 
 Method: each window (or session) becomes a graph whose nodes are its templates and its
 field values (typed: ADDR, PATH, ``user``, ...); edges join a template to the fields of the
@@ -29,8 +29,12 @@ Deviations:
 - field values seen fewer than `min_count` times in training share one "unseen" node per
   type; field types never seen in training are dropped; an unseen template is the UNKNOWN
   node, which only negative edges reach in training (a share `unknown_noise` of them);
-- reduced to train in minutes on two CPU cores: 32-dimensional nodes, 2 message-passing
-  layers, 1 transformer layer with 2 heads, at most `max_fields` fields per line;
+- reduced to train in minutes on two CPU cores, one line per reduction:
+  - nodes start from learned 32-dimensional embeddings, not language-model text features;
+  - 2 mean-aggregation message-passing layers written in torch (no torch-geometric);
+  - 1 transformer layer with 2 heads over the window's templates;
+  - at most `max_fields` (8) fields per line, 3 edge folds, 4 negatives per edge;
+  - 30 epochs over the training windows, 32 windows per step;
 - the threshold is the conformal quantile of held-out normal windows at `target_fpr`.
 """
 from __future__ import annotations
@@ -38,8 +42,8 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from functools import lru_cache
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -380,7 +384,7 @@ class GLAD(LogDetector):
         Returns (source contexts (E, dim), relations (E,), target node ids (E,), (window, edge)
         index of each edge).
         """
-        nodes, types, links, kinds, sequences, rows = [], [], [], [], [], []
+        nodes, links, kinds, sequences, rows = [], [], [], [], []
         contexts_at, targets, relations = [], [], []
         offset = 0
         for w, (graph, assigned) in enumerate(zip(graphs, folds)):
