@@ -27,8 +27,8 @@ PUBLISHED_GA = {"Drain (logparser benchmark)": 0.866, "Brain": 0.983,
                 "drain3 0.9.11 library defaults, measured here": 0.732}
 HDFS_DETECTORS = {"pca_logs": {}, "invariants": {}, "deeplog": {}, "loganomaly": {}, "logrobust": {}}
 BGL_DETECTORS = {"pca_logs": {}, "invariants": {}, "deeplog": {"end_event": False},
-                 "loganomaly": {"end_event": False}, "glad": {}}
-THUNDERBIRD_DETECTORS = {"glad": {}}
+                 "loganomaly": {"end_event": False}, "glad": {"end_event": False}}
+THUNDERBIRD_DETECTORS = {"glad": {"end_event": False}}
 BGL_WINDOW = {"size": 20, "step": 5}
 SWEEP = {"sim_th": [0.6, 0.7, 0.75, 0.8, 0.85, 0.9], "depth": [4, 5, 6],
          "extra_delimiters": [(), ("=",), (",",), ("=", ",")]}

@@ -11,10 +11,10 @@ from oddity.logs.detectors.glad import extract_fields
 from oddity.logs.grouping import Grouping
 from oddity.logs.parser import TemplateParser
 from oddity.logs.parsing import LogSource, mine, sequences_of
-from oddity.logs.synth import FIELD_FORMAT, write_field_log
+from oddity.logs.synth import FIELD_FORMAT, FORMAT, SESSION, write_field_log
 from oddity.metrics.classification import image_auroc
 
-FAST = {"epochs": 6, "dim": 16}
+FAST = {"epochs": 6, "dim": 16, "end_event": False}  # windows cut from a stream
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +54,23 @@ def test_unusual_field_event_pairing_scores_above_normal_windows(field_windows, 
     assert loaded.predict(test).explanations == prediction.explanations
 
 
+def test_sessions_cut_short_or_failing_score_above_normal_ones(session_log):
+    path, labels = session_log
+    source, parser = LogSource(format=FORMAT), TemplateParser()
+    mine(path, source, parser)
+    sequences, _ = sequences_of(path, source, parser, Grouping("session", session=SESSION), labels, contents=True)
+    train, test = sequences.subset(range(250)), sequences.subset(range(250, len(sequences)))
+    detector = oddity.create("glad", epochs=6, dim=16).fit(train, verbose=False)  # END edges on
+    # block ids occur in one session each: they share the "unseen" node and flag nothing
+    assert detector.field_values_[detector.field_types_.index("BLK")] == ["<unseen>"]
+    assert image_auroc(test.labels, detector.score(test).scores) > 0.95
+
+
 def test_without_contents_only_template_edges_are_scored(field_windows):
     _, train, test = field_windows
     plain = train.subset(range(len(train)))
     plain.contents = None
-    detector = oddity.create("glad", epochs=1, dim=16).fit(plain, verbose=False)
+    detector = oddity.create("glad", epochs=1, dim=16).fit(plain, verbose=False)  # with END edges
     assert detector.field_types_ == [] and len(detector.score(test).scores) == len(test)
 
 
@@ -76,7 +88,7 @@ def test_glad_from_the_command_line(field_windows, tmp_path, capsys):
     path, _, _ = field_windows
     model, out = tmp_path / "glad.oddity", tmp_path / "out"
     assert main(["fit", "glad", "--data", str(path), "--format", FIELD_FORMAT, "--label-field", "Label",
-                 "--window", "10", "--set", "epochs=2", "--set", "dim=16", "--out", str(model), "--quiet"]) == 0
+                 "--window", "10", "--set", "epochs=2", "--set", "dim=16", "--set", "end_event=false", "--out", str(model), "--quiet"]) == 0
     assert main(["predict", str(model), str(path), "--out", str(out), "--quiet"]) == 0
     frame = pd.read_csv(out / "sequences.csv")
     assert len(frame) == 300 and frame["explanation"].str.contains(" -> ").all()

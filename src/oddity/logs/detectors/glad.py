@@ -10,7 +10,8 @@ after a user, host, port, ...), NOT with the paper's prompt-based few-shot langu
 
 Method: each window (or session) becomes a graph whose nodes are its templates and its
 field values (typed: ADDR, PATH, ``user``, ...); edges join a template to the fields of the
-same line and each template to the next one in the window. A graph network passes messages
+same line and each template to the next one in the window (from a START node, and to an END
+node when `end_event`). A graph network passes messages
 over the window's edges, a causal transformer reads the window's templates in order, and
 from the transformer state at a line the model scores each edge leaving it (its fields and
 the next template) against the target node's embedding. Trained self-supervised on normal
@@ -26,8 +27,8 @@ Deviations:
 - masked edge reconstruction: the edges of a window are split into `folds`; the edges of
   a fold are scored with messages passed over the other folds only, so an edge never
   carries its own answer;
-- field values seen fewer than `min_count` times in training share one "unseen" node per
-  type; field types never seen in training are dropped; an unseen template is the UNKNOWN
+- field values found in fewer than `min_count` training lines, or in one training window
+  only (identifiers such as a block id), share one "unseen" node per type; field types never seen in training are dropped; an unseen template is the UNKNOWN
   node, which only negative edges reach in training (a share `unknown_noise` of them);
 - reduced to train in minutes on two CPU cores, one line per reduction:
   - nodes start from learned 32-dimensional embeddings, not language-model text features;
@@ -41,7 +42,6 @@ from __future__ import annotations
 
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -245,13 +245,17 @@ class GLAD(LogDetector):
     folds : int
         Edge folds of masked reconstruction (each fold is scored from the others' messages).
     min_count : int
-        Field values seen fewer times in training share their type's "unseen" node.
+        Field values found in fewer training lines, or in one training window only, share
+        their type's "unseen" node.
     max_fields : int
         Fields kept per line.
     top_edges : int
         A window's score is the mean of its this many most anomalous edges.
     unknown_noise : float
         Share of negative edges that point at an unseen node (UNKNOWN template or unseen value).
+    end_event : bool
+        Add an edge from the last template to an END node, so that where a sequence stops is
+        scored too (right for sessions; for windows cut from a stream set it False).
     **kwargs
         `LogDetector` parameters (target_fpr, calibration_fraction, seed).
 
@@ -292,7 +296,7 @@ class GLAD(LogDetector):
     def __init__(self, *, dim: int = 32, layers: int = 2, heads: int = 2, epochs: int = 30,
                  batch_size: int = 32, lr: float = 3e-3, negatives: int = 4, folds: int = 3,
                  min_count: int = 2, max_fields: int = 8, top_edges: int = 3,
-                 unknown_noise: float = 0.05, **kwargs: Any):
+                 unknown_noise: float = 0.05, end_event: bool = True, **kwargs: Any):
         super().__init__(**kwargs)
         self.dim = dim
         self.layers = layers
@@ -306,6 +310,7 @@ class GLAD(LogDetector):
         self.max_fields = max_fields
         self.top_edges = top_edges
         self.unknown_noise = unknown_noise
+        self.end_event = end_event
 
     def validate_params(self) -> None:
         """See `oddity.core.detector.Detector.validate_params`."""
@@ -324,11 +329,11 @@ class GLAD(LogDetector):
 
     # --- nodes ----------------------------------------------------------------------------------
     def _build_nodes(self) -> None:
-        """Node layout: template codes, START, then per field type its unseen node and values."""
-        self.start_ = self.n_codes
+        """Node layout: template codes, START, END, then per field type its unseen node and values."""
+        self.start_, self.end_ = self.n_codes, self.n_codes + 1
         sizes = [len(v) for v in self.field_values_]
-        self.offsets_ = self.n_codes + 1 + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        self.n_nodes_ = self.n_codes + 1 + int(sum(sizes))
+        self.offsets_ = self.n_codes + 2 + np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+        self.n_nodes_ = self.n_codes + 2 + int(sum(sizes))
         self.node_types_ = np.zeros(self.n_nodes_, dtype=np.int64)
         for k, (offset, size) in enumerate(zip(self.offsets_, sizes)):
             self.node_types_[offset:offset + size] = k + 1
@@ -364,6 +369,10 @@ class GLAD(LogDetector):
                     local[node] = len(local)
                     names.append(text)
                 edges.setdefault((here, local[node], LINE), position)
+        if self.end_event:
+            local[self.end_] = len(local)
+            names.append("<end>")
+            edges.setdefault((order[-1], local[self.end_], NEXT), len(order) - 1)
         keys = list(edges)
         nodes = np.fromiter((k if k >= 0 else UNKNOWN for k in local), dtype=np.int64, count=len(local))
         return WindowGraph(nodes=nodes, names=names,
@@ -445,14 +454,19 @@ class GLAD(LogDetector):
 
     # --- hooks ----------------------------------------------------------------------------------
     def _fit_codes(self, codes, labels, sequences, verbose) -> None:
-        counts: Counter = Counter()
-        for window in sequences.contents or []:
-            for content in window:
-                counts.update(extract_fields(content or "", self.max_fields))
-        types = sorted({kind for kind, _ in counts})
+        lines: dict[tuple[str, str], set] = {}  # field -> the lines it is found in
+        windows: dict[tuple[str, str], set] = {}  # field -> the windows it is found in
+        for w, window in enumerate(sequences.contents or []):
+            numbers = sequences.lines[w] if sequences.lines is not None else [(w, i) for i in range(len(window))]
+            for number, content in zip(numbers, window):
+                for field in extract_fields(content or "", self.max_fields):
+                    lines.setdefault(field, set()).add(number)
+                    windows.setdefault(field, set()).add(w)
+        types = sorted({kind for kind, _ in lines})
         self.field_types_ = types
-        self.field_values_ = [["<unseen>"] + sorted(v for (k, v), n in counts.items()
-                                                    if k == kind and n >= self.min_count) for kind in types]
+        self.field_values_ = [["<unseen>"] + sorted(v for (k, v) in lines if k == kind
+                                                    and len(lines[k, v]) >= self.min_count
+                                                    and len(windows[k, v]) >= 2) for kind in types]
         self._build_nodes()
         torch.manual_seed(self.seed)
         rng = np.random.default_rng(self.seed)
@@ -538,8 +552,8 @@ class GLAD(LogDetector):
         for (graph, edge), window in zip(self._window_edges(codes, sequences), codes):
             worst = np.argsort(-edge, kind="stable")[:self.top_edges]
             scores.append(float(edge[worst].mean()) if len(worst) else 0.0)
-            # a LINE edge belongs to its line, a NEXT edge to the line it leads to
-            line = np.where(graph.relation == LINE, graph.source, graph.source + 1) - 1
+            # a LINE edge belongs to its line, a NEXT edge to the line it leads to, END to the last
+            line = np.minimum(np.where(graph.relation == LINE, graph.source, graph.source + 1) - 1, len(window) - 1)
             per_event = np.zeros(len(window))
             np.maximum.at(per_event, line, edge)
             event_scores.append(per_event)
