@@ -51,7 +51,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from oddity.core.checks import check_fraction, check_positive_ints
+from oddity.core.checks import check_fraction, check_positive, check_positive_ints
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
 from oddity.core.torch_state import load_module_arrays, module_arrays
@@ -113,7 +113,7 @@ class WindowGraph:
     """One window as a graph: `nodes` global node ids (local index = position), `order` the
     local index of START and each line's template in line order, and its distinct edges:
     `source` (position in `order` the edge leaves from), `target` (local index), `relation`;
-    `names` the text of each local node (template, ``type=value``, ``<start>``)."""
+    `names` the text of each local node (template, ``type=value``, ``<start>``, ``<end>``)."""
 
     nodes: np.ndarray
     names: list[str]
@@ -323,8 +323,7 @@ class GLAD(LogDetector):
         if not isinstance(self.folds, int) or self.folds < 2:
             raise ConfigError(f"glad: folds must be an integer >= 2 (edges of one fold are scored "
                               f"from the others), got {self.folds!r}")
-        if not (isinstance(self.lr, (int, float)) and self.lr > 0):
-            raise ConfigError(f"glad: lr must be a positive number, got {self.lr!r}")
+        check_positive(lr=self.lr)
         check_fraction("unknown_noise", self.unknown_noise)
 
     # --- nodes ----------------------------------------------------------------------------------
