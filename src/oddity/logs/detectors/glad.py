@@ -28,8 +28,11 @@ Deviations:
   a fold are scored with messages passed over the other folds only, so an edge never
   carries its own answer;
 - field values found in fewer than `min_count` training lines, or in one training window
-  only (identifiers such as a block id), share one "unseen" node per type; field types never seen in training are dropped; an unseen template is the UNKNOWN
-  node, which only negative edges reach in training (a share `unknown_noise` of them);
+  only (identifiers such as a block id), share one "unseen" node per type; field types
+  never seen in training are dropped;
+- an unseen template is the UNKNOWN node: as a target only negative edges reach it in
+  training (a share `unknown_noise` of them), and as a context it is trained by reading that
+  share of the training templates as UNKNOWN;
 - reduced to train in minutes on two CPU cores, one line per reduction:
   - nodes start from learned 32-dimensional embeddings, not language-model text features;
   - 2 mean-aggregation message-passing layers written in torch (no torch-geometric);
@@ -55,7 +58,7 @@ from oddity.core.checks import check_fraction, check_positive, check_positive_in
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
 from oddity.core.torch_state import load_module_arrays, module_arrays
-from oddity.logs.detector import PAD, UNKNOWN, LogDetector
+from oddity.logs.detector import FIRST, PAD, UNKNOWN, LogDetector
 from oddity.logs.masking import Masker
 from oddity.logs.results import LogSequences
 
@@ -252,7 +255,8 @@ class GLAD(LogDetector):
     top_edges : int
         A window's score is the mean of its this many most anomalous edges.
     unknown_noise : float
-        Share of negative edges that point at an unseen node (UNKNOWN template or unseen value).
+        Share of negative edges that point at an unseen node (UNKNOWN template or unseen
+        value), and of template nodes read as UNKNOWN in training.
     end_event : bool
         Add an edge from the last template to an END node, so that where a sequence stops is
         scored too (right for sessions; for windows cut from a stream set it False).
@@ -385,12 +389,13 @@ class GLAD(LogDetector):
         return [self._graph(c, e, t) for c, e, t in zip(codes, sequences.events, contents)]
 
     # --- batches --------------------------------------------------------------------------------
-    def _fold_edges(self, graphs: list[WindowGraph], folds: list[np.ndarray],
-                    fold: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
+    def _fold_edges(self, graphs: list[WindowGraph], folds: list[np.ndarray], fold: int,
+                    rng: np.random.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor, np.ndarray, np.ndarray]:
         """The edges of `fold` in each graph, with messages passed over the other folds only.
 
         Returns (source contexts (E, dim), relations (E,), target node ids (E,), (window, edge)
-        index of each edge).
+        index of each edge). In training (`rng` given) a share `unknown_noise` of the template
+        nodes is read as UNKNOWN, so that an unseen template has a trained context too.
         """
         nodes, links, kinds, sequences, rows = [], [], [], [], []
         contexts_at, targets, relations = [], [], []
@@ -411,7 +416,11 @@ class GLAD(LogDetector):
             targets.append(graph.nodes[graph.target[index]])
             relations.append(graph.relation[index])
             offset += len(graph.nodes)
-        node_ids = torch.from_numpy(np.concatenate(nodes))
+        node_ids = np.concatenate(nodes)
+        if rng is not None:
+            hidden = (node_ids >= FIRST) & (node_ids < self.n_codes) & (rng.random(len(node_ids)) < self.unknown_noise)
+            node_ids = np.where(hidden, UNKNOWN, node_ids)
+        node_ids = torch.from_numpy(node_ids)
         h = self.model_.states(node_ids, torch.from_numpy(self.node_types_)[node_ids],
                                torch.from_numpy(np.concatenate(links, axis=1)),
                                torch.from_numpy(np.concatenate(kinds)))
@@ -484,7 +493,7 @@ class GLAD(LogDetector):
                 for fold in range(self.folds):
                     if not any((f == fold).any() for f in folds):
                         continue
-                    context, relation, targets, _ = self._fold_edges(batch, folds, fold)
+                    context, relation, targets, _ = self._fold_edges(batch, folds, fold, rng)
                     candidates = torch.from_numpy(np.column_stack([targets, self._negatives(targets, tables, rng)]))
                     logits = self.model_.logits(context, relation, candidates)
                     # a negative drawn equal to the observed target is no negative
