@@ -1,7 +1,7 @@
 """GLAD: content-aware dynamic graphs of log windows; a GNN + transformer flags anomalous edges.
 
 Paper: Y. Li, Y. Liu, H. Wang, Z. Chen, W. Cheng, Y. Chen, W. Yu, H. Chen, C. Liu,
-"GLAD: Content-aware Dynamic Graphs for Log Anomaly Detection", ICKG 2023,
+"GLAD: Content-aware Dynamic Graphs For Log Anomaly Detection", ICKG 2023,
 https://arxiv.org/abs/2309.05953
 
 Fields are extracted from the log messages with rules and patterns (the masks of
@@ -11,10 +11,10 @@ after a user, host, port, ...), NOT with the paper's prompt-based few-shot langu
 Method: each window (or session) becomes a graph whose nodes are its templates and its
 field values (typed: ADDR, PATH, ``user``, ...); edges join a template to the fields of the
 same line and each template to the next one in the window (from a START node, and to an END
-node when `end_event`). A graph network passes messages
-over the window's edges, a causal transformer reads the window's templates in order, and
-from the transformer state at a line the model scores each edge leaving it (its fields and
-the next template) against the target node's embedding. Trained self-supervised on normal
+node when `end_event`). A graph network passes messages over the window's edges, a causal
+transformer reads the window's templates in order, and from the transformer state at a line
+the model scores each edge leaving it (its fields and the next template) against the target
+node's embedding. Trained self-supervised on normal
 windows: observed edges against negative edges whose target is replaced by a node of the
 same type (negative sampling). An edge's anomaly score is minus its log-probability; a
 window's is the mean of its `top_edges` worst edges, and those edges are its explanation.
