@@ -48,7 +48,7 @@ def test_cluster_run_equals_the_local_run_in_input_order(client, model, inspecti
 
 def _die_on_first_partition(marker: str) -> None:
     """Installed on the workers: the first partition any of them scores kills its process."""
-    import oddity.distributed as distributed
+    import oddity.distributed.predict as distributed
 
     original = distributed.score_partition
 
@@ -79,7 +79,7 @@ def test_the_model_is_loaded_once_per_worker(client, model):
 
 
 def _cached_model_id(path: str) -> int:
-    from oddity.distributed import worker_model
+    from oddity.distributed.cluster import worker_model
 
     return id(worker_model(os.path.abspath(path)))
 
