@@ -55,13 +55,18 @@ def score_partition(path: str, samples: Sequence, batch_size: int, skip_bad: boo
     Returns
     -------
     ImageScores
-        The partition's scores.
+        The partition's scores (none when `skip_bad` skipped every image of it).
     """
     model = worker_model(path)
-    if hasattr(model, "skip_bad"):
-        model.skip_bad = skip_bad
-        return model.score(samples, verbose=False, batch_size=batch_size)
-    return model.score(samples, verbose=False, batch_size=batch_size, skip_bad=skip_bad)
+    try:
+        if hasattr(model, "skip_bad"):
+            model.skip_bad = skip_bad
+            return model.score(samples, verbose=False, batch_size=batch_size)
+        return model.score(samples, verbose=False, batch_size=batch_size, skip_bad=skip_bad)
+    except DataError:
+        if not skip_bad:  # under skip_bad the only DataError left is "none could be read"
+            raise
+        return ImageScores(scores=np.zeros(0), maps=[] if model.localises else None, paths=[])
 
 
 def run_partition(path: str, samples: Sequence, batch_size: int, skip_bad: bool) -> ImageScores:
@@ -182,6 +187,8 @@ def score_on_cluster(client: Any, path: str, samples: Sequence, *, partition_siz
     futures = client.map(run_partition, [path] * count, parts, [batch_size] * count, [skip_bad] * count,
                          pure=False)
     done = gather_in_order(futures, desc, verbose)
+    if not any(len(r.paths) for r in done):
+        raise DataError("none of the given images could be read")
     maps = None if done[0].maps is None else [m for r in done for m in r.maps]
     return ImageScores(scores=np.concatenate([r.scores for r in done]), maps=maps,
                        paths=[p for r in done for p in r.paths])
