@@ -128,10 +128,10 @@ def dask_row(work: Path, count: int, workers: int, size: int) -> dict:
     detector = oddity.load(model)
     detector.predict(samples[:8], verbose=False)  # warm: backbone built, first batch run
 
-    def local_run() -> None:
-        write_predictions(work / "local", detector.predict(samples, verbose=False), detector.map_range_)
+    def local_run(model: oddity.Detector) -> None:
+        write_predictions(work / "local", model.predict(samples, verbose=False), model.map_range_)
 
-    local_seconds = timed(local_run)[1]
+    local_seconds = timed(local_run, detector)[1]
     del detector
     with dask_client(f"local:{workers}") as client:
         load_on_workers(client, str(model))
@@ -177,20 +177,20 @@ def markdown(results: dict) -> str:
     if "dask" in results and results["dask"].get("with_outputs"):
         dask = results["dask"]
         lines += ["", "## Dask", "",
-                  f"{dask['images']} images ({dask['distinct_images']} views of the bottle test images: four "
+                  (f"{dask['images']} images ({dask['distinct_images']} views of the bottle test images: four "
                   f"rotations, each mirrored, short side {dask['image_size']} px, listed over and over), "
                   f"PatchCore defaults, end to end with the prediction folder written (what `oddity predict` "
                   f"does), both paths warm: local threaded path {dask['local_images_per_second']:.1f} images/s, "
                   f"`--dask local:{dask['workers']}` {dask['dask_images_per_second']:.1f} images/s "
                   f"({dask['ratio']:.2f}x the local path); the two folders identical, file for file "
-                  f"({dask['files']} files): {dask['identical']}.",
-                  "Scaling: each worker is one process with one compute thread that scores whole "
-                  "partitions (64 images) with its own copy of the model (loaded once), reads the images "
-                  "and writes their overlays and masks itself; only scores and labels travel back, and "
-                  "the client writes scores.csv. On one machine `local:N` with N = the number of cores "
-                  "uses the cores as the threaded path does; across machines throughput grows with the "
-                  "number of workers (the client's share is a few hundred bytes per image) until the "
-                  "shared file system that holds the images and the output folder limits it."]
+                  f"({dask['files']} files): {dask['identical']}."),
+                  ("Scaling: each worker is one process with one compute thread that scores whole "
+                   "partitions (64 images) with its own copy of the model (loaded once), reads the images "
+                   "and writes their overlays and masks itself; only scores and labels travel back, and "
+                   "the client writes scores.csv. On one machine `local:N` with N = the number of cores "
+                   "uses the cores as the threaded path does; across machines throughput grows with the "
+                   "number of workers (the client's share is a few hundred bytes per image) until the "
+                   "shared file system that holds the images and the output folder limits it.")]
     elif "dask" in results:
         dask = results["dask"]
         maps_note = (f", max map difference {dask['max_map_difference']:.1e}"

@@ -41,6 +41,6 @@ def test_detectors_that_train_networks_are_refused(client, inspection_set):
 
 
 def test_an_unreachable_scheduler_is_a_clear_error():
-    with pytest.raises(oddity.OddityError, match="tcp://127.0.0.1:9: no Dask scheduler answered within 1 s"):
-        with dask_client("tcp://127.0.0.1:9", timeout=1):
-            pass
+    with pytest.raises(oddity.OddityError, match="tcp://127.0.0.1:9: no Dask scheduler answered within 1 s"), \
+            dask_client("tcp://127.0.0.1:9", timeout=1):
+        pass

@@ -13,7 +13,11 @@ Evaluation scores on the cluster (`score_on_cluster`) and computes the metrics c
 """
 from oddity.distributed.cluster import dask_client, load_on_workers, worker_model
 from oddity.distributed.fit import fit_on_cluster
-from oddity.distributed.predict import predict_on_cluster, predict_to_folder, score_on_cluster
+from oddity.distributed.predict import (
+           predict_on_cluster,
+           predict_to_folder,
+           score_on_cluster,
+)
 
 __all__ = ["dask_client", "fit_on_cluster", "load_on_workers", "predict_on_cluster", "predict_to_folder",
            "score_on_cluster", "worker_model"]

@@ -33,7 +33,12 @@ from oddity.core.persistence import staged_directory
 from oddity.core.results import ImagePrediction, ImageScores
 from oddity.distributed.cluster import gather_in_order, partitions, worker_model
 from oddity.image.pipeline import BATCH_SIZE, decide
-from oddity.image.predictions import output_names, overlay_range, write_image_outputs, write_scores_csv
+from oddity.image.predictions import (
+    output_names,
+    overlay_range,
+    write_image_outputs,
+    write_scores_csv,
+)
 
 PARTITION_SIZE = 8 * BATCH_SIZE
 

@@ -247,7 +247,7 @@ class ImageDetector(Detector):
     skipped_: set[str] | None = None  # files skipped as unreadable by the last fit (not saved)
     # Where a feature_fit detector takes its training features from: (detector, samples, verbose)
     # -> features in input order; None computes them here (`oddity.distributed.fit` sets a cluster).
-    feature_source: Callable[["ImageDetector", list, bool], Iterable[Any]] | None = None
+    feature_source: Callable[[ImageDetector, list, bool], Iterable[Any]] | None = None
     calibration_images_: list[str] | None = None  # files that calibrated the thresholds (export checks parity on them)
 
     def __init__(self, *, image_size: int = 256, tile: int | None = None,

@@ -18,7 +18,8 @@ Deviations (reasons and figures: docs/methods/padim.md):
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import torch
