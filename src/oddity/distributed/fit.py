@@ -19,15 +19,16 @@ import warnings
 from collections import deque
 from collections.abc import Iterator
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
 from oddity.core.errors import ConfigError
 from oddity.distributed.cluster import partitions
-from oddity.image.detector import ImageDetector, ImageInput, ImageStream
+
+if TYPE_CHECKING:  # torch is imported only where features are computed (on the workers)
+    from oddity.image.detector import ImageDetector, ImageInput
 
 FIT_PARTITION_SIZE = 16  # training images per task
 _DETECTORS: dict[str, ImageDetector] = {}  # per worker process: configuration -> detector
@@ -80,6 +81,10 @@ def extract_features(name: str, params: dict[str, Any], input_shape: tuple[int, 
     skipped : list of str
         Files skipped as unreadable (under `skip_bad`).
     """
+    import torch
+
+    from oddity.image.detector import ImageStream
+
     detector = worker_detector(name, params, input_shape)
     detector.skipped_ = set()
     with torch.inference_mode():

@@ -289,7 +289,7 @@ def describe_prediction(detector: ImageDetector | ExportedModel, prediction: Ima
     print(f"scores: {csv_path}; overlays: {Path(out) / 'overlays'}; masks: {Path(out) / 'masks'}")
     if getattr(detector, "map_range_", None) is None and not getattr(detector, "zero_shot", False):
         print("note: this model was saved without the colour range of its calibration maps, so the "
-              "overlays share the range of this run's maps (refit it to colour every run alike)")
+              "overlays share the range of this run's maps (refit or re-export it to colour every run alike)")
 
 
 def evaluate(model: Detector, args: argparse.Namespace) -> None:

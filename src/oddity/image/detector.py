@@ -217,6 +217,10 @@ class ImageDetector(Detector):
         kept, or that do not localise).
     skipped_ : set of str or None
         Files skipped as unreadable by the last `fit` (not saved).
+    feature_source : callable or None
+        Where a `feature_fit` detector's `fit` takes the training features from: called with
+        (detector, samples, verbose), it yields `fit_features` of each model input in order;
+        None computes them here (`oddity.distributed.fit_on_cluster` sets a Dask cluster).
 
     Examples
     --------
