@@ -22,6 +22,19 @@ def test_a_fit_on_worker_processes_equals_the_local_fit(client, inspection_set, 
     assert remote.map_range_ == local.map_range_ and remote.feature_source is None
 
 
+def test_a_fixed_shape_detector_fits_on_the_cluster_as_here(client, inspection_set):
+    """PaDiM: the workers need the input shape and the seeded channel choice of the fit."""
+    params = {"image_size": 64, "seed": 3, "calibration": "holdout"}
+    local = oddity.create("padim", **params).fit(inspection_set, verbose=False)
+    remote = fit_on_cluster(client, oddity.create("padim", **params), inspection_set, partition_size=4,
+                            verbose=False)
+    assert remote.input_shape_ == local.input_shape_
+    assert np.array_equal(remote.channels_, local.channels_)
+    assert np.array_equal(remote.mean_.numpy(), local.mean_.numpy())
+    assert np.array_equal(remote.whitening_.numpy(), local.whitening_.numpy())
+    assert remote.threshold_ == local.threshold_ and remote.pixel_threshold_ == local.pixel_threshold_
+
+
 def test_eval_on_the_cluster_equals_the_local_eval(client, inspection_set, tmp_path):
     path = tmp_path / "gaussian.oddity"
     oddity.create("gaussian_ad", image_size=64, seed=0).fit(inspection_set, verbose=False).save(path)
