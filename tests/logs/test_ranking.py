@@ -117,3 +117,13 @@ def test_rank_command_writes_ranked_alerts_and_patterns(stream, tmp_path, capsys
     assert len(err) == 2 and all(line.startswith("error: ") for line in err)
     assert "no kind column 'type'" in err[1]
     assert table.read_text().startswith("time,kind")  # the input is untouched
+
+
+def test_sequence_column_keeps_each_host_a_sequence_of_its_own():
+    # two hosts interleaved: a b a b ... on one, x y x y ... on the other
+    kinds = [k for pair in zip("ab" * 6, "xy" * 6) for k in pair]
+    alerts = pd.DataFrame({"kind": kinds, "host": ["h1" if k in "ab" else "h2" for k in kinds]})
+    joined = CollaborativeAlertRanker(kind="kind", epochs=2).rank(alerts)
+    apart = CollaborativeAlertRanker(kind="kind", sequence="host", epochs=2).rank(alerts)
+    assert "a -> x" in set(joined.patterns["pattern"]) and "a -> b" not in set(joined.patterns["pattern"])
+    assert {"a -> b", "x -> y"} <= set(apart.patterns["pattern"]) and "a -> x" not in set(apart.patterns["pattern"])

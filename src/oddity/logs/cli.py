@@ -96,7 +96,7 @@ def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     rank.add_argument("--out", required=True, metavar="DIR", help="output folder")
     rank.add_argument("--kind", required=True, metavar="NAME", help="column of the alert type, e.g. template")
     rank.add_argument("--entities", nargs="+", metavar="NAME",
-                      help="attribute columns (default: all but --score, --time, --sequence)")
+                      help="attribute columns (default: all but --score and --time)")
     rank.add_argument("--score", metavar="NAME", help="column of the detector's score (higher = more anomalous)")
     rank.add_argument("--time", metavar="NAME", help="column of time stamps in seconds")
     rank.add_argument("--max-gap", type=float, default=3600.0, metavar="S",
