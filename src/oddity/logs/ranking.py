@@ -18,7 +18,10 @@ detector's own score order; its minimum (one sparse linear solve) ranks alerts a
 Deviations:
 - the Pitman-Yor hierarchy uses the one-table-per-type approximation (interpolated
   Kneser-Ney) with a fixed discount and strength, not Gibbs-sampled seating;
-- a pattern's temporal strength is its lift, log P(next | context) - log P(next), at least zero;
+- a pattern's temporal strength is its lift, log P(next | context) - log P(next); patterns
+  with no positive lift are dropped;
+- two alerts' content similarity is the cosine of their mean entity embeddings, kept for the
+  `neighbours` nearest alerts;
 - the combined objective is a graph-regularised co-ranking written here (the weights
   `content_weight`, `pattern_weight`, `prior_weight`, `strength_weight` are ours), solved
   as one linear system (conjugate gradients) rather than by alternating updates;
