@@ -6,8 +6,10 @@ A method subclasses `SeriesDetector` and writes two hooks, nothing else:
 - `_score_series(values)`: return (per-step scores (T,), per-channel scores (T, C) or None),
   higher = more anomalous, never NaN. A method whose first steps have no score of their own
   (before a full window or lag) fills them with the lowest score it produced and says so.
-It may override the `min_length` property (steps needed to fit or score; default 1) and
-extend `_get_state` / `_set_state` with its learned arrays (calling super()).
+It may override the `min_length` property (steps needed to fit or score; default 1),
+extend `_get_state` / `_set_state` with its learned arrays (calling super()), and override
+`_score_stream(values, index)` (the rows of one `update` call) to score streamed rows from
+incremental state instead of rescoring the kept context with them.
 
 `fit` holds out the last `calibration_fraction` of the history (the most recent part, never
 a random subset: time order matters), fits the method on the rest and calibrates the
@@ -241,19 +243,43 @@ class SeriesDetector(Detector):
         """
         self._check_fitted()
         assert self.context_ is not None and self.columns_ is not None
-        frame = self._aligned(as_frame(data, "update data"), "update data",
-                              from_array=not isinstance(data, (pd.DataFrame, pd.Series)))
-        values = frame.to_numpy(dtype=np.float64)
+        values, index = self._stream_rows(data)
         if self.stream_ is None and self.online:
             self.stream_ = self.calibrator()
+        scores, channel_scores = self._score_stream(values, index)
+        result = SeriesScores(index=index, scores=scores, channel_scores=channel_scores,
+                              columns=self.columns_)
+        return self.decide(result, self.stream_ if self.online else None)
+
+    def _score_stream(self, values: np.ndarray, index: pd.Index
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores of rows that follow `context_`, which then moves past them. This default
+        scores the context and the rows together; a method with incremental state may
+        override it, giving the scores the whole series would."""
+        assert self.context_ is not None
         joined = np.concatenate((self.context_, values))
         scores, channel_scores = self._score_values(joined)
         new = slice(len(self.context_), None)
         self.context_ = joined[len(joined) - self.min_length + 1:]
-        result = SeriesScores(index=frame.index, scores=scores[new],
-                              channel_scores=None if channel_scores is None
-                              else channel_scores[new], columns=list(frame.columns))
-        return self.decide(result, self.stream_ if self.online else None)
+        return scores[new], None if channel_scores is None else channel_scores[new]
+
+    def _stream_rows(self, data: SeriesInput) -> tuple[np.ndarray, pd.Index]:
+        """`update`'s rows as float64 (T, C) values in the fitted column order, and their
+        index. A numeric array (or list) of finite values with the fitted number of channels
+        (1-D for one channel) skips the DataFrame round trip of `as_frame`, which reads it
+        the same way (rows numbered from 0); anything else goes through `as_frame`."""
+        assert self.columns_ is not None
+        if isinstance(data, list):
+            data = np.asarray(data)
+        if isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and len(data) > 0:
+            width = 1 if data.ndim == 1 else data.shape[-1]
+            if data.ndim <= 2 and width == len(self.columns_):
+                values = data.astype(np.float64).reshape(len(data), width)
+                if np.isfinite(values).all():
+                    return values, pd.RangeIndex(len(values))
+        frame = self._aligned(as_frame(data, "update data"), "update data",
+                              from_array=not isinstance(data, (pd.DataFrame, pd.Series)))
+        return frame.to_numpy(dtype=np.float64), frame.index
 
     def calibrator(self) -> OnlineConformal:
         """A fresh online calibrator starting from the scores calibrated at fit time.
