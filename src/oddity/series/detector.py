@@ -380,7 +380,8 @@ class SeriesDetector(Detector):
             labels = result.scores > self.threshold_.value
             thresholds = np.full(len(result), self.threshold_.value)
             levels = fixed_levels(self.calibration_scores_, result.scores)
-        spans = [(result.index[s], result.index[e]) for s, e in labels_to_spans(labels)]
+        spans = ([(result.index[s], result.index[e]) for s, e in labels_to_spans(labels)]
+                 if labels.any() else [])
         return SeriesPrediction(index=result.index, scores=result.scores,
                                 channel_scores=result.channel_scores, columns=result.columns,
                                 threshold=self.threshold_.value, labels=labels, spans=spans,

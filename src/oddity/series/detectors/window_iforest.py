@@ -111,18 +111,23 @@ def forest_scores(forest: dict[str, np.ndarray], samples: np.ndarray,
     numpy.ndarray
         (n,) scores.
     """
-    x = samples.astype(np.float32).astype(np.float64)
-    rows = np.arange(len(x))[None, :]
-    trees = np.arange(forest["left"].shape[0])[:, None]
-    node = np.zeros((forest["left"].shape[0], len(x)), np.int64)
+    x = samples.astype(np.float32).astype(np.float64).ravel()
+    n_trees, width = forest["left"].shape
+    features = samples.shape[1]
+    # Flat positions: node k of tree i is i * width + k; feature f of row j is j * d + f.
+    rows = np.arange(len(samples))[None, :] * features
+    node = np.repeat(np.arange(n_trees)[:, None] * width, len(samples), axis=1)
+    left, right = forest["left"].ravel(), forest["right"].ravel()
+    feature, split = forest["feature"].ravel(), forest["split"].ravel()
+    base = node.copy()
     while True:
-        left = forest["left"][trees, node]
-        inner = left != -1
+        child = left.take(node)
+        inner = child != -1
         if not inner.any():
             break
-        goes_left = x[rows, forest["feature"][trees, node]] <= forest["split"][trees, node]
-        node = np.where(inner, np.where(goes_left, left, forest["right"][trees, node]), node)
-    lengths = forest["leaf_length"][trees, node].mean(axis=0)
+        goes_left = x.take(rows + feature.take(node)) <= split.take(node)
+        node = np.where(inner, base + np.where(goes_left, child, right.take(node)), node)
+    lengths = forest["leaf_length"].ravel().take(node).mean(axis=0)
     return 2.0 ** (-lengths / average_path_length(np.array([max_samples]))[0])
 
 
