@@ -27,7 +27,7 @@ import numpy as np
 from oddity.core.online_calibration import OnlineConformal
 from oddity.core.persistence import atomic_write
 from oddity.metrics.nab import nab_scores
-from oddity.series.data import read_nab
+from oddity.series.data import NabSeries, read_nab
 from oddity.series.evaluate import METRICS, ONSET_MEMORY, series_metrics
 from oddity.series.postprocess import onset_scores
 from oddity.series.scaling import robust_scaling, standardise
@@ -90,10 +90,13 @@ def peer_step_scores(peer: str, fit: np.ndarray, values: np.ndarray, window: int
     return pyod_scores(peer.split("_")[1], fit, context, window)
 
 
-def evaluate(peer: str, window: int) -> dict:
-    data = Path(os.environ.get("ODDITY_DATA", "../shared/data")) / "series" / "nab"
+def evaluate(peer: str, window: int, corpus: list[NabSeries] | None = None) -> dict:
+    """Mean metrics, median FPR, NAB scores and seconds of `peer` over `corpus` (default:
+    every NAB series under $ODDITY_DATA)."""
+    if corpus is None:
+        corpus = read_nab(Path(os.environ.get("ODDITY_DATA", "../shared/data")) / "series" / "nab")
     rows, pairs, seconds = [], [], 0.0
-    for nab in read_nab(data):
+    for nab in corpus:
         values = nab.frame.to_numpy(dtype=np.float64)
         start = time.perf_counter()
         split = round(0.8 * nab.probationary)

@@ -32,6 +32,7 @@ which looks up to a window's width ahead.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, ClassVar
 
@@ -266,17 +267,22 @@ class SeriesDetector(Detector):
     def _stream_rows(self, data: SeriesInput) -> tuple[np.ndarray, pd.Index]:
         """`update`'s rows as float64 (T, C) values in the fitted column order, and their
         index. A numeric array (or list) of finite values with the fitted number of channels
-        (1-D for one channel) skips the DataFrame round trip of `as_frame`, which reads it
-        the same way (rows numbered from 0); anything else goes through `as_frame`."""
+        (1-D for one channel), or a DataFrame of finite numbers with exactly the fitted
+        columns, skips the checks and copies of `as_frame`, which would read it the same way
+        (an array's rows numbered from 0); anything else goes through `as_frame`."""
         assert self.columns_ is not None
         if isinstance(data, list):
             data = np.asarray(data)
+        if isinstance(data, pd.DataFrame) and len(data) > 0 and list(data.columns) == self.columns_:
+            values = data.to_numpy()
+            if values.dtype.kind in "biuf" and np.isfinite(values).all():
+                return values.astype(np.float64), data.index
         if isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and len(data) > 0:
             width = 1 if data.ndim == 1 else data.shape[-1]
             if data.ndim <= 2 and width == len(self.columns_):
                 values = data.astype(np.float64).reshape(len(data), width)
                 if np.isfinite(values).all():
-                    return values, pd.RangeIndex(len(values))
+                    return values, row_numbers(len(values))
         frame = self._aligned(as_frame(data, "update data"), "update data",
                               from_array=not isinstance(data, (pd.DataFrame, pd.Series)))
         return frame.to_numpy(dtype=np.float64), frame.index
@@ -402,6 +408,24 @@ class SeriesDetector(Detector):
         self.dayfirst_ = values.get("dayfirst_")
         self.calibration_scores_ = arrays["calibration_scores"]
         self.context_ = arrays["context"]
+
+
+@functools.lru_cache(maxsize=16)
+def row_numbers(count: int) -> pd.RangeIndex:
+    """The index 0..count-1 that `as_frame` gives an array of `count` rows (immutable, so
+    one object serves every streamed block of that size).
+
+    Parameters
+    ----------
+    count : int
+        Rows.
+
+    Returns
+    -------
+    pandas.RangeIndex
+        0..count-1.
+    """
+    return pd.RangeIndex(count)
 
 
 def _check_variation(frame: pd.DataFrame) -> None:
