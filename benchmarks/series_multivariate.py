@@ -32,14 +32,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from series_peers import evaluate as evaluate_peer
 
 import oddity
 from oddity.core.persistence import atomic_write
 from oddity.metrics.nab import probationary_length
 from oddity.series.data import NabSeries, read_nab, window_labels
 from oddity.series.evaluate import evaluate_nab, evaluate_series
-
-from series_peers import evaluate as evaluate_peer
 
 RESULTS = Path(__file__).resolve().parent / "results" / "series_multivariate.md"
 GROUPS = {"realTraffic": [("occupancy_6005", "speed_6005"), ("occupancy_t4013", "speed_t4013")],
@@ -75,7 +74,7 @@ def daphnet() -> pd.DataFrame | None:
     spec = importlib.util.find_spec("aeon")
     if spec is None or not spec.submodule_search_locations:
         return None
-    path = (Path(list(spec.submodule_search_locations)[0]) / "datasets" / "data"
+    path = (Path(next(iter(spec.submodule_search_locations))) / "datasets" / "data"
             / "Daphnet_S06R02E0" / "S06R02E0.csv")
     if not path.is_file():
         return None
@@ -101,7 +100,7 @@ def explanations(series: NabSeries, ranges: int = 3, top: int = 3) -> list[str]:
         table = detector.explain(test, start, end, top=top)
         drivers = "; ".join(f"{r.feature} {r.mean_abs_shap:.3g} ({r.direction})"
                             for r in table.itertuples())
-        rows.append(f"| {start} to {end} | {peak:.1f} | {'yes' if labelled else 'no'} | "
+        rows.append(f"| {start} to {end} | {peak:.2f} | {'yes' if labelled else 'no'} | "
                     f"{table['target'].iloc[0]} | {drivers} |")
     return rows
 
@@ -114,11 +113,11 @@ def main() -> None:
     data = Path(os.environ.get("ODDITY_DATA", "../shared/data")) / "series" / "nab"
     corpus = joint_series(read_nab(data))
     lines = ["# Multivariate series (NAB's multi-channel sensors; aeon's Daphnet excerpt)", "",
-             f"Reproduce: `python benchmarks/series_multivariate.py --detectors "
+             (f"Reproduce: `python benchmarks/series_multivariate.py --detectors "
              f"{' '.join(args.detectors)} --peers {' '.join(args.peers)}` ({os.cpu_count()} "
              "CPU cores). Data and protocol: the docstring of benchmarks/series_multivariate.py. "
              "Means over the series; NAB std (a): NAB's protocol on the calibrated level at "
-             "alert onsets, threshold optimised over these series.", "",
+             "alert onsets, threshold optimised over these series."), "",
              "| series | steps | channels | labelled steps | history |", "|---|---|---|---|---|"]
     lines += [f"| {s.name} | {len(s.frame)} | {s.frame.shape[1]} | {int(s.labels.sum())} | "
               f"{s.probationary} |" for s in corpus]
@@ -139,9 +138,9 @@ def main() -> None:
                      f" | {means['nab']['standard']:.1f} | {means['seconds_per_series']:.2f} |")
         print(lines[-1], flush=True)
     lines += ["", f"## What drove `xgb_forecast`'s top anomalies on {EXPLAINED}", "",
-              "Mean |SHAP| over the range of each feature of the forecast of the channel with the "
+              ("Mean |SHAP| over the range of each feature of the forecast of the channel with the "
               "highest score there (`x[t-k]`: channel x, k steps back; hour, day_of_week: "
-              "calendar), and whether the range meets a labelled window.", "",
+              "calendar), and whether the range meets a labelled window."), "",
               "| predicted range | peak score | labelled | forecast of | top features |",
               "|---|---|---|---|---|"]
     lines += explanations(next(s for s in corpus if s.name == EXPLAINED))
@@ -153,8 +152,8 @@ def main() -> None:
         series = NabSeries(name="Daphnet/S06R02E0", group="Daphnet", frame=frame, windows=[],
                            labels=np.zeros(len(frame), bool),
                            probationary=probationary_length(len(frame)))
-        lines += [f"{len(frame)} steps at 64 Hz; fit on the first {series.probationary} (NAB's "
-                  "rule), online calibration at 1%, flagged share of the other steps.", "",
+        lines += [(f"{len(frame)} steps at 64 Hz; fit on the first {series.probationary} (NAB's "
+                  "rule), online calibration at 1%, flagged share of the other steps."), "",
                   "| detector | realised FPR | s |", "|---|---|---|"]
         for name in args.detectors:
             result = evaluate_series(name, {}, series)

@@ -144,18 +144,19 @@ def main() -> None:
         print(rows[-1], flush=True)
         rows.sort(key=lambda row: PEERS.index(row[2:].split(" ")[0]))
         lines = ["# Peers on NAB (same protocol and metrics as series.md)", "",
-                 f"Reproduce: `python benchmarks/series_peers.py --peers {' '.join(PEERS)} "
+                 (f"Reproduce: `python benchmarks/series_peers.py --peers {' '.join(PEERS)} "
                  f"--window {args.window}` ({os.cpu_count()} CPU cores; `--peers NAME --keep` "
                  "reruns one peer and keeps the other rows). Online calibration at a 1% target "
                  "as for oddity's detectors; PyOD 3.6.7, stumpy 1.14.1, darts 0.48.1 (its "
                  "XGBModel on xgboost 3.2.0). NAB (a): NAB's protocol (threshold optimised over "
                  "the corpus) on the calibrated level at alert onsets, as series.md's (a) level "
-                 "column.", "",
-                 "| peer | AUROC | AUPR | VUS-ROC | VUS-PR | PATE | PA-F1 | event-F1 | range-F1 "
+                 "column."), "",
+                 ("| peer | AUROC | AUPR | VUS-ROC | VUS-PR | PATE | PA-F1 | event-F1 | range-F1 "
                  "| FPR mean | FPR median | NAB std (a) | NAB low FP (a) | NAB low FN (a) "
-                 "| s/series |",
+                 "| s/series |"),
                  "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|", *rows]
-        atomic_write(RESULTS, lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
+        text = "\n".join(lines) + "\n"
+        atomic_write(RESULTS, lambda tmp, text=text: Path(tmp).write_text(text))
 
 if __name__ == "__main__":
     main()

@@ -46,11 +46,11 @@ def main() -> None:
     nab = next(s for s in read_nab(data) if s.name == SERIES)
     frame = nab.frame.iloc[nab.probationary:nab.probationary + args.steps]
     lines = ["# Streaming latency (`SeriesDetector.update`)", "",
-             f"Reproduce: `python benchmarks/series_streaming.py --steps {args.steps}` "
+             (f"Reproduce: `python benchmarks/series_streaming.py --steps {args.steps}` "
              f"(fit on the {nab.probationary}-step probationary period of {SERIES}, then "
-             f"{len(frame)} rows; {os.cpu_count()} CPU cores).", "",
-             "| detector | rows given as | rows per call | steps/s | median ms per call "
-             "| p99 ms per call | steps/s at the median |", "|---|---|---|---|---|---|---|"]
+             f"{len(frame)} rows; {os.cpu_count()} CPU cores)."), "",
+             ("| detector | rows given as | rows per call | steps/s | median ms per call "
+             "| p99 ms per call | steps/s at the median |"), "|---|---|---|---|---|---|---|"]
     for name in DETECTORS:
         for kind in ("array", "DataFrame"):
             if kind == "array" and name == "xgb_forecast":

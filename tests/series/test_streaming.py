@@ -8,8 +8,8 @@ import pandas as pd
 import pytest
 
 import oddity
-from oddity.core.errors import DataError
 from oddity.cli import main
+from oddity.core.errors import DataError
 
 
 @pytest.mark.parametrize(("name", "params"), [
