@@ -20,7 +20,10 @@ def test_update_equals_scoring_the_whole_stream_whatever_the_blocks(name, params
     detector = oddity.create(name, **params).fit(history)
     whole = detector.score(np.concatenate((history, test))).scores[len(history):]
     blocks = [detector.update(test[a:b]) for a, b in ((0, 1), (1, 2), (2, 300), (300, 1000))]
-    np.testing.assert_allclose(np.concatenate([b.scores for b in blocks]), whole, rtol=1e-12)
+    # The forest averages its trees' path lengths in an order that depends on the block size
+    # (numpy's pairwise summation), hence the tolerance; the z-score is bit for bit the same.
+    np.testing.assert_allclose(np.concatenate([b.scores for b in blocks]), whole,
+                               rtol=1e-12 if name == "window_iforest" else 0)
     flags = np.concatenate([b.labels for b in blocks])
     # The calibrator carried over: the same decisions as one online pass over the test rows.
     single = oddity.create(name, **params).fit(history)
