@@ -118,3 +118,5 @@ def test_update_reads_rows_as_the_batch_path_does(injected):
     assert np.isfinite(filled.scores).all()
     with pytest.raises(DataError, match="infinite"):
         detector.update(np.array([[0.1, np.inf]]))
+    with pytest.raises(DataError, match="1-D"):
+        detector.update(np.array(0.5))

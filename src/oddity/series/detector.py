@@ -249,7 +249,7 @@ class SeriesDetector(Detector):
             self.stream_ = self.calibrator()
         scores, channel_scores = self._score_stream(values, index)
         result = SeriesScores(index=index, scores=scores, channel_scores=channel_scores,
-                              columns=self.columns_)
+                              columns=list(self.columns_))
         return self.decide(result, self.stream_ if self.online else None)
 
     def _score_stream(self, values: np.ndarray, index: pd.Index
@@ -277,9 +277,10 @@ class SeriesDetector(Detector):
             values = data.to_numpy()
             if values.dtype.kind in "biuf" and np.isfinite(values).all():
                 return values.astype(np.float64), data.index
-        if isinstance(data, np.ndarray) and data.dtype.kind in "biuf" and len(data) > 0:
-            width = 1 if data.ndim == 1 else data.shape[-1]
-            if data.ndim <= 2 and width == len(self.columns_):
+        if (isinstance(data, np.ndarray) and data.ndim in (1, 2) and data.dtype.kind in "biuf"
+                and len(data) > 0):
+            width = 1 if data.ndim == 1 else data.shape[1]
+            if width == len(self.columns_):
                 values = data.astype(np.float64).reshape(len(data), width)
                 if np.isfinite(values).all():
                     return values, row_numbers(len(values))
