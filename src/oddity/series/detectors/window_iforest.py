@@ -108,6 +108,11 @@ class ForestWalker:
     ----------
     depth : int
         Levels of the deepest tree.
+    roots : numpy.ndarray
+        (n_trees, 1) flat position of each tree's root.
+    left, right, feature, split, leaf_length : numpy.ndarray
+        Per flat node: its children's flat positions (itself at a leaf), split feature,
+        split value and, at a leaf, the path length.
     """
 
     def __init__(self, forest: dict[str, np.ndarray]):
