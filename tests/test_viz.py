@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from oddity.viz import (centred_range, colorize, outline, overlay, save_png, shrink_mask, side_by_side,
+from oddity.viz import (centre_range, centred_range, colorize, outline, overlay, save_png, shrink_mask, side_by_side,
                         thumbnail)
 
 
@@ -29,6 +29,13 @@ def test_centred_range_puts_the_threshold_in_the_middle():
     assert (low, high) == (1.0, 7.0)
     assert centred_range(maps, float("nan")) == (1.0, 10.0)
     assert centred_range(maps, 0.5) == (1.0, 10.0)  # threshold below every value
+
+
+def test_centre_range_needs_no_maps():
+    """A model's calibration range (`map_range_`) colours any map alone, as the maps' own would."""
+    assert centre_range(1.0, 10.0, 4.0) == (1.0, 7.0)
+    assert centre_range(1.0, 10.0, 0.5) == (1.0, 10.0)
+    assert centre_range(2.0, 2.0, float("nan")) == (2.0, 3.0)  # a flat range still has a width
 
 
 def test_outline_surrounds_the_mask_and_leaves_it_visible():

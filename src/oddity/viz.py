@@ -22,9 +22,8 @@ WHITE = (1.0, 1.0, 1.0)
 
 
 def centred_range(maps: Sequence[np.ndarray], threshold: float) -> tuple[float, float]:
-    """(low, high) for a batch of maps with `threshold` in the middle: low is the smallest map
-    value, high = 2 * threshold - low. Falls back to the maps' min and max when the threshold
-    is not finite or lies below every value.
+    """(low, high) for a batch of maps with `threshold` in the middle (`centre_range` of the
+    maps' smallest and largest values).
 
     Parameters
     ----------
@@ -38,8 +37,25 @@ def centred_range(maps: Sequence[np.ndarray], threshold: float) -> tuple[float, 
     tuple of float
         (low, high).
     """
-    low = float(min(np.min(m) for m in maps))
-    high = float(max(np.max(m) for m in maps))
+    return centre_range(float(min(np.min(m) for m in maps)), float(max(np.max(m) for m in maps)), threshold)
+
+
+def centre_range(low: float, high: float, threshold: float) -> tuple[float, float]:
+    """(low, 2 * threshold - low): a colour range from `low` with `threshold` in the middle.
+    Falls back to (low, high) when the threshold is not finite or not above `low`.
+
+    Parameters
+    ----------
+    low, high : float
+        The smallest and largest map values the range should cover.
+    threshold : float
+        The pixel threshold.
+
+    Returns
+    -------
+    tuple of float
+        (low, high).
+    """
     if np.isfinite(threshold) and threshold > low:
         return low, 2.0 * threshold - low
     return low, high if high > low else low + 1.0

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import oddity
-from oddity.distributed import dask_client, load_on_workers, predict_on_cluster
+from oddity.distributed import load_on_workers, predict_on_cluster
 from oddity.image.data import evaluation_samples
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import this file
@@ -22,12 +22,6 @@ def model(inspection_set, tmp_path_factory) -> str:
     path = tmp_path_factory.mktemp("dask") / "padim.oddity"
     oddity.create("padim", image_size=64, seed=0).fit(inspection_set, verbose=False).save(path)
     return str(path)
-
-
-@pytest.fixture(scope="module")
-def client():
-    with dask_client("local:2") as client:
-        yield client
 
 
 def _assert_same(got, expected) -> None:
@@ -48,7 +42,7 @@ def test_cluster_run_equals_the_local_run_in_input_order(client, model, inspecti
 
 def _die_on_first_partition(marker: str) -> None:
     """Installed on the workers: the first partition any of them scores kills its process."""
-    import oddity.distributed as distributed
+    import oddity.distributed.predict as distributed
 
     original = distributed.score_partition
 
@@ -79,7 +73,7 @@ def test_the_model_is_loaded_once_per_worker(client, model):
 
 
 def _cached_model_id(path: str) -> int:
-    from oddity.distributed import worker_model
+    from oddity.distributed.cluster import worker_model
 
     return id(worker_model(os.path.abspath(path)))
 

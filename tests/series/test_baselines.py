@@ -6,6 +6,7 @@ from sklearn.ensemble import IsolationForest
 
 import oddity
 from oddity.metrics.series import point_auroc
+from oddity.series.detectors.rolling_zscore import window_median
 from oddity.series.detectors.window_iforest import export_forest, forest_scores
 
 
@@ -44,3 +45,9 @@ def test_exported_forest_matches_scikit_learn():
                              random_state=0).fit(train)
     ours = forest_scores(export_forest(forest), test, forest.max_samples_)
     np.testing.assert_allclose(ours, -forest.score_samples(test), rtol=1e-12)
+
+
+@pytest.mark.parametrize("width", [7, 8])
+def test_window_median_gives_numpy_medians(width):
+    windows = np.random.default_rng(0).normal(size=(50, width, 3))
+    assert np.array_equal(window_median(windows), np.median(windows, axis=1))

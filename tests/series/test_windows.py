@@ -17,6 +17,9 @@ def test_sliding_windows_shape_content_and_stride():
     np.testing.assert_array_equal(windows[1], values[3:7])
     np.testing.assert_array_equal(windows[2], values[6:10])
     assert not windows.flags.writeable  # a view, not a copy
+    one = sliding_windows(values[:4], 4, stride=3)  # a single window
+    assert one.shape == (1, 4, 2) and not one.flags.writeable
+    np.testing.assert_array_equal(one[0], values[:4])
 
 
 def test_sliding_windows_errors():

@@ -155,37 +155,53 @@ def detector_row(name: str, params: dict[str, Any], train: LogSequences, test: L
             "fit_s": fit_seconds, "score_s": score_seconds}
 
 
-def bgl_event_table(path: Path) -> tuple["pd.DataFrame", np.ndarray]:
-    """BGL lines as categorical events, with their alert tags as labels.
+# Entity columns of loghub lines as categorical events: column -> (format field, slice of it);
+# Thunderbird lines carry no level.
+EVENT_FIELDS: dict[str, dict[str, tuple[str, slice]]] = {
+    "BGL": {"node": ("Node", slice(None)), "component": ("Component", slice(None)),
+            "level": ("Level", slice(None)), "hour": ("Time", slice(11, 13))},
+    "Thunderbird": {"node": ("User", slice(None)), "component": ("Component", slice(None)),
+                    "hour": ("Time", slice(0, 2))},
+}
 
-    The entity columns of each line: node, component, level, template and hour of day; its
-    label is 1 for an alert.
+
+def loghub_event_table(path: Path, dataset: str) -> tuple["pd.DataFrame", np.ndarray, "pd.DataFrame"]:
+    """BGL or Thunderbird lines as categorical events, with their alert tags as labels.
+
+    The entity columns of each line: node, component, level (BGL only), template and hour of
+    day; its label is 1 for an alert.
 
     Parameters
     ----------
     path : pathlib.Path
-        A raw BGL log file (Loghub format, label first).
+        A raw Loghub log file (label first).
+    dataset : str
+        ``"BGL"`` or ``"Thunderbird"`` (its format string and fields).
 
     Returns
     -------
     events : pandas.DataFrame
-        Columns `node`, `component`, `level`, `template` and `hour`, one row per matched line.
+        The entity columns, one row per matched line, in file order.
     labels : numpy.ndarray
         int64, one per row.
+    lines : pandas.DataFrame
+        Per row: `line` (1-based line number) and `seconds` (the epoch time stamp).
     """
     import pandas as pd
 
     from oddity.logs.parsing import LogSource, matched, mine
     from oddity.logs.data import ReadReport
 
-    source, parser = LogSource(format=LOGHUB_FORMATS["BGL"], label_field="Label"), TemplateParser()
+    source, parser = LogSource(format=LOGHUB_FORMATS[dataset], label_field="Label"), TemplateParser()
     mine(path, source, parser)
-    rows, labels = [], []
+    rows, labels, where = [], [], []
     for line, template in matched(path, source, parser, ReadReport(str(path))):
-        rows.append({"node": line.fields["Node"], "component": line.fields["Component"],
-                     "level": line.fields["Level"], "template": template, "hour": line.fields["Time"][11:13]})
+        row = {name: line.fields[field][part] for name, (field, part) in EVENT_FIELDS[dataset].items()}
+        rows.append({**row, "template": template})
         labels.append(line.label)
-    return pd.DataFrame(rows), np.array(labels, dtype=np.int64)
+        where.append({"line": line.number, "seconds": float(line.fields["Timestamp"])})
+    columns = [c for c in EVENT_FIELDS[dataset] if c != "hour"] + ["template", "hour"]
+    return pd.DataFrame(rows)[columns], np.array(labels, dtype=np.int64), pd.DataFrame(where)
 
 
 def event_row(params: dict[str, Any], events: "pd.DataFrame", labels: np.ndarray, cut: int) -> dict[str, Any]:
@@ -205,9 +221,10 @@ def event_row(params: dict[str, Any], events: "pd.DataFrame", labels: np.ndarray
     Returns
     -------
     dict
-        Precision, recall, F1, FPR, AUROC, AUPR and best hindsight F1 on the test part, the
-        threshold rule, `fit_s`, `score_s`, and explanations of the first three anomalous
-        test events.
+        Precision, recall, F1, FPR, AUROC, AUPR and best hindsight F1 on the test part (None
+        for those a test part without anomalous events leaves undefined), the threshold rule,
+        `fit_s`, `score_s`, explanations of the first three anomalous test events, and
+        `test_scores`.
     """
     from oddity.metrics.classification import f1_max, image_aupr, image_auroc
 
@@ -220,17 +237,158 @@ def event_row(params: dict[str, Any], events: "pd.DataFrame", labels: np.ndarray
     prediction = detector.predict(events.iloc[cut:])
     score_seconds = time.perf_counter() - start
     y = labels[cut:].astype(bool)
+    both = bool(y.any() and (~y).any())
     flagged = prediction.labels
     tp, fp, fn = int((flagged & y).sum()), int((flagged & ~y).sum()), int((~flagged & y).sum())
     precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
+    recall = tp / (tp + fn) if tp + fn else 0.0  # both reported as None below without anomalies
     threshold = detector.threshold_
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
     return {"detector": "ape", "params": params, "split": "chronological 60/40 (lines)",
-            "precision": precision, "recall": recall,
-            "f1": 2 * precision * recall / (precision + recall) if precision + recall else 0.0,
-            "fpr": fp / int((~y).sum()), "auroc": image_auroc(y, prediction.scores),
-            "aupr": image_aupr(y, prediction.scores), "best_f1_hindsight": f1_max(y, prediction.scores).f1,
+            "precision": precision if both else None, "recall": recall if both else None,
+            "f1": f1 if both else None,
+            "fpr": fp / int((~y).sum()), "auroc": image_auroc(y, prediction.scores) if both else None,
+            "aupr": image_aupr(y, prediction.scores) if both else None,
+            "best_f1_hindsight": f1_max(y, prediction.scores).f1 if both else None,
             "threshold_rule": f"{threshold.method}, target FPR {threshold.target_fpr:g} on "
                               f"{threshold.n_calibration} held-out normal events",
             "fit_s": fit_seconds, "score_s": score_seconds,
-            "explained": detector.explain(events.iloc[cut:][y].head(3))}
+            "explained": detector.explain(events.iloc[cut:][y].head(3)), "test_scores": prediction.scores}
+
+
+def window_line_scores(name: str, path: Path, dataset: str, cut_line: int, size: int = 20,
+                       step: int = 5) -> dict[int, float]:
+    """A window detector's score of each line after `cut_line`: the highest score of the test
+    windows holding it. Fitted on the windows that end at or before `cut_line` (their normal
+    ones, as `detector_row`); test windows start after it.
+
+    Parameters
+    ----------
+    name : str
+        Registered log detector scoring sequences.
+    path : pathlib.Path
+        Raw Loghub log (label first).
+    dataset : str
+        Its key in `LOGHUB_FORMATS`.
+    cut_line : int
+        Last line number of the training part.
+    size, step : int
+        Window length and step in lines.
+
+    Returns
+    -------
+    dict
+        Line number -> score.
+    """
+    from oddity.logs.grouping import Grouping
+    from oddity.logs.parsing import LogSource, mine, sequences_of
+
+    source, parser = LogSource(format=LOGHUB_FORMATS[dataset], label_field="Label"), TemplateParser()
+    mine(path, source, parser)
+    sequences, _ = sequences_of(path, source, parser, Grouping("count", size=size, step=step))
+    assert sequences.lines is not None
+    train = [i for i, lines in enumerate(sequences.lines) if max(lines) <= cut_line]
+    test = [i for i, lines in enumerate(sequences.lines) if min(lines) > cut_line]
+    detector = oddity.create(name).fit(sequences.subset(train), verbose=False)
+    scores = detector.score(sequences.subset(test)).scores
+    out: dict[int, float] = {}
+    for i, score in zip(test, scores):
+        for line in sequences.lines[i]:
+            out[line] = max(out.get(line, -np.inf), float(score))
+    return out
+
+
+def ranking_row(detector: str, alerts: "pd.DataFrame", truth: np.ndarray, ks: tuple[int, ...] = (10, 20, 50),
+                seed: int = 0) -> dict[str, Any]:
+    """Precision of the top-k alerts of a detector in five orders: its own score, random (the
+    expectation: the share of true alerts), CAR with the score as prior, CAR without it, and
+    (an ablation) CAR with the score but without content correlation.
+
+    Parameters
+    ----------
+    detector : str
+        Name of the detector that emitted the alerts, for the row.
+    alerts : pandas.DataFrame
+        Alerts in time order: entity columns, `template` (the alert type), `seconds` and `score`.
+    truth : numpy.ndarray
+        1 where the alert is a true one (an alert tag), one per row.
+    ks : tuple of int
+        The k of precision@k.
+    seed : int
+        Seed of CAR's embeddings.
+
+    Returns
+    -------
+    dict
+        `detector`, `alerts`, `true`, `orders` (name -> {k: precision}), `patterns` (the five
+        best patterns of CAR with the prior) and `rank_s`.
+    """
+    from oddity.logs.ranking import CollaborativeAlertRanker
+
+    entities = [c for c in alerts.columns if c not in ("seconds", "score")]
+    table = alerts.assign(truth_=truth)
+    orders = {"detector score": table.sort_values("score", ascending=False, kind="stable")["truth_"].to_numpy()}
+    start = time.perf_counter()
+    with_prior = CollaborativeAlertRanker(kind="template", entities=entities, score="score", time="seconds",
+                                          seed=seed).rank(table)
+    seconds = time.perf_counter() - start
+    alone = CollaborativeAlertRanker(kind="template", entities=entities, time="seconds", seed=seed).rank(table)
+    temporal = CollaborativeAlertRanker(kind="template", entities=entities, score="score", time="seconds",
+                                        content_weight=0.0, seed=seed).rank(table)
+    orders["CAR (detector score as prior)"] = with_prior.alerts["truth_"].to_numpy()
+    orders["CAR (alerts only)"] = alone.alerts["truth_"].to_numpy()
+    orders["ablation: CAR without content (content_weight 0)"] = temporal.alerts["truth_"].to_numpy()
+    precision = {name: {k: float(order[:k].mean()) for k in ks} for name, order in orders.items()}
+    precision = {"random (expected)": {k: float(truth.mean()) for k in ks}, **precision}
+    return {"detector": detector, "alerts": len(alerts), "true": int(truth.sum()), "orders": precision,
+            "patterns": with_prior.patterns.head(5).to_dict("records"), "rank_s": seconds}
+
+
+def car_validation(events: "pd.DataFrame", labels: np.ndarray, seconds: np.ndarray,
+                   content_weights: tuple[float, ...] = (0.0, 0.1, 0.3, 1.0), ks: tuple[int, ...] = (10, 20, 50, 100),
+                   seeds: tuple[int, ...] = (0, 1, 2)) -> dict[str, Any]:
+    """Validation of CAR's content weight, apart from any test part: precision@k of CAR on
+    `events` (every line an alert, no detector score; meant for the training part of a split)
+    and the mean precision@20 on generated alert streams (`synthetic_alerts`, seeds `seeds`,
+    detector score signal 0 and 1.5, confusion 0.3 and 0.6).
+
+    Parameters
+    ----------
+    events : pandas.DataFrame
+        Entity columns with `template`, in time order.
+    labels : numpy.ndarray
+        1 for an alert tag, one per row.
+    seconds : numpy.ndarray
+        Time stamps, one per row.
+    content_weights : tuple of float
+        The weights tried.
+    ks : tuple of int
+        The k of precision@k on `events`.
+    seeds : tuple of int
+        Seeds of the generated streams.
+
+    Returns
+    -------
+    dict
+        `lines` ({weight: {k: precision}}), `synthetic` ({weight: mean precision@20}),
+        `true_share` of `events`.
+    """
+    from itertools import product
+
+    from oddity.logs.ranking import CollaborativeAlertRanker
+    from oddity.logs.synth_alerts import synthetic_alerts
+
+    table = events.assign(seconds=seconds, truth_=labels)
+    lines, synthetic = {}, {}
+    for weight in content_weights:
+        order = CollaborativeAlertRanker(kind="template", entities=list(events.columns), time="seconds",
+                                         content_weight=weight).rank(table).alerts["truth_"].to_numpy()
+        lines[weight] = {k: float(order[:k].mean()) for k in ks}
+        found = []
+        for seed, signal, confusion in product(seeds, (0.0, 1.5), (0.3, 0.6)):
+            alerts, truth = synthetic_alerts(seed=seed, score_signal=signal, confusion=confusion)
+            ranked = CollaborativeAlertRanker(kind="kind", entities=["kind", "host", "component"], time="time",
+                                              score="score", max_gap=600, content_weight=weight)
+            found.append(ranked.rank(alerts.assign(truth_=truth)).alerts["truth_"].to_numpy()[:20].mean())
+        synthetic[weight] = float(np.mean(found))
+    return {"lines": lines, "synthetic": synthetic, "true_share": float(labels.mean())}

@@ -104,9 +104,12 @@ class ExportedModel:
         self.name = self.metadata["detector"]
         self.modality = self.metadata.get("modality", "image")
         self.spec = ImageSpec.from_dict(self.metadata["pipeline"], str(graph.parent / METADATA))
+        self.localises = self.spec.localises
         thresholds = self.metadata["thresholds"]
         self.threshold = Threshold(**thresholds["image"])
         self.pixel_threshold = Threshold(**thresholds["pixel"]) if thresholds.get("pixel") else None
+        map_range = self.metadata.get("map_range")  # overlay colours (absent before it was kept)
+        self.map_range_ = (float(map_range[0]), float(map_range[1])) if map_range else None
         self.input_hw = tuple(self.metadata["input"]["shape"][2:])
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3

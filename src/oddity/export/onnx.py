@@ -178,6 +178,7 @@ def _metadata(detector: ImageDetector, hw: tuple[int, int], gate: Parity) -> dic
                           "averaged where they overlap; the image score is the largest over tiles"),
         "thresholds": {"image": detector.threshold_.to_dict(),
                        "pixel": detector.pixel_threshold_.to_dict() if detector.pixel_threshold_ else None},
+        "map_range": list(detector.map_range_) if detector.map_range_ else None,
         "parity": gate.to_dict(),
     }
 

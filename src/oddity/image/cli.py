@@ -100,7 +100,7 @@ def model_config(detector: ImageDetector, model: str, data: str) -> dict[str, An
 
 
 def fit_and_save(detector_name: str, data: str, out: str, params: dict[str, Any], verbose: bool,
-         shots: int | None = None, augment: str = "none") -> ImageDetector:
+         shots: int | None = None, augment: str = "none", dask: str | None = None) -> ImageDetector:
     """Create, fit (on `shots` images when given), save and describe a detector.
 
     Shared by `fit` and `demo`. A zero-shot detector reads no data: its configuration is saved.
@@ -121,6 +121,9 @@ def fit_and_save(detector_name: str, data: str, out: str, params: dict[str, Any]
         Few-shot: fit on this many normal images (see `oddity.image.fewshot`).
     augment : str, optional
         Few-shot augmentation: ``"none"``, ``"flips"``, ``"rotations"`` or ``"flips+rotations"``.
+    dask : str, optional
+        Extract the training features on this Dask cluster (``local:N`` or ``tcp://HOST:PORT``,
+        `oddity.distributed.fit`).
 
     Returns
     -------
@@ -130,7 +133,8 @@ def fit_and_save(detector_name: str, data: str, out: str, params: dict[str, Any]
     Raises
     ------
     ConfigError
-        If `detector_name` is not an image detector or a few-shot parameter is invalid.
+        If `detector_name` is not an image detector, a few-shot parameter is invalid, or the
+        detector cannot fit on Dask.
     DataError
         If the training images cannot be read.
     """
@@ -145,7 +149,12 @@ def fit_and_save(detector_name: str, data: str, out: str, params: dict[str, Any]
         return detector
     samples = training_samples(data)
     start = time.perf_counter()
-    if shots is None:
+    if dask is not None:
+        from oddity.distributed import dask_client, fit_on_cluster
+
+        with dask_client(dask) as client:
+            fit_on_cluster(client, detector, samples, verbose=verbose)
+    elif shots is None:
         detector.fit(samples, verbose=verbose)
     else:
         fit_few_shot(detector, samples, shots, augment=augment, verbose=verbose)
@@ -175,7 +184,7 @@ def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) ->
     detector_name : str
         Registered image detector name.
     args : argparse.Namespace
-        Reads `data`, `out`, `quiet`, `shots`, `augment` and the series options
+        Reads `data`, `out`, `quiet`, `shots`, `augment`, `dask` and the series options
         `time_column`, `value_columns` and `dates` (which must be unset).
     params : dict
         Detector parameters (`coreset_ratio` may be added).
@@ -194,9 +203,11 @@ def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) ->
         raise ConfigError(f"{series_only[0]} applies to series detectors; {detector_name} is an image detector")
     if args.shots is None and args.augment != "none":
         raise ConfigError("--augment applies to few-shot fits only; add --shots K")
+    if args.shots is not None and args.dask:
+        raise ConfigError("--dask does not apply to few-shot fits (--shots): a few images fit at once here")
     if args.shots is not None and "coreset_ratio" in get_detector_class(detector_name).param_names():
         params.setdefault("coreset_ratio", 1.0)  # a few images: keep every patch in the bank
-    fit_and_save(detector_name, args.data, args.out, params, not args.quiet, args.shots, args.augment)
+    fit_and_save(detector_name, args.data, args.out, params, not args.quiet, args.shots, args.augment, args.dask)
 
 
 def predict(model: Detector | ExportedModel, args: argparse.Namespace) -> None:
@@ -221,13 +232,15 @@ def predict(model: Detector | ExportedModel, args: argparse.Namespace) -> None:
     from oddity.image.data import unlabelled_samples
 
     samples = unlabelled_samples(args.inputs)
-    if args.dask:
-        from oddity.distributed import dask_client, predict_on_cluster
+    if args.dask:  # the workers write overlays and masks (`oddity.distributed.predict`)
+        from oddity.distributed import dask_client, predict_to_folder
 
         with dask_client(args.dask) as client:
-            prediction = predict_on_cluster(client, args.model, samples, skip_bad=args.skip_bad,
-                                            verbose=not args.quiet)
-    elif isinstance(model, ExportedModel):
+            prediction = predict_to_folder(client, args.model, samples, args.out, skip_bad=args.skip_bad,
+                                           verbose=not args.quiet)
+        describe_prediction(model, prediction, args.out)
+        return
+    if isinstance(model, ExportedModel):
         prediction = model.predict(samples, verbose=not args.quiet, skip_bad=args.skip_bad)
     else:
         detector = as_image_detector(model, args.model)
@@ -250,14 +263,33 @@ def write_prediction(detector: ImageDetector | ExportedModel, prediction: ImageP
     """
     from oddity.image.predictions import write_predictions
 
-    csv_path = write_predictions(out, prediction)
+    write_predictions(out, prediction, getattr(detector, "map_range_", None))
+    describe_prediction(detector, prediction, out)
+
+
+def describe_prediction(detector: ImageDetector | ExportedModel, prediction: ImagePrediction, out: str) -> None:
+    """Say what a written prediction folder holds (and how its overlays are coloured).
+
+    Parameters
+    ----------
+    detector : ImageDetector or ExportedModel
+        The model that made the prediction.
+    prediction : ImagePrediction
+        The prediction (maps are not needed).
+    out : str
+        The prediction folder.
+    """
+    csv_path = Path(out) / "scores.csv"
     flagged = int(prediction.labels.sum())
     print(f"{len(prediction)} images: {flagged} anomalous, {len(prediction) - flagged} normal "
           f"(image threshold {prediction.threshold:.6g})")
-    if prediction.maps is None:
+    if not detector.localises:
         print(f"scores: {csv_path} ({detector.name} scores whole images: no overlays or masks)")
-    else:
-        print(f"scores: {csv_path}; overlays: {Path(out) / 'overlays'}; masks: {Path(out) / 'masks'}")
+        return
+    print(f"scores: {csv_path}; overlays: {Path(out) / 'overlays'}; masks: {Path(out) / 'masks'}")
+    if getattr(detector, "map_range_", None) is None and not getattr(detector, "zero_shot", False):
+        print("note: this model was saved without the colour range of its calibration maps, so the "
+              "overlays share the range of this run's maps (refit or re-export it to colour every run alike)")
 
 
 def evaluate(model: Detector, args: argparse.Namespace) -> None:
@@ -268,13 +300,13 @@ def evaluate(model: Detector, args: argparse.Namespace) -> None:
     model : Detector
         A fitted image detector.
     args : argparse.Namespace
-        Reads `model` (its path), `data`, `quiet`, `skip_bad`, `mask_threshold`, `json` and
-        `report` (optional outputs).
+        Reads `model` (its path), `data`, `quiet`, `skip_bad`, `mask_threshold`, `json`,
+        `report` (optional outputs) and `dask` (score on a Dask cluster at this address).
 
     Raises
     ------
     ConfigError
-        If `model` is not an image detector.
+        If `model` is not an image detector, or cannot be scored on Dask.
     DataError
         If the test split cannot be read.
     """
@@ -283,8 +315,17 @@ def evaluate(model: Detector, args: argparse.Namespace) -> None:
 
     detector = as_image_detector(model, args.model)
     detector.skip_bad = args.skip_bad
-    evaluation = evaluate_images(detector, args.data, mask_threshold=args.mask_threshold,
-                                 verbose=not args.quiet)
+    if args.dask:  # scores on the cluster, metrics here
+        from oddity.distributed import dask_client, score_on_cluster
+
+        with dask_client(args.dask) as client:
+            evaluation = evaluate_images(
+                detector, args.data, mask_threshold=args.mask_threshold, verbose=not args.quiet,
+                scorer=lambda samples: score_on_cluster(client, args.model, samples, skip_bad=args.skip_bad,
+                                                        verbose=not args.quiet, desc="evaluate (partitions)"))
+    else:
+        evaluation = evaluate_images(detector, args.data, mask_threshold=args.mask_threshold,
+                                     verbose=not args.quiet)
     print(f"{detector.name} on {args.data}:")
     print_metrics(evaluation)
     if args.json:
@@ -394,7 +435,7 @@ def cmd_demo(args: argparse.Namespace) -> None:
     make_inspection_set(data, **DEMO_SET)
     detector = fit_and_save(args.detector, str(data), str(model), DEMO_PARAMS, verbose)
     prediction = detector.predict(unlabelled_samples([data / "test"]), verbose=verbose)
-    scores = write_predictions(out / "predictions", prediction)
+    scores = write_predictions(out / "predictions", prediction, detector.map_range_)
     evaluation = evaluate(detector, data, verbose=verbose)
     write_json(out / "metrics.json", evaluation.metrics)
     page = write_report(out / "report", evaluation, model_config(detector, str(model), str(data)),
@@ -483,6 +524,9 @@ def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
                                  "leave-one-shot-out; PatchCore keeps every patch)")
         parser.add_argument("--augment", default="none", choices=["none", "flips", "rotations", "flips+rotations"],
                             help="few-shot: add these views of each shot (only where the product allows)")
+        parser.add_argument("--dask", metavar="ADDRESS",
+                            help="extract training features on a Dask cluster: local:N or tcp://HOST:PORT "
+                                 "(patchcore, padim, gaussian_ad; the learning step runs here)")
     elif verb == "predict":
         parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
         parser.add_argument("--dask", metavar="ADDRESS",
@@ -491,6 +535,8 @@ def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
     elif verb == "eval":
         parser.add_argument("--report", metavar="DIR", help="write an HTML report into this folder")
         parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
+        parser.add_argument("--dask", metavar="ADDRESS",
+                            help="score on a Dask cluster: local:N or tcp://HOST:PORT (metrics computed here)")
         parser.add_argument("--mask-threshold", type=mask_fraction, metavar="F",
                             help="binarise grey (anti-aliased) ground-truth masks at this fraction of "
                                  "their brightest value, e.g. 0.5; by default such masks are refused")

@@ -2,7 +2,12 @@
 
 A method subclasses `ImageDetector` and writes two hooks, nothing else:
 - `_fit_images(images)`: learn normal from an `ImageStream` of (1, 3, h, w) tensors (RGB in
-  [0, 1], already resized; re-iterable, so a method may take several passes);
+  [0, 1], already resized; re-iterable, so a method may take several passes). A method that
+  learns in one pass from features computed from each tensor alone (PatchCore, PaDiM,
+  Gaussian-AD) instead sets `feature_fit = True` and writes `fit_features(x)` (those
+  features, as numpy arrays) and `_fit_features(features, images)` (the learning step);
+  `fit_on_cluster` (`oddity.distributed.fit`) then computes the features on Dask workers
+  and only the learning step runs here;
 - `_scorer(portable)`: its fitted scoring as a `torch.nn.Module` taking a batch (N, 3, h, w)
   of such tensors to (image scores (N,), patch maps (N, h', w')), everything learned held as
   buffers or sub-modules. `portable=True` asks for pure torch operations only (for export);
@@ -38,7 +43,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from typing import Any, ClassVar, Iterator
+from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -117,12 +122,29 @@ def _sample_hw(sample) -> tuple[int, int]:
 
 class ImageStream:
     """Re-iterable stream of model-ready (1, 3, h, w) tensors over training images (tiles
-    included), with a progress bar per pass."""
+    included), with a progress bar per pass.
+
+    Parameters
+    ----------
+    detector : ImageDetector
+        The detector being fitted (its tiling, input shape and `skip_bad`).
+    samples : list
+        The training samples.
+    verbose : bool
+        Show a progress bar.
+    desc : str
+        Its label.
+    jitter : float, default 0.0
+        > 0: each image is also yielded once photometrically jittered (`fit_jitter`).
+    start : int, default 0
+        Images that come before `samples` in the whole training stream (a partition of it):
+        their jitter draws are skipped, so each image is jittered as in one whole pass.
+    """
 
     def __init__(self, detector: "ImageDetector", samples: list, verbose: bool, desc: str,
-                 jitter: float = 0.0):
+                 jitter: float = 0.0, start: int = 0):
         self.detector, self.samples, self.verbose, self.desc = detector, samples, verbose, desc
-        self.jitter = jitter  # > 0: each image also once photometrically jittered (fit_jitter)
+        self.jitter, self.start = jitter, start
 
     def __len__(self) -> int:
         """Images a pass yields (jittered copies included; tiles not counted)."""
@@ -131,6 +153,9 @@ class ImageStream:
     def __iter__(self) -> Iterator[torch.Tensor]:
         bar = tqdm(total=len(self.samples), desc=self.desc, unit="img", disable=not self.verbose)
         rng = np.random.default_rng([self.detector.seed, 20])  # the same jitter on every pass
+        if self.jitter:
+            for _ in range(self.start):  # the draws of the images before this partition
+                photometric.jitter(np.zeros((1, 1, 3)), rng, self.jitter)
         with bar:
             for _, pixels in load_all(self.samples, self.detector.skip_bad, self.detector.skipped_):
                 variants = [pixels, photometric.jitter(pixels, rng, self.jitter)] if self.jitter else [pixels]
@@ -185,8 +210,17 @@ class ImageDetector(Detector):
         The fixed model input shape, for detectors that need one (PaDiM).
     border_ : BorderStandardiser or None
         Border statistics of the maps, when `border_rings` > 0.
+    map_range_ : tuple of float or None
+        Smallest and largest value of the calibration images' maps: overlays colour maps on
+        this range, centred on the pixel threshold (`oddity.viz.centre_range`), so every image
+        is coloured alone, the same way in every run (None for models saved before it was
+        kept, or that do not localise).
     skipped_ : set of str or None
         Files skipped as unreadable by the last `fit` (not saved).
+    feature_source : callable or None
+        Where a `feature_fit` detector's `fit` takes the training features from: called with
+        (detector, samples, verbose), it yields `fit_features` of each model input in order;
+        None computes them here (`oddity.distributed.fit_on_cluster` sets a Dask cluster).
 
     Examples
     --------
@@ -208,11 +242,16 @@ class ImageDetector(Detector):
     min_shots: ClassVar[int] = 1  # fewest images a few-shot fit accepts (see oddity.image.fewshot)
     not_a_graph: ClassVar[str | None] = None  # why the method has no kernel (see module doc)
     cheap_refit: ClassVar[bool] = False  # True: "auto" calibration cross-fits (see module doc)
+    feature_fit: ClassVar[bool] = False  # True: fits from `fit_features` of each input (see module doc)
 
     pixel_threshold_: Threshold | None = None
     input_shape_: tuple[int, int] | None = None
     border_: BorderStandardiser | None = None
+    map_range_: tuple[float, float] | None = None
     skipped_: set[str] | None = None  # files skipped as unreadable by the last fit (not saved)
+    # Where a feature_fit detector takes its training features from: (detector, samples, verbose)
+    # -> features in input order; None computes them here (`oddity.distributed.fit` sets a cluster).
+    feature_source: Callable[[ImageDetector, list, bool], Iterable[Any]] | None = None
     calibration_images_: list[str] | None = None  # files that calibrated the thresholds (export checks parity on them)
 
     def __init__(self, *, image_size: int = 256, tile: int | None = None,
@@ -250,6 +289,29 @@ class ImageDetector(Detector):
 
     # --- hooks for subclasses --------------------------------------------------------------
     def _fit_images(self, images: ImageStream) -> None:
+        raise NotImplementedError
+
+    def fit_features(self, x: torch.Tensor) -> Any:
+        """The features `fit` learns from, of one model input (detectors with `feature_fit`).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (1, 3, h, w) model input.
+
+        Returns
+        -------
+        numpy.ndarray or list of numpy.ndarray
+            Its features; they depend on the parameters (and `input_shape_`) alone.
+
+        Raises
+        ------
+        NotImplementedError
+            If the detector does not fit from per-input features.
+        """
+        raise NotImplementedError(f"{self.name} does not fit from per-image features")
+
+    def _fit_features(self, features: Iterable[Any], images: ImageStream) -> None:
         raise NotImplementedError
 
     def _scorer(self, portable: bool) -> nn.Module:
@@ -391,6 +453,7 @@ class ImageDetector(Detector):
         for index, group in enumerate(tqdm(groups, desc="calibrate", unit="fit", disable=not verbose)):
             copy = type(self)(**self.get_params())
             copy.skipped_ = set()
+            copy.feature_source = self.feature_source
             copy._learn([item for other, g in enumerate(groups) if other != index for item in g], False)
             result = copy.calibration_scores(group[:1] if first_only else group)
             scores.extend(result.scores.tolist())
@@ -473,8 +536,16 @@ class ImageDetector(Detector):
             if self.tile is not None:
                 sizes = [(min(h, self.tile), min(w, self.tile)) for h, w in sizes]
             self.input_shape_ = geometry.fixed_shape(sizes, self.image_size)
-        self._fit_images(ImageStream(self, samples, verbose, f"fit {self.name}", self.fit_jitter))
+        images = ImageStream(self, samples, verbose, f"fit {self.name}", self.fit_jitter)
+        if not self.feature_fit:
+            self._fit_images(images)
+        else:
+            with torch.inference_mode():
+                features = ((self.fit_features(x) for x in images) if self.feature_source is None
+                            else self.feature_source(self, samples, verbose))
+                self._fit_features(features, images)
         self.threshold_, self.pixel_threshold_ = self._model_threshold(), None
+        self.map_range_ = None
 
     def _readable_sizes(self, samples: list) -> tuple[list, list[tuple[int, int]]]:
         """(height, width) of each sample from its header; under `skip_bad` a file whose header
@@ -504,6 +575,7 @@ class ImageDetector(Detector):
         if self.localises:
             assert normal.maps is not None
             self.pixel_threshold_ = calibrated(np.array([m.max() for m in normal.maps]))
+            self.map_range_ = (float(min(m.min() for m in normal.maps)), float(max(m.max() for m in normal.maps)))
 
     def _patch_maps(self, samples: list, verbose: bool) -> list[np.ndarray]:
         """The raw patch maps of the method for these images (every tile of each)."""
@@ -606,12 +678,15 @@ class ImageDetector(Detector):
             arrays = {"border_mean": self.border_.mean, "border_std": self.border_.std}
         return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None,
                 "border": self.border_ is not None, "pipeline": self.spec().to_dict(),
-                "calibration_images_": self.calibration_images_}, arrays
+                "calibration_images_": self.calibration_images_,
+                "map_range_": list(self.map_range_) if self.map_range_ else None}, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         shape = values.get("input_shape_")
         self.input_shape_ = tuple(shape) if shape else None
         self.calibration_images_ = values.get("calibration_images_")
+        map_range = values.get("map_range_")
+        self.map_range_ = (float(map_range[0]), float(map_range[1])) if map_range else None
         self.border_ = None  # a few-shot model has no border statistics (too few images)
         if values.get("border", "border_mean" in arrays):
             if "border_mean" not in arrays or "border_std" not in arrays:

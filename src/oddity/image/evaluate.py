@@ -24,12 +24,14 @@ from __future__ import annotations
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from oddity.core.errors import DataError, MetricError
+from oddity.core.results import ImageScores
 from oddity.core.thresholds import check_realised_fpr
 from oddity.image.data import evaluation_samples
 from oddity.image.detector import ImageDetector
@@ -138,7 +140,7 @@ def pixel_metrics(maps: list[np.ndarray], masks: list[np.ndarray],
 
 
 def evaluate(detector: ImageDetector, root: str | os.PathLike, *, mask_threshold: float | None = None,
-             verbose: bool = True) -> Evaluation:
+             verbose: bool = True, scorer: Callable[[list], ImageScores] | None = None) -> Evaluation:
     """Score the labelled test split under `root` with a fitted detector and compute image and
     pixel metrics and throughput.
 
@@ -153,6 +155,9 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, mask_threshold
         value; by default a mask that is not binary is refused.
     verbose : bool, default True
         Show a progress bar.
+    scorer : callable, optional
+        Scores the test samples in place of `detector.score` (the same scores, computed
+        elsewhere: `oddity.distributed.score_on_cluster`); the metrics are computed here.
 
     Returns
     -------
@@ -168,7 +173,8 @@ def evaluate(detector: ImageDetector, root: str | os.PathLike, *, mask_threshold
     """
     samples = evaluation_samples(root, mask_threshold)
     start = time.perf_counter()
-    result = detector.score(samples, verbose=verbose, desc="evaluate")
+    result = (detector.score(samples, verbose=verbose, desc="evaluate") if scorer is None
+              else scorer(samples))
     seconds = time.perf_counter() - start
     by_name = {sample.name: sample for sample in samples}
     scored = [by_name[path] for path in result.paths]  # images skipped as unreadable drop out

@@ -4,9 +4,12 @@ Layout of the folder (what `oddity predict` produces):
 - `scores.csv`: one row per image, columns `path` (as given), `score` (raw anomaly score,
   higher = more anomalous), `label` (`anomalous` if the score is above the calibrated image
   threshold, else `normal`), `overlay` and `mask` (the two files below, relative to the folder);
-- `overlays/<name>.png`: the image with its heat map blended in (colour scale shared by all
-  images, pixel threshold in the middle, see `oddity.viz.centred_range`) and the predicted
-  anomalous regions outlined in white;
+- `overlays/<name>.png`: the image with its heat map blended in and the predicted anomalous
+  regions outlined in white. The colour scale is the model's (`map_range_`: from the smallest
+  value of its calibration maps, pixel threshold in the middle, see `oddity.viz.centre_range`),
+  so each overlay depends on its image alone and a run split over Dask workers writes the same
+  files; a model saved before the range was kept (or one that scores a batch against itself)
+  shares one scale over the run's maps (`oddity.viz.centred_range`);
 - `masks/<name>_mask.png`: the predicted mask (255 = anomalous pixel), at the image's size.
 For a detector that does not localise (no maps, `prediction.maps` is None) only scores.csv is
 written, with empty `overlay` and `mask` columns.
@@ -31,7 +34,7 @@ from oddity.core.persistence import staged_directory
 from oddity.core.results import ImagePrediction
 from oddity.image.data import read_image
 from oddity.image.pipeline import engine_threads
-from oddity.viz import WHITE, centred_range, outline, overlay, save_png
+from oddity.viz import WHITE, centre_range, centred_range, outline, overlay, save_png
 
 CSV_COLUMNS = ("path", "score", "label", "overlay", "mask")
 OVERLAY_COMPRESSION = 1  # PNG compression level of overlays
@@ -96,7 +99,50 @@ def write_image_outputs(stage: Path, name: str, path: str, score_map: np.ndarray
     return overlay_path, mask_path
 
 
-def write_predictions(folder: str | os.PathLike, prediction: ImagePrediction) -> Path:
+def overlay_range(map_range: tuple[float, float] | None, prediction: ImagePrediction) -> tuple[float, float]:
+    """The overlay colour range of `prediction`: the model's `map_range` centred on the pixel
+    threshold, or (None) the range of the prediction's own maps.
+
+    Parameters
+    ----------
+    map_range : tuple of float or None
+        The model's calibration map range (`map_range_`).
+    prediction : ImagePrediction
+        The prediction (with maps).
+
+    Returns
+    -------
+    tuple of float
+        (low, high).
+    """
+    if map_range is not None:
+        return centre_range(map_range[0], map_range[1], prediction.pixel_threshold)
+    assert prediction.maps is not None
+    return centred_range(prediction.maps, prediction.pixel_threshold)
+
+
+def write_scores_csv(stage: Path, prediction: ImagePrediction, files: Sequence[tuple[str, str]]) -> None:
+    """Write scores.csv (one row per image, input order) into the staged folder `stage`.
+
+    Parameters
+    ----------
+    stage : pathlib.Path
+        The staged prediction folder.
+    prediction : ImagePrediction
+        Paths, scores and labels (maps are not read).
+    files : sequence of tuple of str
+        (overlay, mask) paths per image, relative to `stage` ("" when not written).
+    """
+    with open(stage / "scores.csv", "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(CSV_COLUMNS)
+        for i, (overlay_path, mask_path) in enumerate(files):
+            label = "anomalous" if prediction.labels[i] else "normal"
+            writer.writerow([prediction.paths[i], f"{prediction.scores[i]:.6g}", label, overlay_path, mask_path])
+
+
+def write_predictions(folder: str | os.PathLike, prediction: ImagePrediction,
+                      map_range: tuple[float, float] | None = None) -> Path:
     """Write scores.csv, overlays/ and masks/ for `prediction` into `folder` (staged, so an
     interrupted run leaves no partial output); return the path of scores.csv.
 
@@ -106,6 +152,9 @@ def write_predictions(folder: str | os.PathLike, prediction: ImagePrediction) ->
         Output folder (created or replaced whole).
     prediction : ImagePrediction
         What to write.
+    map_range : tuple of float, optional
+        The model's calibration map range (`map_range_`), which sets the overlay colours;
+        None: the range of the prediction's maps.
 
     Returns
     -------
@@ -123,15 +172,9 @@ def write_predictions(folder: str | os.PathLike, prediction: ImagePrediction) ->
     with staged_directory(folder) as stage:
         files = [("", "")] * len(names)
         if maps is not None and masks is not None:
-            value_range = centred_range(maps, prediction.pixel_threshold)
+            value_range = overlay_range(map_range, prediction)
             with ThreadPoolExecutor(engine_threads()) as pool:
                 files = list(pool.map(write_image_outputs, [stage] * len(names), names, prediction.paths,
                                       maps, masks, [value_range] * len(names)))
-        with open(stage / "scores.csv", "w", newline="", encoding="utf-8") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(CSV_COLUMNS)
-            for i, (overlay_path, mask_path) in enumerate(files):
-                label = "anomalous" if prediction.labels[i] else "normal"
-                writer.writerow([prediction.paths[i], f"{prediction.scores[i]:.6g}", label,
-                                 overlay_path, mask_path])
+        write_scores_csv(stage, prediction, files)
     return folder / "scores.csv"

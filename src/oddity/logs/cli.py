@@ -1,4 +1,5 @@
-"""The logs side of the `oddity` command: `parse`, and fit / predict / eval for log detectors.
+"""The logs side of the `oddity` command: `parse`, `rank` (CAR alert ranking), and fit /
+predict / eval for log detectors.
 
 `oddity.cli` dispatches here when the detector (or loaded model) has modality "logs" (see
 `oddity.core.modality`) and adds the reading options below to its fit and eval commands. Data: a raw log split by `--format`,
@@ -69,7 +70,7 @@ def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
 
 
 def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
-    """Add the `parse` command.
+    """Add the `parse` and `rank` commands.
 
     Parameters
     ----------
@@ -86,6 +87,55 @@ def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     parse.add_argument("--lines", metavar="CSV", help="also write each line's template id here")
     add_reading_options(parse)
     parse.set_defaults(run=cmd_parse)
+    rank = commands.add_parser("rank", parents=parents, help="rank the alerts of any detector (CAR)",
+                               description="Rank alerts (a CSV/Parquet table, one row per alert in time "
+                                           "order) by how likely they belong to a true incident, from "
+                                           "their temporal patterns and shared attributes (CAR); write "
+                                           "alerts.csv and patterns.csv into --out.")
+    rank.add_argument("alerts", metavar="ALERTS", help="table of alerts (CSV or Parquet), in time order")
+    rank.add_argument("--out", required=True, metavar="DIR", help="output folder")
+    rank.add_argument("--kind", required=True, metavar="NAME", help="column of the alert type, e.g. template")
+    rank.add_argument("--entities", nargs="+", metavar="NAME",
+                      help="attribute columns (default: all but --score and --time)")
+    rank.add_argument("--score", metavar="NAME", help="column of the detector's score (higher = more anomalous)")
+    rank.add_argument("--time", metavar="NAME", help="column of time stamps in seconds")
+    rank.add_argument("--max-gap", type=float, default=3600.0, metavar="S",
+                      help="longest time between two alerts of one pattern (with --time; default 3600)")
+    rank.add_argument("--sequence", metavar="NAME", help="column splitting the alerts into sequences, e.g. host")
+    rank.add_argument("--seed", type=int, default=0, metavar="S", help="random seed (default 0)")
+    rank.set_defaults(run=cmd_rank)
+
+
+def cmd_rank(args: argparse.Namespace) -> None:
+    """`oddity rank`: CAR ranking of a table of alerts; alerts.csv and patterns.csv in `--out`.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `alerts`, `out`, `kind`, `entities`, `score`, `time`, `max_gap`, `sequence`,
+        `seed` and `quiet`.
+
+    Raises
+    ------
+    OddityError
+        On an unreadable table, a column it lacks, a non-numeric score or time, or an output
+        that would replace an input or an existing folder without `--overwrite`.
+    """
+    from oddity.core.outputs import claim
+    from oddity.core.persistence import staged_directory
+    from oddity.logs.data import read_event_table
+    from oddity.logs.ranking import CollaborativeAlertRanker
+
+    claim(inputs=[args.alerts], folders=[args.out])
+    alerts = read_event_table(args.alerts)
+    ranker = CollaborativeAlertRanker(kind=args.kind, entities=args.entities, score=args.score, time=args.time,
+                                      max_gap=args.max_gap, sequence=args.sequence, seed=args.seed)
+    ranking = ranker.rank(alerts, verbose=not args.quiet)
+    with staged_directory(args.out) as stage:
+        ranking.alerts.to_csv(stage / "alerts.csv", index_label="row")  # row: 0-based position in ALERTS
+        ranking.patterns.to_csv(stage / "patterns.csv", index=False)
+    print(f"{len(ranking.alerts)} alerts ranked, {len(ranking.patterns)} patterns; written to {args.out}: "
+          "alerts.csv, patterns.csv")
 
 
 def _source(args: argparse.Namespace):

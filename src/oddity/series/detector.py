@@ -6,8 +6,10 @@ A method subclasses `SeriesDetector` and writes two hooks, nothing else:
 - `_score_series(values)`: return (per-step scores (T,), per-channel scores (T, C) or None),
   higher = more anomalous, never NaN. A method whose first steps have no score of their own
   (before a full window or lag) fills them with the lowest score it produced and says so.
-It may override the `min_length` property (steps needed to fit or score; default 1) and
-extend `_get_state` / `_set_state` with its learned arrays (calling super()).
+It may override the `min_length` property (steps needed to fit or score; default 1),
+extend `_get_state` / `_set_state` with its learned arrays (calling super()), and override
+`_score_stream(values, index)` (the rows of one `update` call) to score streamed rows from
+incremental state instead of rescoring the kept context with them.
 
 `fit` holds out the last `calibration_fraction` of the history (the most recent part, never
 a random subset: time order matters), fits the method on the rest and calibrates the
@@ -30,6 +32,7 @@ which looks up to a window's width ahead.
 """
 from __future__ import annotations
 
+import functools
 import warnings
 from typing import Any, ClassVar
 
@@ -241,19 +244,49 @@ class SeriesDetector(Detector):
         """
         self._check_fitted()
         assert self.context_ is not None and self.columns_ is not None
-        frame = self._aligned(as_frame(data, "update data"), "update data",
-                              from_array=not isinstance(data, (pd.DataFrame, pd.Series)))
-        values = frame.to_numpy(dtype=np.float64)
+        values, index = self._stream_rows(data)
         if self.stream_ is None and self.online:
             self.stream_ = self.calibrator()
+        scores, channel_scores = self._score_stream(values, index)
+        result = SeriesScores(index=index, scores=scores, channel_scores=channel_scores,
+                              columns=list(self.columns_))
+        return self.decide(result, self.stream_ if self.online else None)
+
+    def _score_stream(self, values: np.ndarray, index: pd.Index
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Scores of rows that follow `context_`, which then moves past them. This default
+        scores the context and the rows together; a method with incremental state may
+        override it, giving the scores the whole series would."""
+        assert self.context_ is not None
         joined = np.concatenate((self.context_, values))
         scores, channel_scores = self._score_values(joined)
         new = slice(len(self.context_), None)
         self.context_ = joined[len(joined) - self.min_length + 1:]
-        result = SeriesScores(index=frame.index, scores=scores[new],
-                              channel_scores=None if channel_scores is None
-                              else channel_scores[new], columns=list(frame.columns))
-        return self.decide(result, self.stream_ if self.online else None)
+        return scores[new], None if channel_scores is None else channel_scores[new]
+
+    def _stream_rows(self, data: SeriesInput) -> tuple[np.ndarray, pd.Index]:
+        """`update`'s rows as float64 (T, C) values in the fitted column order, and their
+        index. A numeric array (or list) of finite values with the fitted number of channels
+        (1-D for one channel), or a DataFrame of finite numbers with exactly the fitted
+        columns, skips the checks and copies of `as_frame`, which would read it the same way
+        (an array's rows numbered from 0); anything else goes through `as_frame`."""
+        assert self.columns_ is not None
+        if isinstance(data, list):
+            data = np.asarray(data)
+        if isinstance(data, pd.DataFrame) and len(data) > 0 and list(data.columns) == self.columns_:
+            values = data.to_numpy()
+            if values.dtype.kind in "biuf" and np.isfinite(values).all():
+                return values.astype(np.float64), data.index
+        if (isinstance(data, np.ndarray) and data.ndim in (1, 2) and data.dtype.kind in "biuf"
+                and len(data) > 0):
+            width = 1 if data.ndim == 1 else data.shape[1]
+            if width == len(self.columns_):
+                values = data.astype(np.float64).reshape(len(data), width)
+                if np.isfinite(values).all():
+                    return values, row_numbers(len(values))
+        frame = self._aligned(as_frame(data, "update data"), "update data",
+                              from_array=not isinstance(data, (pd.DataFrame, pd.Series)))
+        return frame.to_numpy(dtype=np.float64), frame.index
 
     def calibrator(self) -> OnlineConformal:
         """A fresh online calibrator starting from the scores calibrated at fit time.
@@ -354,7 +387,8 @@ class SeriesDetector(Detector):
             labels = result.scores > self.threshold_.value
             thresholds = np.full(len(result), self.threshold_.value)
             levels = fixed_levels(self.calibration_scores_, result.scores)
-        spans = [(result.index[s], result.index[e]) for s, e in labels_to_spans(labels)]
+        spans = ([(result.index[s], result.index[e]) for s, e in labels_to_spans(labels)]
+                 if labels.any() else [])
         return SeriesPrediction(index=result.index, scores=result.scores,
                                 channel_scores=result.channel_scores, columns=result.columns,
                                 threshold=self.threshold_.value, labels=labels, spans=spans,
@@ -375,6 +409,24 @@ class SeriesDetector(Detector):
         self.dayfirst_ = values.get("dayfirst_")
         self.calibration_scores_ = arrays["calibration_scores"]
         self.context_ = arrays["context"]
+
+
+@functools.lru_cache(maxsize=16)
+def row_numbers(count: int) -> pd.RangeIndex:
+    """The index 0..count-1 that `as_frame` gives an array of `count` rows (immutable, so
+    one object serves every streamed block of that size).
+
+    Parameters
+    ----------
+    count : int
+        Rows.
+
+    Returns
+    -------
+    pandas.RangeIndex
+        0..count-1.
+    """
+    return pd.RangeIndex(count)
 
 
 def _check_variation(frame: pd.DataFrame) -> None:

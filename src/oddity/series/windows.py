@@ -37,8 +37,14 @@ def sliding_windows(values: np.ndarray, width: int, stride: int = 1) -> np.ndarr
         raise DataError(f"sliding_windows needs a (T, C) array, got shape {values.shape}")
     if len(values) < width:
         raise DataError(f"series of {len(values)} steps is shorter than the window ({width})")
-    view = np.lib.stride_tricks.sliding_window_view(values, width, axis=0)  # (T-w+1, C, w)
-    return view[::stride].transpose(0, 2, 1)
+    if len(values) - width < stride:  # one window (a row scored as it streams in)
+        view = values[None, :width]
+        view.flags.writeable = False
+        return view
+    steps, channels = values.strides
+    return np.lib.stride_tricks.as_strided(
+        values, shape=((len(values) - width) // stride + 1, width, values.shape[1]),
+        strides=(steps * stride, steps, channels), writeable=False)
 
 
 def window_scores_to_steps(window_scores: np.ndarray, length: int, width: int,

@@ -18,7 +18,7 @@ Deviations (reasons and figures: docs/methods/gaussian_ad.md):
 """
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -265,6 +265,7 @@ class GaussianAD(ImageDetector):
 
     legacy_params = LEGACY_PARAMS
     cheap_refit = True  # fit = feature statistics: cross-fitting costs CROSS_FOLDS more passes
+    feature_fit = True
 
     localises = False
     min_shots = 2  # statistics across images: one image has no covariance
@@ -315,9 +316,24 @@ class GaussianAD(ImageDetector):
             return samples, []  # the model gives the threshold: fit on every image
         return super()._split_calibration(samples)
 
-    def _fit_images(self, images: ImageStream) -> None:
-        with torch.inference_mode():
-            pooled = [self._pooled(x) for x in images]
+    def fit_features(self, x: torch.Tensor) -> list[np.ndarray]:
+        """Globally average-pooled features of one model input, one (C,) vector per level (see
+        `ImageDetector.fit_features`).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (1, 3, h, w) model input.
+
+        Returns
+        -------
+        list of numpy.ndarray
+            One vector per level.
+        """
+        return self._pooled(x)
+
+    def _fit_features(self, features: Iterable[list[np.ndarray]], images: ImageStream) -> None:
+        pooled = list(features)
         if not pooled:
             raise DataError("no training images could be read")
         fitted = [fit_gaussian(np.stack(level), self.variance_kept) for level in zip(*pooled)]

@@ -18,6 +18,7 @@ Deviations (reasons and figures: docs/methods/padim.md):
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
@@ -114,7 +115,7 @@ class PaDiM(ImageDetector):
 
     legacy_params = LEGACY_PARAMS
     cheap_refit = True  # fit = feature statistics: cross-fitting costs CROSS_FOLDS more passes
-
+    feature_fit = True
     needs_fixed_shape = True
     min_shots = 2  # statistics across images: one image has no covariance
 
@@ -143,22 +144,53 @@ class PaDiM(ImageDetector):
         grid = (selected.shape[1], selected.shape[2])
         return selected.reshape(selected.shape[0], -1).T, grid
 
-    def _fit_images(self, images: ImageStream) -> None:
+    def selected_channels(self) -> np.ndarray:
+        """The `n_features` channels the embedding keeps (random, from `seed`), sorted.
+
+        Returns
+        -------
+        numpy.ndarray
+            Channel indices into the concatenated layers.
+
+        Raises
+        ------
+        ConfigError
+            If `n_features` exceeds the channels of `layers`.
+        """
         total = sum(feature_extractor(self.backbone, self.layers, self.input_norm).channels)
         if self.n_features > total:
             raise ConfigError(f"n_features={self.n_features} exceeds the {total} channels of {self.layers}")
         rng = np.random.default_rng(self.seed)
-        self.channels_ = np.sort(rng.choice(total, self.n_features, replace=False))
+        return np.sort(rng.choice(total, self.n_features, replace=False))
+
+    def fit_features(self, x: torch.Tensor) -> np.ndarray:
+        """(h*w, d) selected features of one model input (see `ImageDetector.fit_features`).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (1, 3, h, w) model input.
+
+        Returns
+        -------
+        numpy.ndarray
+            Its embedding, position-major.
+        """
+        if self.channels_ is None:  # a fresh detector on a worker: the channels follow from the seed
+            self.channels_ = self.selected_channels()
+        return self._embed(x)[0].numpy()
+
+    def _fit_features(self, features: Iterable[np.ndarray], images: ImageStream) -> None:
+        self.channels_ = self.selected_channels()
         count, sums, products = 0, None, None
-        with torch.inference_mode():
-            for x in images:
-                embedding = self._embed(x)[0].double()
-                if sums is None:
-                    sums = torch.zeros_like(embedding)
-                    products = embedding.new_zeros((*embedding.shape, embedding.shape[1]))
-                sums += embedding
-                products.baddbmm_(embedding[:, :, None], embedding[:, None, :])
-                count += 1
+        for feature in features:
+            embedding = torch.from_numpy(feature).double()
+            if sums is None:
+                sums = torch.zeros_like(embedding)
+                products = embedding.new_zeros((*embedding.shape, embedding.shape[1]))
+            sums += embedding
+            products.baddbmm_(embedding[:, :, None], embedding[:, None, :])
+            count += 1
         learned = count // (2 if images.jitter else 1)  # a jittered copy is no new image
         if learned < 2:
             raise DataError(f"PaDiM learns from {learned} image(s) here (the others are held out to "

@@ -296,6 +296,7 @@ class PatchCore(ImageDetector):
     """
 
     legacy_params = LEGACY_PARAMS
+    feature_fit = True
 
     def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
@@ -330,11 +331,24 @@ class PatchCore(ImageDetector):
         grid = tuple(embedding.shape[-2:])
         return embedding.permute(1, 2, 0).reshape(-1, embedding.shape[0]), grid  # type: ignore[return-value]
 
-    def _fit_images(self, images: ImageStream) -> None:
-        with torch.inference_mode():
-            chunks = patch_chunks((self._patches(x)[0] for x in images), self.coreset_chunk)
-            bank = streamed_coreset(chunks, self.coreset_ratio, self.max_bank_size, self.seed,
-                                    verbose=images.verbose)
+    def fit_features(self, x: torch.Tensor) -> np.ndarray:
+        """(h*w, C) patch features of one model input (see `ImageDetector.fit_features`).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (1, 3, h, w) model input.
+
+        Returns
+        -------
+        numpy.ndarray
+            Its patch features.
+        """
+        return self._patches(x)[0].numpy()
+
+    def _fit_features(self, features: Iterable[np.ndarray], images: ImageStream) -> None:
+        chunks = patch_chunks((torch.from_numpy(f) for f in features), self.coreset_chunk)
+        bank = streamed_coreset(chunks, self.coreset_ratio, self.max_bank_size, self.seed, verbose=images.verbose)
         self._build_index(bank.numpy())
 
     def _build_index(self, bank: np.ndarray) -> None:

@@ -89,6 +89,64 @@ class PairwiseEntityModel(nn.Module):
         return self.contributions(entities).sum(1)
 
 
+def train_entity_model(x: torch.Tensor, sizes: list[int], *, dim: int, epochs: int, batch_size: int, lr: float,
+                       negatives: int, unknown_noise: float, seed: int, verbose: bool = False,
+                       desc: str = "entity embeddings") -> PairwiseEntityModel:
+    """Learn entity embeddings from observed events with negative sampling.
+
+    Noise events replace one entity (a type chosen uniformly) of an observed event with one of
+    the same type drawn from that type's frequencies, the type's "unknown" entity (index 0 of
+    the type) taking a share `unknown_noise` of the draws.
+
+    Parameters
+    ----------
+    x : torch.Tensor
+        (N, T) int64 entity indices of the observed events, type k's entities numbered from
+        ``sum(sizes[:k])`` with its "unknown" entity first.
+    sizes : list of int
+        Entities per type, "unknown" included.
+    dim, epochs, batch_size, lr, negatives, unknown_noise, seed
+        As in `APE`.
+    verbose : bool, default False
+        Show a progress bar.
+    desc : str
+        Label of the progress bar.
+
+    Returns
+    -------
+    PairwiseEntityModel
+        The trained model, in eval mode.
+    """
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
+    torch.manual_seed(seed)
+    generator = torch.Generator().manual_seed(seed)
+    model = PairwiseEntityModel(int(sum(sizes)), len(sizes), dim)
+    frequencies = []
+    for k in range(len(sizes)):
+        counts = torch.bincount(x[:, k] - int(offsets[k]), minlength=sizes[k]).double()
+        counts = counts / counts.sum() * (1.0 - unknown_noise)
+        counts[0] = unknown_noise
+        frequencies.append(counts.float())
+    optimiser = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.functional.logsigmoid
+    for _ in tqdm(range(epochs), desc=desc, unit="epoch", disable=not verbose, leave=False):
+        order = torch.randperm(len(x), generator=generator)
+        for start in range(0, len(x), batch_size):
+            batch = x[order[start:start + batch_size]]
+            noise = batch.repeat(negatives, 1)
+            column = torch.randint(len(sizes), (len(noise),), generator=generator)
+            for k in range(len(sizes)):
+                rows = torch.nonzero(column == k)[:, 0]
+                drawn = torch.multinomial(frequencies[k], len(rows), replacement=True, generator=generator)
+                noise[rows, k] = drawn + int(offsets[k])
+            loss = -(loss_fn(model(batch)).mean() + loss_fn(-model(noise)).mean())
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    model.eval()
+    return model
+
+
 @register("ape")
 class APE(Detector):
     """APE (Chen et al., IJCAI 2016): entity embeddings, pairwise compatibility of an event.
@@ -209,33 +267,10 @@ class APE(Detector):
         self.entities_ = [["<unknown>"] + sorted(train[c].unique()) for c in events.columns]
         sizes = [len(e) for e in self.entities_]
         self.offsets_ = np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64)
-        torch.manual_seed(self.seed)
-        generator = torch.Generator().manual_seed(self.seed)
-        self.model_ = PairwiseEntityModel(int(sum(sizes)), len(sizes), self.dim)
-        x = self._indices(train)
-        frequencies = []
-        for k in range(len(sizes)):
-            counts = torch.bincount(x[:, k] - int(self.offsets_[k]), minlength=sizes[k]).double()
-            counts = counts / counts.sum() * (1.0 - self.unknown_noise)
-            counts[0] = self.unknown_noise
-            frequencies.append(counts.float())
-        optimiser = torch.optim.Adam(self.model_.parameters(), lr=self.lr)
-        loss_fn = nn.functional.logsigmoid
-        for _ in tqdm(range(self.epochs), desc=f"train {self.name}", unit="epoch", disable=not verbose, leave=False):
-            order = torch.randperm(len(x), generator=generator)
-            for start in range(0, len(x), self.batch_size):
-                batch = x[order[start:start + self.batch_size]]
-                noise = batch.repeat(self.negatives, 1)
-                column = torch.randint(len(sizes), (len(noise),), generator=generator)
-                for k in range(len(sizes)):
-                    rows = torch.nonzero(column == k)[:, 0]
-                    drawn = torch.multinomial(frequencies[k], len(rows), replacement=True, generator=generator)
-                    noise[rows, k] = drawn + int(self.offsets_[k])
-                loss = -(loss_fn(self.model_(batch)).mean() + loss_fn(-self.model_(noise)).mean())
-                optimiser.zero_grad()
-                loss.backward()
-                optimiser.step()
-        self.model_.eval()
+        self.model_ = train_entity_model(self._indices(train), sizes, dim=self.dim, epochs=self.epochs,
+                                         batch_size=self.batch_size, lr=self.lr, negatives=self.negatives,
+                                         unknown_noise=self.unknown_noise, seed=self.seed, verbose=verbose,
+                                         desc=f"train {self.name}")
         self.threshold_ = calibrate_threshold(self.score(events.iloc[cut:]), self.target_fpr)
         return self
 

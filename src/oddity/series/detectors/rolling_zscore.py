@@ -33,6 +33,28 @@ MAD_TO_STD = 1.4826
 CHUNK = 4096  # windows per block, bounding memory to CHUNK * window * C floats
 
 
+def window_median(windows: np.ndarray) -> np.ndarray:
+    """Median of each (window, C) window of (N, window, C) windows, over the window: the
+    values `numpy.median(windows, axis=1)` gives, from one partition and no NaN check (the
+    series are finite), which matters when one streamed row is scored at a time.
+
+    Parameters
+    ----------
+    windows : numpy.ndarray
+        (N, window, C) finite values.
+
+    Returns
+    -------
+    numpy.ndarray
+        (N, C) medians; for an even window the mean of the two middle values.
+    """
+    half = windows.shape[1] // 2
+    if windows.shape[1] % 2:
+        return np.partition(windows, half, axis=1)[:, half]
+    middle = np.partition(windows, (half - 1, half), axis=1)
+    return (middle[:, half - 1] + middle[:, half]) / 2.0
+
+
 @register("rolling_zscore")
 class RollingZScore(SeriesDetector):
     """Robust z-score of each step against the median/MAD of the `window` steps before it.
@@ -94,18 +116,33 @@ class RollingZScore(SeriesDetector):
     def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         self.centre_, self.scale_ = robust_scaling(values)
 
-    def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _trailing_scores(self, values: np.ndarray) -> np.ndarray:
+        """(T - window, C) channel z-scores of steps window..T-1 against their trailing windows."""
         assert self.centre_ is not None and self.scale_ is not None
         z = standardise(values, self.centre_, self.scale_)
         windows = sliding_windows(z, self.window)[:-1]  # window i is the past of step i + window
-        channel = np.empty_like(z)
+        channel = np.empty((len(windows), z.shape[1]))
         for start in range(0, len(windows), CHUNK):
             block = windows[start:start + CHUNK]
-            median = np.median(block, axis=1)
-            mad = np.median(np.abs(block - median[:, None, :]), axis=1)
+            median = window_median(block)
+            mad = window_median(np.abs(block - median[:, None, :]))
             steps = slice(self.window + start, self.window + start + len(block))
-            channel[steps] = np.abs(z[steps] - median) / np.maximum(MAD_TO_STD * mad, self.min_scale)
-        channel[: self.window] = channel[self.window:].min(axis=0)
+            channel[start:start + len(block)] = (np.abs(z[steps] - median)
+                                                 / np.maximum(MAD_TO_STD * mad, self.min_scale))
+        return channel
+
+    def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        tail = self._trailing_scores(values)
+        channel = np.concatenate((np.broadcast_to(tail.min(axis=0), (self.window, tail.shape[1])),
+                                  tail))
+        return channel.max(axis=1), channel
+
+    def _score_stream(self, values: np.ndarray, index: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Streamed rows against the kept `window` rows before them (no first-steps fill)."""
+        assert self.context_ is not None
+        joined = np.concatenate((self.context_, values))
+        self.context_ = joined[len(values):]
+        channel = self._trailing_scores(joined)
         return channel.max(axis=1), channel
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

@@ -21,6 +21,7 @@ Choices:
 """
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -92,10 +93,93 @@ def export_forest(forest: IsolationForest) -> dict[str, np.ndarray]:
     return arrays
 
 
+class ForestWalker:
+    """The trees of `export_forest` laid out for a fast walk: flat arrays over every tree's
+    nodes (node k of tree i at i * width + k), children as flat positions, leaves leading to
+    themselves, so every row takes the same number of steps (the deepest tree's depth) with
+    no test for having arrived. Built once per fitted forest.
+
+    Parameters
+    ----------
+    forest : dict of str to numpy.ndarray
+        Trees exported by `export_forest`.
+
+    Attributes
+    ----------
+    depth : int
+        Levels of the deepest tree.
+    roots : numpy.ndarray
+        (n_trees, 1) flat position of each tree's root.
+    left, right, feature, split, leaf_length : numpy.ndarray
+        Per flat node: its children's flat positions (itself at a leaf), split feature,
+        split value and, at a leaf, the path length.
+    """
+
+    def __init__(self, forest: dict[str, np.ndarray]):
+        n_trees, width = forest["left"].shape
+        self.roots = np.arange(n_trees)[:, None] * width
+        positions = np.arange(n_trees * width).reshape(n_trees, width)
+        leaf = forest["left"] == -1
+        self.left = np.where(leaf, positions, forest["left"] + self.roots).ravel()
+        self.right = np.where(leaf, positions, forest["right"] + self.roots).ravel()
+        self.feature = forest["feature"].ravel()
+        self.split = forest["split"].ravel()
+        self.leaf_length = forest["leaf_length"].ravel()
+        inner = ~leaf.ravel()
+        self.depth, frontier = 0, self.roots.ravel()
+        frontier = frontier[inner[frontier]]
+        while frontier.size:  # the inner nodes of each level
+            self.depth += 1
+            frontier = np.concatenate((self.left[frontier], self.right[frontier]))
+            frontier = frontier[inner[frontier]]
+
+    def scores(self, samples: np.ndarray, max_samples: int) -> np.ndarray:
+        """Isolation score in (0, 1] of each row of `samples` (higher = more anomalous). Rows
+        are rounded to float32 first, as scikit-learn does before comparing with the split
+        values.
+
+        Parameters
+        ----------
+        samples : numpy.ndarray
+            (n, d) rows.
+        max_samples : int
+            Sub-sample size each tree was grown on (for the normalisation c).
+
+        Returns
+        -------
+        numpy.ndarray
+            (n,) scores.
+        """
+        x = samples.astype(np.float32).astype(np.float64).ravel()
+        rows = np.arange(len(samples))[None, :] * samples.shape[1]  # row j starts at j * d
+        node = np.repeat(self.roots, len(samples), axis=1)
+        for _ in range(self.depth):
+            goes_left = x.take(rows + self.feature.take(node)) <= self.split.take(node)
+            node = np.where(goes_left, self.left.take(node), self.right.take(node))
+        lengths = self.leaf_length.take(node).mean(axis=0)
+        return 2.0 ** (-lengths / path_normaliser(max_samples))
+
+
+@functools.lru_cache(maxsize=8)
+def path_normaliser(max_samples: int) -> float:
+    """c(max_samples), the path length isolation scores are normalised by.
+
+    Parameters
+    ----------
+    max_samples : int
+        Sub-sample size each tree was grown on.
+
+    Returns
+    -------
+    float
+        `average_path_length` of it.
+    """
+    return float(average_path_length(np.array([max_samples]))[0])
+
+
 def forest_scores(forest: dict[str, np.ndarray], samples: np.ndarray,
                   max_samples: int) -> np.ndarray:
-    """Isolation score in (0, 1] of each row of `samples` (higher = more anomalous). Rows are
-    rounded to float32 first, as scikit-learn does before comparing with the split values.
+    """Isolation score in (0, 1] of each row of `samples` (`ForestWalker.scores`).
 
     Parameters
     ----------
@@ -111,19 +195,7 @@ def forest_scores(forest: dict[str, np.ndarray], samples: np.ndarray,
     numpy.ndarray
         (n,) scores.
     """
-    x = samples.astype(np.float32).astype(np.float64)
-    rows = np.arange(len(x))[None, :]
-    trees = np.arange(forest["left"].shape[0])[:, None]
-    node = np.zeros((forest["left"].shape[0], len(x)), np.int64)
-    while True:
-        left = forest["left"][trees, node]
-        inner = left != -1
-        if not inner.any():
-            break
-        goes_left = x[rows, forest["feature"][trees, node]] <= forest["split"][trees, node]
-        node = np.where(inner, np.where(goes_left, left, forest["right"][trees, node]), node)
-    lengths = forest["leaf_length"][trees, node].mean(axis=0)
-    return 2.0 ** (-lengths / average_path_length(np.array([max_samples]))[0])
+    return ForestWalker(forest).scores(samples, max_samples)
 
 
 @register("window_iforest")
@@ -175,6 +247,7 @@ class WindowIsolationForest(SeriesDetector):
     scale_: np.ndarray | None = None
     forest_: dict[str, np.ndarray] | None = None
     max_samples_: int | None = None
+    _walker: ForestWalker | None = None  # forest_ laid out for scoring
 
     def __init__(self, *, window: int = 32, n_estimators: int = 100, max_samples: int = 256,
                  **base: Any):
@@ -208,15 +281,28 @@ class WindowIsolationForest(SeriesDetector):
                                  max_samples=min(self.max_samples, len(windows)),
                                  random_state=self.seed).fit(windows)
         self.forest_ = export_forest(forest)
+        self._walker = ForestWalker(self.forest_)
         self.max_samples_ = int(forest.max_samples_)
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, None]:
-        assert self.forest_ is not None and self.max_samples_ is not None
-        windows = self._windows(values)
-        scores = np.concatenate([forest_scores(self.forest_, windows[i:i + CHUNK], self.max_samples_)
-                                 for i in range(0, len(windows), CHUNK)])
+        scores = self._window_scores(self._windows(values))
         return window_scores_to_steps(scores, len(values), self.window,
                                       causal=self.causal), None
+
+    def _window_scores(self, windows: np.ndarray) -> np.ndarray:
+        assert self._walker is not None and self.max_samples_ is not None
+        return np.concatenate([self._walker.scores(windows[i:i + CHUNK], self.max_samples_)
+                               for i in range(0, len(windows), CHUNK)])
+
+    def _score_stream(self, values: np.ndarray, index: Any) -> tuple[np.ndarray, None]:
+        """Streamed rows: the window ending at each (causal), from the kept `window - 1`
+        rows before them; `causal=False` rescores the context (`SeriesDetector`)."""
+        if not self.causal:
+            return super()._score_stream(values, index)
+        assert self.context_ is not None
+        joined = np.concatenate((self.context_, values))
+        self.context_ = joined[len(values):]
+        return self._window_scores(self._windows(joined)), None
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
@@ -230,3 +316,4 @@ class WindowIsolationForest(SeriesDetector):
         self.max_samples_ = int(values["max_samples_"])
         self.centre_, self.scale_ = arrays["centre"], arrays["scale"]
         self.forest_ = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("forest.")}
+        self._walker = ForestWalker(self.forest_)

@@ -132,7 +132,11 @@ def calendar_matrix(index: pd.Index) -> np.ndarray | None:
     """
     if not isinstance(index, pd.DatetimeIndex):
         return None
-    return np.column_stack([index.hour + index.minute / 60.0, index.day_of_week]).astype(np.float64)
+    # The fields of the DatetimeArray are numpy arrays: the values the Index would give,
+    # without building an Index per field (which dominates when one row streams in).
+    times = index.array
+    hour = times.hour.astype(np.float64) + times.minute / 60.0
+    return np.column_stack([hour, times.day_of_week]).astype(np.float64)
 
 
 def _booster_bytes(booster: xgb.Booster) -> np.ndarray:
@@ -190,6 +194,9 @@ class XGBForecast(SeriesDetector):
         Out-of-sample residual statistics per target channel.
     anomaly_booster_ : object or None
         The optional anomaly classifier (`fit_anomaly_model`).
+    recent_squared_ : numpy.ndarray
+        Squared standardised residuals of the last `window - 1` steps seen (fit, then
+        `update`), the pool the next streamed steps join.
 
     See Also
     --------
@@ -236,6 +243,7 @@ class XGBForecast(SeriesDetector):
         self.residual_centre_: np.ndarray | None = None
         self.residual_scale_: np.ndarray | None = None
         self.anomaly_booster_: xgb.Booster | None = None
+        self.recent_squared_: np.ndarray | None = None
         self._index: pd.Index | None = None  # index of the frame being fitted or scored
 
     def validate_params(self) -> None:
@@ -272,6 +280,10 @@ class XGBForecast(SeriesDetector):
         """
         self.uses_calendar_, self.anomaly_booster_ = None, None
         super().fit(data, verbose=verbose)
+        assert self.context_ is not None
+        squared = self._standardised_residuals(
+            self.context_, self._hook_index(len(self.context_), head=False)) ** 2
+        self.recent_squared_ = squared[len(squared) - self.window + 1:]
         return self
 
     # --- the index (for calendar features) ------------------------------------------------------
@@ -352,13 +364,43 @@ class XGBForecast(SeriesDetector):
 
     def _standardised_residuals(self, values: np.ndarray, index: pd.Index | None) -> np.ndarray:
         """(T - lags, targets) residuals in units of the fitted residual scale."""
-        features = self._features(values, index)
+        return self._residuals_of(self._features(values, index), values[self.lags:])
+
+    def _residuals_of(self, features: np.ndarray, observed: np.ndarray) -> np.ndarray:
+        """Standardised residuals (rows, targets) of the forecasts from `features` against
+        the `observed` (rows, C) values of the same steps."""
         assert self.target_columns_ is not None
         z = np.empty((len(features), len(self.target_columns_)))
         for k, (c, booster) in enumerate(zip(self.target_columns_, self.boosters_)):
-            residual = values[self.lags:, c] - booster.inplace_predict(features)
+            residual = observed[:, c] - booster.inplace_predict(features)
             z[:, k] = (residual - self.residual_centre_[k]) / self.residual_scale_[k]
         return z
+
+    def _score_stream(self, values: np.ndarray, index: pd.Index
+                      ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Streamed rows: forecasts of the new steps only, pooled with the squared residuals
+        of the `window - 1` steps before them (`recent_squared_`), so that the calendar
+        features come from the new rows' own times. Gives the causal scores of the whole
+        series; `causal=False` (whose windows reach ahead) and models saved without that
+        state rescore the kept context instead."""
+        if not self.causal or self.recent_squared_ is None:
+            return super()._score_stream(values, index)
+        if self.uses_calendar_ and not isinstance(index, pd.DatetimeIndex):
+            raise DataError("update data: this xgb_forecast model was fitted with calendar "
+                            "features and needs rows with a DatetimeIndex (a time column)")
+        assert self.context_ is not None and self.target_columns_ is not None
+        joined = np.concatenate((self.context_, values))
+        features = lag_matrix(joined[len(self.context_) - self.lags:], self.lags)
+        if self.uses_calendar_:
+            features = np.hstack([features, calendar_matrix(index)])
+        squared = np.concatenate((self.recent_squared_,
+                                  self._residuals_of(features, values) ** 2))
+        pooled = sliding_windows(squared, self.window).mean(axis=1)
+        self.recent_squared_ = squared[len(squared) - self.window + 1:]
+        self.context_ = joined[len(joined) - self.min_length + 1:]
+        channel_scores = np.zeros(values.shape)
+        channel_scores[:, self.target_columns_] = np.sqrt(pooled)
+        return np.sqrt(pooled.mean(axis=1)), channel_scores
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         squared = self._standardised_residuals(
@@ -534,6 +576,8 @@ class XGBForecast(SeriesDetector):
         assert self.residual_centre_ is not None and self.residual_scale_ is not None
         arrays["residual_centre"] = self.residual_centre_
         arrays["residual_scale"] = self.residual_scale_
+        if self.recent_squared_ is not None:
+            arrays["recent_squared"] = self.recent_squared_
         values.update(feature_names_=self.feature_names_, target_columns_=self.target_columns_,
                       uses_calendar_=self.uses_calendar_)
         return values, arrays
@@ -549,3 +593,4 @@ class XGBForecast(SeriesDetector):
                                  if "anomaly_booster" in arrays else None)
         self.residual_centre_ = np.asarray(arrays["residual_centre"], dtype=np.float64)
         self.residual_scale_ = np.asarray(arrays["residual_scale"], dtype=np.float64)
+        self.recent_squared_ = arrays.get("recent_squared")
