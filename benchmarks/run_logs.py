@@ -28,19 +28,28 @@ HDFS_DETECTORS = {"pca_logs": {}, "invariants": {}, "deeplog": {}, "loganomaly":
 BGL_DETECTORS = {"pca_logs": {}, "invariants": {}, "deeplog": {"end_event": False},
                  "loganomaly": {"end_event": False}}
 BGL_WINDOW = {"size": 20, "step": 5}
-SWEEP = {"sim_th": [0.6, 0.7, 0.75, 0.8, 0.85, 0.9], "depth": [4, 5, 6],
-         "extra_delimiters": [(), ("=",), (",",), ("=", ",")]}
+ABLATIONS = {"Drain + masks (before)": {"value_mismatch": 0.0, "merge": False},
+             "+ value/word cost only": {"merge": False}, "+ merge of variants only": {"value_mismatch": 0.0}}
+SWEEP = {"sim_th": [0.6, 0.7, 0.75, 0.8, 0.85], "depth": [4, 5, 6],
+         "extra_delimiters": [(), ("=",), ("=", ",")], "value_mismatch": [0.0, 1.0], "merge": [False, True]}
 
 
 def section_parsing(data: Path) -> dict:
+    """The defaults on the 16 sets, beside Drain with the same masks but neither of the two
+    rules of `TemplateParser` (value_mismatch 0, no merge of variants) and each rule alone."""
     from oddity.bench.logs import loghub_parsing
 
     from oddity.logs.parser import TemplateParser
 
     rows = loghub_parsing(data / "loghub")
+    ablations = {}
+    for label, changed in ABLATIONS.items():
+        accuracy = {r["dataset"]: r["grouping_accuracy"] for r in loghub_parsing(data / "loghub", changed)}
+        ablations[label] = {"settings": changed, "accuracy": accuracy,
+                            "mean": float(np.mean(list(accuracy.values())))}
     settings = {k: v for k, v in TemplateParser().settings().items() if k != "masks"}
     return {"rows": rows, "mean": float(np.mean([r["grouping_accuracy"] for r in rows])),
-            "settings": ", ".join(f"{k} {v}" for k, v in settings.items())}
+            "settings": ", ".join(f"{k} {v}" for k, v in settings.items()), "ablations": ablations}
 
 
 def section_sweep(data: Path) -> dict:
@@ -51,8 +60,9 @@ def section_sweep(data: Path) -> dict:
     from oddity.bench.logs import loghub_parsing
 
     settings = []
-    for sim_th, depth, delimiters in product(*SWEEP.values()):
-        chosen = {"sim_th": sim_th, "depth": depth, "extra_delimiters": list(delimiters)}
+    for values in product(*SWEEP.values()):
+        chosen = dict(zip(SWEEP, values))
+        chosen["extra_delimiters"] = list(chosen["extra_delimiters"])
         rows = loghub_parsing(data / "loghub", chosen)
         accuracy = {r["dataset"]: r["grouping_accuracy"] for r in rows}
         settings.append({"settings": chosen, "mean": float(np.mean(list(accuracy.values()))),
@@ -164,11 +174,16 @@ def write_markdown(results: dict, path: Path) -> None:
                   f"One configuration for every data set: `TemplateParser()` defaults (Drain, {p['settings']}, "
                   "the general masks of `oddity.logs.masking`), the logparser format string "
                   "of each set. Lines/s: the whole parse (read, split fields, mask, mine).", "",
-                  "| data set | lines | templates (true) | grouping accuracy | lines/s |", "|---|---|---|---|---|"]
+                  "Beside it, the same parser without its two rules (Drain with the masks: the "
+                  "configuration before them) and with each rule alone.", "",
+                  "| data set | lines | templates (true) | grouping accuracy | " +
+                  " | ".join(p["ablations"]) + " | lines/s |", "|---|---|---|---|" + "---|" * len(p["ablations"]) + "---|"]
         for r in p["rows"]:
+            others = " | ".join(f"{a['accuracy'][r['dataset']]:.3f}" for a in p["ablations"].values())
             lines.append(f"| {r['dataset']} | {r['lines']} | {r['templates']} ({r['true_templates']}) | "
-                         f"{r['grouping_accuracy']:.3f} | {r['lines_per_s']:,.0f} |")
-        lines += [f"| **mean** | | | **{p['mean']:.3f}** | |", "", "Published / reference means: " +
+                         f"{r['grouping_accuracy']:.3f} | {others} | {r['lines_per_s']:,.0f} |")
+        means = " | ".join(f"{a['mean']:.3f}" for a in p["ablations"].values())
+        lines += [f"| **mean** | | | **{p['mean']:.3f}** | {means} | |", "", "Published / reference means: " +
                   ", ".join(f"{k} {v:.3f}" for k, v in PUBLISHED_GA.items()) + ".", ""]
     if "sweep" in results:
         w = results["sweep"]
