@@ -296,3 +296,25 @@ def test_line_format_keeps_the_lazy_pattern_fields(format, line):
     match = lazy.match(line.strip())
     expected = None if match is None else {k: (v or "").strip() for k, v in match.groupdict().items()}
     assert fmt.split(line) == expected
+
+
+@pytest.mark.parametrize("format", [
+    "<Date> <Time> <Pid> <Level> <Component>: <Content>",
+    r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>",
+    r"<Time>\|<Component>\|<Pid>\|<Content>",
+    r"\[<Time>\] <Program> - <Content>",
+    "<Date> <Time>, <Level>  <Component>    <Content>",
+])
+def test_line_format_strips_fields_as_the_lazy_pattern_does(format):
+    import random
+    import re
+
+    fmt = LineFormat(format)
+    lazy = re.compile(fmt.regex.pattern.replace("(?P<Content>.*)$", "(?P<Content>.*?)$"))
+    rng = random.Random(0)
+    pieces = ["a", "bc", "1", ":", "|", "[", "]", "-", ",", "x[2]", " ", "  ", "\t", "su(pam)"]
+    for _ in range(3000):
+        line = rng.choice(["", "["]) + "".join(rng.choice(pieces) for _ in range(rng.randint(3, 25)))
+        match = lazy.match(line.strip())
+        expected = None if match is None else {k: (v or "").strip() for k, v in match.groupdict().items()}
+        assert fmt.split(line) == expected, line
