@@ -318,3 +318,29 @@ def test_line_format_strips_fields_as_the_lazy_pattern_does(format):
         match = lazy.match(line.strip())
         expected = None if match is None else {k: (v or "").strip() for k, v in match.groupdict().items()}
         assert fmt.split(line) == expected, line
+
+
+def test_masking_gives_what_the_plain_rules_substitute():
+    import random
+    import re
+
+    from oddity.logs.masking import DEFAULT_MASKS
+
+    # the rules as written without possessive runs, substituted the plain way
+    plain = [p.replace("++", "+").replace("*+", "*") for _, p in DEFAULT_MASKS]
+    plain = [p.replace(r"(?=[a-fA-F]*\d)(?=\d*[a-fA-F])", r"(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])")
+             for p in plain]
+    assert sum("(?=[0-9a-fA-F]*[a-fA-F])" in p for p in plain) == 1
+    regex = re.compile("|".join(f"(?P<m{k}>{p})" for k, p in enumerate(plain)))
+    names = {f"m{k}": f"<{name}>" for k, (name, _) in enumerate(DEFAULT_MASKS)}
+
+    def reference(token):
+        masked = regex.sub(lambda m: names[m.lastgroup], token)
+        return re.sub(r"(<[A-Za-z_]\w*>)(?:,\1)+", r"\1", masked)
+
+    rng = random.Random(0)
+    alphabet = "aZ09fB./\\-_:,@$~+?=x\"'<>()[]é١²"
+    tokens = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 14))) for _ in range(20000)]
+    tokens += [t for m in _generated_log(300, 4) for t in m.split()]
+    masker = Masker()
+    assert [masker.mask_token(t) for t in tokens] == [reference(t) for t in tokens]

@@ -25,7 +25,8 @@ from oddity.core.errors import ConfigError
 # (name, pattern). Boundaries use look-arounds so that a token glued to punctuation
 # ("size=512," or "(10.0.0.1)") is still found and the punctuation kept. Possessive `++` / `*+`
 # where giving characters back can never help (the next character must be one the run
-# excludes) spare the backtracking; "a run holding a digit" is written "letters, then a digit".
+# excludes) spare the backtracking; "a hexadecimal run holding a digit" is written "letters,
+# then a digit" (and the other way round).
 _B = r"(?<![\w.\-])"      # not preceded by a word character, dot or dash
 _E = r"(?![\w\-]|\.\w)"  # not followed by a word character, dash, or dot and word
 DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
@@ -39,7 +40,7 @@ DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
     ("PATH", r"(?<![\w/.])(?:[A-Za-z]:)?(?:[/\\][\w.\-@$~+]++){2,}[/\\]?(?:\?[^\s\"'<>]*)?"),
     ("ADDR", _B + r"(?:\w[\w\-]*+\.)+[a-z][a-z0-9_\-]*(?::\d{1,5})?" + _E),
     ("NUM", _B + r"(?:0[xX][0-9a-fA-F]+|(?=[a-fA-F]*+\d)(?=\d*+[a-fA-F])[0-9a-fA-F]{6,})" + _E),
-    ("ID", r"(?<![\w\-.])(?=[A-Za-z_\-]*+\d)(?=[\d_\-]*+[A-Za-z])[\w\-]*[A-Za-z0-9]" + _E),
+    ("ID", r"(?<![\w\-.])(?=[\w\-]*\d)(?=[\w\-]*[A-Za-z])[\w\-]*[A-Za-z0-9]" + _E),
     ("NUM", r"(?<![A-Za-z0-9])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?" + _E),
 )
 
