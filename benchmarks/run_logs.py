@@ -32,19 +32,28 @@ BGL_DETECTORS = {"pca_logs": {}, "invariants": {}, "deeplog": {"end_event": Fals
 THUNDERBIRD_DETECTORS = {"glad": {"end_event": False}}
 BGL_WINDOW = {"size": 20, "step": 5}
 EVENT_SETS = ["BGL", "Thunderbird"]
-SWEEP = {"sim_th": [0.6, 0.7, 0.75, 0.8, 0.85, 0.9], "depth": [4, 5, 6],
-         "extra_delimiters": [(), ("=",), (",",), ("=", ",")]}
+ABLATIONS = {"Drain + masks (before)": {"value_mismatch": 0.0, "merge": False},
+             "+ value/word cost only": {"merge": False}, "+ merge of variants only": {"value_mismatch": 0.0}}
+SWEEP = {"sim_th": [0.6, 0.7, 0.75, 0.8, 0.85], "depth": [4, 5, 6],
+         "extra_delimiters": [(), ("=",), ("=", ",")], "value_mismatch": [0.0, 1.0], "merge": [False, True]}
 
 
 def section_parsing(data: Path) -> dict:
+    """The defaults on the 16 sets, beside Drain with the same masks but neither of the two
+    rules of `TemplateParser` (value_mismatch 0, no merge of variants) and each rule alone."""
     from oddity.bench.logs import loghub_parsing
 
     from oddity.logs.parser import TemplateParser
 
     rows = loghub_parsing(data / "loghub")
+    ablations = {}
+    for label, changed in ABLATIONS.items():
+        accuracy = {r["dataset"]: r["grouping_accuracy"] for r in loghub_parsing(data / "loghub", changed)}
+        ablations[label] = {"settings": changed, "accuracy": accuracy,
+                            "mean": float(np.mean(list(accuracy.values())))}
     settings = {k: v for k, v in TemplateParser().settings().items() if k != "masks"}
     return {"rows": rows, "mean": float(np.mean([r["grouping_accuracy"] for r in rows])),
-            "settings": ", ".join(f"{k} {v}" for k, v in settings.items())}
+            "settings": ", ".join(f"{k} {v}" for k, v in settings.items()), "ablations": ablations}
 
 
 def section_sweep(data: Path) -> dict:
@@ -55,8 +64,9 @@ def section_sweep(data: Path) -> dict:
     from oddity.bench.logs import loghub_parsing
 
     settings = []
-    for sim_th, depth, delimiters in product(*SWEEP.values()):
-        chosen = {"sim_th": sim_th, "depth": depth, "extra_delimiters": list(delimiters)}
+    for values in product(*SWEEP.values()):
+        chosen = dict(zip(SWEEP, values))
+        chosen["extra_delimiters"] = list(chosen["extra_delimiters"])
         rows = loghub_parsing(data / "loghub", chosen)
         accuracy = {r["dataset"]: r["grouping_accuracy"] for r in rows}
         settings.append({"settings": chosen, "mean": float(np.mean(list(accuracy.values()))),
@@ -68,8 +78,10 @@ def section_sweep(data: Path) -> dict:
             "tuned_mean": float(np.mean([s["accuracy"][name] for name, s in tuned.items()]))}
 
 
-def section_speed(sessions: int) -> dict:
-    """Parse speed and peak RSS in a fresh process, on a generated HDFS-like log."""
+def section_speed(sessions: int, previous: dict | None) -> dict:
+    """Parse speed and peak RSS in a fresh process, on a generated HDFS-like log of `sessions`
+    sessions (written to a temporary file, streamed, never held in memory); the runs of other
+    sizes are kept from `previous`, so that one table shows memory against file size."""
     from oddity.logs.synth import FORMAT, write_session_log
 
     with tempfile.TemporaryDirectory() as folder:
@@ -78,7 +90,9 @@ def section_speed(sessions: int) -> dict:
         code = ("import json,sys; from pathlib import Path; from oddity.bench.log_speed import parse_throughput; "
                 f"print(json.dumps(parse_throughput(Path({str(path)!r}), {FORMAT!r})))")
         out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-        return json.loads(out.stdout.strip().splitlines()[-1])
+        row = {"sessions": sessions, **json.loads(out.stdout.strip().splitlines()[-1])}
+    runs = {k: v for k, v in (previous or {}).items() if isinstance(v, dict) and "sessions" in v}
+    return {**runs, str(sessions): row}
 
 
 def _chosen(detectors: dict, only: list[str] | None) -> dict:
@@ -259,11 +273,16 @@ def write_markdown(results: dict, path: Path) -> None:
                   f"One configuration for every data set: `TemplateParser()` defaults (Drain, {p['settings']}, "
                   "the general masks of `oddity.logs.masking`), the logparser format string "
                   "of each set. Lines/s: the whole parse (read, split fields, mask, mine).", "",
-                  "| data set | lines | templates (true) | grouping accuracy | lines/s |", "|---|---|---|---|---|"]
+                  "Beside it, the same parser without its two rules (Drain with the masks: the "
+                  "configuration before them) and with each rule alone.", "",
+                  "| data set | lines | templates (true) | grouping accuracy | " +
+                  " | ".join(p["ablations"]) + " | lines/s |", "|---|---|---|---|" + "---|" * len(p["ablations"]) + "---|"]
         for r in p["rows"]:
+            others = " | ".join(f"{a['accuracy'][r['dataset']]:.3f}" for a in p["ablations"].values())
             lines.append(f"| {r['dataset']} | {r['lines']} | {r['templates']} ({r['true_templates']}) | "
-                         f"{r['grouping_accuracy']:.3f} | {r['lines_per_s']:,.0f} |")
-        lines += [f"| **mean** | | | **{p['mean']:.3f}** | |", "", "Published / reference means: " +
+                         f"{r['grouping_accuracy']:.3f} | {others} | {r['lines_per_s']:,.0f} |")
+        means = " | ".join(f"{a['mean']:.3f}" for a in p["ablations"].values())
+        lines += [f"| **mean** | | | **{p['mean']:.3f}** | {means} | |", "", "Published / reference means: " +
                   ", ".join(f"{k} {v:.3f}" for k, v in PUBLISHED_GA.items()) + ".", ""]
     if "sweep" in results:
         w = results["sweep"]
@@ -277,14 +296,22 @@ def write_markdown(results: dict, path: Path) -> None:
         lines += [f"| {name} | {t['accuracy']:.3f} | {t['settings']} |" for name, t in w["tuned"].items()]
         lines.append("")
     if "speed" in results:
-        s = results["speed"]
+        runs = sorted(results["speed"].values(), key=lambda r: r["bytes"])
         lines += ["## Parse speed and memory (generated HDFS-like log, fresh process)", "",
-                  f"{s['lines']:,} lines ({s['bytes'] / 1e6:.1f} MB). Mining (read, split, mask, mine): "
-                  f"{s['seconds']:.1f} s, **{s['lines_per_s']:,.0f} lines/s**; matching against the mined "
-                  f"templates as a freshly loaded model does (predict): **{s['match_lines_per_s']:,.0f} "
-                  "lines/s**. "
-                  f"Resident memory {s['rss_before_mb']:.0f} MB after imports, peak {s['peak_rss_mb']:.0f} MB "
-                  "over both passes.", ""]
+                  "The whole parse on one core: mining (read, split fields, mask, mine) and matching "
+                  "against the mined templates as a freshly loaded model does (predict), streamed. "
+                  "Lines per second of wall-clock time and, beside them, per second of the process's own CPU "
+                  "time (which other processes on a loaded machine disturb far less than wall-clock time). "
+                  "Resident memory after imports and its peak over both passes (VmHWM).", "",
+                  "| sessions | lines | MB | mining s | mining lines/s | matching lines/s | mining lines/CPU s "
+                  "| matching lines/CPU s | RSS after imports MB | peak RSS MB |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['sessions']:,} | {r['lines']:,} | {r['bytes'] / 1e6:,.0f} | {r['seconds']:.1f} | "
+                  f"{r['lines_per_s']:,.0f} | {r['match_lines_per_s']:,.0f} | "
+                  f"**{r.get('cpu_lines_per_s', float('nan')):,.0f}** | "
+                  f"**{r.get('match_cpu_lines_per_s', float('nan')):,.0f}** | {r['rss_before_mb']:.0f} | "
+                  f"{r['peak_rss_mb']:.0f} |" for r in runs]
+        lines.append("")
     for key, title in (("hdfs", "HDFS sessions (hdfs_100k_sessions.csv)"), ("bgl", "BGL_2k windows"),
                        ("thunderbird", "Thunderbird_2k windows"),
                        ("events", "BGL_2k and Thunderbird_2k lines as categorical events")):
@@ -339,7 +366,8 @@ def main() -> int:
                         help="run only these detectors in the hdfs and window sections; the rows of the "
                              "others are kept from the previous results")
     parser.add_argument("--speed-sessions", type=int, default=20000,
-                        help="sessions in the generated log for the speed section (~16 lines each)")
+                        help="sessions in the generated log for the speed section (~13 lines, "
+                             "1.8 kB each: 20000 is 35 MB, 570000 about 1 GB)")
     args = parser.parse_args()
     data = Path(args.data)
     if not (data / "loghub").is_dir():
@@ -354,7 +382,7 @@ def main() -> int:
     results.update({"command": "python benchmarks/run_logs.py " + " ".join(shlex.quote(a) for a in sys.argv[1:]),
                     "machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, torch 1 thread",
                     "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())})
-    sections = {"parsing": lambda: section_parsing(data), "sweep": lambda: section_sweep(data), "speed": lambda: section_speed(args.speed_sessions),
+    sections = {"parsing": lambda: section_parsing(data), "sweep": lambda: section_sweep(data), "speed": lambda: section_speed(args.speed_sessions, results.get("speed")),
                 "hdfs": lambda: _merged(section_hdfs(data, args.detectors), results.get("hdfs") if args.detectors
                                         else None, list(HDFS_DETECTORS)),
                 "bgl": lambda: _merged(section_windows(data, "BGL", BGL_DETECTORS, args.detectors),

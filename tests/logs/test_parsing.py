@@ -9,7 +9,8 @@ from oddity.core.errors import ConfigError, DataError, ModelFileError
 from oddity.logs.data import ReadReport, read_event_sessions, read_jsonl, read_log, read_raw, read_session_labels
 from oddity.logs.formats import LineFormat
 from oddity.logs.masking import Masker
-from oddity.logs.parser import UNSEEN, TemplateParser
+from oddity.logs.parser import UNSEEN, TemplateParser, ValueAwareDrain
+from oddity.logs.variants import placeholder_pattern, skeleton
 
 
 def test_default_masks_replace_variable_values():
@@ -182,22 +183,92 @@ def _generated_log(n: int, seed: int) -> list[str]:
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_learn_and_match_caches_give_drains_own_templates(seed):
-    from drain3.drain import Drain
-
     messages = _generated_log(3000, seed)
     parser = TemplateParser()
-    reference = Drain(sim_th=parser.sim_th, depth=parser.depth, max_children=parser.max_children,
-                      extra_delimiters=parser.extra_delimiters)
+    reference = ValueAwareDrain(parser.placeholders, parser.value_mismatch, sim_th=parser.sim_th,
+                                depth=parser.depth, max_children=parser.max_children,
+                                extra_delimiters=parser.extra_delimiters)
     masker = Masker()
     ids = [parser.learn(m) for m in messages]
     expected = [reference.add_log_message(masker.mask(m))[0].cluster_id for m in messages]
     assert ids == expected
-    assert parser.templates() == {c.cluster_id: (c.get_template(), c.size) for c in reference.clusters}
+    assert parser.clusters() == {c.cluster_id: (c.get_template(), c.size) for c in reference.clusters}
     restored = TemplateParser.from_dict(parser.to_dict())  # empty caches
     probes = messages + _generated_log(500, seed + 10)
     assert [parser.match(m) for m in probes] == [restored.match(m) for m in probes] == [
         UNSEEN if (c := reference.match(masker.mask(m), full_search_strategy="fallback")) is None
-        else c.cluster_id for m in probes]
+        else parser.event(c.cluster_id) for m in probes]
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_value_aware_drain_without_the_extra_cost_is_drain(seed):
+    from drain3.drain import Drain
+
+    messages = [Masker().mask(m) for m in _generated_log(1500, seed)]
+    parser = TemplateParser(value_mismatch=0.0)
+    ours = ValueAwareDrain(parser.placeholders, 0.0, sim_th=0.7, depth=5, extra_delimiters=("=",))
+    drain = Drain(sim_th=0.7, depth=5, extra_delimiters=("=",))
+    assert [ours.add_log_message(m)[0].cluster_id for m in messages] == \
+        [drain.add_log_message(m)[0].cluster_id for m in messages]
+    assert [c.get_template() for c in ours.clusters] == [c.get_template() for c in drain.clusters]
+
+
+def test_a_value_facing_a_word_splits_short_messages_only():
+    short = ["10.0.0.{i}:80 open through proxy 10.1.1.1:5070 HTTPS", "10.0.0.9:22 open through proxy 10.1.1.1:5070 SOCKS5"]
+    for value_mismatch, events in ((1.0, 2), (0.0, 1)):
+        parser = TemplateParser(value_mismatch=value_mismatch)
+        ids = {parser.event(parser.learn(m.format(i=i))) for i in range(5) for m in short}
+        assert len(ids) == events
+    # one such difference among many equal tokens still joins the template
+    parser = TemplateParser()
+    long = "vis {v} mask {m} oldVal 1 newVal 2 diff 3 stackVis 0 dockedVis 0 bounds 0 0 0 0 end"
+    a = parser.learn(long.format(v=1, m=1))
+    b = parser.learn(long.format(v=2, m="ffffffff"))
+    assert a == b
+
+
+def test_variants_of_one_event_are_merged():
+    parser = TemplateParser()
+    lines = ["h{i}.example.com:80 close, {i} bytes sent, {i}0 bytes received, lifetime 00:0{i}",
+             "h{i}.example.com:80 close, {i}000 bytes ({i}.2 KB) sent, {i}0 bytes received, lifetime 00:0{i}",
+             "h{i}.example.com:80 close, {i} bytes sent, {i}000 bytes ({i}.5 MB) received, lifetime <1 sec",
+             "connection from 10.0.0.{i} () at 12:00:0{i}",
+             "connection from 10.0.0.{i} (host{i}.example.com) at 12:00:0{i}"]
+    ids = [[parser.learn(line.format(i=i)) for i in range(1, 6)] for line in lines]
+    events = [{parser.event(i) for i in group} for group in ids]
+    assert events[0] == events[1] == events[2] and events[3] == events[4] and events[0] != events[3]
+    assert len(parser.clusters()) == 5 and len(parser.templates()) == 2
+    assert sum(size for _, size in parser.templates().values()) == 25
+    assert parser.template(ids[1][0]) == parser.template(ids[0][0])
+    # a different word is a different event, whatever the length
+    other = parser.learn("h1.example.com:80 close, 1 bytes (1.1 KB) dropped, lifetime 00:01")
+    assert parser.event(other) not in events[0]
+    assert parser.match("h7.example.com:80 close, 70 bytes (7.1 KB) sent, 1 bytes received, lifetime 00:07") \
+        == parser.event(ids[0][0])
+    unmerged = TemplateParser(merge=False)
+    for line in lines:
+        unmerged.learn(line.format(i=1))
+    assert len(unmerged.templates()) == 5
+
+
+def test_skeleton_keeps_constant_words():
+    pattern = placeholder_pattern(["NUM", "ADDR"])
+    assert skeleton("<ADDR> close, <NUM> bytes (<NUM> KB) sent, lifetime <<NUM> sec".split(), pattern) == \
+        ("close,", "sent,", "lifetime")  # "bytes" after a number is its unit
+    assert skeleton("node<NUM> up <*> ()".split(), pattern) == ("node", "up")
+    assert skeleton(["<NUM>", "<*>"], pattern) == ()
+
+
+def test_state_saved_without_the_newer_settings_keeps_drains_behaviour():
+    parser = TemplateParser()
+    parser.learn("a b c 1")
+    data = parser.to_dict()
+    for key in ("value_mismatch", "merge"):
+        del data["settings"][key]
+    restored = TemplateParser.from_dict(data)
+    assert restored.value_mismatch == 0.0 and restored.merge is False
+    with pytest.raises(ConfigError, match="value_mismatch"):
+        TemplateParser(value_mismatch=-1)
 
 
 def test_masking_cache_gives_the_rules_result():
@@ -225,3 +296,51 @@ def test_line_format_keeps_the_lazy_pattern_fields(format, line):
     match = lazy.match(line.strip())
     expected = None if match is None else {k: (v or "").strip() for k, v in match.groupdict().items()}
     assert fmt.split(line) == expected
+
+
+@pytest.mark.parametrize("format", [
+    "<Date> <Time> <Pid> <Level> <Component>: <Content>",
+    r"<Month> <Date> <Time> <Level> <Component>(\[<PID>\])?: <Content>",
+    r"<Time>\|<Component>\|<Pid>\|<Content>",
+    r"\[<Time>\] <Program> - <Content>",
+    "<Date> <Time>, <Level>  <Component>    <Content>",
+])
+def test_line_format_strips_fields_as_the_lazy_pattern_does(format):
+    import random
+    import re
+
+    fmt = LineFormat(format)
+    lazy = re.compile(fmt.regex.pattern.replace("(?P<Content>.*)$", "(?P<Content>.*?)$"))
+    rng = random.Random(0)
+    pieces = ["a", "bc", "1", ":", "|", "[", "]", "-", ",", "x[2]", " ", "  ", "\t", "su(pam)"]
+    for _ in range(3000):
+        line = rng.choice(["", "["]) + "".join(rng.choice(pieces) for _ in range(rng.randint(3, 25)))
+        match = lazy.match(line.strip())
+        expected = None if match is None else {k: (v or "").strip() for k, v in match.groupdict().items()}
+        assert fmt.split(line) == expected, line
+
+
+def test_masking_gives_what_the_plain_rules_substitute():
+    import random
+    import re
+
+    from oddity.logs.masking import DEFAULT_MASKS
+
+    # the rules as written without possessive runs, substituted the plain way
+    plain = [p.replace("++", "+").replace("*+", "*") for _, p in DEFAULT_MASKS]
+    plain = [p.replace(r"(?=[a-fA-F]*\d)(?=\d*[a-fA-F])", r"(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])")
+             for p in plain]
+    assert sum("(?=[0-9a-fA-F]*[a-fA-F])" in p for p in plain) == 1
+    regex = re.compile("|".join(f"(?P<m{k}>{p})" for k, p in enumerate(plain)))
+    names = {f"m{k}": f"<{name}>" for k, (name, _) in enumerate(DEFAULT_MASKS)}
+
+    def reference(token):
+        masked = regex.sub(lambda m: names[m.lastgroup], token)
+        return re.sub(r"(<[A-Za-z_]\w*>)(?:,\1)+", r"\1", masked)
+
+    rng = random.Random(0)
+    alphabet = "aZ09fB./\\-_:,@$~+?=x\"'<>()[]é١²"
+    tokens = ["".join(rng.choice(alphabet) for _ in range(rng.randint(1, 14))) for _ in range(20000)]
+    tokens += [t for m in _generated_log(300, 4) for t in m.split()]
+    masker = Masker()
+    assert [masker.mask_token(t) for t in tokens] == [reference(t) for t in tokens]

@@ -29,7 +29,7 @@ class LineFormat:
     def __init__(self, format: str):
         self.format = format
         parts = re.split(r"(<[^<>]+>)", format)
-        pattern, names = "", []
+        pattern, names, strip = "", [], []
         for k, part in enumerate(parts):
             if k % 2 == 0:
                 pattern += re.sub(r" +", r"\\s+", part)
@@ -45,6 +45,12 @@ class LineFormat:
                 # there (the line has no newline), without trying every shorter length first
                 last = k == len(parts) - 2 and parts[-1] == ""
                 pattern += f"(?P<{name}>{'.*' if last else '.*?'})"
+                # a field between white space (or the ends of the line) never starts or ends
+                # with white space: the separators take it all; others are stripped
+                before = parts[k - 1].endswith(" ") or (k == 1 and parts[0] == "")
+                after = parts[k + 1].startswith(" ") or last
+                if not (before and after):
+                    strip.append(name)
         if "Content" not in names:
             raise ConfigError(f"--format {format!r}: needs a <Content> field (the message), "
                               "e.g. '<Date> <Time> <Level> <Component>: <Content>'")
@@ -53,6 +59,7 @@ class LineFormat:
         except re.error as exc:
             raise ConfigError(f"--format {format!r}: not a valid pattern ({exc})") from None
         self.fields = names
+        self.strip = tuple(strip)
 
     def split(self, line: str) -> dict[str, str] | None:
         """The fields of `line` (stripped), or None when the line does not fit the format.
@@ -70,4 +77,7 @@ class LineFormat:
         match = self.regex.match(line.strip())
         if match is None:
             return None
-        return dict(zip(self.fields, map(str.strip, match.groupdict("").values())))
+        fields = match.groupdict("")
+        for name in self.strip:
+            fields[name] = fields[name].strip()
+        return fields

@@ -23,7 +23,10 @@ from dataclasses import dataclass
 from oddity.core.errors import ConfigError
 
 # (name, pattern). Boundaries use look-arounds so that a token glued to punctuation
-# ("size=512," or "(10.0.0.1)") is still found and the punctuation kept.
+# ("size=512," or "(10.0.0.1)") is still found and the punctuation kept. Possessive `++` / `*+`
+# where giving characters back can never help (the next character must be one the run
+# excludes) spare the backtracking; "a hexadecimal run holding a digit" is written "letters,
+# then a digit" (and the other way round).
 _B = r"(?<![\w.\-])"      # not preceded by a word character, dot or dash
 _E = r"(?![\w\-]|\.\w)"  # not followed by a word character, dash, or dot and word
 DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
@@ -34,9 +37,9 @@ DEFAULT_MASKS: tuple[tuple[str, str], ...] = (
     ("MAC", r"\b(?:[0-9a-fA-F]{2}:){5}[0-9a-fA-F]{2}\b"),
     ("TIME", _B + r"\d{1,2}:\d{2}(?::\d{2})?(?:[.,]\d+)?" + _E),
     ("DATE", _B + r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}" + _E),
-    ("PATH", r"(?<![\w/.])(?:[A-Za-z]:)?(?:[/\\][\w.\-@$~+]+){2,}[/\\]?(?:\?[^\s\"'<>]*)?"),
-    ("ADDR", _B + r"(?:\w[\w\-]*\.)+[a-z][a-z0-9_\-]*(?::\d{1,5})?" + _E),
-    ("NUM", _B + r"(?:0[xX][0-9a-fA-F]+|(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,})" + _E),
+    ("PATH", r"(?<![\w/.])(?:[A-Za-z]:)?(?:[/\\][\w.\-@$~+]++){2,}[/\\]?(?:\?[^\s\"'<>]*)?"),
+    ("ADDR", _B + r"(?:\w[\w\-]*+\.)+[a-z][a-z0-9_\-]*(?::\d{1,5})?" + _E),
+    ("NUM", _B + r"(?:0[xX][0-9a-fA-F]+|(?=[a-fA-F]*+\d)(?=\d*+[a-fA-F])[0-9a-fA-F]{6,})" + _E),
     ("ID", r"(?<![\w\-.])(?=[\w\-]*\d)(?=[\w\-]*[A-Za-z])[\w\-]*[A-Za-z0-9]" + _E),
     ("NUM", r"(?<![A-Za-z0-9])[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?" + _E),
 )
@@ -82,6 +85,7 @@ class Masker:
         regex = re.compile("|".join(alternatives)) if alternatives else None
         object.__setattr__(self, "_regex", regex)
         object.__setattr__(self, "_placeholders", placeholders)
+        object.__setattr__(self, "_replace", lambda match: placeholders[match.lastgroup])
         object.__setattr__(self, "_cache", _TokenCache(self.mask_token))
 
     def mask(self, text: str) -> str:
@@ -132,8 +136,14 @@ class Masker:
         str
             The masked token.
         """
-        if self._regex is None:  # type: ignore[attr-defined]
+        regex = self._regex  # type: ignore[attr-defined]
+        match = None if regex is None else regex.search(token)
+        if match is None:
             return token
-        placeholders = self._placeholders  # type: ignore[attr-defined]
-        masked = self._regex.sub(lambda m: placeholders[m.lastgroup], token)  # type: ignore[attr-defined]
+        end = match.end()
+        if end == len(token) and regex.search(token, end) is None:
+            # one value ending the token (the usual case): what `sub` gives, without its callback
+            masked = token[:match.start()] + self._placeholders[match.lastgroup]  # type: ignore[attr-defined]
+        else:
+            masked = regex.sub(self._replace, token)  # type: ignore[attr-defined]
         return _LIST.sub(r"\1", masked) if "," in masked else masked
