@@ -187,6 +187,9 @@ class ImageDetector(Detector):
         Border statistics of the maps, when `border_rings` > 0.
     skipped_ : set of str or None
         Files skipped as unreadable by the last `fit` (not saved).
+    selection_ : dict or None
+        The validation table of `oddity fit auto` when the detector was chosen by it
+        (`oddity.image.select`), saved with the model; None otherwise.
 
     Examples
     --------
@@ -214,6 +217,7 @@ class ImageDetector(Detector):
     border_: BorderStandardiser | None = None
     skipped_: set[str] | None = None  # files skipped as unreadable by the last fit (not saved)
     calibration_images_: list[str] | None = None  # files that calibrated the thresholds (export checks parity on them)
+    selection_: dict[str, Any] | None = None  # validation table of `oddity fit auto` (oddity.image.select)
 
     def __init__(self, *, image_size: int = 256, tile: int | None = None,
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
@@ -606,12 +610,14 @@ class ImageDetector(Detector):
             arrays = {"border_mean": self.border_.mean, "border_std": self.border_.std}
         return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None,
                 "border": self.border_ is not None, "pipeline": self.spec().to_dict(),
-                "calibration_images_": self.calibration_images_}, arrays
+                "calibration_images_": self.calibration_images_,
+                **({"selection_": self.selection_} if self.selection_ is not None else {})}, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         shape = values.get("input_shape_")
         self.input_shape_ = tuple(shape) if shape else None
         self.calibration_images_ = values.get("calibration_images_")
+        self.selection_ = values.get("selection_")
         self.border_ = None  # a few-shot model has no border statistics (too few images)
         if values.get("border", "border_mean" in arrays):
             if "border_mean" not in arrays or "border_std" not in arrays:
