@@ -3,7 +3,7 @@ dataset under $ODDITY_DATA (default ../shared/data/images), every candidate also
 the real test split (`oddity.bench.select`); writes benchmarks/results/select.{md,json},
 keeping rows of other datasets already there.
 
-Usage: python benchmarks/run_select.py [--datasets bottle magnetic_tile] [--max-fit N] [--timeout S]
+Usage: python benchmarks/run_select.py [--datasets bottle magnetic_tile] [--max-fit N] [--max-test N] [--timeout S]
 """
 from __future__ import annotations
 
@@ -26,6 +26,8 @@ def main() -> int:
     parser.add_argument("--datasets", nargs="+", default=None, help="dataset folder names (default: all found)")
     parser.add_argument("--max-fit", type=int, default=None,
                         help="use a fixed random subset of at most this many training images")
+    parser.add_argument("--max-test", type=int, default=None,
+                        help="score a fixed random subset of at most this many normal and as many defective test images")
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds per dataset")
     args = parser.parse_args()
     datasets = [d for d in find_datasets(args.data) if args.datasets is None or d.name in args.datasets]
@@ -33,7 +35,7 @@ def main() -> int:
         print(f"no MVTec-layout datasets under {args.data}; set ODDITY_DATA", file=sys.stderr)
         return 2
     command = command_line("run_select.py", sys.argv[1:], make_target=None)
-    jobs = [(dataset.name, lambda dataset=dataset: run_one(dataset, args.max_fit, args.timeout))
+    jobs = [(dataset.name, lambda dataset=dataset: run_one(dataset, args.max_fit, args.max_test, args.timeout))
             for dataset in datasets]
     # each write merges into the file as it is then, so that runs in parallel keep each other's rows
     run_all(jobs, [], command, lambda runs: write_results(merge_runs(read_results(RESULTS), runs), RESULTS),
