@@ -43,7 +43,7 @@ class SelectRun:
         return Path(self.dataset).name, self.max_fit, self.max_test
 
 
-def test_metrics(model: Any, samples: list) -> dict[str, Any]:
+def candidate_metrics(model: Any, samples: list) -> dict[str, Any]:
     """Image and pixel AUROC of a fitted detector on labelled test samples, and the realised
     false-positive rate of its image threshold on the normal ones.
 
@@ -108,8 +108,8 @@ def worker(dataset: str, max_fit: int | None, max_test: int | None) -> dict[str,
     seconds = time.perf_counter() - start
     assert selection.detector is not None
     return {"selection": selection.to_dict(), "select_seconds": seconds,
-            "test": [None if model is None else test_metrics(model, test) for model in selection.candidates],
-            "refit_test": test_metrics(selection.detector, test)}
+            "test": [None if model is None else candidate_metrics(model, test) for model in selection.candidates],
+            "refit_test": candidate_metrics(selection.detector, test)}
 
 
 def run_one(dataset: Path, max_fit: int | None, max_test: int | None, timeout: float) -> SelectRun:
