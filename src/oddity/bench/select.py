@@ -187,17 +187,17 @@ def markdown_table(runs: list[SelectRun]) -> str:
         "",
         f"Reproduce: {' then '.join(f'`{c}`' for c in commands)}.",
         "",
-        "Each candidate is fitted at its defaults on the training images less a held-out part and "
+        ("Each candidate is fitted at its defaults on the training images less a held-out part and "
         "scored on the held-out normal images, synthetic anomalies made from them "
         "(`oddity.image.synth`) and lighting shifts of them (`oddity.image.photometric.SHIFTS`). "
         f"Rule, fixed before any test set was looked at: {rule}. The test columns evaluate each "
         "candidate, as fitted for validation, on the real test split (never used by the choice; FPR: "
         "realised false-positive rate of its image threshold on the normal test images, target 0.01); "
         "magnetic tile masks are binarised at half their brightest value. Target: the chosen "
-        f"detector within {TARGET_GAP} test image AUROC of the best.",
+        f"detector within {TARGET_GAP} test image AUROC of the best."),
         "",
-        "| dataset | fit / held-out images | chosen | its test image AUROC | best candidate | best single "
-        "detector | gap | pass | chosen, refitted on all: image / pixel AUROC, FPR | selection s |",
+        ("| dataset | fit / held-out images | chosen | its test image AUROC | best candidate | best single "
+         "detector | gap | pass | chosen, refitted on all: image / pixel AUROC, FPR | selection s |"),
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
@@ -222,8 +222,8 @@ def markdown_table(runs: list[SelectRun]) -> str:
                   f"{run.selection['fit_images']} images fit each candidate, {run.selection['validation_images']} "
                   f"held out, {run.selection['anomalies']} synthetic anomalies"
                   + "".join(f"; {c} (a fixed random subset)" for c in caps if c) + ".", "",
-                  "| candidate | synthetic image AUROC | synthetic pixel AUROC | lighting FPR | allowed | "
-                  "penalty | score | fit s | test image AUROC | test pixel AUROC | test FPR |",
+                  ("| candidate | synthetic image AUROC | synthetic pixel AUROC | lighting FPR | allowed | "
+                   "penalty | score | fit s | test image AUROC | test pixel AUROC | test FPR |"),
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row, test in zip(run.selection["rows"], run.test):
             settings = ", ".join(f"{k}={v}" for k, v in row["params"].items())

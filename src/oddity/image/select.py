@@ -35,8 +35,9 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -442,9 +443,9 @@ def describe_selection(selection: Selection, data: str | os.PathLike) -> str:
     """
     winner = selection.rows[selection.chosen]
     return "\n".join([
-        f"validation: {selection.fit_images} images of {data} to fit each candidate, "
-        f"{selection.validation_images} held out, {selection.anomalies} synthetic anomalies made "
-        f"from them, {len(photometric.SHIFTS)} lighting shifts of each",
+        (f"validation: {selection.fit_images} images of {data} to fit each candidate, "
+         f"{selection.validation_images} held out, {selection.anomalies} synthetic anomalies made "
+         f"from them, {len(photometric.SHIFTS)} lighting shifts of each"),
         f"rule: {RULE}",
         selection.table(),
         f"chosen: {winner.detector}" + (f" {winner.params}" if winner.params else ""),

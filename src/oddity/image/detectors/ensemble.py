@@ -55,7 +55,7 @@ class RankScale:
     normal: np.ndarray
 
     @classmethod
-    def fit(cls, values: np.ndarray, max_knots: int | None = None) -> "RankScale":
+    def fit(cls, values: np.ndarray, max_knots: int | None = None) -> RankScale:
         """The rank scale of normal `values`.
 
         Parameters
@@ -252,7 +252,7 @@ class Ensemble(ImageDetector):
             raise ConfigError(f"member_params: {name} has no parameter {', '.join(map(repr, unknown))}")
         return cls(**params)  # type: ignore[return-value]
 
-    def fit(self, data: ImageInput, *, verbose: bool = True) -> "Ensemble":
+    def fit(self, data: ImageInput, *, verbose: bool = True) -> Ensemble:
         """Fit every member on the normal images less a held-out part, learn each member's rank
         scales on the held-out images, and calibrate thresholds on them (leave one out).
 
