@@ -24,6 +24,7 @@ CONFIGS: dict[str, list[dict]] = {
     "musc": [{}, {"per_image_contrast": True}],  # zero-shot: the runner scores the test split alone (no fit)
     "draem": [{}],
     "efficientad": [{}],
+    "ensemble": [{}],  # PatchCore + PaDiM, rank-normalised
 }
 
 

@@ -46,6 +46,10 @@ def cmd_fit(args: argparse.Namespace) -> None:
         On an unknown detector, bad options, unreadable data or an output that would replace
         an input or an existing file without `--overwrite`.
     """
+    if args.detector == "auto":  # model choice among image detectors (oddity.image.select)
+        claim(inputs=[args.data], files=[args.out])
+        verb("image", "fit_auto")(args)
+        return
     modality = get_detector_class(args.detector).modality
     params = detector_params(args.detector, args)
     claim(inputs=[args.data], files=[args.out])
@@ -151,7 +155,9 @@ def build_parser() -> argparse.ArgumentParser:
     fit = commands.add_parser("fit", parents=[common, writes], help="learn normal data and save a model",
                               description="Fit a detector on normal data and save it with its "
                                           "calibrated thresholds.")
-    fit.add_argument("detector", metavar="DETECTOR", help="detector name (see `oddity list`)")
+    fit.add_argument("detector", metavar="DETECTOR",
+                     help="detector name (see `oddity list`), or auto: choose an image detector on "
+                          "held-out normal images with synthetic anomalies and lighting shifts")
     fit.add_argument("--data", required=True, metavar="DIR",
                      help="MVTec AD category (uses train/good) or a folder of normal images; "
                           "for a series detector, a CSV or Parquet file")

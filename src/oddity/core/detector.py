@@ -135,6 +135,34 @@ class Detector:
     def _thresholds(self) -> dict[str, Threshold]:
         return {"threshold_": self.threshold_} if self.threshold_ is not None else {}
 
+    def to_document(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        """The fitted detector as data: the JSON document `save` writes and its named arrays.
+
+        A detector made of other detectors (`oddity.image.detectors.ensemble`) stores its
+        members this way inside its own file; `from_document` reads them back.
+
+        Returns
+        -------
+        document : dict
+            Detector name, parameters, thresholds and learned values (JSON-serialisable).
+        arrays : dict of str to numpy.ndarray
+            The learned arrays.
+
+        Raises
+        ------
+        NotFittedError
+            If the detector is not fitted.
+        """
+        self._check_fitted()
+        values, arrays = self._get_state()
+        document = {
+            "detector": self.name,
+            "params": self.get_params(),
+            "thresholds": {k: t.to_dict() for k, t in self._thresholds().items()},
+            "state": values,
+        }
+        return document, arrays
+
     def save(self, path: str | os.PathLike) -> None:
         """Write the fitted detector to one file: safetensors arrays with a JSON header.
 
@@ -150,15 +178,7 @@ class Detector:
         NotFittedError
             If the detector is not fitted.
         """
-        self._check_fitted()
-        values, arrays = self._get_state()
-        document = {
-            "detector": self.name,
-            "params": self.get_params(),
-            "thresholds": {k: t.to_dict() for k, t in self._thresholds().items()},
-            "state": values,
-        }
-        save_model(path, document, arrays)
+        save_model(path, *self.to_document())
 
     def _verify(self, path: str) -> None:
         """Called by `load` after the state is restored: raise ModelFileError naming `path`
@@ -167,7 +187,28 @@ class Detector:
             raise ModelFileError(f"{path}: model file has no threshold; refit it")
 
     @classmethod
-    def _from_document(cls, document: dict, arrays: dict[str, np.ndarray], path: str) -> "Detector":
+    def from_document(cls, document: dict, arrays: dict[str, np.ndarray], path: str) -> "Detector":
+        """The fitted detector that `to_document` described, checked (no code is run).
+
+        Parameters
+        ----------
+        document : dict
+            The JSON document (`to_document`, or a model file's header).
+        arrays : dict of str to numpy.ndarray
+            The learned arrays.
+        path : str
+            Where they came from, named in errors.
+
+        Returns
+        -------
+        Detector
+            The fitted detector.
+
+        Raises
+        ------
+        ModelFileError
+            If the document or arrays do not make a working detector of this class.
+        """
         try:
             saved = {k: v for k, v in document["params"].items() if k not in cls.retired_params}
             detector = cls(**check_params(cls, {**cls.legacy_params, **saved}))
@@ -232,4 +273,4 @@ def load(path: str | os.PathLike) -> Detector:
         cls = get_detector_class(document.get("detector", "?"))
     except ConfigError as exc:
         raise ModelFileError(f"{path}: saved by a detector this oddity does not have ({exc})") from None
-    return cls._from_document(document, arrays, str(path))
+    return cls.from_document(document, arrays, str(path))

@@ -210,6 +210,51 @@ def fit(detector_name: str, args: argparse.Namespace, params: dict[str, Any]) ->
     fit_and_save(detector_name, args.data, args.out, params, not args.quiet, args.shots, args.augment, args.dask)
 
 
+def fit_auto(args: argparse.Namespace) -> None:
+    """`oddity fit auto`: choose an image detector without defect labels, save it
+    (`oddity.image.select`): print the validation table, save the winner fitted on every
+    normal image, with the table in its model file.
+
+    Parameters
+    ----------
+    args : argparse.Namespace
+        Reads `data`, `out`, `quiet`, `seed` and `target_fpr`; every other detector option
+        must be unset.
+
+    Raises
+    ------
+    ConfigError
+        If an option that sets one detector's parameters is given.
+    DataError
+        If there are too few normal images or they cannot be read.
+    """
+    from oddity.image.select import describe_selection, select_detector
+
+    refused = [option for option, given in (
+        ("--set", bool(args.set)), ("--image-size", args.image_size is not None),
+        ("--tile", args.tile is not None), ("--backbone", args.backbone is not None),
+        ("--shots", args.shots is not None), ("--augment", args.augment != "none"),
+        ("--skip-bad", args.skip_bad), ("--time-column", args.time_column),
+        ("--value-columns", args.value_columns), ("--dates", args.dates != "auto")) if given]
+    if refused:
+        raise ConfigError(f"{refused[0]} does not apply to `oddity fit auto`, which tries each "
+                          "candidate at its defaults; fit one detector by name to set it")
+    start = time.perf_counter()
+    selection = select_detector(args.data, seed=0 if args.seed is None else args.seed,
+                                target_fpr=0.01 if args.target_fpr is None else args.target_fpr,
+                                verbose=not args.quiet)
+    detector = selection.detector
+    assert detector is not None
+    detector.save(args.out)
+    print(describe_selection(selection, args.data))
+    print(f"fitted {detector.name} on every normal image of {args.data}; "
+          f"{time.perf_counter() - start:.1f} s in all")
+    print(f"image threshold: {describe(detector.threshold_)}")
+    if detector.localises:
+        print(f"pixel threshold: {describe(detector.pixel_threshold_)}")
+    print(f"model saved to {args.out} (the validation table is in its JSON, under state.selection_)")
+
+
 def predict(model: Detector | ExportedModel, args: argparse.Namespace) -> None:
     """`oddity predict` with an image model file or an export (onnxruntime, no torch).
 

@@ -221,6 +221,9 @@ class ImageDetector(Detector):
         Where a `feature_fit` detector's `fit` takes the training features from: called with
         (detector, samples, verbose), it yields `fit_features` of each model input in order;
         None computes them here (`oddity.distributed.fit_on_cluster` sets a Dask cluster).
+    selection_ : dict or None
+        The validation table of `oddity fit auto` when the detector was chosen by it
+        (`oddity.image.select`), saved with the model; None otherwise.
 
     Examples
     --------
@@ -253,6 +256,7 @@ class ImageDetector(Detector):
     # -> features in input order; None computes them here (`oddity.distributed.fit` sets a cluster).
     feature_source: Callable[[ImageDetector, list, bool], Iterable[Any]] | None = None
     calibration_images_: list[str] | None = None  # files that calibrated the thresholds (export checks parity on them)
+    selection_: dict[str, Any] | None = None  # validation table of `oddity fit auto` (oddity.image.select)
 
     def __init__(self, *, image_size: int = 256, tile: int | None = None,
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
@@ -679,7 +683,8 @@ class ImageDetector(Detector):
         return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None,
                 "border": self.border_ is not None, "pipeline": self.spec().to_dict(),
                 "calibration_images_": self.calibration_images_,
-                "map_range_": list(self.map_range_) if self.map_range_ else None}, arrays
+                "map_range_": list(self.map_range_) if self.map_range_ else None,
+                **({"selection_": self.selection_} if self.selection_ is not None else {})}, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         shape = values.get("input_shape_")
@@ -687,6 +692,7 @@ class ImageDetector(Detector):
         self.calibration_images_ = values.get("calibration_images_")
         map_range = values.get("map_range_")
         self.map_range_ = (float(map_range[0]), float(map_range[1])) if map_range else None
+        self.selection_ = values.get("selection_")
         self.border_ = None  # a few-shot model has no border statistics (too few images)
         if values.get("border", "border_mean" in arrays):
             if "border_mean" not in arrays or "border_std" not in arrays:
