@@ -66,7 +66,7 @@ def test_markdown_links_reports_and_shows_plots(tmp_path):
 
 def test_run_one_writes_the_report_from_a_fresh_process(inspection_set, tmp_path):
     report_dir = tmp_path / "plots" / report_folder_name(inspection_set, "patchcore", {"image_size": 64})
-    run = run_one(inspection_set, "patchcore", {"image_size": 64}, timeout=120, report_dir=report_dir)
+    run = run_one(inspection_set, "patchcore", {"image_size": 64}, timeout=600, report_dir=report_dir)
     assert run.error is None, run.error
     assert run.report == str(report_dir / "index.html") and (report_dir / "images" / "roc.png").is_file()
     assert run.metrics["image_auroc"] > 0.8 and "aupimo" in run.metrics
