@@ -54,9 +54,10 @@ class ResolutionRun:
     command: str = ""
 
     @property
-    def key(self) -> tuple[str, str, str]:
-        """Dataset, detector and settings."""
-        return self.dataset, self.detector, json.dumps(self.params, sort_keys=True)
+    def key(self) -> tuple[str, str, str, str]:
+        """Dataset, detector, settings and image counts (a run on other counts keeps this one)."""
+        return (self.dataset, self.detector, json.dumps(self.params, sort_keys=True),
+                json.dumps(self.counts, sort_keys=True))
 
 
 def upsample(path: Path, factor: int, out: Path, mask: bool = False) -> Path:
@@ -150,7 +151,7 @@ def prepare(dataset: Path, scratch: Path, n_fit: int, n_val: int, n_real: int) -
     tests = evaluation_samples(dataset, mask_threshold=MASK_THRESHOLD)
     real = (subsample([s for s in tests if s.label == 0], n_real, SEED)
             + subsample([s for s in tests if s.label == 1], n_real, SEED))
-    root = scratch / f"{dataset.name}-x{factor}"
+    root = scratch / f"{dataset.name}-x{factor}-{n_fit}-{n_val}-{n_real}"
     manifest = root / "manifest.json"
     if manifest.exists():
         return json.loads(manifest.read_text())
