@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import resource
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ class ResolutionRun:
     real_image_auroc: float | None = None
     real_pixel_auroc: float | None = None
     images_per_second: float | None = None
+    cpu_ms_per_image: float | None = None
     fit_seconds: float | None = None
     counts: dict[str, int] | None = None
     error: str | None = None
@@ -178,22 +180,30 @@ def prepare(dataset: Path, scratch: Path, n_fit: int, n_val: int, n_real: int) -
     return plan
 
 
-def _metrics(model: Any, items: list) -> tuple[float, float, float]:
-    """(image AUROC, pixel AUROC, images/s) of `model` on [path, label, mask path] items."""
+def _cpu_seconds() -> float:
+    """CPU seconds (user + system, all threads) this process has used."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _metrics(model: Any, items: list) -> tuple[float, float, float, float]:
+    """(image AUROC, pixel AUROC, images/s, CPU ms per image) of `model` on [path, label,
+    mask path] items; CPU time depends far less on other processes' load than wall time."""
     from oddity.metrics.classification import image_auroc
     from oddity.metrics.segmentation import pixel_auroc
 
     samples = [ImageSample(Path(p), label=label, mask_path=Path(m) if m else None,
                            mask_threshold=MASK_THRESHOLD if m else None) for p, label, m in items]
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), _cpu_seconds()
     result = model.score(samples, verbose=False)
     speed = len(samples) / (time.perf_counter() - start)
+    cpu_ms = 1000.0 * (_cpu_seconds() - cpu) / len(samples)
     labels = np.array([s.label for s in samples])
     pixel = float("nan")
     if result.maps is not None:
         masks = [s.load_mask(m.shape) for s, m in zip(samples, result.maps)]
         pixel = pixel_auroc(result.maps, masks)
-    return image_auroc(labels, result.scores), pixel, speed
+    return image_auroc(labels, result.scores), pixel, speed, cpu_ms
 
 
 def worker(plan: dict[str, Any], detector: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -224,7 +234,7 @@ def worker(plan: dict[str, Any], detector: str, params: dict[str, Any]) -> dict[
     return {"input_size": model.input_size(), "fit_seconds": round(fit_seconds, 1),
             "synth_image_auroc": synth[0], "synth_pixel_auroc": synth[1],
             "real_image_auroc": real[0], "real_pixel_auroc": real[1],
-            "images_per_second": round(synth[2], 2),
+            "images_per_second": round(synth[2], 2), "cpu_ms_per_image": round(synth[3], 1),
             "counts": {"fit": len(plan["fit"]), "synth": len(plan["synth"]), "real": len(plan["real"])}}
 
 
@@ -274,19 +284,21 @@ def markdown_table(runs: list[ResolutionRun]) -> str:
         The table.
     """
     lines = ["| dataset (enlarged) | detector | settings | input short side | synthetic image AUROC | "
-             "synthetic pixel AUROC | real image AUROC | real pixel AUROC | score img/s | fit s | images fit / synth / real |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "synthetic pixel AUROC | real image AUROC | real pixel AUROC | score img/s | CPU ms / img | fit s | "
+             "images fit / synth / real |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for run in runs:
         settings = ", ".join(f"{k}={v}" for k, v in run.params.items()) or "defaults"
         if run.error:
             lines.append(f"| {run.dataset} (x{run.factor}) | {run.detector} | {settings} | "
-                         f"error: {run.error} ||||||||")
+                         f"error: {run.error} |||||||||")
             continue
         counts = run.counts or {}
         lines.append(f"| {run.dataset} (x{run.factor}) | {run.detector} | {settings} | {run.input_size} | "
                      f"{cell(run.synth_image_auroc)} | {cell(run.synth_pixel_auroc)} | "
                      f"{cell(run.real_image_auroc)} | {cell(run.real_pixel_auroc)} | "
-                     f"{cell(run.images_per_second, 1)} | {cell(run.fit_seconds, 1)} | "
+                     f"{cell(run.images_per_second, 1)} | {cell(run.cpu_ms_per_image, 0)} | "
+                     f"{cell(run.fit_seconds, 1)} | "
                      f"{counts.get('fit')} / {counts.get('synth')} / {counts.get('real')} |")
     return "\n".join(lines) + "\n"
 
