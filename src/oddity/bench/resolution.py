@@ -121,7 +121,7 @@ def small_defect(pixels: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray
     if np.allclose(pixels[..., 0], pixels[..., 1]) and np.allclose(pixels[..., 0], pixels[..., 2]):
         painted = np.repeat(painted.mean(axis=2, keepdims=True), 3, axis=2)
     result, full = pixels.copy(), np.zeros((height, width), dtype=bool)
-    result[top:top + side, left:left + side] = painted
+    result[top:top + side, left:left + side][mask] = painted[mask]
     full[top:top + side, left:left + side] = mask
     return result, full
 
