@@ -31,7 +31,8 @@ def small_rule(monkeypatch):
     ([(512, 512)] * 3, None, 256),            # up to 2x the base: the base size
     ([(200, 300), (250, 600)], None, 256),   # smaller images are enlarged to the base, as before
     ([(600, 900)] * 3, None, 288),           # half the short side, a multiple of 32
-    ([(700, 700), (1000, 1000), (1100, 1500)], None, resolution.MAX_SIZE),  # capped by the budget
+    ([(700, 700), (1000, 1000), (1100, 1500)], None, 512),  # half of 1000 px
+    ([(2000, 3000)] * 2, None, resolution.MAX_SIZE),          # capped by the speed budget
     ([(1024, 1024)], 512, 256),              # tiles of 512 px: the base size
     ([], None, 256),                         # no training image (zero-shot): the base size
 ])

@@ -149,7 +149,7 @@ class ImageDetector(Detector):
     image_size : int or "auto", default "auto"
         Short side of the model input in pixels (at least 32); the aspect ratio is kept.
         "auto" picks it at fit from the training images' size (`oddity.image.resolution`:
-        256 up to 512 px images, half the short side above, at most 384) and saves the choice.
+        256 up to 512 px images, half the short side above, at most 512) and saves the choice.
     tile : int, optional
         Split images into overlapping `tile`-pixel tiles (a quarter overlap), each scored as
         an image; None scores whole images.

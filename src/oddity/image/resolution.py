@@ -11,10 +11,10 @@ and d x scale / 8 cells of a stride-8 feature map: on a 1000 px part scored at 2
 where s is the median short side of the training images (of their tiles when tiling), read
 from the file headers. Images up to 2 x BASE_SIZE (512 px) score at BASE_SIZE, as with a
 fixed size; larger ones at half their short side, rounded to a multiple of 32, up to
-MAX_SIZE. MAX_SIZE keeps predict at or above the floor of docs/images.md ("Resolution": about
-15 images/s end to end on 1000 px images on 2 cores with PatchCore). Beyond 2 x MAX_SIZE the
-scale falls below `MIN_SCALE` again: tile such images explicitly (``tile``), at a cost of about
-one model call per tile. The resolved size is saved with the model and used as it is on load.
+MAX_SIZE, the speed budget (4 times the input pixels of BASE_SIZE; the cost in images/s is in
+docs/images.md, "Resolution"). Beyond 2 x MAX_SIZE the scale falls below `MIN_SCALE` again:
+tile such images explicitly (``tile``), at about one model call per tile. The resolved size is
+saved with the model and used as it is on load.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from oddity.core.errors import ConfigError
 AUTO = "auto"
 BASE_SIZE = 256  # input short side of images up to 2 x BASE_SIZE: what the detectors were tuned at
 MIN_SCALE = 0.5  # smallest input / image short-side ratio kept for larger images
-MAX_SIZE = 384  # speed budget: largest input short side chosen automatically
+MAX_SIZE = 512  # speed budget: largest input short side chosen automatically
 SIZE_STEP = 32  # chosen sizes are multiples of the backbones' largest stride
 MIN_SIZE = 32  # smallest input short side a detector accepts
 
