@@ -3,6 +3,7 @@ $ODDITY_DATA (default ../shared/data/images) and write benchmarks/results/image.
 with each run's plots and light report in benchmarks/results/plots/<dataset>-<detector>/.
 
 Usage: python benchmarks/run_image.py [--detectors patchcore padim] [--data DIR] [--timeout S]
+       [--keep] [--defaults-only]
 """
 from __future__ import annotations
 
@@ -33,6 +34,8 @@ def main() -> int:
     default_data = Path(os.environ.get("ODDITY_DATA", "../shared/data")) / "images"
     parser.add_argument("--data", default=str(default_data), help="folder searched for MVTec-layout datasets")
     parser.add_argument("--detectors", nargs="+", default=list(CONFIGS))
+    parser.add_argument("--defaults-only", action="store_true",
+                        help="run each detector with its defaults only (not the other CONFIGS rows)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the other rows already in results/image.json (re-measure only these)")
     parser.add_argument("--timeout", type=float, default=1800.0, help="seconds per (dataset, detector) run")
@@ -48,7 +51,7 @@ def main() -> int:
                  dataset, detector, params, args.timeout,
                  RESULTS / "plots" / report_folder_name(dataset, detector, params)))
             for dataset in datasets for detector in args.detectors
-            for params in CONFIGS.get(detector, [{}])]
+            for params in ([{}] if args.defaults_only else CONFIGS.get(detector, [{}]))]
     run_all(jobs, previous, command, lambda runs: write_results(runs, RESULTS, command),
             lambda run: (f"{run.error or run.metrics}  fit {run.fit_seconds}s  rss {run.peak_rss_gb} GB"
                          f"  report {run.report} ({run.report_seconds}s)"))

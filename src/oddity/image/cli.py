@@ -17,6 +17,7 @@ from oddity.core.errors import ConfigError
 from oddity.core.modality import describe, detector_params, write_json
 from oddity.core.outputs import claim
 from oddity.core.registry import get_detector_class
+from oddity.image import resolution
 
 if TYPE_CHECKING:
     from oddity.core.detector import Detector
@@ -522,6 +523,33 @@ def cmd_compare(args: argparse.Namespace) -> None:
     print(f"score {comparison.score:.6g}; heat map, warped query and {path.name} in {args.out}")
 
 
+def image_size_option(text: str) -> int | str:
+    """Parse `--image-size`: "auto" or a whole number of pixels (its range is checked by the
+    detector).
+
+    Parameters
+    ----------
+    text : str
+        The option's value.
+
+    Returns
+    -------
+    int or str
+        The number, or "auto".
+
+    Raises
+    ------
+    argparse.ArgumentTypeError
+        If `text` is neither.
+    """
+    if text.strip().lower() == resolution.AUTO:
+        return resolution.AUTO
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected 'auto' or a whole number of pixels, got {text!r}") from None
+
+
 def mask_fraction(text: str) -> float:
     """Parse `--mask-threshold`: a number in (0, 1].
 
@@ -560,7 +588,9 @@ def add_arguments(verb: str, parser: argparse.ArgumentParser) -> None:
         The verb's parser.
     """
     if verb == "fit":
-        parser.add_argument("--image-size", type=int, metavar="N", help="short side of the model input in pixels")
+        parser.add_argument("--image-size", type=image_size_option, metavar="N",
+                            help="short side of the model input in pixels, or auto (the default of "
+                                 "most detectors: chosen from the training images' size)")
         parser.add_argument("--backbone", metavar="NAME", help="feature extractor (detectors that take one)")
         parser.add_argument("--tile", type=int, metavar="N", help="split images into overlapping N-pixel tiles")
         parser.add_argument("--skip-bad", action="store_true", help="skip unreadable images with a warning")
@@ -617,7 +647,8 @@ def add_commands(commands: Any, parents: list[argparse.ArgumentParser]) -> None:
     zeroshot.add_argument("inputs", nargs="+", metavar="INPUT_DIR", help="image files or folders (searched recursively)")
     zeroshot.add_argument("--out", required=True, metavar="DIR", help="output folder (not one of the inputs)")
     zeroshot.add_argument("--detector", default="musc", metavar="NAME", help="zero-shot detector (default: musc)")
-    zeroshot.add_argument("--image-size", type=int, metavar="N", help="short side of the model input in pixels")
+    zeroshot.add_argument("--image-size", type=image_size_option, metavar="N",
+                          help="short side of the model input in pixels (auto: 256)")
     zeroshot.add_argument("--backbone", metavar="NAME", help="feature extractor")
     zeroshot.add_argument("--seed", type=int, metavar="S", help="random seed")
     zeroshot.add_argument("--target-fpr", type=float, metavar="F",

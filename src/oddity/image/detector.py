@@ -42,6 +42,7 @@ and the benchmark runner then score the test split alone, with no training image
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
@@ -55,7 +56,7 @@ from oddity.core.checks import check_calibration, check_seed
 from oddity.core.errors import ConfigError, DataError, ModelFileError, NotFittedError
 from oddity.core.results import ImagePrediction, ImageScores
 from oddity.core.thresholds import CROSS_FOLDS, Threshold, calibrate_threshold, fold_indices, held_out_count
-from oddity.image import geometry, photometric
+from oddity.image import geometry, photometric, resolution
 from oddity.image.border import BorderStandardiser
 from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, skip_bad_file,
                                training_samples, unlabelled_samples)
@@ -170,8 +171,10 @@ class ImageDetector(Detector):
 
     Parameters
     ----------
-    image_size : int, default 256
-        Short side of the model input in pixels; the aspect ratio is kept. At least 32.
+    image_size : int or "auto", default "auto"
+        Short side of the model input in pixels (at least 32); the aspect ratio is kept.
+        "auto" picks it at fit from the training images' size (`oddity.image.resolution`:
+        256 up to 512 px images, half the short side above, at most 512) and saves the choice.
     tile : int, optional
         Split images into overlapping `tile`-pixel tiles (a quarter overlap), each scored as
         an image; None scores whole images.
@@ -206,6 +209,8 @@ class ImageDetector(Detector):
         Image threshold calibrated by `fit`.
     pixel_threshold_ : Threshold or None
         Pixel threshold for masks (None for a detector that does not localise).
+    image_size_ : int or None
+        The model input's short side `fit` used (`image_size`, or what "auto" chose).
     input_shape_ : tuple of int or None
         The fixed model input shape, for detectors that need one (PaDiM).
     border_ : BorderStandardiser or None
@@ -248,6 +253,7 @@ class ImageDetector(Detector):
     feature_fit: ClassVar[bool] = False  # True: fits from `fit_features` of each input (see module doc)
 
     pixel_threshold_: Threshold | None = None
+    image_size_: int | None = None
     input_shape_: tuple[int, int] | None = None
     border_: BorderStandardiser | None = None
     map_range_: tuple[float, float] | None = None
@@ -258,7 +264,7 @@ class ImageDetector(Detector):
     calibration_images_: list[str] | None = None  # files that calibrated the thresholds (export checks parity on them)
     selection_: dict[str, Any] | None = None  # validation table of `oddity fit auto` (oddity.image.select)
 
-    def __init__(self, *, image_size: int = 256, tile: int | None = None,
+    def __init__(self, *, image_size: int | str = resolution.AUTO, tile: int | None = None,
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
                  calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False,
                  per_image_contrast: bool = False, border_rings: int = 0, calibration: str = "auto",
@@ -278,8 +284,7 @@ class ImageDetector(Detector):
     def validate_params(self) -> None:
         """See `oddity.core.detector.Detector.validate_params`."""
         super().validate_params()
-        if self.image_size < 32:
-            raise ConfigError(f"image_size must be at least 32 pixels, got {self.image_size}")
+        resolution.check_image_size(self.image_size)
         if self.tile is not None and self.tile < 32:
             raise ConfigError(f"tile must be at least 32 pixels (or None for no tiling), got {self.tile}")
         if self.border_rings < 0:
@@ -343,10 +348,33 @@ class ImageDetector(Detector):
         """
         if self.needs_fixed_shape and self.input_shape_ is None:
             raise NotFittedError(f"{type(self).__name__} learns its input shape in fit: call fit first")
-        return ImageSpec(image_size=self.image_size,
+        return ImageSpec(image_size=self.input_size(),
                          input_shape=self.input_shape_ if self.needs_fixed_shape else None,
                          tile=self.tile, per_image_contrast=self.per_image_contrast,
                          smoothing_sigma=self.smoothing_sigma, localises=self.localises)
+
+    def input_size(self) -> int:
+        """The model input's short side: `image_size`, or what "auto" chose at fit.
+
+        Returns
+        -------
+        int
+            Pixels; a zero-shot detector (no training images) resolves "auto" to
+            `oddity.image.resolution.BASE_SIZE`.
+
+        Raises
+        ------
+        NotFittedError
+            If `image_size` is "auto" and `fit` has not chosen it yet.
+        """
+        if self.image_size != resolution.AUTO:
+            return int(self.image_size)
+        if self.image_size_ is not None:
+            return self.image_size_
+        if self.zero_shot:
+            return resolution.BASE_SIZE
+        raise NotFittedError(f"{type(self).__name__} chooses image_size='auto' from the training "
+                             "images: call fit first (or give image_size in pixels)")
 
     def kernel(self, portable: bool = False) -> ImageKernel:
         """The fitted scoring graph: (N, 3, h, w) model inputs -> (scores (N,), maps (N, h', w')).
@@ -455,7 +483,7 @@ class ImageDetector(Detector):
         """
         scores, maps, paths = [], [], []
         for index, group in enumerate(tqdm(groups, desc="calibrate", unit="fit", disable=not verbose)):
-            copy = type(self)(**self.get_params())
+            copy = type(self)(**{**self.get_params(), "image_size": self.input_size()})
             copy.skipped_ = set()
             copy.feature_source = self.feature_source
             copy._learn([item for other, g in enumerate(groups) if other != index for item in g], False)
@@ -535,11 +563,17 @@ class ImageDetector(Detector):
         not border-standardised until `fit` learns the statistics."""
         torch.manual_seed(self.seed)
         self.border_ = None
-        if self.needs_fixed_shape:
+        self.image_size_ = None if self.image_size == resolution.AUTO else int(self.image_size)
+        if self.needs_fixed_shape or self.image_size_ is None:
             samples, sizes = self._readable_sizes(samples)
+            if self.image_size_ is None:
+                self.image_size_ = resolution.auto_size(sizes, self.tile)
+                if verbose:
+                    tqdm.write(resolution.describe(sizes, self.image_size_, self.tile), file=sys.stderr)
             if self.tile is not None:
                 sizes = [(min(h, self.tile), min(w, self.tile)) for h, w in sizes]
-            self.input_shape_ = geometry.fixed_shape(sizes, self.image_size)
+            if self.needs_fixed_shape:
+                self.input_shape_ = geometry.fixed_shape(sizes, self.image_size_)
         images = ImageStream(self, samples, verbose, f"fit {self.name}", self.fit_jitter)
         if not self.feature_fit:
             self._fit_images(images)
@@ -680,7 +714,8 @@ class ImageDetector(Detector):
         arrays = {}
         if self.border_ is not None:
             arrays = {"border_mean": self.border_.mean, "border_std": self.border_.std}
-        return {"input_shape_": list(self.input_shape_) if self.input_shape_ else None,
+        return {"image_size_": self.image_size_,
+                "input_shape_": list(self.input_shape_) if self.input_shape_ else None,
                 "border": self.border_ is not None, "pipeline": self.spec().to_dict(),
                 "calibration_images_": self.calibration_images_,
                 "map_range_": list(self.map_range_) if self.map_range_ else None,
@@ -689,6 +724,13 @@ class ImageDetector(Detector):
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         shape = values.get("input_shape_")
         self.input_shape_ = tuple(shape) if shape else None
+        # files saved before image_size="auto" hold the size in their pipeline description only
+        size = values.get("image_size_", values.get("pipeline", {}).get("image_size"))
+        self.image_size_ = None if size is None else int(size)
+        if self.image_size == resolution.AUTO and not self.zero_shot:
+            if self.image_size_ is None or self.image_size_ < resolution.MIN_SIZE:
+                raise DataError(f"model file lacks a valid input size chosen by image_size='auto' "
+                                f"(image_size_ = {self.image_size_!r})")
         self.calibration_images_ = values.get("calibration_images_")
         map_range = values.get("map_range_")
         self.map_range_ = (float(map_range[0]), float(map_range[1])) if map_range else None
@@ -708,7 +750,7 @@ class ImageDetector(Detector):
             return
         if self.localises and self.pixel_threshold_ is None:
             raise ModelFileError(f"{path}: model file has no pixel threshold; refit it")
-        side = self.tile or self.image_size
+        side = self.tile or self.input_size()
         h, w = self.input_shape_ if self.needs_fixed_shape and self.input_shape_ else (side, side)
         try:
             with torch.inference_mode():

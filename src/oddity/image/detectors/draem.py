@@ -486,7 +486,7 @@ class DRAEM(ImageDetector):
     # --- scoring ---------------------------------------------------------------------------
     def _scorer(self, portable: bool) -> "DRAEMScorer":
         assert self.reconstructive_ is not None and self.discriminative_ is not None
-        return DRAEMScorer(self.reconstructive_, self.discriminative_, score_window(self.image_size))
+        return DRAEMScorer(self.reconstructive_, self.discriminative_, score_window(self.input_size()))
 
     # --- persistence -----------------------------------------------------------------------
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:

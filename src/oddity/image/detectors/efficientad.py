@@ -612,7 +612,7 @@ class EfficientAD(ImageDetector):
             raise DataError("no training images could be read")
         hw = tuple(loaded[0].shape[-2:])
         if min(pdn_grid(s) for s in hw) < 1:
-            raise ConfigError(f"image_size {self.image_size} is too small for EfficientAD; use at least 64")
+            raise ConfigError(f"image_size {self.input_size()} is too small for EfficientAD; use at least 64")
         channels = sum(feature_extractor(self.backbone, self.layers, self.input_norm).channels)
         # Building the (cached) backbone the first time draws from torch's global generator,
         # which also initialises our networks and drives dropout: reseed after it.

@@ -348,7 +348,7 @@ class GaussianAD(ImageDetector):
 
     def _scorer(self, portable: bool) -> GaussianADScorer:
         assert self.means_ is not None and self.projections_ is not None and self.precisions_ is not None
-        return GaussianADScorer(feature_extractor(self.backbone, self.layers), self.means_,
+        return GaussianADScorer(feature_extractor(self.backbone, self.layers, self.input_norm), self.means_,
                                 self.projections_, self.precisions_)
 
     # --- persistence -----------------------------------------------------------------------

@@ -289,7 +289,7 @@ class SimpleNet(ImageDetector):
 
     def _scorer(self, portable: bool) -> SimpleNetScorer:
         assert self.adaptor_ is not None and self.discriminator_ is not None and self.feature_scale_
-        return SimpleNetScorer(feature_extractor(self.backbone, self.layers), self.local_pool,
+        return SimpleNetScorer(feature_extractor(self.backbone, self.layers, self.input_norm), self.local_pool,
                                self.feature_scale_, self.adaptor_, self.discriminator_)
 
     # --- persistence -----------------------------------------------------------------------
