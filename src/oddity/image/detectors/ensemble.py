@@ -290,6 +290,7 @@ class Ensemble(ImageDetector):
             member.fit(fit_samples, verbose=verbose)
             members.append(member)
         self.members_ = members
+        self.image_size_ = members[0].input_size()  # the saved pipeline is its first member's
         outputs = self._member_scores(held_out, verbose=False, desc="calibrate", batch_size=BATCH_SIZE)
         self.calibration_images_ = list(outputs[0].paths)
         pools = [None if out.maps is None else [map_sample(m, i) for i, m in enumerate(out.maps)]
