@@ -360,7 +360,7 @@ class PatchCore(ImageDetector):
     def _scorer(self, portable: bool) -> PatchCoreScorer:
         assert self._index is not None and self.memory_bank_ is not None
         search = BankSearch(torch.from_numpy(self.memory_bank_), None if portable else self._index)
-        return PatchCoreScorer(feature_extractor(self.backbone, self.layers), self.local_pool,
+        return PatchCoreScorer(feature_extractor(self.backbone, self.layers, self.input_norm), self.local_pool,
                                search, self._support())
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
