@@ -239,8 +239,18 @@ def table(datasets: list[Path], peer_dir: Path, out_dir: Path, command: str) -> 
     print("\n".join(lines))
 
 
+def subset(dataset: Path, every: int, out: Path) -> None:
+    """An MVTec-layout folder of links: every `every`-th training image (sorted by name), the
+    whole test split and its masks (a smaller fit, the same evaluation)."""
+    (out / "train" / "good").mkdir(parents=True, exist_ok=True)
+    for path in images_below(dataset / "train" / "good")[::every]:
+        (out / "train" / "good" / path.name).symlink_to(path.resolve())
+    for name in ("test", "ground_truth"):
+        (out / name).symlink_to((dataset / name).resolve(), target_is_directory=True)
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Command line: ``peer`` (anomalib environment) or ``table`` (oddity's)."""
+    """Command line: ``subset``, ``peer`` (anomalib environment) or ``table`` (oddity's)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     one = commands.add_parser("peer", help="fit and score one anomalib model")
@@ -251,8 +261,14 @@ def main(argv: list[str] | None = None) -> None:
     both.add_argument("--dataset", type=Path, action="append", required=True)
     both.add_argument("--peer-dir", type=Path, required=True)
     both.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
+    part = commands.add_parser("subset", help="link every N-th training image and the test split")
+    part.add_argument("--dataset", type=Path, required=True)
+    part.add_argument("--every", type=int, required=True)
+    part.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
-    if args.command == "peer":
+    if args.command == "subset":
+        subset(args.dataset, args.every, args.out)
+    elif args.command == "peer":
         peer(args.dataset, args.method, args.out)
     else:
         table(args.dataset, args.peer_dir, args.out_dir, " ".join(["python", *sys.argv]))
