@@ -179,8 +179,8 @@ class PaDiM(ImageDetector):
 
     def _scorer(self, portable: bool) -> PaDiMScorer:
         assert self.mean_ is not None and self.whitening_ is not None and self.channels_ is not None
-        extractor = feature_extractor(self.backbone, self.layers, self.input_norm)
-        return PaDiMScorer(extractor, torch.from_numpy(self.channels_), self.mean_, self.whitening_)
+        return PaDiMScorer(feature_extractor(self.backbone, self.layers, self.input_norm), torch.from_numpy(self.channels_),
+                           self.mean_, self.whitening_)
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
