@@ -67,3 +67,16 @@ def test_input_norm_is_saved_and_changes_scores(inspection_set, tmp_path):
 def test_unknown_input_norm_is_refused_at_fit(inspection_set):
     with pytest.raises(ConfigError, match="input_norm"):
         oddity.create("padim", input_norm="zscore", **SMALL).fit(inspection_set, verbose=False)
+
+
+@pytest.mark.parametrize("name", ["patchcore", "padim"])
+def test_scoring_uses_the_fitted_input_norm(name, inspection_set):
+    """A model fitted on ImageNet-normalised inputs scores inputs normalised the same way:
+    its training images score about as low as under the default normalisation."""
+    params = {"patchcore": {"coreset_ratio": 1.0, "border_rings": 0}, "padim": {"fit_jitter": 0.0}}[name]
+    train = sorted((inspection_set / "train" / "good").iterdir())
+    scores = {}
+    for norm in ("efficientnet", "imagenet"):
+        fitted = oddity.create(name, input_norm=norm, calibration_fraction=0.0, **params, **SMALL)
+        scores[norm] = fitted.fit(train, verbose=False).score(train[:3], verbose=False).scores
+    np.testing.assert_allclose(scores["imagenet"], scores["efficientnet"], rtol=0.05, atol=1e-3)
