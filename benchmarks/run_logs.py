@@ -301,7 +301,7 @@ def write_markdown(results: dict, path: Path) -> None:
                   "The whole parse on one core: mining (read, split fields, mask, mine) and matching "
                   "against the mined templates as a freshly loaded model does (predict), streamed. "
                   "Lines per second of wall-clock time and, beside them, per second of the process's own CPU "
-                  "time (which other processes on a loaded machine disturb far less than wall-clock time). "
+                  "time (which other processes disturb far less than wall-clock time). "
                   "Resident memory after imports and its peak over both passes (VmHWM).", "",
                   "| sessions | lines | MB | mining s | mining lines/s | matching lines/s | mining lines/CPU s "
                   "| matching lines/CPU s | RSS after imports MB | peak RSS MB |",

@@ -6,7 +6,7 @@ arrays (rows without times; not for `xgb_forecast`, whose model uses the hour an
 week) and as DataFrame rows with their timestamps. The blocks are cut before the clock starts.
 Writes benchmarks/results/series_streaming.md with steps per second over the whole run, the
 median and 99th percentile of the per-call latency, and the steps per second at the median
-latency (rows per call / median), which stalls of a busy machine do not move.
+latency (rows per call / median), which occasional stalls do not move.
 
     python benchmarks/series_streaming.py [--steps 2000]
 """

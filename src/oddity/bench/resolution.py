@@ -335,7 +335,7 @@ def write_results(runs: list[ResolutionRun], out_dir: str | os.PathLike) -> None
     commands = sorted({run.command for run in runs if run.command})
     text = ("# Resolution validation\n\nReproduce: " + " then ".join(f"`{c}`" for c in commands)
             + "\n\nSynthetic small defects on held-out normal images and real test images, all enlarged "
-              "(x factor) to mimic ~1000 px parts (`oddity.bench.resolution`). Speeds were measured "
-              "on a shared, loaded 2-core machine.\n\n" + markdown_table(runs))
+              "(x factor) to mimic ~1000 px parts (`oddity.bench.resolution`). Speeds are indicative "
+              "wall-clock figures, not a timing run: read them as ratios.\n\n" + markdown_table(runs))
     write_files(out_dir, {"resolution.json": json.dumps({"runs": [asdict(r) for r in runs]}, indent=1),
                           "resolution.md": text})
