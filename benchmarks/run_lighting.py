@@ -14,9 +14,9 @@ import os
 import sys
 from pathlib import Path
 
-from oddity.bench.common import command_line, merge_runs, parse_settings, run_all
+from oddity.bench.common import command_line, merging_writer, parse_settings, run_all
 from oddity.bench.image import find_datasets
-from oddity.bench.lighting import read_results, run_one, write_results
+from oddity.bench.lighting import LightingRun, markdown_table, run_one
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -48,8 +48,7 @@ def main() -> int:
              lambda dataset=dataset, detector=detector, text=text: run_one(
                  dataset, detector, settings(text), args.max_fit, args.max_test, args.timeout))
             for dataset in datasets for detector in args.detectors for text in args.settings]
-    # each write merges into the file as it is then, so that runs in parallel keep each other's rows
-    run_all(jobs, [], command, lambda runs: write_results(merge_runs(read_results(RESULTS), runs), RESULTS),
+    run_all(jobs, [], command, merging_writer(RESULTS, "lighting", LightingRun, markdown_table),
             lambda run: run.error or {name: (round(v["fpr"], 3), round(v["image_auroc"], 3))
                                       for name, v in run.shifts.items()})
     return 0

@@ -15,9 +15,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from oddity.bench.common import command_line, merge_runs, parse_settings, run_all
+from oddity.bench.common import command_line, merging_writer, parse_settings, run_all
 from oddity.bench.image import find_datasets
-from oddity.bench.resolution import prepare, read_results, run_one, write_results
+from oddity.bench.resolution import ResolutionRun, prepare, results_page, run_one
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -52,7 +52,7 @@ def main() -> int:
              lambda dataset=dataset, detector=detector, text=text: run_one(
                  dataset, plans[dataset], detector, settings(text), args.timeout))
             for dataset in datasets for detector in args.detectors for text in args.settings]
-    run_all(jobs, [], command, lambda runs: write_results(merge_runs(read_results(RESULTS), runs), RESULTS),
+    run_all(jobs, [], command, merging_writer(RESULTS, "resolution", ResolutionRun, results_page),
             lambda run: run.error or (run.input_size, run.synth_image_auroc, run.synth_pixel_auroc,
                                       run.real_image_auroc, run.images_per_second))
     return 0

@@ -12,9 +12,9 @@ import os
 import sys
 from pathlib import Path
 
-from oddity.bench.common import command_line, merge_runs, run_all
+from oddity.bench.common import command_line, merging_writer, run_all
 from oddity.bench.image import find_datasets
-from oddity.bench.select import read_results, run_one, summary, write_results
+from oddity.bench.select import SelectRun, markdown_table, run_one, summary
 
 RESULTS = Path(__file__).resolve().parent / "results"
 
@@ -37,8 +37,7 @@ def main() -> int:
     command = command_line("run_select.py", sys.argv[1:], make_target=None)
     jobs = [(dataset.name, lambda dataset=dataset: run_one(dataset, args.max_fit, args.max_test, args.timeout))
             for dataset in datasets]
-    # each write merges into the file as it is then, so that runs in parallel keep each other's rows
-    run_all(jobs, [], command, lambda runs: write_results(merge_runs(read_results(RESULTS), runs), RESULTS),
+    run_all(jobs, [], command, merging_writer(RESULTS, "select", SelectRun, markdown_table),
             lambda run: run.error or summary(run))
     return 0
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 
-from oddity.bench.lighting import UNSHIFTED, LightingRun, markdown_table, passes, read_results, subsample, worker, write_results
+from oddity.bench.common import merging_writer, read_runs
+from oddity.bench.lighting import UNSHIFTED, LightingRun, markdown_table, passes, subsample, worker
 from oddity.image.photometric import SHIFTS
 
 
@@ -31,7 +32,9 @@ def test_pass_rule_and_table(tmp_path):
     text = markdown_table([run(0.0, 0.0), run(0.1, 0.5)])
     assert "| bottle | padim | fit_jitter=0.2 | 10 / 20 / 60 | 0.01 / 0.05 | 0.00 / 0.990 |" in text
     assert text.count("| yes |") == 1 and text.count("| no |") == 1
-    write_results([run(0.0, 0.0)], tmp_path)
-    assert read_results(tmp_path) == [run(0.0, 0.0)]
+    write = merging_writer(tmp_path, "lighting", LightingRun, markdown_table)
+    write([run(0.0, 0.0)])
+    write([run(0.1, 0.5)])  # the same key: re-measured, replaced
+    assert read_runs(tmp_path, "lighting", LightingRun) == [run(0.1, 0.5)]
     assert subsample(list(range(10)), 4, seed=0) == subsample(list(range(10)), 4, seed=0)
     assert len(subsample(list(range(10)), 4, seed=0)) == 4 and subsample([1, 2], None, seed=0) == [1, 2]

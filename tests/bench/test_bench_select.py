@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from oddity.bench import select as bench
+from oddity.bench.common import merging_writer, read_runs
 from oddity.image import select
 
 CANDIDATES = (("test-meandiff", {"image_size": 64}), ("patchcore", {"image_size": 64}))
@@ -17,7 +18,7 @@ def test_worker_scores_every_candidate_and_the_page_shows_the_gap(inspection_set
     summary = bench.summary(run)
     best = max(t["image_auroc"] for t in run.test)
     assert summary["best_auroc"] == best and summary["gap"] == best - summary["chosen_auroc"]
-    bench.write_results([run], tmp_path)
+    merging_writer(tmp_path, "select", bench.SelectRun, bench.markdown_table)([run])
     page = (tmp_path / "select.md").read_text()
     assert "`python x`" in page and "(chosen)" in page and "at most 3 normal and 3 defective" in page
-    assert bench.read_results(tmp_path)[0].key == run.key
+    assert read_runs(tmp_path, "select", bench.SelectRun)[0].key == run.key

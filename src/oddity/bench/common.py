@@ -9,6 +9,7 @@ import shlex
 import subprocess
 import sys
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -144,6 +145,58 @@ def merge_runs(previous: list[R], new: list[R]) -> list[R]:
     fresh = {run.key: run for run in new}
     kept = [fresh.pop(run.key, run) for run in previous]
     return kept + list(fresh.values())
+
+
+def read_runs(out_dir: str | os.PathLike, stem: str, run_type: Callable[..., R]) -> list[R]:
+    """The runs recorded in `out_dir`/`stem`.json (none when there is no such file).
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The results folder.
+    stem : str
+        The results file's name without its suffix.
+    run_type : callable
+        Builds one run from its recorded fields (the run's dataclass).
+
+    Returns
+    -------
+    list
+        The recorded runs.
+    """
+    path = Path(out_dir) / f"{stem}.json"
+    return [run_type(**fields) for fields in json.loads(path.read_text())["runs"]] if path.is_file() else []
+
+
+def merging_writer(out_dir: str | os.PathLike, stem: str, run_type: Callable[..., R],
+                   page: Callable[[list[R]], str]) -> Callable[[list[R]], None]:
+    """A `run_all` writer that merges its runs into `out_dir`/`stem`.json as the file is at
+    that moment (so that runners working in parallel keep each other's rows) and writes the
+    JSON and `page` of the merged runs as `stem`.md, atomically.
+
+    Parameters
+    ----------
+    out_dir : str or os.PathLike
+        The results folder.
+    stem : str
+        The results files' name without suffix.
+    run_type : callable
+        The runs' dataclass (see `read_runs`).
+    page : callable
+        The Markdown page of a list of runs.
+
+    Returns
+    -------
+    callable
+        Writes a list of runs.
+    """
+    def write(runs: list[R]) -> None:
+        merged = merge_runs(read_runs(out_dir, stem, run_type), runs)
+        document = {"cpu_count": os.cpu_count(), "runs": [asdict(run) for run in merged]}
+        write_files(out_dir, {f"{stem}.json": json.dumps(document, indent=2, default=float),
+                              f"{stem}.md": page(merged)})
+
+    return write
 
 
 def cell(value: Any, digits: int = 3) -> str:

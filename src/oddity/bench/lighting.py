@@ -12,7 +12,6 @@ normals against the unchanged defective images. Results go to `lighting.json` an
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from oddity.bench.common import cell, run_in_child, write_files
+from oddity.bench.common import cell, run_in_child
 
 UNSHIFTED = "unshifted"
 # Targets of the lighting benchmark: under these shifts the image AUROC may drop by at most
@@ -222,34 +221,3 @@ def markdown_table(runs: list[LightingRun]) -> str:
                      f"{'yes' if passes(run) else 'no'} |")
     return "\n".join(lines) + "\n"
 
-
-def read_results(out_dir: str | os.PathLike) -> list[LightingRun]:
-    """Runs recorded in `out_dir`/lighting.json (none if there is no such file).
-
-    Parameters
-    ----------
-    out_dir : str or PathLike
-        The results folder.
-
-    Returns
-    -------
-    list of LightingRun
-        The recorded runs.
-    """
-    path = Path(out_dir) / "lighting.json"
-    return [LightingRun(**r) for r in json.loads(path.read_text())["runs"]] if path.is_file() else []
-
-
-def write_results(runs: list[LightingRun], out_dir: str | os.PathLike) -> None:
-    """Write lighting.json and lighting.md into `out_dir` atomically.
-
-    Parameters
-    ----------
-    runs : list of LightingRun
-        The runs to record.
-    out_dir : str or PathLike
-        The results folder.
-    """
-    document = {"cpu_count": os.cpu_count(), "runs": [run.__dict__ for run in runs]}
-    write_files(out_dir, {"lighting.json": json.dumps(document, indent=2, default=float),
-                          "lighting.md": markdown_table(runs)})

@@ -14,17 +14,16 @@ fresh process): image and pixel AUROC on the synthetic and on the real images, t
 from __future__ import annotations
 
 import json
-import os
 import resource
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image
 
-from oddity.bench.common import cell, run_in_child, write_files
+from oddity.bench.common import cell, run_in_child
 from oddity.bench.image import MASK_THRESHOLD
 from oddity.bench.lighting import subsample
 from oddity.image.data import ImageSample, evaluation_samples, read_image, read_size, training_samples
@@ -303,39 +302,22 @@ def markdown_table(runs: list[ResolutionRun]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_results(out_dir: str | os.PathLike) -> list[ResolutionRun]:
-    """The runs of `resolution.json` in `out_dir` (none when it does not exist).
 
-    Parameters
-    ----------
-    out_dir : str or os.PathLike
-        Results folder.
-
-    Returns
-    -------
-    list of ResolutionRun
-        The runs.
-    """
-    path = Path(out_dir) / "resolution.json"
-    if not path.exists():
-        return []
-    return [ResolutionRun(**item) for item in json.loads(path.read_text())["runs"]]
-
-
-def write_results(runs: list[ResolutionRun], out_dir: str | os.PathLike) -> None:
-    """Write `resolution.json` and `resolution.md` into `out_dir`.
+def results_page(runs: list[ResolutionRun]) -> str:
+    """The resolution.md page: the commands that made the runs, the protocol and the table.
 
     Parameters
     ----------
     runs : list of ResolutionRun
         The runs.
-    out_dir : str or os.PathLike
-        Results folder.
+
+    Returns
+    -------
+    str
+        Markdown.
     """
     commands = sorted({run.command for run in runs if run.command})
-    text = ("# Resolution validation\n\nReproduce: " + " then ".join(f"`{c}`" for c in commands)
+    return ("# Resolution validation\n\nReproduce: " + " then ".join(f"`{c}`" for c in commands)
             + "\n\nSynthetic small defects on held-out normal images and real test images, all enlarged "
               "(x factor) to mimic ~1000 px parts (`oddity.bench.resolution`). Speeds are indicative "
               "wall-clock figures, not a timing run: read them as ratios.\n\n" + markdown_table(runs))
-    write_files(out_dir, {"resolution.json": json.dumps({"runs": [asdict(r) for r in runs]}, indent=1),
-                          "resolution.md": text})

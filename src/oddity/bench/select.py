@@ -10,14 +10,12 @@ The chosen detector refitted on every training image is scored too. Results go t
 """
 from __future__ import annotations
 
-import json
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from oddity.bench.common import cell, run_in_child, write_files
+from oddity.bench.common import cell, run_in_child
 
 TARGET_GAP = 0.02  # the chosen detector's test image AUROC may trail the best by at most this
 
@@ -241,34 +239,3 @@ def markdown_table(runs: list[SelectRun]) -> str:
                          f"{cell(test.get('realised_fpr'), 2)} |")
     return "\n".join(lines) + "\n"
 
-
-def read_results(out_dir: str | os.PathLike) -> list[SelectRun]:
-    """Runs recorded in `out_dir`/select.json (none if there is no such file).
-
-    Parameters
-    ----------
-    out_dir : str or PathLike
-        The results folder.
-
-    Returns
-    -------
-    list of SelectRun
-        The recorded runs.
-    """
-    path = Path(out_dir) / "select.json"
-    return [SelectRun(**r) for r in json.loads(path.read_text())["runs"]] if path.is_file() else []
-
-
-def write_results(runs: list[SelectRun], out_dir: str | os.PathLike) -> None:
-    """Write select.json and select.md into `out_dir` atomically.
-
-    Parameters
-    ----------
-    runs : list of SelectRun
-        The runs to record.
-    out_dir : str or PathLike
-        The results folder.
-    """
-    document = {"cpu_count": os.cpu_count(), "runs": [run.__dict__ for run in runs]}
-    write_files(out_dir, {"select.json": json.dumps(document, indent=2, default=float),
-                          "select.md": markdown_table(runs)})
