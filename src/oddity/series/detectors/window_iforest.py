@@ -114,7 +114,7 @@ class ForestWalker:
     roots : numpy.ndarray
         (n_trees,) flat position of each tree's root.
     children : numpy.ndarray
-        (2 * nodes,) flat positions of each node's left then right child (itself at a leaf).
+        (2 * nodes,) int32 flat positions of each node's left then right child (itself at a leaf).
     feature, split, leaf_length : numpy.ndarray
         Per flat node: split feature, split value (float32, rounded down) and, at a leaf,
         the path length.
@@ -127,8 +127,8 @@ class ForestWalker:
         leaf = forest["left"] == -1
         left = np.where(leaf, positions, forest["left"] + self.roots[:, None]).ravel()
         right = np.where(leaf, positions, forest["right"] + self.roots[:, None]).ravel()
-        self.children = np.stack((left, right), axis=1).ravel()
-        self.feature = forest["feature"].astype(np.int64).ravel()
+        self.children = np.stack((left, right), axis=1).ravel().astype(np.int32)
+        self.feature = forest["feature"].astype(np.int32).ravel()
         split = forest["split"].astype(np.float64).ravel()
         self.split = split.astype(np.float32)
         above = self.split.astype(np.float64) > split
@@ -215,9 +215,9 @@ def compiled_walk() -> Callable[..., np.ndarray]:
     """
     import numba
 
-    index = numba.int64[::1]
+    index = numba.int32[::1]
     rows = numba.types.Array(numba.float64, 2, "A", readonly=True)  # writable arrays pass too
-    signature = numba.float64[::1](rows, index, index, index, numba.float32[::1],
+    signature = numba.float64[::1](rows, numba.int64[::1], index, index, numba.float32[::1],
                                    numba.float64[::1], numba.int64, numba.float64)
     return numba.njit(signature, cache=True, nogil=True)(walk_forest)
 
