@@ -13,8 +13,9 @@ Choices:
   (`oddity.series.scaling`); a window is the flat vector of its `window` x C values.
 - Persistence without pickle: after fitting, the trees are exported to flat arrays (children,
   split feature, split value, and for leaves the path length depth + c(leaf size)), and
-  scoring walks those arrays (a loop compiled by numba, one row at a time, so a streamed row
-  scores as in the whole series) with the paper's score 2^(-E[h(x)] / c(max_samples)).
+  scoring walks those arrays (`oddity.series.trees`: a loop compiled by numba, one row at a
+  time, so a streamed row scores as in the whole series) with the paper's score
+  2^(-E[h(x)] / c(max_samples)).
   It equals scikit-learn's `-score_samples` (checked in the tests) and needs no sklearn
   object after fit.
 - Every step is covered by windows (no fill needed): steps near the ends are covered by
@@ -23,7 +24,7 @@ Choices:
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 from sklearn.ensemble import IsolationForest
@@ -32,6 +33,7 @@ from oddity.core.errors import ConfigError
 from oddity.core.registry import register
 from oddity.series.detector import SeriesDetector
 from oddity.series.scaling import robust_scaling, standardise
+from oddity.series.trees import FlatTrees, splits_at_or_below
 from oddity.series.windows import sliding_windows, window_scores_to_steps
 
 
@@ -92,134 +94,45 @@ def export_forest(forest: IsolationForest) -> dict[str, np.ndarray]:
     return arrays
 
 
-class ForestWalker:
-    """The trees of `export_forest` laid out for a fast walk: flat arrays over every tree's
-    nodes (node k of tree i at i * width + k), the two children of flat node k at 2k and
-    2k + 1 of `children`, leaves leading to themselves, so that every tree is walked the same
-    number of levels (the deepest tree's depth) with no test for having arrived. Split values
-    are rounded down to float32: a float32 value is <= a split exactly when it is <= the
-    largest float32 not above the split, so the walk compares in float32 and decides as
-    scikit-learn, which rounds its input to float32 and compares with the float64 split.
-    Built once per fitted forest.
+def flat_forest(forest: dict[str, np.ndarray], max_samples: int) -> FlatTrees:
+    """The trees of `export_forest` laid out for `oddity.series.trees` (splits rounded down
+    to float32, which decides as scikit-learn does), each leaf's value its path length over
+    -(n_trees * c(max_samples)), so that a row's sum is the exponent of its score.
 
     Parameters
     ----------
     forest : dict of str to numpy.ndarray
         Trees exported by `export_forest`.
+    max_samples : int
+        Sub-sample size each tree was grown on (for the normalisation c).
 
-    Attributes
-    ----------
-    depth : int
-        Levels of the deepest tree.
-    roots : numpy.ndarray
-        (n_trees,) flat position of each tree's root.
-    children : numpy.ndarray
-        (2 * nodes,) int32 flat positions of each node's left then right child (itself at a leaf).
-    feature, split, leaf_length : numpy.ndarray
-        Per flat node: split feature, split value (float32, rounded down) and, at a leaf,
-        the path length.
+    Returns
+    -------
+    FlatTrees
+        The walkable trees.
     """
-
-    def __init__(self, forest: dict[str, np.ndarray]):
-        n_trees, width = forest["left"].shape
-        self.roots = np.arange(n_trees, dtype=np.int64) * width
-        positions = np.arange(n_trees * width, dtype=np.int64).reshape(n_trees, width)
-        leaf = forest["left"] == -1
-        left = np.where(leaf, positions, forest["left"] + self.roots[:, None]).ravel()
-        right = np.where(leaf, positions, forest["right"] + self.roots[:, None]).ravel()
-        self.children = np.stack((left, right), axis=1).ravel().astype(np.int32)
-        self.feature = forest["feature"].astype(np.int32).ravel()
-        split = forest["split"].astype(np.float64).ravel()
-        self.split = split.astype(np.float32)
-        above = self.split.astype(np.float64) > split
-        self.split[above] = np.nextafter(self.split[above], np.float32(-np.inf))
-        self.leaf_length = forest["leaf_length"].astype(np.float64).ravel()
-        inner = ~leaf.ravel()
-        self.depth, frontier = 0, self.roots[inner[self.roots]]
-        while frontier.size:  # the inner nodes of each level
-            self.depth += 1
-            frontier = np.concatenate((left[frontier], right[frontier]))
-            frontier = frontier[inner[frontier]]
-
-    def scores(self, samples: np.ndarray, max_samples: int) -> np.ndarray:
-        """Isolation score in (0, 1] of each row of `samples` (higher = more anomalous).
-
-        Parameters
-        ----------
-        samples : numpy.ndarray
-            (n, d) rows.
-        max_samples : int
-            Sub-sample size each tree was grown on (for the normalisation c).
-
-        Returns
-        -------
-        numpy.ndarray
-            (n,) scores, each row's computed alone (the same whatever rows come with it).
-        """
-        return compiled_walk()(samples.astype(np.float64, copy=False), self.roots,
-                               self.children, self.feature, self.split, self.leaf_length,
-                               self.depth, path_normaliser(max_samples))
+    scale = len(forest["left"]) * path_normaliser(max_samples)
+    return FlatTrees(forest["left"], forest["right"], forest["feature"],
+                     splits_at_or_below(forest["split"]), -forest["leaf_length"] / scale)
 
 
-def walk_forest(samples: np.ndarray, roots: np.ndarray, children: np.ndarray,
-                feature: np.ndarray, split: np.ndarray, leaf_length: np.ndarray, depth: int,
-                normaliser: float) -> np.ndarray:
-    """Isolation scores 2^(-E[h(x)] / c) of rows walked down flat trees (`ForestWalker`'s
-    arrays): for each row, all trees advance one level at a time (independent steps the
-    processor overlaps, with no branch), then their path lengths are summed in tree order.
-    Written for numba (`compiled_walk`); plain Python gives the same numbers, slowly.
+def isolation_scores(trees: FlatTrees, samples: np.ndarray) -> np.ndarray:
+    """Isolation score 2^(-E[h(x)] / c(max_samples)) in (0, 1] of each row of `samples`
+    (higher = more anomalous), each row's computed alone.
 
     Parameters
     ----------
+    trees : FlatTrees
+        `flat_forest` of the forest.
     samples : numpy.ndarray
-        (n, d) float64 rows.
-    roots, children, feature, split, leaf_length : numpy.ndarray
-        `ForestWalker`'s arrays.
-    depth : int
-        `ForestWalker.depth`.
-    normaliser : float
-        c(max_samples) (`path_normaliser`).
+        (n, d) rows.
 
     Returns
     -------
     numpy.ndarray
-        (n,) scores in (0, 1].
+        (n,) scores.
     """
-    out = np.empty(samples.shape[0])
-    row_values = np.empty(samples.shape[1], np.float32)
-    nodes = np.empty(roots.size, np.int64)
-    for row in range(samples.shape[0]):
-        row_values[:] = samples[row]  # rounded to float32, as scikit-learn reads its input
-        nodes[:] = roots
-        for _ in range(depth):
-            for tree in range(nodes.size):
-                node = nodes[tree]
-                nodes[tree] = children[2 * node + (row_values[feature[node]] > split[node])]
-        total = 0.0
-        for tree in range(nodes.size):
-            total += leaf_length[nodes[tree]]
-        out[row] = 2.0 ** (-(total / nodes.size) / normaliser)
-    return out
-
-
-@functools.cache
-def compiled_walk() -> Callable[..., np.ndarray]:
-    """`walk_forest` compiled by numba for float64 rows of any memory layout (a strided view
-    of sliding windows is walked without a copy). numba is imported here, on first use, so
-    that importing the detectors stays quick; the machine code is cached on disk.
-
-    Returns
-    -------
-    callable
-        The compiled `walk_forest`.
-    """
-    import numba
-
-    index = numba.int32[::1]
-    rows = numba.types.Array(numba.float64, 2, "A", readonly=True)  # writable arrays pass too
-    signature = numba.float64[::1](rows, numba.int64[::1], index, index, numba.float32[::1],
-                                   numba.float64[::1], numba.int64, numba.float64)
-    return numba.njit(signature, cache=True, nogil=True)(walk_forest)
+    return np.exp2(trees.sums(samples))
 
 
 @functools.lru_cache(maxsize=8)
@@ -241,7 +154,7 @@ def path_normaliser(max_samples: int) -> float:
 
 def forest_scores(forest: dict[str, np.ndarray], samples: np.ndarray,
                   max_samples: int) -> np.ndarray:
-    """Isolation score in (0, 1] of each row of `samples` (`ForestWalker.scores`).
+    """Isolation score in (0, 1] of each row of `samples` (`isolation_scores`).
 
     Parameters
     ----------
@@ -257,7 +170,7 @@ def forest_scores(forest: dict[str, np.ndarray], samples: np.ndarray,
     numpy.ndarray
         (n,) scores.
     """
-    return ForestWalker(forest).scores(samples, max_samples)
+    return isolation_scores(flat_forest(forest, max_samples), samples)
 
 
 @register("window_iforest")
@@ -309,7 +222,7 @@ class WindowIsolationForest(SeriesDetector):
     scale_: np.ndarray | None = None
     forest_: dict[str, np.ndarray] | None = None
     max_samples_: int | None = None
-    _walker: ForestWalker | None = None  # forest_ laid out for scoring
+    _trees: FlatTrees | None = None  # forest_ laid out for scoring
 
     def __init__(self, *, window: int = 32, n_estimators: int = 100, max_samples: int = 256,
                  **base: Any):
@@ -343,8 +256,8 @@ class WindowIsolationForest(SeriesDetector):
                                  max_samples=min(self.max_samples, len(windows)),
                                  random_state=self.seed).fit(windows)
         self.forest_ = export_forest(forest)
-        self._walker = ForestWalker(self.forest_)
         self.max_samples_ = int(forest.max_samples_)
+        self._trees = flat_forest(self.forest_, self.max_samples_)
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, None]:
         scores = self._window_scores(self._windows(values))
@@ -352,8 +265,8 @@ class WindowIsolationForest(SeriesDetector):
                                       causal=self.causal), None
 
     def _window_scores(self, windows: np.ndarray) -> np.ndarray:
-        assert self._walker is not None and self.max_samples_ is not None
-        return self._walker.scores(windows, self.max_samples_)
+        assert self._trees is not None
+        return isolation_scores(self._trees, windows)
 
     def _score_stream(self, values: np.ndarray, index: Any) -> tuple[np.ndarray, None]:
         """Streamed rows: the window ending at each (causal), from the kept `window - 1`
@@ -377,4 +290,4 @@ class WindowIsolationForest(SeriesDetector):
         self.max_samples_ = int(values["max_samples_"])
         self.centre_, self.scale_ = arrays["centre"], arrays["scale"]
         self.forest_ = {k.split(".", 1)[1]: v for k, v in arrays.items() if k.startswith("forest.")}
-        self._walker = ForestWalker(self.forest_)
+        self._trees = flat_forest(self.forest_, self.max_samples_)

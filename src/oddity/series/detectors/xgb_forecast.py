@@ -67,6 +67,7 @@ from oddity.core.errors import ConfigError, DataError, NotFittedError
 from oddity.core.registry import register
 from oddity.series.detector import SeriesDetector
 from oddity.series.scaling import robust_scaling
+from oddity.series.trees import FlatTrees, boosted_trees
 from oddity.series.windows import sliding_windows, window_scores_to_steps
 
 MAD_TO_STD = 1.4826  # MAD of a normal distribution times this is its standard deviation
@@ -245,6 +246,8 @@ class XGBForecast(SeriesDetector):
         self.anomaly_booster_: xgb.Booster | None = None
         self.recent_squared_: np.ndarray | None = None
         self._index: pd.Index | None = None  # index of the frame being fitted or scored
+        # boosters_ walked by oddity.series.trees (XGBoost's forecasts, without its per-call cost)
+        self._forecast_trees: list[tuple[FlatTrees, np.float32]] = []
 
     def validate_params(self) -> None:
         """See `oddity.core.detector.Detector.validate_params`."""
@@ -359,6 +362,7 @@ class XGBForecast(SeriesDetector):
             centres.append(centre)
             scales.append(max(scale, self.min_scale * float(spread[c])))
         self.boosters_ = boosters
+        self._forecast_trees = [boosted_trees(b) for b in boosters]
         self.residual_centre_ = np.asarray(centres)
         self.residual_scale_ = np.asarray(scales)
 
@@ -371,8 +375,8 @@ class XGBForecast(SeriesDetector):
         the `observed` (rows, C) values of the same steps."""
         assert self.target_columns_ is not None
         z = np.empty((len(features), len(self.target_columns_)))
-        for k, (c, booster) in enumerate(zip(self.target_columns_, self.boosters_)):
-            residual = observed[:, c] - booster.inplace_predict(features)
+        for k, (c, (trees, base)) in enumerate(zip(self.target_columns_, self._forecast_trees)):
+            residual = observed[:, c] - trees.sums(features, base)  # = booster.inplace_predict
             z[:, k] = (residual - self.residual_centre_[k]) / self.residual_scale_[k]
         return z
 
@@ -589,6 +593,7 @@ class XGBForecast(SeriesDetector):
         self.uses_calendar_ = bool(values["uses_calendar_"])
         self.boosters_ = [_booster_from(arrays[f"booster.{k}"], self.n_jobs)
                           for k in range(len(self.target_columns_))]
+        self._forecast_trees = [boosted_trees(b) for b in self.boosters_]
         self.anomaly_booster_ = (_booster_from(arrays["anomaly_booster"], self.n_jobs)
                                  if "anomaly_booster" in arrays else None)
         self.residual_centre_ = np.asarray(arrays["residual_centre"], dtype=np.float64)
