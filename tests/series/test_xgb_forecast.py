@@ -6,6 +6,7 @@ import pytest
 import oddity
 from oddity.core.errors import ConfigError, DataError
 from oddity.metrics.series import point_auroc
+from oddity.series.detectors.xgb_forecast import calendar_matrix
 
 
 def lagged_pair(length: int = 1200, seed: int = 0) -> pd.DataFrame:
@@ -74,3 +75,13 @@ def test_bad_inputs_name_the_problem():
         detector.score(data.iloc[:20])
     with pytest.raises(DataError, match="no step with a forecast"):
         detector.explain(data, data.index[0], data.index[3])
+
+
+@pytest.mark.parametrize("unit", ["ns", "us", "s"])
+def test_calendar_features_are_pandas_fields(unit):
+    rng = np.random.default_rng(0)
+    seconds = rng.integers(-3 * 10**9, 4 * 10**9, 2000)  # before and after 1970
+    index = pd.DatetimeIndex(pd.to_datetime(seconds, unit="s")).as_unit(unit)
+    for times in (index, index.tz_localize("UTC").tz_convert("Europe/Paris")):
+        expected = np.column_stack([times.hour + times.minute / 60.0, times.dayofweek])
+        assert np.array_equal(calendar_matrix(times), expected)
