@@ -6,8 +6,9 @@ from sklearn.ensemble import IsolationForest
 
 import oddity
 from oddity.metrics.series import point_auroc
-from oddity.series.detectors.rolling_zscore import window_median
+from oddity.series.detectors.rolling_zscore import MAD_TO_STD, trailing_zscores, zscore_signatures
 from oddity.series.detectors.window_iforest import export_forest, forest_scores
+from oddity.series.jit import compiled
 
 
 # The rolling z-score adapts to the 20-step level shift after its first steps (its known
@@ -47,7 +48,17 @@ def test_exported_forest_matches_scikit_learn():
     np.testing.assert_allclose(ours, -forest.score_samples(test), rtol=1e-12)
 
 
-@pytest.mark.parametrize("width", [7, 8])
-def test_window_median_gives_numpy_medians(width):
-    windows = np.random.default_rng(0).normal(size=(50, width, 3))
-    assert np.array_equal(window_median(windows), np.median(windows, axis=1))
+@pytest.mark.parametrize("window", [2, 7, 8])
+def test_trailing_zscores_use_numpy_medians(window):
+    rng = np.random.default_rng(0)
+    z = rng.normal(size=(300, 3))
+    z[50:120, 1] = 0.25  # a flat stretch (MAD 0, the floor applies)
+    z[::3, 2] = np.round(z[::3, 2], 1)  # ties
+    past = np.lib.stride_tricks.sliding_window_view(z, window, axis=0)[:-1]  # (N, C, window)
+    median = np.median(past, axis=2)
+    mad = np.median(np.abs(past - median[:, :, None]), axis=2)
+    expected = np.abs(z[window:] - median) / np.maximum(MAD_TO_STD * mad, 0.1)
+    compiled_out, python_out = np.empty_like(expected), np.empty_like(expected)
+    compiled(trailing_zscores, zscore_signatures)(z, window, 0.1, compiled_out)
+    trailing_zscores(z, window, 0.1, python_out)
+    assert np.array_equal(compiled_out, expected) and np.array_equal(python_out, expected)

@@ -13,13 +13,14 @@ just below s (`splits_below`).
 """
 from __future__ import annotations
 
-import functools
 import json
-from typing import Any, Callable
+from types import ModuleType
+from typing import Any
 
 import numpy as np
 
 from oddity.core.errors import ConfigError
+from oddity.series.jit import compiled
 
 IDENTITY_OBJECTIVES = ("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror",
                        "reg:quantileerror")  # whose prediction is the margin itself
@@ -87,9 +88,9 @@ class FlatTrees:
             (n,) sums, of the leaf values' type, each row's computed alone.
         """
         out = np.empty(len(samples), dtype=self.value.dtype)
-        compiled_sum_leaves()(samples.astype(np.float64, copy=False), self.roots,
-                              self.children, self.feature, self.split, self.value,
-                              self.depth, out.dtype.type(start), out)
+        compiled(sum_leaves, leaf_sum_signatures)(
+            samples.astype(np.float64, copy=False), self.roots, self.children, self.feature,
+            self.split, self.value, self.depth, out.dtype.type(start), out)
         return out
 
 
@@ -137,7 +138,7 @@ def sum_leaves(samples: np.ndarray, roots: np.ndarray, children: np.ndarray,
                start: float, out: np.ndarray) -> None:
     """For each row, walk every tree one level at a time (independent steps the processor
     overlaps, with no branch) and write to `out` the sum, in tree order from `start`, of the
-    leaf values reached. Written for numba (`compiled_sum_leaves`); plain Python gives the
+    leaf values reached. Written for numba (`oddity.series.jit`); plain Python gives the
     same numbers, slowly.
 
     Parameters
@@ -168,26 +169,25 @@ def sum_leaves(samples: np.ndarray, roots: np.ndarray, children: np.ndarray,
         out[row] = total
 
 
-@functools.cache
-def compiled_sum_leaves() -> Callable[..., None]:
-    """`sum_leaves` compiled by numba for float64 rows of any memory layout (a strided view of
-    sliding windows is walked without a copy) and float64 or float32 leaf values. numba is
-    imported here, on first use, so that importing the detectors stays quick; the machine
-    code is cached on disk.
+def leaf_sum_signatures(numba: ModuleType) -> list[Any]:
+    """numba signatures of `sum_leaves`: float64 rows of any memory layout (a strided view of
+    sliding windows is walked without a copy), float64 or float32 leaf values.
+
+    Parameters
+    ----------
+    numba : module
+        The numba module.
 
     Returns
     -------
-    callable
-        The compiled `sum_leaves`.
+    list
+        The signatures.
     """
-    import numba
-
     rows = numba.types.Array(numba.float64, 2, "A", readonly=True)  # writable arrays pass too
     index = numba.int32[::1]
-    signatures = [numba.void(rows, numba.int64[::1], index, index, numba.float32[::1],
-                             real[::1], numba.int64, real, real[::1])
-                  for real in (numba.float64, numba.float32)]
-    return numba.njit(signatures, cache=True, nogil=True)(sum_leaves)
+    return [numba.void(rows, numba.int64[::1], index, index, numba.float32[::1], real[::1],
+                       numba.int64, real, real[::1])
+            for real in (numba.float64, numba.float32)]
 
 
 def boosted_trees(booster: Any) -> tuple[FlatTrees, np.float32]:

@@ -18,6 +18,7 @@ Choices:
 """
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -26,33 +27,76 @@ from oddity.core.checks import check_positive
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
 from oddity.series.detector import SeriesDetector
+from oddity.series.jit import compiled
 from oddity.series.scaling import robust_scaling, standardise
-from oddity.series.windows import sliding_windows
 
 MAD_TO_STD = 1.4826
-CHUNK = 4096  # windows per block, bounding memory to CHUNK * window * C floats
 
 
-def window_median(windows: np.ndarray) -> np.ndarray:
-    """Median of each (window, C) window of (N, window, C) windows, over the window: the
-    values `numpy.median(windows, axis=1)` gives, from one partition and no NaN check (the
-    series are finite), which matters when one streamed row is scored at a time.
+def trailing_zscores(z: np.ndarray, window: int, min_scale: float, out: np.ndarray) -> None:
+    """Robust z-score of each step `window`.. of `z` against the `window` steps before it,
+    channel by channel: |z - median| / max(1.4826 * MAD, min_scale), median and MAD the
+    order statistics `numpy.median` gives (for an even window the mean of the two middle
+    values). The window is kept sorted as it slides (one value out, one in); the MAD is read
+    by merging the deviations on both sides of the median outwards, which come in increasing
+    order. The statistics of a window do not depend on how it was reached, so a streamed step
+    scores as in the whole series. Written for numba (`oddity.series.jit`); plain Python gives
+    the same numbers, slowly.
 
     Parameters
     ----------
-    windows : numpy.ndarray
-        (N, window, C) finite values.
+    z : numpy.ndarray
+        (T, C) standardised values, finite.
+    window : int
+        Trailing window length.
+    min_scale : float
+        Floor of the window's scale.
+    out : numpy.ndarray
+        (T - window, C) array the scores are written to.
+    """
+    half = window // 2
+    for c in range(z.shape[1]):
+        ordered = np.sort(z[:window, c])
+        for step in range(window, z.shape[0]):
+            if step > window:  # slide: drop the value that left, insert the previous step
+                gone = np.searchsorted(ordered, z[step - window - 1, c])
+                ordered[gone:-1] = ordered[gone + 1:].copy()
+                new = z[step - 1, c]
+                place = np.searchsorted(ordered[:-1], new)
+                ordered[place + 1:] = ordered[place:-1].copy()
+                ordered[place] = new
+            median = ordered[half] if window % 2 else (ordered[half - 1] + ordered[half]) / 2.0
+            right = np.searchsorted(ordered, median)  # first value >= median
+            left = right - 1
+            previous = deviation = 0.0
+            for _ in range(half + 1):  # the half-th smallest deviation (and the one before)
+                previous = deviation
+                if left < 0 or (right < window
+                                and abs(ordered[right] - median) <= abs(ordered[left] - median)):
+                    deviation = abs(ordered[right] - median)
+                    right += 1
+                else:
+                    deviation = abs(ordered[left] - median)
+                    left -= 1
+            mad = deviation if window % 2 else (previous + deviation) / 2.0
+            out[step - window, c] = abs(z[step, c] - median) / max(MAD_TO_STD * mad, min_scale)
+
+
+def zscore_signatures(numba: ModuleType) -> list[Any]:
+    """numba signature of `trailing_zscores`.
+
+    Parameters
+    ----------
+    numba : module
+        The numba module.
 
     Returns
     -------
-    numpy.ndarray
-        (N, C) medians; for an even window the mean of the two middle values.
+    list
+        The signature.
     """
-    half = windows.shape[1] // 2
-    if windows.shape[1] % 2:
-        return np.partition(windows, half, axis=1)[:, half]
-    middle = np.partition(windows, (half - 1, half), axis=1)
-    return (middle[:, half - 1] + middle[:, half]) / 2.0
+    values = numba.types.Array(numba.float64, 2, "A", readonly=True)  # writable arrays pass too
+    return [numba.void(values, numba.int64, numba.float64, numba.float64[:, :])]
 
 
 @register("rolling_zscore")
@@ -119,16 +163,9 @@ class RollingZScore(SeriesDetector):
     def _trailing_scores(self, values: np.ndarray) -> np.ndarray:
         """(T - window, C) channel z-scores of steps window..T-1 against their trailing windows."""
         assert self.centre_ is not None and self.scale_ is not None
-        z = standardise(values, self.centre_, self.scale_)
-        windows = sliding_windows(z, self.window)[:-1]  # window i is the past of step i + window
-        channel = np.empty((len(windows), z.shape[1]))
-        for start in range(0, len(windows), CHUNK):
-            block = windows[start:start + CHUNK]
-            median = window_median(block)
-            mad = window_median(np.abs(block - median[:, None, :]))
-            steps = slice(self.window + start, self.window + start + len(block))
-            channel[start:start + len(block)] = (np.abs(z[steps] - median)
-                                                 / np.maximum(MAD_TO_STD * mad, self.min_scale))
+        channel = np.empty((len(values) - self.window, values.shape[1]))
+        compiled(trailing_zscores, zscore_signatures)(
+            standardise(values, self.centre_, self.scale_), self.window, self.min_scale, channel)
         return channel
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

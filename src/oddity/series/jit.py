@@ -1,0 +1,37 @@
+"""Loops compiled by numba for the per-step work of streaming detectors.
+
+numba is imported on first use, so that importing the detectors (which `oddity.create` does
+for every modality) stays quick; the machine code is cached on disk, so a later process
+loads it instead of compiling again.
+"""
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any, Callable
+
+COMPILED: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+
+def compiled(function: Callable[..., Any],
+             signatures: Callable[[ModuleType], list[Any]]) -> Callable[..., Any]:
+    """`function` compiled by numba (nopython, no GIL held) for the given signatures, once
+    per process.
+
+    Parameters
+    ----------
+    function : callable
+        A plain-Python function numba can compile; it stays callable as it is (the reference
+        the compiled one is tested against).
+    signatures : callable
+        Given the numba module, the list of signatures to compile.
+
+    Returns
+    -------
+    callable
+        The compiled function.
+    """
+    if function not in COMPILED:
+        import numba
+
+        COMPILED[function] = numba.njit(signatures(numba), cache=True, nogil=True)(function)
+    return COMPILED[function]
