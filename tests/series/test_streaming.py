@@ -117,3 +117,14 @@ def test_update_reads_rows_as_the_batch_path_does(injected):
         detector.update(np.array([[0.1, np.inf]]))
     with pytest.raises(DataError, match="1-D"):
         detector.update(np.array(0.5))
+
+
+def test_update_reads_columns_by_name_after_a_refit(injected):
+    history, test, _ = injected
+    frame = pd.DataFrame(np.concatenate((history, test)), columns=["cpu", "mem"])
+    detector = oddity.create("rolling_zscore", window=16).fit(frame.iloc[:1000])
+    detector.update(frame.iloc[1000:1001])
+    swapped = frame[["mem", "cpu"]]
+    detector.fit(swapped.iloc[:1000])  # the same columns, in the other order
+    streamed = detector.update(frame.iloc[1000:1100])  # read by name, not by position
+    assert np.array_equal(streamed.scores, detector.score(swapped).scores[1000:1100])

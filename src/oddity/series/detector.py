@@ -103,6 +103,7 @@ class SeriesDetector(Detector):
     calibration_scores_: np.ndarray | None = None
     context_: np.ndarray | None = None  # the last min_length - 1 rows seen (fit, then stream)
     stream_: OnlineConformal | None = None
+    _stream_columns: pd.Index | None = None  # columns of the last DataFrame `update` read
 
     def __init__(self, *, target_fpr: float = 0.01, calibration_fraction: float = 0.2,
                  calibration: str = "online", calibration_window: int = 1000,
@@ -218,7 +219,7 @@ class SeriesDetector(Detector):
             self.threshold_ = calibrate_threshold(scores, self.target_fpr, "in-sample")
         self.calibration_scores_ = scores[-self.calibration_window:]
         self.context_ = values[len(values) - self.min_length + 1:]
-        self.stream_ = None
+        self.stream_, self._stream_columns = None, None
         return self
 
     def update(self, data: SeriesInput) -> SeriesPrediction:
@@ -273,7 +274,9 @@ class SeriesDetector(Detector):
         assert self.columns_ is not None
         if isinstance(data, list):
             data = np.asarray(data)
-        if isinstance(data, pd.DataFrame) and len(data) > 0 and list(data.columns) == self.columns_:
+        if (isinstance(data, pd.DataFrame) and len(data) > 0
+                and (data.columns.is_(self._stream_columns) or list(data.columns) == self.columns_)):
+            self._stream_columns = data.columns  # immutable; is_ holds for its views (row slices)
             values = data.to_numpy()
             if values.dtype.kind in "biuf" and np.isfinite(values).all():
                 return values.astype(np.float64), data.index
