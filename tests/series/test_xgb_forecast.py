@@ -6,7 +6,7 @@ import pytest
 import oddity
 from oddity.core.errors import ConfigError, DataError
 from oddity.metrics.series import point_auroc
-from oddity.series.detectors.xgb_forecast import calendar_matrix
+from oddity.series.detectors.xgb_forecast import calendar_matrix, lag_matrix
 
 
 def lagged_pair(length: int = 1200, seed: int = 0) -> pd.DataFrame:
@@ -85,3 +85,13 @@ def test_calendar_features_are_pandas_fields(unit):
     for times in (index, index.tz_localize("UTC").tz_convert("Europe/Paris")):
         expected = np.column_stack([times.hour + times.minute / 60.0, times.dayofweek])
         assert np.array_equal(calendar_matrix(times), expected)
+
+
+@pytest.mark.parametrize(("steps", "channels", "lags"), [(11, 1, 10), (40, 3, 4), (5, 2, 5)])
+def test_lag_matrix_rows_hold_each_channels_previous_values(steps, channels, lags):
+    values = np.random.default_rng(0).normal(size=(steps, channels))
+    expected = [[values[t - lag, c] for c in range(channels) for lag in range(1, lags + 1)]
+                for t in range(lags, steps)]
+    out = lag_matrix(values, lags)
+    assert out.shape == (steps - lags, channels * lags) and out.flags.c_contiguous
+    assert np.array_equal(out, np.array(expected).reshape(out.shape))

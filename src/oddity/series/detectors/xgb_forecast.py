@@ -110,12 +110,10 @@ def lag_matrix(values: np.ndarray, lags: int) -> np.ndarray:
         (T - lags, C * lags) lagged values.
     """
     steps, channels = values.shape
-    rows = steps - lags
-    out = np.empty((rows, channels * lags), dtype=np.float64)
-    for c in range(channels):
-        for lag in range(1, lags + 1):
-            out[:, c * lags + lag - 1] = values[lags - lag: steps - lag, c]
-    return out
+    if steps <= lags:
+        return np.empty((max(steps - lags, 0), channels * lags))
+    past = sliding_windows(values[:-1], lags)  # (rows, lags, C): past[i] = x[i .. i + lags - 1]
+    return np.ascontiguousarray(past[:, ::-1].transpose(0, 2, 1).reshape(len(past), -1))
 
 
 def calendar_matrix(index: pd.Index) -> np.ndarray | None:
@@ -405,12 +403,12 @@ class XGBForecast(SeriesDetector):
             features = np.hstack([features, calendar_matrix(index)])
         squared = np.concatenate((self.recent_squared_,
                                   self._residuals_of(features, values) ** 2))
-        pooled = sliding_windows(squared, self.window).mean(axis=1)
+        pooled = sliding_windows(squared, self.window).sum(axis=1) / self.window  # = mean
         self.recent_squared_ = squared[len(squared) - self.window + 1:]
         self.context_ = joined[len(joined) - self.min_length + 1:]
         channel_scores = np.zeros(values.shape)
         channel_scores[:, self.target_columns_] = np.sqrt(pooled)
-        return np.sqrt(pooled.mean(axis=1)), channel_scores
+        return np.sqrt(pooled.sum(axis=1) / pooled.shape[1]), channel_scores
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         squared = self._standardised_residuals(
