@@ -33,5 +33,8 @@ def compiled(function: Callable[..., Any],
     if function not in COMPILED:
         import numba
 
-        COMPILED[function] = numba.njit(signatures(numba), cache=True, nogil=True)(function)
+        try:
+            COMPILED[function] = numba.njit(signatures(numba), cache=True, nogil=True)(function)
+        except RuntimeError:  # no writable cache directory: compile in every process
+            COMPILED[function] = numba.njit(signatures(numba), nogil=True)(function)
     return COMPILED[function]
