@@ -50,3 +50,16 @@ def test_series_detectors_work_without_the_image_extra():
     """)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "(400,)"
+
+
+def test_a_series_detector_without_numba_says_what_to_install():
+    result = run_without(["numba"], """
+        import numpy as np
+        import oddity
+        try:
+            oddity.create("window_iforest", window=8, n_estimators=5).fit(np.sin(np.arange(300.0)))
+        except oddity.OddityError as exc:
+            print(exc)
+    """)
+    assert result.returncode == 0, result.stderr
+    assert "needs numba" in result.stdout and "pip install 'oddity[series]'" in result.stdout

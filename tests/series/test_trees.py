@@ -59,3 +59,11 @@ def test_float32_split_rules_match_the_libraries():
             values = np.nextafter(values, np.float32(np.inf if shift > 0 else -np.inf))
         assert np.array_equal(values <= at_or_below, values.astype(np.float64) <= t)
         assert np.array_equal(values <= below, values < s)
+
+
+def test_boosted_trees_refuse_dart_boosters():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 3))
+    model = xgb.XGBRegressor(booster="dart", n_estimators=5, n_jobs=1).fit(x, x[:, 0])
+    with pytest.raises(ConfigError, match="'dart'"):
+        boosted_trees(model.get_booster())

@@ -9,6 +9,8 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any, Callable
 
+from oddity.core.errors import ConfigError
+
 COMPILED: dict[Callable[..., Any], Callable[..., Any]] = {}
 
 
@@ -29,9 +31,18 @@ def compiled(function: Callable[..., Any],
     -------
     callable
         The compiled function.
+
+    Raises
+    ------
+    ConfigError
+        When numba is not installed (it comes with the series extra).
     """
     if function not in COMPILED:
-        import numba
+        try:
+            import numba
+        except ModuleNotFoundError:
+            raise ConfigError(f"{function.__module__} needs numba, which is not installed: "
+                              "pip install 'oddity[series]'") from None
 
         try:
             COMPILED[function] = numba.njit(signatures(numba), cache=True, nogil=True)(function)

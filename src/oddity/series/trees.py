@@ -22,8 +22,6 @@ import numpy as np
 from oddity.core.errors import ConfigError
 from oddity.series.jit import compiled
 
-IDENTITY_OBJECTIVES = ("reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror",
-                       "reg:quantileerror")  # whose prediction is the margin itself
 
 
 class FlatTrees:
@@ -191,10 +189,11 @@ def leaf_sum_signatures(numba: ModuleType) -> list[Any]:
 
 
 def boosted_trees(booster: Any) -> tuple[FlatTrees, np.float32]:
-    """The trees of an XGBoost regression booster with an identity link (e.g.
-    "reg:squarederror") as `FlatTrees` of float32 leaf values, and the float32 base score
-    their sums start from: `trees.sums(rows, base)` then gives `booster.inplace_predict(rows)`
-    for finite rows (XGBoost, too, adds the trees' float32 outputs in order to the base).
+    """The trees of an XGBoost "gbtree" regression booster with the "reg:squarederror"
+    objective (whose prediction is the base score plus the trees' outputs) as `FlatTrees` of
+    float32 leaf values, and the float32 base score their sums start from:
+    `trees.sums(rows, base)` then gives `booster.inplace_predict(rows)` for finite rows
+    (XGBoost, too, adds the trees' float32 outputs in order to the base).
 
     Parameters
     ----------
@@ -209,18 +208,20 @@ def boosted_trees(booster: Any) -> tuple[FlatTrees, np.float32]:
     Raises
     ------
     ConfigError
-        When the booster is not a single-output tree model with an identity link and
+        When the booster is not a single-output "gbtree" model with that objective and
         numeric splits.
     """
     learner = json.loads(bytes(booster.save_raw(raw_format="json")))["learner"]
     model = learner["gradient_booster"].get("model", {})
     objective = learner["objective"]["name"]
     trees = model.get("trees", [])
-    if (objective not in IDENTITY_OBJECTIVES or not trees
+    if (objective != "reg:squarederror" or learner["gradient_booster"]["name"] != "gbtree"
+            or model["gbtree_model_param"]["num_parallel_tree"] != "1" or not trees
             or learner["learner_model_param"].get("num_target", "1") != "1"
             or any(t["categories_nodes"] for t in trees)):
-        raise ConfigError(f"only single-output XGBoost tree regressors with an identity link "
-                          f"and numeric splits can be walked; got objective {objective!r}")
+        raise ConfigError(f"only single-output 'gbtree' XGBoost regressors with the "
+                          f"'reg:squarederror' objective and numeric splits can be walked; got "
+                          f"objective {objective!r}, booster {learner['gradient_booster']['name']!r}")
     base = np.float32(float(learner["learner_model_param"]["base_score"].strip("[]")))
     width = max(len(t["left_children"]) for t in trees)
     arrays = {"left": np.full((len(trees), width), -1, np.int64),
