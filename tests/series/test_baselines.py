@@ -6,7 +6,11 @@ from sklearn.ensemble import IsolationForest
 
 import oddity
 from oddity.metrics.series import point_auroc
-from oddity.series.detectors.rolling_zscore import MAD_TO_STD, trailing_zscores, zscore_signatures
+from oddity.series.detectors.rolling_zscore import (
+    MAD_TO_STD,
+    trailing_zscores,
+    zscore_signatures,
+)
 from oddity.series.detectors.window_iforest import export_forest, forest_scores
 from oddity.series.jit import compiled
 

@@ -6,8 +6,17 @@ import xgboost as xgb
 from sklearn.ensemble import IsolationForest
 
 from oddity.core.errors import ConfigError
-from oddity.series.detectors.window_iforest import export_forest, flat_forest, isolation_scores
-from oddity.series.trees import boosted_trees, splits_at_or_below, splits_below, sum_leaves
+from oddity.series.detectors.window_iforest import (
+    export_forest,
+    flat_forest,
+    isolation_scores,
+)
+from oddity.series.trees import (
+    boosted_trees,
+    splits_at_or_below,
+    splits_below,
+    sum_leaves,
+)
 
 
 def test_boosted_trees_give_xgboost_predictions_bit_for_bit():

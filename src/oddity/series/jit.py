@@ -6,8 +6,9 @@ loads it instead of compiling again.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
-from typing import Any, Callable
+from typing import Any
 
 from oddity.core.errors import ConfigError
 

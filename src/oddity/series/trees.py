@@ -23,7 +23,6 @@ from oddity.core.errors import ConfigError
 from oddity.series.jit import compiled
 
 
-
 class FlatTrees:
     """Trees as flat arrays for `sum_leaves` (module docstring).
 
