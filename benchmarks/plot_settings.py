@@ -121,8 +121,8 @@ def resolution_figure(data: Path, n_fit: int, n_val: int) -> dict[str, Any]:
                                  "pixel_auroc": pixel_auroc(scored.maps, masks),
                                  "threshold": model.threshold_.value})
     rows = [n_val + i for i in range(min(3, n_val))]  # one defect of each kind
-    figure = Figure(figsize=(8.4, 2.2 * len(rows)), layout="constrained")
-    axes = figure.subplots(len(rows), 4, squeeze=False)
+    figure = Figure(figsize=(12.0, 2.2 * len(rows)), layout="constrained")
+    axes = figure.subplots(len(rows), 6, squeeze=False)
     ranges = [map_range(model, scored.maps) for model, scored in results]
     for row, index in enumerate(rows):
         image, mask = defects[index - n_val]
@@ -138,8 +138,12 @@ def resolution_figure(data: Path, n_fit: int, n_val: int) -> dict[str, Any]:
         map_panel(axes[row][1], image[crop], None, (0, 1), mask[crop], "zoom, defect outlined")
         for column, ((model, scored), value_range, size) in enumerate(zip(results, ranges, numbers["sizes"])):
             score = scaled(scored.scores[index:index + 1], scored.scores[:n_val], model.threshold_.value)[0]
-            map_panel(axes[row][2 + column], image[crop], scored.maps[index][crop], value_range, mask[crop],
+            map_panel(axes[row][2 + column], image, scored.maps[index], value_range, None,
                       f"input {size['input_size']} px: score {score:.2f}")
+            axes[row][2 + column].add_patch(Rectangle((left, top), 2 * half, 2 * half, fill=False,
+                                                      edgecolor="white", linewidth=1))
+            map_panel(axes[row][4 + column], image[crop], scored.maps[index][crop], value_range, mask[crop],
+                      f"input {size['input_size']} px, zoom")
     save_figure(figure, IMAGES / "settings_resolution.png", dpi=90, colours=COLOURS)
     return numbers
 
