@@ -247,15 +247,16 @@ def main() -> int:
         print(f"magnetic_tile or mvtec_ad/bottle missing under {data}; set ODDITY_DATA", file=sys.stderr)
         return 2
     IMAGES.mkdir(parents=True, exist_ok=True)
-    numbers = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     makers = {"resolution": lambda: resolution_figure(data, args.n_fit, args.n_val),
               "lighting": lambda: lighting_figure(data, args.n_fit),
               "select": lambda: select_figure(data, args.n_fit)}
     for name in args.figures:
         start = time.perf_counter()
-        numbers[name] = {**makers[name](), "n_fit": args.n_fit,
-                         "command": f"python benchmarks/plot_settings.py --figures {name} --n-fit {args.n_fit}"}
+        made = {**makers[name](), "n_fit": args.n_fit,
+                "command": f"python benchmarks/plot_settings.py --figures {name} --n-fit {args.n_fit}"}
         print(f"{name}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        numbers = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # as it is now: keep other figures
+        numbers[name] = made
         text = json.dumps(numbers, indent=2, default=float) + "\n"
         atomic_write(RESULTS, lambda tmp: Path(tmp).write_text(text))
     return 0
