@@ -154,6 +154,9 @@ def scaled(scores: np.ndarray, reference: np.ndarray, threshold: float) -> np.nd
     return (np.asarray(scores, float) - middle) / max(threshold - middle, 1e-12)
 
 
+CLIP = 100.0  # scaled scores beyond this are drawn at it
+
+
 def lighting_figure(data: Path, n_fit: int) -> dict[str, Any]:
     """Figure (b): a normal bottle under each shift, and the normal test images' scores so
     shifted, without and with each detector's robustness option."""
@@ -180,18 +183,19 @@ def lighting_figure(data: Path, n_fit: int) -> dict[str, Any]:
             scores = {c: model.score(samples, verbose=False).scores for c, samples in shifted.items()}
             fpr = {c: float(np.mean(s > threshold)) for c, s in scores.items()}
             for x, condition in enumerate(conditions):
-                y = np.clip(scaled(scores[condition], scores["as is"], threshold), -1.0, 100.0)
+                y = np.clip(scaled(scores[condition], scores["as is"], threshold), -1.0, CLIP)
                 axis.scatter(np.full(len(y), x + offset), y, s=9, color=colour, alpha=0.7,
                              label=label if x == 0 else None)
             numbers["detectors"].append({"detector": name, "label": label, "params": params, "fit_s": round(seconds, 1),
                                          "threshold": threshold, "fpr": fpr})
         axis.axhline(1.0, color="black", linewidth=1)
         axis.set_yscale("symlog", linthresh=1.0)
+        axis.set_ylim(-1.5, 2.0 * CLIP)
         axis.set_xticks(range(len(conditions)), [c.replace(" R+10% B-10%", "") for c in conditions],
                         rotation=60, ha="right", fontsize=7)
         axis.set_title(name, fontsize=9)
         axis.legend(fontsize=7, loc="upper left")
-    panels[0].set_ylabel("score: 0 = median normal as is, 1 = threshold")
+    panels[0].set_ylabel(f"score: 0 = median normal as is, 1 = threshold (cut at -1 and {CLIP:g})")
     save_figure(figure, IMAGES / "settings_lighting.png", dpi=80, colours=COLOURS)
     return numbers
 
