@@ -49,6 +49,7 @@ ROOT = Path(__file__).resolve().parents[1]
 IMAGES = ROOT / "docs" / "images"
 RESULTS = ROOT / "benchmarks" / "results" / "settings.json"
 COLOURS = 192  # palette size of the written PNGs (small files)
+CLIP = 100.0  # lighting figure: scaled scores beyond this are drawn at it
 # The settings each picture compares; everything else at the detector's default.
 FIXED = {"per_image_contrast": False}
 PATCHCORE = {**FIXED, "local_pool": 3}
@@ -152,9 +153,6 @@ def scaled(scores: np.ndarray, reference: np.ndarray, threshold: float) -> np.nd
     """Scores on a scale where the median of `reference` is 0 and the threshold 1."""
     middle = float(np.median(reference))
     return (np.asarray(scores, float) - middle) / max(threshold - middle, 1e-12)
-
-
-CLIP = 100.0  # scaled scores beyond this are drawn at it
 
 
 def lighting_figure(data: Path, n_fit: int) -> dict[str, Any]:
@@ -262,7 +260,7 @@ def main() -> int:
         numbers = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}  # as it is now: keep other figures
         numbers[name] = made
         text = json.dumps(numbers, indent=2, default=float) + "\n"
-        atomic_write(RESULTS, lambda tmp: Path(tmp).write_text(text))
+        atomic_write(RESULTS, lambda tmp, text=text: Path(tmp).write_text(text))
     return 0
 
 
