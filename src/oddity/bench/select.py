@@ -198,8 +198,8 @@ def markdown_table(runs: list[SelectRun]) -> str:
         "candidate, as fitted for validation, on the real test split (never used by the choice; FPR: "
         "realised false-positive rate of its image threshold on the normal test images, target 0.01); "
         "magnetic tile masks are binarised at half their brightest value. Target: the chosen "
-        f"detector within {TARGET_GAP} test image AUROC of the best. Seconds (fit s, selection s) "
-        "are wall-clock figures taken while other work ran: indicative, not a timing run."),
+        f"detector within {TARGET_GAP} test image AUROC of the best. Seconds (fit s, selection s): "
+        "wall-clock, indicative, not a timing run."),
         "",
         ("| dataset | fit / held-out images | chosen | its test image AUROC | best candidate | best single "
          "detector | gap | pass | chosen, refitted on all: image / pixel AUROC, FPR | selection s |"),
