@@ -3,7 +3,8 @@ dataset under $ODDITY_DATA (default ../shared/data/images), every candidate also
 the real test split (`oddity.bench.select`); writes benchmarks/results/select.{md,json},
 keeping rows of other datasets already there.
 
-Usage: python benchmarks/run_select.py [--datasets bottle magnetic_tile] [--max-fit N] [--max-test N] [--timeout S]
+Usage: python benchmarks/run_select.py [--datasets bottle magnetic_tile] [--max-fit N] [--max-test N]
+       [--no-refit] [--timeout S]
 """
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ def main() -> int:
                         help="use a fixed random subset of at most this many training images")
     parser.add_argument("--max-test", type=int, default=None,
                         help="score a fixed random subset of at most this many normal and as many defective test images")
+    parser.add_argument("--no-refit", action="store_true",
+                        help="do not refit the chosen detector on every training image (one fit less)")
     parser.add_argument("--timeout", type=float, default=7200.0, help="seconds per dataset")
     args = parser.parse_args()
     datasets = [d for d in find_datasets(args.data) if args.datasets is None or d.name in args.datasets]
@@ -35,7 +38,8 @@ def main() -> int:
         print(f"no MVTec-layout datasets under {args.data}; set ODDITY_DATA", file=sys.stderr)
         return 2
     command = command_line("run_select.py", sys.argv[1:], make_target=None)
-    jobs = [(dataset.name, lambda dataset=dataset: run_one(dataset, args.max_fit, args.max_test, args.timeout))
+    jobs = [(dataset.name, lambda dataset=dataset: run_one(dataset, args.max_fit, args.max_test, args.timeout,
+                                                              not args.no_refit))
             for dataset in datasets]
     run_all(jobs, [], command, merging_writer(RESULTS, "select", SelectRun, markdown_table),
             lambda run: run.error or summary(run))

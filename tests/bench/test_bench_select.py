@@ -22,3 +22,13 @@ def test_worker_scores_every_candidate_and_the_page_shows_the_gap(inspection_set
     page = (tmp_path / "select.md").read_text()
     assert "`python x`" in page and "(chosen)" in page and "at most 3 normal and 3 defective" in page
     assert read_runs(tmp_path, "select", bench.SelectRun)[0].key == run.key
+
+
+def test_without_refit_the_candidates_are_still_scored_and_the_page_shows_no_refit(inspection_set, monkeypatch,
+                                                                                   tmp_path):
+    monkeypatch.setattr(select, "CANDIDATES", CANDIDATES)
+    result = bench.worker(str(inspection_set), 12, 3, False)
+    assert result["refit_test"] is None and len(result["test"]) == 2 and all(result["test"])
+    run = bench.SelectRun(dataset=str(inspection_set), max_fit=12, max_test=3, command="python x", **result)
+    assert bench.summary(run)["gap"] is not None
+    assert "| – / –, – |" in bench.markdown_table([run])

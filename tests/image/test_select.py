@@ -71,6 +71,17 @@ def test_synthetic_anomalies_change_exactly_their_masks():
         select.synthetic_anomaly(images[0], "dent", np.random.default_rng(0), images[1])
 
 
+def test_the_validation_set_cycles_through_the_kinds_and_is_reproducible():
+    images = [item.pixels for item in inspection_images(n_train=3, n_test_good=0, n_test_defect=0, size=64)]
+    anomalies, masks = select.validation_set(images, 2, seed=0)
+    assert [a.name.split("[")[0] for a in anomalies] == [*select.ANOMALY_KINDS, select.ANOMALY_KINDS[0]]
+    assert all(m.shape == (64, 64) and m.any() for m in masks)
+    again, _ = select.validation_set(images, 2, seed=0)
+    other, _ = select.validation_set(images, 2, seed=1)
+    np.testing.assert_array_equal(again[3].pixels, anomalies[3].pixels)
+    assert not np.array_equal(other[3].pixels, anomalies[3].pixels)
+
+
 def test_too_few_images_and_bad_candidates_are_refused(inspection_set):
     with pytest.raises(DataError, match="at least 12 normal images"):
         select.select_detector(training_samples(inspection_set)[:11], candidates=CANDIDATES, verbose=False)

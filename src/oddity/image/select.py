@@ -299,8 +299,29 @@ def as_uint8_sample(pixels: np.ndarray, name: str) -> ArraySample:
     return ArraySample(np.round(np.clip(pixels, 0.0, 1.0) * 255).astype(np.uint8), name)
 
 
-def _validation_set(images: list[np.ndarray], per_image: int, seed: int, verbose: bool) -> tuple[list, list]:
-    """The synthetic anomalies (8-bit array samples) of the held-out images and their masks."""
+def validation_set(images: list[np.ndarray], per_image: int, seed: int,
+                   verbose: bool = False) -> tuple[list[ArraySample], list[np.ndarray]]:
+    """The synthetic anomalies `select_detector` scores: `per_image` of each held-out image,
+    their kinds cycling through `ANOMALY_KINDS`, as 8-bit array samples, with their masks.
+
+    Parameters
+    ----------
+    images : list of numpy.ndarray
+        The held-out normal images, (H, W, 3) float in [0, 1].
+    per_image : int
+        Anomalies made from each image.
+    seed : int
+        Seed (the same as `select_detector`'s gives its anomalies).
+    verbose : bool, default False
+        Show a progress bar.
+
+    Returns
+    -------
+    anomalies : list of ArraySample
+        The anomalous images, named ``kind[image.copy]``.
+    masks : list of numpy.ndarray
+        Their (H, W) bool masks.
+    """
     anomalies, masks = [], []
     for index, pixels in enumerate(tqdm(images, desc="synthetic anomalies", unit="img", disable=not verbose)):
         for copy in range(per_image):
@@ -395,7 +416,7 @@ def select_detector(data: ImageInput, *, candidates: Sequence[tuple[str, dict[st
     fit_samples = [s for i, s in enumerate(samples) if i not in held]
     held_out = [s for i, s in enumerate(samples) if i in held]
     images = [sample.load() for sample in held_out]
-    anomalies, masks = _validation_set(images, anomalies_per_image, seed, verbose)
+    anomalies, masks = validation_set(images, anomalies_per_image, seed, verbose)
     rows, kept = [], []
     for (name, params), detector in zip(candidates, created):
         row = CandidateResult(detector=name, params=dict(params))
