@@ -382,6 +382,7 @@ class CadOse(SeriesDetector):
     low_: np.ndarray | None = None
     high_: np.ndarray | None = None
     rest_period_: int | None = None
+    memories_: list[ContextMemory] | None = None  # the `update` stream's memories
 
     def __init__(self, *, value_bits: int = 3, max_left: int = 7, max_active: int = 15,
                  base_threshold: float = 0.75, rest_period: int | None = None, **base: Any):
@@ -391,7 +392,6 @@ class CadOse(SeriesDetector):
         self.max_active = max_active
         self.base_threshold = base_threshold
         self.rest_period = rest_period
-        self.memories_: list[ContextMemory] | None = None  # the `update` stream's memories
 
     def validate_params(self) -> None:
         """See `oddity.core.detector.Detector.validate_params`."""
