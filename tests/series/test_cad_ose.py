@@ -60,6 +60,10 @@ def test_values_outside_the_fitted_range_take_the_end_codes():
     codes = detector.codes(np.array([[-5.0], [0.0], [3.5], [7.0], [99.0]]))
     assert codes[:, 0].tolist() == [0, 0, 3, 7, 7]
     assert detector.rest_period_ == 160 // 5  # a fifth of the fitted steps (20% held out)
+    wide = oddity.create("cad_ose", range_margin=0.5).fit(np.tile([0.0, 3.0, 7.0, 1.0], 50),
+                                                          verbose=False)
+    assert (wide.low_, wide.high_) == (-3.5, 10.5)  # codes 2 units wide
+    assert wide.codes(np.array([[-5.0], [0.0], [7.0], [99.0]]))[:, 0].tolist() == [0, 1, 5, 7]
 
 
 def test_scores_see_only_the_past_and_stream_alike_in_any_blocks(tmp_path):
@@ -81,7 +85,7 @@ def test_scores_see_only_the_past_and_stream_alike_in_any_blocks(tmp_path):
 @pytest.mark.parametrize(("params", "match"), [
     ({"value_bits": 0}, "value_bits"), ({"value_bits": 20}, "value_bits"),
     ({"base_threshold": 0.0}, "base_threshold"), ({"rest_period": -1}, "rest_period"),
-    ({"max_active": 0}, "max_active")])
+    ({"max_active": 0}, "max_active"), ({"range_margin": -0.1}, "range_margin")])
 def test_invalid_parameters_are_refused(params, match):
     with pytest.raises(ConfigError, match=match):
         oddity.create("cad_ose", **params)

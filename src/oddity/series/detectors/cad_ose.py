@@ -353,13 +353,17 @@ class CadOse(SeriesDetector):
     rest_period : int or None, default None
         Steps silenced after an alert and at the start of a stream; None: a fifth of the
         fitted steps.
+    range_margin : float, default 0.0
+        The coding range is the fitted history's, widened on each side by this fraction of
+        its span, so that later values beyond the history keep codes of their own.
     **base
         Parameters shared by every series detector (`SeriesDetector`).
 
     Attributes
     ----------
     low_, high_ : numpy.ndarray
-        Per-channel minimum and maximum of the fitted history (the coding range).
+        Per-channel coding range: the fitted history's minimum and maximum, widened by
+        `range_margin`.
     rest_period_ : int
         The rest period in use.
 
@@ -385,13 +389,15 @@ class CadOse(SeriesDetector):
     memories_: list[ContextMemory] | None = None  # the `update` stream's memories
 
     def __init__(self, *, value_bits: int = 3, max_left: int = 7, max_active: int = 15,
-                 base_threshold: float = 0.75, rest_period: int | None = None, **base: Any):
+                 base_threshold: float = 0.75, rest_period: int | None = None,
+                 range_margin: float = 0.0, **base: Any):
         super().__init__(**base)
         self.value_bits = value_bits
         self.max_left = max_left
         self.max_active = max_active
         self.base_threshold = base_threshold
         self.rest_period = rest_period
+        self.range_margin = range_margin
 
     def validate_params(self) -> None:
         """See `oddity.core.detector.Detector.validate_params`."""
@@ -402,11 +408,15 @@ class CadOse(SeriesDetector):
             raise ConfigError(f"value_bits must be at most 16, got {self.value_bits}")
         if not 0.0 < self.base_threshold <= 1.0:
             raise ConfigError(f"base_threshold must be in (0, 1], got {self.base_threshold}")
+        if not 0.0 <= self.range_margin <= 10.0:
+            raise ConfigError(f"range_margin must be in [0, 10], got {self.range_margin}")
         if self.rest_period is not None and self.rest_period < 0:
             raise ConfigError(f"rest_period must be >= 0 or None, got {self.rest_period}")
 
     def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
-        self.low_, self.high_ = values.min(axis=0), values.max(axis=0)
+        low, high = values.min(axis=0), values.max(axis=0)
+        margin = self.range_margin * (high - low)
+        self.low_, self.high_ = low - margin, high + margin
         self.rest_period_ = (len(values) // 5 if self.rest_period is None
                              else int(self.rest_period))
         self.memories_ = None
