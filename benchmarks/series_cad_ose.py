@@ -97,23 +97,57 @@ def rows(title: str, series: list[NabSeries], evaluation: NabEvaluation, cache: 
     return lines + [""]
 
 
+def cached_run(cache: Path, params: dict, series: list[NabSeries]) -> NabEvaluation:
+    """`evaluate_nab` of cad_ose with `params` on `series`, kept under `cache` (run if missing)."""
+    path = cache_path(cache, "cad_ose", params)
+    if not path.is_file():
+        save_arrays(evaluate_nab("cad_ose", params, series, verbose=False), path)
+    return load_arrays(path, "cad_ose", params)
+
+
+def group_mean(evaluation: NabEvaluation) -> tuple[float, float]:
+    """The raw step score's standard NAB score over the corpus and its mean over the groups."""
+    groups = by_group([(r.group, r.labels, r.nab_steps("raw")) for r in evaluation.series],
+                      "standard")
+    return groups.pop("all"), float(np.mean(list(groups.values())))
+
+
+def margin_rows(margins: list[float], nab: list[NabSeries], synthetic: list[NabSeries],
+                cache: Path, per_kind: int) -> list[str]:
+    """The `range_margin` choice: per margin, NAB's and the synthetic corpus' figures."""
+    lines = ["## The coding range: `range_margin`", "",
+             "Rule (the one `benchmarks/series_nab.py` states for step scores): the highest mean "
+             "of the NAB group mean and the synthetic group mean (standard profile, raw score, "
+             "one threshold per group).", "",
+             "| range_margin | NAB (all) | NAB group mean | synthetic (all) | synthetic group mean "
+             "| mean of the group means |", "|---|---|---|---|---|---|"]
+    for margin in margins:
+        params = {"range_margin": margin}
+        real = group_mean(cached_run(cache, params, nab))
+        made = group_mean(cached_run(cache / f"synthetic-{per_kind}", params, synthetic))
+        lines.append(f"| {margin} | {real[0]:.1f} | {real[1]:.1f} | {made[0]:.1f} | "
+                     f"{made[1]:.1f} | {(real[1] + made[1]) / 2:.1f} |")
+    print("\n".join(lines), flush=True)
+    return lines + [""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=str(Path(os.environ.get("ODDITY_DATA", "../shared/data"))
                                               / "series" / "nab"))
     parser.add_argument("--cache", default=str(RESULTS / "runs" / "series"))
     parser.add_argument("--synthetic", type=int, default=3, help="series per anomaly kind")
+    parser.add_argument("--margins", nargs="*", type=float, default=[0.0, 0.25, 0.5, 1.0],
+                        help="range_margin values to compare (each a run on both corpora)")
     args = parser.parse_args()
     nab = read_nab(args.data)
     evaluation = load_arrays(cache_path(args.cache, "cad_ose", {}), "cad_ose", {})
     synthetic = synthetic_corpus(args.synthetic)
-    path = cache_path(Path(args.cache) / f"synthetic-{args.synthetic}", "cad_ose", {})
-    if not path.is_file():
-        save_arrays(evaluate_nab("cad_ose", {}, synthetic, verbose=False), path)
+    made = cached_run(Path(args.cache) / f"synthetic-{args.synthetic}", {}, synthetic)
     lines = ["# CAD OSE on NAB: NAB's running conditions and oddity's causal protocol", "",
              "Reproduce: `python benchmarks/run_series.py --keep --detectors cad_ose` (saves the "
              "per-series scores), then `python benchmarks/series_cad_ose.py --synthetic "
-             f"{args.synthetic}`.", "",
+             f"{args.synthetic} --margins {' '.join(map(str, args.margins))}`.", "",
              "NAB's conditions: each series coded in its whole file's range (NAB hands every "
              "detector the file's minimum and maximum before the run: a look-ahead), memory from "
              "the first step, rest period a fifth of the probationary period, raw scores to "
@@ -125,8 +159,9 @@ def main() -> None:
     lines += rows(f"NAB ({len(nab)} series)", nab, evaluation,
                   Path(args.cache) / "cad_ose-nab-conditions.npz")
     lines += rows(f"Synthetic ({len(synthetic)} series, `benchmarks/series_nab.py`'s corpus)",
-                  synthetic, load_arrays(path, "cad_ose", {}),
-                  path.parent / "cad_ose-nab-conditions.npz")
+                  synthetic, made, Path(args.cache) / f"synthetic-{args.synthetic}"
+                  / "cad_ose-nab-conditions.npz")
+    lines += margin_rows(args.margins, nab, synthetic, Path(args.cache), args.synthetic)
     atomic_write(RESULTS / "series_cad_ose.md",
                  lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))
 
