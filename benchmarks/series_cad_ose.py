@@ -137,7 +137,7 @@ def main() -> None:
                                               / "series" / "nab"))
     parser.add_argument("--cache", default=str(RESULTS / "runs" / "series"))
     parser.add_argument("--synthetic", type=int, default=3, help="series per anomaly kind")
-    parser.add_argument("--margins", nargs="*", type=float, default=[0.0, 0.25, 0.5, 1.0],
+    parser.add_argument("--margins", nargs="*", type=float, default=[0.0, 0.25, 0.5, 1.0, 2.0],
                         help="range_margin values to compare (each a run on both corpora)")
     args = parser.parse_args()
     nab = read_nab(args.data)

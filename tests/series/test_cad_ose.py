@@ -47,7 +47,8 @@ def test_rest_period_silences_the_start_and_the_steps_after_an_alert():
 def test_detector_finds_the_break_in_a_pattern_and_says_which_channel():
     values = np.stack([pattern_series(150, seed=1), pattern_series(150, seed=2)], axis=1)
     values[700, 1] = 3.3  # out of the pattern, in range
-    detector = oddity.create("cad_ose", rest_period=10).fit(values[:300], verbose=False)
+    detector = oddity.create("cad_ose", rest_period=10, range_margin=0.0).fit(values[:300],
+                                                                              verbose=False)
     result = detector.score(values)
     assert int(np.argmax(result.scores[300:])) + 300 == 700
     assert result.channel_scores[700, 1] == result.scores[700] > result.channel_scores[700, 0]
@@ -56,9 +57,13 @@ def test_detector_finds_the_break_in_a_pattern_and_says_which_channel():
 
 
 def test_values_outside_the_fitted_range_take_the_end_codes():
-    detector = oddity.create("cad_ose").fit(np.tile([0.0, 3.0, 7.0, 1.0], 50), verbose=False)
-    codes = detector.codes(np.array([[-5.0], [0.0], [3.5], [7.0], [99.0]]))
-    assert codes[:, 0].tolist() == [0, 0, 3, 7, 7]
+    history = np.tile([0.0, 3.0, 7.0, 1.0], 50)
+    values = np.array([[-5.0], [0.0], [3.5], [7.0], [99.0]])
+    detector = oddity.create("cad_ose", range_margin=0.0).fit(history, verbose=False)
+    assert detector.codes(values)[:, 0].tolist() == [0, 0, 3, 7, 7]
+    default = oddity.create("cad_ose").fit(history, verbose=False)  # a span's margin each side
+    assert (default.low_, default.high_) == (-7.0, 14.0)
+    assert default.codes(values)[:, 0].tolist() == [0, 2, 3, 4, 7]
     assert detector.rest_period_ == 160 // 5  # a fifth of the fitted steps (20% held out)
     wide = oddity.create("cad_ose", range_margin=0.5).fit(np.tile([0.0, 3.0, 7.0, 1.0], 50),
                                                           verbose=False)

@@ -25,8 +25,8 @@ The method, as its authors describe and implement it:
   (an alert is not repeated), as is the start of a stream.
 
 Deviations, one line each:
-- The range is the fitted history's minimum and maximum (NAB gives the detector the whole
-  file's); later values outside it are clipped to the lowest or highest code.
+- The range is the fitted history's minimum and maximum widened by `range_margin` of its span
+  on each side (NAB gives the detector the whole file's); later values beyond it are clipped.
 - `rest_period` defaults to a fifth of the fitted steps (NAB: a fifth of the probationary period).
 - Ties among active contexts go to the newer context (the original breaks them by hash).
 - Several channels: one independent memory per channel, the step score their maximum.
@@ -353,7 +353,7 @@ class CadOse(SeriesDetector):
     rest_period : int or None, default None
         Steps silenced after an alert and at the start of a stream; None: a fifth of the
         fitted steps.
-    range_margin : float, default 0.0
+    range_margin : float, default 1.0
         The coding range is the fitted history's, widened on each side by this fraction of
         its span, so that later values beyond the history keep codes of their own.
     **base
@@ -390,7 +390,7 @@ class CadOse(SeriesDetector):
 
     def __init__(self, *, value_bits: int = 3, max_left: int = 7, max_active: int = 15,
                  base_threshold: float = 0.75, rest_period: int | None = None,
-                 range_margin: float = 0.0, **base: Any):
+                 range_margin: float = 1.0, **base: Any):
         super().__init__(**base)
         self.value_bits = value_bits
         self.max_left = max_left
