@@ -116,11 +116,11 @@ def margin_rows(margins: list[float], nab: list[NabSeries], synthetic: list[NabS
                 cache: Path, per_kind: int) -> list[str]:
     """The `range_margin` choice: per margin, NAB's and the synthetic corpus' figures."""
     lines = ["## The coding range: `range_margin`", "",
-             "Rule (the one `benchmarks/series_nab.py` states for step scores): the highest mean "
-             "of the NAB group mean and the synthetic group mean (standard profile, raw score, "
-             "one threshold per group).", "",
-             "| range_margin | NAB (all) | NAB group mean | synthetic (all) | synthetic group mean "
-             "| mean of the group means |", "|---|---|---|---|---|---|"]
+             ("Rule (the one `benchmarks/series_nab.py` states for step scores): the highest "
+              "mean of the NAB group mean and the synthetic group mean (standard profile, raw "
+              "score, one threshold per group)."), "",
+             ("| range_margin | NAB (all) | NAB group mean | synthetic (all) "
+              "| synthetic group mean | mean of the group means |"), "|---|---|---|---|---|---|"]
     for margin in margins:
         params = {"range_margin": margin}
         real = group_mean(cached_run(cache, params, nab))
@@ -145,9 +145,9 @@ def main() -> None:
     synthetic = synthetic_corpus(args.synthetic)
     made = cached_run(Path(args.cache) / f"synthetic-{args.synthetic}", {}, synthetic)
     lines = ["# CAD OSE on NAB: NAB's running conditions and oddity's causal protocol", "",
-             "Reproduce: `python benchmarks/run_series.py --keep --detectors cad_ose` (saves the "
-             "per-series scores), then `python benchmarks/series_cad_ose.py --synthetic "
-             f"{args.synthetic} --margins {' '.join(map(str, args.margins))}`.", "",
+             ("Reproduce: `python benchmarks/run_series.py --keep --detectors cad_ose` (saves "
+              "the per-series scores), then `python benchmarks/series_cad_ose.py --synthetic "
+              f"{args.synthetic} --margins {' '.join(map(str, args.margins))}`."), "",
              "NAB's conditions: each series coded in its whole file's range (NAB hands every "
              "detector the file's minimum and maximum before the run: a look-ahead), memory from "
              "the first step, rest period a fifth of the probationary period, raw scores to "

@@ -1,6 +1,7 @@
 """Streaming latency: `SeriesDetector.update` one row at a time and in blocks of 100 rows.
 
-Each light detector (and `cad_ose`, whose memory grows as it streams) is fitted on the probationary period of NAB's realKnownCause/nyc_taxi.csv
+Each light detector (and `cad_ose`, whose memory grows as it streams) is fitted on the
+probationary period of NAB's realKnownCause/nyc_taxi.csv
 (${ODDITY_DATA:-../shared/data}/series/nab) and then fed the next `--steps` rows, as numpy
 arrays (rows without times; not for `xgb_forecast`, whose model uses the hour and day of the
 week) and as DataFrame rows with their timestamps. The blocks are cut before the clock starts.
