@@ -31,8 +31,9 @@ Deviations, one line each:
 - Ties among active contexts go to the newer context (the original breaks them by hash).
 - Several channels: one independent memory per channel, the step score their maximum.
 - The memory is learned from the stream being scored: `score` replays the given rows through a
-  fresh memory and `update` continues one memory from its first row; `fit` learns only the
-  range and calibrates the threshold (its held-out tail is scored by a memory started on it).
+  fresh memory; `update` continues one memory that first replays the fitted history, as
+  scoring the history and the streamed rows together would; `fit` learns only the range and
+  calibrates the threshold (its held-out tail is scored by a memory started on it).
 """
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ import numpy as np
 from oddity.core.checks import check_positive_ints
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
-from oddity.series.detector import SeriesDetector
+from oddity.series.detector import SeriesDetector, SeriesInput
 
 NEURON = 1 << 31  # neuron facts: NEURON + context id, apart from the sensor facts 0..2*bits-1
 
@@ -366,6 +367,8 @@ class CadOse(SeriesDetector):
         `range_margin`.
     rest_period_ : int
         The rest period in use.
+    history_ : numpy.ndarray
+        The fitted rows, replayed into the memory that `update` continues.
 
     See Also
     --------
@@ -386,6 +389,7 @@ class CadOse(SeriesDetector):
     low_: np.ndarray | None = None
     high_: np.ndarray | None = None
     rest_period_: int | None = None
+    history_: np.ndarray | None = None
     memories_: list[ContextMemory] | None = None  # the `update` stream's memories
 
     def __init__(self, *, value_bits: int = 3, max_left: int = 7, max_active: int = 15,
@@ -412,6 +416,35 @@ class CadOse(SeriesDetector):
             raise ConfigError(f"range_margin must be in [0, 10], got {self.range_margin}")
         if self.rest_period is not None and self.rest_period < 0:
             raise ConfigError(f"rest_period must be >= 0 or None, got {self.rest_period}")
+
+    def fit(self, data: SeriesInput, *, verbose: bool = True) -> CadOse:
+        """Learn the coding range and calibrate the threshold (`SeriesDetector.fit`), and keep
+        the history, which the memory of an `update` stream replays before its first row.
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            The history (see `SeriesDetector.fit`).
+        verbose : bool, default True
+            Unused: nothing is trained.
+
+        Returns
+        -------
+        CadOse
+            self, fitted.
+
+        Raises
+        ------
+        DataError
+            If the series is not numeric.
+        ConfigError
+            If a hyper-parameter is invalid.
+        """
+        self.validate_params()
+        frame = self._frame(data, "fit data")  # read once: NaN filled (and warned of) here
+        super().fit(frame, verbose=verbose)
+        self.history_ = frame.to_numpy(dtype=np.float64)
+        return self
 
     def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
         low, high = values.min(axis=0), values.max(axis=0)
@@ -465,17 +498,20 @@ class CadOse(SeriesDetector):
 
     def _score_stream(self, values: np.ndarray, index: Any) -> tuple[np.ndarray, np.ndarray]:
         if self.memories_ is None:
+            assert self.history_ is not None
             self.memories_ = self.new_memories()
+            self._run(self.history_, self.memories_)
         return self._run(values, self.memories_)
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
         assert self.low_ is not None and self.high_ is not None
+        assert self.history_ is not None
         return ({**values, "rest_period_": self.rest_period_},
-                {**arrays, "low": self.low_, "high": self.high_})
+                {**arrays, "low": self.low_, "high": self.high_, "history": self.history_})
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
-        self.low_, self.high_ = arrays["low"], arrays["high"]
+        self.low_, self.high_, self.history_ = arrays["low"], arrays["high"], arrays["history"]
         self.rest_period_ = int(values["rest_period_"])
         self.memories_ = None
