@@ -28,7 +28,8 @@ Deviations, one line each:
 - The range is the fitted history's minimum and maximum widened by `range_margin` of its span
   on each side (NAB gives the detector the whole file's); later values beyond it are clipped.
 - `rest_period` defaults to a fifth of the fitted steps (NAB: a fifth of the probationary period).
-- Ties among active contexts go to the newer context (the original breaks them by hash).
+- Ties among active contexts go to the newer context (the original breaks them by hash), and
+  the contexts spawned at one step are stored in context order (the original: by left half).
 - Several channels: one independent memory per channel, the step score their maximum.
 - The memory is learned from the stream being scored: `score` replays the given rows through a
   fresh memory; `update` continues one memory that first replays the fitted history, as
