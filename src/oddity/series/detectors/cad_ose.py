@@ -34,7 +34,7 @@ Deviations, one line each:
 - The memory is learned from the stream being scored: `score` replays the given rows through a
   fresh memory; `update` continues one memory that first replays the fitted history, as
   scoring the history and the streamed rows together would; `fit` learns only the range and
-  calibrates the threshold (its held-out tail is scored by a memory started on it).
+  calibrates the threshold on the held-out tail scored after the steps before it.
 """
 from __future__ import annotations
 
@@ -45,6 +45,7 @@ import numpy as np
 from oddity.core.checks import check_positive_ints
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
+from oddity.core.thresholds import calibrate_threshold, held_out_count
 from oddity.series.detector import SeriesDetector, SeriesInput
 
 NEURON = 1 << 31  # neuron facts: NEURON + context id, apart from the sensor facts 0..2*bits-1
@@ -421,6 +422,9 @@ class CadOse(SeriesDetector):
     def fit(self, data: SeriesInput, *, verbose: bool = True) -> CadOse:
         """Learn the coding range and calibrate the threshold (`SeriesDetector.fit`), and keep
         the history, which the memory of an `update` stream replays before its first row.
+        The held-out tail is then scored again, after the steps before it (a memory started
+        on the tail alone would spend it in its rest period), and the threshold recalibrated
+        on those scores.
 
         Parameters
         ----------
@@ -445,6 +449,12 @@ class CadOse(SeriesDetector):
         frame = self._frame(data, "fit data")  # read once: NaN filled (and warned of) here
         super().fit(frame, verbose=verbose)
         self.history_ = frame.to_numpy(dtype=np.float64)
+        held_out = held_out_count(len(frame), self.calibration_fraction, self.min_length,
+                                  small_sets="in-sample")
+        if held_out:
+            scores = self._score_values(self.history_)[0][-held_out:]
+            self.threshold_ = calibrate_threshold(scores, self.target_fpr)
+            self.calibration_scores_ = scores[-self.calibration_window:]
         return self
 
     def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
