@@ -1,6 +1,7 @@
 """Streaming latency: `SeriesDetector.update` one row at a time and in blocks of 100 rows.
 
-Each detector is fitted on the probationary period of NAB's realKnownCause/nyc_taxi.csv
+Each detector (`cad_ose`'s memory grows as it streams) is fitted on the probationary period
+of NAB's realKnownCause/nyc_taxi.csv
 (${ODDITY_DATA:-../shared/data}/series/nab) and then fed the next `--steps` rows, as numpy
 arrays (rows without times; not for `xgb_forecast`, whose model uses the hour and day of the
 week) and as DataFrame rows with their timestamps. The blocks are cut before the clock starts.
@@ -30,7 +31,7 @@ from oddity.core.persistence import atomic_write
 from oddity.series.data import read_nab
 
 RESULTS = Path(__file__).resolve().parent / "results" / "series_streaming.md"
-DETECTORS = ("rolling_zscore", "window_iforest", "xgb_forecast", "window_autoencoder", "hypad")
+DETECTORS = ("rolling_zscore", "window_iforest", "xgb_forecast", "cad_ose", "window_autoencoder", "hypad")
 SERIES = "realKnownCause/nyc_taxi.csv"
 
 

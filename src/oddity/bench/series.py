@@ -182,7 +182,9 @@ def markdown(runs: list[SeriesRun], command: str) -> str:
         "(a) under NAB's own protocol, the scoreboard's: one threshold per profile optimised "
         "over the corpus by NAB's optimiser, on a step score in [0, 1] kept at alert onsets "
         "(100 steps) — the calibrated level (`level`) or Numenta's anomaly likelihood of the "
-        "raw scores (`likelihood`, `oddity.series.postprocess`); (b) at the detector's own "
+        "raw scores (`likelihood`, `oddity.series.postprocess`) or, for a detector scoring "
+        "in [0, 1] (cad_ose), its own score at every step (`raw`, as NAB runs contextOSE); "
+        "(b) at the detector's own "
         "calibrated decisions, a flag within 100 steps of the previous one dropped. "
         "Threshold-free metrics use the raw scores. NAB variants per group and on a synthetic "
         "corpus: [series_nab.md](series_nab.md).",
@@ -213,7 +215,7 @@ def markdown(runs: list[SeriesRun], command: str) -> str:
     ours = [(f"oddity {run.detector} ({_settings(run)}), {steps}",
              run.evaluation[f"nab_{steps}"]["standard"],
              run.evaluation.get("nab_calibrated", {}).get("standard"))
-            for run in done for steps in ("level", "likelihood")
+            for run in done for steps in ("level", "likelihood", "raw")
             if f"nab_{steps}" in run.evaluation
             # the likelihood reads the raw scores: the calibration setting does not change it
             and not (steps == "likelihood" and "calibration" in run.params)]

@@ -22,7 +22,10 @@ later one outside it, so the step score is kept only at alert onsets (where it e
 score of the `period` steps before it, 0 elsewhere; causal). With `postprocess="alerts"` the
 step score is the calibrated level at the detector's own alerts (the flags kept by a
 refractory `period`, below), 0 elsewhere: the optimiser then only raises the bar above the
-calibrated one. At the detector's own calibrated decisions (`nab_calibrated`) the detections
+calibrated one. With `postprocess="raw"` the step score is the detector's own score, as NAB
+feeds its detectors' outputs to the optimiser; it is computed only for a detector whose scores
+all lie in [0, 1] (NAB's range; `cad_ose`), which then also decides its own onsets. At the
+detector's own calibrated decisions (`nab_calibrated`) the detections
 are the flagged steps, a flag within `period` steps after a kept one dropped (a refractory
 period): the figure a user of the calibrated threshold gets, no threshold chosen in hindsight.
 """
@@ -55,7 +58,7 @@ from oddity.series.postprocess import anomaly_likelihood, onset_scores, refracto
 from oddity.series.results import SeriesScores
 
 ONSET_MEMORY = 100
-POSTPROCESS = ("level", "likelihood", "alerts")
+POSTPROCESS = ("level", "likelihood", "alerts", "raw")
 NAB_STEPS = "level"  # the step score of the NAB figure eval prints (see docs/series.md)
 METRICS = ("point_auroc", "point_aupr", "vus_roc", "vus_pr", "pate", "pa_f1", "event_f1",
            "range_f1", "fpr")
@@ -85,7 +88,7 @@ class SeriesResult:
         Parameters
         ----------
         postprocess : str
-            "level", "likelihood" or "alerts" (module docstring).
+            "level", "likelihood", "alerts" or "raw" (module docstring).
         period : int
             Memory of the alert onsets, or the refractory period for "alerts", in steps.
         short_window : int
@@ -104,6 +107,8 @@ class SeriesResult:
         if postprocess == "alerts":
             kept = refractory_flags(self.flags, period)
             return np.concatenate((np.zeros(self.probationary), np.where(kept, self.levels, 0.0)))
+        if postprocess == "raw":
+            return np.concatenate((np.zeros(self.probationary), self.scores[self.probationary:]))
         if postprocess == "level":
             test = self.levels
         elif postprocess == "likelihood":
@@ -178,9 +183,11 @@ class NabEvaluation:
 
     def nab_figures(self) -> dict[str, dict[str, float]]:
         """Every NAB figure, keyed as in `to_dict`: "nab" (NAB's protocol on the default step
-        score), "nab_level", "nab_likelihood" and "nab_alerts" (each step score),
-        "nab_calibrated"."""
-        figures = {f"nab_{postprocess}": self.nab(postprocess) for postprocess in POSTPROCESS}
+        score), "nab_level", "nab_likelihood", "nab_alerts" and, for scores in [0, 1],
+        "nab_raw" (each step score), "nab_calibrated"."""
+        unit = all(r.scores.min() >= 0.0 and r.scores.max() <= 1.0 for r in self.series)
+        figures = {f"nab_{postprocess}": self.nab(postprocess) for postprocess in POSTPROCESS
+                   if postprocess != "raw" or unit}
         return {"nab": figures[f"nab_{NAB_STEPS}"], **figures,
                 "nab_calibrated": self.nab_calibrated()}
 
