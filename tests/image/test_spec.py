@@ -44,3 +44,31 @@ def test_batch_size_does_not_change_scores(inspection_set):
     np.testing.assert_allclose(many.scores, one.scores, rtol=1e-5)
     for a, b in zip(many.maps, one.maps):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("patch_hw, input_hw, image_hw, sigma", [((8, 8), (64, 64), (64, 64), 4.0),
+                                                                 ((8, 19), (64, 154), (50, 120), 4.0),
+                                                                 ((8, 8), (64, 64), (200, 200), 2.5),
+                                                                 ((8, 8), (64, 64), (64, 64), 0.0)])
+def test_a_map_is_finished_as_upsampling_smoothing_and_resizing_one_after_another(patch_hw, input_hw, image_hw, sigma):
+    from scipy.ndimage import gaussian_filter
+
+    patch_map = np.random.default_rng(0).gamma(2.0, 1.0, patch_hw).astype(np.float32)
+    upsampled = geometry.resize_map(patch_map, input_hw)
+    if sigma:
+        upsampled = gaussian_filter(upsampled, sigma=sigma, mode="nearest", truncate=4.0)
+    expected = geometry.resize_map(upsampled, image_hw)
+    got = geometry.patch_map_to_image(patch_map, input_hw, image_hw, sigma)
+    assert got.shape == image_hw and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * float(np.abs(expected).max()))
+
+
+def test_a_finished_map_does_not_depend_on_the_blas_thread_count():
+    from threadpoolctl import threadpool_limits
+
+    patch_map = np.random.default_rng(1).gamma(2.0, 1.0, (32, 32)).astype(np.float32)
+    maps = []
+    for threads in (1, 2):
+        with threadpool_limits(threads):
+            maps.append(geometry.patch_map_to_image(patch_map, (256, 256), (512, 512), 4.0))
+    assert np.array_equal(maps[0], maps[1])

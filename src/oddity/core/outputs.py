@@ -235,7 +235,7 @@ def clean_stale(path: Path) -> None:
                 os.unlink(leftover)
 
 
-def temporary_sibling(path: PathLike, folder: bool) -> Path:
+def temporary_sibling(path: PathLike, folder: bool, staged: bool = False) -> Path:
     """A new empty temporary file or folder beside `path` (after `check_output` and cleaning
     stale temporaries), with the permissions the final output gets.
 
@@ -245,6 +245,11 @@ def temporary_sibling(path: PathLike, folder: bool) -> Path:
         The output.
     folder : bool
         Create a folder (True) or a file.
+    staged : bool, default False
+        `path` lies in a staging folder of this run (`staged_directory`), which was checked
+        as a whole and holds no other run's temporaries: skip the checks and the scan for
+        stale temporaries (a listing of the folder, which would make writing n files into
+        one folder cost n^2).
 
     Returns
     -------
@@ -257,9 +262,11 @@ def temporary_sibling(path: PathLike, folder: bool) -> Path:
         If the output may not be written.
     """
     path = Path(path)
-    check_output(path, folder)
+    if not staged:
+        check_output(path, folder)
     path.parent.mkdir(parents=True, exist_ok=True)
-    clean_stale(path)
+    if not staged:
+        clean_stale(path)
     prefix = f".{path.name}.{os.getpid()}."
     if folder:
         stage = Path(tempfile.mkdtemp(prefix=prefix, suffix=".tmp", dir=path.parent))

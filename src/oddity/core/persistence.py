@@ -49,7 +49,7 @@ def _sigint_held() -> Iterator[None]:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
-def atomic_write(path: str | os.PathLike, write: Any) -> None:
+def atomic_write(path: str | os.PathLike, write: Any, *, staged: bool = False) -> None:
     """Call `write(tmp_path)` and move the result onto `path` only if it succeeded, by the
     rules of `oddity.core.outputs` (the file gets 0666 less the umask).
 
@@ -59,13 +59,16 @@ def atomic_write(path: str | os.PathLike, write: Any) -> None:
         The file to write.
     write : callable
         Called with a temporary path beside `path`; writes the whole file there.
+    staged : bool, default False
+        `path` lies inside a folder being written by `staged_directory` (see
+        `oddity.core.outputs.temporary_sibling`).
 
     Raises
     ------
     OutputError
         If `path` may not be written (`oddity.core.outputs`).
     """
-    tmp = temporary_sibling(path, folder=False)
+    tmp = temporary_sibling(path, folder=False, staged=staged)
     try:
         write(tmp)
         with _sigint_held():

@@ -40,7 +40,7 @@ from oddity.image.predictions import (
     write_scores_csv,
 )
 
-PARTITION_SIZE = 8 * BATCH_SIZE
+PARTITION_SIZE = 64  # images per task: a multiple of BATCH_SIZE
 
 
 def score_partition(path: str, samples: Sequence, batch_size: int, skip_bad: bool) -> ImageScores:

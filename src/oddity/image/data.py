@@ -152,8 +152,8 @@ def image_pixels(image: Image.Image) -> np.ndarray:
         return np.repeat(gray[:, :, None], 3, axis=2)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    rgb = image.convert("RGB")
-    return np.asarray(rgb, dtype=np.float32) / 255.0
+    rgb = image if image.mode == "RGB" else image.convert("RGB")
+    return np.divide(np.asarray(rgb), np.float32(255.0), dtype=np.float32)  # one pass, float32 as before
 
 
 def read_mask(path: str | Path, expected_hw: tuple[int, int] | None = None,

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
-from scipy.ndimage import gaussian_filter
+from scipy.ndimage import gaussian_filter1d
 
 if TYPE_CHECKING:
     import torch
@@ -232,10 +232,43 @@ def patch_map_to_image(patch_map: np.ndarray, input_hw: tuple[int, int],
     numpy.ndarray
         (H, W) float32 map at the image's size.
     """
-    upsampled = resize_map(patch_map, input_hw)
-    if sigma > 0:
-        upsampled = gaussian_filter(upsampled, sigma=sigma, mode="nearest", truncate=4.0)
-    return resize_map(upsampled, original_hw)
+    rows = map_weights(patch_map.shape[0], input_hw[0], original_hw[0], float(sigma))
+    cols = map_weights(patch_map.shape[1], input_hw[1], original_hw[1], float(sigma)).T.copy()
+    # einsum's own loops, not BLAS: a BLAS product splits differently with its thread count
+    # and so changes the last bits, where a map must not depend on the machine's cores
+    tall = np.einsum("ij,jk->ik", rows, np.asarray(patch_map, dtype=np.float32), optimize=False)
+    return np.einsum("ij,jk->ik", tall, cols, optimize=False)
+
+
+@lru_cache(maxsize=256)
+def map_weights(size_in: int, size_input: int, size_out: int, sigma: float) -> np.ndarray:
+    """(size_out, size_in) weights of `patch_map_to_image` along one axis: the three linear
+    steps (bilinear upsampling to the model input, Gaussian smoothing there with scipy's kernel
+    and repeated edges, bilinear resize to the image) composed in float64 into one matrix, so
+    a map is finished by two small matrix products instead of three passes over the image.
+
+    Parameters
+    ----------
+    size_in : int
+        Patch-map length along the axis.
+    size_input : int
+        Model-input length.
+    size_out : int
+        Image length.
+    sigma : float
+        Gaussian sigma in input pixels (0: no smoothing).
+
+    Returns
+    -------
+    numpy.ndarray
+        (size_out, size_in) float32 weights.
+    """
+    weights = resize_weights(size_in, size_input, False).toarray().astype(np.float64)
+    if sigma > 0:  # smoothing each column of the upsampling matrix = smoothing matrix @ it
+        weights = gaussian_filter1d(weights, sigma, axis=0, mode="nearest", truncate=4.0)
+    if size_out != size_input:
+        weights = resize_weights(size_input, size_out, False).toarray().astype(np.float64) @ weights
+    return weights.astype(np.float32)
 
 
 def tile_boxes(hw: tuple[int, int], tile: int) -> list[tuple[int, int, int, int]]:

@@ -32,7 +32,7 @@ from oddity.image.data import load_all
 from oddity.image.spec import ImageSpec
 
 Engine = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-BATCH_SIZE = 8  # model inputs per engine call
+BATCH_SIZE = 2  # model inputs per engine call (small: a batch's activations stay in cache)
 
 
 def engine_threads() -> int:

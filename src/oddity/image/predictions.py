@@ -94,8 +94,9 @@ def write_image_outputs(stage: Path, name: str, path: str, score_map: np.ndarray
     """
     overlay_path, mask_path = f"overlays/{name}.png", f"masks/{name}_mask.png"
     heat = overlay(read_image(path), score_map, value_range)
-    save_png(stage / overlay_path, outline(heat, mask, WHITE), compress_level=OVERLAY_COMPRESSION)
-    save_png(stage / mask_path, mask)
+    save_png(stage / overlay_path, outline(heat, mask, WHITE), compress_level=OVERLAY_COMPRESSION,
+             staged=True)
+    save_png(stage / mask_path, mask, staged=True)
     return overlay_path, mask_path
 
 
