@@ -4,7 +4,7 @@ Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR 2022,
 https://arxiv.org/abs/2106.08265
 
 Method: patch features of two mid-level backbone stages (stride 8 and 16), each averaged over
-3x3 neighbourhoods and concatenated on the stride-8 grid; a greedy k-center coreset of all
+3x3 neighbourhoods (zero padding at the map border) and concatenated on the stride-8 grid; a greedy k-center coreset of all
 training patches (distances after a random projection to 128 dimensions) forms the memory
 bank. A test patch scores its distance to the nearest bank patch (faiss); the map is those
 distances upsampled and smoothed, the image score the largest one, re-weighted as the paper's
