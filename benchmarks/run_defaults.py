@@ -43,7 +43,7 @@ GREY_CHECKED = 8  # training images looked at to tell a grey dataset
 
 def is_grey(samples: list) -> bool:
     """Whether the first `GREY_CHECKED` images have three equal channels (colour balance then
-    changes nothing, so its candidates are skipped).
+    changes nothing but the white-balance-shifted copies, so its candidates are skipped).
 
     Parameters
     ----------
@@ -158,7 +158,9 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
                   f"held out, {result['anomalies']} synthetic anomalies (at most {result['max_fit']} "
                   f"training images, a fixed random subset); test: {result['test_normal']} normal, "
                   f"{result['test_defective']} defective images."
-                  + (" Grey images: `colour_balance` changes nothing, its rows are left out."
+                  + (" Grey images: `colour_balance` changes nothing on them as they are (only on"
+                     " their white-balance-shifted copies: see the lighting benchmark), so its rows"
+                     " are left out."
                      if result["grey"] else ""), "",
                   "| detector | settings | synthetic image AUROC | synthetic pixel AUROC | lighting FPR "
                   "| allowed | score | test image AUROC | test pixel AUROC | test FPR | fit s |",

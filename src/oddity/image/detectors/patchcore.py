@@ -15,6 +15,9 @@ Deviations (reasons and figures: docs/methods/patchcore.md):
 - 1% coreset by default instead of 10-25% (`coreset_ratio`), with a hard cap `max_bank_size`.
 - Border standardisation of maps (`border_rings=4`); the image score is then the largest
   standardised patch score instead of Eq. 7.
+- Each image's colour channels balanced (grey world) and its intensities standardised before
+  the backbone (`colour_balance`, `per_image_contrast`), so lighting changes are not read as
+  anomalies.
 - Coreset selected chunk by chunk beyond `coreset_chunk` patches, so fit memory stays bounded.
 - Nearest neighbours: exact matrix product + minimum inside the scoring graph (so it exports),
   faiss in process (same scores to float rounding).
@@ -276,6 +279,12 @@ class PatchCore(ImageDetector):
         Border standardisation of maps (see `ImageDetector`); 0 restores Eq. 7.
     coreset_chunk : int, default 2**20
         Patches per chunk of the streamed coreset selection.
+    per_image_contrast : bool, default True
+        Standardise each image's intensities before the model (see `ImageDetector`; on by
+        default here, docs/methods/patchcore.md says why).
+    colour_balance : bool, default True
+        Grey-world channel balance before that (see `ImageDetector`); models saved before
+        this parameter existed load with False.
     **common
         Parameters shared by every image detector (`ImageDetector`).
 
@@ -308,8 +317,10 @@ class PatchCore(ImageDetector):
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
                  pool_padding: str = "zeros", coreset_ratio: float = 0.01, max_bank_size: int = 16_384,
                  reweight_neighbours: int = 9, border_rings: int = 4,
-                 coreset_chunk: int = 1 << 20, **common: Any):
-        super().__init__(border_rings=border_rings, **common)
+                 coreset_chunk: int = 1 << 20, per_image_contrast: bool = True,
+                 colour_balance: bool = True, **common: Any):
+        super().__init__(border_rings=border_rings, per_image_contrast=per_image_contrast,
+                         colour_balance=colour_balance, **common)
         self.backbone = backbone
         self.input_norm = input_norm
         self.layers = layers
