@@ -15,6 +15,9 @@ Deviations (reasons and figures: docs/methods/gaussian_ad.md):
 - NPCA keeps exactly the minimal set of components reaching `variance_kept`.
 - Default threshold is conformal on held-out images: the chi-squared one flags far too many
   normal images on real data.
+- Each image's colour channels balanced (grey world) and its intensities standardised before
+  the backbone (`colour_balance`, `per_image_contrast`): pooled global features read any
+  lighting change as an anomaly otherwise.
 """
 from __future__ import annotations
 
@@ -234,6 +237,12 @@ class GaussianAD(ImageDetector):
         keeps every dimension.
     threshold_method : {"conformal", "chi2"}, default "conformal"
         Calibrate on held-out images, or use the chi-squared working point of the model.
+    per_image_contrast : bool, default True
+        Standardise each image's intensities before the model (see `ImageDetector`; on by
+        default here, docs/methods/gaussian_ad.md says why).
+    colour_balance : bool, default True
+        Grey-world channel balance before that (see `ImageDetector`); models saved before
+        this parameter existed load with False.
     **common
         Parameters shared by every image detector (`ImageDetector`).
 
@@ -272,8 +281,8 @@ class GaussianAD(ImageDetector):
 
     def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM, layers: tuple[str, ...] = ALL_STAGES,
                  variance_kept: float | None = None, threshold_method: str = "conformal",
-                 **common: Any):
-        super().__init__(**common)
+                 per_image_contrast: bool = True, colour_balance: bool = True, **common: Any):
+        super().__init__(per_image_contrast=per_image_contrast, colour_balance=colour_balance, **common)
         self.backbone = backbone
         self.input_norm = input_norm
         self.layers = layers
