@@ -15,9 +15,8 @@ Deviations (reasons and figures: docs/methods/gaussian_ad.md):
 - NPCA keeps exactly the minimal set of components reaching `variance_kept`.
 - Default threshold is conformal on held-out images: the chi-squared one flags far too many
   normal images on real data.
-- Each image's colour channels balanced (grey world) and its intensities standardised before
-  the backbone (`colour_balance`, `per_image_contrast`): pooled global features read any
-  lighting change as an anomaly otherwise.
+- Each image's intensities standardised before the backbone (`per_image_contrast`): pooled
+  global features read any lighting change as an anomaly otherwise.
 """
 from __future__ import annotations
 
@@ -240,9 +239,6 @@ class GaussianAD(ImageDetector):
     per_image_contrast : bool, default True
         Standardise each image's intensities before the model (see `ImageDetector`; on by
         default here, docs/methods/gaussian_ad.md says why).
-    colour_balance : bool, default True
-        Grey-world channel balance before that (see `ImageDetector`); models saved before
-        this parameter existed load with False.
     **common
         Parameters shared by every image detector (`ImageDetector`).
 
@@ -281,8 +277,8 @@ class GaussianAD(ImageDetector):
 
     def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM, layers: tuple[str, ...] = ALL_STAGES,
                  variance_kept: float | None = None, threshold_method: str = "conformal",
-                 per_image_contrast: bool = True, colour_balance: bool = True, **common: Any):
-        super().__init__(per_image_contrast=per_image_contrast, colour_balance=colour_balance, **common)
+                 per_image_contrast: bool = True, **common: Any):
+        super().__init__(per_image_contrast=per_image_contrast, **common)
         self.backbone = backbone
         self.input_norm = input_norm
         self.layers = layers
