@@ -46,15 +46,19 @@ def test_pool_padding_is_checked():
         oddity.create("patchcore", pool_padding="reflect").validate_params()
 
 
-def test_patchcore_defaults_to_zero_padding_and_old_files_keep_their_pooling(inspection_set, tmp_path):
-    assert oddity.create("patchcore").pool_padding == "zeros"
-    fitted = oddity.create("patchcore", pool_padding="inside", **SMALL).fit(inspection_set, verbose=False)
+def test_patchcore_defaults_and_old_files_keep_their_pooling_and_colours(inspection_set, tmp_path):
+    defaults = oddity.create("patchcore")
+    assert (defaults.pool_padding, defaults.per_image_contrast, defaults.colour_balance) == ("zeros", True, True)
+    assert oddity.create("gaussian_ad").per_image_contrast and not oddity.create("gaussian_ad").colour_balance
+    fitted = oddity.create("patchcore", pool_padding="inside", colour_balance=False,
+                           **SMALL).fit(inspection_set, verbose=False)
     path = tmp_path / "old.oddity"
     fitted.save(path)
     drop_param(path, "pool_padding")
+    drop_param(path, "colour_balance")
     with pytest.warns(UserWarning, match="checksum"):
         loaded = oddity.load(path)
-    assert loaded.pool_padding == "inside"
+    assert (loaded.pool_padding, loaded.colour_balance) == ("inside", False)
     samples = evaluation_samples(inspection_set)[:3]
     np.testing.assert_allclose(loaded.score(samples, verbose=False).scores,
                                fitted.score(samples, verbose=False).scores, rtol=1e-6)
