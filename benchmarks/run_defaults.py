@@ -151,7 +151,8 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
              "synthetic AUROCs less the lighting penalty). The same fitted candidate is then "
              "evaluated on the real test split (never used for the validation figures; FPR: "
              "realised false-positive rate of its image threshold on the normal test images, "
-             "target 0.01). Settings not named are the detector's defaults.", ""]
+             "target 0.01). Settings not named are the detector's defaults. Fit s: wall-clock "
+             "seconds, indicative, not a timing run.", ""]
     for result in results:
         lines += [f"## {result['dataset']}", "",
                   f"{result['fit_images']} images fit each candidate, {result['validation_images']} "
