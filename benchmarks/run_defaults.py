@@ -142,7 +142,7 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
     """
     lines = ["# Image defaults: validation protocol and test split, one change at a time", "",
              f"Reproduce: {command}.", "",
-             "Each candidate is fitted on the training images less a held-out part and scored "
+             ("Each candidate is fitted on the training images less a held-out part and scored "
              "as `oddity fit auto` scores its candidates (`oddity.image.select`): synthetic "
              "anomalies made from the held-out normal images (image and pixel AUROC), and the "
              "held-out normal images under every lighting shift of "
@@ -152,7 +152,7 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
              "evaluated on the real test split (never used for the validation figures; FPR: "
              "realised false-positive rate of its image threshold on the normal test images, "
              "target 0.01). Settings not named are the detector's defaults. Fit s: wall-clock "
-             "seconds, indicative, not a timing run.", ""]
+             "seconds, indicative, not a timing run."), ""]
     for result in results:
         lines += [f"## {result['dataset']}", "",
                   f"{result['fit_images']} images fit each candidate, {result['validation_images']} "
@@ -163,8 +163,8 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
                      " their white-balance-shifted copies: see the lighting benchmark), so its rows"
                      " are left out."
                      if result["grey"] else ""), "",
-                  "| detector | settings | synthetic image AUROC | synthetic pixel AUROC | lighting FPR "
-                  "| allowed | score | test image AUROC | test pixel AUROC | test FPR | fit s |",
+                  ("| detector | settings | synthetic image AUROC | synthetic pixel AUROC | lighting FPR "
+                   "| allowed | score | test image AUROC | test pixel AUROC | test FPR | fit s |"),
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
         for row in result["rows"]:
             settings = ", ".join(f"{k}={v}" for k, v in row["params"].items())
@@ -195,7 +195,8 @@ def main() -> int:
     args = parser.parse_args()
     if args.command == "run":
         for result in run(args.dataset, args.max_fit, args.max_test):
-            atomic_write(args.out, lambda tmp: Path(tmp).write_text(json.dumps(result, indent=1)))
+            text = json.dumps(result, indent=1)
+            atomic_write(args.out, lambda tmp, text=text: Path(tmp).write_text(text))
             print(f"{result['rows'][-1]['detector']} {result['rows'][-1]['params']}: done", flush=True)
         return 0
     results = [json.loads(Path(name).read_text()) for name in args.files]

@@ -25,7 +25,7 @@ Deviations (reasons and figures: docs/methods/patchcore.md):
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import faiss
 import numpy as np
@@ -310,7 +310,7 @@ class PatchCore(ImageDetector):
     ((64, 64), True)
     """
 
-    legacy_params = {**LEGACY_PARAMS, "pool_padding": "inside"}
+    legacy_params: ClassVar[dict[str, Any]] = {**LEGACY_PARAMS, "pool_padding": "inside"}
     feature_fit = True
 
     def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
