@@ -210,14 +210,16 @@ def peer_metrics(dataset: Path, npz: Path) -> dict:
             "images_per_second": float(saved["images_per_second"]), "bank": int(saved["bank"])}
 
 
-def table(datasets: list[Path], peer_dir: Path, out_dir: Path, command: str) -> None:
-    """Peer metrics and oddity's runs on every dataset; write peer.json, print the table (step 2)."""
+def table(datasets: list[Path], peer_dir: Path, out_dir: Path, command: str,
+          methods: tuple[str, ...] = METHODS) -> None:
+    """Peer metrics and oddity's runs of `methods` on every dataset; write peer.json, print
+    the table (step 2)."""
     from oddity.bench.common import cell, write_files
     from oddity.bench.image import run_one
 
     rows = []
     for dataset in datasets:
-        for method in METHODS:
+        for method in methods:
             npz = peer_dir / f"{dataset.name}-{method}.npz"
             if npz.is_file():
                 rows.append({"dataset": dataset.name, "method": method, "side": "anomalib 2.7.0",
@@ -261,6 +263,8 @@ def main(argv: list[str] | None = None) -> None:
     both.add_argument("--dataset", type=Path, action="append", required=True)
     both.add_argument("--peer-dir", type=Path, required=True)
     both.add_argument("--out-dir", type=Path, default=Path("benchmarks/results"))
+    both.add_argument("--method", choices=METHODS, action="append", default=None,
+                      help="only these methods (repeatable; default: all)")
     part = commands.add_parser("subset", help="link every N-th training image and the test split")
     part.add_argument("--dataset", type=Path, required=True)
     part.add_argument("--every", type=int, required=True)
@@ -271,7 +275,8 @@ def main(argv: list[str] | None = None) -> None:
     elif args.command == "peer":
         peer(args.dataset, args.method, args.out)
     else:
-        table(args.dataset, args.peer_dir, args.out_dir, " ".join(["python", *sys.argv]))
+        table(args.dataset, args.peer_dir, args.out_dir, " ".join(["python", *sys.argv]),
+              tuple(args.method or METHODS))
 
 
 if __name__ == "__main__":

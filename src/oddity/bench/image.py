@@ -297,8 +297,9 @@ def markdown_table(runs: list[Run], command: str, base: Path | None = None) -> s
         f"Reproduce: {' then '.join(f'`{c}`' for c in commands)} (machine: {platform.machine()}, {os.cpu_count()} CPU cores; "
         "MVTec bottle here is the 512 px copy in ../shared/data, published figures are at full size).",
         "",
-        "FPR: the image threshold's target / expected (from its calibration) / realised false-positive "
-        "rate on the normal test images.",
+        ("FPR: the image threshold's target / expected (from its calibration) / realised false-positive "
+         "rate on the normal test images. Fit s, predict img/s and s/img: wall-clock figures of "
+         "each run, indicative, not a timing run."),
         "",
         "| dataset | detector | settings | image AUROC | image AUPR | image F1-max | pixel AUROC | AUPRO | AUPIMO | FPR | fit s | predict img/s | predict s/img | peak RSS GB | report |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",

@@ -190,6 +190,10 @@ class ImageDetector(Detector):
         Skip unreadable images with a warning instead of failing.
     per_image_contrast : bool, default False
         Standardise each image's intensities before the model (for varying exposure).
+    colour_balance : bool, default False
+        Grey-world balance of each image's colour channels before the model (and before
+        `per_image_contrast`; with it, white-balance changes vanish:
+        `oddity.image.geometry.balance_channels`); no effect on grey images.
     border_rings : int, default 0
         Standardise maps by their normal statistics at each distance from the border, over
         this many rings of the patch grid (`oddity.image.border`); 0 turns it off.
@@ -268,7 +272,7 @@ class ImageDetector(Detector):
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
                  calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False,
                  per_image_contrast: bool = False, border_rings: int = 0, calibration: str = "auto",
-                 fit_jitter: float = 0.0):
+                 fit_jitter: float = 0.0, colour_balance: bool = False):
         self.image_size = image_size
         self.tile = tile
         self.smoothing_sigma = smoothing_sigma
@@ -280,6 +284,7 @@ class ImageDetector(Detector):
         self.border_rings = border_rings
         self.calibration = calibration
         self.fit_jitter = fit_jitter
+        self.colour_balance = colour_balance
 
     def validate_params(self) -> None:
         """See `oddity.core.detector.Detector.validate_params`."""
@@ -351,6 +356,7 @@ class ImageDetector(Detector):
         return ImageSpec(image_size=self.input_size(),
                          input_shape=self.input_shape_ if self.needs_fixed_shape else None,
                          tile=self.tile, per_image_contrast=self.per_image_contrast,
+                         colour_balance=self.colour_balance,
                          smoothing_sigma=self.smoothing_sigma, localises=self.localises)
 
     def input_size(self) -> int:

@@ -16,13 +16,19 @@ import torch.nn.functional as F
 from oddity.backbones import DEFAULT_INPUT_NORM, FeatureExtractor
 from oddity.core.errors import ConfigError
 
-__all__ = ["DEFAULT_INPUT_NORM", "LEGACY_PARAMS", "check_layers", "concat_on_first_grid",
-           "feature_extractor"]
+__all__ = ["DEFAULT_INPUT_NORM", "LEGACY_PARAMS", "POOL_PADDINGS", "check_layers", "check_pool_padding",
+           "concat_on_first_grid", "feature_extractor"]
 
 # Settings of a model file saved before the setting existed: files without `input_norm` were
 # fitted on ImageNet mean/std inputs, files without `fit_jitter` without photometric
-# augmentation, and load with that, never with today's default.
-LEGACY_PARAMS = {"input_norm": "imagenet", "fit_jitter": 0.0}
+# augmentation, files without `colour_balance` without channel balance, and load with that,
+# never with today's default.
+LEGACY_PARAMS = {"input_norm": "imagenet", "fit_jitter": 0.0, "colour_balance": False}
+
+# How the local average pooling treats positions outside the map: "inside" averages the
+# neighbours inside it (border patches average fewer), "zeros" pads with zeros and divides by
+# the full neighbourhood (torch's and anomalib's `AvgPool2d`: border patches shrink).
+POOL_PADDINGS = ("inside", "zeros")
 
 
 def check_layers(layers: Sequence[str]) -> None:
@@ -42,6 +48,23 @@ def check_layers(layers: Sequence[str]) -> None:
     if isinstance(layers, str) or not layers:
         raise ConfigError(f"layers must name at least one stage in a list, e.g. layers=('stage3', "
                           f"'stage5'); got {layers!r}")
+
+
+def check_pool_padding(pool_padding: str) -> None:
+    """Check a detector's `pool_padding` parameter.
+
+    Parameters
+    ----------
+    pool_padding : str
+        One of `POOL_PADDINGS`.
+
+    Raises
+    ------
+    ConfigError
+        If it is not one of them.
+    """
+    if pool_padding not in POOL_PADDINGS:
+        raise ConfigError(f"pool_padding must be one of {', '.join(POOL_PADDINGS)}, got {pool_padding!r}")
 
 
 def feature_extractor(backbone: str, layers: Sequence[str],
@@ -71,7 +94,8 @@ def _extractor(backbone: str, layers: tuple[str, ...], input_norm: str) -> Featu
     return FeatureExtractor(backbone, layers, memory_format=torch.channels_last, input_norm=input_norm)
 
 
-def concat_on_first_grid(features: list[torch.Tensor], local_pool: int = 1) -> torch.Tensor:
+def concat_on_first_grid(features: list[torch.Tensor], local_pool: int = 1,
+                         pool_padding: str = "inside") -> torch.Tensor:
     """(N, sum C, h, w): each map average-pooled over `local_pool` x `local_pool`
     neighbourhoods (stride 1, so the grid is unchanged), upsampled bilinearly to the first
     map's grid, and concatenated along channels.
@@ -82,6 +106,9 @@ def concat_on_first_grid(features: list[torch.Tensor], local_pool: int = 1) -> t
         (N, C_l, h_l, w_l) maps, the finest first.
     local_pool : int, default 1
         Neighbourhood size (1: no pooling).
+    pool_padding : {"inside", "zeros"}, default "inside"
+        Positions outside the map: left out of the mean, or zeros counted in it
+        (`POOL_PADDINGS`).
 
     Returns
     -------
@@ -93,7 +120,7 @@ def concat_on_first_grid(features: list[torch.Tensor], local_pool: int = 1) -> t
     for feature in features:
         if local_pool > 1:
             feature = F.avg_pool2d(feature, local_pool, stride=1, padding=local_pool // 2,
-                                   count_include_pad=False)
+                                   count_include_pad=pool_padding == "zeros")
         if feature.shape[-2:] != grid:
             feature = F.interpolate(feature, size=grid, mode="bilinear", align_corners=False)
         parts.append(feature)

@@ -99,6 +99,27 @@ def standardise_contrast(pixels: np.ndarray) -> np.ndarray:
     return np.clip(0.45 + (pixels - mean) * (0.225 / max(std, 1e-6)), 0.0, 1.0).astype(np.float32)
 
 
+def balance_channels(pixels: np.ndarray) -> np.ndarray:
+    """Grey-world colour balance: each channel scaled so its mean becomes the mean of all
+    three. A white-balance (per-channel gain) change between images is then left as a change
+    of overall brightness only, which `standardise_contrast` removes; a grey image is left as
+    it is.
+
+    Parameters
+    ----------
+    pixels : numpy.ndarray
+        (H, W, 3) float image.
+
+    Returns
+    -------
+    numpy.ndarray
+        The balanced image, float32 clipped to [0, 1].
+    """
+    means = pixels.reshape(-1, pixels.shape[-1]).mean(axis=0)
+    gains = means.mean() / np.maximum(means, 1e-6)
+    return np.clip(pixels * gains.astype(np.float32), 0.0, 1.0).astype(np.float32)
+
+
 @lru_cache(maxsize=64)
 def resize_weights(size_in: int, size_out: int, antialias: bool) -> sparse.csr_array:
     """(size_out, size_in) sparse matrix of bilinear resampling weights along one axis, as

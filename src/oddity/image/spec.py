@@ -1,7 +1,7 @@
 """What happens to an image before and after a detector's kernel, as data.
 
 `ImageSpec` holds the model input rule (short side `image_size` with the aspect ratio kept, or
-one fixed `input_shape`), tiling, the per-image contrast option, map smoothing and whether the
+one fixed `input_shape`), tiling, the per-image colour balance and contrast options, map smoothing and whether the
 detector localises. It is saved in the model's JSON (`state.pipeline`) and in an exported
 model's metadata.json, and it is the one implementation of pre- and post-processing for every
 engine (the in-process torch kernel, onnxruntime): numpy and scipy only, no torch.
@@ -27,6 +27,7 @@ class ImageSpec:
     input_shape: tuple[int, int] | None = None  # None: keep each image's aspect ratio
     tile: int | None = None
     per_image_contrast: bool = False
+    colour_balance: bool = False
     smoothing_sigma: float = 4.0
     localises: bool = True
 
@@ -77,6 +78,8 @@ class ImageSpec:
         numpy.ndarray
             (3, h, w) float32.
         """
+        if self.colour_balance:
+            pixels = geometry.balance_channels(pixels)
         if self.per_image_contrast:
             pixels = geometry.standardise_contrast(pixels)
         return geometry.model_input(pixels, self.input_hw(pixels.shape[:2]))

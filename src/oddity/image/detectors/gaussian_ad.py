@@ -15,6 +15,8 @@ Deviations (reasons and figures: docs/methods/gaussian_ad.md):
 - NPCA keeps exactly the minimal set of components reaching `variance_kept`.
 - Default threshold is conformal on held-out images: the chi-squared one flags far too many
   normal images on real data.
+- Each image's intensities standardised before the backbone (`per_image_contrast`): pooled
+  global features read any lighting change as an anomaly otherwise.
 """
 from __future__ import annotations
 
@@ -234,6 +236,9 @@ class GaussianAD(ImageDetector):
         keeps every dimension.
     threshold_method : {"conformal", "chi2"}, default "conformal"
         Calibrate on held-out images, or use the chi-squared working point of the model.
+    per_image_contrast : bool, default True
+        Standardise each image's intensities before the model (see `ImageDetector`; on by
+        default here, docs/methods/gaussian_ad.md says why).
     **common
         Parameters shared by every image detector (`ImageDetector`).
 
@@ -272,8 +277,8 @@ class GaussianAD(ImageDetector):
 
     def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM, layers: tuple[str, ...] = ALL_STAGES,
                  variance_kept: float | None = None, threshold_method: str = "conformal",
-                 **common: Any):
-        super().__init__(**common)
+                 per_image_contrast: bool = True, **common: Any):
+        super().__init__(per_image_contrast=per_image_contrast, **common)
         self.backbone = backbone
         self.input_norm = input_norm
         self.layers = layers

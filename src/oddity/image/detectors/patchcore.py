@@ -4,7 +4,7 @@ Roth et al., "Towards Total Recall in Industrial Anomaly Detection", CVPR 2022,
 https://arxiv.org/abs/2106.08265
 
 Method: patch features of two mid-level backbone stages (stride 8 and 16), each averaged over
-3x3 neighbourhoods and concatenated on the stride-8 grid; a greedy k-center coreset of all
+3x3 neighbourhoods (zero padding at the map border) and concatenated on the stride-8 grid; a greedy k-center coreset of all
 training patches (distances after a random projection to 128 dimensions) forms the memory
 bank. A test patch scores its distance to the nearest bank patch (faiss); the map is those
 distances upsampled and smoothed, the image score the largest one, re-weighted as the paper's
@@ -15,6 +15,9 @@ Deviations (reasons and figures: docs/methods/patchcore.md):
 - 1% coreset by default instead of 10-25% (`coreset_ratio`), with a hard cap `max_bank_size`.
 - Border standardisation of maps (`border_rings=4`); the image score is then the largest
   standardised patch score instead of Eq. 7.
+- Each image's colour channels balanced (grey world) and its intensities standardised before
+  the backbone (`colour_balance`, `per_image_contrast`), so lighting changes are not read as
+  anomalies.
 - Coreset selected chunk by chunk beyond `coreset_chunk` patches, so fit memory stays bounded.
 - Nearest neighbours: exact matrix product + minimum inside the scoring graph (so it exports),
   faiss in process (same scores to float rounding).
@@ -22,7 +25,7 @@ Deviations (reasons and figures: docs/methods/patchcore.md):
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 import faiss
 import numpy as np
@@ -35,7 +38,8 @@ from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
 from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.features import (
-    DEFAULT_INPUT_NORM, LEGACY_PARAMS, check_layers, concat_on_first_grid, feature_extractor,
+    DEFAULT_INPUT_NORM, LEGACY_PARAMS, check_layers, check_pool_padding, concat_on_first_grid,
+    feature_extractor,
 )
 
 PROJECTION_DIM = 128
@@ -208,10 +212,11 @@ class BankSearch(nn.Module):
 class PatchCoreScorer(nn.Module):
     """Patch distances to the memory bank; image score Eq. 7 (with `support`) or the largest."""
 
-    def __init__(self, extractor: nn.Module, local_pool: int, search: BankSearch,
+    def __init__(self, extractor: nn.Module, local_pool: int, pool_padding: str, search: BankSearch,
                  support: torch.Tensor | None):
         super().__init__()
         self.extractor, self.local_pool, self.search = extractor, local_pool, search
+        self.pool_padding = pool_padding
         self.reweighted = support is not None
         if support is not None:
             self.register_buffer("support", support)
@@ -229,7 +234,7 @@ class PatchCoreScorer(nn.Module):
         tuple of torch.Tensor
             (scores (N,), maps (N, h', w')).
         """
-        embedding = concat_on_first_grid(self.extractor(x), self.local_pool)
+        embedding = concat_on_first_grid(self.extractor(x), self.local_pool, self.pool_padding)
         count, channels, height, width = embedding.shape
         queries = embedding.permute(0, 2, 3, 1).reshape(-1, channels)
         distances, nearest = self.search(queries)
@@ -260,6 +265,10 @@ class PatchCore(ImageDetector):
         Backbone stages whose features are concatenated.
     local_pool : int, default 3
         Size of the neighbourhood each patch feature is averaged over.
+    pool_padding : {"zeros", "inside"}, default "zeros"
+        Positions outside the feature map in that average: zeros counted in it (the paper's
+        and anomalib's `AvgPool2d`), or left out ("inside": the mean of the neighbours inside
+        the map; models saved before this parameter existed use it).
     coreset_ratio : float, default 0.01
         Share of the training patches kept in the memory bank, in (0, 1].
     max_bank_size : int, default 16384
@@ -270,6 +279,12 @@ class PatchCore(ImageDetector):
         Border standardisation of maps (see `ImageDetector`); 0 restores Eq. 7.
     coreset_chunk : int, default 2**20
         Patches per chunk of the streamed coreset selection.
+    per_image_contrast : bool, default True
+        Standardise each image's intensities before the model (see `ImageDetector`; on by
+        default here, docs/methods/patchcore.md says why).
+    colour_balance : bool, default True
+        Grey-world channel balance before that (see `ImageDetector`); models saved before
+        this parameter existed load with False.
     **common
         Parameters shared by every image detector (`ImageDetector`).
 
@@ -295,19 +310,22 @@ class PatchCore(ImageDetector):
     ((64, 64), True)
     """
 
-    legacy_params = LEGACY_PARAMS
+    legacy_params: ClassVar[dict[str, Any]] = {**LEGACY_PARAMS, "pool_padding": "inside"}
     feature_fit = True
 
     def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
-                 coreset_ratio: float = 0.01, max_bank_size: int = 16_384,
+                 pool_padding: str = "zeros", coreset_ratio: float = 0.01, max_bank_size: int = 16_384,
                  reweight_neighbours: int = 9, border_rings: int = 4,
-                 coreset_chunk: int = 1 << 20, **common: Any):
-        super().__init__(border_rings=border_rings, **common)
+                 coreset_chunk: int = 1 << 20, per_image_contrast: bool = True,
+                 colour_balance: bool = True, **common: Any):
+        super().__init__(border_rings=border_rings, per_image_contrast=per_image_contrast,
+                         colour_balance=colour_balance, **common)
         self.backbone = backbone
         self.input_norm = input_norm
         self.layers = layers
         self.local_pool = local_pool
+        self.pool_padding = pool_padding
         self.coreset_ratio = coreset_ratio
         self.max_bank_size = max_bank_size
         self.reweight_neighbours = reweight_neighbours
@@ -320,6 +338,7 @@ class PatchCore(ImageDetector):
         """See `oddity.core.detector.Detector.validate_params`."""
         super().validate_params()
         check_layers(self.layers)
+        check_pool_padding(self.pool_padding)
         if not 0.0 < self.coreset_ratio <= 1.0:
             raise ConfigError(f"coreset_ratio must lie in (0, 1], got {self.coreset_ratio}")
         check_positive_ints(max_bank_size=self.max_bank_size, coreset_chunk=self.coreset_chunk)
@@ -327,7 +346,7 @@ class PatchCore(ImageDetector):
     def _patches(self, x: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """(h*w, C) patch features of one image and its feature grid (h, w)."""
         features = feature_extractor(self.backbone, self.layers, self.input_norm)(x)
-        embedding = concat_on_first_grid(features, self.local_pool)[0]
+        embedding = concat_on_first_grid(features, self.local_pool, self.pool_padding)[0]
         grid = tuple(embedding.shape[-2:])
         return embedding.permute(1, 2, 0).reshape(-1, embedding.shape[0]), grid  # type: ignore[return-value]
 
@@ -375,7 +394,7 @@ class PatchCore(ImageDetector):
         assert self._index is not None and self.memory_bank_ is not None
         search = BankSearch(torch.from_numpy(self.memory_bank_), None if portable else self._index)
         return PatchCoreScorer(feature_extractor(self.backbone, self.layers, self.input_norm), self.local_pool,
-                               search, self._support())
+                               self.pool_padding, search, self._support())
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
