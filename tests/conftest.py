@@ -112,3 +112,23 @@ def model(inspection_set, tmp_path_factory) -> Path:
     assert main(["fit", "test-meandiff", "--data", str(inspection_set), "--out", str(path),
                  "--image-size", "64", "--quiet"]) == 0
     return path
+
+
+@pytest.fixture
+def drop_param():
+    """A function rewriting a model file as an older oddity wrote it: without parameter `name`,
+    in format version 1 (no checksum)."""
+    import json
+
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    def rewrite(path, name: str) -> None:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata()
+        document = json.loads(metadata["oddity"])
+        del document["params"][name]
+        document["format_version"] = 1
+        save_file(load_file(str(path)), str(path), metadata={"oddity": json.dumps(document)})
+
+    return rewrite

@@ -3,12 +3,8 @@ setting existed loads with the normalisation it was fitted with, not with today'
 (likewise PaDiM's photometric augmentation, `fit_jitter`, on by default since)."""
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from safetensors import safe_open
-from safetensors.numpy import load_file, save_file
 
 import oddity
 from oddity.core.errors import ConfigError
@@ -17,23 +13,13 @@ from oddity.image.data import evaluation_samples
 SMALL = {"image_size": 64, "seed": 0}
 
 
-def _drop_param(path, name: str) -> None:
-    """Rewrite a model file as an older oddity wrote it: without parameter `name`, in format
-    version 1 (no checksum)."""
-    with safe_open(str(path), framework="numpy") as handle:
-        metadata = handle.metadata()
-    document = json.loads(metadata["oddity"])
-    del document["params"][name]
-    document["format_version"] = 1
-    save_file(load_file(str(path)), str(path), metadata={"oddity": json.dumps(document)})
-
 
 @pytest.mark.parametrize("name", ["padim", "gaussian_ad"])
-def test_model_saved_without_input_norm_loads_with_imagenet(name, inspection_set, tmp_path):
+def test_model_saved_without_input_norm_loads_with_imagenet(name, inspection_set, tmp_path, drop_param):
     fitted = oddity.create(name, input_norm="imagenet", **SMALL).fit(inspection_set, verbose=False)
     path = tmp_path / "old.oddity"
     fitted.save(path)
-    _drop_param(path, "input_norm")
+    drop_param(path, "input_norm")
     with pytest.warns(UserWarning, match="checksum"):
         loaded = oddity.load(path)
     assert loaded.input_norm == "imagenet"
@@ -42,12 +28,12 @@ def test_model_saved_without_input_norm_loads_with_imagenet(name, inspection_set
                                fitted.score(samples, verbose=False).scores, rtol=1e-6)
 
 
-def test_padim_saved_without_fit_jitter_loads_with_none(inspection_set, tmp_path):
+def test_padim_saved_without_fit_jitter_loads_with_none(inspection_set, tmp_path, drop_param):
     fitted = oddity.create("padim", fit_jitter=0.0, **SMALL).fit(inspection_set, verbose=False)
     assert oddity.create("padim").fit_jitter == 0.2  # today's default
     path = tmp_path / "old.oddity"
     fitted.save(path)
-    _drop_param(path, "fit_jitter")
+    drop_param(path, "fit_jitter")
     with pytest.warns(UserWarning, match="checksum"):
         assert oddity.load(path).fit_jitter == 0.0
 
