@@ -14,16 +14,16 @@ import os
 import sys
 from pathlib import Path
 
-from oddity.bench.common import command_line, merging_writer, parse_settings, run_all
+from oddity.bench.common import (
+    candidate_settings,
+    command_line,
+    merging_writer,
+    run_all,
+)
 from oddity.bench.image import find_datasets
 from oddity.bench.lighting import LightingRun, markdown_table, run_one
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def settings(text: str) -> dict:
-    """"defaults" -> {}; "a=1,b=true" -> {"a": 1, "b": True} (`parse_settings` of its items)."""
-    return {} if text == "defaults" else parse_settings(text.split(","))
 
 
 def main() -> int:
@@ -46,7 +46,7 @@ def main() -> int:
     command = command_line("run_lighting.py", sys.argv[1:], make_target=None)
     jobs = [(f"{dataset.name} / {detector} {text}",
              lambda dataset=dataset, detector=detector, text=text: run_one(
-                 dataset, detector, settings(text), args.max_fit, args.max_test, args.timeout))
+                 dataset, detector, candidate_settings(text), args.max_fit, args.max_test, args.timeout))
             for dataset in datasets for detector in args.detectors for text in args.settings]
     run_all(jobs, [], command, merging_writer(RESULTS, "lighting", LightingRun, markdown_table),
             lambda run: run.error or {name: (round(v["fpr"], 3), round(v["image_auroc"], 3))

@@ -15,16 +15,16 @@ import sys
 import tempfile
 from pathlib import Path
 
-from oddity.bench.common import command_line, merging_writer, parse_settings, run_all
+from oddity.bench.common import (
+    candidate_settings,
+    command_line,
+    merging_writer,
+    run_all,
+)
 from oddity.bench.image import find_datasets
 from oddity.bench.resolution import ResolutionRun, prepare, results_page, run_one
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def settings(text: str) -> dict:
-    """"defaults" -> {}; "a=1,b=true" -> {"a": 1, "b": True} (`parse_settings` of its items)."""
-    return {} if text == "defaults" else parse_settings(text.split(","))
 
 
 def main() -> int:
@@ -50,7 +50,7 @@ def main() -> int:
     plans = {d: prepare(d, Path(args.scratch), args.n_fit, args.n_val, args.n_real) for d in datasets}
     jobs = [(f"{dataset.name} / {detector} {text}",
              lambda dataset=dataset, detector=detector, text=text: run_one(
-                 dataset, plans[dataset], detector, settings(text), args.timeout))
+                 dataset, plans[dataset], detector, candidate_settings(text), args.timeout))
             for dataset in datasets for detector in args.detectors for text in args.settings]
     run_all(jobs, [], command, merging_writer(RESULTS, "resolution", ResolutionRun, results_page),
             lambda run: run.error or (run.input_size, run.synth_image_auroc, run.synth_pixel_auroc,

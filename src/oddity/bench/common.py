@@ -57,6 +57,23 @@ def parse_settings(items: Sequence[str]) -> dict[str, Any]:
     return settings
 
 
+def candidate_settings(text: str) -> dict[str, Any]:
+    """One benchmark candidate written on the command line: "defaults" -> {}, "a=1,b=true" ->
+    {"a": 1, "b": True} (`parse_settings` of its comma-separated items).
+
+    Parameters
+    ----------
+    text : str
+        The candidate.
+
+    Returns
+    -------
+    dict
+        Its settings.
+    """
+    return {} if text == "defaults" else parse_settings(text.split(","))
+
+
 def run_in_child(worker: str, arguments: list[Any], timeout: float) -> tuple[dict[str, Any] | None, str | None]:
     """Call `worker` (``"package.module:function"``) with `arguments` in a fresh Python process.
 
