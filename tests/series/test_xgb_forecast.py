@@ -83,7 +83,7 @@ def test_calendar_features_are_pandas_fields(unit):
     seconds = rng.integers(-3 * 10**9, 4 * 10**9, 2000)  # before and after 1970
     index = pd.DatetimeIndex(pd.to_datetime(seconds, unit="s")).as_unit(unit)
     for times in (index, index.tz_localize("UTC").tz_convert("Europe/Paris")):
-        expected = np.column_stack([times.hour + times.minute / 60.0, times.dayofweek])
+        expected = np.column_stack([times.hour + times.minute / 60.0, times.day_of_week])
         assert np.array_equal(calendar_matrix(times), expected)
 
 

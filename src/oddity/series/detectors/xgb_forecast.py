@@ -56,6 +56,7 @@ Deviations, with reasons:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,7 @@ from oddity.core.checks import check_fraction, check_positive, check_positive_in
 from oddity.core.errors import ConfigError, DataError, NotFittedError
 from oddity.core.registry import register
 from oddity.series.detector import SeriesDetector
+from oddity.series.jit import compiled
 from oddity.series.scaling import robust_scaling
 from oddity.series.trees import FlatTrees, boosted_trees
 from oddity.series.windows import sliding_windows, window_scores_to_steps
@@ -73,6 +75,7 @@ from oddity.series.windows import sliding_windows, window_scores_to_steps
 MAD_TO_STD = 1.4826  # MAD of a normal distribution times this is its standard deviation
 CALENDAR_FEATURES = ("hour", "day_of_week")
 ANOMALY_TARGET = "anomaly"
+NAT = np.iinfo(np.int64).min  # how numpy stores NaT
 
 
 def lag_feature_names(columns: Sequence[str], lags: int) -> list[str]:
@@ -93,9 +96,11 @@ def lag_feature_names(columns: Sequence[str], lags: int) -> list[str]:
     return [f"{column}[t-{lag}]" for column in columns for lag in range(1, lags + 1)]
 
 
-def lag_matrix(values: np.ndarray, lags: int) -> np.ndarray:
+def lag_matrix(values: np.ndarray, lags: int, times: pd.DatetimeIndex | None = None
+               ) -> np.ndarray:
     """(T - lags, C * lags) rows of lagged values: row i holds x[t-1..t-lags] of each channel
-    for step t = i + lags.
+    for step t = i + lags, followed, when `times` is given, by the hour of day and day of week
+    of those steps (`calendar_matrix`).
 
     Parameters
     ----------
@@ -103,45 +108,97 @@ def lag_matrix(values: np.ndarray, lags: int) -> np.ndarray:
         (T, C) series.
     lags : int
         Lags per channel.
+    times : pandas.DatetimeIndex, optional
+        The times of steps lags..T-1 (T - lags of them).
 
     Returns
     -------
     numpy.ndarray
-        (T - lags, C * lags) lagged values.
+        (T - lags, C * lags), or (T - lags, C * lags + 2) with `times`, C-contiguous.
     """
     steps, channels = values.shape
-    if steps <= lags:
-        return np.empty((max(steps - lags, 0), channels * lags))
-    past = sliding_windows(values[:-1], lags)  # (rows, lags, C): past[i] = x[i .. i + lags - 1]
-    return np.ascontiguousarray(past[:, ::-1].transpose(0, 2, 1).reshape(len(past), -1))
+    rows, width = max(steps - lags, 0), channels * lags
+    out = np.empty((rows, width + (0 if times is None else len(CALENDAR_FEATURES))))
+    if rows:
+        past = sliding_windows(values[:-1], lags)  # (rows, lags, C): past[i] = x[i .. i + lags - 1]
+        # splitting the contiguous last axis of a slice of `out` gives a view, written in place
+        out[:, :width].reshape(rows, channels, lags)[...] = past[:, ::-1].transpose(0, 2, 1)
+    if times is not None:
+        calendar_matrix(times, out[:, width:])
+    return out
 
 
-def calendar_matrix(index: pd.Index) -> np.ndarray | None:
-    """Hour of day and day of week for a DatetimeIndex (float columns), else None.
+def calendar_matrix(index: pd.Index, out: np.ndarray | None = None) -> np.ndarray | None:
+    """Hour of day and day of week for a DatetimeIndex (float columns), else None: pandas'
+    ``hour + minute / 60`` and ``day_of_week`` of the local times (NaN at NaT), computed by
+    `calendar_fields` without pandas' per-call cost when one row streams in.
 
     Parameters
     ----------
     index : pandas.Index
         The series' index.
+    out : numpy.ndarray, optional
+        A (T, 2) float64 array (or view) to write to instead of a new one.
 
     Returns
     -------
     numpy.ndarray or None
-        (T, 2) hour and weekday, or None without a DatetimeIndex.
+        (T, 2) hour and weekday (`out` when given), or None without a DatetimeIndex.
+
+    Raises
+    ------
+    ValueError
+        When `out` is not a (T, 2) float64 array.
     """
     if not isinstance(index, pd.DatetimeIndex):
         return None
-    if index.tz is None and not index.hasnans:
-        # Naive times: the fields from whole minutes since 1970-01-01 (a Thursday), the
-        # values pandas' fields give, without their per-call cost when one row streams in.
-        minutes = index.values.astype("datetime64[m]").astype(np.int64)
+    if out is None:
         out = np.empty((len(index), 2))
-        out[:, 0] = minutes % 1440 // 60 + minutes % 60 / 60.0
-        out[:, 1] = (minutes // 1440 + 3) % 7
-        return out
-    times = index.array
-    hour = times.hour.astype(np.float64) + times.minute / 60.0
-    return np.column_stack([hour, times.day_of_week]).astype(np.float64)
+    elif out.shape != (len(index), 2) or out.dtype != np.float64:
+        raise ValueError(f"out must be a ({len(index)}, 2) float64 array, got {out.shape} "
+                         f"{out.dtype}")
+    if index.tz is not None:
+        index = index.tz_localize(None)  # the local wall-clock times, which pandas' fields read
+    compiled(calendar_fields, calendar_signatures)(
+        index.values.astype("datetime64[m]").view(np.int64), out)
+    return out
+
+
+def calendar_fields(minutes: np.ndarray, out: np.ndarray) -> None:
+    """Hour of day (with the minutes as a fraction) and day of week (Monday 0) of times given
+    as whole minutes since 1970-01-01, a Thursday; NaN for NaT. Written for numba
+    (`oddity.series.jit`); plain Python gives the same numbers, slowly.
+
+    Parameters
+    ----------
+    minutes : numpy.ndarray
+        (T,) int64 minutes (NaT: the smallest int64, as numpy stores it).
+    out : numpy.ndarray
+        (T, 2) float64 array (any strides) the hour and day of week are written to.
+    """
+    for i in range(minutes.size):
+        if minutes[i] == NAT:
+            out[i, 0] = out[i, 1] = np.nan
+        else:
+            days, day_minutes = minutes[i] // 1440, minutes[i] % 1440
+            out[i, 0] = day_minutes // 60 + day_minutes % 60 / 60.0
+            out[i, 1] = (days + 3) % 7
+
+
+def calendar_signatures(numba: ModuleType) -> list[Any]:
+    """numba signature of `calendar_fields`.
+
+    Parameters
+    ----------
+    numba : module
+        The numba module.
+
+    Returns
+    -------
+    list
+        The signature.
+    """
+    return [numba.void(numba.int64[::1], numba.float64[:, :])]
 
 
 def _booster_bytes(booster: xgb.Booster) -> np.ndarray:
@@ -319,12 +376,10 @@ class XGBForecast(SeriesDetector):
     # --- features -----------------------------------------------------------------------------
     def _features(self, values: np.ndarray, index: pd.Index | None) -> np.ndarray:
         """(T - lags, F) feature rows for steps lags..T-1, in `feature_names_` order."""
-        features = lag_matrix(values, self.lags)
-        if self.uses_calendar_:
-            calendar = calendar_matrix(index) if index is not None else None
-            assert calendar is not None, "_frame checks that the index is a DatetimeIndex"
-            features = np.hstack([features, calendar[self.lags:]])
-        return features
+        if not self.uses_calendar_:
+            return lag_matrix(values, self.lags)
+        assert isinstance(index, pd.DatetimeIndex), "_frame checks that the index is a DatetimeIndex"
+        return lag_matrix(values, self.lags, index[self.lags:])
 
     def _resolve_targets(self) -> list[int]:
         columns = list(self.columns_)
@@ -398,16 +453,17 @@ class XGBForecast(SeriesDetector):
                             "features and needs rows with a DatetimeIndex (a time column)")
         assert self.context_ is not None and self.target_columns_ is not None
         joined = np.concatenate((self.context_, values))
-        features = lag_matrix(joined[len(self.context_) - self.lags:], self.lags)
-        if self.uses_calendar_:
-            features = np.hstack([features, calendar_matrix(index)])
+        features = lag_matrix(joined[len(self.context_) - self.lags:], self.lags,
+                              index if self.uses_calendar_ else None)
         squared = np.concatenate((self.recent_squared_,
                                   self._residuals_of(features, values) ** 2))
         pooled = sliding_windows(squared, self.window).sum(axis=1) / self.window  # = mean
         self.recent_squared_ = squared[len(squared) - self.window + 1:]
-        self.context_ = joined[len(joined) - self.min_length + 1:]
-        channel_scores = np.zeros(values.shape)
-        channel_scores[:, self.target_columns_] = np.sqrt(pooled)
+        self.context_ = joined[len(values):]  # the same length as before
+        channel_scores = np.sqrt(pooled)
+        if self.target_columns_ != list(range(values.shape[1])):
+            channel_scores = np.zeros(values.shape)
+            channel_scores[:, self.target_columns_] = np.sqrt(pooled)
         return np.sqrt(pooled.sum(axis=1) / pooled.shape[1]), channel_scores
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
