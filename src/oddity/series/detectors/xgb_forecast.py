@@ -76,6 +76,8 @@ MAD_TO_STD = 1.4826  # MAD of a normal distribution times this is its standard d
 CALENDAR_FEATURES = ("hour", "day_of_week")
 ANOMALY_TARGET = "anomaly"
 NAT = np.iinfo(np.int64).min  # how numpy stores NaT
+NO_TIMES = np.empty(0, dtype=np.int64)
+TICKS_PER_MINUTE = {"s": 60, "ms": 60_000, "us": 60_000_000, "ns": 60_000_000_000}
 
 
 def lag_feature_names(columns: Sequence[str], lags: int) -> list[str]:
@@ -100,7 +102,8 @@ def lag_matrix(values: np.ndarray, lags: int, times: pd.DatetimeIndex | None = N
                ) -> np.ndarray:
     """(T - lags, C * lags) rows of lagged values: row i holds x[t-1..t-lags] of each channel
     for step t = i + lags, followed, when `times` is given, by the hour of day and day of week
-    of those steps (`calendar_matrix`).
+    of those steps (`calendar_matrix`). One compiled loop (`feature_rows`) fills them, so a
+    streamed row costs no more than the call.
 
     Parameters
     ----------
@@ -115,78 +118,85 @@ def lag_matrix(values: np.ndarray, lags: int, times: pd.DatetimeIndex | None = N
     -------
     numpy.ndarray
         (T - lags, C * lags), or (T - lags, C * lags + 2) with `times`, C-contiguous.
+
+    Raises
+    ------
+    ValueError
+        When `times` does not hold T - lags times.
     """
-    steps, channels = values.shape
-    rows, width = max(steps - lags, 0), channels * lags
-    out = np.empty((rows, width + (0 if times is None else len(CALENDAR_FEATURES))))
-    if rows:
-        past = sliding_windows(values[:-1], lags)  # (rows, lags, C): past[i] = x[i .. i + lags - 1]
-        # splitting the contiguous last axis of a slice of `out` gives a view, written in place
-        out[:, :width].reshape(rows, channels, lags)[...] = past[:, ::-1].transpose(0, 2, 1)
+    values = np.asarray(values, dtype=np.float64)
+    rows, width = max(len(values) - lags, 0), values.shape[1] * lags
+    ticks, per_minute = NO_TIMES, 1
     if times is not None:
-        calendar_matrix(times, out[:, width:])
+        if len(times) != rows:
+            raise ValueError(f"times holds {len(times)} times for {rows} feature rows")
+        if times.tz is not None:
+            times = times.tz_localize(None)  # the local wall-clock times, which pandas' fields read
+        ticks, per_minute = times.asi8, TICKS_PER_MINUTE[np.datetime_data(times.dtype)[0]]
+    out = np.empty((rows, width + (0 if times is None else len(CALENDAR_FEATURES))))
+    compiled(feature_rows, feature_signatures)(values, lags, ticks, per_minute, out)
     return out
 
 
-def calendar_matrix(index: pd.Index, out: np.ndarray | None = None) -> np.ndarray | None:
+def calendar_matrix(index: pd.Index) -> np.ndarray | None:
     """Hour of day and day of week for a DatetimeIndex (float columns), else None: pandas'
-    ``hour + minute / 60`` and ``day_of_week`` of the local times (NaN at NaT), computed by
-    `calendar_fields` without pandas' per-call cost when one row streams in.
+    ``hour + minute / 60`` and ``day_of_week`` of the local times (NaN at NaT), without
+    pandas' per-call cost (the calendar columns of `lag_matrix`).
 
     Parameters
     ----------
     index : pandas.Index
         The series' index.
-    out : numpy.ndarray, optional
-        A (T, 2) float64 array (or view) to write to instead of a new one.
 
     Returns
     -------
     numpy.ndarray or None
-        (T, 2) hour and weekday (`out` when given), or None without a DatetimeIndex.
-
-    Raises
-    ------
-    ValueError
-        When `out` is not a (T, 2) float64 array.
+        (T, 2) hour and weekday, or None without a DatetimeIndex.
     """
     if not isinstance(index, pd.DatetimeIndex):
         return None
-    if out is None:
-        out = np.empty((len(index), 2))
-    elif out.shape != (len(index), 2) or out.dtype != np.float64:
-        raise ValueError(f"out must be a ({len(index)}, 2) float64 array, got {out.shape} "
-                         f"{out.dtype}")
-    if index.tz is not None:
-        index = index.tz_localize(None)  # the local wall-clock times, which pandas' fields read
-    compiled(calendar_fields, calendar_signatures)(
-        index.values.astype("datetime64[m]").view(np.int64), out)
-    return out
+    return lag_matrix(np.empty((len(index), 0)), 0, index)
 
 
-def calendar_fields(minutes: np.ndarray, out: np.ndarray) -> None:
-    """Hour of day (with the minutes as a fraction) and day of week (Monday 0) of times given
-    as whole minutes since 1970-01-01, a Thursday; NaN for NaT. Written for numba
-    (`oddity.series.jit`); plain Python gives the same numbers, slowly.
+def feature_rows(values: np.ndarray, lags: int, ticks: np.ndarray, per_minute: int,
+                 out: np.ndarray) -> None:
+    """Write `lag_matrix`'s rows to `out`: the lags of each channel, then, when `ticks` is not
+    empty, the hour of day (with the minutes as a fraction) and day of week (Monday 0) of
+    times given as ticks since 1970-01-01, a Thursday (whole minutes: floor division; NaN for
+    NaT). Written for numba (`oddity.series.jit`); plain Python gives the same numbers, slowly.
 
     Parameters
     ----------
-    minutes : numpy.ndarray
-        (T,) int64 minutes (NaT: the smallest int64, as numpy stores it).
+    values : numpy.ndarray
+        (T, C) float64 series.
+    lags : int
+        Lags per channel.
+    ticks : numpy.ndarray
+        (T - lags,) int64 times in units of the index (NaT: the smallest int64, as numpy
+        stores it), or empty for no calendar columns.
+    per_minute : int
+        Ticks per minute.
     out : numpy.ndarray
-        (T, 2) float64 array (any strides) the hour and day of week are written to.
+        (T - lags, C * lags [+ 2]) float64 array the rows are written to.
     """
-    for i in range(minutes.size):
-        if minutes[i] == NAT:
-            out[i, 0] = out[i, 1] = np.nan
-        else:
-            days, day_minutes = minutes[i] // 1440, minutes[i] % 1440
-            out[i, 0] = day_minutes // 60 + day_minutes % 60 / 60.0
-            out[i, 1] = (days + 3) % 7
+    channels = values.shape[1]
+    width = channels * lags
+    for i in range(out.shape[0]):
+        for c in range(channels):
+            for lag in range(lags):
+                out[i, c * lags + lag] = values[i + lags - 1 - lag, c]
+        if ticks.size:
+            if ticks[i] == NAT:
+                out[i, width] = out[i, width + 1] = np.nan
+            else:
+                minutes = ticks[i] // per_minute
+                days, day_minutes = minutes // 1440, minutes % 1440
+                out[i, width] = day_minutes // 60 + day_minutes % 60 / 60.0
+                out[i, width + 1] = (days + 3) % 7
 
 
-def calendar_signatures(numba: ModuleType) -> list[Any]:
-    """numba signature of `calendar_fields`.
+def feature_signatures(numba: ModuleType) -> list[Any]:
+    """numba signature of `feature_rows`.
 
     Parameters
     ----------
@@ -198,7 +208,9 @@ def calendar_signatures(numba: ModuleType) -> list[Any]:
     list
         The signature.
     """
-    return [numba.void(numba.int64[::1], numba.float64[:, :])]
+    values = numba.types.Array(numba.float64, 2, "A", readonly=True)  # writable arrays pass too
+    ticks = numba.types.Array(numba.int64, 1, "A", readonly=True)
+    return [numba.void(values, numba.int64, ticks, numba.int64, numba.float64[:, ::1])]
 
 
 def _booster_bytes(booster: xgb.Booster) -> np.ndarray:
@@ -460,10 +472,12 @@ class XGBForecast(SeriesDetector):
         pooled = sliding_windows(squared, self.window).sum(axis=1) / self.window  # = mean
         self.recent_squared_ = squared[len(squared) - self.window + 1:]
         self.context_ = joined[len(values):]  # the same length as before
-        channel_scores = np.sqrt(pooled)
+        channel_scores = target_scores = np.sqrt(pooled)
         if self.target_columns_ != list(range(values.shape[1])):
             channel_scores = np.zeros(values.shape)
-            channel_scores[:, self.target_columns_] = np.sqrt(pooled)
+            channel_scores[:, self.target_columns_] = target_scores
+        if pooled.shape[1] == 1:  # the root-mean-square of one channel is its own score
+            return target_scores[:, 0], channel_scores
         return np.sqrt(pooled.sum(axis=1) / pooled.shape[1]), channel_scores
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
