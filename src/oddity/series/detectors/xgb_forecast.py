@@ -447,8 +447,9 @@ class XGBForecast(SeriesDetector):
         assert self.target_columns_ is not None
         z = np.empty((len(features), len(self.target_columns_)))
         for k, (c, (trees, base)) in enumerate(zip(self.target_columns_, self._forecast_trees)):
-            residual = observed[:, c] - trees.sums(features, base)  # = booster.inplace_predict
-            z[:, k] = (residual - self.residual_centre_[k]) / self.residual_scale_[k]
+            z[:, k] = observed[:, c] - trees.sums(features, base)  # = booster.inplace_predict
+        z -= self.residual_centre_
+        z /= self.residual_scale_
         return z
 
     def _score_stream(self, values: np.ndarray, index: pd.Index
