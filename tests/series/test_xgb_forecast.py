@@ -77,14 +77,17 @@ def test_bad_inputs_name_the_problem():
         detector.explain(data, data.index[0], data.index[3])
 
 
-@pytest.mark.parametrize("unit", ["ns", "us", "s"])
+@pytest.mark.parametrize("unit", ["ns", "us", "ms", "s"])
 def test_calendar_features_are_pandas_fields(unit):
     rng = np.random.default_rng(0)
     seconds = rng.integers(-3 * 10**9, 4 * 10**9, 2000)  # before and after 1970
     index = pd.DatetimeIndex(pd.to_datetime(seconds, unit="s")).as_unit(unit)
+    index = index.insert(7, pd.NaT)  # pandas gives NaN fields at a missing time
     for times in (index, index.tz_localize("UTC").tz_convert("Europe/Paris")):
-        expected = np.column_stack([times.hour + times.minute / 60.0, times.dayofweek])
-        assert np.array_equal(calendar_matrix(times), expected)
+        expected = np.column_stack([times.hour + times.minute / 60.0, times.day_of_week])
+        assert np.isnan(expected[7]).all()
+        assert np.array_equal(calendar_matrix(times), expected, equal_nan=True)
+    assert calendar_matrix(pd.RangeIndex(5)) is None
 
 
 @pytest.mark.parametrize(("steps", "channels", "lags"), [(11, 1, 10), (40, 3, 4), (5, 2, 5)])
@@ -95,3 +98,9 @@ def test_lag_matrix_rows_hold_each_channels_previous_values(steps, channels, lag
     out = lag_matrix(values, lags)
     assert out.shape == (steps - lags, channels * lags) and out.flags.c_contiguous
     assert np.array_equal(out, np.array(expected).reshape(out.shape))
+    times = pd.date_range("2024-01-06 23:30", periods=steps + 1, freq="7min")
+    with_calendar = lag_matrix(values, lags, times[lags + 1:])
+    assert np.array_equal(with_calendar[:, :-2], out)
+    assert np.array_equal(with_calendar[:, -2:], calendar_matrix(times[lags + 1:]))
+    with pytest.raises(ValueError, match="times holds"):
+        lag_matrix(values, lags, times[lags:])  # one time too many

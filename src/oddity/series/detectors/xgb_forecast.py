@@ -56,6 +56,7 @@ Deviations, with reasons:
 from __future__ import annotations
 
 from collections.abc import Sequence
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -66,6 +67,7 @@ from oddity.core.checks import check_fraction, check_positive, check_positive_in
 from oddity.core.errors import ConfigError, DataError, NotFittedError
 from oddity.core.registry import register
 from oddity.series.detector import SeriesDetector
+from oddity.series.jit import compiled
 from oddity.series.scaling import robust_scaling
 from oddity.series.trees import FlatTrees, boosted_trees
 from oddity.series.windows import sliding_windows, window_scores_to_steps
@@ -73,6 +75,9 @@ from oddity.series.windows import sliding_windows, window_scores_to_steps
 MAD_TO_STD = 1.4826  # MAD of a normal distribution times this is its standard deviation
 CALENDAR_FEATURES = ("hour", "day_of_week")
 ANOMALY_TARGET = "anomaly"
+NAT = np.iinfo(np.int64).min  # how numpy stores NaT
+NO_TIMES = np.empty(0, dtype=np.int64)
+TICKS_PER_MINUTE = {"s": 60, "ms": 60_000, "us": 60_000_000, "ns": 60_000_000_000}
 
 
 def lag_feature_names(columns: Sequence[str], lags: int) -> list[str]:
@@ -93,9 +98,12 @@ def lag_feature_names(columns: Sequence[str], lags: int) -> list[str]:
     return [f"{column}[t-{lag}]" for column in columns for lag in range(1, lags + 1)]
 
 
-def lag_matrix(values: np.ndarray, lags: int) -> np.ndarray:
+def lag_matrix(values: np.ndarray, lags: int, times: pd.DatetimeIndex | None = None
+               ) -> np.ndarray:
     """(T - lags, C * lags) rows of lagged values: row i holds x[t-1..t-lags] of each channel
-    for step t = i + lags.
+    for step t = i + lags, followed, when `times` is given, by the hour of day and day of week
+    of those steps (`calendar_matrix`). One compiled loop (`feature_rows`) fills them, so a
+    streamed row costs no more than the call.
 
     Parameters
     ----------
@@ -103,21 +111,37 @@ def lag_matrix(values: np.ndarray, lags: int) -> np.ndarray:
         (T, C) series.
     lags : int
         Lags per channel.
+    times : pandas.DatetimeIndex, optional
+        The times of steps lags..T-1 (T - lags of them).
 
     Returns
     -------
     numpy.ndarray
-        (T - lags, C * lags) lagged values.
+        (T - lags, C * lags), or (T - lags, C * lags + 2) with `times`, C-contiguous.
+
+    Raises
+    ------
+    ValueError
+        When `times` does not hold T - lags times.
     """
-    steps, channels = values.shape
-    if steps <= lags:
-        return np.empty((max(steps - lags, 0), channels * lags))
-    past = sliding_windows(values[:-1], lags)  # (rows, lags, C): past[i] = x[i .. i + lags - 1]
-    return np.ascontiguousarray(past[:, ::-1].transpose(0, 2, 1).reshape(len(past), -1))
+    values = np.asarray(values, dtype=np.float64)
+    rows, width = max(len(values) - lags, 0), values.shape[1] * lags
+    ticks, per_minute = NO_TIMES, 1
+    if times is not None:
+        if len(times) != rows:
+            raise ValueError(f"times holds {len(times)} times for {rows} feature rows")
+        if times.tz is not None:
+            times = times.tz_localize(None)  # the local wall-clock times, which pandas' fields read
+        ticks, per_minute = times.asi8, TICKS_PER_MINUTE[np.datetime_data(times.dtype)[0]]
+    out = np.empty((rows, width + (0 if times is None else len(CALENDAR_FEATURES))))
+    compiled(feature_rows, feature_signatures)(values, lags, ticks, per_minute, out)
+    return out
 
 
 def calendar_matrix(index: pd.Index) -> np.ndarray | None:
-    """Hour of day and day of week for a DatetimeIndex (float columns), else None.
+    """Hour of day and day of week for a DatetimeIndex (float columns), else None: pandas'
+    ``hour + minute / 60`` and ``day_of_week`` of the local times (NaN at NaT), without
+    pandas' per-call cost (the calendar columns of `lag_matrix`).
 
     Parameters
     ----------
@@ -131,17 +155,62 @@ def calendar_matrix(index: pd.Index) -> np.ndarray | None:
     """
     if not isinstance(index, pd.DatetimeIndex):
         return None
-    if index.tz is None and not index.hasnans:
-        # Naive times: the fields from whole minutes since 1970-01-01 (a Thursday), the
-        # values pandas' fields give, without their per-call cost when one row streams in.
-        minutes = index.values.astype("datetime64[m]").astype(np.int64)
-        out = np.empty((len(index), 2))
-        out[:, 0] = minutes % 1440 // 60 + minutes % 60 / 60.0
-        out[:, 1] = (minutes // 1440 + 3) % 7
-        return out
-    times = index.array
-    hour = times.hour.astype(np.float64) + times.minute / 60.0
-    return np.column_stack([hour, times.day_of_week]).astype(np.float64)
+    return lag_matrix(np.empty((len(index), 0)), 0, index)
+
+
+def feature_rows(values: np.ndarray, lags: int, ticks: np.ndarray, per_minute: int,
+                 out: np.ndarray) -> None:
+    """Write `lag_matrix`'s rows to `out`: the lags of each channel, then, when `ticks` is not
+    empty, the hour of day (with the minutes as a fraction) and day of week (Monday 0) of
+    times given as ticks since 1970-01-01, a Thursday (whole minutes: floor division; NaN for
+    NaT). Written for numba (`oddity.series.jit`); plain Python gives the same numbers, slowly.
+
+    Parameters
+    ----------
+    values : numpy.ndarray
+        (T, C) float64 series.
+    lags : int
+        Lags per channel.
+    ticks : numpy.ndarray
+        (T - lags,) int64 times in units of the index (NaT: the smallest int64, as numpy
+        stores it), or empty for no calendar columns.
+    per_minute : int
+        Ticks per minute.
+    out : numpy.ndarray
+        (T - lags, C * lags [+ 2]) float64 array the rows are written to.
+    """
+    channels = values.shape[1]
+    width = channels * lags
+    for i in range(out.shape[0]):
+        for c in range(channels):
+            for lag in range(lags):
+                out[i, c * lags + lag] = values[i + lags - 1 - lag, c]
+        if ticks.size:
+            if ticks[i] == NAT:
+                out[i, width] = out[i, width + 1] = np.nan
+            else:
+                minutes = ticks[i] // per_minute
+                days, day_minutes = minutes // 1440, minutes % 1440
+                out[i, width] = day_minutes // 60 + day_minutes % 60 / 60.0
+                out[i, width + 1] = (days + 3) % 7
+
+
+def feature_signatures(numba: ModuleType) -> list[Any]:
+    """numba signature of `feature_rows`.
+
+    Parameters
+    ----------
+    numba : module
+        The numba module.
+
+    Returns
+    -------
+    list
+        The signature.
+    """
+    values = numba.types.Array(numba.float64, 2, "A", readonly=True)  # writable arrays pass too
+    ticks = numba.types.Array(numba.int64, 1, "A", readonly=True)
+    return [numba.void(values, numba.int64, ticks, numba.int64, numba.float64[:, ::1])]
 
 
 def _booster_bytes(booster: xgb.Booster) -> np.ndarray:
@@ -319,12 +388,10 @@ class XGBForecast(SeriesDetector):
     # --- features -----------------------------------------------------------------------------
     def _features(self, values: np.ndarray, index: pd.Index | None) -> np.ndarray:
         """(T - lags, F) feature rows for steps lags..T-1, in `feature_names_` order."""
-        features = lag_matrix(values, self.lags)
-        if self.uses_calendar_:
-            calendar = calendar_matrix(index) if index is not None else None
-            assert calendar is not None, "_frame checks that the index is a DatetimeIndex"
-            features = np.hstack([features, calendar[self.lags:]])
-        return features
+        if not self.uses_calendar_:
+            return lag_matrix(values, self.lags)
+        assert isinstance(index, pd.DatetimeIndex), "_frame checks that the index is a DatetimeIndex"
+        return lag_matrix(values, self.lags, index[self.lags:])
 
     def _resolve_targets(self) -> list[int]:
         columns = list(self.columns_)
@@ -380,8 +447,9 @@ class XGBForecast(SeriesDetector):
         assert self.target_columns_ is not None
         z = np.empty((len(features), len(self.target_columns_)))
         for k, (c, (trees, base)) in enumerate(zip(self.target_columns_, self._forecast_trees)):
-            residual = observed[:, c] - trees.sums(features, base)  # = booster.inplace_predict
-            z[:, k] = (residual - self.residual_centre_[k]) / self.residual_scale_[k]
+            z[:, k] = observed[:, c] - trees.sums(features, base)  # = booster.inplace_predict
+        z -= self.residual_centre_
+        z /= self.residual_scale_
         return z
 
     def _score_stream(self, values: np.ndarray, index: pd.Index
@@ -398,16 +466,19 @@ class XGBForecast(SeriesDetector):
                             "features and needs rows with a DatetimeIndex (a time column)")
         assert self.context_ is not None and self.target_columns_ is not None
         joined = np.concatenate((self.context_, values))
-        features = lag_matrix(joined[len(self.context_) - self.lags:], self.lags)
-        if self.uses_calendar_:
-            features = np.hstack([features, calendar_matrix(index)])
+        features = lag_matrix(joined[len(self.context_) - self.lags:], self.lags,
+                              index if self.uses_calendar_ else None)
         squared = np.concatenate((self.recent_squared_,
                                   self._residuals_of(features, values) ** 2))
         pooled = sliding_windows(squared, self.window).sum(axis=1) / self.window  # = mean
         self.recent_squared_ = squared[len(squared) - self.window + 1:]
-        self.context_ = joined[len(joined) - self.min_length + 1:]
-        channel_scores = np.zeros(values.shape)
-        channel_scores[:, self.target_columns_] = np.sqrt(pooled)
+        self.context_ = joined[len(values):]  # the same length as before
+        channel_scores = target_scores = np.sqrt(pooled)
+        if self.target_columns_ != list(range(values.shape[1])):
+            channel_scores = np.zeros(values.shape)
+            channel_scores[:, self.target_columns_] = target_scores
+        if pooled.shape[1] == 1:  # the root-mean-square of one channel is its own score
+            return target_scores[:, 0], channel_scores
         return np.sqrt(pooled.sum(axis=1) / pooled.shape[1]), channel_scores
 
     def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
