@@ -44,9 +44,9 @@ from typing import Any
 import numpy as np
 
 from oddity.core.checks import check_positive_ints
-from oddity.core.errors import ConfigError
+from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
-from oddity.core.thresholds import calibrate_threshold
+from oddity.core.thresholds import calibrate_threshold, held_out_count
 from oddity.series.detector import SeriesDetector, SeriesInput
 
 WINDOWS_PER_PROBATION = 13  # downsampled windows the probationary period spans
@@ -474,3 +474,181 @@ class ArtimeStream:
         upper = (distance - (1.0 - self.art.upper)) / distance
         lower = (distance - (1.0 - self.art.lower)) / distance
         return round(min(1.0, 0.35 * upper + 0.65 * lower + 1.5 * (1.0 - energy)), 6)
+
+
+@register("artime")
+class Artime(SeriesDetector):
+    """ARTime: windows of the downsampled series clustered online by a dual-vigilance fuzzy
+    ART; a window that makes a new cluster, outside the masks after a change, is anomalous.
+
+    Parameters
+    ----------
+    window : int, default 8
+        Downsampled values per feature window (a power of two, at least 2).
+    levels : int, default 80
+        Levels the values are cut to within the range.
+    chomp : float, default 0.075
+        Values within this share of the range from the running median level are snapped to
+        it.
+    initial_vigilance : float, default 0.8
+        Vigilance of the ART that sets the starting vigilances from the probationary period.
+    max_probation : int, default 750
+        Most fitted steps used as the probationary period (the first steps of a longer
+        history; NAB's cap).
+    range_margin : float, default 0.0
+        The scaling range is the fitted history's, widened on each side by this fraction of
+        its span, so that later values beyond the history keep levels of their own.
+    **base
+        Parameters shared by every series detector (`SeriesDetector`).
+
+    Attributes
+    ----------
+    low_, high_ : numpy.ndarray
+        Per-channel scaling range: the fitted history's minimum and maximum, widened by
+        `range_margin`.
+    probation_ : int
+        The probationary period in steps (the fitted steps, at most `max_probation`, even).
+    history_ : numpy.ndarray
+        The fitted rows, replayed into the memory that `update` continues.
+
+    See Also
+    --------
+    docs/series.md : method and figures.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import oddity
+    >>> values = np.tile([0.0, 1.0, 2.0, 3.0, 2.0, 1.0], 200)
+    >>> values[900] = 8.0                                    # a spike
+    >>> detector = oddity.create("artime", range_margin=1.0).fit(values[:400], verbose=False)
+    >>> scores = detector.score(values).scores
+    >>> int(np.argmax(scores)) in range(900, 904), float(scores[:900].max())
+    (True, 0.0)
+    """
+
+    low_: np.ndarray | None = None
+    high_: np.ndarray | None = None
+    probation_: int | None = None
+    history_: np.ndarray | None = None
+    streams_: list[ArtimeStream] | None = None  # the `update` stream's memories
+
+    def __init__(self, *, window: int = 8, levels: int = 80, chomp: float = 0.075,
+                 initial_vigilance: float = 0.8, max_probation: int = 750,
+                 range_margin: float = 0.0, **base: Any):
+        super().__init__(**base)
+        self.window = window
+        self.levels = levels
+        self.chomp = chomp
+        self.initial_vigilance = initial_vigilance
+        self.max_probation = max_probation
+        self.range_margin = range_margin
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`."""
+        super().validate_params()
+        check_positive_ints(window=self.window, levels=self.levels,
+                            max_probation=self.max_probation)
+        if self.window < 2 or self.window & (self.window - 1):
+            raise ConfigError(f"window must be a power of two, at least 2, got {self.window}")
+        if self.max_probation < 4 * self.window:
+            raise ConfigError(f"max_probation must be at least 4 windows ({4 * self.window}), "
+                              f"got {self.max_probation}")
+        if not 0.0 <= self.chomp < 1.0:
+            raise ConfigError(f"chomp must be in [0, 1), got {self.chomp}")
+        if not 0.0 < self.initial_vigilance < 1.0:
+            raise ConfigError(f"initial_vigilance must be in (0, 1), got "
+                              f"{self.initial_vigilance}")
+        if not 0.0 <= self.range_margin <= 10.0:
+            raise ConfigError(f"range_margin must be in [0, 10], got {self.range_margin}")
+
+    def fit(self, data: SeriesInput, *, verbose: bool = True) -> Artime:
+        """Learn the range and the probationary period from the history and keep it, which
+        the memory of an `update` stream replays before its first row; the threshold is
+        calibrated on the held-out tail scored after the steps before it (0 within the
+        probationary period, so that by default a detection is a flag).
+
+        Parameters
+        ----------
+        data : pandas.DataFrame, pandas.Series or numpy.ndarray
+            The history (see `SeriesDetector.fit`), at least 4 windows long.
+        verbose : bool, default True
+            Unused: nothing is trained.
+
+        Returns
+        -------
+        Artime
+            self, fitted.
+
+        Raises
+        ------
+        DataError
+            If the series is not numeric or shorter than 4 windows.
+        ConfigError
+            If a hyper-parameter is invalid.
+        """
+        self.validate_params()
+        frame = self._frame(data, "fit data")  # read once: NaN filled (and warned of) here
+        if len(frame) < 4 * self.window:
+            raise DataError(f"fit data: {len(frame)} steps; artime needs at least 4 windows "
+                            f"({4 * self.window} steps) to set its vigilance")
+        super().fit(frame, verbose=verbose)
+        self.history_ = frame.to_numpy(dtype=np.float64)
+        self._fit_series(self.history_, verbose)
+        held_out = held_out_count(len(frame), self.calibration_fraction, self.min_length,
+                                  small_sets="in-sample")
+        if held_out:
+            scores = self._score_values(self.history_)[0][-held_out:]
+            self.threshold_ = calibrate_threshold(scores, self.target_fpr)
+            self.calibration_scores_ = scores[-self.calibration_window:]
+        return self
+
+    def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
+        low, high = values.min(axis=0), values.max(axis=0)
+        margin = self.range_margin * (high - low)
+        self.low_, self.high_ = low - margin, high + margin
+        probation = min(len(values), self.max_probation)
+        self.probation_ = probation - probation % 2
+        self.streams_ = None
+
+    def new_streams(self) -> list[ArtimeStream]:
+        """One fresh memory per channel.
+
+        Returns
+        -------
+        list of ArtimeStream
+            The memories, in channel order.
+        """
+        assert self.low_ is not None and self.high_ is not None and self.probation_ is not None
+        return [ArtimeStream(float(low), float(high), self.probation_, self.window, self.levels,
+                             self.chomp, self.initial_vigilance)
+                for low, high in zip(self.low_, self.high_)]
+
+    def _run(self, values: np.ndarray, streams: list[ArtimeStream]
+             ) -> tuple[np.ndarray, np.ndarray]:
+        channel = np.array([[stream.step(value) for value in column.tolist()]
+                            for stream, column in zip(streams, values.T)]).T.reshape(values.shape)
+        return channel.max(axis=1), channel
+
+    def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return self._run(values, self.new_streams())
+
+    def _score_stream(self, values: np.ndarray, index: Any) -> tuple[np.ndarray, np.ndarray]:
+        if self.streams_ is None:
+            assert self.history_ is not None
+            self.streams_ = self.new_streams()
+            self._run(self.history_, self.streams_)
+        return self._run(values, self.streams_)
+
+    def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+        values, arrays = super()._get_state()
+        assert self.low_ is not None and self.high_ is not None
+        assert self.history_ is not None
+        return ({**values, "probation_": self.probation_},
+                {**arrays, "low": self.low_, "high": self.high_, "history": self.history_})
+
+    def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        super()._set_state(values, arrays)
+        self.low_, self.high_, self.history_ = arrays["low"], arrays["high"], arrays["history"]
+        self.probation_ = int(values["probation_"])
+        self.streams_ = None
