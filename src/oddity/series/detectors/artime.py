@@ -495,7 +495,7 @@ class Artime(SeriesDetector):
     max_probation : int, default 750
         Most fitted steps used as the probationary period (the first steps of a longer
         history; NAB's cap).
-    range_margin : float, default 0.0
+    range_margin : float, default 0.5
         The scaling range is the fitted history's, widened on each side by this fraction of
         its span, so that later values beyond the history keep levels of their own.
     **base
@@ -535,7 +535,7 @@ class Artime(SeriesDetector):
 
     def __init__(self, *, window: int = 8, levels: int = 80, chomp: float = 0.075,
                  initial_vigilance: float = 0.8, max_probation: int = 750,
-                 range_margin: float = 0.0, **base: Any):
+                 range_margin: float = 0.5, **base: Any):
         super().__init__(**base)
         self.window = window
         self.levels = levels
