@@ -272,6 +272,7 @@ class ArtimeStream:
         self.sstep = max(1, probation // (window * WINDOWS_PER_PROBATION))
         self.trend = probation // self.sstep  # downsampled steps of the probationary period
         self.mask = int(1.5 * window)
+        self.wavelet = np.array([haar(unit) for unit in np.eye(window)]).T  # haar as a matrix
         self.art = DualVigilanceArt(2 * window, 0.0, 0.0)
         self.step_count = 0
         self.block: list[float] = []
@@ -314,7 +315,7 @@ class ArtimeStream:
             shape = self.recent - self.recent.min()
             if shape.max() != 0:
                 shape /= shape.max()
-            coefficients = haar(shape)
+            coefficients = self.wavelet @ shape
             coefficients -= coefficients.min()
             if coefficients.max() != 0:
                 coefficients /= coefficients.max()
@@ -353,7 +354,7 @@ class ArtimeStream:
         value -= self.low
         if self.high != self.low:
             value /= self.high - self.low
-        level = int(np.clip(round(value * self.levels), 0, self.levels))
+        level = min(max(round(value * self.levels), 0), self.levels)
         self.level_counts[level] += 1
         if self.index == 1:
             self.median = level
