@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,11 +48,14 @@ def nab_conditions(series: NabSeries) -> np.ndarray:
     return scores
 
 
-def cached_nab_conditions(series: list[NabSeries], path: Path) -> list[np.ndarray]:
-    """`nab_conditions` of every series, kept in the .npz file `path` (computed if missing)."""
+def cached_nab_conditions(series: list[NabSeries], path: Path,
+                          conditions: Callable[[NabSeries], np.ndarray] = nab_conditions
+                          ) -> list[np.ndarray]:
+    """`conditions` (a detector's raw scores as NAB runs it) of every series, kept in the .npz
+    file `path` (computed if missing)."""
     if not path.is_file():
         path.parent.mkdir(parents=True, exist_ok=True)
-        arrays = {s.name: nab_conditions(s) for s in series}
+        arrays = {s.name: conditions(s) for s in series}
 
         def write(tmp: Path) -> None:
             with open(tmp, "wb") as handle:
@@ -73,12 +77,12 @@ def by_group(corpus: list[tuple[str, np.ndarray, np.ndarray]], profile: str) -> 
     return scores
 
 
-def rows(title: str, series: list[NabSeries], evaluation: NabEvaluation, cache: Path) -> list[str]:
-    """The table of one corpus: NAB's conditions (scores kept in `cache`), then oddity's
-    protocol per step score."""
+def rows(title: str, series: list[NabSeries], evaluation: NabEvaluation,
+         conditions: list[np.ndarray]) -> list[str]:
+    """The table of one corpus: NAB's conditions (the raw scores `conditions`, per series),
+    then oddity's protocol per step score."""
     variants = {"NAB's conditions (whole-file range), raw score":
-                [(s.group, s.labels, scores)
-                 for s, scores in zip(series, cached_nab_conditions(series, cache))]}
+                [(s.group, s.labels, scores) for s, scores in zip(series, conditions)]}
     for label, steps in (("raw score", "raw"), ("calibrated level, onsets over 100", "level"),
                          ("Numenta's likelihood (short mean 1), onsets over 100", "likelihood")):
         variants[f"oddity's protocol (causal), {label}"] = [
@@ -97,12 +101,14 @@ def rows(title: str, series: list[NabSeries], evaluation: NabEvaluation, cache: 
     return lines + [""]
 
 
-def cached_run(cache: Path, params: dict, series: list[NabSeries]) -> NabEvaluation:
-    """`evaluate_nab` of cad_ose with `params` on `series`, kept under `cache` (run if missing)."""
-    path = cache_path(cache, "cad_ose", params)
+def cached_run(cache: Path, params: dict, series: list[NabSeries],
+               detector: str = "cad_ose") -> NabEvaluation:
+    """`evaluate_nab` of `detector` with `params` on `series`, kept under `cache` (run if
+    missing)."""
+    path = cache_path(cache, detector, params)
     if not path.is_file():
-        save_arrays(evaluate_nab("cad_ose", params, series, verbose=False), path)
-    return load_arrays(path, "cad_ose", params)
+        save_arrays(evaluate_nab(detector, params, series, verbose=False), path)
+    return load_arrays(path, detector, params)
 
 
 def group_mean(evaluation: NabEvaluation) -> tuple[float, float]:
@@ -113,8 +119,9 @@ def group_mean(evaluation: NabEvaluation) -> tuple[float, float]:
 
 
 def margin_rows(margins: list[float], nab: list[NabSeries], synthetic: list[NabSeries],
-                cache: Path, per_kind: int) -> list[str]:
-    """The `range_margin` choice: per margin, NAB's and the synthetic corpus' figures."""
+                cache: Path, per_kind: int, detector: str = "cad_ose") -> list[str]:
+    """The `range_margin` choice of `detector`: per margin, NAB's and the synthetic corpus'
+    figures."""
     lines = ["## The coding range: `range_margin`", "",
              ("Rule (the one `benchmarks/series_nab.py` states for step scores): the highest "
               "mean of the NAB group mean and the synthetic group mean (standard profile, raw "
@@ -123,8 +130,9 @@ def margin_rows(margins: list[float], nab: list[NabSeries], synthetic: list[NabS
               "| synthetic group mean | mean of the group means |"), "|---|---|---|---|---|---|"]
     for margin in margins:
         params = {"range_margin": margin}
-        real = group_mean(cached_run(cache, params, nab))
-        made = group_mean(cached_run(cache / f"synthetic-{per_kind}", params, synthetic))
+        real = group_mean(cached_run(cache, params, nab, detector))
+        made = group_mean(cached_run(cache / f"synthetic-{per_kind}", params, synthetic,
+                                     detector))
         lines.append(f"| {margin} | {real[0]:.1f} | {real[1]:.1f} | {made[0]:.1f} | "
                      f"{made[1]:.1f} | {(real[1] + made[1]) / 2:.1f} |")
     print("\n".join(lines), flush=True)
@@ -156,11 +164,12 @@ def main() -> None:
              "the `cad_ose` defaults as `benchmarks/run_series.py` runs them, range from the "
              "probationary history, each step seeing only the past. One threshold per profile "
              "optimised by NAB's optimiser over the corpus ('all') or within each group.", ""]
-    lines += rows(f"NAB ({len(nab)} series)", nab, evaluation,
-                  Path(args.cache) / "cad_ose-nab-conditions.npz")
+    lines += rows(f"NAB ({len(nab)} series)", nab, evaluation, cached_nab_conditions(
+        nab, Path(args.cache) / "cad_ose-nab-conditions.npz"))
     lines += rows(f"Synthetic ({len(synthetic)} series, `benchmarks/series_nab.py`'s corpus)",
-                  synthetic, made, Path(args.cache) / f"synthetic-{args.synthetic}"
-                  / "cad_ose-nab-conditions.npz")
+                  synthetic, made, cached_nab_conditions(
+                      synthetic, Path(args.cache) / f"synthetic-{args.synthetic}"
+                      / "cad_ose-nab-conditions.npz"))
     lines += margin_rows(args.margins, nab, synthetic, Path(args.cache), args.synthetic)
     atomic_write(RESULTS / "series_cad_ose.md",
                  lambda tmp: Path(tmp).write_text("\n".join(lines) + "\n"))

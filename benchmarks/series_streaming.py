@@ -31,7 +31,8 @@ from oddity.core.persistence import atomic_write
 from oddity.series.data import read_nab
 
 RESULTS = Path(__file__).resolve().parent / "results" / "series_streaming.md"
-DETECTORS = ("rolling_zscore", "window_iforest", "xgb_forecast", "cad_ose", "window_autoencoder", "hypad")
+DETECTORS = ("rolling_zscore", "window_iforest", "xgb_forecast", "cad_ose", "artime", "window_autoencoder",
+             "hypad")
 SERIES = "realKnownCause/nyc_taxi.csv"
 
 

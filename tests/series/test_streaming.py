@@ -14,7 +14,7 @@ from oddity.core.errors import DataError
 
 @pytest.mark.parametrize(("name", "params"), [
     ("rolling_zscore", {"window": 16}), ("window_iforest", {"window": 8, "n_estimators": 20}),
-    ("cad_ose", {"rest_period": 10}), ("xgb_forecast", {"n_estimators": 20})])
+    ("cad_ose", {"rest_period": 10}), ("xgb_forecast", {"n_estimators": 20}), ("artime", {})])
 def test_update_equals_scoring_the_whole_stream_whatever_the_blocks(name, params, injected,
                                                                      tmp_path):
     history, test, _ = injected
