@@ -107,7 +107,7 @@ def test_patchcore_bank_respects_ratio_and_hard_cap(inspection_set):
     assert capped.memory_bank_.shape[0] == 50
     ratio = oddity.create("patchcore", coreset_ratio=0.02, **SMALL).fit(inspection_set, verbose=False)
     patches_per_image = 8 * 8  # 64 px input, stride 8
-    n_fit = 12 - 3  # a quarter of the 12 images is held out for calibration
+    n_fit = 12  # fitted on all 12 (calibrated leaving one image out)
     assert ratio.memory_bank_.shape[0] == round(0.02 * n_fit * patches_per_image)
 
 
