@@ -58,15 +58,15 @@ def test_maps_come_back_at_the_original_non_square_size(fitted, tile):
 
 
 @pytest.mark.parametrize("name, method, n_calibration",
-                         [("patchcore", "conformal", 10), ("padim", "cross-conformal", 40)])
+                         [("patchcore", "leave-one-image-out", 40), ("padim", "cross-conformal", 40)])
 def test_calibrated_threshold_passes_most_normal_images(name, method, n_calibration, tmp_path):
     root = make_inspection_set(tmp_path / "normal", n_train=40, n_test_good=20, n_test_defect=0,
                                size=64, seed=5, texture="stripes")
     detector = oddity.create(name, **SMALL).fit(root, verbose=False)
-    # PatchCore (costly fit, border statistics) holds 10 images out; PaDiM cross-fits on all 40
+    # PatchCore leaves each of the 40 images out of its bank; PaDiM cross-fits on all 40
     assert detector.threshold_.method == method and detector.threshold_.n_calibration == n_calibration
     normal = [s for s in evaluation_samples(root) if s.label == 0]
-    # the calibration bounds the false-positive rate by 1/11 (1/41) in expectation; 20 test
+    # the calibration bounds the false-positive rate by 1/41 in expectation; 20 test
     # images leave room for chance, not for a threshold calibrated on the wrong scores.
     assert detector.predict(normal, verbose=False).labels.mean() <= 0.3
 
