@@ -617,8 +617,9 @@ class ImageDetector(Detector):
 
     def fit(self, data: ImageInput, *, verbose: bool = True) -> "ImageDetector":
         """Learn normal from images of normal items, then calibrate thresholds on images the
-        model did not learn from: out-of-fold scores when cross-fitting (`cross_fits`; the
-        model itself is then fitted on every image), else held-out images.
+        model did not learn from: each training image scored without its own contribution when
+        leaving one image out (`leaves_images_out`), out-of-fold scores when cross-fitting
+        (`cross_fits`; in both the model itself is fitted on every image), else held-out images.
 
         Parameters
         ----------
