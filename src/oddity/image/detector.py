@@ -454,6 +454,10 @@ class ImageDetector(Detector):
         ------
         ConfigError
             If the method cannot be one graph (`not_a_graph` says why).
+        NotFittedError
+            With `left_out`, if the model was not just fitted (a loaded one cannot leave out).
+        DataError
+            With `left_out`, if nothing of the model is left without that image.
         """
         if self.not_a_graph is not None:
             raise ConfigError(f"{self.name} has no scoring graph: {self.not_a_graph}")
