@@ -51,10 +51,10 @@ def main() -> int:
         return 2
     lines = ["# Pixels the +20% lighting shifts clip", "",
              "Reproduce: `python benchmarks/lighting_saturation.py`", "",
-             "All normal test images of each set. Share of pixels (any channel) at white as they are, and "
-             "newly clipped (pushed past 0 or 1) by brightness x1.2 and by contrast x1.2 about the image "
-             "mean; median and largest share per image; images with more than 1% of their pixels "
-             "newly clipped.", "",
+             ("All normal test images of each set. Share of pixels (any channel) at white as they are, and "
+              "newly clipped (pushed past 0 or 1) by brightness x1.2 and by contrast x1.2 about the image "
+              "mean; median and largest share per image; images with more than 1% of their pixels "
+              "newly clipped."), "",
              "| dataset | normal images | kind | pixels | median image | largest image | images > 1% |",
              "|---|---|---|---|---|---|---|"]
     for dataset in datasets:
@@ -73,11 +73,11 @@ def main() -> int:
             lines.append(f"| {dataset.name} | {len(normal)} | {kind} | {totals[kind] / count:.2%} | "
                          f"{np.median(per_image):.2%} | {per_image.max():.2%} | {(per_image > 0.01).sum()} |")
             print(lines[-1])
-    lines += ["", "PatchCore at its defaults fitted on a fixed random 60 training images (as `run_lighting.py "
-              "--max-fit 60`), on the normal test images of the lighting benchmark's runs: Spearman correlation "
-              "of each image's newly clipped share with its score rise under the shift; mean score rise (in "
-              "units of the image threshold) of the images with at most and more than 1% newly clipped; "
-              "how many of each group the calibrated threshold flags.", "",
+    lines += ["", ("PatchCore at its defaults fitted on a fixed random 60 training images (as `run_lighting.py "
+                   "--max-fit 60`), on the normal test images of the lighting benchmark's runs: Spearman correlation "
+                   "of each image's newly clipped share with its score rise under the shift; mean score rise (in "
+                   "units of the image threshold) of the images with at most and more than 1% newly clipped; "
+                   "how many of each group the calibrated threshold flags."), "",
               "| dataset | shift | images <= 1% / > 1% clipped | Spearman | mean rise <= 1% / > 1% | flagged <= 1% / > 1% |",
               "|---|---|---|---|---|---|"]
     for dataset in datasets:
