@@ -23,6 +23,17 @@ def images() -> np.ndarray:
     return np.clip(base + rng.normal(0.0, 0.05, size=(12, 64, 64, 3)), 0.0, 1.0).astype(np.float32)
 
 
+def twin_images() -> np.ndarray:
+    """A texture, its near copy and ten images of another texture: some bank rows of the
+    copy have most of their nearest rows in the first image, so leaving that one out empties
+    their wider neighbour lists and the support is searched again."""
+    rng = np.random.default_rng(5)
+    first, other = rng.uniform(0.0, 1.0, size=(64, 64, 3)), rng.uniform(0.4, 0.6, size=(64, 64, 3))
+    copies = [first + rng.normal(0.0, 1e-3, first.shape)] + [other + rng.normal(0.0, 0.01, other.shape)
+                                                             for _ in range(10)]
+    return np.clip(np.stack([first, *copies]), 0.0, 1.0).astype(np.float32)
+
+
 def brute_force(detector, image: np.ndarray, left_out: int) -> tuple[float, np.ndarray]:
     """Eq. 7 score and distance map of `image` against the bank without image `left_out`'s
     rows, by exact float64 search (the support neighbours searched within that bank too)."""
@@ -39,9 +50,16 @@ def brute_force(detector, image: np.ndarray, left_out: int) -> tuple[float, np.n
     return weight * nearest[worst], nearest.reshape(side, side)
 
 
-def test_left_out_scores_equal_a_brute_force_search_of_the_smaller_bank(images):
+@pytest.mark.parametrize("kind", ["noisy", "twins"])
+def test_left_out_scores_equal_a_brute_force_search_of_the_smaller_bank(images, kind):
+    images = images if kind == "noisy" else twin_images()
     detector = oddity.create("patchcore", border_rings=0, **PARAMS).fit(images, verbose=False)
-    assert len(set(detector.bank_sources_.tolist())) > 6  # the bank draws on many images
+    sources = detector.bank_sources_
+    assert len(set(sources.tolist())) > 6  # the bank draws on many images
+    wide = np.argsort(cdist(detector.memory_bank_, detector.memory_bank_), axis=1)[:, :2 * detector.reweight_neighbours]
+    short = [int(((sources != i)[wide[sources != i]].sum(axis=1) < detector.reweight_neighbours).sum())
+             for i in range(len(images))]
+    assert (sum(short) > 0) == (kind == "twins")  # the twins need the exact fallback search
     expected = []
     for index, image in enumerate(images):
         score, distance_map = brute_force(detector, image, index)
