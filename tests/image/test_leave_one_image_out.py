@@ -116,3 +116,25 @@ def test_only_detectors_that_can_leave_an_image_out_accept_it():
     assert not oddity.create("padim").leaves_images_out(100)
     with pytest.raises(oddity.OddityError, match="leave-one-out"):
         oddity.create("padim", calibration="leave-one-out").validate_params()
+
+
+def test_an_unreadable_training_image_is_skipped_without_shifting_the_sources(tmp_path):
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    pixels = (rng.uniform(0.0, 1.0, size=(11, 64, 64, 3)) * 255).astype(np.uint8)
+    for index, image in enumerate(pixels):
+        Image.fromarray(image).save(tmp_path / f"{index:02d}.png")
+        if index == 4:
+            (tmp_path / "04b.png").write_bytes(b"not an image")  # read between images 4 and 5
+    with pytest.warns(UserWarning, match="04b.png"):
+        detector = oddity.create("patchcore", skip_bad=True, **PARAMS).fit(tmp_path, verbose=False)
+    samples = detector.fitted_samples_
+    assert detector.threshold_.n_calibration == 11 and len(detector.calibration_images_) == 11
+    assert len(set(detector.bank_sources_.tolist()) & {5, 6, 7, 8, 9, 10, 11}) > 0  # images after the bad one
+    spec = detector.spec()
+    for source in set(detector.bank_sources_.tolist()):
+        assert not str(samples[source].name).endswith("04b.png")
+        with torch.inference_mode():
+            own = detector.fit_features(torch.from_numpy(spec.model_input(samples[source].load()))[None])
+        assert cdist(detector.memory_bank_[detector.bank_sources_ == source], own).min(axis=1).max() < 1e-4
