@@ -11,7 +11,7 @@ from scipy.special import softmax
 
 import oddity
 from oddity.core.thresholds import calibrate_threshold
-from oddity.image.border import BorderStandardiser
+from oddity.image.border import BorderStandardiser, ring_index
 
 PARAMS = {"image_size": 64, "seed": 0, "coreset_ratio": 0.25}
 
@@ -80,7 +80,15 @@ def test_border_statistics_come_from_the_left_out_maps(images):
     expected = BorderStandardiser.fit(maps, detector.border_rings)
     np.testing.assert_allclose(detector.border_.mean, expected.mean, rtol=1e-4)
     np.testing.assert_allclose(detector.border_.std, expected.std, rtol=1e-3)
-    assert detector.pixel_threshold_.method == "leave-one-image-out"
+    rings = ring_index(maps[0].shape, detector.border_rings)
+    standardised = [((m - detector.border_.mean[rings]) / detector.border_.std[rings]).max() for m in maps]
+    wanted = calibrate_threshold(np.array(standardised), detector.target_fpr, "leave-one-image-out")
+    assert detector.threshold_.value == pytest.approx(wanted.value, rel=1e-4)
+    # fit passed the maps it had computed for the border statistics on; scoring afresh agrees
+    again = detector.left_out_image_scores(list(range(len(images))), verbose=False)
+    np.testing.assert_allclose(again.scores, standardised, rtol=1e-4)
+    assert detector.pixel_threshold_ == calibrate_threshold(np.array([m.max() for m in again.maps]),
+                                                            detector.target_fpr, "leave-one-image-out")
 
 
 def test_bank_rows_come_from_the_image_they_are_credited_to():

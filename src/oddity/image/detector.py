@@ -203,6 +203,38 @@ class ImageStream:
             yield image, feature
 
 
+class ReplayScorer(nn.Module):
+    """A scorer that gives back patch maps computed before, in order (one per model input),
+    so they pass through the kernel's border standardisation and the pipeline unchanged.
+
+    Parameters
+    ----------
+    maps : list of numpy.ndarray
+        (h, w) raw patch maps, in the order the inputs will come.
+    """
+
+    def __init__(self, maps: list[np.ndarray]):
+        super().__init__()
+        self.maps = list(maps)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next len(x) maps (x itself is not looked at).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (largest value of each map (N,), maps (N, h', w')).
+        """
+        maps = torch.from_numpy(np.stack(self.maps[:len(x)]))
+        del self.maps[:len(x)]
+        return maps.flatten(1).amax(dim=1), maps
+
+
 class ImageDetector(Detector):
     """Base of all image detectors (see the module docstring for the two hooks to write).
 
@@ -519,7 +551,8 @@ class ImageDetector(Detector):
         return wanted and self.image_out and n_images >= 2 * CROSS_FOLDS
 
     def calibration_scores(self, samples: list, verbose: bool = False, left_out: int | None = None,
-                           threads: int | None = None) -> ImageScores:
+                           threads: int | None = None,
+                           patch_maps: list[np.ndarray] | None = None) -> ImageScores:
         """Scores (and maps) of normal `samples` to calibrate thresholds on.
 
         With `fit_jitter`, each image is also scored once photometrically jittered
@@ -537,6 +570,11 @@ class ImageDetector(Detector):
             Score by the fitted model without training image `left_out` (`kernel`).
         threads : int, optional
             Engine calls at once with `left_out` (`oddity.image.pipeline.score_samples`).
+        patch_maps : list of numpy.ndarray, optional
+            With `left_out` and a single sample: the raw left-out patch maps of its parts,
+            already computed (for the border statistics). They pass through the kernel's
+            border standardisation and the same pipeline instead of running the model again
+            (the jittered copy still runs it).
 
         Returns
         -------
@@ -547,11 +585,11 @@ class ImageDetector(Detector):
             def score(images: list, verbose: bool) -> ImageScores:
                 return self.score(images, verbose=verbose, desc="calibrate", _calibrating=True)
         else:
-            engine = run_kernel(self.kernel(left_out=left_out))
-
             def score(images: list, verbose: bool) -> ImageScores:
-                return score_samples(self.spec(), engine, images, skip_bad=self.skip_bad, skipped=self.skipped_,
-                                     verbose=verbose, desc="calibrate", threads=threads)
+                kernel = (self.kernel(left_out=left_out) if patch_maps is None or images is not samples
+                          else ImageKernel(ReplayScorer(patch_maps), self.border_).eval())
+                return score_samples(self.spec(), run_kernel(kernel), images, skip_bad=self.skip_bad,
+                                     skipped=self.skipped_, verbose=verbose, desc="calibrate", threads=threads)
         result = score(samples, verbose)
         if not self.fit_jitter:
             return result
@@ -560,7 +598,8 @@ class ImageDetector(Detector):
         maps = None if result.maps is None else [np.maximum(a, b) for a, b in zip(result.maps, jittered.maps)]
         return ImageScores(scores=np.maximum(result.scores, jittered.scores), maps=maps, paths=result.paths)
 
-    def left_out_image_scores(self, images: list[int], verbose: bool) -> ImageScores:
+    def left_out_image_scores(self, images: list[int], verbose: bool,
+                              patch_maps: list[list[np.ndarray]] | None = None) -> ImageScores:
         """Calibration scores (and maps) of fitted training images, each by the fitted model
         without that image (`calibration_scores` with `left_out`), several images at once.
 
@@ -570,6 +609,8 @@ class ImageDetector(Detector):
             Indices of the images in the fitted stream (`fitted_samples_`).
         verbose : bool
             Show a progress bar.
+        patch_maps : list of list of numpy.ndarray, optional
+            Each image's raw left-out patch maps, already computed (`calibration_scores`).
 
         Returns
         -------
@@ -579,11 +620,12 @@ class ImageDetector(Detector):
         assert self.fitted_samples_ is not None
         samples = self.fitted_samples_
 
-        def one(image: int) -> ImageScores:
-            return self.calibration_scores([samples[image]], left_out=image, threads=1)
+        def one(position: int) -> ImageScores:
+            return self.calibration_scores([samples[images[position]]], left_out=images[position], threads=1,
+                                           patch_maps=None if patch_maps is None else patch_maps[position])
 
         with ThreadPoolExecutor(engine_threads()) as pool:
-            parts = list(tqdm(pool.map(one, images), total=len(images), desc="calibrate (leave one image out)",
+            parts = list(tqdm(pool.map(one, range(len(images))), total=len(images), desc="calibrate (leave one image out)",
                               unit="img", disable=not verbose))
         maps = [m for part in parts for m in part.maps] if self.localises else None  # type: ignore[union-attr]
         return ImageScores(scores=np.concatenate([part.scores for part in parts]), maps=maps,
@@ -671,11 +713,12 @@ class ImageDetector(Detector):
             images = [i for i, s in enumerate(self.fitted_samples_) if s.name not in self.skipped_]
             self.calibration_images_ = [self.fitted_samples_[i].name for i in images
                                         if isinstance(self.fitted_samples_[i], ImageSample)]
+            raw = None
             if self.border_rings and self.localises:
-                self.border_ = BorderStandardiser.fit(self._patch_maps(self.fitted_samples_, verbose, images),
-                                                      self.border_rings)
+                raw = self._left_out_patch_maps(images, verbose)
+                self.border_ = BorderStandardiser.fit([m for parts in raw for m in parts], self.border_rings)
             if self.threshold_ is None or self.localises:
-                self._calibrate(self.left_out_image_scores(images, verbose), "leave-one-image-out")
+                self._calibrate(self.left_out_image_scores(images, verbose, raw), "leave-one-image-out")
             return self
         if self.cross_fits(len(samples)):
             self._learn(samples, verbose)
@@ -755,18 +798,20 @@ class ImageDetector(Detector):
             self.pixel_threshold_ = calibrated(np.array([m.max() for m in normal.maps]))
             self.map_range_ = (float(min(m.min() for m in normal.maps)), float(max(m.max() for m in normal.maps)))
 
-    def _patch_maps(self, samples: list, verbose: bool, left_out: list[int] | None = None) -> list[np.ndarray]:
-        """The raw patch maps of the method for these images (every tile of each); with
-        `left_out`, those of samples[i] for i in it, each without training image i."""
-        if left_out is None:
-            raw = ImageKernel(self._scorer(portable=False)).eval()
-            with torch.inference_mode():
-                return [raw(x)[1][0].numpy() for x in ImageStream(self, samples, verbose, "border statistics")]
+    def _patch_maps(self, samples: list, verbose: bool) -> list[np.ndarray]:
+        """The raw patch maps of the method for these images (every tile of each)."""
+        raw = ImageKernel(self._scorer(portable=False)).eval()
+        with torch.inference_mode():
+            return [raw(x)[1][0].numpy() for x in ImageStream(self, samples, verbose, "border statistics")]
+
+    def _left_out_patch_maps(self, images: list[int], verbose: bool) -> list[list[np.ndarray]]:
+        """The raw patch maps of each fitted image (every tile) without that image."""
+        assert self.fitted_samples_ is not None
         maps = []
         with torch.inference_mode():
-            for image in tqdm(left_out, desc="border statistics", unit="img", disable=not verbose):
+            for image in tqdm(images, desc="border statistics", unit="img", disable=not verbose):
                 raw = ImageKernel(self._left_out_scorer(image)).eval()
-                maps.extend(raw(x)[1][0].numpy() for x in ImageStream(self, [samples[image]], False, ""))
+                maps.append([raw(x)[1][0].numpy() for x in ImageStream(self, [self.fitted_samples_[image]], False, "")])
         return maps
 
     def score(self, data: ImageInput, *, verbose: bool = True, desc: str = "score",
