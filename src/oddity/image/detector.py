@@ -28,7 +28,8 @@ image by the fitted model without what that image contributed to it, with no ref
 a class with `image_out = True`, which writes `_left_out_scorer(image)` (the scorer without
 training image `image`, its index in the fitted stream; PatchCore drops the memory-bank
 patches the image gave). Those left-out scores are computed exactly as test scores are (the
-same pipeline and graph), learn the border statistics, then calibrate. "auto" (the default)
+same pipeline and graph; the raw left-out maps, computed once, first learn the border
+statistics and are then replayed through the standardisation, `ReplayScorer`), then calibrate. "auto" (the default)
 is "leave-one-out" for a class with `image_out = True`, "cross" for one with
 `cheap_refit = True` and "holdout" otherwise; both all-image methods need at least
 `2 * CROSS_FOLDS` images. The threshold's `method` says which was used.
