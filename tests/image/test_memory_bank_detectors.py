@@ -58,15 +58,15 @@ def test_maps_come_back_at_the_original_non_square_size(fitted, tile):
 
 
 @pytest.mark.parametrize("name, method, n_calibration",
-                         [("patchcore", "conformal", 10), ("padim", "cross-conformal", 40)])
+                         [("patchcore", "leave-one-image-out", 40), ("padim", "cross-conformal", 40)])
 def test_calibrated_threshold_passes_most_normal_images(name, method, n_calibration, tmp_path):
     root = make_inspection_set(tmp_path / "normal", n_train=40, n_test_good=20, n_test_defect=0,
                                size=64, seed=5, texture="stripes")
     detector = oddity.create(name, **SMALL).fit(root, verbose=False)
-    # PatchCore (costly fit, border statistics) holds 10 images out; PaDiM cross-fits on all 40
+    # PatchCore leaves each of the 40 images out of its bank; PaDiM cross-fits on all 40
     assert detector.threshold_.method == method and detector.threshold_.n_calibration == n_calibration
     normal = [s for s in evaluation_samples(root) if s.label == 0]
-    # the calibration bounds the false-positive rate by 1/11 (1/41) in expectation; 20 test
+    # the calibration bounds the false-positive rate by 1/41 in expectation; 20 test
     # images leave room for chance, not for a threshold calibrated on the wrong scores.
     assert detector.predict(normal, verbose=False).labels.mean() <= 0.3
 
@@ -107,7 +107,7 @@ def test_patchcore_bank_respects_ratio_and_hard_cap(inspection_set):
     assert capped.memory_bank_.shape[0] == 50
     ratio = oddity.create("patchcore", coreset_ratio=0.02, **SMALL).fit(inspection_set, verbose=False)
     patches_per_image = 8 * 8  # 64 px input, stride 8
-    n_fit = 12 - 3  # a quarter of the 12 images is held out for calibration
+    n_fit = 12  # fitted on all 12 (calibrated leaving one image out)
     assert ratio.memory_bank_.shape[0] == round(0.02 * n_fit * patches_per_image)
 
 

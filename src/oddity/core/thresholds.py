@@ -25,6 +25,8 @@ scores each fold, and the threshold from those n out-of-fold scores is applied t
 fitted on all items. Out-of-fold models learn from (K - 1) / K of the data and score normal
 items a little higher than the full model does, so the rate is, if anything, lower than stated;
 the guarantee is approximate (CV+ bounds it by about 2 alpha in the worst case).
+"Leave-one-image-out" is the jackknife case (one item per fold) for a model that can drop an
+item's contribution without refitting (`oddity.image.detector`): the same approximation.
 """
 from __future__ import annotations
 
@@ -41,9 +43,10 @@ CROSS_FOLDS = 5
 INTERVAL = 0.9  # central probability of `Threshold.fpr_interval`
 # Methods whose calibration scores are exchangeable with new normal scores (up to the
 # cross-fitting approximation), so that the Beta law of the false-positive rate applies.
-EXCHANGEABLE = ("conformal", "cross-conformal", "leave-one-shot-out")
+EXCHANGEABLE = ("conformal", "cross-conformal", "leave-one-shot-out", "leave-one-image-out")
 # How `Threshold.describe` names the items of each method's calibration.
-CALIBRATION_ITEMS = {"conformal": "held-out", "cross-conformal": "out-of-fold", "in-sample": "fitted"}
+CALIBRATION_ITEMS = {"conformal": "held-out", "cross-conformal": "out-of-fold", "in-sample": "fitted",
+                     "leave-one-image-out": "left-out"}
 
 
 @dataclass(frozen=True)

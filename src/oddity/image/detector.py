@@ -23,8 +23,16 @@ Calibration (`calibration`): "holdout" fits on all but a held-out part of the tr
 and calibrates on that part (`calibration_fraction`); "cross" fits the model on every image
 and calibrates on out-of-fold scores (`CROSS_FOLDS` extra fits on the other folds: the cost of
 one fit times the number of folds, so only for detectors whose fit is cheap and that need no
-border statistics); "auto" (the default) is "cross" for a class with `cheap_refit = True`
-and "holdout" otherwise. The threshold's `method` says which was used.
+border statistics); "leave-one-out" fits the model on every image and scores each training
+image by the fitted model without what that image contributed to it, with no refit: only for
+a class with `image_out = True`, which writes `_left_out_scorer(image)` (the scorer without
+training image `image`, its index in the fitted stream; PatchCore drops the memory-bank
+patches the image gave). Those left-out scores are computed exactly as test scores are (the
+same pipeline and graph; the raw left-out maps, computed once, first learn the border
+statistics and are then replayed through the standardisation, `ReplayScorer`), then calibrate. "auto" (the default)
+is "leave-one-out" for a class with `image_out = True`, "cross" for one with
+`cheap_refit = True` and "holdout" otherwise; both all-image methods need at least
+`2 * CROSS_FOLDS` images. The threshold's `method` says which was used.
 
 Image-level detectors (no localisation, e.g. Gaussian-AD) set the class attribute
 `localises = False` and return (N, 1, 1) maps holding the scores. For them `score` and
@@ -44,6 +52,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Callable, ClassVar, Iterable, Iterator
 
 import numpy as np
@@ -61,7 +70,7 @@ from oddity.image.border import BorderStandardiser
 from oddity.image.data import (ArraySample, ImageSample, load_all, read_size, skip_bad_file,
                                training_samples, unlabelled_samples)
 from oddity.image.kernel import ImageKernel, run_kernel
-from oddity.image.pipeline import BATCH_SIZE, decide, score_samples
+from oddity.image.pipeline import BATCH_SIZE, decide, engine_threads, score_samples
 from oddity.image.spec import ImageSpec
 
 SINGLE_IMAGE_WARNING = (
@@ -69,7 +78,7 @@ SINGLE_IMAGE_WARNING = (
     "and no image is left to calibrate on, so the thresholds are in-sample (the image's own "
     "score): any other normal image may well be flagged, and the false-positive rate is "
     "unknown. Fit on more normal images, or set thresholds by hand (set_threshold)")
-CALIBRATIONS = ("auto", "holdout", "cross")
+CALIBRATIONS = ("auto", "holdout", "cross", "leave-one-out")
 ImageInput = Any  # folder/file path(s), ImageSample list, array(s) or an (N, 3, H, W) tensor
 
 
@@ -165,6 +174,67 @@ class ImageStream:
                         yield self.detector._model_input(part)
                 bar.update(1)
 
+    def tag_sources(self, features: Iterable[Any]) -> Iterator[tuple[int, Any]]:
+        """Pair the features of each model input of a pass (computed from this stream, or in its
+        order elsewhere, `ImageDetector.feature_source`) with the image it came from.
+
+        An image gives one input per part (`ImageSpec.boxes`, from its header size), twice with
+        `jitter`; an image skipped as unreadable gives none (it is in the detector's `skipped_`
+        by the time an input after it arrives).
+
+        Parameters
+        ----------
+        features : iterable
+            Per-input features, in stream order.
+
+        Yields
+        ------
+        tuple
+            (index of the image in `samples`, its features).
+        """
+        skipped = self.detector.skipped_ if self.detector.skipped_ is not None else set()
+        spec = self.detector.spec()
+        image, left = -1, 0
+        for feature in features:
+            while left == 0:
+                image += 1
+                if self.samples[image].name not in skipped:
+                    left = len(spec.boxes(_sample_hw(self.samples[image]))) * (2 if self.jitter else 1)
+            left -= 1
+            yield image, feature
+
+
+class ReplayScorer(nn.Module):
+    """A scorer that gives back patch maps computed before, in order (one per model input),
+    so they pass through the kernel's border standardisation and the pipeline unchanged.
+
+    Parameters
+    ----------
+    maps : list of numpy.ndarray
+        (h, w) raw patch maps, in the order the inputs will come.
+    """
+
+    def __init__(self, maps: list[np.ndarray]):
+        super().__init__()
+        self.maps = list(maps)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The next len(x) maps (x itself is not looked at).
+
+        Parameters
+        ----------
+        x : torch.Tensor
+            (N, 3, h, w) model inputs.
+
+        Returns
+        -------
+        tuple of torch.Tensor
+            (largest value of each map (N,), maps (N, h', w')).
+        """
+        maps = torch.from_numpy(np.stack(self.maps[:len(x)]))
+        del self.maps[:len(x)]
+        return maps.flatten(1).amax(dim=1), maps
+
 
 class ImageDetector(Detector):
     """Base of all image detectors (see the module docstring for the two hooks to write).
@@ -197,7 +267,7 @@ class ImageDetector(Detector):
     border_rings : int, default 0
         Standardise maps by their normal statistics at each distance from the border, over
         this many rings of the patch grid (`oddity.image.border`); 0 turns it off.
-    calibration : {"auto", "holdout", "cross"}, default "auto"
+    calibration : {"auto", "holdout", "cross", "leave-one-out"}, default "auto"
         How the thresholds are calibrated (see the module docstring).
     fit_jitter : float, default 0.0
         Photometric augmentation at fit: each normal image is learned as it is and once more
@@ -226,6 +296,9 @@ class ImageDetector(Detector):
         kept, or that do not localise).
     skipped_ : set of str or None
         Files skipped as unreadable by the last `fit` (not saved).
+    fitted_samples_ : list or None
+        The training samples of the last `fit`, in the order the model learned them (not
+        saved; leave-one-image-out calibration refers to them by index).
     feature_source : callable or None
         Where a `feature_fit` detector's `fit` takes the training features from: called with
         (detector, samples, verbose), it yields `fit_features` of each model input in order;
@@ -254,6 +327,7 @@ class ImageDetector(Detector):
     min_shots: ClassVar[int] = 1  # fewest images a few-shot fit accepts (see oddity.image.fewshot)
     not_a_graph: ClassVar[str | None] = None  # why the method has no kernel (see module doc)
     cheap_refit: ClassVar[bool] = False  # True: "auto" calibration cross-fits (see module doc)
+    image_out: ClassVar[bool] = False  # True: scores a training image without it, no refit (see module doc)
     feature_fit: ClassVar[bool] = False  # True: fits from `fit_features` of each input (see module doc)
 
     pixel_threshold_: Threshold | None = None
@@ -266,6 +340,7 @@ class ImageDetector(Detector):
     # -> features in input order; None computes them here (`oddity.distributed.fit` sets a cluster).
     feature_source: Callable[[ImageDetector, list, bool], Iterable[Any]] | None = None
     calibration_images_: list[str] | None = None  # files that calibrated the thresholds (export checks parity on them)
+    fitted_samples_: list | None = None  # the training samples of the last fit, in stream order (not saved)
     selection_: dict[str, Any] | None = None  # validation table of `oddity fit auto` (oddity.image.select)
 
     def __init__(self, *, image_size: int | str = resolution.AUTO, tile: int | None = None,
@@ -298,6 +373,9 @@ class ImageDetector(Detector):
         check_seed(self.seed)
         if self.calibration not in CALIBRATIONS:
             raise ConfigError(f"calibration must be one of {', '.join(CALIBRATIONS)}, got {self.calibration!r}")
+        if self.calibration == "leave-one-out" and not self.image_out:
+            raise ConfigError(f"calibration='leave-one-out' needs a detector that can score a training image "
+                              f"without refitting (patchcore); {self.name} cannot: use 'cross' or 'holdout'")
         if not 0.0 <= self.fit_jitter < 1.0:
             raise ConfigError(f"fit_jitter must lie in [0, 1) (0 turns it off), got {self.fit_jitter}")
 
@@ -329,6 +407,11 @@ class ImageDetector(Detector):
         raise NotImplementedError
 
     def _scorer(self, portable: bool) -> nn.Module:
+        raise NotImplementedError
+
+    def _left_out_scorer(self, image: int) -> nn.Module:
+        """Detectors with `image_out`: the fitted scorer without what training image `image`
+        (its index in the fitted stream) contributed, right after `_learn`."""
         raise NotImplementedError
 
     def _model_threshold(self) -> Threshold | None:
@@ -382,7 +465,7 @@ class ImageDetector(Detector):
         raise NotFittedError(f"{type(self).__name__} chooses image_size='auto' from the training "
                              "images: call fit first (or give image_size in pixels)")
 
-    def kernel(self, portable: bool = False) -> ImageKernel:
+    def kernel(self, portable: bool = False, left_out: int | None = None) -> ImageKernel:
         """The fitted scoring graph: (N, 3, h, w) model inputs -> (scores (N,), maps (N, h', w')).
 
         Parameters
@@ -390,6 +473,10 @@ class ImageDetector(Detector):
         portable : bool
             Pure torch operations only (what `oddity export` traces); the default may use
             faster in-process libraries with the same results.
+        left_out : int, optional
+            Score as the fitted model without training image `left_out` (index in the fitted
+            stream; leave-one-image-out calibration, right after fitting a class with
+            `image_out`).
 
         Returns
         -------
@@ -400,10 +487,15 @@ class ImageDetector(Detector):
         ------
         ConfigError
             If the method cannot be one graph (`not_a_graph` says why).
+        NotFittedError
+            With `left_out`, if the model was not just fitted (a loaded one cannot leave out).
+        DataError
+            With `left_out`, if nothing of the model is left without that image.
         """
         if self.not_a_graph is not None:
             raise ConfigError(f"{self.name} has no scoring graph: {self.not_a_graph}")
-        return ImageKernel(self._scorer(portable), self.border_).eval()
+        scorer = self._scorer(portable) if left_out is None else self._left_out_scorer(left_out)
+        return ImageKernel(scorer, self.border_).eval()
 
     def _parts(self, pixels: np.ndarray) -> list[np.ndarray]:
         return [pixels[t:b, l:r] for t, l, b, r in self.spec().boxes(pixels.shape[:2])]
@@ -441,7 +533,27 @@ class ImageDetector(Detector):
         wanted = self.calibration == "cross" or (self.calibration == "auto" and self.cheap_refit)
         return wanted and n_images >= 2 * CROSS_FOLDS and not (self.border_rings and self.localises)
 
-    def calibration_scores(self, samples: list, verbose: bool = False) -> ImageScores:
+    def leaves_images_out(self, n_images: int) -> bool:
+        """Whether `fit` on `n_images` images calibrates leave-one-image-out (see module
+        docstring): asked for or "auto" on a class with `image_out`, with at least
+        `2 * CROSS_FOLDS` images (fewer: held out).
+
+        Parameters
+        ----------
+        n_images : int
+            Number of normal images `fit` is given.
+
+        Returns
+        -------
+        bool
+            True when `fit` leaves one image out.
+        """
+        wanted = self.calibration == "leave-one-out" or (self.calibration == "auto" and self.image_out)
+        return wanted and self.image_out and n_images >= 2 * CROSS_FOLDS
+
+    def calibration_scores(self, samples: list, verbose: bool = False, left_out: int | None = None,
+                           threads: int | None = None,
+                           patch_maps: list[np.ndarray] | None = None) -> ImageScores:
         """Scores (and maps) of normal `samples` to calibrate thresholds on.
 
         With `fit_jitter`, each image is also scored once photometrically jittered
@@ -455,19 +567,70 @@ class ImageDetector(Detector):
             Normal image samples (held out, or out of fold).
         verbose : bool, default False
             Show a progress bar.
+        left_out : int, optional
+            Score by the fitted model without training image `left_out` (`kernel`).
+        threads : int, optional
+            Engine calls at once with `left_out` (`oddity.image.pipeline.score_samples`).
+        patch_maps : list of numpy.ndarray, optional
+            With `left_out` and a single sample: the raw left-out patch maps of its parts,
+            already computed (for the border statistics). They pass through the kernel's
+            border standardisation and the same pipeline instead of running the model again
+            (the jittered copy still runs it).
 
         Returns
         -------
         ImageScores
             One score (and map) per sample.
         """
-        result = self.score(samples, verbose=verbose, desc="calibrate", _calibrating=True)
+        if left_out is None:
+            def score(images: list, verbose: bool) -> ImageScores:
+                return self.score(images, verbose=verbose, desc="calibrate", _calibrating=True)
+        else:
+            def score(images: list, verbose: bool) -> ImageScores:
+                kernel = (self.kernel(left_out=left_out) if patch_maps is None or images is not samples
+                          else ImageKernel(ReplayScorer(patch_maps), self.border_).eval())
+                return score_samples(self.spec(), run_kernel(kernel), images, skip_bad=self.skip_bad,
+                                     skipped=self.skipped_, verbose=verbose, desc="calibrate", threads=threads)
+        result = score(samples, verbose)
         if not self.fit_jitter:
             return result
-        jittered = self.score([photometric.JitteredSample(s, self.fit_jitter, (self.seed, 21, i))
-                               for i, s in enumerate(samples)], verbose=False, _calibrating=True)
+        jittered = score([photometric.JitteredSample(s, self.fit_jitter, (self.seed, 21, i))
+                          for i, s in enumerate(samples)], False)
         maps = None if result.maps is None else [np.maximum(a, b) for a, b in zip(result.maps, jittered.maps)]
         return ImageScores(scores=np.maximum(result.scores, jittered.scores), maps=maps, paths=result.paths)
+
+    def left_out_image_scores(self, images: list[int], verbose: bool,
+                              patch_maps: list[list[np.ndarray]] | None = None) -> ImageScores:
+        """Calibration scores (and maps) of fitted training images, each by the fitted model
+        without that image (`calibration_scores` with `left_out`), several images at once.
+
+        Parameters
+        ----------
+        images : list of int
+            Indices of the images in the fitted stream (`fitted_samples_`).
+        verbose : bool
+            Show a progress bar.
+        patch_maps : list of list of numpy.ndarray, optional
+            Each image's raw left-out patch maps, already computed (`calibration_scores`).
+
+        Returns
+        -------
+        ImageScores
+            One score (and map) per image, in the order given.
+        """
+        assert self.fitted_samples_ is not None
+        samples = self.fitted_samples_
+
+        def one(position: int) -> ImageScores:
+            return self.calibration_scores([samples[images[position]]], left_out=images[position], threads=1,
+                                           patch_maps=None if patch_maps is None else patch_maps[position])
+
+        with ThreadPoolExecutor(engine_threads()) as pool:
+            parts = list(tqdm(pool.map(one, range(len(images))), total=len(images), desc="calibrate (leave one image out)",
+                              unit="img", disable=not verbose))
+        maps = [m for part in parts for m in part.maps] if self.localises else None  # type: ignore[union-attr]
+        return ImageScores(scores=np.concatenate([part.scores for part in parts]), maps=maps,
+                           paths=[path for part in parts for path in part.paths])
 
     def left_out_scores(self, groups: list[list], verbose: bool, first_only: bool = False) -> ImageScores:
         """Scores (and maps) of each group's images by a copy of this detector fitted on the
@@ -501,8 +664,9 @@ class ImageDetector(Detector):
 
     def fit(self, data: ImageInput, *, verbose: bool = True) -> "ImageDetector":
         """Learn normal from images of normal items, then calibrate thresholds on images the
-        model did not learn from: out-of-fold scores when cross-fitting (`cross_fits`; the
-        model itself is then fitted on every image), else held-out images.
+        model did not learn from: each training image scored without its own contribution when
+        leaving one image out (`leaves_images_out`), out-of-fold scores when cross-fitting
+        (`cross_fits`; in both the model itself is fitted on every image), else held-out images.
 
         Parameters
         ----------
@@ -544,6 +708,19 @@ class ImageDetector(Detector):
         if len(samples) == 1:
             warnings.warn(SINGLE_IMAGE_WARNING.format(name=samples[0].name), stacklevel=2)
         self.skipped_ = set()
+        if self.leaves_images_out(len(samples)):
+            self._learn(samples, verbose)
+            assert self.fitted_samples_ is not None
+            images = [i for i, s in enumerate(self.fitted_samples_) if s.name not in self.skipped_]
+            self.calibration_images_ = [self.fitted_samples_[i].name for i in images
+                                        if isinstance(self.fitted_samples_[i], ImageSample)]
+            raw = None
+            if self.border_rings and self.localises:
+                raw = self._left_out_patch_maps(images, verbose)
+                self.border_ = BorderStandardiser.fit([m for parts in raw for m in parts], self.border_rings)
+            if self.threshold_ is None or self.localises:
+                self._calibrate(self.left_out_image_scores(images, verbose, raw), "leave-one-image-out")
+            return self
         if self.cross_fits(len(samples)):
             self._learn(samples, verbose)
             self.calibration_images_ = [s.name for s in samples if isinstance(s, ImageSample)]
@@ -580,6 +757,7 @@ class ImageDetector(Detector):
                 sizes = [(min(h, self.tile), min(w, self.tile)) for h, w in sizes]
             if self.needs_fixed_shape:
                 self.input_shape_ = geometry.fixed_shape(sizes, self.image_size_)
+        self.fitted_samples_ = samples
         images = ImageStream(self, samples, verbose, f"fit {self.name}", self.fit_jitter)
         if not self.feature_fit:
             self._fit_images(images)
@@ -626,6 +804,16 @@ class ImageDetector(Detector):
         raw = ImageKernel(self._scorer(portable=False)).eval()
         with torch.inference_mode():
             return [raw(x)[1][0].numpy() for x in ImageStream(self, samples, verbose, "border statistics")]
+
+    def _left_out_patch_maps(self, images: list[int], verbose: bool) -> list[list[np.ndarray]]:
+        """The raw patch maps of each fitted image (every tile) without that image."""
+        assert self.fitted_samples_ is not None
+        maps = []
+        with torch.inference_mode():
+            for image in tqdm(images, desc="border statistics", unit="img", disable=not verbose):
+                raw = ImageKernel(self._left_out_scorer(image)).eval()
+                maps.append([raw(x)[1][0].numpy() for x in ImageStream(self, [self.fitted_samples_[image]], False, "")])
+        return maps
 
     def score(self, data: ImageInput, *, verbose: bool = True, desc: str = "score",
               batch_size: int = BATCH_SIZE, _calibrating: bool = False) -> ImageScores:

@@ -21,9 +21,12 @@ Deviations (reasons and figures: docs/methods/patchcore.md):
 - Coreset selected chunk by chunk beyond `coreset_chunk` patches, so fit memory stays bounded.
 - Nearest neighbours: exact matrix product + minimum inside the scoring graph (so it exports),
   faiss in process (same scores to float rounding).
+- Thresholds calibrated leave-one-image-out by default: each training image scored against
+  the bank without the patches it contributed (`oddity.image.detector`, calibration).
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Iterator
 from typing import Any, ClassVar
 
@@ -34,7 +37,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from oddity.core.checks import check_positive_ints
-from oddity.core.errors import ConfigError, DataError
+from oddity.core.errors import ConfigError, DataError, NotFittedError
 from oddity.core.registry import register
 from oddity.image.detector import ImageDetector, ImageStream
 from oddity.image.features import (
@@ -44,6 +47,7 @@ from oddity.image.features import (
 
 PROJECTION_DIM = 128
 BANK_CHUNK = 4096  # bank rows per distance matrix in the graph's exact search
+WIDE_SEARCH = threading.Lock()  # one search of the bank's wider neighbours per fit (`_left_out_support`)
 
 
 def greedy_coreset(features: torch.Tensor, size: int, seed: int, verbose: bool = False) -> np.ndarray:
@@ -89,7 +93,8 @@ def greedy_coreset(features: torch.Tensor, size: int, seed: int, verbose: bool =
 
 
 def streamed_coreset(chunks: Iterable[torch.Tensor], ratio: float, max_size: int, seed: int,
-                     verbose: bool = False) -> torch.Tensor:
+                     verbose: bool = False, *,
+                     positions: bool = False) -> torch.Tensor | tuple[torch.Tensor, np.ndarray]:
     """Rows kept by a composable greedy coreset: each chunk keeps round(ratio x its rows)
     (at most `max_size`), and a last greedy pass cuts the union to `max_size` if needed.
 
@@ -105,21 +110,27 @@ def streamed_coreset(chunks: Iterable[torch.Tensor], ratio: float, max_size: int
         Seed of the selection.
     verbose : bool, default False
         Show progress bars.
+    positions : bool, default False
+        Also return where each kept row stood in the whole stream of rows.
 
     Returns
     -------
-    torch.Tensor
-        (kept, C) rows.
+    torch.Tensor or tuple
+        (kept, C) rows; with `positions`, (rows, (kept,) int64 positions in the stream).
     """
-    kept = []
+    kept, where, offset = [], [], 0
     for number, chunk in enumerate(chunks):
         size = min(max_size, max(1, round(ratio * len(chunk))))
-        kept.append(chunk[greedy_coreset(chunk, size, seed + number, verbose)])
+        chosen = greedy_coreset(chunk, size, seed + number, verbose)
+        kept.append(chunk[chosen])
+        where.append(offset + chosen)
+        offset += len(chunk)
         del chunk  # not held while the next chunk is gathered
-    union = torch.cat(kept)
+    union, stream = torch.cat(kept), np.concatenate(where)
     if len(union) > max_size:
-        union = union[greedy_coreset(union, max_size, seed, verbose)]
-    return union
+        chosen = greedy_coreset(union, max_size, seed, verbose)
+        union, stream = union[chosen], stream[chosen]
+    return (union, stream) if positions else union
 
 
 def patch_chunks(patch_sets: Iterable[torch.Tensor], limit: int,
@@ -292,6 +303,9 @@ class PatchCore(ImageDetector):
     ----------
     memory_bank_ : numpy.ndarray
         (M, C) the coreset of normal patch features.
+    bank_sources_ : numpy.ndarray or None
+        (M,) index of the training image (in fit order) each bank row came from, for
+        leave-one-image-out calibration; set by `fit`, not saved (None after `load`).
 
     See Also
     --------
@@ -312,6 +326,7 @@ class PatchCore(ImageDetector):
 
     legacy_params: ClassVar[dict[str, Any]] = {**LEGACY_PARAMS, "pool_padding": "inside"}
     feature_fit = True
+    image_out = True
 
     def __init__(self, *, backbone: str = "efficientnet_lite0", input_norm: str = DEFAULT_INPUT_NORM,
                  layers: tuple[str, ...] = ("stage3", "stage5"), local_pool: int = 3,
@@ -331,8 +346,10 @@ class PatchCore(ImageDetector):
         self.reweight_neighbours = reweight_neighbours
         self.coreset_chunk = coreset_chunk
         self.memory_bank_: np.ndarray | None = None
+        self.bank_sources_: np.ndarray | None = None
         self._index: faiss.Index | None = None
         self._neighbours: torch.Tensor | None = None
+        self._wide_neighbours: np.ndarray | None = None
 
     def validate_params(self) -> None:
         """See `oddity.core.detector.Detector.validate_params`."""
@@ -366,15 +383,25 @@ class PatchCore(ImageDetector):
         return self._patches(x)[0].numpy()
 
     def _fit_features(self, features: Iterable[np.ndarray], images: ImageStream) -> None:
-        chunks = patch_chunks((torch.from_numpy(f) for f in features), self.coreset_chunk)
-        bank = streamed_coreset(chunks, self.coreset_ratio, self.max_bank_size, self.seed, verbose=images.verbose)
+        inputs: list[tuple[int, int]] = []  # (training image, patch rows) of each model input
+
+        def patch_sets() -> Iterator[torch.Tensor]:
+            for image, patches in images.tag_sources(features):
+                inputs.append((image, len(patches)))
+                yield torch.from_numpy(patches)
+
+        chunks = patch_chunks(patch_sets(), self.coreset_chunk)
+        bank, positions = streamed_coreset(chunks, self.coreset_ratio, self.max_bank_size, self.seed,
+                                           verbose=images.verbose, positions=True)
         self._build_index(bank.numpy())
+        sources, rows = np.array(inputs, dtype=np.int64).reshape(-1, 2).T
+        self.bank_sources_ = sources[np.searchsorted(np.cumsum(rows), positions, side="right")]
 
     def _build_index(self, bank: np.ndarray) -> None:
         self.memory_bank_ = np.ascontiguousarray(bank, dtype=np.float32)
         self._index = faiss.IndexFlatL2(self.memory_bank_.shape[1])
         self._index.add(self.memory_bank_)
-        self._neighbours = None
+        self._neighbours = self._wide_neighbours = self.bank_sources_ = None
 
     def _support(self) -> torch.Tensor | None:
         """(bank, k) indices of each bank patch's k = `reweight_neighbours` nearest bank
@@ -395,6 +422,45 @@ class PatchCore(ImageDetector):
         search = BankSearch(torch.from_numpy(self.memory_bank_), None if portable else self._index)
         return PatchCoreScorer(feature_extractor(self.backbone, self.layers, self.input_norm), self.local_pool,
                                self.pool_padding, search, self._support())
+
+    def _left_out_scorer(self, image: int) -> PatchCoreScorer:
+        """The scorer of the memory bank without the rows training image `image` gave it
+        (exact search; Eq. 7's support neighbours found within that smaller bank)."""
+        if self.bank_sources_ is None or self.memory_bank_ is None:
+            raise NotFittedError("leave-one-image-out scoring needs the bank's sources, known right after fit only")
+        keep = self.bank_sources_ != image
+        if not keep.any():
+            raise DataError(f"every memory-bank patch came from training image {image}, so nothing is left "
+                            "to score it against; fit with calibration='holdout'")
+        bank = np.ascontiguousarray(self.memory_bank_[keep])
+        index = faiss.IndexFlatL2(bank.shape[1])
+        index.add(bank)
+        return PatchCoreScorer(feature_extractor(self.backbone, self.layers, self.input_norm), self.local_pool,
+                               self.pool_padding, BankSearch(torch.from_numpy(bank), index),
+                               self._left_out_support(keep, index))
+
+    def _left_out_support(self, keep: np.ndarray, index: faiss.Index) -> torch.Tensor | None:
+        """`_support` of the bank rows in `keep` among themselves: each row's nearest rows of
+        the whole bank (twice as many as needed, searched once per fit) with the dropped ones
+        left out, searched again in the smaller bank (`index`) where too few remain. None where
+        the fitted model's image score will not use it (border standardisation, k < 2)."""
+        count = int(keep.sum())
+        k = min(self.reweight_neighbours, count)
+        if (self.border_rings and self.localises) or k < 2:
+            return None
+        assert self._index is not None and self.memory_bank_ is not None
+        with WIDE_SEARCH:  # left-out scorers are built on several threads at once
+            if self._wide_neighbours is None or self._wide_neighbours.shape[1] < min(2 * k, len(keep)):
+                _, self._wide_neighbours = self._index.search(self.memory_bank_, min(2 * k, len(keep)))
+        candidates = self._wide_neighbours[keep]
+        allowed = keep[candidates]
+        first = np.argsort(~allowed, axis=1, kind="stable")[:, :k]  # allowed ones, nearest first
+        support = (np.cumsum(keep) - 1)[np.take_along_axis(candidates, first, axis=1)]
+        short = np.flatnonzero(allowed.sum(axis=1) < k)
+        if len(short):
+            _, support[short] = index.search(np.ascontiguousarray(self.memory_bank_[keep][short]), k)
+        support[:, 0] = np.arange(count)  # itself, whichever duplicate faiss returned
+        return torch.from_numpy(support)
 
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
