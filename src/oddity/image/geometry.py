@@ -88,7 +88,7 @@ def standardise_contrast(pixels: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     pixels : numpy.ndarray
-        (H, W, 3) float image.
+        (H, W, 3) float image (or (3, H, W): all values are taken together).
 
     Returns
     -------
@@ -99,7 +99,7 @@ def standardise_contrast(pixels: np.ndarray) -> np.ndarray:
     return np.clip(0.45 + (pixels - mean) * (0.225 / max(std, 1e-6)), 0.0, 1.0).astype(np.float32)
 
 
-def balance_channels(pixels: np.ndarray) -> np.ndarray:
+def balance_channels(pixels: np.ndarray, channels_first: bool = False) -> np.ndarray:
     """Grey-world colour balance: each channel scaled so its mean becomes the mean of all
     three. A white-balance (per-channel gain) change between images is then left as a change
     of overall brightness only, which `standardise_contrast` removes; a grey image is left as
@@ -108,16 +108,23 @@ def balance_channels(pixels: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     pixels : numpy.ndarray
-        (H, W, 3) float image.
+        (H, W, 3) float image, or (3, H, W) with `channels_first`.
+    channels_first : bool, default False
+        The channels are the first axis (a model input: each channel's mean is then one
+        contiguous reduction).
 
     Returns
     -------
     numpy.ndarray
-        The balanced image, float32 clipped to [0, 1].
+        The balanced image, float32 clipped to [0, 1], in the layout it came in.
     """
-    means = pixels.reshape(-1, pixels.shape[-1]).mean(axis=0)
-    gains = means.mean() / np.maximum(means, 1e-6)
-    return np.clip(pixels * gains.astype(np.float32), 0.0, 1.0).astype(np.float32)
+    if channels_first:
+        means = pixels.reshape(pixels.shape[0], -1).mean(axis=1)
+        gains = (means.mean() / np.maximum(means, 1e-6)).astype(np.float32)[:, None, None]
+    else:
+        means = pixels.reshape(-1, pixels.shape[-1]).mean(axis=0)
+        gains = (means.mean() / np.maximum(means, 1e-6)).astype(np.float32)
+    return np.clip(pixels * gains, 0.0, 1.0).astype(np.float32)
 
 
 @lru_cache(maxsize=64)
