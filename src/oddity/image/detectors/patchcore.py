@@ -16,8 +16,8 @@ Deviations (reasons and figures: docs/methods/patchcore.md):
 - Border standardisation of maps (`border_rings=4`); the image score is then the largest
   standardised patch score instead of Eq. 7.
 - Each image's colour channels balanced (grey world) and its intensities standardised before
-  the backbone (`colour_balance`, `per_image_contrast`), so lighting changes are not read as
-  anomalies.
+  the backbone (`colour_balance`, `per_image_contrast`; on the resized model input,
+  `normalise_after_resize`), so lighting changes are not read as anomalies.
 - Coreset selected chunk by chunk beyond `coreset_chunk` patches, so fit memory stays bounded.
 - Nearest neighbours: exact matrix product + minimum inside the scoring graph (so it exports),
   faiss in process (same scores to float rounding).
