@@ -195,9 +195,9 @@ class ImageDetector(Detector):
         `per_image_contrast`; with it, white-balance changes vanish:
         `oddity.image.geometry.balance_channels`); no effect on grey images.
     normalise_after_resize : bool, default False
-        Apply `colour_balance` and `per_image_contrast` to the model input after the resize
-        (cheaper by the area ratio; statistics of the resized image) instead of to the image
-        before it.
+        Apply `colour_balance` and `per_image_contrast` with the image's statistics to the
+        model input after the resize (`oddity.image.geometry.normalised_input`: the same up to
+        where values clip, cheaper by the area ratio) instead of to the image before it.
     border_rings : int, default 0
         Standardise maps by their normal statistics at each distance from the border, over
         this many rings of the patch grid (`oddity.image.border`); 0 turns it off.

@@ -16,7 +16,7 @@ Deviations (reasons and figures: docs/methods/patchcore.md):
 - Border standardisation of maps (`border_rings=4`); the image score is then the largest
   standardised patch score instead of Eq. 7.
 - Each image's colour channels balanced (grey world) and its intensities standardised before
-  the backbone (`colour_balance`, `per_image_contrast`; on the resized model input,
+  the backbone (`colour_balance`, `per_image_contrast`; applied to the resized model input,
   `normalise_after_resize`), so lighting changes are not read as anomalies.
 - Coreset selected chunk by chunk beyond `coreset_chunk` patches, so fit memory stays bounded.
 - Nearest neighbours: exact matrix product + minimum inside the scoring graph (so it exports),
@@ -288,8 +288,9 @@ class PatchCore(ImageDetector):
         Grey-world channel balance before that (see `ImageDetector`); models saved before
         this parameter existed load with False.
     normalise_after_resize : bool, default True
-        Both of those on the model input after its resize (see `ImageDetector`); models
-        saved before this parameter existed load with False (on the image before it).
+        Both of those applied to the model input after its resize, with the image's
+        statistics (see `ImageDetector`); models saved before this parameter existed load
+        with False (applied to the image before it).
     **common
         Parameters shared by every image detector (`ImageDetector`).
 
