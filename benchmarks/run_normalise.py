@@ -56,9 +56,9 @@ def subsets(dataset: Path, after: bool, seed: int, max_fit: int, max_test: int) 
 
 def markdown(rows: list[dict], command: str) -> str:
     lines = ["# PatchCore: colour balance and contrast before or after the resize", "",
-             f"Command: `{command}`. Defaults otherwise. \"before\": the image is balanced and "
-             "standardised, then resized (models saved before `normalise_after_resize`); \"after\": "
-             "the image's statistics are applied to the resized model input (the default).", "",
+             (f"Command: `{command}`. Defaults otherwise. \"before\": the image is balanced and "
+              "standardised, then resized (models saved before `normalise_after_resize`); \"after\": "
+              "the image's statistics are applied to the resized model input (the default)."), "",
              "| dataset | images | seed | before: image AUROC | pixel AUROC | AUPRO | after: image AUROC | pixel AUROC | AUPRO |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
