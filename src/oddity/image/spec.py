@@ -2,8 +2,8 @@
 
 `ImageSpec` holds the model input rule (short side `image_size` with the aspect ratio kept, or
 one fixed `input_shape`), tiling, the per-image colour balance and contrast options (applied to
-the image before its resize, or with the image's statistics to the model input after it), map smoothing and whether the detector
-localises. It is saved in the model's JSON (`state.pipeline`) and in an exported
+the image before its resize, or with the image's statistics to the model input after it), map
+smoothing and whether the detector localises. It is saved in the model's JSON (`state.pipeline`) and in an exported
 model's metadata.json, and it is the one implementation of pre- and post-processing for every
 engine (the in-process torch kernel, onnxruntime): numpy and scipy only, no torch.
 """
