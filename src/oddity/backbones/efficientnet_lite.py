@@ -99,7 +99,9 @@ class Conv2dSame(nn.Conv2d):
         """
         if self._dynamic:
             (kh, kw), (sh, sw) = self.kernel_size, self.stride
-            ph, pw = _same_pad(x.shape[-2], kh, sh), _same_pad(x.shape[-1], kw, sw)
+            # int(): a traced graph holds the padding of its traced input size as constants
+            # (an exported graph has one input size), which onnxruntime fuses into the Conv.
+            ph, pw = _same_pad(int(x.shape[-2]), kh, sh), _same_pad(int(x.shape[-1]), kw, sw)
             x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2))
         return super().forward(x)
 

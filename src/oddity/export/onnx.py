@@ -158,6 +158,21 @@ def _trace(detector: ImageDetector, hw: tuple[int, int], path: Path) -> None:
         torch.onnx.export(kernel, (example,), str(path), input_names=["images"],
                           output_names=["scores", "maps"], opset_version=OPSET, dynamo=False,
                           dynamic_axes={"images": {0: "batch"}, "scores": {0: "batch"}, "maps": {0: "batch"}})
+    _drop_omitted_inputs(path)
+
+
+def _drop_omitted_inputs(path: Path) -> None:
+    """Rewrite the ONNX graph at `path` without the empty names the exporter writes for
+    omitted optional inputs at the end of a node's inputs (a `Pad` without its constant
+    value). The graph computes the same; onnxruntime then fuses each zero `Pad` into the
+    convolution after it (`PadFusion`), which it skips while the empty input is listed."""
+    import onnx
+
+    model = onnx.load(str(path))
+    for node in model.graph.node:
+        while node.input and not node.input[-1]:
+            node.input.pop()
+    onnx.save(model, str(path))
 
 
 def _metadata(detector: ImageDetector, hw: tuple[int, int], gate: Parity) -> dict[str, Any]:

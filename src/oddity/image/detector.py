@@ -264,6 +264,10 @@ class ImageDetector(Detector):
         Grey-world balance of each image's colour channels before the model (and before
         `per_image_contrast`; with it, white-balance changes vanish:
         `oddity.image.geometry.balance_channels`); no effect on grey images.
+    normalise_after_resize : bool, default False
+        Apply `colour_balance` and `per_image_contrast` with the image's statistics to the
+        model input after the resize (`oddity.image.geometry.normalised_input`: the same up to
+        where values clip, cheaper by the area ratio) instead of to the image before it.
     border_rings : int, default 0
         Standardise maps by their normal statistics at each distance from the border, over
         this many rings of the patch grid (`oddity.image.border`); 0 turns it off.
@@ -347,7 +351,7 @@ class ImageDetector(Detector):
                  smoothing_sigma: float = 4.0, target_fpr: float = 0.01,
                  calibration_fraction: float = 0.1, seed: int = 0, skip_bad: bool = False,
                  per_image_contrast: bool = False, border_rings: int = 0, calibration: str = "auto",
-                 fit_jitter: float = 0.0, colour_balance: bool = False):
+                 fit_jitter: float = 0.0, colour_balance: bool = False, normalise_after_resize: bool = False):
         self.image_size = image_size
         self.tile = tile
         self.smoothing_sigma = smoothing_sigma
@@ -360,6 +364,7 @@ class ImageDetector(Detector):
         self.calibration = calibration
         self.fit_jitter = fit_jitter
         self.colour_balance = colour_balance
+        self.normalise_after_resize = normalise_after_resize
 
     def validate_params(self) -> None:
         """See `oddity.core.detector.Detector.validate_params`."""
@@ -440,6 +445,7 @@ class ImageDetector(Detector):
                          input_shape=self.input_shape_ if self.needs_fixed_shape else None,
                          tile=self.tile, per_image_contrast=self.per_image_contrast,
                          colour_balance=self.colour_balance,
+                         normalise_after_resize=self.normalise_after_resize,
                          smoothing_sigma=self.smoothing_sigma, localises=self.localises)
 
     def input_size(self) -> int:

@@ -1,8 +1,9 @@
 """What happens to an image before and after a detector's kernel, as data.
 
 `ImageSpec` holds the model input rule (short side `image_size` with the aspect ratio kept, or
-one fixed `input_shape`), tiling, the per-image colour balance and contrast options, map smoothing and whether the
-detector localises. It is saved in the model's JSON (`state.pipeline`) and in an exported
+one fixed `input_shape`), tiling, the per-image colour balance and contrast options (applied to
+the image before its resize, or with the image's statistics to the model input after it), map
+smoothing and whether the detector localises. It is saved in the model's JSON (`state.pipeline`) and in an exported
 model's metadata.json, and it is the one implementation of pre- and post-processing for every
 engine (the in-process torch kernel, onnxruntime): numpy and scipy only, no torch.
 """
@@ -28,6 +29,7 @@ class ImageSpec:
     tile: int | None = None
     per_image_contrast: bool = False
     colour_balance: bool = False
+    normalise_after_resize: bool = False  # balance and contrast applied to the model input, not the image
     smoothing_sigma: float = 4.0
     localises: bool = True
 
@@ -78,6 +80,9 @@ class ImageSpec:
         numpy.ndarray
             (3, h, w) float32.
         """
+        if self.normalise_after_resize:
+            return geometry.normalised_input(pixels, self.input_hw(pixels.shape[:2]), self.colour_balance,
+                                             self.per_image_contrast)
         if self.colour_balance:
             pixels = geometry.balance_channels(pixels)
         if self.per_image_contrast:

@@ -16,8 +16,8 @@ Deviations (reasons and figures: docs/methods/patchcore.md):
 - Border standardisation of maps (`border_rings=4`); the image score is then the largest
   standardised patch score instead of Eq. 7.
 - Each image's colour channels balanced (grey world) and its intensities standardised before
-  the backbone (`colour_balance`, `per_image_contrast`), so lighting changes are not read as
-  anomalies.
+  the backbone (`colour_balance`, `per_image_contrast`; applied to the resized model input,
+  `normalise_after_resize`), so lighting changes are not read as anomalies.
 - Coreset selected chunk by chunk beyond `coreset_chunk` patches, so fit memory stays bounded.
 - Nearest neighbours: exact matrix product + minimum inside the scoring graph (so it exports),
   faiss in process (same scores to float rounding).
@@ -46,7 +46,7 @@ from oddity.image.features import (
 )
 
 PROJECTION_DIM = 128
-BANK_CHUNK = 4096  # bank rows per distance matrix in the graph's exact search
+BANK_CHUNK = 1024  # bank rows per distance block in the graph's exact search
 WIDE_SEARCH = threading.Lock()  # one search of the bank's wider neighbours per fit (`_left_out_support`)
 
 
@@ -174,9 +174,12 @@ def patch_chunks(patch_sets: Iterable[torch.Tensor], limit: int,
 
 
 class BankSearch(nn.Module):
-    """Exact nearest bank patch of each query row: (distances, indices). A matrix product +
-    minimum over chunks of the bank, on rows centred on the bank's mean (smaller norms, less
-    float32 cancellation); with an `index` (faiss, in process only) the index answers."""
+    """Exact nearest bank patch of each query row: (distances, indices). Per chunk of the bank
+    one fused matrix product (`addmm`: a Gemm with bias in ONNX) gives each squared distance
+    less the query's own squared norm, ||b||^2 - 2 q.b; the minimum is taken over chunks and
+    the query's norm, constant per row, added once after it. Rows are centred on the bank's
+    mean (smaller norms, less float32 cancellation). With an `index` (faiss, in process only)
+    the index answers."""
 
     def __init__(self, bank: torch.Tensor, index: faiss.Index | None = None):
         super().__init__()
@@ -205,19 +208,18 @@ class BankSearch(nn.Module):
             squared, nearest = self.index.search(np.ascontiguousarray(queries.numpy(), dtype=np.float32), 1)
             return torch.from_numpy(squared[:, 0]).clamp_min(0).sqrt(), torch.from_numpy(nearest[:, 0])
         queries = queries - self.centre
-        norms = queries.square().sum(dim=1, keepdim=True)
         best, nearest = None, None
         for start in range(0, self.bank.shape[0], BANK_CHUNK):
-            chunk = self.bank[start:start + BANK_CHUNK]
-            squared = norms - 2.0 * queries @ chunk.T + self.bank_norms[start:start + BANK_CHUNK]
-            value, index = squared.min(dim=1)
+            stop = start + BANK_CHUNK
+            partial = torch.addmm(self.bank_norms[start:stop], queries, self.bank[start:stop].T, alpha=-2.0)
+            value, index = partial.min(dim=1)
             if best is None:
                 best, nearest = value, index
             else:
                 closer = value < best
                 best = torch.where(closer, value, best)
                 nearest = torch.where(closer, index + start, nearest)
-        return best.clamp_min(0).sqrt(), nearest
+        return (best + queries.square().sum(dim=1)).clamp_min(0).sqrt(), nearest
 
 
 class PatchCoreScorer(nn.Module):
@@ -296,6 +298,10 @@ class PatchCore(ImageDetector):
     colour_balance : bool, default True
         Grey-world channel balance before that (see `ImageDetector`); models saved before
         this parameter existed load with False.
+    normalise_after_resize : bool, default True
+        Both of those applied to the model input after its resize, with the image's
+        statistics (see `ImageDetector`); models saved before this parameter existed load
+        with False (applied to the image before it).
     **common
         Parameters shared by every image detector (`ImageDetector`).
 
@@ -324,7 +330,8 @@ class PatchCore(ImageDetector):
     ((64, 64), True)
     """
 
-    legacy_params: ClassVar[dict[str, Any]] = {**LEGACY_PARAMS, "pool_padding": "inside"}
+    legacy_params: ClassVar[dict[str, Any]] = {**LEGACY_PARAMS, "pool_padding": "inside",
+                                               "normalise_after_resize": False}
     feature_fit = True
     image_out = True
 
@@ -333,9 +340,10 @@ class PatchCore(ImageDetector):
                  pool_padding: str = "zeros", coreset_ratio: float = 0.01, max_bank_size: int = 16_384,
                  reweight_neighbours: int = 9, border_rings: int = 4,
                  coreset_chunk: int = 1 << 20, per_image_contrast: bool = True,
-                 colour_balance: bool = True, **common: Any):
+                 colour_balance: bool = True, normalise_after_resize: bool = True, **common: Any):
         super().__init__(border_rings=border_rings, per_image_contrast=per_image_contrast,
-                         colour_balance=colour_balance, **common)
+                         colour_balance=colour_balance, normalise_after_resize=normalise_after_resize,
+                         **common)
         self.backbone = backbone
         self.input_norm = input_norm
         self.layers = layers
