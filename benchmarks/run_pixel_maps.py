@@ -64,6 +64,26 @@ def scored_items(dataset: str, protocol: str) -> tuple[Any, list]:
     return detector, [(s, None) for s in held_out] + list(zip(anomalies, masks))
 
 
+def kind_of(sample: Any, mask: np.ndarray | None) -> str:
+    """The kind of a scored image: its defect folder, "good", or a synthetic anomaly's kind.
+
+    Parameters
+    ----------
+    sample : ImageSample or ArraySample
+        The image (synthetic anomalies are named ``kind[image.copy]``).
+    mask : numpy.ndarray or None
+        A synthetic anomaly's mask; None for a real image.
+
+    Returns
+    -------
+    str
+        The kind.
+    """
+    if mask is not None:
+        return sample.name.split("[")[0]
+    return getattr(sample, "defect", None) or "good"
+
+
 def keep_maps(dataset: str, protocol: str, out: str) -> None:
     """Write one maps file (see the module docstring).
 
@@ -83,7 +103,7 @@ def keep_maps(dataset: str, protocol: str, out: str) -> None:
     detector, items = scored_items(dataset, protocol)
     spec, kernel = detector.spec(), detector.kernel()
     arrays: dict[str, np.ndarray] = {"border_mean": detector.border_.mean, "border_std": detector.border_.std}
-    hws, input_hws = [], []
+    hws, input_hws, kinds = [], [], []
     with torch.inference_mode():
         for i, (sample, mask) in enumerate(items):
             pixels = sample.load()
@@ -96,8 +116,9 @@ def keep_maps(dataset: str, protocol: str, out: str) -> None:
                                   sample.load_mask(hw) if known else np.zeros(hw, dtype=bool))
             hws.append(hw)
             input_hws.append(x.shape[1:])
-    arrays.update(hw=np.array(hws), input_hw=np.array(input_hws), dataset=np.array(Path(dataset).name),
-                  protocol=np.array(protocol))
+            kinds.append(kind_of(sample, mask))
+    arrays.update(hw=np.array(hws), input_hw=np.array(input_hws), kind=np.array(kinds),
+                  dataset=np.array(Path(dataset).name), protocol=np.array(protocol))
 
     def write(tmp: str) -> None:
         with open(tmp, "wb") as stream:  # a file object: savez would add ".npz" to a name
@@ -132,7 +153,16 @@ def measure(path: str) -> dict[str, Any]:
                 for raw, ihw, hw in zip(raws, data["input_hw"], data["hw"])]
         rows.append({**asdict(candidate), "pixel_auroc": pixel_auroc(maps, masks), "aupro": aupro(maps, masks)})
         print(f"{path}: {candidate.label}: {rows[-1]['pixel_auroc']:.4f} / {rows[-1]['aupro']:.4f}", flush=True)
-    return {"dataset": str(data["dataset"]), "protocol": str(data["protocol"]), "images": count, "rows": rows}
+    default = [candidate_map(raw, tuple(ihw), tuple(hw), data["border_mean"], data["border_std"], CANDIDATES[0])
+               for raw, ihw, hw in zip(raws, data["input_hw"], data["hw"])]
+    kinds = [str(kind) for kind in data["kind"]]
+    by_kind = {}
+    for kind in sorted(set(kinds) - {"good"}):
+        chosen = [i for i, k in enumerate(kinds) if k in ("good", kind)]
+        by_kind[kind] = {"pixel_auroc": pixel_auroc([default[i] for i in chosen], [masks[i] for i in chosen]),
+                         "defective_pixels": int(sum(masks[i].sum() for i in chosen))}
+    return {"dataset": str(data["dataset"]), "protocol": str(data["protocol"]), "images": count, "rows": rows,
+            "default_by_kind": by_kind}
 
 
 def markdown(results: list[dict[str, Any]], command: str) -> str:
@@ -163,6 +193,13 @@ def markdown(results: list[dict[str, Any]], command: str) -> str:
     for index, row in enumerate(results[0]["rows"]):
         cells = [f"{r['rows'][index]['pixel_auroc']:.4f} / {r['rows'][index]['aupro']:.4f}" for r in results]
         lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
+    lines += ["", ("The default map's pixel AUROC over the normal images plus one kind of defect "
+                   "(or synthetic anomaly), and that kind's share of all defective pixels:"), "",
+              "| set | kind | pixel AUROC | share of defective pixels |", "|---|---|---|---|"]
+    for result, head in zip(results, heads):
+        total = sum(v["defective_pixels"] for v in result["default_by_kind"].values()) or 1
+        lines += [f"| {head} | {kind} | {v['pixel_auroc']:.4f} | {v['defective_pixels'] / total:.2f} |"
+                  for kind, v in result["default_by_kind"].items()]
     return "\n".join(lines) + "\n"
 
 
