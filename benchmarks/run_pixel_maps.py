@@ -50,7 +50,12 @@ def scored_items(dataset: str, protocol: str) -> tuple[Any, list]:
     from oddity.bench.image import MASK_THRESHOLD
     from oddity.bench.lighting import subsample
     from oddity.image.data import evaluation_samples, training_samples
-    from oddity.image.select import ANOMALIES_PER_IMAGE, VALIDATION_FRACTION, split_validation, validation_set
+    from oddity.image.select import (
+        ANOMALIES_PER_IMAGE,
+        VALIDATION_FRACTION,
+        split_validation,
+        validation_set,
+    )
 
     if protocol == "test":
         detector = oddity.create("patchcore").fit(training_samples(dataset), verbose=False)

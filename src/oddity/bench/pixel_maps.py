@@ -21,7 +21,7 @@ from oddity.core.errors import ConfigError
 from oddity.image.border import ring_index
 from oddity.image.geometry import resize_weights
 
-__all__ = ["MapCandidate", "CANDIDATES", "axis_weights", "candidate_map"]
+__all__ = ["CANDIDATES", "MapCandidate", "axis_weights", "candidate_map"]
 
 UPSAMPLING = ("bilinear", "nearest")
 EDGES = ("nearest", "reflect", "constant")
