@@ -60,15 +60,15 @@ def test_values_outside_the_fitted_range_take_the_end_codes():
     history = np.tile([0.0, 3.0, 7.0, 1.0], 50)
     values = np.array([[-5.0], [0.0], [3.5], [7.0], [99.0]])
     detector = oddity.create("cad_ose", range_margin=0.0).fit(history, verbose=False)
-    assert detector.codes(values)[:, 0].tolist() == [0, 0, 3, 7, 7]
+    assert detector.memory_inputs(values)[:, 0].tolist() == [0, 0, 3, 7, 7]
     default = oddity.create("cad_ose").fit(history, verbose=False)  # a span's margin each side
     assert (default.low_, default.high_) == (-7.0, 14.0)
-    assert default.codes(values)[:, 0].tolist() == [0, 2, 3, 4, 7]
+    assert default.memory_inputs(values)[:, 0].tolist() == [0, 2, 3, 4, 7]
     assert detector.rest_period_ == 160 // 5  # a fifth of the fitted steps (20% held out)
     wide = oddity.create("cad_ose", range_margin=0.5).fit(np.tile([0.0, 3.0, 7.0, 1.0], 50),
                                                           verbose=False)
     assert (wide.low_, wide.high_) == (-3.5, 10.5)  # codes 2 units wide
-    assert wide.codes(np.array([[-5.0], [0.0], [7.0], [99.0]]))[:, 0].tolist() == [0, 1, 5, 7]
+    assert wide.memory_inputs(np.array([[-5.0], [0.0], [7.0], [99.0]]))[:, 0].tolist() == [0, 1, 5, 7]
 
 
 def test_scores_see_only_the_past_and_stream_alike_in_any_blocks(tmp_path):

@@ -46,8 +46,8 @@ import numpy as np
 from oddity.core.checks import check_positive_ints
 from oddity.core.errors import ConfigError, DataError
 from oddity.core.registry import register
-from oddity.core.thresholds import calibrate_threshold, held_out_count
-from oddity.series.detector import SeriesDetector, SeriesInput
+from oddity.series.detector import SeriesInput
+from oddity.series.replay import ReplayDetector
 
 WINDOWS_PER_PROBATION = 13  # downsampled windows the probationary period spans
 MAX_UPPER_VIGILANCE = 0.97
@@ -478,7 +478,7 @@ class ArtimeStream:
 
 
 @register("artime")
-class Artime(SeriesDetector):
+class Artime(ReplayDetector):
     """ARTime: windows of the downsampled series clustered online by a dual-vigilance fuzzy
     ART; a window that makes a new cluster, outside the masks after a change, is anomalous.
 
@@ -528,11 +528,7 @@ class Artime(SeriesDetector):
     (True, 0.0)
     """
 
-    low_: np.ndarray | None = None
-    high_: np.ndarray | None = None
     probation_: int | None = None
-    history_: np.ndarray | None = None
-    streams_: list[ArtimeStream] | None = None  # the `update` stream's memories
 
     def __init__(self, *, window: int = 8, levels: int = 80, chomp: float = 0.075,
                  initial_vigilance: float = 0.8, max_probation: int = 750,
@@ -594,25 +590,16 @@ class Artime(SeriesDetector):
             raise DataError(f"fit data: {len(frame)} steps; artime needs at least 4 windows "
                             f"({4 * self.window} steps) to set its vigilance")
         super().fit(frame, verbose=verbose)
-        self.history_ = frame.to_numpy(dtype=np.float64)
-        self._fit_series(self.history_, verbose)
-        held_out = held_out_count(len(frame), self.calibration_fraction, self.min_length,
-                                  small_sets="in-sample")
-        if held_out:
-            scores = self._score_values(self.history_)[0][-held_out:]
-            self.threshold_ = calibrate_threshold(scores, self.target_fpr)
-            self.calibration_scores_ = scores[-self.calibration_window:]
+        self._fit_series(frame.to_numpy(dtype=np.float64), verbose)  # the whole history's range
+        self.keep_history(frame)
         return self
 
     def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
-        low, high = values.min(axis=0), values.max(axis=0)
-        margin = self.range_margin * (high - low)
-        self.low_, self.high_ = low - margin, high + margin
+        self.learn_range(values)
         probation = min(len(values), self.max_probation)
         self.probation_ = probation - probation % 2
-        self.streams_ = None
 
-    def new_streams(self) -> list[ArtimeStream]:
+    def new_memories(self) -> list[ArtimeStream]:
         """One fresh memory per channel.
 
         Returns
@@ -625,31 +612,10 @@ class Artime(SeriesDetector):
                              self.chomp, self.initial_vigilance)
                 for low, high in zip(self.low_, self.high_)]
 
-    def _run(self, values: np.ndarray, streams: list[ArtimeStream]
-             ) -> tuple[np.ndarray, np.ndarray]:
-        channel = np.array([[stream.step(value) for value in column.tolist()]
-                            for stream, column in zip(streams, values.T)]).T.reshape(values.shape)
-        return channel.max(axis=1), channel
-
-    def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._run(values, self.new_streams())
-
-    def _score_stream(self, values: np.ndarray, index: Any) -> tuple[np.ndarray, np.ndarray]:
-        if self.streams_ is None:
-            assert self.history_ is not None
-            self.streams_ = self.new_streams()
-            self._run(self.history_, self.streams_)
-        return self._run(values, self.streams_)
-
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
-        assert self.low_ is not None and self.high_ is not None
-        assert self.history_ is not None
-        return ({**values, "probation_": self.probation_},
-                {**arrays, "low": self.low_, "high": self.high_, "history": self.history_})
+        return {**values, "probation_": self.probation_}, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
-        self.low_, self.high_, self.history_ = arrays["low"], arrays["high"], arrays["history"]
         self.probation_ = int(values["probation_"])
-        self.streams_ = None

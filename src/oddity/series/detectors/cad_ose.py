@@ -45,8 +45,8 @@ import numpy as np
 from oddity.core.checks import check_positive_ints
 from oddity.core.errors import ConfigError
 from oddity.core.registry import register
-from oddity.core.thresholds import calibrate_threshold, held_out_count
-from oddity.series.detector import SeriesDetector, SeriesInput
+from oddity.series.detector import SeriesInput
+from oddity.series.replay import ReplayDetector
 
 NEURON = 1 << 31  # neuron facts: NEURON + context id, apart from the sensor facts 0..2*bits-1
 
@@ -339,7 +339,7 @@ class ContextMemory:
 
 
 @register("cad_ose")
-class CadOse(SeriesDetector):
+class CadOse(ReplayDetector):
     """CAD OSE: online contextual memory of value patterns; a step is anomalous when its
     value was not predicted and few of the expected contexts came true.
 
@@ -388,11 +388,7 @@ class CadOse(SeriesDetector):
     (500, 0.0)
     """
 
-    low_: np.ndarray | None = None
-    high_: np.ndarray | None = None
     rest_period_: int | None = None
-    history_: np.ndarray | None = None
-    memories_: list[ContextMemory] | None = None  # the `update` stream's memories
 
     def __init__(self, *, value_bits: int = 3, max_left: int = 7, max_active: int = 15,
                  base_threshold: float = 0.75, rest_period: int | None = None,
@@ -448,24 +444,15 @@ class CadOse(SeriesDetector):
         self.validate_params()
         frame = self._frame(data, "fit data")  # read once: NaN filled (and warned of) here
         super().fit(frame, verbose=verbose)
-        self.history_ = frame.to_numpy(dtype=np.float64)
-        held_out = held_out_count(len(frame), self.calibration_fraction, self.min_length,
-                                  small_sets="in-sample")
-        if held_out:
-            scores = self._score_values(self.history_)[0][-held_out:]
-            self.threshold_ = calibrate_threshold(scores, self.target_fpr)
-            self.calibration_scores_ = scores[-self.calibration_window:]
+        self.keep_history(frame)
         return self
 
     def _fit_series(self, values: np.ndarray, verbose: bool) -> None:
-        low, high = values.min(axis=0), values.max(axis=0)
-        margin = self.range_margin * (high - low)
-        self.low_, self.high_ = low - margin, high + margin
+        self.learn_range(values)
         self.rest_period_ = (len(values) // 5 if self.rest_period is None
                              else int(self.rest_period))
-        self.memories_ = None
 
-    def codes(self, values: np.ndarray) -> np.ndarray:
+    def memory_inputs(self, values: np.ndarray) -> np.ndarray:
         """Integer codes of values: their position in the fitted range, in 2**value_bits
         levels, clipped to the range.
 
@@ -497,32 +484,10 @@ class CadOse(SeriesDetector):
         return [ContextMemory(self.value_bits, self.max_left, self.max_active,
                               self.base_threshold, self.rest_period_) for _ in self.low_]
 
-    def _run(self, values: np.ndarray, memories: list[ContextMemory]
-             ) -> tuple[np.ndarray, np.ndarray]:
-        codes = self.codes(values)
-        channel = np.array([[memory.step(int(code)) for memory, code in zip(memories, row)]
-                            for row in codes]).reshape(values.shape)
-        return channel.max(axis=1), channel
-
-    def _score_series(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self._run(values, self.new_memories())
-
-    def _score_stream(self, values: np.ndarray, index: Any) -> tuple[np.ndarray, np.ndarray]:
-        if self.memories_ is None:
-            assert self.history_ is not None
-            self.memories_ = self.new_memories()
-            self._run(self.history_, self.memories_)
-        return self._run(values, self.memories_)
-
     def _get_state(self) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         values, arrays = super()._get_state()
-        assert self.low_ is not None and self.high_ is not None
-        assert self.history_ is not None
-        return ({**values, "rest_period_": self.rest_period_},
-                {**arrays, "low": self.low_, "high": self.high_, "history": self.history_})
+        return {**values, "rest_period_": self.rest_period_}, arrays
 
     def _set_state(self, values: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         super()._set_state(values, arrays)
-        self.low_, self.high_, self.history_ = arrays["low"], arrays["high"], arrays["history"]
         self.rest_period_ = int(values["rest_period_"])
-        self.memories_ = None
