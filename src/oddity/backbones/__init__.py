@@ -11,8 +11,13 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from oddity.backbones.efficientnet_lite import (DEFAULT_INPUT_NORM, INPUT_NORMS, VARIANTS, EfficientNetLite,
-                                                efficientnet_lite)
+from oddity.backbones.efficientnet_lite import (
+    DEFAULT_INPUT_NORM,
+    INPUT_NORMS,
+    VARIANTS,
+    EfficientNetLite,
+    efficientnet_lite,
+)
 from oddity.core.errors import ConfigError, DataError
 
 __all__ = ["DEFAULT_INPUT_NORM", "INPUT_NORMS", "FeatureExtractor", "build_classifier", "list_backbones"]
