@@ -32,6 +32,7 @@ def test_same_padding_without_a_padded_copy_gives_the_padded_result(kernel, stri
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::torch.jit.TracerWarning")
 def test_a_traced_convolution_pads_explicitly_with_constant_sizes():
     conv = Conv2dSame(4, 4, 3, 2, 4).requires_grad_(False)
     x = torch.randn(1, 4, 16, 16)
