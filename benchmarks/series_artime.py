@@ -14,12 +14,16 @@ the calibrated level and Numenta's likelihood (`oddity.series.evaluate`). Same c
 """
 from __future__ import annotations
 
-import argparse
-import os
 from pathlib import Path
 
 import numpy as np
-from series_cad_ose import cached_nab_conditions, cached_run, margin_rows, rows
+from series_cad_ose import (
+    arguments,
+    cached_nab_conditions,
+    cached_run,
+    margin_rows,
+    rows,
+)
 from series_nab import synthetic_corpus
 
 from oddity.core.persistence import atomic_write
@@ -64,14 +68,7 @@ def metric_rows(runs: dict[str, NabEvaluation]) -> list[str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(os.environ.get("ODDITY_DATA", "../shared/data"))
-                                              / "series" / "nab"))
-    parser.add_argument("--cache", default=str(RESULTS / "runs" / "series"))
-    parser.add_argument("--synthetic", type=int, default=3, help="series per anomaly kind")
-    parser.add_argument("--margins", nargs="*", type=float, default=[0.0, 0.25, 0.5, 1.0],
-                        help="range_margin values to compare (each a run on both corpora)")
-    args = parser.parse_args()
+    args = arguments(__doc__.splitlines()[0], [0.0, 0.25, 0.5, 1.0])
     cache = Path(args.cache)
     nab = read_nab(args.data)
     synthetic = synthetic_corpus(args.synthetic)

@@ -139,15 +139,21 @@ def margin_rows(margins: list[float], nab: list[NabSeries], synthetic: list[NabS
     return lines + [""]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def arguments(description: str, margins: list[float]) -> argparse.Namespace:
+    """The command line of a NAB-conditions benchmark: data, cache, synthetic corpus size and
+    the `range_margin` values to compare (default `margins`)."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--data", default=str(Path(os.environ.get("ODDITY_DATA", "../shared/data"))
                                               / "series" / "nab"))
     parser.add_argument("--cache", default=str(RESULTS / "runs" / "series"))
     parser.add_argument("--synthetic", type=int, default=3, help="series per anomaly kind")
-    parser.add_argument("--margins", nargs="*", type=float, default=[0.0, 0.25, 0.5, 1.0, 2.0],
+    parser.add_argument("--margins", nargs="*", type=float, default=margins,
                         help="range_margin values to compare (each a run on both corpora)")
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = arguments(__doc__.splitlines()[0], [0.0, 0.25, 0.5, 1.0, 2.0])
     nab = read_nab(args.data)
     evaluation = load_arrays(cache_path(args.cache, "cad_ose", {}), "cad_ose", {})
     synthetic = synthetic_corpus(args.synthetic)
