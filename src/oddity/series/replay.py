@@ -17,6 +17,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from oddity.core.errors import ConfigError
 from oddity.core.thresholds import calibrate_threshold, held_out_count
 from oddity.series.detector import SeriesDetector
 
@@ -45,6 +46,12 @@ class ReplayDetector(SeriesDetector):
     history_: np.ndarray | None = None
     memories_: list[Memory] | None = None  # the `update` stream's memories
     range_margin: float
+
+    def validate_params(self) -> None:
+        """See `oddity.core.detector.Detector.validate_params`; `range_margin` in [0, 10]."""
+        super().validate_params()
+        if not 0.0 <= self.range_margin <= 10.0:
+            raise ConfigError(f"range_margin must be in [0, 10], got {self.range_margin}")
 
     def new_memories(self) -> list[Memory]:
         """One fresh memory per channel.

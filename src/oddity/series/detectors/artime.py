@@ -556,8 +556,6 @@ class Artime(ReplayDetector):
         if not 0.0 < self.initial_vigilance < 1.0:
             raise ConfigError(f"initial_vigilance must be in (0, 1), got "
                               f"{self.initial_vigilance}")
-        if not 0.0 <= self.range_margin <= 10.0:
-            raise ConfigError(f"range_margin must be in [0, 10], got {self.range_margin}")
 
     def fit(self, data: SeriesInput, *, verbose: bool = True) -> Artime:
         """Learn the range and the probationary period from the history and keep it, which

@@ -410,8 +410,6 @@ class CadOse(ReplayDetector):
             raise ConfigError(f"value_bits must be at most 16, got {self.value_bits}")
         if not 0.0 < self.base_threshold <= 1.0:
             raise ConfigError(f"base_threshold must be in (0, 1], got {self.base_threshold}")
-        if not 0.0 <= self.range_margin <= 10.0:
-            raise ConfigError(f"range_margin must be in [0, 10], got {self.range_margin}")
         if self.rest_period is not None and self.rest_period < 0:
             raise ConfigError(f"rest_period must be >= 0 or None, got {self.rest_period}")
 
